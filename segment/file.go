@@ -1,0 +1,59 @@
+package segment
+
+import (
+	"os"
+	"sync/atomic"
+)
+
+// File is a segment's .log file, shared by the Log and by every reader that holds
+// a Region of it. It is reference counted: the Log holds one reference while the
+// segment is part of the log, and Read takes one per Region it returns. A segment
+// deleted by retention or truncation is unlinked at once but its descriptor stays
+// open, and its bytes readable, until the last Region is released.
+type File struct {
+	f    *os.File
+	refs atomic.Int64
+}
+
+func newFile(f *os.File) *File {
+	sf := &File{f: f}
+	sf.refs.Store(1)
+	return sf
+}
+
+// OS returns the open file, for sendfile(2) (its descriptor) or ReadAt at
+// explicit positions. It must not be closed, seeked or written.
+func (f *File) OS() *os.File { return f.f }
+
+// Name is the file's path.
+func (f *File) Name() string { return f.f.Name() }
+
+func (f *File) acquire() { f.refs.Add(1) }
+
+// Release drops one reference; the last closes the descriptor.
+func (f *File) Release() {
+	if n := f.refs.Add(-1); n == 0 {
+		f.f.Close()
+	} else if n < 0 {
+		panic("segment: File released more often than acquired")
+	}
+}
+
+// Region is a byte range of a segment file: what Read returns instead of bytes,
+// so that a fetch can hand it to sendfile(2). The holder must call Release once
+// it no longer needs the bytes.
+type Region struct {
+	File     *File
+	Position int64
+	Length   int64
+}
+
+// Release drops the region's reference on its file.
+func (r Region) Release() { r.File.Release() }
+
+// ReleaseAll releases every region in rs.
+func ReleaseAll(rs []Region) {
+	for _, r := range rs {
+		r.File.Release()
+	}
+}
