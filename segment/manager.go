@@ -1,0 +1,456 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// File names in each log dir.
+const (
+	// CleanShutdownFileName marks a log dir whose logs were all closed cleanly;
+	// its absence at start-up means recovery must scan past the recovery points.
+	CleanShutdownFileName = ".clean-shutdown"
+	lockFileName          = ".lock"
+)
+
+// ManagerConfig holds the broker-wide storage settings, under Kafka's names.
+type ManagerConfig struct {
+	// LogDirs are the data directories: log.dirs.
+	LogDirs []string
+	// RecoveryThreadsPerDataDir bounds how many logs of one dir are opened (and
+	// recovered) at once: num.recovery.threads.per.data.dir. Kafka's default is
+	// 1; Gregor's is 2, since recovery is CRC work a second core can share.
+	RecoveryThreadsPerDataDir int
+	// Log holds the defaults of every partition log (the log.* keys).
+	Log Config
+}
+
+// EnsureDefaults fills every zero field with its default.
+func (c *ManagerConfig) EnsureDefaults() {
+	if len(c.LogDirs) == 0 {
+		c.LogDirs = []string{"data"}
+	}
+	setDefault(&c.RecoveryThreadsPerDataDir, 2)
+	c.Log.EnsureDefaults()
+}
+
+// Validate reports every field out of range, with its value.
+func (c *ManagerConfig) Validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, d := range c.LogDirs {
+		abs, err := filepath.Abs(d)
+		if d == "" || err != nil {
+			errs = append(errs, fmt.Errorf("segment: log.dirs entry %q is not a usable path", d))
+		} else if seen[abs] {
+			errs = append(errs, fmt.Errorf("segment: log.dirs lists %q twice", d))
+		}
+		seen[abs] = true
+	}
+	if c.RecoveryThreadsPerDataDir < 1 {
+		errs = append(errs, fmt.Errorf("segment: num.recovery.threads.per.data.dir=%d: want at least 1", c.RecoveryThreadsPerDataDir))
+	}
+	return errors.Join(append(errs, c.Log.Validate())...)
+}
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TopicPartition) String() string { return tp.Topic + "-" + strconv.Itoa(int(tp.Partition)) }
+
+// parsePartitionDir splits a "<topic>-<partition>" directory name at its last
+// dash, as Kafka does (topic names may contain dashes).
+func parsePartitionDir(name string) (TopicPartition, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return TopicPartition{}, false
+	}
+	p, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || p < 0 || checkTopicName(name[:i]) != nil {
+		return TopicPartition{}, false
+	}
+	return TopicPartition{name[:i], int32(p)}, true
+}
+
+// Manager owns the log dirs: it opens every partition log found in them at
+// start-up, places new partitions, keeps each dir's recovery-point checkpoint
+// and clean-shutdown marker, and runs the periodic flush and retention work.
+//
+// Concurrency: mu guards the map of logs and the dir each lives in; the logs
+// themselves are safe for concurrent use.
+type Manager struct {
+	cfg    ManagerConfig
+	now    func() time.Time
+	logger *slog.Logger
+	locks  []*os.File
+
+	mu struct {
+		sync.Mutex
+		logs   map[TopicPartition]*Log
+		dirOf  map[TopicPartition]string
+		closed bool
+	}
+}
+
+// ManagerOptions are the Manager's clock and logger.
+type ManagerOptions struct {
+	Now    func() time.Time
+	Logger *slog.Logger
+	// ConfigFor returns the settings of a topic's logs found at start-up (the
+	// topic's overrides on top of cfg.Log); nil uses cfg.Log for all.
+	ConfigFor func(topic string) Config
+}
+
+// OpenManager locks each log dir, then opens every partition log in it, in
+// parallel (num.recovery.threads.per.data.dir per dir). Logs of a dir without
+// a clean-shutdown marker are recovered from the dir's recovery points. The
+// marker is removed once the dir is loaded, so a crash from then on is seen.
+func OpenManager(cfg ManagerConfig, o ManagerOptions) (*Manager, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, now: o.Now, logger: o.Logger}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.logger == nil {
+		m.logger = slog.Default()
+	}
+	if o.ConfigFor == nil {
+		o.ConfigFor = func(string) Config { return cfg.Log }
+	}
+	m.mu.logs = map[TopicPartition]*Log{}
+	m.mu.dirOf = map[TopicPartition]string{}
+	for _, dir := range cfg.LogDirs {
+		if err := m.lockDir(dir); err != nil {
+			m.unlock()
+			return nil, err
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(cfg.LogDirs))
+	for i, dir := range cfg.LogDirs {
+		wg.Go(func() { errs[i] = m.loadDir(dir, o.ConfigFor) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, l := range m.mu.logs {
+			l.Close()
+		}
+		m.unlock()
+		return nil, err
+	}
+	return m, nil
+}
+
+// lockDir creates dir and takes an exclusive lock on its .lock file, so two
+// brokers never share a log dir.
+func (m *Manager) lockDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("segment: log dir %s is in use by another process: %w", dir, err)
+	}
+	m.locks = append(m.locks, f)
+	return nil
+}
+
+func (m *Manager) unlock() {
+	for _, f := range m.locks {
+		f.Close() // closing drops the flock
+	}
+	m.locks = nil
+}
+
+// loadDir opens the logs of one dir with a bounded pool of workers.
+func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
+	marker := filepath.Join(dir, CleanShutdownFileName)
+	_, err := os.Stat(marker)
+	clean := err == nil
+	points, err := ReadOffsetCheckpoint(filepath.Join(dir, RecoveryPointCheckpointFileName))
+	if err != nil {
+		return err
+	}
+	recovery := map[TopicPartition]int64{}
+	for _, p := range points {
+		recovery[TopicPartition{p.Topic, p.Partition}] = p.Offset
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var tps []TopicPartition
+	for _, e := range entries {
+		if tp, ok := parsePartitionDir(e.Name()); ok && e.IsDir() {
+			tps = append(tps, tp)
+		}
+	}
+	work := make(chan TopicPartition)
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var errs []error
+	for range min(m.cfg.RecoveryThreadsPerDataDir, max(len(tps), 1)) {
+		wg.Go(func() {
+			for tp := range work {
+				l, err := Open(filepath.Join(dir, tp.String()), configFor(tp.Topic), OpenOptions{
+					RecoveryPoint: recovery[tp],
+					CleanShutdown: clean,
+					Now:           m.now,
+					Logger:        m.logger,
+				})
+				errMu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					m.mu.Lock()
+					if other, dup := m.mu.dirOf[tp]; dup {
+						errs = append(errs, fmt.Errorf("segment: partition %s is in both %s and %s", tp, other, dir))
+						l.Close()
+					} else {
+						m.mu.logs[tp], m.mu.dirOf[tp] = l, dir
+					}
+					m.mu.Unlock()
+				}
+				errMu.Unlock()
+			}
+		})
+	}
+	for _, tp := range tps {
+		work <- tp
+	}
+	close(work)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	m.logger.Info("loaded log dir", "dir", dir, "partitions", len(tps), "clean_shutdown", clean)
+	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// Get returns the log of a partition, if this broker has it.
+func (m *Manager) Get(tp TopicPartition) (*Log, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.mu.logs[tp]
+	return l, ok
+}
+
+// GetOrCreate returns the partition's log, creating it with cfg in the log dir
+// that holds the fewest partitions (the first such dir on a tie) when it does
+// not exist yet.
+func (m *Manager) GetOrCreate(tp TopicPartition, cfg Config) (*Log, error) {
+	if err := checkTopicName(tp.Topic); err != nil || tp.Partition < 0 {
+		return nil, fmt.Errorf("segment: invalid partition %q/%d", tp.Topic, tp.Partition)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.closed {
+		return nil, ErrClosed
+	}
+	if l, ok := m.mu.logs[tp]; ok {
+		return l, nil
+	}
+	count := map[string]int{}
+	for _, d := range m.mu.dirOf {
+		count[d]++
+	}
+	dir := m.cfg.LogDirs[0]
+	for _, d := range m.cfg.LogDirs[1:] {
+		if count[d] < count[dir] {
+			dir = d
+		}
+	}
+	l, err := Open(filepath.Join(dir, tp.String()), cfg, OpenOptions{CleanShutdown: true, Now: m.now, Logger: m.logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		l.Close()
+		return nil, err
+	}
+	m.mu.logs[tp], m.mu.dirOf[tp] = l, dir
+	return l, nil
+}
+
+// Delete closes a partition's log and removes its directory.
+func (m *Manager) Delete(tp TopicPartition) error {
+	m.mu.Lock()
+	l, ok := m.mu.logs[tp]
+	delete(m.mu.logs, tp)
+	delete(m.mu.dirOf, tp)
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	err := l.Close()
+	return errors.Join(err, os.RemoveAll(l.Dir()))
+}
+
+// Partitions lists the partitions this manager holds, in order.
+func (m *Manager) Partitions() []TopicPartition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]TopicPartition, 0, len(m.mu.logs))
+	for tp := range m.mu.logs {
+		out = append(out, tp)
+	}
+	slices.SortFunc(out, func(a, b TopicPartition) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition) - int(b.Partition)
+	})
+	return out
+}
+
+// DirOf returns the log dir that holds a partition.
+func (m *Manager) DirOf(tp TopicPartition) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.mu.dirOf[tp]
+	return d, ok
+}
+
+func (m *Manager) logs() []*Log {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Log, 0, len(m.mu.logs))
+	for _, l := range m.mu.logs {
+		out = append(out, l)
+	}
+	return out
+}
+
+// EnforceRetention runs retention on every log; it returns the number of
+// segments deleted and every log's error.
+func (m *Manager) EnforceRetention() (int, error) {
+	var n int
+	var errs []error
+	for _, l := range m.logs() {
+		d, err := l.EnforceRetention()
+		n += d
+		errs = append(errs, err)
+	}
+	return n, errors.Join(errs...)
+}
+
+// FlushDue fsyncs every log whose flush.ms has passed.
+func (m *Manager) FlushDue() error {
+	var errs []error
+	for _, l := range m.logs() {
+		errs = append(errs, l.FlushIfDue())
+	}
+	return errors.Join(errs...)
+}
+
+// CheckpointRecoveryPoints writes each log dir's recovery-point checkpoint.
+func (m *Manager) CheckpointRecoveryPoints() error {
+	m.mu.Lock()
+	byDir := map[string][]PartitionOffset{}
+	for tp, l := range m.mu.logs {
+		d := m.mu.dirOf[tp]
+		byDir[d] = append(byDir[d], PartitionOffset{tp.Topic, tp.Partition, l.RecoveryPoint()})
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, d := range m.cfg.LogDirs {
+		errs = append(errs, WriteOffsetCheckpoint(filepath.Join(d, RecoveryPointCheckpointFileName), byDir[d]))
+	}
+	return errors.Join(errs...)
+}
+
+// Run does the periodic work until stop is closed: fsyncs due under flush.ms
+// every flushEvery, retention every retentionEvery
+// (log.retention.check.interval.ms), and recovery-point checkpoints every
+// checkpointEvery (log.flush.offset.checkpoint.interval.ms). Errors are logged:
+// the logs that failed have stopped themselves.
+func (m *Manager) Run(stop <-chan struct{}, flushEvery, retentionEvery, checkpointEvery time.Duration) {
+	tick := func(d time.Duration) <-chan time.Time {
+		if d <= 0 || d >= math.MaxInt64/2 {
+			return nil
+		}
+		t := time.NewTicker(d)
+		go func() { <-stop; t.Stop() }()
+		return t.C
+	}
+	flushC, retentionC, checkpointC := tick(flushEvery), tick(retentionEvery), tick(checkpointEvery)
+	for {
+		var err error
+		select {
+		case <-stop:
+			return
+		case <-flushC:
+			err = m.FlushDue()
+		case <-retentionC:
+			_, err = m.EnforceRetention()
+		case <-checkpointC:
+			err = m.CheckpointRecoveryPoints()
+		}
+		if err != nil {
+			m.logger.Error("periodic log work failed", "err", err)
+		}
+	}
+}
+
+// Close closes every log, writes the recovery-point checkpoints and, for each
+// dir whose logs all closed cleanly, the clean-shutdown marker; then it
+// releases the dir locks.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.mu.closed = true
+	m.mu.Unlock()
+	failedDirs := map[string]bool{}
+	var errs []error
+	for tp, l := range m.mu.logs {
+		if err := l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing %s: %w", tp, err))
+			failedDirs[m.mu.dirOf[tp]] = true
+		}
+	}
+	if err := m.CheckpointRecoveryPoints(); err != nil {
+		errs = append(errs, err)
+		for _, d := range m.cfg.LogDirs {
+			failedDirs[d] = true
+		}
+	}
+	for _, d := range m.cfg.LogDirs {
+		if failedDirs[d] {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(d, CleanShutdownFileName), nil, 0o644); err != nil {
+			errs = append(errs, err)
+		} else if err := syncDir(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.unlock()
+	return errors.Join(errs...)
+}
