@@ -58,7 +58,21 @@ type Log struct {
 	background sync.WaitGroup // fsyncs of rolled segments
 
 	failed atomic.Pointer[error]
+
+	io fileOps
 }
+
+// fileOps are the calls through which a log writes and syncs its data, so that
+// tests can make them fail or tear (fault injection); osFileOps in production.
+type fileOps interface {
+	writeAt(f *os.File, b []byte, off int64) (int, error)
+	datasync(f *os.File) error
+}
+
+type osFileOps struct{}
+
+func (osFileOps) writeAt(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) }
+func (osFileOps) datasync(f *os.File) error                            { return unix.Fdatasync(int(f.Fd())) }
 
 // AppendInfo describes what an Append added.
 type AppendInfo struct {
@@ -80,7 +94,7 @@ func Open(dir string, cfg Config, o OpenOptions) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, cfg: cfg, now: o.Now, logger: o.Logger}
+	l := &Log{dir: dir, cfg: cfg, now: o.Now, logger: o.Logger, io: osFileOps{}}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -209,7 +223,7 @@ func (l *Log) load(o OpenOptions) ([]*segment, error) {
 	if recoverFrom < len(segs) {
 		// What recovery kept is now the recovery point: make it durable.
 		for _, s := range segs[recoverFrom:] {
-			if err := unix.Fdatasync(int(s.file.f.Fd())); err != nil {
+			if err := l.io.datasync(s.file.f); err != nil {
 				closeAll()
 				return nil, err
 			}
@@ -402,7 +416,7 @@ func (l *Log) publish(s *segment, b []byte, end int64, nOff, nTime int, next int
 	if len(b) == 0 {
 		return nil
 	}
-	if _, err := s.file.f.WriteAt(b, end-int64(len(b))); err != nil {
+	if _, err := l.io.writeAt(s.file.f, b, end-int64(len(b))); err != nil {
 		return l.fail(err)
 	}
 	l.mu.Lock()
@@ -539,7 +553,7 @@ func (l *Log) syncFrom(from int64) (int64, error) {
 	var err error
 	for _, f := range todo {
 		if err == nil {
-			err = unix.Fdatasync(int(f.f.Fd()))
+			err = l.io.datasync(f.f)
 		}
 		f.Release()
 	}
