@@ -79,8 +79,9 @@ func parsePartitionDir(name string) (TopicPartition, bool) {
 	if i <= 0 {
 		return TopicPartition{}, false
 	}
-	p, err := strconv.ParseInt(name[i+1:], 10, 32)
-	if err != nil || p < 0 || checkTopicName(name[:i]) != nil {
+	digits := name[i+1:]
+	p, err := strconv.ParseInt(digits, 10, 32)
+	if err != nil || digits[0] < '0' || digits[0] > '9' || checkTopicName(name[:i]) != nil {
 		return TopicPartition{}, false
 	}
 	return TopicPartition{name[:i], int32(p)}, true

@@ -1,0 +1,391 @@
+package segment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"gregor/batch"
+)
+
+// offsetBatch builds a batch whose records carry their own offsets in their
+// values, so a reader can check it got the right bytes for the right offsets.
+func offsetBatch(tb testing.TB, first int64, records int) []byte {
+	tb.Helper()
+	b := batch.NewBuilder(batch.DefaultBuilderOptions())
+	for i := range records {
+		v := make([]byte, 64)
+		binary.BigEndian.PutUint64(v, uint64(first)+uint64(i))
+		b.Add(1000+first+int64(i), nil, v, nil)
+	}
+	out, err := b.AppendBatch(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// checkBatches verifies that data holds whole, valid batches (but perhaps a
+// partial last one) whose records carry their offsets, starting with the batch
+// that holds from, and returns the offset after the last whole batch.
+func checkBatches(data []byte, from int64) (int64, error) {
+	it := batch.NewIter(data)
+	next := int64(-1)
+	var r batch.Record
+	for h, ok := it.Next(); ok; h, ok = it.Next() {
+		if err := batch.Validate(h, 0); err != nil {
+			return 0, err
+		}
+		if next == -1 {
+			if from < h.BaseOffset() || from > h.LastOffset() {
+				return 0, fmt.Errorf("first batch %d-%d does not hold %d", h.BaseOffset(), h.LastOffset(), from)
+			}
+		} else if h.BaseOffset() != next {
+			return 0, fmt.Errorf("batch at %d after one ending at %d", h.BaseOffset(), next)
+		}
+		rr, _, err := batch.DecodeRecords(h, nil, 1<<20)
+		if err != nil {
+			return 0, err
+		}
+		for rr.Next(&r) {
+			if got, want := int64(binary.BigEndian.Uint64(r.Value)), h.BaseOffset()+int64(r.OffsetDelta); got != want {
+				return 0, fmt.Errorf("record at offset %d holds %d", want, got)
+			}
+		}
+		if rr.Err() != nil {
+			return 0, rr.Err()
+		}
+		next = h.NextOffset()
+	}
+	return next, nil
+}
+
+// TestConcurrentReaders runs one appender, retention deleting old segments,
+// and many readers at once (run it with -race): every read returns whole,
+// valid batches starting at the requested offset, even when the segment it
+// read from is deleted before the reader is done with its regions.
+func TestConcurrentReaders(t *testing.T) {
+	cfg := testConfig()
+	cfg.SegmentBytes = 8 << 10
+	cfg.RetentionBytes = 64 << 10
+	l, err := Open(filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const batches = 3000
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer done.Store(true)
+		for i := range batches {
+			next := l.LogEndOffset()
+			if _, err := l.Append(offsetBatch(t, next, 1+i%4), 1); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%50 == 0 {
+				if _, err := l.EnforceRetention(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	})
+	var reads atomic.Int64
+	for r := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			var regions []Region
+			var buf []byte
+			for !done.Load() || reads.Load() < 1000 {
+				start, end := l.LogStartOffset(), l.LogEndOffset()
+				if end == start {
+					continue
+				}
+				off := start + rng.Int64N(end-start)
+				var err error
+				regions, err = l.Read(regions[:0], off, 1+rng.IntN(4096), end)
+				if errors.Is(err, ErrOffsetOutOfRange) {
+					continue // retention moved the log start past off
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				buf = buf[:0]
+				for _, rg := range regions {
+					n := len(buf)
+					buf = append(buf, make([]byte, rg.Length)...)
+					if _, err := rg.File.OS().ReadAt(buf[n:], rg.Position); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				ReleaseAll(regions)
+				if _, err := checkBatches(buf, off); err != nil {
+					t.Errorf("read at %d: %v", off, err)
+					return
+				}
+				reads.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if l.LogStartOffset() == 0 {
+		t.Fatal("retention never ran: the test did not exercise deleted segments")
+	}
+	t.Logf("%d reads; log [%d, %d)", reads.Load(), l.LogStartOffset(), l.LogEndOffset())
+}
+
+// TestRegionOutlivesDeletedSegment: a region taken before retention deletes
+// its segment still reads the old bytes.
+func TestRegionOutlivesDeletedSegment(t *testing.T) {
+	cfg := testConfig()
+	cfg.SegmentBytes = 400
+	cfg.RetentionBytes = 1
+	dir := filepath.Join(t.TempDir(), "t-0")
+	l, err := Open(dir, cfg, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 4 {
+		if _, err := l.Append(offsetBatch(t, l.LogEndOffset(), 3), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	regions, err := l.Read(nil, 0, 100, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.EnforceRetention(); err != nil || n == 0 {
+		t.Fatalf("retention deleted %d segments: %v", n, err)
+	}
+	if _, err := os.Stat(regions[0].File.Name()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the deleted segment's file is still there: %v", err)
+	}
+	buf := make([]byte, regions[0].Length)
+	if _, err := regions[0].File.OS().ReadAt(buf, regions[0].Position); err != nil {
+		t.Fatalf("reading a held region of a deleted segment: %v", err)
+	}
+	if _, err := checkBatches(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	ReleaseAll(regions)
+	if _, err := regions[0].File.OS().ReadAt(buf, 0); err == nil {
+		t.Fatal("the file is still open after its last region was released")
+	}
+}
+
+// faultyOps injects storage failures.
+type faultyOps struct {
+	osFileOps
+	mu        sync.Mutex
+	failWrite error // next writes fail with this
+	tear      bool  // a failing write first writes half its bytes
+	failSync  error
+	syncs     int
+	syncGate  chan struct{} // when set, the first datasync waits on it
+}
+
+func (f *faultyOps) writeAt(file *os.File, b []byte, off int64) (int, error) {
+	f.mu.Lock()
+	err, tear := f.failWrite, f.tear
+	f.mu.Unlock()
+	if err == nil {
+		return f.osFileOps.writeAt(file, b, off)
+	}
+	if tear {
+		n, _ := f.osFileOps.writeAt(file, b[:len(b)/2], off)
+		return n, err
+	}
+	return 0, err
+}
+
+func (f *faultyOps) datasync(file *os.File) error {
+	f.mu.Lock()
+	f.syncs++
+	err, gate := f.failSync, f.syncGate
+	f.syncGate = nil
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if err != nil {
+		return err
+	}
+	return f.osFileOps.datasync(file)
+}
+
+// TestWriteFailureStopsTheLog: a failed write marks the log failed; every
+// later call returns that error (KAFKA_STORAGE_ERROR); acknowledged data
+// survives, and the torn write is cut away by recovery.
+func TestWriteFailureStopsTheLog(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "t-0")
+	l, err := Open(dir, testConfig(), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := &faultyOps{}
+	l.io = ops
+	for range 3 {
+		if _, err := l.Append(offsetBatch(t, l.LogEndOffset(), 2), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops.failWrite, ops.tear = errors.New("injected: no space left on device"), true
+	_, err = l.Append(offsetBatch(t, 6, 2), 0)
+	if !errors.Is(err, ErrLogFailed) || !errors.Is(err, kerr.KafkaStorageError) {
+		t.Fatalf("append after a failed write: %v, want ErrLogFailed wrapping KAFKA_STORAGE_ERROR", err)
+	}
+	ops.failWrite = nil // the disk recovers, but the log stays failed
+	if _, err2 := l.Append(offsetBatch(t, 6, 2), 0); !errors.Is(err2, ErrLogFailed) {
+		t.Fatalf("append on a failed log: %v", err2)
+	}
+	if _, err2 := l.Read(nil, 0, 100, 1<<62); !errors.Is(err2, ErrLogFailed) {
+		t.Fatalf("read on a failed log: %v", err2)
+	}
+	if err2 := l.Flush(); !errors.Is(err2, ErrLogFailed) {
+		t.Fatalf("flush on a failed log: %v", err2)
+	}
+	if err2 := l.Truncate(2); !errors.Is(err2, ErrLogFailed) {
+		t.Fatalf("truncate on a failed log: %v", err2)
+	}
+	if l.LogEndOffset() != 6 {
+		t.Fatalf("log end %d after a failed append, want 6", l.LogEndOffset())
+	}
+	crash(l)
+	l, err = Open(dir, testConfig(), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.LogEndOffset() != 6 {
+		t.Fatalf("recovered log end %d, want the 6 acknowledged records", l.LogEndOffset())
+	}
+	data, err := l.ReadBytes(nil, 0, 1<<20, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next, err := checkBatches(data, 0); err != nil || next != 6 {
+		t.Fatalf("recovered data: next %d, %v", next, err)
+	}
+}
+
+// TestFsyncFailureStopsTheLog: with flush.messages=1 an append waits for its
+// fsync, and a failed fsync fails the append and the log.
+func TestFsyncFailureStopsTheLog(t *testing.T) {
+	cfg := testConfig()
+	cfg.FlushMessages = 1
+	l, err := Open(filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ops := &faultyOps{}
+	l.io = ops
+	if _, err := l.Append(offsetBatch(t, 0, 2), 0); err != nil {
+		t.Fatal(err)
+	}
+	if ops.syncs != 1 || l.RecoveryPoint() != 2 {
+		t.Fatalf("after one append with flush.messages=1: %d fsyncs, recovery point %d", ops.syncs, l.RecoveryPoint())
+	}
+	ops.failSync = errors.New("injected: EIO")
+	if _, err := l.Append(offsetBatch(t, 2, 2), 0); !errors.Is(err, ErrLogFailed) {
+		t.Fatalf("append with a failing fsync: %v", err)
+	}
+	if _, err := l.Append(offsetBatch(t, 4, 2), 0); !errors.Is(err, ErrLogFailed) {
+		t.Fatalf("append after a failed fsync: %v", err)
+	}
+	if l.RecoveryPoint() != 2 {
+		t.Fatalf("recovery point moved to %d past a failed fsync", l.RecoveryPoint())
+	}
+}
+
+// TestGroupCommit: appends that arrive while an fsync runs wait for it, and
+// the next single fsync covers all of them.
+func TestGroupCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.FlushMessages = 1
+		cfg.SegmentBytes = 1 << 20
+		l, err := Open(filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		gate := make(chan struct{})
+		ops := &faultyOps{syncGate: gate}
+		l.io = ops
+		const appenders = 10
+		batches := make([][]byte, appenders)
+		for i := range batches {
+			batches[i] = offsetBatch(t, 0, 1)
+		}
+		var wg sync.WaitGroup
+		for i := range appenders {
+			wg.Go(func() {
+				info, err := l.Append(batches[i], 0)
+				if err != nil {
+					t.Error(err)
+				}
+				if rp := l.RecoveryPoint(); rp <= info.LastOffset {
+					t.Errorf("append of offset %d returned before an fsync covered it (recovery point %d)", info.LastOffset, rp)
+				}
+			})
+		}
+		synctest.Wait() // one appender is in fsync, the others wait on it
+		close(gate)
+		wg.Wait()
+		if ops.syncs != 2 {
+			t.Fatalf("%d appends took %d fsyncs, want 2 (the one running, then one for all that waited)", appenders, ops.syncs)
+		}
+	})
+}
+
+// TestAppendRejects: what Append refuses, with nothing written.
+func TestAppendRejects(t *testing.T) {
+	cfg := testConfig()
+	l, err := Open(filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	good := offsetBatch(t, 0, 2)
+	big := buildBatch(t, batchSpec{records: 1, valueSize: int(cfg.SegmentBytes)})
+	for _, tc := range []struct {
+		name  string
+		bytes []byte
+		epoch int32
+		want  error
+	}{
+		{"empty", nil, 0, kerr.InvalidRecord},
+		{"torn", good[:len(good)-1], 0, batch.ErrLength},
+		{"short", good[:30], 0, batch.ErrShort},
+		{"good then torn", append(append([]byte{}, good...), good[:40]...), 0, batch.ErrShort},
+		{"larger than a segment", big, 0, kerr.RecordListTooLarge},
+	} {
+		if _, err := l.Append(tc.bytes, tc.epoch); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if l.LogEndOffset() != 0 || l.Size() != 0 {
+		t.Fatalf("rejected appends wrote something: log end %d, %d bytes", l.LogEndOffset(), l.Size())
+	}
+	if _, err := l.Append(good, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(offsetBatch(t, 2, 1), 4); !errors.Is(err, kerr.FencedLeaderEpoch) {
+		t.Fatalf("append with an older leader epoch: %v", err)
+	}
+}

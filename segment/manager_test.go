@@ -1,0 +1,136 @@
+package segment
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func managerConfig(dirs ...string) ManagerConfig {
+	return ManagerConfig{LogDirs: dirs, Log: testConfig()}
+}
+
+// crashManager drops a manager as a killed process would.
+func crashManager(m *Manager) {
+	for _, l := range m.logs() {
+		crash(l)
+	}
+	m.unlock()
+}
+
+// TestManagerPlacementAndRestart: new partitions go to the dir with the
+// fewest; a clean restart finds them all with their data and skips recovery;
+// a crash leaves no marker, so the next start recovers from the checkpoints.
+func TestManagerPlacementAndRestart(t *testing.T) {
+	root := t.TempDir()
+	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
+	m, err := OpenManager(managerConfig(dirs...), ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tps := []TopicPartition{{"orders", 0}, {"orders", 1}, {"orders", 2}, {"user-events", 0}, {"user-events", 1}, {"x", 7}}
+	for i, tp := range tps {
+		l, err := m.GetOrCreate(tp, testConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range i + 1 {
+			if _, err := l.Append(offsetBatch(t, l.LogEndOffset(), 2), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	count := map[string]int{}
+	for _, tp := range tps {
+		d, _ := m.DirOf(tp)
+		count[d]++
+	}
+	for _, d := range dirs {
+		if count[d] != 2 {
+			t.Fatalf("placement %v: want 2 partitions per dir", count)
+		}
+	}
+	if _, err := OpenManager(managerConfig(dirs[0]), ManagerOptions{}); err == nil {
+		t.Fatal("a second manager opened a log dir that is in use")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, CleanShutdownFileName)); err != nil {
+			t.Fatalf("no clean-shutdown marker after Close: %v", err)
+		}
+	}
+
+	m, err = OpenManager(managerConfig(dirs...), ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tp := range tps {
+		l, ok := m.Get(tp)
+		if !ok || l.LogEndOffset() != int64(2*(i+1)) {
+			t.Fatalf("%s after a clean restart: found %v", tp, ok)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dirs[0], CleanShutdownFileName)); !os.IsNotExist(err) {
+		t.Fatalf("the marker survived start-up: %v", err)
+	}
+	l, _ := m.Get(tps[5])
+	if _, err := l.Append(offsetBatch(t, l.LogEndOffset(), 2), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckpointRecoveryPoints(); err != nil {
+		t.Fatal(err)
+	}
+	crashManager(m)
+	// A torn tail on the partition written after the checkpoint.
+	d, _ := m.DirOf(tps[5])
+	p := filepath.Join(d, tps[5].String(), segmentName(0)+logSuffix)
+	st, _ := os.Stat(p)
+	if err := os.Truncate(p, st.Size()-3); err != nil {
+		t.Fatal(err)
+	}
+	m, err = OpenManager(managerConfig(dirs...), ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	l, _ = m.Get(tps[5])
+	if got := l.LogEndOffset(); got != 12 {
+		t.Fatalf("after a crash the torn batch should be gone: log end %d, want 12", got)
+	}
+	if err := m.Delete(tps[5]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(d, tps[5].String())); !os.IsNotExist(err) {
+		t.Fatalf("deleted partition's directory remains: %v", err)
+	}
+}
+
+func TestParsePartitionDir(t *testing.T) {
+	for name, want := range map[string]bool{
+		"orders-0": true, "user-events-12": true, "a-b-c-3": true,
+		"orders": false, "-3": false, "orders-x": false, "orders--1": true, "orders-+1": false, ".lock": false,
+		"orders-0.deleted": false,
+	} {
+		if _, ok := parsePartitionDir(name); ok != want {
+			t.Errorf("parsePartitionDir(%q) = %v, want %v", name, ok, want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := Config{SegmentBytes: 1 << 40, IndexIntervalBytes: -1, RetentionMs: -5, CleanupPolicy: "keep"}
+	c.EnsureDefaults()
+	err := c.Validate()
+	for _, key := range []string{"segment.bytes=1099511627776", "index.interval.bytes=-1", "retention.ms=-5", "cleanup.policy=keep"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("Validate() = %v; want it to name %s", err, key)
+		}
+	}
+	d := DefaultConfig()
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
