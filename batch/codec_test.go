@@ -1,0 +1,343 @@
+package batch
+
+import (
+	"bytes"
+	stdgzip "compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+func codecInputs(t testing.TB) map[string][]byte {
+	rng := rand.New(rand.NewPCG(7, 7))
+	random := make([]byte, 100<<10)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	return map[string][]byte{
+		"empty":       {},
+		"one byte":    {'x'},
+		"random 100K": random,
+		"zeros 300K":  make([]byte, 300<<10),
+		"json 16K":    recordsSection(t, jsonRecords(1, 16)),
+		"json 1M":     recordsSection(t, jsonRecords(2, 1024)),
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	prefix := []byte("prefix")
+	for name, in := range codecInputs(t) {
+		for _, c := range allCodecs {
+			t.Run(fmt.Sprintf("%s/%s", c, name), func(t *testing.T) {
+				comp, err := Compress(c, bytes.Clone(prefix), in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.HasPrefix(comp, prefix) {
+					t.Fatal("Compress overwrote dst")
+				}
+				out, err := Decompress(c, bytes.Clone(prefix), comp[len(prefix):], len(in))
+				if err != nil {
+					t.Fatalf("Decompress (maxSize = exact size): %v", err)
+				}
+				if !bytes.HasPrefix(out, prefix) || !bytes.Equal(out[len(prefix):], in) {
+					t.Fatalf("round trip differs: %d bytes in, %d out", len(in), len(out)-len(prefix))
+				}
+				if len(in) > 0 {
+					_, err := Decompress(c, nil, comp[len(prefix):], len(in)-1)
+					if !errors.Is(err, ErrDecompressSize) {
+						t.Fatalf("maxSize one below: err = %v, want ErrDecompressSize", err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestCodecsReadStandardStreams decodes what other implementations of each
+// format write: the standard library's gzip (with several members), a
+// streaming zstd encoder (no content size in the frame, as Java's
+// ZstdOutputStream writes), LZ4 frames with other block sizes and checksums,
+// and concatenated LZ4 frames.
+func TestCodecsReadStandardStreams(t *testing.T) {
+	in := recordsSection(t, jsonRecords(3, 200))
+	half := len(in) / 2
+	check := func(name string, c Codec, comp []byte) {
+		t.Helper()
+		out, err := Decompress(c, nil, comp, len(in))
+		if err != nil || !bytes.Equal(out, in) {
+			t.Errorf("%s: err %v, equal %v", name, err, bytes.Equal(out, in))
+		}
+	}
+
+	var gz bytes.Buffer
+	for _, part := range [][]byte{in[:half], in[half:]} {
+		w := stdgzip.NewWriter(&gz)
+		w.Write(part)
+		w.Close()
+	}
+	check("two gzip members", CodecGzip, gz.Bytes())
+
+	zs := zstdStream(in)
+	var fh zstd.Header
+	if err := fh.Decode(zs); err != nil || fh.HasFCS {
+		t.Fatalf("streaming zstd frame: err %v, has content size %v", err, fh.HasFCS)
+	}
+	check("streaming zstd", CodecZstd, zs)
+	check("two zstd frames", CodecZstd, append(append([]byte{}, zstdEncode(in[:half])...), zstdEncode(in[half:])...))
+
+	for _, opts := range [][]lz4.Option{
+		{lz4.BlockSizeOption(lz4.Block4Mb)},
+		{lz4.BlockSizeOption(lz4.Block256Kb), lz4.BlockChecksumOption(true), lz4.ChecksumOption(false)},
+		{lz4.SizeOption(uint64(len(in))), lz4.CompressionLevelOption(lz4.Level9)},
+	} {
+		var buf bytes.Buffer
+		w := lz4.NewWriter(&buf)
+		if err := w.Apply(opts...); err != nil {
+			t.Fatal(err)
+		}
+		w.Write(in)
+		w.Close()
+		check(fmt.Sprintf("lz4 %v", opts), CodecLZ4, buf.Bytes())
+	}
+	a, _ := Compress(CodecLZ4, nil, in[:half])
+	b, _ := Compress(CodecLZ4, nil, in[half:])
+	check("two lz4 frames", CodecLZ4, append(a, b...))
+}
+
+// zstdStream encodes like a streaming writer (Java's ZstdOutputStream, too):
+// the frame declares no content size.
+func zstdStream(in []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1))
+	w.Write(in)
+	w.Close()
+	return buf.Bytes()
+}
+
+func zstdEncode(in []byte) []byte {
+	e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	defer e.Close()
+	return e.EncodeAll(in, nil)
+}
+
+// xerialFrame frames src the way Java's snappy library (xerial) does: magic,
+// version 1, compatible version 1, then [int32 length][raw snappy block] for
+// each chunk of chunkSize input bytes.
+func xerialFrame(src []byte, chunkSize int) []byte {
+	out := append([]byte{}, xerialMagic...)
+	out = binary.BigEndian.AppendUint32(out, 1)
+	out = binary.BigEndian.AppendUint32(out, 1)
+	for len(src) > 0 {
+		n := min(chunkSize, len(src))
+		block := s2.EncodeSnappy(nil, src[:n])
+		out = binary.BigEndian.AppendUint32(out, uint32(len(block)))
+		out = append(out, block...)
+		src = src[n:]
+	}
+	return out
+}
+
+func TestSnappyXerial(t *testing.T) {
+	in := recordsSection(t, jsonRecords(4, 100))
+	framed := xerialFrame(in, 32<<10)
+	out, err := Decompress(CodecSnappy, []byte("p"), framed, len(in))
+	if err != nil || !bytes.Equal(out[1:], in) {
+		t.Fatalf("xerial: err %v, equal %v", err, bytes.Equal(out[1:], in))
+	}
+	// Header only: no chunks, no output.
+	if out, err := Decompress(CodecSnappy, nil, framed[:xerialHeaderSize], 10); err != nil || len(out) != 0 {
+		t.Fatalf("header only: %v, %d bytes", err, len(out))
+	}
+	// The limit applies to the sum of the chunks.
+	if _, err := Decompress(CodecSnappy, nil, framed, len(in)-1); !errors.Is(err, ErrDecompressSize) {
+		t.Fatalf("over limit: %v", err)
+	}
+	for name, bad := range map[string][]byte{
+		"truncated header":       framed[:10],
+		"truncated chunk length": framed[:xerialHeaderSize+2],
+		"truncated chunk":        framed[:xerialHeaderSize+100],
+		"chunk length too big": func() []byte {
+			b := bytes.Clone(framed)
+			binary.BigEndian.PutUint32(b[xerialHeaderSize:], 0xffffffff)
+			return b
+		}(),
+		"empty chunk": append(bytes.Clone(framed[:xerialHeaderSize]), 0, 0, 0, 0),
+		// A block that declares 100 bytes but holds a 3-byte literal.
+		"short block": append(bytes.Clone(framed[:xerialHeaderSize]), 0, 0, 0, 5, 100, 2<<2, 'a', 'b', 'c'),
+		// A copy reaching back before the start of the output.
+		"bad copy offset": append(bytes.Clone(framed[:xerialHeaderSize]), 0, 0, 0, 5, 8, 0<<2, 'a', 0x01|1<<2, 50),
+	} {
+		if _, err := Decompress(CodecSnappy, nil, bad, 1<<20); !errors.Is(err, ErrDecompress) {
+			t.Errorf("%s: err = %v, want ErrDecompress", name, err)
+		}
+	}
+}
+
+func TestDecompressCorrupt(t *testing.T) {
+	in := recordsSection(t, jsonRecords(5, 20))
+	for _, c := range allCodecs[1:] {
+		comp, _ := Compress(c, nil, in)
+		cases := map[string][]byte{
+			"empty":     {},
+			"garbage":   bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 50),
+			"truncated": comp[:len(comp)/2],
+		}
+		if c != CodecSnappy { // raw snappy blocks carry no checksum
+			mid := bytes.Clone(comp)
+			mid[len(mid)-2] ^= 0x55
+			cases["trailer flipped"] = mid
+		}
+		for name, bad := range cases {
+			out, err := Decompress(c, []byte("pre"), bad, 1<<20)
+			if string(out) != "pre" {
+				t.Errorf("%s/%s: on error returned %q, want dst as passed", c, name, out)
+			}
+			if !errors.Is(err, ErrDecompress) {
+				t.Errorf("%s/%s: err = %v (%d bytes out), want ErrDecompress", c, name, err, len(out))
+			} else if KafkaCode(err) != 2 {
+				t.Errorf("%s/%s: code %d", c, name, KafkaCode(err))
+			}
+		}
+	}
+	if _, err := Decompress(Codec(6), nil, []byte("x"), 10); !errors.Is(err, ErrCodec) {
+		t.Errorf("codec 6: %v", err)
+	}
+	if _, err := Compress(Codec(-1), nil, []byte("x")); !errors.Is(err, ErrCodec) {
+		t.Errorf("codec -1: %v", err)
+	}
+	if _, err := Decompress(CodecNone, nil, []byte("12345"), 4); !errors.Is(err, ErrDecompressSize) {
+		t.Errorf("none over limit: %v", err)
+	}
+}
+
+// bomb compresses size zero bytes with c, the way an attacker would build a
+// small input that expands enormously.
+func bomb(t testing.TB, c Codec, size int) []byte {
+	zeros := make([]byte, size)
+	switch c {
+	case CodecZstd:
+		// A streaming frame declares no content size, so the decoder
+		// cannot refuse it up front and must stop while decoding.
+		return zstdStream(zeros)
+	case CodecSnappy:
+		return xerialFrame(zeros, 64<<10)
+	}
+	out, err := Compress(c, nil, zeros)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDecompressionBombs feeds each codec a small input that expands to 32 MiB
+// with a 1 MiB limit: the result must be ErrDecompressSize, and the memory
+// allocated must stay near the limit, not the claimed or real size.
+func TestDecompressionBombs(t *testing.T) {
+	const size, limit = 32 << 20, 1 << 20
+	inputs := map[string][]byte{}
+	for _, c := range allCodecs[1:] {
+		inputs[c.String()] = bomb(t, c, size)
+	}
+	// A raw snappy block that declares 64 MiB, and a zstd frame that
+	// declares its content size.
+	inputs["snappy raw"] = s2.EncodeSnappy(nil, make([]byte, size))
+	inputs["zstd with size"] = zstdEncode(make([]byte, size))
+	codecOf := map[string]Codec{"gzip": CodecGzip, "snappy": CodecSnappy, "lz4": CodecLZ4, "zstd": CodecZstd,
+		"snappy raw": CodecSnappy, "zstd with size": CodecZstd}
+	for name, in := range inputs {
+		c := codecOf[name]
+		t.Run(name, func(t *testing.T) {
+			if len(in) > size/15 { // snappy cannot do better than ~21:1
+				t.Fatalf("bomb is %d bytes: not a bomb", len(in))
+			}
+			Decompress(c, nil, in, limit) // warm the pools
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			out, err := Decompress(c, nil, in, limit)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrDecompressSize) {
+				t.Fatalf("err = %v, want ErrDecompressSize", err)
+			}
+			if len(out) > limit+1 {
+				t.Errorf("returned %d bytes, limit %d", len(out), limit)
+			}
+			// Growth doubles up to the limit (at most twice the limit in
+			// total), plus codec buffers of a few hundred KiB.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2*limit+512<<10 {
+				t.Errorf("allocated %d bytes for a %d-byte limit", alloc, limit)
+			} else {
+				t.Logf("%d-byte input, %d bytes allocated for a %d-byte limit", len(in), alloc, limit)
+			}
+		})
+	}
+}
+
+func TestCodecsConcurrent(t *testing.T) {
+	in := recordsSection(t, jsonRecords(6, 40))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var comp, out []byte
+			for i := range 20 {
+				c := allCodecs[(g+i)%len(allCodecs)]
+				var err error
+				if comp, err = Compress(c, comp[:0], in); err != nil {
+					t.Error(err)
+					return
+				}
+				if out, err = Decompress(c, out[:0], comp, len(in)); err != nil || !bytes.Equal(out, in) {
+					t.Errorf("%s: %v", c, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestZstdOutputBound(t *testing.T) {
+	in := recordsSection(t, jsonRecords(8, 300))
+	skippable := []byte{0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c'}
+	cases := map[string][]byte{
+		"EncodeAll":         zstdEncode(in),
+		"stream":            zstdStream(in),
+		"zeros stream":      zstdStream(make([]byte, 1<<20)),
+		"ours":              func() []byte { b, _ := Compress(CodecZstd, nil, in); return b }(),
+		"two frames":        append(zstdStream(in[:1000]), zstdEncode(in[1000:])...),
+		"skippable first":   append(bytes.Clone(skippable), zstdStream(in)...),
+		"empty zero frame":  func() []byte { b, _ := Compress(CodecZstd, nil, nil); return b }(),
+		"incompressible 1M": zstdStream(codecInputs(t)["random 100K"]),
+	}
+	for name, comp := range cases {
+		want, err := Decompress(CodecZstd, nil, comp, 64<<20)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		bound, ok := zstdOutputBound(comp)
+		if !ok || bound < uint64(len(want)) {
+			t.Errorf("%s: bound %d (ok %v) below the real %d bytes", name, bound, ok, len(want))
+		}
+		if len(want) > 0 && bound > uint64(len(want))+128<<10 {
+			t.Errorf("%s: bound %d is loose for %d bytes", name, bound, len(want))
+		}
+		for _, cut := range []int{1, 3, len(comp) / 2} {
+			if cut < len(comp) {
+				if _, ok := zstdOutputBound(comp[:len(comp)-cut]); ok {
+					t.Errorf("%s cut by %d: walk succeeded", name, cut)
+				}
+			}
+		}
+	}
+}
