@@ -35,6 +35,8 @@ import (
 //	                           damages a segment's log file: zeroes N bytes
 //	                           at P, flips a bit at P, or cuts the file to P
 //	remove-index segment=B     deletes a segment's offset index
+//	garble-index segment=B     overwrites a segment's offset index with entries
+//	                           that point past the end of its log
 //	epochs                     prints the leader-epoch cache
 //	files                      lists the partition directory
 func TestLogDataDriven(t *testing.T) {
@@ -206,6 +208,12 @@ func runLogCommand(t *testing.T, lp **Log, dir string, clock *fakeClock, d *data
 		return "ok\n", nil
 	case "remove-index":
 		if err := os.Remove(filepath.Join(dir, segmentName(arg("segment", 0))+indexSuffix)); err != nil {
+			t.Fatal(err)
+		}
+		return "ok\n", nil
+	case "garble-index":
+		p := filepath.Join(dir, segmentName(arg("segment", 0))+indexSuffix)
+		if err := os.WriteFile(p, []byte{0, 0, 0, 1, 0, 0, 0, 10, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0}, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return "ok\n", nil

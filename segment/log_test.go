@@ -389,3 +389,41 @@ func TestAppendRejects(t *testing.T) {
 		t.Fatalf("append with an older leader epoch: %v", err)
 	}
 }
+
+// TestFlushMs: with flush.ms set, an append fsyncs once the last fsync is that
+// old, and FlushIfDue (the periodic scheduler's call) fsyncs a quiet log.
+func TestFlushMs(t *testing.T) {
+	clock := newFakeClock(1_000_000)
+	cfg := testConfig()
+	cfg.FlushMs = 1000
+	l, err := Open(filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ops := &faultyOps{}
+	l.io = ops
+	if _, err := l.Append(offsetBatch(t, 0, 2), 0); err != nil {
+		t.Fatal(err)
+	}
+	if ops.syncs != 0 || l.RecoveryPoint() != 0 {
+		t.Fatalf("fsynced before flush.ms passed: %d fsyncs, recovery point %d", ops.syncs, l.RecoveryPoint())
+	}
+	if err := l.FlushIfDue(); err != nil || ops.syncs != 0 {
+		t.Fatalf("FlushIfDue before flush.ms: %d fsyncs, %v", ops.syncs, err)
+	}
+	clock.Set(1_001_000)
+	if err := l.FlushIfDue(); err != nil || ops.syncs != 1 || l.RecoveryPoint() != 2 {
+		t.Fatalf("FlushIfDue after flush.ms: %d fsyncs, recovery point %d, %v", ops.syncs, l.RecoveryPoint(), err)
+	}
+	if err := l.FlushIfDue(); err != nil || ops.syncs != 1 {
+		t.Fatalf("FlushIfDue with nothing new fsynced again: %d fsyncs, %v", ops.syncs, err)
+	}
+	clock.Set(1_002_500)
+	if _, err := l.Append(offsetBatch(t, 2, 2), 0); err != nil {
+		t.Fatal(err)
+	}
+	if ops.syncs != 2 || l.RecoveryPoint() != 4 {
+		t.Fatalf("an append after flush.ms did not fsync: %d fsyncs, recovery point %d", ops.syncs, l.RecoveryPoint())
+	}
+}
