@@ -19,7 +19,7 @@ var benchSizes = []struct {
 func BenchmarkValidate(b *testing.B) {
 	for _, sz := range benchSizes {
 		batch := buildBatch(b, codecOpts(CodecNone), jsonRecords(1, sz.records))
-		b.Run(sz.name+"/Validate", func(b *testing.B) {
+		b.Run("size="+sz.name+"/impl=validate", func(b *testing.B) {
 			b.SetBytes(int64(len(batch)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -28,7 +28,7 @@ func BenchmarkValidate(b *testing.B) {
 				}
 			}
 		})
-		b.Run(sz.name+"/CRC32C", func(b *testing.B) {
+		b.Run("size="+sz.name+"/impl=crc32c", func(b *testing.B) {
 			b.SetBytes(int64(len(batch)))
 			b.ReportAllocs()
 			var sink uint32
@@ -43,7 +43,7 @@ func BenchmarkValidate(b *testing.B) {
 func BenchmarkIterAndRecords(b *testing.B) {
 	for _, sz := range benchSizes {
 		batch := buildBatch(b, codecOpts(CodecNone), jsonRecords(1, sz.records))
-		b.Run(sz.name, func(b *testing.B) {
+		b.Run("size="+sz.name, func(b *testing.B) {
 			b.SetBytes(int64(len(batch)))
 			b.ReportAllocs()
 			var r Record
@@ -66,7 +66,7 @@ func BenchmarkCompress(b *testing.B) {
 	for _, sz := range benchSizes {
 		in := recordsSection(b, jsonRecords(1, sz.records))
 		for _, c := range allCodecs[1:] {
-			b.Run(c.String()+"/"+sz.name, func(b *testing.B) {
+			b.Run("codec="+c.String()+"/size="+sz.name, func(b *testing.B) {
 				out, err := Compress(c, nil, in)
 				if err != nil {
 					b.Fatal(err)
@@ -86,7 +86,7 @@ func BenchmarkDecompress(b *testing.B) {
 	for _, sz := range benchSizes {
 		in := recordsSection(b, jsonRecords(1, sz.records))
 		for _, c := range allCodecs[1:] {
-			b.Run(c.String()+"/"+sz.name, func(b *testing.B) {
+			b.Run("codec="+c.String()+"/size="+sz.name, func(b *testing.B) {
 				comp, err := Compress(c, nil, in)
 				if err != nil {
 					b.Fatal(err)
@@ -113,7 +113,7 @@ func BenchmarkDecompress(b *testing.B) {
 func BenchmarkBuilder(b *testing.B) {
 	recs := jsonRecords(1, 16)
 	for _, c := range allCodecs {
-		b.Run(c.String()+"/16KiB", func(b *testing.B) {
+		b.Run("codec="+c.String()+"/size=16KiB", func(b *testing.B) {
 			bl := NewBuilder(codecOpts(c))
 			var out []byte
 			build := func() {

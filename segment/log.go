@@ -612,7 +612,7 @@ func (l *Log) Read(dst []Region, offset int64, maxBytes int, maxOffset int64) ([
 		}
 	}
 	remaining := int64(max(maxBytes, 0))
-	for first := true; i <= bi && remaining > 0; i, pos = i+1, 0 {
+	for first := true; i <= bi && (first || remaining > 0); i, pos = i+1, 0 {
 		n := min(limit(i)-pos, remaining)
 		if first {
 			n = min(limit(i)-pos, max(remaining, head.size))

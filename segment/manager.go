@@ -300,6 +300,10 @@ func (m *Manager) GetOrCreate(tp TopicPartition, cfg Config) (*Log, error) {
 // Delete closes a partition's log and removes its directory.
 func (m *Manager) Delete(tp TopicPartition) error {
 	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
 	l, ok := m.mu.logs[tp]
 	delete(m.mu.logs, tp)
 	delete(m.mu.dirOf, tp)

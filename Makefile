@@ -1,0 +1,55 @@
+# Gregor: a Kafka-wire-compatible streaming log. `make test` is what CI runs.
+
+GO        ?= go
+PKGS      := ./...
+# Benchmarks: how long each runs and how many times (benchstat wants >= 6 for
+# confidence intervals).
+BENCHTIME ?= 500ms
+BENCHCOUNT ?= 6
+# Fuzzing: how long each target runs in `make fuzz`.
+FUZZTIME  ?= 1m
+RESULTS   := results/$(shell date -u +%Y-%m-%d)-storage
+BENCHSTAT := $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+
+.PHONY: all build test vet fmt-check bench fuzz clean
+
+all: build
+
+# Compiles every package. (The gregor binary arrives with `gregor serve`.)
+build:
+	$(GO) build $(PKGS)
+
+# Everything CI checks: formatting, vet, and every test (fuzz seed corpora
+# included) under the race detector. Slow randomized tests shorten themselves
+# with -short; CI runs them whole.
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
+
+# The storage benchmarks, with their figures written under results/.
+bench:
+	@mkdir -p $(RESULTS)
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./batch ./segment | tee $(RESULTS)/bench.txt
+	@: > $(RESULTS)/benchstat.txt
+	@for b in Validate Compress Decompress Builder Append OffsetLookup RecoveryScan; do \
+		col=/impl; case $$b in Compress|Decompress|Builder) col=/codec;; esac; \
+		$(BENCHSTAT) -filter ".name:/^$$b/" -col $$col $(RESULTS)/bench.txt | tee -a $(RESULTS)/benchstat.txt; \
+	done
+
+# Longer fuzzing than the seed corpora `make test` runs: every target in turn.
+fuzz:
+	@for pkg in ./batch ./segment; do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf bin
