@@ -30,19 +30,31 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-type gzipEncoder struct {
-	w   *gzip.Writer
+// streamEncoder is a pooled gzip or LZ4 writer with the buffer it appends to.
+type streamEncoder struct {
+	w interface {
+		io.WriteCloser
+		Reset(io.Writer)
+	}
 	out appendWriter
+}
+
+// compress appends src, compressed, to dst.
+func (e *streamEncoder) compress(dst, src []byte) ([]byte, error) {
+	e.out.b = dst
+	e.w.Reset(&e.out)
+	_, err := e.w.Write(src)
+	if err == nil {
+		err = e.w.Close()
+	}
+	dst = e.out.b
+	e.out.b = nil
+	return dst, err
 }
 
 type gzipDecoder struct {
 	r   gzip.Reader
 	src bytes.Reader
-}
-
-type lz4Encoder struct {
-	w   *lz4.Writer
-	out appendWriter
 }
 
 type lz4Decoder struct {
@@ -52,7 +64,7 @@ type lz4Decoder struct {
 
 var (
 	gzipEncoders = sync.Pool{New: func() any {
-		e := new(gzipEncoder)
+		e := new(streamEncoder)
 		e.w, _ = gzip.NewWriterLevel(&e.out, gzip.DefaultCompression)
 		return e
 	}}
@@ -61,12 +73,11 @@ var (
 	// Kafka's own LZ4 writer uses 64 KiB independent blocks; so do we, which
 	// also keeps each reader's and writer's block buffer small.
 	lz4Encoders = sync.Pool{New: func() any {
-		e := new(lz4Encoder)
-		e.w = lz4.NewWriter(&e.out)
-		if err := e.w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ConcurrencyOption(1)); err != nil {
+		w := lz4.NewWriter(nil)
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ConcurrencyOption(1)); err != nil {
 			panic(err) // constant options: cannot fail
 		}
-		return e
+		return &streamEncoder{w: w}
 	}}
 	lz4Decoders = sync.Pool{New: func() any {
 		d := new(lz4Decoder)
@@ -112,19 +123,16 @@ func Compress(c Codec, dst, src []byte) ([]byte, error) {
 	switch c {
 	case CodecNone:
 		return append(dst, src...), nil
-	case CodecGzip:
-		e := gzipEncoders.Get().(*gzipEncoder)
-		e.out.b = dst
-		e.w.Reset(&e.out)
-		_, err := e.w.Write(src)
-		if err == nil {
-			err = e.w.Close()
+	case CodecGzip, CodecLZ4:
+		pool := &gzipEncoders
+		if c == CodecLZ4 {
+			pool = &lz4Encoders
 		}
-		dst = e.out.b
-		e.out.b = nil
-		gzipEncoders.Put(e)
+		e := pool.Get().(*streamEncoder)
+		dst, err := e.compress(dst, src)
+		pool.Put(e)
 		if err != nil {
-			return dst, fmt.Errorf("batch: gzip: %w", err)
+			return dst, fmt.Errorf("batch: %s: %w", c, err)
 		}
 		return dst, nil
 	case CodecSnappy:
@@ -135,21 +143,6 @@ func Compress(c Codec, dst, src []byte) ([]byte, error) {
 		dst = slices.Grow(dst, n)
 		enc := s2.EncodeSnappy(dst[len(dst):len(dst)+n], src)
 		return dst[:len(dst)+len(enc)], nil
-	case CodecLZ4:
-		e := lz4Encoders.Get().(*lz4Encoder)
-		e.out.b = dst
-		e.w.Reset(&e.out)
-		_, err := e.w.Write(src)
-		if err == nil {
-			err = e.w.Close()
-		}
-		dst = e.out.b
-		e.out.b = nil
-		lz4Encoders.Put(e)
-		if err != nil {
-			return dst, fmt.Errorf("batch: lz4: %w", err)
-		}
-		return dst, nil
 	case CodecZstd:
 		e := zstdEncoders.Get().(*zstd.Encoder)
 		dst = e.EncodeAll(src, dst)
