@@ -121,8 +121,14 @@ func (ix *mmapIndex) close() error {
 	return err
 }
 
-// reset drops every entry.
-func (ix *mmapIndex) reset() { ix.n = 0 }
+// replace drops every entry and maps the file afresh, zeroed, at capBytes.
+func (ix *mmapIndex) replace(capBytes int) error {
+	ix.n = 0
+	if err := ix.resize(0); err != nil {
+		return err
+	}
+	return ix.resize(capBytes)
+}
 
 // Offset index entries: (offset - segment base) u32, position u32.
 

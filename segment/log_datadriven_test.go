@@ -97,15 +97,7 @@ func runLogCommand(t *testing.T, lp **Log, dir string, clock *fakeClock, d *data
 		*lp = nil
 		return "ok\n", err
 	case "crash":
-		// Drop the log as a killed process would: release the files without
-		// trimming indexes or syncing anything.
-		l.background.Wait()
-		l.mu.Lock()
-		for _, s := range l.mu.segments {
-			s.release()
-		}
-		l.mu.closed = true
-		l.mu.Unlock()
+		crash(l)
 		*lp = nil
 		return "ok\n", nil
 	case "append":

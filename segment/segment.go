@@ -387,22 +387,14 @@ func (s *segment) writeIndexes(cfg *Config, offs []uint32, times []int64, active
 		offBytes = max(offBytes, cfg.SegmentIndexBytes/offsetEntrySize*offsetEntrySize)
 		timeBytes = max(timeBytes+timeEntrySize, cfg.SegmentIndexBytes/timeEntrySize*timeEntrySize)
 	}
-	s.index.reset()
-	if err := s.index.resize(0); err != nil {
-		return err
-	}
-	if err := s.index.resize(offBytes); err != nil {
+	if err := s.index.replace(offBytes); err != nil {
 		return err
 	}
 	for i := range nOff {
 		s.index.putOffset(i, offs[2*i], offs[2*i+1])
 	}
 	s.index.n = nOff
-	s.timeIndex.reset()
-	if err := s.timeIndex.resize(0); err != nil {
-		return err
-	}
-	if err := s.timeIndex.resize(timeBytes); err != nil {
+	if err := s.timeIndex.replace(timeBytes); err != nil {
 		return err
 	}
 	for i := range nTime {
