@@ -30,7 +30,8 @@ import (
 // appender writes file bytes and index entries beyond what is published without
 // mu, then publishes them under mu, so readers never wait for a write(2).
 // fsyncs run under their own lock so that one fsync covers every append that
-// waits on it (group commit) while appends continue.
+// waits on it (group commit) while appends continue. Locks are taken in the
+// order appendMu, flush, mu.
 type Log struct {
 	dir    string
 	now    func() time.Time
