@@ -37,7 +37,7 @@ const (
 	// not fill the disk. It is half the default segment.bytes, so no roll
 	// happens while the timer runs: a roll starts a background fsync of the
 	// whole old segment (as Kafka's does), which competes with the appends that
-	// follow for the disk and measured up to 2x slower appends for a while;
+	// follow for the disk (measured: about half the plain write's speed);
 	// that is the cost of flushing on roll, not of the append path this
 	// benchmark compares with a plain write.
 	benchCycleBytes = DefaultSegmentBytes / 2
