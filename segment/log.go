@@ -537,7 +537,7 @@ func (l *Log) flushTo(target int64) error {
 // missing entries, which only make lookups scan further.
 func (l *Log) syncFrom(from int64) (int64, error) {
 	var files [8]*File
-	todo := files[:0]
+	pending := files[:0]
 	l.mu.RLock()
 	if err := l.usableLocked(); err != nil {
 		l.mu.RUnlock()
@@ -547,12 +547,12 @@ func (l *Log) syncFrom(from int64) (int64, error) {
 	for _, s := range l.mu.segments {
 		if s.next > from || s.base >= from {
 			s.file.acquire()
-			todo = append(todo, s.file)
+			pending = append(pending, s.file)
 		}
 	}
 	l.mu.RUnlock()
 	var err error
-	for _, f := range todo {
+	for _, f := range pending {
 		if err == nil {
 			err = l.io.datasync(f.f)
 		}
