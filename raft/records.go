@@ -1,7 +1,7 @@
 package raft
 
 // The metadata records the quorum's log holds, as Go values. Their byte
-// encoding (AppendRecord, DecodeRecords) and validation live in codec.go and
+// encoding (EncodeEntry, DecodeEntry) and validation live in codec.go and
 // are drawn in doc.go. A raft log entry holds one or more records that apply
 // atomically (a topic and its partitions, say), as a KRaft record batch does.
 

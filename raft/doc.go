@@ -1,0 +1,114 @@
+// Package raft is the metadata quorum (KRaft-style) over hashicorp/raft:
+// records, image, controller.
+//
+// Controllers replicate a log of metadata records (records.go); every node
+// folds the committed log into an immutable Image (image_types.go, image.go).
+// Image.Apply returns a new Image that shares every unchanged broker, topic
+// and partition with the old one, so any goroutine may read an Image without
+// locks while the next one is built; nothing reachable from a published Image
+// is ever written again.
+//
+// # Log entries
+//
+// One raft log entry holds records that apply atomically (EncodeEntry,
+// DecodeEntry). Integers are big-endian and fixed-size unless "uvarint"
+// (unsigned LEB128, as encoding/binary writes it, shortest form only).
+//
+//	entry  := version u8 (=1) | count uvarint | record × count
+//	record := type u8 | version u8 (=0) | length uvarint | body (length bytes)
+//
+//	string := length uvarint | bytes
+//	array  := count uvarint | element × count
+//	uuid   := 16 bytes
+//	bool   := u8, 0 or 1
+//
+// Record bodies, version 0:
+//
+//	type                      body
+//	1  BrokerRegistered       broker id i32 | incarnation uuid |
+//	                          endpoints array of (name string | host string |
+//	                          port u16 | security protocol i16) | rack string
+//	2  BrokerFenced           broker id i32 | broker epoch i64
+//	3  BrokerUnfenced         broker id i32 | broker epoch i64
+//	4  BrokerUnregistered     broker id i32 | broker epoch i64
+//	5  Topic                  name string | id uuid |
+//	                          configs array of (name string | value string)
+//	6  TopicRemoved           id uuid
+//	7  Partition              topic id uuid | partition i32 |
+//	                          replicas array of i32 | isr array of i32 |
+//	                          leader i32 | leader epoch i32 | partition epoch i32
+//	8  PartitionChange        topic id uuid | partition i32 | leader i32 |
+//	                          isr array of i32 | leader epoch i32 |
+//	                          partition epoch i32
+//	9  ConfigChange           resource type i8 | resource name string |
+//	                          name string | value string | delete bool
+//	10 NoOp                   (empty)
+//
+// # Versions
+//
+// The entry version changes only if the framing does. Each record carries
+// its own version, and the rule for changing a record is:
+//
+//   - A new field is appended to the body, and the record's version goes up
+//     by one: version v+1's body is version v's followed by the new fields.
+//     A decoder that knows version v+1 reads a version-v body (the body
+//     length tells it where the body stops) and gives the new fields their
+//     zero value.
+//   - A decoder rejects a version it does not know, and a body whose bytes
+//     its fields do not fill exactly. It never skips fields: every node must
+//     fold every record into the same image, and a node that ignored a
+//     field would silently diverge from one that did not. So a writer may use
+//     a new version only once every node of the cluster decodes it (as
+//     Kafka's metadata.version gates new records); until then a record with
+//     the new version is corruption, and the node stops.
+//   - The body length frames each record: a field cannot run into the next
+//     record, and a tool that lists a log can step over records without
+//     knowing their layout.
+//
+// This makes the encoding canonical: anything DecodeEntry accepts re-encodes
+// to the same bytes, which the fuzz tests check.
+//
+// # What a record must be
+//
+// Validate checks a record alone (ids, names, epochs, that a partition's
+// leader is in its ISR and its ISR among its replicas; errors wrap
+// ErrInvalidRecord). Image.Apply checks it against the image (errors wrap
+// ErrInconsistent), and makes these choices:
+//
+//   - The broker epoch is the raft index of the entry that registered the
+//     broker, as KRaft uses the record's offset. A broker registers fenced;
+//     a re-registration replaces the old registration. Fence, unfence and
+//     unregister name the broker's current epoch.
+//   - A topic's partitions are created in order, 0 to n-1, with no gap.
+//   - A PartitionChange keeps the replicas, takes an ISR among them, raises
+//     the partition epoch, and never lowers the leader epoch; a new leader
+//     comes with a new leader epoch.
+//   - ConfigChange names a topic by name (it must exist) or a broker by id
+//     as a decimal string, "" being the cluster-wide default. A broker
+//     resource left with no keys is dropped from Image.BrokerConfigs.
+//   - Offsets increase and epochs (raft terms) do not decrease from one
+//     entry to the next.
+//   - Whether the brokers a partition names are registered or fenced is the
+//     controller's decision, not a consistency check: a partition may name
+//     a broker that has gone, as in Kafka.
+//
+// # Snapshots
+//
+// An Image is snapshotted as records, so the record codec is reused
+// (Image.AppendSnapshot, DecodeSnapshot). A BrokerRegistered record does not
+// hold what applying it decides, the broker's epoch, nor whether the broker is
+// fenced now, and a record never holds the image's offset and epoch, so the
+// snapshot has a header and a broker section for them:
+//
+//	snapshot := version u8 (=1) | offset u64 | epoch u64 |
+//	            broker count uvarint |
+//	            (broker epoch i64 | fenced bool | BrokerRegistered record) × count |
+//	            record count uvarint | record × count
+//
+// Brokers are sorted by id. The records are, for each topic sorted by name,
+// its Topic record (configs sorted by name) and then a Partition record for
+// each of its partitions in order; then a ConfigChange (Delete false) for
+// each broker config key, sorted by resource name and key. Only this
+// canonical form decodes, so equal images have equal snapshots, and
+// Image.Hash, the SHA-256 of the snapshot, compares nodes' images.
+package raft
