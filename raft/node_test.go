@@ -384,7 +384,7 @@ func TestSnapshotRestart(t *testing.T) {
 	c := newTestCluster(t, 3, false)
 	c.propose(registration(1))
 	topic, part := testTopic("orders", 1)
-	c.propose(topic, part)
+	c.converge(c.propose(topic, part).Offset)
 	var other *testNode
 	for _, tn := range c.nodes {
 		if tn != c.active() {
