@@ -33,10 +33,12 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
 
-# The storage benchmarks, with their figures written under results/.
+# The storage benchmarks and the controller failover time, with their figures
+# written under results/.
 bench:
 	@mkdir -p $(RESULTS)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./batch ./segment | tee $(RESULTS)/bench.txt
+	$(GO) test -count=1 -run '^TestFailoverTime$$' -v ./raft | grep 'failover over' | tee $(RESULTS)/failover.txt
 	@: > $(RESULTS)/benchstat.txt
 	@for b in Validate Compress Decompress Builder Append OffsetLookup RecoveryScan; do \
 		col=/impl; case $$b in Compress|Decompress|Builder) col=/codec;; esac; \

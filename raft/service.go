@@ -1,0 +1,282 @@
+package raft
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// QuorumController is the thin I/O shell around the pure decisions of
+// Controller: it hands each request the node's current image and the time,
+// proposes the records the decision returns, and answers once they are
+// applied. One goroutine owns the Controller (DESIGN §5: one owner per piece of
+// state); requests reach it through a bounded queue, so decisions are made one
+// at a time, each on the image that includes the previous one.
+//
+// On a node that is not the active controller every request is answered with
+// NOT_CONTROLLER, and the caller retries against Node.Leader. When the node
+// becomes active it starts a fresh Controller, so every broker gets a full
+// session timeout to reach the new controller before it is fenced, as KRaft
+// does after a failover.
+type QuorumController struct {
+	node   *Node
+	cfg    ControllerConfig
+	now    func() time.Time
+	newID  func() UUID
+	logger *slog.Logger
+
+	reqs     chan *controllerCall
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     sync.WaitGroup
+}
+
+// QuorumControllerOptions are the shell's collaborators.
+type QuorumControllerOptions struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// NewID draws topic ids; random when nil.
+	NewID func() UUID
+	// QueueSize bounds the requests waiting for a decision (default 1024);
+	// callers beyond it wait, up to their context's deadline.
+	QueueSize int
+	Logger    *slog.Logger
+}
+
+type controllerCall struct {
+	ctx   context.Context
+	req   kmsg.Request // nil: check broker sessions
+	reply chan controllerReply
+}
+
+type controllerReply struct {
+	resp kmsg.Response
+	err  error
+}
+
+// NewQuorumController starts the shell on node.
+func NewQuorumController(node *Node, cfg ControllerConfig, o QuorumControllerOptions) (*QuorumController, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NewID == nil {
+		o.NewID = randomUUID
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 1024
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	q := &QuorumController{node: node, cfg: cfg, now: o.Now, newID: o.NewID, logger: o.Logger,
+		reqs: make(chan *controllerCall, o.QueueSize), stop: make(chan struct{})}
+	q.done.Add(1)
+	go q.run()
+	return q, nil
+}
+
+func randomUUID() UUID {
+	var u UUID
+	rand.Read(u[:])
+	return u
+}
+
+// Handle decides one controller request: BrokerRegistration, BrokerHeartbeat,
+// CreateTopics, DeleteTopics, CreatePartitions or AlterPartition. Errors a
+// Kafka client should see are in the response; the error return is for
+// requests that could not be decided at all (an unsupported API, a cancelled
+// context, a stopped controller).
+func (q *QuorumController) Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	switch req.(type) {
+	case *kmsg.BrokerRegistrationRequest, *kmsg.BrokerHeartbeatRequest, *kmsg.CreateTopicsRequest,
+		*kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterPartitionRequest:
+	default:
+		return nil, fmt.Errorf("raft: the controller does not handle %T", req)
+	}
+	return q.call(ctx, req)
+}
+
+// CheckSessions fences the brokers whose sessions have expired now. The shell
+// does so by itself when the next session expires; tests with a fake clock
+// call it.
+func (q *QuorumController) CheckSessions(ctx context.Context) error {
+	_, err := q.call(ctx, nil)
+	return err
+}
+
+func (q *QuorumController) call(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	c := &controllerCall{ctx: ctx, req: req, reply: make(chan controllerReply, 1)}
+	select {
+	case q.reqs <- c:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-q.stop:
+		return nil, ErrClosed
+	}
+	select {
+	case r := <-c.reply:
+		return r.resp, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-q.stop:
+		return nil, ErrClosed
+	}
+}
+
+// ErrClosed is returned by a stopped QuorumController.
+var ErrClosed = errors.New("raft: controller stopped")
+
+// Close stops the shell (not the node). It is safe to call twice.
+func (q *QuorumController) Close() {
+	q.stopOnce.Do(func() { close(q.stop) })
+	q.done.Wait()
+}
+
+func (q *QuorumController) run() {
+	defer q.done.Done()
+	var ctrl *Controller
+	var epoch uint64
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		activeCh := q.node.ActiveChanged()
+		if e, ok := q.node.Active(); ok && e != epoch {
+			ctrl, _ = NewController(q.cfg) // cfg is validated
+			epoch = e
+		} else if !ok {
+			ctrl, epoch = nil, 0
+		}
+		if ctrl != nil {
+			now := q.now().UnixMilli()
+			if at, ok := ctrl.NextExpiry(q.node.Image(), now); ok {
+				timer.Reset(time.Duration(max(at-now, 0)+1) * time.Millisecond)
+			}
+		}
+		select {
+		case <-q.stop:
+			return
+		case <-activeCh:
+		case <-timer.C:
+			if ctrl != nil {
+				q.fenceExpired(context.Background(), ctrl)
+			}
+		case c := <-q.reqs:
+			if c.req == nil {
+				var err error
+				if ctrl == nil {
+					err = ErrNotController
+				} else {
+					err = q.fenceExpired(c.ctx, ctrl)
+				}
+				c.reply <- controllerReply{err: err}
+				continue
+			}
+			resp, err := q.decide(c.ctx, ctrl, c.req)
+			c.reply <- controllerReply{resp, err}
+		}
+	}
+}
+
+func (q *QuorumController) fenceExpired(ctx context.Context, ctrl *Controller) error {
+	records := ctrl.FenceExpired(q.node.Image(), q.now().UnixMilli())
+	if len(records) == 0 {
+		return nil
+	}
+	_, err := q.node.Propose(ctx, records)
+	if err != nil {
+		q.logger.Warn("fencing brokers whose sessions expired", "err", err)
+	}
+	return err
+}
+
+// decide runs one request's decision and proposes its records.
+func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kmsg.Request) (kmsg.Response, error) {
+	if ctrl == nil {
+		return notController(req), nil
+	}
+	im, now := q.node.Image(), q.now().UnixMilli()
+	var records []Record
+	var resp kmsg.Response
+	switch r := req.(type) {
+	case *kmsg.BrokerRegistrationRequest:
+		rs, out := ctrl.RegisterBroker(im, r, now)
+		records, resp = rs, out
+	case *kmsg.BrokerHeartbeatRequest:
+		records, resp = ctrl.Heartbeat(im, r, now)
+	case *kmsg.CreateTopicsRequest:
+		records, resp = ctrl.CreateTopics(im, r, q.newID)
+	case *kmsg.DeleteTopicsRequest:
+		records, resp = ctrl.DeleteTopics(im, r)
+	case *kmsg.CreatePartitionsRequest:
+		records, resp = ctrl.CreatePartitions(im, r)
+	case *kmsg.AlterPartitionRequest:
+		records, resp = ctrl.AlterPartition(im, r)
+	}
+	if len(records) == 0 {
+		return resp, nil
+	}
+	applied, err := q.node.Propose(ctx, records)
+	if errors.Is(err, ErrNotController) {
+		return notController(req), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := resp.(*kmsg.BrokerRegistrationResponse); ok {
+		if b, ok := applied.Brokers[req.(*kmsg.BrokerRegistrationRequest).BrokerID]; ok {
+			r.BrokerEpoch = b.Epoch
+		}
+	}
+	return resp, nil
+}
+
+// notController is the request's response with NOT_CONTROLLER everywhere an
+// error code goes.
+func notController(req kmsg.Request) kmsg.Response {
+	code := kerr.NotController.Code
+	resp := req.ResponseKind()
+	switch r := resp.(type) {
+	case *kmsg.BrokerRegistrationResponse:
+		r.ErrorCode = code
+	case *kmsg.BrokerHeartbeatResponse:
+		r.ErrorCode = code
+	case *kmsg.AlterPartitionResponse:
+		r.ErrorCode = code
+	case *kmsg.CreateTopicsResponse:
+		for _, t := range req.(*kmsg.CreateTopicsRequest).Topics {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.DeleteTopicsResponse:
+		dr := req.(*kmsg.DeleteTopicsRequest)
+		for _, name := range dr.TopicNames {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = kmsg.StringPtr(name), code
+			r.Topics = append(r.Topics, rt)
+		}
+		for _, t := range dr.Topics {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.CreatePartitionsResponse:
+		for _, t := range req.(*kmsg.CreatePartitionsRequest).Topics {
+			rt := kmsg.NewCreatePartitionsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	}
+	return resp
+}

@@ -1,0 +1,204 @@
+package raft
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// serviceCluster is a 3-voter in-memory quorum with a QuorumController on
+// every node and one fake clock.
+type serviceCluster struct {
+	*testCluster
+	clock *fakeMs
+	ctrls map[int32]*QuorumController
+}
+
+// fakeMs is a clock the test moves by hand.
+type fakeMs struct{ ms atomic.Int64 }
+
+func (f *fakeMs) now() time.Time  { return time.UnixMilli(f.ms.Load()) }
+func (f *fakeMs) advance(d int64) { f.ms.Add(d) }
+
+func newServiceCluster(t *testing.T) *serviceCluster {
+	sc := &serviceCluster{testCluster: newTestCluster(t, 3, false), clock: &fakeMs{}, ctrls: map[int32]*QuorumController{}}
+	sc.clock.ms.Store(1_000_000)
+	for id := range sc.nodes {
+		sc.startController(id)
+	}
+	return sc
+}
+
+func (sc *serviceCluster) startController(id int32) {
+	var next byte
+	q, err := NewQuorumController(sc.nodes[id].node, ControllerConfig{ClusterID: "test-cluster", BrokerSessionTimeoutMs: 9000}, QuorumControllerOptions{
+		Now:   sc.clock.now,
+		NewID: func() UUID { next++; return UUID{0xaa, byte(id), next} },
+	})
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	sc.ctrls[id] = q
+	sc.t.Cleanup(q.Close)
+}
+
+// handle sends req to the active controller's shell.
+func (sc *serviceCluster) handle(req kmsg.Request) kmsg.Response {
+	sc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	for range 20 {
+		active := sc.active()
+		resp, err := sc.ctrls[active.id].Handle(ctx, req)
+		if err != nil {
+			sc.t.Fatal(err)
+		}
+		if !isNotController(resp) {
+			return resp
+		}
+	}
+	sc.t.Fatal("the active controller kept changing")
+	return nil
+}
+
+func isNotController(resp kmsg.Response) bool {
+	switch r := resp.(type) {
+	case *kmsg.BrokerRegistrationResponse:
+		return r.ErrorCode == kerr.NotController.Code
+	case *kmsg.BrokerHeartbeatResponse:
+		return r.ErrorCode == kerr.NotController.Code
+	case *kmsg.CreateTopicsResponse:
+		return len(r.Topics) > 0 && r.Topics[0].ErrorCode == kerr.NotController.Code
+	}
+	return false
+}
+
+func (sc *serviceCluster) register(id int32) int64 {
+	sc.t.Helper()
+	req := kmsg.NewPtrBrokerRegistrationRequest()
+	req.BrokerID, req.ClusterID, req.IncarnationID = id, "test-cluster", [16]byte{byte(id), 9}
+	l := kmsg.NewBrokerRegistrationRequestListener()
+	l.Name, l.Host, l.Port = "PLAINTEXT", "127.0.0.1", uint16(9090+id)
+	req.Listeners = append(req.Listeners, l)
+	resp := sc.handle(req).(*kmsg.BrokerRegistrationResponse)
+	if resp.ErrorCode != 0 || resp.BrokerEpoch <= 0 {
+		sc.t.Fatalf("registering broker %d: error %d, epoch %d", id, resp.ErrorCode, resp.BrokerEpoch)
+	}
+	return resp.BrokerEpoch
+}
+
+func (sc *serviceCluster) heartbeat(id int32, epoch int64) *kmsg.BrokerHeartbeatResponse {
+	sc.t.Helper()
+	req := kmsg.NewPtrBrokerHeartbeatRequest()
+	req.BrokerID, req.BrokerEpoch = id, epoch
+	req.CurrentMetadataOffset = int64(sc.active().node.Image().Offset)
+	return sc.handle(req).(*kmsg.BrokerHeartbeatResponse)
+}
+
+// TestQuorumControllerEndToEnd drives the controller through its Kafka APIs on
+// a real quorum: brokers register and are unfenced once caught up, a topic is
+// created and spread over them, a broker whose heartbeats stop is fenced and
+// loses its leaderships, non-active nodes answer NOT_CONTROLLER, and after a
+// failover the new controller carries on.
+func TestQuorumControllerEndToEnd(t *testing.T) {
+	sc := newServiceCluster(t)
+	epochs := map[int32]int64{}
+	for id := int32(1); id <= 3; id++ {
+		epochs[id] = sc.register(id)
+	}
+	for id := int32(1); id <= 3; id++ {
+		var resp *kmsg.BrokerHeartbeatResponse
+		for range 3 { // caught up once its metadata offset covers its registration
+			if resp = sc.heartbeat(id, epochs[id]); !resp.IsFenced {
+				break
+			}
+		}
+		if resp.ErrorCode != 0 || resp.IsFenced {
+			t.Fatalf("broker %d still fenced after heartbeats: error %d", id, resp.ErrorCode)
+		}
+	}
+
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "orders", 6, 3
+	create.Topics = append(create.Topics, ct)
+	cr := sc.handle(create).(*kmsg.CreateTopicsResponse)
+	if len(cr.Topics) != 1 || cr.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create topic: %+v", cr.Topics)
+	}
+	im := sc.active().node.Image()
+	topic, ok := im.Topic("orders")
+	if !ok || len(topic.Partitions) != 6 {
+		t.Fatal("the topic is not in the image")
+	}
+	if led := im.PartitionsLedBy(3); led != 2 {
+		t.Fatalf("broker 3 leads %d of 6 partitions over 3 brokers, want 2", led)
+	}
+
+	// A node that is not active answers NOT_CONTROLLER.
+	for id, q := range sc.ctrls {
+		if id == sc.active().id {
+			continue
+		}
+		resp, err := q.Handle(context.Background(), create)
+		if err != nil || !isNotController(resp) {
+			t.Fatalf("node %d (not active): %v, %v", id, resp, err)
+		}
+		break
+	}
+
+	// Broker 3 stops heartbeating; the others go on. Past the session
+	// timeout it is fenced and its partitions move to ISR members.
+	sc.clock.advance(6000)
+	sc.heartbeat(1, epochs[1])
+	sc.heartbeat(2, epochs[2])
+	sc.clock.advance(4000)
+	if err := sc.ctrls[sc.active().id].CheckSessions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	im = sc.active().node.Image()
+	if !im.Brokers[3].Fenced {
+		t.Fatal("broker 3 was not fenced after its session expired")
+	}
+	if led := im.PartitionsLedBy(3); led != 0 {
+		t.Fatalf("fenced broker 3 still leads %d partitions", led)
+	}
+	topic, _ = im.Topic("orders")
+	for i, p := range topic.Partitions {
+		if p.Leader == NoLeader || p.Leader == 3 {
+			t.Fatalf("partition %d: leader %d", i, p.Leader)
+		}
+	}
+
+	// Failover: the new active controller serves requests, and does not
+	// fence brokers merely because it has not heard from them yet.
+	old := sc.active()
+	sc.ctrls[old.id].Close()
+	sc.kill(old.id)
+	sc.active()
+	if err := sc.ctrls[sc.active().id].CheckSessions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sc.active().node.Image().Brokers[1].Fenced {
+		t.Fatal("the new controller fenced a live broker it had not heard from yet")
+	}
+	ct.Topic = "payments"
+	create.Topics = []kmsg.CreateTopicsRequestTopic{ct}
+	create.Topics[0].ReplicationFactor = 2
+	cr = sc.handle(create).(*kmsg.CreateTopicsResponse)
+	if cr.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create after failover: error %d", cr.Topics[0].ErrorCode)
+	}
+	// Replication factor 3 needs 3 unfenced brokers: only 2 are left.
+	ct.Topic, ct.ReplicationFactor = "audit", 3
+	create.Topics = []kmsg.CreateTopicsRequestTopic{ct}
+	cr = sc.handle(create).(*kmsg.CreateTopicsResponse)
+	if cr.Topics[0].ErrorCode != kerr.InvalidReplicationFactor.Code {
+		t.Fatalf("rf 3 over 2 unfenced brokers: error %d, want INVALID_REPLICATION_FACTOR", cr.Topics[0].ErrorCode)
+	}
+	sc.checkOneActivePerEpoch()
+}
