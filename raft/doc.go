@@ -111,4 +111,26 @@
 // each broker config key, sorted by resource name and key. Only this
 // canonical form decodes, so equal images have equal snapshots, and
 // Image.Hash, the SHA-256 of the snapshot, compares nodes' images.
+//
+// # Nodes and the active controller
+//
+// A Node (node.go) runs hashicorp/raft with raft-wal as its log and stable
+// store and file snapshots, over TCP (or the in-memory transport in tests).
+// Voters are the nodes with the controller role in process.roles; each
+// bootstraps with controller.quorum.voters on its first start and recovers
+// from its log and snapshot afterwards. Broker-only nodes follow the log as
+// raft non-voters, added by the active controller (Node.AddObserver), so every
+// broker keeps the image locally; Delta.Local tells it which partitions it now
+// leads or follows, at which epochs. The raft leader becomes the active
+// controller once it has committed a NoOp in its term; the raft term is the
+// controller epoch. An entry that cannot be decoded or applied stops the node.
+//
+// # Decisions
+//
+// The controller's decisions (controller.go, assign.go) are pure: functions
+// of (image, request, now) that return the records to propose and the Kafka
+// response. QuorumController (service.go) is the thin shell around them: one
+// goroutine owns the Controller's volatile broker sessions, takes requests
+// from a bounded queue, decides each on the image that includes the previous
+// decision, proposes the records and answers once they are applied.
 package raft
