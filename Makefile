@@ -38,7 +38,7 @@ fmt-check:
 bench:
 	@mkdir -p $(RESULTS)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./batch ./segment | tee $(RESULTS)/bench.txt
-	$(GO) test -count=1 -run '^TestFailoverTime$$' -v ./raft | grep 'failover over' | tee $(RESULTS)/failover.txt
+	$(GO) test -count=1 -run '^TestFailoverTime$$' -v ./raft | grep 'failover over' | sed 's/^ *node_test.go:[0-9]*: //' | tee $(RESULTS)/failover.txt
 	@: > $(RESULTS)/benchstat.txt
 	@for b in Validate Compress Decompress Builder Append OffsetLookup RecoveryScan; do \
 		col=/impl; case $$b in Compress|Decompress|Builder) col=/codec;; esac; \
