@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"maps"
 	"math"
@@ -20,7 +19,6 @@ import (
 	"github.com/cockroachdb/datadriven"
 )
 
-var imageSeed = flag.Uint64("raft.image.seed", 0, "seed of TestApplyRandom (0: from the clock)")
 
 // imgID is the topic id tests call n; imgFmtID prints it back as n.
 func imgID(n uint64) UUID {
@@ -842,11 +840,7 @@ func TestDecodeSnapshotErrors(t *testing.T) {
 // partitions are shared, and the snapshot round-trips. Images from early on
 // are checked again at the end.
 func TestApplyRandom(t *testing.T) {
-	seed := *imageSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (rerun with -raft.image.seed=%d)", seed, seed)
+	seed := raftTestSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	im := NewImage()
 	type kept struct{ im, copy *Image }
