@@ -18,7 +18,6 @@ import (
 	"github.com/cockroachdb/datadriven"
 )
 
-
 // imgID is the topic id tests call n; imgFmtID prints it back as n.
 func imgID(n uint64) UUID {
 	var u UUID
