@@ -4,29 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-)
 
-// raftTestSeed returns the seed of a randomized test: GREGOR_TEST_SEED if
-// set, else the time. It logs it so that a failure can be replayed.
-func raftTestSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("GREGOR_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("GREGOR_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (rerun with GREGOR_TEST_SEED=%d)", seed, seed)
-	return seed
-}
+	"gregor/internal/testseed"
+)
 
 // assignBrokers makes n brokers with ids 3i+1 (so that ids are not
 // positions); racks[i] is broker i's rack, "" for none.
@@ -175,7 +159,7 @@ func TestAssignReplicasEvenExhaustive(t *testing.T) {
 // random ids, racks of equal or unequal sizes or none, in random order.
 // The result does not depend on the order brokers are passed in.
 func TestAssignReplicasRandomized(t *testing.T) {
-	seed := raftTestSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	for iter := range 3000 {
 		n := 1 + rng.IntN(24)

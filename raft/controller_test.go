@@ -14,6 +14,8 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/internal/testseed"
 )
 
 const testClusterID = "test-cluster"
@@ -724,7 +726,7 @@ type modelBroker struct {
 // may not lead only as its last member, leaderless; epochs only increase.
 // The second controller must decide exactly as the first.
 func TestControllerRandomized(t *testing.T) {
-	seed := raftTestSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
 	const timeout = 1000
 	cfg := ControllerConfig{ClusterID: testClusterID, BrokerSessionTimeoutMs: timeout,

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+
+	"gregor/internal/testseed"
 )
 
 // imgID is the topic id tests call n; imgFmtID prints it back as n.
@@ -838,7 +840,7 @@ func TestDecodeSnapshotErrors(t *testing.T) {
 // partitions are shared, and the snapshot round-trips. Images from early on
 // are checked again at the end.
 func TestApplyRandom(t *testing.T) {
-	seed := raftTestSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	im := NewImage()
 	type kept struct{ im, copy *Image }

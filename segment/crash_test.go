@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"gregor/batch"
+	"gregor/internal/testseed"
 )
 
 // crash drops a log as a killed process would: its files are released without
@@ -58,7 +59,7 @@ type writtenBatch struct {
 // of batches that were not damaged, that its indexes equal a from-scratch
 // build, and that it takes appends again.
 func TestCrashRecoveryRandomized(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
 	rounds := 40
 	if testing.Short() {
@@ -184,7 +185,7 @@ func TestCrashRecoveryRandomized(t *testing.T) {
 // indexes appends build, across rolls by size, full indexes and time, equal
 // those a rebuild from the log bytes makes.
 func TestAppendedIndexesEqualRebuild(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for round := range 10 {
 		dir := filepath.Join(t.TempDir(), "t-0")

@@ -12,9 +12,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"gregor/internal/testseed"
 )
 
 // TestEpochCacheDataDriven runs testdata/epoch_cache.txt. Commands:
@@ -458,25 +459,11 @@ func (m epochModel) epochForOffset(offset int64) (int32, bool) {
 	return best, found
 }
 
-// testSeed returns the seed from GREGOR_TEST_SEED, or a new one, and logs it.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("GREGOR_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("GREGOR_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (rerun with GREGOR_TEST_SEED=%d)", seed, seed)
-	return seed
-}
-
 // TestEpochCacheRandomized applies random operations to the cache and to
 // epochModel and compares every answer, the entries after every change, and
 // the file after every reopen.
 func TestEpochCacheRandomized(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	ops := 3000
 	if testing.Short() {
