@@ -37,10 +37,10 @@ fmt-check:
 # written under results/.
 bench:
 	@mkdir -p $(RESULTS)
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./batch ./segment ./raft | tee $(RESULTS)/bench.txt
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./batch ./segment ./raft ./netio | tee $(RESULTS)/bench.txt
 	$(GO) test -count=1 -run '^TestFailoverTime$$' -v ./raft | grep 'failover over' | sed 's/^ *node_test.go:[0-9]*: //' | tee $(RESULTS)/failover.txt
 	@: > $(RESULTS)/benchstat.txt
-	@for b in Validate Compress Decompress Builder Append OffsetLookup RecoveryScan ApplyPartitionChange EntryCodec; do \
+	@for b in Validate Compress Decompress Builder Append OffsetLookup RecoveryScan ApplyPartitionChange EntryCodec FetchResponse; do \
 		col=/impl; case $$b in Compress|Decompress|Builder) col=/codec;; EntryCodec) col=/op;; esac; \
 		$(BENCHSTAT) -filter ".name:/^$$b/" -col $$col $(RESULTS)/bench.txt | tee -a $(RESULTS)/benchstat.txt; \
 	done

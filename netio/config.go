@@ -1,0 +1,81 @@
+package netio
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config holds the network settings, under Kafka's broker config names.
+type Config struct {
+	// SocketRequestMaxBytes bounds a request frame: socket.request.max.bytes,
+	// 100 MiB. A larger size prefix closes the connection before any of the
+	// frame is read.
+	SocketRequestMaxBytes int32
+	// MaxConnections bounds open client connections: max.connections.
+	// Kafka's default is unbounded; Gregor's is 65536.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the connections of one client address:
+	// max.connections.per.ip (default as MaxConnections).
+	MaxConnectionsPerIP int
+	// ConnectionsMaxIdle closes a connection with no request in flight and
+	// none arriving for this long: connections.max.idle.ms, 10 minutes.
+	ConnectionsMaxIdle time.Duration
+	// QueuedMaxRequests bounds the requests being handled across all
+	// connections: queued.max.requests, 500. Connections stop being read
+	// while it is reached.
+	QueuedMaxRequests int
+	// MaxInFlightPerConnection bounds the requests of one connection being
+	// handled or waiting for their turn to be answered; its reading stops at
+	// the bound. Kafka handles one at a time per connection; Gregor lets a
+	// client's pipelined requests (up to max.in.flight.requests.per.connection,
+	// 5 by default) proceed together and still answers in order. Default 16.
+	MaxInFlightPerConnection int
+}
+
+// EnsureDefaults fills every zero field with its default.
+func (c *Config) EnsureDefaults() {
+	if c.SocketRequestMaxBytes == 0 {
+		c.SocketRequestMaxBytes = 100 << 20
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 65536
+	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = c.MaxConnections
+	}
+	if c.ConnectionsMaxIdle == 0 {
+		c.ConnectionsMaxIdle = 10 * time.Minute
+	}
+	if c.QueuedMaxRequests == 0 {
+		c.QueuedMaxRequests = 500
+	}
+	if c.MaxInFlightPerConnection == 0 {
+		c.MaxInFlightPerConnection = 16
+	}
+}
+
+// Validate reports every field out of range, with its value.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("netio: "+format, args...)) }
+	if c.SocketRequestMaxBytes < 8 {
+		bad("socket.request.max.bytes=%d: want at least 8", c.SocketRequestMaxBytes)
+	}
+	if c.MaxConnections < 1 {
+		bad("max.connections=%d: want at least 1", c.MaxConnections)
+	}
+	if c.MaxConnectionsPerIP < 1 {
+		bad("max.connections.per.ip=%d: want at least 1", c.MaxConnectionsPerIP)
+	}
+	if c.ConnectionsMaxIdle < time.Millisecond {
+		bad("connections.max.idle.ms=%d: want at least 1", c.ConnectionsMaxIdle.Milliseconds())
+	}
+	if c.QueuedMaxRequests < 1 {
+		bad("queued.max.requests=%d: want at least 1", c.QueuedMaxRequests)
+	}
+	if c.MaxInFlightPerConnection < 1 {
+		bad("max in-flight requests per connection=%d: want at least 1", c.MaxInFlightPerConnection)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,435 @@
+package netio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Part is one piece of a response: bytes (written with writev), or a region
+// of a file (written with sendfile(2) at an explicit offset, so concurrent
+// sends of one file never share a file position).
+type Part struct {
+	Bytes  []byte
+	File   *os.File
+	Offset int64
+	Length int64
+}
+
+// Response is a handler's answer to one request.
+type Response struct {
+	Parts []Part
+	// Done, when set, is called once the response has been written, or
+	// dropped because the connection closed: the place to release the file
+	// regions its parts refer to.
+	Done func()
+	// NoResponse sends nothing (a produce with acks=0); the request's turn
+	// in the connection's order simply passes.
+	NoResponse bool
+	// CloseAfter closes the connection once this response has been written.
+	CloseAfter bool
+}
+
+// Request is one request frame, without its 4-byte size prefix. Frame
+// belongs to the handler.
+type Request struct {
+	Frame      []byte
+	ConnID     uint64
+	RemoteAddr net.Addr
+}
+
+// Handler serves requests. Serve must call respond exactly once, from any
+// goroutine, at once or later (a long-poll fetch answers when data arrives);
+// responses leave each connection in request order whatever order they are
+// given in. Serve is called on the connection's reading goroutine, so it
+// should hand slow work elsewhere.
+type Handler interface {
+	Serve(req *Request, respond func(Response))
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(req *Request, respond func(Response))
+
+// Serve calls f.
+func (f HandlerFunc) Serve(req *Request, respond func(Response)) { f(req, respond) }
+
+// Stats are the server's counters.
+type Stats struct {
+	Connections         int64
+	SendfileBytes       uint64 // response bytes sent by sendfile(2): the zero-copy path
+	CopiedBytes         uint64 // response bytes written from memory
+	RejectedConnections uint64 // over max.connections or max.connections.per.ip
+	OversizeFrames      uint64 // frames over socket.request.max.bytes
+}
+
+// Server is the std engine: Go's net, a goroutine reading and one writing per
+// connection. Reading stops while a connection has MaxInFlightPerConnection
+// requests unanswered or the server QueuedMaxRequests, which is the natural
+// backpressure of TCP: a flooding client fills its own socket buffers, not the
+// broker's memory.
+type Server struct {
+	cfg    Config
+	h      Handler
+	logger *slog.Logger
+
+	inflight chan struct{} // one token per request being handled, server-wide
+	nextID   atomic.Uint64
+
+	sendfileBytes, copiedBytes, rejected, oversize atomic.Uint64
+
+	mu struct {
+		sync.Mutex
+		conns     map[*conn]struct{}
+		perIP     map[string]int
+		listeners []net.Listener
+		closed    bool
+	}
+	wg sync.WaitGroup
+}
+
+// Options are the server's collaborators.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// NewServer returns a server that passes requests to h.
+func NewServer(cfg Config, h Handler, o Options) (*Server, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, h: h, logger: o.Logger, inflight: make(chan struct{}, cfg.QueuedMaxRequests)}
+	s.mu.conns = map[*conn]struct{}{}
+	s.mu.perIP = map[string]int{}
+	return s, nil
+}
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("netio: server closed")
+
+// Serve accepts connections on l until Close; it returns ErrServerClosed then.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.mu.listeners = append(s.mu.listeners, l)
+	s.mu.Unlock()
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.mu.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.accept(nc)
+	}
+}
+
+func remoteIP(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.IP.String()
+	}
+	return a.String()
+}
+
+// accept admits a connection within max.connections and
+// max.connections.per.ip, or closes it at once.
+func (s *Server) accept(nc net.Conn) {
+	ip := remoteIP(nc.RemoteAddr())
+	s.mu.Lock()
+	if s.mu.closed || len(s.mu.conns) >= s.cfg.MaxConnections || s.mu.perIP[ip] >= s.cfg.MaxConnectionsPerIP {
+		s.mu.Unlock()
+		s.rejected.Add(1)
+		s.logger.Warn("connection refused: over max.connections or max.connections.per.ip", "remote", nc.RemoteAddr())
+		nc.Close()
+		return
+	}
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), ip: ip,
+		slots: make(chan *slot, s.cfg.MaxInFlightPerConnection),
+		room:  make(chan struct{}, s.cfg.MaxInFlightPerConnection), closed: make(chan struct{})}
+	s.mu.conns[c] = struct{}{}
+	s.mu.perIP[ip]++
+	s.mu.Unlock()
+	s.wg.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+}
+
+// Close stops accepting, closes every connection, and returns once every
+// connection's goroutines have ended, which waits for handlers to answer
+// the requests they hold.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.mu.closed = true
+	var err error
+	for _, l := range s.mu.listeners {
+		err = errors.Join(err, l.Close())
+	}
+	conns := make([]*conn, 0, len(s.mu.conns))
+	for c := range s.mu.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.mu.conns)
+	s.mu.Unlock()
+	return Stats{Connections: int64(n), SendfileBytes: s.sendfileBytes.Load(), CopiedBytes: s.copiedBytes.Load(),
+		RejectedConnections: s.rejected.Load(), OversizeFrames: s.oversize.Load()}
+}
+
+// conn is one client connection. The read loop reads frames and hands them
+// to the handler, queueing a slot per request; the write loop takes the slots
+// in order and writes each response when its handler has answered.
+type conn struct {
+	s     *Server
+	nc    net.Conn
+	id    uint64
+	ip    string
+	slots chan *slot    // requests in order, oldest first
+	room  chan struct{} // one token per request unanswered: the per-connection bound
+	// pending counts requests read and not yet answered (or dropped).
+	pending atomic.Int32
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// slot is one request's place in the connection's order.
+type slot struct {
+	resp  chan Response // buffered: respond never blocks
+	once  sync.Once
+	token bool // holds one of the server's inflight tokens
+}
+
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.nc.Close()
+		c.s.mu.Lock()
+		delete(c.s.mu.conns, c)
+		if c.s.mu.perIP[c.ip]--; c.s.mu.perIP[c.ip] <= 0 {
+			delete(c.s.mu.perIP, c.ip)
+		}
+		c.s.mu.Unlock()
+	})
+}
+
+func (c *conn) readLoop() {
+	defer c.s.wg.Done()
+	defer close(c.slots) // the write loop finishes what is queued
+	var hdr [4]byte
+	for {
+		if err := c.readIdle(hdr[:]); err != nil {
+			c.closeWith(err)
+			return
+		}
+		size := int32(binary.BigEndian.Uint32(hdr[:]))
+		if size < 0 || size > c.s.cfg.SocketRequestMaxBytes {
+			c.s.oversize.Add(1)
+			c.s.logger.Warn("closing a connection: request frame over socket.request.max.bytes",
+				"remote", c.nc.RemoteAddr(), "size", size, "limit", c.s.cfg.SocketRequestMaxBytes)
+			c.close()
+			return
+		}
+		// Wait for room before reading the frame: this is where a flood
+		// stops being read.
+		select {
+		case c.room <- struct{}{}:
+		case <-c.closed:
+			return
+		}
+		sl := &slot{resp: make(chan Response, 1)}
+		c.slots <- sl // never blocks: room bounds the slots
+		c.pending.Add(1)
+		select {
+		case c.s.inflight <- struct{}{}:
+			sl.token = true
+		case <-c.closed:
+			sl.respond(Response{NoResponse: true})
+			return
+		}
+		frame := make([]byte, size)
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
+		if _, err := io.ReadFull(c.nc, frame); err != nil {
+			sl.respond(Response{NoResponse: true})
+			c.closeWith(err)
+			return
+		}
+		c.s.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.nc.RemoteAddr()}, sl.respond)
+	}
+}
+
+// readIdle reads a frame's size prefix, closing the connection once it has
+// been idle for connections.max.idle.ms: nothing arriving and nothing in
+// flight. A client waiting on a long poll is not idle.
+func (c *conn) readIdle(b []byte) error {
+	got := 0
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
+		n, err := io.ReadFull(c.nc, b[got:])
+		got += n
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() && c.pending.Load() > 0 {
+			continue
+		}
+		return err
+	}
+}
+
+func (c *conn) closeWith(err error) {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.s.logger.Info("closing an idle connection", "remote", c.nc.RemoteAddr(), "idle", c.s.cfg.ConnectionsMaxIdle)
+		} else {
+			c.s.logger.Info("closing a connection", "remote", c.nc.RemoteAddr(), "err", err)
+		}
+	}
+	c.close()
+}
+
+func (sl *slot) respond(r Response) {
+	sl.once.Do(func() { sl.resp <- r })
+}
+
+func (c *conn) writeLoop() {
+	defer c.s.wg.Done()
+	defer c.close()
+	for sl := range c.slots {
+		r := <-sl.resp
+		var err error
+		select {
+		case <-c.closed:
+			err = net.ErrClosed
+		default:
+			if !r.NoResponse {
+				err = c.write(r.Parts)
+			}
+		}
+		if r.Done != nil {
+			r.Done()
+		}
+		if sl.token {
+			<-c.s.inflight
+		}
+		c.pending.Add(-1)
+		<-c.room
+		if err != nil {
+			c.closeWith(err)
+		} else if r.CloseAfter {
+			c.close()
+		}
+	}
+}
+
+// write sends the parts in order: runs of byte parts with one writev, file
+// regions with sendfile.
+func (c *conn) write(parts []Part) error {
+	var bufs net.Buffers
+	flush := func() error {
+		if len(bufs) == 0 {
+			return nil
+		}
+		n, err := bufs.WriteTo(c.nc)
+		c.s.copiedBytes.Add(uint64(n))
+		bufs = bufs[:0]
+		return err
+	}
+	for _, p := range parts {
+		if p.File == nil {
+			bufs = append(bufs, p.Bytes)
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := c.sendFile(p); err != nil {
+			return err
+		}
+	}
+	return flush()
+}
+
+// sendFile writes a file region with sendfile(2) at an explicit offset. When
+// the socket buffer is full (EAGAIN) the goroutine parks on the poller until
+// the socket is writable: no spinning, and no OS thread held by a stalled
+// client. A connection that is not a socket gets a plain copy.
+func (c *conn) sendFile(p Part) error {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		n, err := io.Copy(c.nc, io.NewSectionReader(p.File, p.Offset, p.Length))
+		c.s.copiedBytes.Add(uint64(n))
+		return err
+	}
+	sock, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	file, err := p.File.SyscallConn()
+	if err != nil {
+		return err
+	}
+	off, remaining := p.Offset, p.Length
+	var sendErr error
+	ctlErr := file.Control(func(ffd uintptr) {
+		err := sock.Write(func(sfd uintptr) bool {
+			for remaining > 0 {
+				n, err := unix.Sendfile(int(sfd), int(ffd), &off, int(min(remaining, 1<<30)))
+				if n > 0 {
+					remaining -= int64(n)
+					c.s.sendfileBytes.Add(uint64(n))
+				}
+				switch {
+				case errors.Is(err, unix.EAGAIN):
+					return false // park until writable
+				case errors.Is(err, unix.EINTR):
+					continue
+				case err != nil:
+					sendErr = err
+					return true
+				case n == 0:
+					sendErr = fmt.Errorf("netio: %s ends before the region [%d, %d) it was asked to send", p.File.Name(), p.Offset, p.Offset+p.Length)
+					return true
+				}
+			}
+			return true
+		})
+		if sendErr == nil {
+			sendErr = err
+		}
+	})
+	return errors.Join(ctlErr, sendErr)
+}

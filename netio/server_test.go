@@ -1,0 +1,299 @@
+package netio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func frame(payload []byte) []byte {
+	out := binary.BigEndian.AppendUint32(nil, uint32(len(payload)))
+	return append(out, payload...)
+}
+
+func readFrame(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		t.Fatalf("reading a response: %v", err)
+	}
+	b := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	if _, err := io.ReadFull(r, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// startTCP serves h on a loopback listener.
+func startTCP(t *testing.T, cfg Config, h Handler) (*Server, string) {
+	t.Helper()
+	s, err := NewServer(cfg, h, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s, l.Addr().String()
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second)) // a hang becomes a failure
+	return c
+}
+
+// bytesResponse answers with one length-prefixed frame.
+func bytesResponse(payload []byte) Response {
+	return Response{Parts: []Part{{Bytes: frame(payload)}}}
+}
+
+// TestResponsesInRequestOrder: a handler that answers pipelined requests in
+// reverse order still has its responses leave in request order.
+func TestResponsesInRequestOrder(t *testing.T) {
+	const n = 8
+	var mu sync.Mutex
+	var held []func()
+	_, addr := startTCP(t, Config{MaxInFlightPerConnection: n}, HandlerFunc(func(req *Request, respond func(Response)) {
+		mu.Lock()
+		defer mu.Unlock()
+		f := append([]byte(nil), req.Frame...)
+		held = append(held, func() { respond(bytesResponse(f)) })
+		if len(held) == n {
+			for i := n - 1; i >= 0; i-- {
+				go held[i]()
+			}
+		}
+	}))
+	c := dial(t, addr)
+	for i := range n {
+		c.Write(frame([]byte{byte(i)}))
+	}
+	for i := range n {
+		if got := readFrame(t, c); !bytes.Equal(got, []byte{byte(i)}) {
+			t.Fatalf("response %d carries %v", i, got)
+		}
+	}
+}
+
+// TestSendfileResponse: a response mixing bytes and a file region arrives
+// whole, and the region went through sendfile(2), not a copy.
+func TestSendfileResponse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "segment.log")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const off, length = 100, 50_000
+	var done sync.WaitGroup
+	s, addr := startTCP(t, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+		done.Add(1)
+		hdr := binary.BigEndian.AppendUint32(nil, uint32(length+3))
+		respond(Response{Parts: []Part{{Bytes: hdr}, {Bytes: []byte("<<")}, {File: f, Offset: off, Length: length}, {Bytes: []byte(">")}},
+			Done: done.Done})
+	}))
+	c := dial(t, addr)
+	c.Write(frame([]byte("fetch")))
+	got := readFrame(t, c)
+	want := append(append([]byte("<<"), data[off:off+length]...), '>')
+	if !bytes.Equal(got, want) {
+		t.Fatal("the response differs from the bytes and file region it was made of")
+	}
+	done.Wait()
+	st := s.Stats()
+	if st.SendfileBytes != length || st.CopiedBytes != 4+3 {
+		t.Fatalf("sent %d bytes by sendfile and %d by copy, want %d and 7", st.SendfileBytes, st.CopiedBytes, length)
+	}
+}
+
+// TestSlowReaderParks: a 16 MiB region is more than the socket buffers of
+// both ends hold, so sendfile meets EAGAIN before the client has read it all;
+// the sender waits on the poller and finishes as the client reads. (A tiny
+// receive buffer would force it sooner, but Linux then crawls through
+// zero-window probes.)
+func TestSlowReaderParks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.log")
+	data := make([]byte, 16<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(path)
+	defer f.Close()
+	s, addr := startTCP(t, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+		hdr := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		respond(Response{Parts: []Part{{Bytes: hdr}, {File: f, Offset: 0, Length: int64(len(data))}}})
+	}))
+	c := dial(t, addr)
+	c.Write(frame([]byte("fetch")))
+	if got := readFrame(t, c); !bytes.Equal(got, data) {
+		t.Fatal("a large region sent to a slow reader arrived damaged")
+	}
+	if st := s.Stats(); st.SendfileBytes != uint64(len(data)) {
+		t.Fatalf("sendfile sent %d bytes, want %d", st.SendfileBytes, len(data))
+	}
+}
+
+// TestOversizeFrameClosesConnection: a size prefix over
+// socket.request.max.bytes, or negative, closes the connection before any
+// of the frame is read.
+func TestOversizeFrameClosesConnection(t *testing.T) {
+	served := make(chan struct{}, 10)
+	s, addr := startTCP(t, Config{SocketRequestMaxBytes: 1024}, HandlerFunc(func(req *Request, respond func(Response)) {
+		served <- struct{}{}
+		respond(bytesResponse(nil))
+	}))
+	for _, size := range []uint32{1025, 1 << 31, 0xffffffff} {
+		c := dial(t, addr)
+		c.Write(binary.BigEndian.AppendUint32(nil, size))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall_ECONNRESET) {
+			t.Fatalf("size %d: the connection stayed open (%v)", size, err)
+		}
+	}
+	if st := s.Stats(); st.OversizeFrames != 3 || len(served) != 0 {
+		t.Fatalf("%d oversize frames counted, %d served", st.OversizeFrames, len(served))
+	}
+}
+
+// TestConnectionLimits: connections over max.connections (and per IP) are
+// closed at once.
+func TestConnectionLimits(t *testing.T) {
+	s, addr := startTCP(t, Config{MaxConnections: 2}, HandlerFunc(func(req *Request, respond func(Response)) {
+		respond(bytesResponse(req.Frame))
+	}))
+	a, b := dial(t, addr), dial(t, addr)
+	for _, c := range []net.Conn{a, b} { // both admitted: they are answered
+		c.Write(frame([]byte("hi")))
+		readFrame(t, c)
+	}
+	c := dial(t, addr)
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall_ECONNRESET) {
+		t.Fatalf("a third connection over max.connections=2 stayed open (%v)", err)
+	}
+	if st := s.Stats(); st.RejectedConnections != 1 {
+		t.Fatalf("%d connections rejected, want 1", st.RejectedConnections)
+	}
+}
+
+// pipeServer serves h over in-memory pipes, for tests inside a synctest
+// bubble, where time and blocking are the bubble's.
+func pipeServer(t *testing.T, cfg Config, h Handler) (*Server, func() net.Conn) {
+	s, err := NewServer(cfg, h, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, func() net.Conn {
+		client, server := net.Pipe()
+		s.accept(server)
+		t.Cleanup(func() { client.Close() })
+		return client
+	}
+}
+
+// TestFloodIsNotRead: a client that pipelines requests faster than they are
+// answered is read only up to the per-connection bound; the rest waits in
+// its own socket, not in the server's memory.
+func TestFloodIsNotRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var held []func(Response)
+		_, dialPipe := pipeServer(t, Config{MaxInFlightPerConnection: 3}, HandlerFunc(func(req *Request, respond func(Response)) {
+			mu.Lock()
+			held = append(held, respond)
+			mu.Unlock()
+		}))
+		c := dialPipe()
+		go func() {
+			for i := range 100 {
+				if _, err := c.Write(frame([]byte{byte(i)})); err != nil {
+					return
+				}
+			}
+		}()
+		synctest.Wait()
+		mu.Lock()
+		got := len(held)
+		mu.Unlock()
+		if got != 3 {
+			t.Fatalf("the server took %d requests off a flooding connection, want 3 (the bound)", got)
+		}
+		go func() { // answer one: exactly one more is read
+			for {
+				if _, err := c.Read(make([]byte, 64)); err != nil {
+					return
+				}
+			}
+		}()
+		held[0](bytesResponse(nil))
+		synctest.Wait()
+		mu.Lock()
+		got = len(held)
+		mu.Unlock()
+		if got != 4 {
+			t.Fatalf("after one answer the server holds %d requests, want 4", got)
+		}
+		c.Close()
+		mu.Lock()
+		for _, r := range held[1:] {
+			r(bytesResponse(nil))
+		}
+		mu.Unlock()
+	})
+}
+
+// TestIdleConnectionsClose: a connection with nothing in flight closes after
+// connections.max.idle.ms; one waiting on a long poll does not.
+func TestIdleConnectionsClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan func(Response), 1)
+		_, dialPipe := pipeServer(t, Config{ConnectionsMaxIdle: time.Second}, HandlerFunc(func(req *Request, respond func(Response)) {
+			release <- respond
+		}))
+		idle := dialPipe()
+		waiting := dialPipe()
+		go waiting.Write(frame([]byte("long poll")))
+		respond := <-release
+		time.Sleep(5 * time.Second) // the bubble's clock: no real waiting
+		synctest.Wait()
+		if _, err := idle.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("an idle connection stayed open: %v", err)
+		}
+		respond(bytesResponse([]byte("data")))
+		if got := readFrame(t, waiting); string(got) != "data" {
+			t.Fatalf("the long-polling connection got %q", got)
+		}
+	})
+}
