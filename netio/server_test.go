@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -178,7 +179,7 @@ func TestOversizeFrameClosesConnection(t *testing.T) {
 	for _, size := range []uint32{1025, 1 << 31, 0xffffffff} {
 		c := dial(t, addr)
 		c.Write(binary.BigEndian.AppendUint32(nil, size))
-		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall_ECONNRESET) {
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("size %d: the connection stayed open (%v)", size, err)
 		}
 	}
@@ -199,7 +200,7 @@ func TestConnectionLimits(t *testing.T) {
 		readFrame(t, c)
 	}
 	c := dial(t, addr)
-	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall_ECONNRESET) {
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("a third connection over max.connections=2 stayed open (%v)", err)
 	}
 	if st := s.Stats(); st.RejectedConnections != 1 {
