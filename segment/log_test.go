@@ -227,6 +227,20 @@ func (f *faultyOps) datasync(file *os.File) error {
 	return f.osFileOps.datasync(file)
 }
 
+// openFaulty opens a log in a test directory whose writes and fsyncs go
+// through a faultyOps the test controls.
+func openFaulty(t *testing.T, cfg Config, o OpenOptions) (*Log, *faultyOps) {
+	t.Helper()
+	l, err := Open(filepath.Join(t.TempDir(), "t-0"), cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ops := &faultyOps{}
+	l.io = ops
+	return l, ops
+}
+
 // TestWriteFailureStopsTheLog: a failed write marks the log failed; every
 // later call returns that error (KAFKA_STORAGE_ERROR); acknowledged data
 // survives, and the torn write is cut away by recovery.
@@ -287,13 +301,7 @@ func TestWriteFailureStopsTheLog(t *testing.T) {
 func TestFsyncFailureStopsTheLog(t *testing.T) {
 	cfg := testConfig()
 	cfg.FlushMessages = 1
-	l, err := Open(filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	ops := &faultyOps{}
-	l.io = ops
+	l, ops := openFaulty(t, cfg, OpenOptions{})
 	if _, err := l.Append(offsetBatch(t, 0, 2), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -319,14 +327,9 @@ func TestGroupCommit(t *testing.T) {
 		cfg := testConfig()
 		cfg.FlushMessages = 1
 		cfg.SegmentBytes = 1 << 20
-		l, err := Open(filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+		l, ops := openFaulty(t, cfg, OpenOptions{})
 		gate := make(chan struct{})
-		ops := &faultyOps{syncGate: gate}
-		l.io = ops
+		ops.syncGate = gate
 		const appenders = 10
 		batches := make([][]byte, appenders)
 		for i := range batches {
@@ -396,13 +399,7 @@ func TestFlushMs(t *testing.T) {
 	clock := newFakeClock(1_000_000)
 	cfg := testConfig()
 	cfg.FlushMs = 1000
-	l, err := Open(filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	ops := &faultyOps{}
-	l.io = ops
+	l, ops := openFaulty(t, cfg, OpenOptions{Now: clock.Now})
 	if _, err := l.Append(offsetBatch(t, 0, 2), 0); err != nil {
 		t.Fatal(err)
 	}
