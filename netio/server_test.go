@@ -276,21 +276,29 @@ func TestFloodIsNotRead(t *testing.T) {
 }
 
 // TestIdleConnectionsClose: a connection with nothing in flight closes after
-// connections.max.idle.ms; one waiting on a long poll does not.
+// connections.max.idle.ms; one waiting on a long poll does not. Inside the
+// synctest bubble the clock moves only when every goroutine waits, so each
+// blocked read below returns exactly when the server's idle deadline fires.
 func TestIdleConnectionsClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan func(Response), 1)
 		_, dialPipe := pipeServer(t, Config{ConnectionsMaxIdle: time.Second}, HandlerFunc(func(req *Request, respond func(Response)) {
 			release <- respond
 		}))
-		idle := dialPipe()
+		start := time.Now()
 		waiting := dialPipe()
 		go waiting.Write(frame([]byte("long poll")))
 		respond := <-release
-		time.Sleep(5 * time.Second) // the bubble's clock: no real waiting
-		synctest.Wait()
-		if _, err := idle.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
-			t.Fatalf("an idle connection stayed open: %v", err)
+		// Two idle connections, one after the other: when the second closes,
+		// the long-polling one has outlived two idle deadlines.
+		for range 2 {
+			idle := dialPipe()
+			if _, err := idle.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+				t.Fatalf("an idle connection stayed open: %v", err)
+			}
+		}
+		if waited := time.Since(start); waited < 2*time.Second {
+			t.Fatalf("idle connections closed after %v, before connections.max.idle.ms", waited)
 		}
 		respond(bytesResponse([]byte("data")))
 		if got := readFrame(t, waiting); string(got) != "data" {
