@@ -61,6 +61,8 @@ func (t RecordType) String() string {
 		return "ConfigChange"
 	case TypeNoOp:
 		return "NoOp"
+	case TypeProducerIDsAllocated:
+		return "ProducerIDsAllocated"
 	}
 	return "RecordType(" + strconv.Itoa(int(t)) + ")"
 }
@@ -225,6 +227,10 @@ func (w *recordWriter) body(r Record) {
 		w.str(r.Value)
 		w.boolean(r.Delete)
 	case *NoOp:
+	case *ProducerIDsAllocated:
+		w.i32(r.BrokerID)
+		w.i64(r.BrokerEpoch)
+		w.i64(r.NextProducerID)
 	default:
 		// Validate rejects every other type before anything is written.
 		panic(fmt.Sprintf("raft: encoding unknown record type %T", r))
@@ -382,7 +388,7 @@ func (r *recordReader) record() Record {
 	if r.err != nil {
 		return nil
 	}
-	if t < TypeBrokerRegistered || t > TypeNoOp {
+	if t < TypeBrokerRegistered || t > lastRecordType {
 		r.fail("unknown record type %d", uint8(t))
 		return nil
 	}
@@ -447,6 +453,8 @@ func (r *recordReader) body(t RecordType) Record {
 		return &ConfigChange{ResourceType: r.i8(), ResourceName: r.str(), Name: r.str(), Value: r.str(), Delete: r.boolean()}
 	case TypeNoOp:
 		return &NoOp{}
+	case TypeProducerIDsAllocated:
+		return &ProducerIDsAllocated{BrokerID: r.i32(), BrokerEpoch: r.i64(), NextProducerID: r.i64()}
 	}
 	r.fail("unknown record type %d", uint8(t))
 	return nil
@@ -597,6 +605,18 @@ func Validate(r Record) error {
 			break
 		}
 		return nil
+	case *ProducerIDsAllocated:
+		if r == nil {
+			break
+		}
+		p.brokerID("ProducerIDsAllocated", r.BrokerID)
+		p.epoch("ProducerIDsAllocated.BrokerEpoch", r.BrokerEpoch)
+		// The first block starts at 0 and ends above it: a record always
+		// leaves the next id positive.
+		if r.NextProducerID <= 0 {
+			p.addf("ProducerIDsAllocated.NextProducerID %d is not positive", r.NextProducerID)
+		}
+		return p.err(r)
 	default:
 		return fmt.Errorf("%w: unknown record type %T", ErrInvalidRecord, r)
 	}

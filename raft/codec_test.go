@@ -34,6 +34,25 @@ func codecSampleRecords() []Record {
 		&ConfigChange{ResourceType: ResourceBroker, ResourceName: "", Name: "log.retention.ms", Delete: true},
 		&ConfigChange{ResourceType: ResourceBroker, ResourceName: "12", Name: "x", Value: "y"},
 		&NoOp{},
+		&ProducerIDsAllocated{BrokerID: 3, BrokerEpoch: 1 << 33, NextProducerID: 1<<62 + 1000},
+		&ProducerIDsAllocated{NextProducerID: 1},
+	}
+}
+
+// TestSamplesCoverEveryType keeps codecSampleRecords, which the round-trip
+// tests and the fuzz corpus start from, in step with the record types.
+func TestSamplesCoverEveryType(t *testing.T) {
+	have := map[RecordType]bool{}
+	for _, r := range codecSampleRecords() {
+		have[r.Type()] = true
+	}
+	for typ := TypeBrokerRegistered; typ <= lastRecordType; typ++ {
+		if !have[typ] {
+			t.Errorf("codecSampleRecords has no %s", typ)
+		}
+		if strings.HasPrefix(typ.String(), "RecordType(") {
+			t.Errorf("record type %d has no name", uint8(typ))
+		}
 	}
 }
 
@@ -79,6 +98,7 @@ func TestEncodingPinned(t *testing.T) {
 		{&BrokerRegistered{BrokerID: 1, Incarnation: UUID{0: 0xaa}, Endpoints: []Endpoint{{Name: "P", Host: "h", Port: 9092, SecurityProtocol: 0}}, Rack: "r"},
 			"01 01 0100 1f 00000001 aa000000000000000000000000000000 01 0150 0168 2384 0000 0172"},
 		{&Topic{Name: "t", ID: tid, Configs: []ConfigEntry{{"k", "v"}}}, "01 01 0500 17 0174 00000000000000000000000000000001 01 016b 0176"},
+		{&ProducerIDsAllocated{BrokerID: 2, BrokerEpoch: 7, NextProducerID: 3000}, "01 01 0b00 14 00000002 0000000000000007 0000000000000bb8"},
 	} {
 		want, err := hex.DecodeString(strings.ReplaceAll(tc.want, " ", ""))
 		if err != nil {
@@ -207,6 +227,11 @@ func TestValidate(t *testing.T) {
 		{&ConfigChange{ResourceType: ResourceBroker, ResourceName: "x", Name: "k"}, `ConfigChange.ResourceName "x" (a broker)`},
 		{&ConfigChange{ResourceType: ResourceBroker, ResourceName: "1"}, "ConfigChange.Name is empty"},
 		{&ConfigChange{ResourceType: ResourceBroker, Name: "k", Value: "v", Delete: true}, `ConfigChange.Value "v" is set on a Delete`},
+		{(*ProducerIDsAllocated)(nil), "nil *raft.ProducerIDsAllocated"},
+		{&ProducerIDsAllocated{BrokerID: -1, NextProducerID: 1000}, "ProducerIDsAllocated.BrokerID -1 is negative"},
+		{&ProducerIDsAllocated{BrokerID: 1, BrokerEpoch: -1, NextProducerID: 1000}, "ProducerIDsAllocated.BrokerEpoch -1 is negative"},
+		{&ProducerIDsAllocated{BrokerID: 1, BrokerEpoch: 1}, "ProducerIDsAllocated.NextProducerID 0 is not positive"},
+		{&ProducerIDsAllocated{BrokerID: 1, BrokerEpoch: 1, NextProducerID: -1000}, "ProducerIDsAllocated.NextProducerID -1000 is not positive"},
 		{codecForeignRecord{}, "unknown record type raft.codecForeignRecord"},
 	} {
 		err := Validate(tc.rec)
@@ -225,6 +250,12 @@ func TestValidate(t *testing.T) {
 	// Every problem is reported, not only the first.
 	err := Validate(&Partition{Partition: -1, LeaderEpoch: -1, Leader: 3})
 	for _, want := range []string{"TopicID", "Partition -1", "Replicas is empty", "ISR is empty", "LeaderEpoch -1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not report %q", err, want)
+		}
+	}
+	err = Validate(&ProducerIDsAllocated{BrokerID: -1, BrokerEpoch: -1, NextProducerID: -1})
+	for _, want := range []string{"BrokerID -1", "BrokerEpoch -1", "NextProducerID -1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error %q does not report %q", err, want)
 		}
@@ -263,7 +294,8 @@ func TestDecodeEntryErrors(t *testing.T) {
 		{"overlong count", "01 8000", "not in its shortest form"},
 		{"trailing bytes", "01 01 0a0000 00", "1 trailing bytes"},
 		{"unknown type 0", "01 01 000000", "unknown record type 0"},
-		{"unknown type 11", "01 01 0b0000", "unknown record type 11"},
+		{"unknown type 12", "01 01 0c0000", "unknown record type 12"},
+		{"unknown type 255", "01 01 ff0000", "unknown record type 255"},
 		{"unknown version", "01 01 0a0100", "unknown version 1 of record NoOp"},
 		{"body beyond input", "01 01 0a0005 0000", "NoOp body of 5 bytes truncated: 2 remain"},
 		{"body with extra bytes", "01 01 0a0001 00", "NoOp: 1 bytes after the fields of version 0"},
@@ -273,6 +305,10 @@ func TestDecodeEntryErrors(t *testing.T) {
 		{"string beyond body", "01 01 0900 08 04 0931 0161 0162 00", "string of 9 bytes truncated"},
 		{"isr count beyond body", "01 01 0800 21 00000000000000000000000000000001 00000000 ffffffff 05 00000000 00000000", "count 5 exceeds"},
 		{"invalid record", "01 01 0200 0c ffffffff 0000000000000005", "BrokerFenced.BrokerID -1 is negative"},
+		{"producer ids: version 1", "01 01 0b01 14 00000002 0000000000000007 0000000000000bb8", "unknown version 1 of record ProducerIDsAllocated"},
+		{"producer ids: short body", "01 01 0b00 0c 00000002 0000000000000007", "ProducerIDsAllocated: int64 truncated"},
+		{"producer ids: long body", "01 01 0b00 15 00000002 0000000000000007 0000000000000bb8 00", "ProducerIDsAllocated: 1 bytes after the fields of version 0"},
+		{"producer ids: zero next", "01 01 0b00 14 00000002 0000000000000007 0000000000000000", "ProducerIDsAllocated.NextProducerID 0 is not positive"},
 		{"leader not in isr", "01 01 0800 25 00000000000000000000000000000001 00000000 00000002 01 00000001 00000001 00000001",
 			"PartitionChange.Leader 2 is not in ISR [1]"},
 	} {

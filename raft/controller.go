@@ -13,7 +13,9 @@ import (
 )
 
 // The active controller's decisions: KRaft's QuorumController,
-// ClusterControlManager and ReplicationControlManager, as pure functions.
+// ClusterControlManager, ReplicationControlManager and
+// ProducerIdControlManager, as pure functions (its
+// ConfigurationControlManager is in configs.go).
 //
 // Each method takes the current image (and, where time matters, now in
 // milliseconds) and returns the records to propose and the response to send
@@ -117,6 +119,7 @@ func (c *ControllerConfig) Validate() error {
 type Controller struct {
 	cfg      ControllerConfig
 	sessions map[int32]*brokerSession
+	configs  ConfigValidator // nil: every value is valid, none a list
 }
 
 // brokerSession is what the controller knows of one broker between
@@ -139,6 +142,8 @@ type brokerSession struct {
 
 // NewController returns a Controller with no sessions, for a node that has
 // just become the active controller. cfg's zero fields take their defaults.
+// It validates no config values until given a ConfigValidator
+// (SetConfigValidator).
 func NewController(cfg ControllerConfig) (*Controller, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -582,7 +587,8 @@ func (e *apiError) message() *string {
 // topic: a name used twice in the request gets INVALID_REQUEST (once), an
 // invalid name or one that collides with an existing topic's once '.' and
 // '_' are treated alike INVALID_TOPIC_EXCEPTION, an existing name
-// TOPIC_ALREADY_EXISTS, a config without a name or value INVALID_CONFIG. A
+// TOPIC_ALREADY_EXISTS, a config without a name or value, or one the
+// ConfigValidator rejects, INVALID_CONFIG (the validator's message). A
 // manual assignment needs NumPartitions and ReplicationFactor -1
 // (INVALID_REQUEST otherwise), partitions 0..n-1 each once, all of one
 // length, with distinct registered brokers of which one at least is live
@@ -771,6 +777,10 @@ func (c *Controller) createTopic(im *Image, rt *kmsg.CreateTopicsRequestTopic, b
 		}
 	}
 
+	// After the assignment, as KRaft checks a new topic's configs last.
+	if fail := c.validateTopicConfigs(configs); fail != nil {
+		return nil, fail
+	}
 	topic := &Topic{Name: rt.Topic}
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		topic.Configs = append(topic.Configs, ConfigEntry{Name: name, Value: configs[name]})
@@ -1066,6 +1076,41 @@ func (c *Controller) createPartitions(im *Image, rt *kmsg.CreatePartitionsReques
 		records = append(records, &Partition{TopicID: t.ID, Partition: int32(current + i), Replicas: slices.Clone(replicas), ISR: isr, Leader: isr[0]})
 	}
 	return records, nil
+}
+
+// producerIDBlockSize is how many producer ids one AllocateProducerIDs
+// hands a broker: Kafka's ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE.
+const producerIDBlockSize = 1000
+
+// AllocateProducerIDs handles an AllocateProducerIDs request (KIP-730): a
+// broker that has handed out its block of producer ids (InitProducerId)
+// asks for the next. A broker that is not registered at the request's
+// epoch gets STALE_BROKER_EPOCH. A fenced one may allocate: Kafka checks
+// only the epoch, since ids are unique whoever holds them and a broker asks
+// ahead of need (it fetches its next block before the current one runs
+// out), perhaps while it is still catching up. Otherwise
+// the block is the 1000 ids from Image.NextProducerID, and the record
+// moves NextProducerID past them, so the next request, from any broker and
+// under any controller, gets the block after. When a block would pass the
+// largest int64 there are no more ids: UNKNOWN_SERVER_ERROR, as Kafka.
+//
+// The response holds only once the record is committed: a block answered
+// but never committed would be handed out again.
+func (c *Controller) AllocateProducerIDs(im *Image, req *kmsg.AllocateProducerIDsRequest) ([]Record, *kmsg.AllocateProducerIDsResponse) {
+	resp := kmsg.NewPtrAllocateProducerIDsResponse()
+	resp.Version = req.Version
+	if b := im.Brokers[req.BrokerID]; b == nil || b.Epoch != req.BrokerEpoch {
+		resp.ErrorCode = kerr.StaleBrokerEpoch.Code
+		return nil, resp
+	}
+	start := im.NextProducerID
+	if start > math.MaxInt64-producerIDBlockSize {
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return nil, resp
+	}
+	resp.ProducerIDStart, resp.ProducerIDLen = start, producerIDBlockSize
+	return []Record{&ProducerIDsAllocated{BrokerID: req.BrokerID, BrokerEpoch: req.BrokerEpoch,
+		NextProducerID: start + producerIDBlockSize}}, resp
 }
 
 // Leader recovery states of AlterPartition v1+.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -106,6 +107,8 @@ func (h *controllerHarness) formatRecord(r Record) string {
 			h.topicName(r.TopicID), r.Partition, r.Leader, r.ISR, r.LeaderEpoch, r.PartitionEpoch)
 	case *ConfigChange:
 		return fmt.Sprintf("ConfigChange %d/%s %s=%s delete=%t", r.ResourceType, r.ResourceName, r.Name, r.Value, r.Delete)
+	case *ProducerIDsAllocated:
+		return fmt.Sprintf("ProducerIDsAllocated broker=%d epoch=%d next=%d", r.BrokerID, r.BrokerEpoch, r.NextProducerID)
 	}
 	return fmt.Sprintf("%T", r)
 }
@@ -256,8 +259,9 @@ func registrationRequest(id int32, incarnation byte, rack string) *kmsg.BrokerRe
 // TestControllerDataDriven runs the scripts in testdata/controller/.
 // Commands (times are milliseconds; at=T sets the clock first):
 //
-//	controller [timeout=MS] [partitions=N] [rf=N] [unclean]
-//	                                    a new controller and an empty image
+//	controller [timeout=MS] [partitions=N] [rf=N] [unclean] [validator]
+//	                                    a new controller and an empty image;
+//	                                    validator: with fakeConfigValidator
 //	register id=N [incarnation=N] [rack=R] [cluster=ID] [no-listeners] [at=T]
 //	heartbeat id=N [epoch=E] [offset=O] [fence] [shutdown] [at=T]
 //	                                    epoch defaults to the broker's, offset
@@ -281,6 +285,16 @@ func registrationRequest(id int32, incarnation byte, rack string) *kmsg.BrokerRe
 //	change TOPIC PARTITION [leader=N] [isr=1,2]
 //	                                    applies a PartitionChange as given
 //	topic-config TOPIC KEY=VALUE        applies a ConfigChange
+//	allocate-producer-ids broker=N [epoch=E] [version=V]
+//	                                    epoch defaults to the broker's
+//	alter-configs [validate-only] [version=V]
+//	                                    IncrementalAlterConfigs, one resource
+//	                                    per line: TYPE:NAME OP:KEY[=VALUE]…,
+//	                                    TYPE topic, broker or a number, OP
+//	                                    set, delete, append, subtract or opN;
+//	                                    no =VALUE is a null value
+//	configs                             topic and broker configs, next
+//	                                    producer id
 //	state                               brokers and partitions
 //	sessions                            the controller's volatile state
 //
@@ -324,6 +338,9 @@ func runControllerCommand(h *controllerHarness, hp **controllerHarness, d *datad
 		nh, err := newControllerHarness(cfg)
 		if err != nil {
 			return "", err
+		}
+		if a.has("validator") {
+			nh.c.SetConfigValidator(fakeConfigValidator{})
 		}
 		*hp = nh
 		c := nh.c.Config()
@@ -620,6 +637,58 @@ func runControllerCommand(h *controllerHarness, hp **controllerHarness, d *datad
 			return b.String(), err
 		}
 
+	case "allocate-producer-ids":
+		req := kmsg.NewPtrAllocateProducerIDsRequest()
+		req.Version = int16(a.int("version", 0))
+		req.BrokerID = int32(a.int("broker", 0))
+		if br := h.im.Brokers[req.BrokerID]; br != nil {
+			req.BrokerEpoch = br.Epoch
+		}
+		req.BrokerEpoch = a.int("epoch", req.BrokerEpoch)
+		records, resp := h.c.AllocateProducerIDs(h.im, req)
+		if err := h.records(&b, records); err != nil {
+			return b.String(), err
+		}
+		if resp.ErrorCode != 0 {
+			fmt.Fprintf(&b, "response: %s\n", codeName(resp.ErrorCode))
+			break
+		}
+		fmt.Fprintf(&b, "response: NONE start=%d len=%d\n", resp.ProducerIDStart, resp.ProducerIDLen)
+
+	case "alter-configs":
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.Version = int16(a.int("version", 1))
+		req.ValidateOnly = a.has("validate-only")
+		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+			res, err := parseAlterConfigsResource(line)
+			if err != nil {
+				return "", err
+			}
+			req.Resources = append(req.Resources, res)
+		}
+		records, resp := h.c.IncrementalAlterConfigs(h.im, req)
+		if err := h.records(&b, records); err != nil {
+			return b.String(), err
+		}
+		for _, r := range resp.Resources {
+			fmt.Fprintf(&b, "%s %q: %s\n", r.ResourceType, r.ResourceName, codeWithMessage(r.ErrorCode, r.ErrorMessage))
+		}
+
+	case "configs":
+		for _, t := range h.im.TopicsByName() {
+			if len(t.Configs) > 0 {
+				fmt.Fprintf(&b, "topic %s: %s\n", t.Name, imgFormatConfigs(t.Configs))
+			}
+		}
+		for _, res := range slices.Sorted(maps.Keys(h.im.BrokerConfigs)) {
+			name := "cluster"
+			if res != "" {
+				name = "broker " + res
+			}
+			fmt.Fprintf(&b, "%s: %s\n", name, imgFormatConfigs(h.im.BrokerConfigs[res]))
+		}
+		fmt.Fprintf(&b, "next producer id %d\n", h.im.NextProducerID)
+
 	case "state":
 		return h.state(), nil
 
@@ -637,6 +706,92 @@ func runControllerCommand(h *controllerHarness, hp **controllerHarness, d *datad
 		return "", fmt.Errorf("unknown command %q", d.Cmd)
 	}
 	return b.String(), nil
+}
+
+// parseAlterConfigsResource parses one resource of an alter-configs
+// command: TYPE:NAME OP:KEY[=VALUE]…
+func parseAlterConfigsResource(line string) (kmsg.IncrementalAlterConfigsRequestResource, error) {
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return res, errors.New("alter-configs: an empty resource line")
+	}
+	typ, name, ok := strings.Cut(fields[0], ":")
+	if !ok {
+		return res, fmt.Errorf("alter-configs: resource %q is not TYPE:NAME", fields[0])
+	}
+	switch typ {
+	case "topic":
+		res.ResourceType = kmsg.ConfigResourceTypeTopic
+	case "broker":
+		res.ResourceType = kmsg.ConfigResourceTypeBroker
+	default:
+		n, err := strconv.ParseInt(typ, 10, 8)
+		if err != nil {
+			return res, fmt.Errorf("alter-configs: resource type %q", typ)
+		}
+		res.ResourceType = kmsg.ConfigResourceType(n)
+	}
+	res.ResourceName = name
+	for _, f := range fields[1:] {
+		op, kv, ok := strings.Cut(f, ":")
+		if !ok {
+			return res, fmt.Errorf("alter-configs: config %q is not OP:KEY[=VALUE]", f)
+		}
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		switch op {
+		case "set":
+			c.Op = kmsg.IncrementalAlterConfigOpSet
+		case "delete":
+			c.Op = kmsg.IncrementalAlterConfigOpDelete
+		case "append":
+			c.Op = kmsg.IncrementalAlterConfigOpAppend
+		case "subtract":
+			c.Op = kmsg.IncrementalAlterConfigOpSubtract
+		default:
+			n, err := strconv.ParseInt(strings.TrimPrefix(op, "op"), 10, 8)
+			if err != nil || !strings.HasPrefix(op, "op") {
+				return res, fmt.Errorf("alter-configs: operation %q", op)
+			}
+			c.Op = kmsg.IncrementalAlterConfigOp(n)
+		}
+		k, v, hasValue := strings.Cut(kv, "=")
+		c.Name = k
+		if hasValue {
+			c.Value = &v
+		}
+		res.Configs = append(res.Configs, c)
+	}
+	return res, nil
+}
+
+// fakeConfigValidator knows a few configs, with Kafka's messages:
+// cleanup.policy (topic) and log.cleanup.policy (broker) are lists of
+// "delete" and "compact", a name ending in .ms or .bytes takes a long, and
+// a topic config name starting "unknown." is not one.
+type fakeConfigValidator struct{}
+
+func (fakeConfigValidator) IsListConfig(resourceType int8, name string) bool {
+	return resourceType == ResourceTopic && name == "cleanup.policy" ||
+		resourceType == ResourceBroker && name == "log.cleanup.policy"
+}
+
+func (v fakeConfigValidator) ValidateConfig(resourceType int8, name, value string) error {
+	switch {
+	case v.IsListConfig(resourceType, name):
+		for _, e := range splitConfigList(value) {
+			if e != "delete" && e != "compact" {
+				return fmt.Errorf("Invalid value %s for configuration %s: String must be one of: compact, delete", value, name)
+			}
+		}
+	case strings.HasSuffix(name, ".ms") || strings.HasSuffix(name, ".bytes"):
+		if _, err := strconv.ParseInt(value, 10, 64); err != nil {
+			return fmt.Errorf("Invalid value %s for configuration %s: Not a number of type LONG", value, name)
+		}
+	case resourceType == ResourceTopic && strings.HasPrefix(name, "unknown."):
+		return fmt.Errorf("Unknown topic config name: %s", name)
+	}
+	return nil
 }
 
 // harnessPartition reads "TOPIC PARTITION" from a command's first two
@@ -709,6 +864,88 @@ func TestControllerCreateTopicsBounded(t *testing.T) {
 	}
 }
 
+// TestControllerIncrementalAlterConfigsBounded checks that a request for
+// more records than a request may make fails whole, every resource with
+// POLICY_VIOLATION, and that one just within the bound does not.
+func TestControllerIncrementalAlterConfigsBounded(t *testing.T) {
+	h, err := newControllerHarness(ControllerConfig{ClusterID: testClusterID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := func(n int) *kmsg.IncrementalAlterConfigsRequest {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		for r, count := range []int{n / 2, n - n/2} {
+			res := kmsg.NewIncrementalAlterConfigsRequestResource()
+			res.ResourceType = kmsg.ConfigResourceTypeBroker
+			if r == 1 {
+				res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "nope" // fails on its own
+			}
+			for i := range count {
+				c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+				c.Name, c.Value = fmt.Sprintf("k%d", i), kmsg.StringPtr("v")
+				res.Configs = append(res.Configs, c)
+			}
+			req.Resources = append(req.Resources, res)
+		}
+		return req
+	}
+	// 10000 records from the first resource: the second fails alone.
+	records, resp := h.c.IncrementalAlterConfigs(h.im, request(2*maxRecordsPerRequest))
+	if len(records) != maxRecordsPerRequest || resp.Resources[0].ErrorCode != 0 || resp.Resources[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("at the bound: %d records, %s, %s", len(records), codeName(resp.Resources[0].ErrorCode), codeName(resp.Resources[1].ErrorCode))
+	}
+	if err := h.apply(records); err != nil {
+		t.Fatal(err)
+	}
+	// One record more (10001 keys on a fresh image): the whole request fails.
+	records, resp = h.c.IncrementalAlterConfigs(NewImage(), request(2*maxRecordsPerRequest+2))
+	if len(records) != 0 {
+		t.Fatalf("past the bound: %d records", len(records))
+	}
+	for _, r := range resp.Resources {
+		if r.ErrorCode != kerr.PolicyViolation.Code {
+			t.Errorf("%s %q: %s, want POLICY_VIOLATION", r.ResourceType, r.ResourceName, codeName(r.ErrorCode))
+		}
+	}
+	// Values that do not change make no records, so do not count.
+	records, resp = h.c.IncrementalAlterConfigs(h.im, request(2*maxRecordsPerRequest))
+	if len(records) != 0 || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("unchanged values: %d records, %s", len(records), codeName(resp.Resources[0].ErrorCode))
+	}
+}
+
+// TestControllerAllocateProducerIDsExhausted: the last block that fits in an
+// int64 is handed out; after it there are no more ids, and the controller
+// says so instead of wrapping around.
+func TestControllerAllocateProducerIDsExhausted(t *testing.T) {
+	h, err := newControllerHarness(ControllerConfig{ClusterID: testClusterID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, _ := h.c.RegisterBroker(h.im, registrationRequest(1, 1, ""), 0)
+	if err := h.apply(append(records, &ProducerIDsAllocated{BrokerID: 1, BrokerEpoch: 1, NextProducerID: math.MaxInt64 - 2*producerIDBlockSize})); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrAllocateProducerIDsRequest()
+	req.BrokerID, req.BrokerEpoch = 1, 1
+	for _, want := range []int64{math.MaxInt64 - 2*producerIDBlockSize, math.MaxInt64 - producerIDBlockSize} {
+		records, resp := h.c.AllocateProducerIDs(h.im, req)
+		if resp.ErrorCode != 0 || resp.ProducerIDStart != want || resp.ProducerIDLen != producerIDBlockSize {
+			t.Fatalf("%s start %d len %d, want the block at %d", codeName(resp.ErrorCode), resp.ProducerIDStart, resp.ProducerIDLen, want)
+		}
+		if err := h.apply(records); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.im.NextProducerID != math.MaxInt64 {
+		t.Fatalf("next producer id %d", h.im.NextProducerID)
+	}
+	records, resp := h.c.AllocateProducerIDs(h.im, req)
+	if len(records) != 0 || resp.ErrorCode != kerr.UnknownServerError.Code {
+		t.Fatalf("past the last block: %d records, %s", len(records), codeName(resp.ErrorCode))
+	}
+}
+
 // modelBroker is what the randomized test expects of a broker.
 type modelBroker struct {
 	fenced        bool
@@ -718,7 +955,8 @@ type modelBroker struct {
 
 // TestControllerRandomized drives two controllers alike with random
 // registrations, heartbeats, session expiries, topic creations, deletions,
-// partition additions and ISR changes; applies every decision's records
+// partition additions, ISR changes, producer id blocks and config changes
+// (unclean.leader.election.enable among them); applies every decision's records
 // with Image.Apply (which must accept them); and checks the image against a
 // model of the brokers' fencing and the invariants every image must keep:
 // each partition's leader is in its ISR and unfenced, or there is none;
@@ -780,10 +1018,11 @@ func TestControllerRandomized(t *testing.T) {
 		return resp
 	}
 
+	var nextProducerID int64 // what the blocks handed out so far leave
 	for step := range 6000 {
 		h.now += int64(rng.IntN(400))
 		lost = false
-		switch op := rng.IntN(20); {
+		switch op := rng.IntN(22); {
 		case op < 2: // register, sometimes as a new incarnation
 			id := int32(rng.IntN(brokers))
 			inc := incarnations[id]
@@ -977,6 +1216,71 @@ func TestControllerRandomized(t *testing.T) {
 			ti, _ = h.im.Topic(name)
 			if code := resp.Topics[0].ErrorCode; code == 0 && len(ti.Partitions) != int(rt.Count) {
 				t.Fatalf("%s: %d partitions after success", what, len(ti.Partitions))
+			}
+
+		case op == 20: // a broker takes a block of producer ids
+			id := int32(rng.IntN(brokers))
+			req := kmsg.NewPtrAllocateProducerIDsRequest()
+			req.BrokerID, req.BrokerEpoch = id, -1
+			if b := h.im.Brokers[id]; b != nil {
+				req.BrokerEpoch = b.Epoch
+				if rng.IntN(10) == 0 {
+					req.BrokerEpoch--
+				}
+			}
+			registered := h.im.Brokers[id] != nil && h.im.Brokers[id].Epoch == req.BrokerEpoch
+			what := fmt.Sprintf("step %d: allocate producer ids broker %d epoch %d", step, id, req.BrokerEpoch)
+			resp := decide(what, func(c *Controller) ([]Record, any) { return c.AllocateProducerIDs(h.im, req) }).(*kmsg.AllocateProducerIDsResponse)
+			if lost {
+				break
+			}
+			seen["AllocateProducerIDs "+codeName(resp.ErrorCode)]++
+			switch {
+			case !registered:
+				if resp.ErrorCode != kerr.StaleBrokerEpoch.Code {
+					t.Fatalf("%s: %s, want STALE_BROKER_EPOCH", what, codeName(resp.ErrorCode))
+				}
+			case resp.ErrorCode != 0 || resp.ProducerIDStart != nextProducerID || resp.ProducerIDLen != producerIDBlockSize:
+				t.Fatalf("%s: %s start %d len %d, want the block at %d", what, codeName(resp.ErrorCode), resp.ProducerIDStart, resp.ProducerIDLen, nextProducerID)
+			default:
+				nextProducerID += producerIDBlockSize
+			}
+			if h.im.NextProducerID != nextProducerID {
+				t.Fatalf("%s: the image's next producer id is %d, want %d", what, h.im.NextProducerID, nextProducerID)
+			}
+
+		case op == 21: // a topic's or the cluster's config changes
+			req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+			res := kmsg.NewIncrementalAlterConfigsRequestResource()
+			res.ResourceType = kmsg.ConfigResourceTypeBroker
+			if rng.IntN(3) > 0 {
+				res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, topics[rng.IntN(len(topics))]
+			}
+			c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+			c.Name = []string{uncleanLeaderElectionKey, "retention.ms"}[rng.IntN(2)]
+			c.Op = kmsg.IncrementalAlterConfigOp(rng.IntN(2)) // SET or DELETE
+			c.Value = kmsg.StringPtr(strconv.FormatBool(rng.IntN(2) == 0))
+			res.Configs = append(res.Configs, c)
+			req.Resources = append(req.Resources, res)
+			_, exists := h.im.Topic(res.ResourceName)
+			what := fmt.Sprintf("step %d: alter configs %s %q %s %s=%s", step, res.ResourceType, res.ResourceName, c.Op, c.Name, *c.Value)
+			resp := decide(what, func(c *Controller) ([]Record, any) { return c.IncrementalAlterConfigs(h.im, req) }).(*kmsg.IncrementalAlterConfigsResponse)
+			if lost {
+				break
+			}
+			got := resp.Resources[0].ErrorCode
+			seen["IncrementalAlterConfigs "+codeName(got)]++
+			if want := res.ResourceType == kmsg.ConfigResourceTypeBroker || exists; (got == 0) != want {
+				t.Fatalf("%s: %s", what, codeName(got))
+			}
+			if got == 0 {
+				configs := h.im.BrokerConfigs[""]
+				if ti, ok := h.im.Topic(res.ResourceName); ok {
+					configs = ti.Configs
+				}
+				if v, ok := configs[c.Name]; ok != (c.Op == kmsg.IncrementalAlterConfigOpSet) || ok && v != *c.Value {
+					t.Fatalf("%s: the config is now %q (set: %t)", what, v, ok)
+				}
 			}
 
 		default: // a leader changes its ISR

@@ -43,6 +43,8 @@
 //	9  ConfigChange           resource type i8 | resource name string |
 //	                          name string | value string | delete bool
 //	10 NoOp                   (empty)
+//	11 ProducerIDsAllocated   broker id i32 | broker epoch i64 |
+//	                          next producer id i64
 //
 // # Versions
 //
@@ -86,6 +88,9 @@
 //   - ConfigChange names a topic by name (it must exist) or a broker by id
 //     as a decimal string, "" being the cluster-wide default. A broker
 //     resource left with no keys is dropped from Image.BrokerConfigs.
+//   - ProducerIDsAllocated moves Image.NextProducerID strictly forward, so
+//     no producer id is handed out twice. Whether the broker it names is
+//     registered at that epoch is the controller's decision.
 //   - Offsets increase and epochs (raft terms) do not decrease from one
 //     entry to the next.
 //   - Whether the brokers a partition names are registered or fenced is the
@@ -108,7 +113,10 @@
 // Brokers are sorted by id. The records are, for each topic sorted by name,
 // its Topic record (configs sorted by name) and then a Partition record for
 // each of its partitions in order; then a ConfigChange (Delete false) for
-// each broker config key, sorted by resource name and key. Only this
+// each broker config key, sorted by resource name and key; last, when
+// Image.NextProducerID is not 0, a ProducerIDsAllocated carrying it, with
+// broker id and epoch 0 since the image does not keep who took the last
+// block (Kafka writes -1 for both). Only this
 // canonical form decodes, so equal images have equal snapshots, and
 // Image.Hash, the SHA-256 of the snapshot, compares nodes' images.
 //
@@ -127,10 +135,13 @@
 //
 // # Decisions
 //
-// The controller's decisions (controller.go, assign.go) are pure: functions
-// of (image, request, now) that return the records to propose and the Kafka
-// response. QuorumController (service.go) is the thin shell around them: one
-// goroutine owns the Controller's volatile broker sessions, takes requests
-// from a bounded queue, decides each on the image that includes the previous
-// decision, proposes the records and answers once they are applied.
+// The controller's decisions (controller.go, assign.go, configs.go) are
+// pure: functions of (image, request, now) that return the records to
+// propose and the Kafka response. What config names mean is the broker's
+// knowledge, not the controller's: a ConfigValidator it is given checks
+// values and says which configs are lists. QuorumController (service.go)
+// is the thin shell around them: one goroutine owns the Controller's
+// volatile broker sessions, takes requests from a bounded queue, decides
+// each on the image that includes the previous decision, proposes the
+// records and answers once they are applied.
 package raft

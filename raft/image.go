@@ -32,7 +32,8 @@ func NewImage() *Image {
 
 // Delta is what one entry changed, for those who react to changes (a
 // broker's replica manager) rather than read the whole image. Config
-// changes are not listed: whoever needs a config reads it from the image.
+// changes and producer id blocks are not listed: whoever needs a config or
+// the next producer id reads it from the image.
 type Delta struct {
 	Offset, Epoch uint64 // of the entry, as in the image it made
 	// Brokers registered, re-registered, fenced, unfenced or unregistered,
@@ -249,6 +250,13 @@ func (b *imageBuilder) apply(r Record) error {
 		return b.changePartition(r)
 	case *ConfigChange:
 		return b.changeConfig(r)
+	case *ProducerIDsAllocated:
+		// Strictly forward, as KRaft's ProducerIdControlManager.replay: a
+		// record that did not advance would hand out ids given before.
+		if r.NextProducerID <= b.next.NextProducerID {
+			return fmt.Errorf("next producer id %d does not advance from %d", r.NextProducerID, b.next.NextProducerID)
+		}
+		b.next.NextProducerID = r.NextProducerID
 	case *NoOp:
 	}
 	return nil
@@ -594,6 +602,9 @@ func (im *Image) AppendSnapshot(dst []byte) []byte {
 	for _, c := range im.BrokerConfigs {
 		n += len(c)
 	}
+	if im.NextProducerID != 0 {
+		n++
+	}
 	w.uvarint(uint64(n))
 	for _, t := range topics {
 		rec := Topic{Name: t.Name, ID: t.ID}
@@ -611,6 +622,11 @@ func (im *Image) AppendSnapshot(dst []byte) []byte {
 		for _, k := range slices.Sorted(maps.Keys(c)) {
 			w.record(&ConfigChange{ResourceType: ResourceBroker, ResourceName: res, Name: k, Value: c[k]})
 		}
+	}
+	if im.NextProducerID != 0 {
+		// The image does not keep who took the last block: broker 0 at
+		// epoch 0 stands for nobody, and applies as any allocation does.
+		w.record(&ProducerIDsAllocated{NextProducerID: im.NextProducerID})
 	}
 	return w.b
 }
@@ -676,6 +692,10 @@ func DecodeSnapshot(b []byte) (*Image, error) {
 		case *ConfigChange:
 			if c.ResourceType != ResourceBroker || c.Delete {
 				return bad("record %d of %d: a ConfigChange of a snapshot sets a broker config", i+1, nr)
+			}
+		case *ProducerIDsAllocated:
+			if c.BrokerID != 0 || c.BrokerEpoch != 0 {
+				return bad("record %d of %d: a ProducerIDsAllocated of a snapshot names broker 0 at epoch 0, not %d at %d", i+1, nr, c.BrokerID, c.BrokerEpoch)
 			}
 		default:
 			return bad("record %d of %d: a %s record, which a snapshot does not hold", i+1, nr, rec.Type())

@@ -98,6 +98,7 @@ func imageRich(tb testing.TB) *Image {
 		&ConfigChange{ResourceType: ResourceBroker, ResourceName: "", Name: "log.retention.ms", Value: "60000"},
 		&ConfigChange{ResourceType: ResourceBroker, ResourceName: "1", Name: "num.io.threads", Value: "8"},
 	)
+	im, _ = imgMustApply(tb, im, &ProducerIDsAllocated{BrokerID: 2, BrokerEpoch: 1, NextProducerID: 2000})
 	return im
 }
 
@@ -119,7 +120,7 @@ func TestImageDataDriven(t *testing.T) {
 
 // imageHarness runs a datadriven file: each record command (register,
 // fence, unfence, unregister, topic, remove-topic, partition, change,
-// config, noop) applies one entry holding that record; "entry" applies its
+// config, producer-ids, noop) applies one entry holding that record; "entry" applies its
 // input lines, one record each, as one entry. Both print the delta, or the
 // error and nothing applied. "image" prints the image, "local id=N" what the
 // last delta means to broker N, "elect epoch=N" sets the raft term of the
@@ -378,6 +379,9 @@ func (h *imageHarness) parse(cmd string, cmdArgs []datadriven.CmdArg, cur *Image
 			return nil, errors.New("config needs topic=NAME, broker=ID or cluster")
 		}
 		rec = r
+	case "producer-ids":
+		id := int32(a.int("broker", 0))
+		rec = &ProducerIDsAllocated{BrokerID: id, BrokerEpoch: brokerEpoch(id), NextProducerID: a.int("next", 0)}
 	case "noop":
 		rec = &NoOp{}
 	default:
@@ -454,6 +458,9 @@ func imgFormat(im *Image) string {
 			name = "broker " + res
 		}
 		fmt.Fprintf(&b, "config %s: %s\n", name, imgFormatConfigs(im.BrokerConfigs[res]))
+	}
+	if im.NextProducerID != 0 {
+		fmt.Fprintf(&b, "next producer id %d\n", im.NextProducerID)
 	}
 	return b.String()
 }
@@ -534,6 +541,7 @@ func TestApplyCopyOnWrite(t *testing.T) {
 			records: []Record{&Partition{TopicID: orders, Partition: 3, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1}}},
 		{name: "topic config", topics: []UUID{orders},
 			records: []Record{&ConfigChange{ResourceType: ResourceTopic, ResourceName: "orders", Name: "retention.ms", Delete: true}}},
+		{name: "producer ids", records: []Record{&ProducerIDsAllocated{BrokerID: 4, BrokerEpoch: 1, NextProducerID: 3000}}},
 		{name: "broker config", configs: true,
 			records: []Record{&ConfigChange{ResourceType: ResourceBroker, ResourceName: "", Name: "x", Value: "y"}}},
 		{name: "remove topic", topics: []UUID{payments},
@@ -599,7 +607,8 @@ func TestApplyCopyOnWrite(t *testing.T) {
 }
 
 func TestApplyInconsistent(t *testing.T) {
-	base, _, err := imageRich(t).Apply(4, 3, nil) // in epoch 3, so that one can go back
+	rich := imageRich(t)
+	base, _, err := rich.Apply(rich.Offset+1, 3, nil) // in epoch 3, so that one can go back
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +632,7 @@ func TestApplyInconsistent(t *testing.T) {
 		{"unfence stale epoch", 0, 0, []Record{&BrokerUnfenced{BrokerID: 4, BrokerEpoch: 2}}, "at epoch 2, but its epoch is 1"},
 		{"unregister unknown", 0, 0, []Record{&BrokerUnregistered{BrokerID: 42}}, "BrokerUnregistered of unknown broker 42"},
 		{"unregister twice", 0, 0, []Record{&BrokerUnregistered{BrokerID: 1, BrokerEpoch: 1}, &BrokerUnregistered{BrokerID: 1, BrokerEpoch: 1}}, "unknown broker 1"},
-		{"re-registered broker's old epoch", 0, 0, []Record{imgBroker(1), &BrokerUnfenced{BrokerID: 1, BrokerEpoch: 1}}, "BrokerUnfenced of broker 1 at epoch 1, but its epoch is 5"},
+		{"re-registered broker's old epoch", 0, 0, []Record{imgBroker(1), &BrokerUnfenced{BrokerID: 1, BrokerEpoch: 1}}, "BrokerUnfenced of broker 1 at epoch 1, but its epoch is 6"},
 		{"topic id exists", 0, 0, []Record{&Topic{Name: "other", ID: orders}}, `already exists, named "orders"`},
 		{"topic name taken", 0, 0, []Record{&Topic{Name: "orders", ID: imgID(9)}}, `topic name "orders" is already used`},
 		{"topic id reused in one entry", 0, 0, []Record{&TopicRemoved{ID: orders}, &Topic{Name: "orders", ID: orders}}, "re-created in the entry that removes it"},
@@ -642,6 +651,12 @@ func TestApplyInconsistent(t *testing.T) {
 		}, "leader epoch 0 decreases from 1"},
 		{"new leader same epoch", 0, 0, []Record{&PartitionChange{TopicID: orders, Leader: 2, ISR: []int32{1, 2}, PartitionEpoch: 1}}, "leader 1 -> 2 in the same leader epoch 0"},
 		{"config of unknown topic", 0, 0, []Record{&ConfigChange{ResourceType: ResourceTopic, ResourceName: "nope", Name: "k"}}, `config "k" of unknown topic "nope"`},
+		{"producer ids go back", 0, 0, []Record{&ProducerIDsAllocated{BrokerID: 1, BrokerEpoch: 1, NextProducerID: 1000}}, "next producer id 1000 does not advance from 2000"},
+		{"producer ids stay", 0, 0, []Record{&ProducerIDsAllocated{BrokerID: 1, BrokerEpoch: 1, NextProducerID: 2000}}, "next producer id 2000 does not advance from 2000"},
+		{"producer ids twice in one entry", 0, 0, []Record{
+			&ProducerIDsAllocated{BrokerID: 1, BrokerEpoch: 1, NextProducerID: 3000},
+			&ProducerIDsAllocated{BrokerID: 2, BrokerEpoch: 1, NextProducerID: 3000},
+		}, "record 2 of 2: next producer id 3000 does not advance from 3000"},
 		{"config of removed topic", 0, 0, []Record{&TopicRemoved{ID: orders}, &ConfigChange{ResourceType: ResourceTopic, ResourceName: "orders", Name: "k"}}, "unknown topic"},
 		{"all or nothing", 0, 0, []Record{
 			imgBroker(5), &Topic{Name: "new", ID: imgID(8)},
@@ -755,6 +770,30 @@ func TestHashIgnoresOrder(t *testing.T) {
 	if _, ok := g.BrokerConfigs["2"]; ok {
 		t.Fatal("a broker with no config keys left is still in BrokerConfigs")
 	}
+
+	// The next producer id is state: at one offset it alone changes the
+	// hash, and who took the block does not.
+	at := func(r Record) *Image {
+		t.Helper()
+		im, _, err := a.Apply(a.Offset+1, a.Epoch, []Record{r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return im
+	}
+	none := at(&NoOp{})
+	p1 := at(&ProducerIDsAllocated{BrokerID: 1, BrokerEpoch: 1, NextProducerID: 1000})
+	p1other := at(&ProducerIDsAllocated{BrokerID: 2, BrokerEpoch: 2, NextProducerID: 1000})
+	p2 := at(&ProducerIDsAllocated{BrokerID: 1, BrokerEpoch: 1, NextProducerID: 2000})
+	if none.Hash() == p1.Hash() || p1.Hash() == p2.Hash() || none.Hash() == p2.Hash() {
+		t.Fatal("images differing only in NextProducerID have the same hash")
+	}
+	if p1.Hash() != p1other.Hash() || !reflect.DeepEqual(p1, p1other) {
+		t.Fatal("the broker that took a block changed the image")
+	}
+	if p1.NextProducerID != 1000 || p2.NextProducerID != 2000 || none.NextProducerID != 0 || NewImage().NextProducerID != 0 {
+		t.Fatalf("NextProducerID %d, %d, %d", none.NextProducerID, p1.NextProducerID, p2.NextProducerID)
+	}
 }
 
 func TestDecodeSnapshotErrors(t *testing.T) {
@@ -792,6 +831,13 @@ func TestDecodeSnapshotErrors(t *testing.T) {
 	if _, err := DecodeSnapshot(snap(1, 5, []broker{{1, true, 1}, {2, false, 2}}, topic, part)); err != nil {
 		t.Fatalf("the hand-written snapshot is not valid: %v", err)
 	}
+	pids := func(broker int32, next int64) *ProducerIDsAllocated {
+		return &ProducerIDsAllocated{BrokerID: broker, NextProducerID: next}
+	}
+	brokerConfig := &ConfigChange{ResourceType: ResourceBroker, Name: "k"}
+	if im, err := DecodeSnapshot(snap(1, 5, nil, topic, brokerConfig, pids(0, 7000))); err != nil || im.NextProducerID != 7000 {
+		t.Fatalf("the hand-written snapshot with producer ids: %v", err)
+	}
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -814,6 +860,13 @@ func TestDecodeSnapshotErrors(t *testing.T) {
 		{"broker configs unsorted", snap(1, 5, nil,
 			&ConfigChange{ResourceType: ResourceBroker, ResourceName: "", Name: "k2"},
 			&ConfigChange{ResourceType: ResourceBroker, ResourceName: "", Name: "k1"}), "not in canonical form"},
+		{"producer ids from a broker", snap(1, 5, nil, pids(3, 1000)), "names broker 0 at epoch 0, not 3 at 0"},
+		{"producer ids at an epoch", snap(1, 5, nil, &ProducerIDsAllocated{BrokerEpoch: 2, NextProducerID: 1000}), "not 0 at 2"},
+		{"producer ids before configs", snap(1, 5, nil, pids(0, 1000), brokerConfig), "not in canonical form"},
+		{"producer ids before topics", snap(1, 5, nil, pids(0, 1000), topic), "not in canonical form"},
+		{"producer ids twice", snap(1, 5, nil, pids(0, 1000), pids(0, 2000)), "not in canonical form"},
+		{"producer ids repeated", snap(1, 5, nil, pids(0, 1000), pids(0, 1000)), "next producer id 1000 does not advance from 1000"},
+		{"producer ids of zero", snap(1, 5, nil, pids(0, 0)), "NextProducerID 0 is not positive"},
 		{"not a registration", func() []byte {
 			w := recordWriter{}
 			w.u8(1)
@@ -1034,7 +1087,7 @@ func imgRandomEntry(rng *rand.Rand, im *Image, offset uint64) []Record {
 	for range 1 + rng.IntN(4) {
 		cur := b.next
 		var r Record
-		switch rng.IntN(14) {
+		switch rng.IntN(15) {
 		case 0, 12, 13:
 			id := int32(rng.IntN(6))
 			r = &BrokerRegistered{BrokerID: id, Incarnation: UUID{byte(rng.IntN(255) + 1)}, Rack: names[rng.IntN(3)],
@@ -1113,6 +1166,13 @@ func imgRandomEntry(rng *rand.Rand, im *Image, offset uint64) []Record {
 				}
 			}
 			r = c
+		case 14:
+			id, e := pickBroker(cur)
+			next := cur.NextProducerID + producerIDBlockSize
+			if rng.IntN(10) == 0 {
+				next -= int64(rng.IntN(2 * producerIDBlockSize)) // does not advance, or not a block's worth
+			}
+			r = &ProducerIDsAllocated{BrokerID: id, BrokerEpoch: e, NextProducerID: next}
 		}
 		if Validate(r) != nil {
 			continue // e.g. a duplicate appended to an ISR

@@ -15,6 +15,10 @@ type Image struct {
 	// Configs of non-topic resources: broker id as a string, or "" for the
 	// cluster-wide default.
 	BrokerConfigs map[string]map[string]string
+	// NextProducerID is the first producer id of the next block the
+	// controller hands out (AllocateProducerIDs); every id below it has
+	// been given to a broker. 0 until the first block.
+	NextProducerID int64
 }
 
 // BrokerImage is one registered broker.

@@ -23,7 +23,14 @@ const (
 	// that it knows its view of the log is current before it decides anything
 	// (KRaft's leader-change marker).
 	TypeNoOp RecordType = 10
+	// TypeProducerIDsAllocated hands a broker the next block of producer ids
+	// (Kafka's ProducerIdsRecord, KIP-730).
+	TypeProducerIDsAllocated RecordType = 11
 )
+
+// lastRecordType is the highest record type this code knows: a decoder
+// refuses the types above it.
+const lastRecordType = TypeProducerIDsAllocated
 
 // UUID is a 16-byte identifier (topic ids, broker incarnations), as Kafka uses.
 type UUID [16]byte
@@ -135,13 +142,27 @@ type ConfigChange struct {
 // NoOp carries nothing; see TypeNoOp.
 type NoOp struct{}
 
-func (*BrokerRegistered) Type() RecordType   { return TypeBrokerRegistered }
-func (*BrokerFenced) Type() RecordType       { return TypeBrokerFenced }
-func (*BrokerUnfenced) Type() RecordType     { return TypeBrokerUnfenced }
-func (*BrokerUnregistered) Type() RecordType { return TypeBrokerUnregistered }
-func (*Topic) Type() RecordType              { return TypeTopic }
-func (*TopicRemoved) Type() RecordType       { return TypeTopicRemoved }
-func (*Partition) Type() RecordType          { return TypePartition }
-func (*PartitionChange) Type() RecordType    { return TypePartitionChange }
-func (*ConfigChange) Type() RecordType       { return TypeConfigChange }
-func (*NoOp) Type() RecordType               { return TypeNoOp }
+// ProducerIDsAllocated records that broker BrokerID, at BrokerEpoch, took
+// the producer ids from the image's NextProducerID up to NextProducerID
+// (exclusive), which becomes the image's. Only the controller hands out
+// producer ids, and through the log, so that a block is never given twice,
+// not even across a controller failover. The broker and its epoch say who
+// asked; applying the record checks only that NextProducerID advances, since
+// a snapshot (which keeps no allocating broker) holds one with both 0.
+type ProducerIDsAllocated struct {
+	BrokerID       int32
+	BrokerEpoch    int64
+	NextProducerID int64
+}
+
+func (*BrokerRegistered) Type() RecordType     { return TypeBrokerRegistered }
+func (*BrokerFenced) Type() RecordType         { return TypeBrokerFenced }
+func (*BrokerUnfenced) Type() RecordType       { return TypeBrokerUnfenced }
+func (*BrokerUnregistered) Type() RecordType   { return TypeBrokerUnregistered }
+func (*Topic) Type() RecordType                { return TypeTopic }
+func (*TopicRemoved) Type() RecordType         { return TypeTopicRemoved }
+func (*Partition) Type() RecordType            { return TypePartition }
+func (*PartitionChange) Type() RecordType      { return TypePartitionChange }
+func (*ConfigChange) Type() RecordType         { return TypeConfigChange }
+func (*NoOp) Type() RecordType                 { return TypeNoOp }
+func (*ProducerIDsAllocated) Type() RecordType { return TypeProducerIDsAllocated }

@@ -26,11 +26,12 @@ import (
 // session timeout to reach the new controller before it is fenced, as KRaft
 // does after a failover.
 type QuorumController struct {
-	node   *Node
-	cfg    ControllerConfig
-	now    func() time.Time
-	newID  func() UUID
-	logger *slog.Logger
+	node    *Node
+	cfg     ControllerConfig
+	now     func() time.Time
+	newID   func() UUID
+	configs ConfigValidator
+	logger  *slog.Logger
 
 	reqs     chan *controllerCall
 	stop     chan struct{}
@@ -47,7 +48,13 @@ type QuorumControllerOptions struct {
 	// QueueSize bounds the requests waiting for a decision (default 1024);
 	// callers beyond it wait, up to their context's deadline.
 	QueueSize int
-	Logger    *slog.Logger
+	// Configs checks the config values CreateTopics and
+	// IncrementalAlterConfigs store, and says which are lists; the broker
+	// supplies it, since it knows what the names mean. nil accepts every
+	// value and treats no config as a list. Only the shell's goroutine
+	// calls it, while it decides a request.
+	Configs ConfigValidator
+	Logger  *slog.Logger
 }
 
 type controllerCall struct {
@@ -79,7 +86,7 @@ func NewQuorumController(node *Node, cfg ControllerConfig, o QuorumControllerOpt
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	q := &QuorumController{node: node, cfg: cfg, now: o.Now, newID: o.NewID, logger: o.Logger,
+	q := &QuorumController{node: node, cfg: cfg, now: o.Now, newID: o.NewID, configs: o.Configs, logger: o.Logger,
 		reqs: make(chan *controllerCall, o.QueueSize), stop: make(chan struct{})}
 	q.done.Add(1)
 	go q.run()
@@ -93,14 +100,17 @@ func randomUUID() UUID {
 }
 
 // Handle decides one controller request: BrokerRegistration, BrokerHeartbeat,
-// CreateTopics, DeleteTopics, CreatePartitions or AlterPartition. Errors a
-// Kafka client should see are in the response; the error return is for
-// requests that could not be decided at all (an unsupported API, a cancelled
-// context, a stopped controller).
+// CreateTopics, DeleteTopics, CreatePartitions, AlterPartition,
+// AllocateProducerIDs or IncrementalAlterConfigs. Errors a Kafka client
+// should see are in the response; the error return is for requests that
+// could not be decided at all (an unsupported API, a cancelled context, a
+// stopped controller, a proposal that failed). A response with no error
+// means its records are committed and applied: the node's Image holds them.
 func (q *QuorumController) Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	switch req.(type) {
 	case *kmsg.BrokerRegistrationRequest, *kmsg.BrokerHeartbeatRequest, *kmsg.CreateTopicsRequest,
-		*kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterPartitionRequest:
+		*kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterPartitionRequest,
+		*kmsg.AllocateProducerIDsRequest, *kmsg.IncrementalAlterConfigsRequest:
 	default:
 		return nil, fmt.Errorf("raft: the controller does not handle %T", req)
 	}
@@ -153,6 +163,7 @@ func (q *QuorumController) run() {
 		activeCh := q.node.ActiveChanged()
 		if e, ok := q.node.Active(); ok && e != epoch {
 			ctrl, _ = NewController(q.cfg) // cfg is validated
+			ctrl.SetConfigValidator(q.configs)
 			epoch = e
 		} else if !ok {
 			ctrl, epoch = nil, 0
@@ -222,6 +233,10 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 		records, resp = ctrl.CreatePartitions(im, r)
 	case *kmsg.AlterPartitionRequest:
 		records, resp = ctrl.AlterPartition(im, r)
+	case *kmsg.AllocateProducerIDsRequest:
+		records, resp = ctrl.AllocateProducerIDs(im, r)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		records, resp = ctrl.IncrementalAlterConfigs(im, r)
 	}
 	if len(records) == 0 {
 		return resp, nil
@@ -253,6 +268,14 @@ func notController(req kmsg.Request) kmsg.Response {
 		r.ErrorCode = code
 	case *kmsg.AlterPartitionResponse:
 		r.ErrorCode = code
+	case *kmsg.AllocateProducerIDsResponse:
+		r.ErrorCode = code
+	case *kmsg.IncrementalAlterConfigsResponse:
+		for _, res := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
+			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
 	case *kmsg.CreateTopicsResponse:
 		for _, t := range req.(*kmsg.CreateTopicsRequest).Topics {
 			rt := kmsg.NewCreateTopicsResponseTopic()

@@ -36,8 +36,9 @@ func newServiceCluster(t *testing.T) *serviceCluster {
 func (sc *serviceCluster) startController(id int32) {
 	var next byte
 	q, err := NewQuorumController(sc.nodes[id].node, ControllerConfig{ClusterID: "test-cluster", BrokerSessionTimeoutMs: 9000}, QuorumControllerOptions{
-		Now:   sc.clock.now,
-		NewID: func() UUID { next++; return UUID{0xaa, byte(id), next} },
+		Now:     sc.clock.now,
+		NewID:   func() UUID { next++; return UUID{0xaa, byte(id), next} },
+		Configs: fakeConfigValidator{},
 	})
 	if err != nil {
 		sc.t.Fatal(err)
@@ -73,6 +74,10 @@ func isNotController(resp kmsg.Response) bool {
 		return r.ErrorCode == kerr.NotController.Code
 	case *kmsg.CreateTopicsResponse:
 		return len(r.Topics) > 0 && r.Topics[0].ErrorCode == kerr.NotController.Code
+	case *kmsg.AllocateProducerIDsResponse:
+		return r.ErrorCode == kerr.NotController.Code
+	case *kmsg.IncrementalAlterConfigsResponse:
+		return len(r.Resources) > 0 && r.Resources[0].ErrorCode == kerr.NotController.Code
 	}
 	return false
 }
@@ -199,6 +204,144 @@ func TestQuorumControllerEndToEnd(t *testing.T) {
 	cr = sc.handle(create).(*kmsg.CreateTopicsResponse)
 	if cr.Topics[0].ErrorCode != kerr.InvalidReplicationFactor.Code {
 		t.Fatalf("rf 3 over 2 unfenced brokers: error %d, want INVALID_REPLICATION_FACTOR", cr.Topics[0].ErrorCode)
+	}
+	sc.checkOneActivePerEpoch()
+}
+
+func (sc *serviceCluster) allocateProducerIDs(id int32, epoch int64) *kmsg.AllocateProducerIDsResponse {
+	sc.t.Helper()
+	req := kmsg.NewPtrAllocateProducerIDsRequest()
+	req.BrokerID, req.BrokerEpoch = id, epoch
+	return sc.handle(req).(*kmsg.AllocateProducerIDsResponse)
+}
+
+// alterConfig makes an IncrementalAlterConfigs request of one config per
+// resource.
+func alterConfig(resources ...kmsg.IncrementalAlterConfigsRequestResource) *kmsg.IncrementalAlterConfigsRequest {
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	req.Version = 1
+	req.Resources = resources
+	return req
+}
+
+func configResource(typ kmsg.ConfigResourceType, name string, op kmsg.IncrementalAlterConfigOp, key, value string) kmsg.IncrementalAlterConfigsRequestResource {
+	r := kmsg.NewIncrementalAlterConfigsRequestResource()
+	r.ResourceType, r.ResourceName = typ, name
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Op, c.Value = key, op, kmsg.StringPtr(value)
+	r.Configs = append(r.Configs, c)
+	return r
+}
+
+// TestQuorumControllerProducerIDsAndConfigs drives AllocateProducerIDs and
+// IncrementalAlterConfigs through Handle on a real quorum: blocks are
+// disjoint and in order, across brokers and across a failover; config
+// changes reach every node's image; the ConfigValidator of the options
+// decides, on the first controller and on the next; non-active nodes answer
+// NOT_CONTROLLER.
+func TestQuorumControllerProducerIDsAndConfigs(t *testing.T) {
+	sc := newServiceCluster(t)
+	epochs := map[int32]int64{}
+	for id := int32(1); id <= 2; id++ {
+		epochs[id] = sc.register(id)
+	}
+
+	// Registered brokers (still fenced) get consecutive blocks.
+	a := sc.allocateProducerIDs(1, epochs[1])
+	b := sc.allocateProducerIDs(2, epochs[2])
+	for _, r := range []*kmsg.AllocateProducerIDsResponse{a, b} {
+		if r.ErrorCode != 0 || r.ProducerIDLen != producerIDBlockSize {
+			t.Fatalf("allocate: %s start %d len %d", codeName(r.ErrorCode), r.ProducerIDStart, r.ProducerIDLen)
+		}
+	}
+	if a.ProducerIDStart != 0 || b.ProducerIDStart != a.ProducerIDStart+int64(a.ProducerIDLen) {
+		t.Fatalf("blocks at %d and %d, want 0 and %d", a.ProducerIDStart, b.ProducerIDStart, producerIDBlockSize)
+	}
+	im := sc.active().node.Image()
+	if im.NextProducerID != b.ProducerIDStart+int64(b.ProducerIDLen) {
+		t.Fatalf("the image's next producer id is %d after blocks at %d and %d", im.NextProducerID, a.ProducerIDStart, b.ProducerIDStart)
+	}
+	sc.converge(im.Offset) // every node agrees, NextProducerID included (Hash)
+	if r := sc.allocateProducerIDs(1, epochs[1]+100); r.ErrorCode != kerr.StaleBrokerEpoch.Code {
+		t.Fatalf("allocate at a wrong epoch: %s, want STALE_BROKER_EPOCH", codeName(r.ErrorCode))
+	}
+
+	// A topic to configure.
+	for id := int32(1); id <= 2; id++ {
+		for range 3 {
+			if !sc.heartbeat(id, epochs[id]).IsFenced {
+				break
+			}
+		}
+	}
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "orders", 1, 2
+	cfg := kmsg.NewCreateTopicsRequestTopicConfig()
+	cfg.Name, cfg.Value = "retention.ms", kmsg.StringPtr("1000")
+	ct.Configs = append(ct.Configs, cfg)
+	create.Topics = append(create.Topics, ct)
+	if cr := sc.handle(create).(*kmsg.CreateTopicsResponse); cr.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create topic: %s", codeName(cr.Topics[0].ErrorCode))
+	}
+
+	alter := alterConfig(
+		configResource(kmsg.ConfigResourceTypeTopic, "orders", kmsg.IncrementalAlterConfigOpSet, "retention.ms", "2000"),
+		configResource(kmsg.ConfigResourceTypeTopic, "nope", kmsg.IncrementalAlterConfigOpSet, "retention.ms", "1"),
+		configResource(kmsg.ConfigResourceTypeBroker, "", kmsg.IncrementalAlterConfigOpAppend, "log.cleanup.policy", "compact"),
+	)
+	ar := sc.handle(alter).(*kmsg.IncrementalAlterConfigsResponse)
+	want := []int16{0, kerr.UnknownTopicOrPartition.Code, 0}
+	for i, r := range ar.Resources {
+		if r.ErrorCode != want[i] {
+			t.Fatalf("alter configs, resource %d: %s, want %s", i, codeName(r.ErrorCode), codeName(want[i]))
+		}
+	}
+	im = sc.active().node.Image()
+	topic, _ := im.Topic("orders")
+	if topic.Configs["retention.ms"] != "2000" || im.BrokerConfigs[""]["log.cleanup.policy"] != "compact" {
+		t.Fatalf("after alter configs: topic %v, cluster %v", topic.Configs, im.BrokerConfigs[""])
+	}
+	sc.converge(im.Offset)
+
+	// The validator of the options decides.
+	bad := alterConfig(configResource(kmsg.ConfigResourceTypeTopic, "orders", kmsg.IncrementalAlterConfigOpSet, "retention.ms", "soon"))
+	if r := sc.handle(bad).(*kmsg.IncrementalAlterConfigsResponse); r.Resources[0].ErrorCode != kerr.InvalidConfig.Code {
+		t.Fatalf("an invalid value: %s, want INVALID_CONFIG", codeName(r.Resources[0].ErrorCode))
+	}
+
+	// Nodes that are not active answer NOT_CONTROLLER, for every resource.
+	for id, q := range sc.ctrls {
+		if id == sc.active().id {
+			continue
+		}
+		for _, req := range []kmsg.Request{alter, func() kmsg.Request {
+			r := kmsg.NewPtrAllocateProducerIDsRequest()
+			r.BrokerID, r.BrokerEpoch = 1, epochs[1]
+			return r
+		}()} {
+			resp, err := q.Handle(context.Background(), req)
+			if err != nil || !isNotController(resp) {
+				t.Fatalf("node %d (not active): %+v, %v", id, resp, err)
+			}
+			if r, ok := resp.(*kmsg.IncrementalAlterConfigsResponse); ok && len(r.Resources) != len(alter.Resources) {
+				t.Fatalf("node %d (not active) answered %d of %d resources", id, len(r.Resources), len(alter.Resources))
+			}
+		}
+	}
+
+	// After a failover the new controller hands out the block after the
+	// last committed one, and validates with the same validator.
+	old := sc.active()
+	sc.ctrls[old.id].Close()
+	sc.kill(old.id)
+	sc.active()
+	c := sc.allocateProducerIDs(2, epochs[2])
+	if c.ErrorCode != 0 || c.ProducerIDStart != b.ProducerIDStart+int64(b.ProducerIDLen) {
+		t.Fatalf("allocate after failover: %s start %d, want %d", codeName(c.ErrorCode), c.ProducerIDStart, b.ProducerIDStart+int64(b.ProducerIDLen))
+	}
+	if r := sc.handle(bad).(*kmsg.IncrementalAlterConfigsResponse); r.Resources[0].ErrorCode != kerr.InvalidConfig.Code {
+		t.Fatalf("an invalid value after failover: %s, want INVALID_CONFIG", codeName(r.Resources[0].ErrorCode))
 	}
 	sc.checkOneActivePerEpoch()
 }

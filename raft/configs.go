@@ -1,0 +1,242 @@
+package raft
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The controller's config decisions: KRaft's ConfigurationControlManager,
+// with the checks Kafka's brokers make before they forward an
+// IncrementalAlterConfigs request (ConfigAdminManager.preprocess), since
+// here the controller answers the client's request whole.
+
+// ConfigValidator checks config values the controller stores; the broker
+// knows what the names mean, the controller does not.
+type ConfigValidator interface {
+	// ValidateConfig checks one config of a resource (ResourceTopic or
+	// ResourceBroker); its error message is shown to the client as INVALID_CONFIG.
+	ValidateConfig(resourceType int8, name, value string) error
+	// IsListConfig reports whether name's value is a comma-separated list,
+	// to which APPEND and SUBTRACT apply.
+	IsListConfig(resourceType int8, name string) bool
+}
+
+// SetConfigValidator makes v check every config value the controller's
+// decisions store (CreateTopics, IncrementalAlterConfigs) and say which
+// configs are lists. nil, the default, accepts every value and treats no
+// config as a list. The shell sets it on each Controller it makes.
+func (c *Controller) SetConfigValidator(v ConfigValidator) { c.configs = v }
+
+// validateConfig runs the validator, if any, on one value.
+func (c *Controller) validateConfig(resourceType int8, name, value string) *apiError {
+	if c.configs == nil {
+		return nil
+	}
+	if err := c.configs.ValidateConfig(resourceType, name, value); err != nil {
+		return failf(kerr.InvalidConfig, "%v", err)
+	}
+	return nil
+}
+
+func (c *Controller) isListConfig(resourceType int8, name string) bool {
+	return c.configs != nil && c.configs.IsListConfig(resourceType, name)
+}
+
+// validateTopicConfigs checks the configs a new topic is created with,
+// sorted by name so that the first bad one reported does not depend on map
+// order.
+func (c *Controller) validateTopicConfigs(configs map[string]string) *apiError {
+	for _, name := range slices.Sorted(maps.Keys(configs)) {
+		if fail := c.validateConfig(ResourceTopic, name, configs[name]); fail != nil {
+			return fail
+		}
+	}
+	return nil
+}
+
+// IncrementalAlterConfigs handles an IncrementalAlterConfigs request (v0-1)
+// as Kafka does, each resource decided on its own, so one bad resource
+// does not fail the others; the records of those that succeed go in one
+// proposal. Per resource, in this order:
+//
+//   - a resource (type and name) given twice: INVALID_REQUEST, for each
+//   - a type other than TOPIC (2) and BROKER (4): INVALID_REQUEST
+//   - a config name given twice, a null value for anything but DELETE, an
+//     operation other than SET, DELETE, APPEND, SUBTRACT: INVALID_REQUEST,
+//     as Kafka's brokers answer before they forward the request; an empty
+//     config name: INVALID_CONFIG (a record needs a name)
+//   - a topic: name "" INVALID_REQUEST (Kafka has no default topic
+//     resource), an invalid name INVALID_TOPIC_EXCEPTION, an unknown one
+//     UNKNOWN_TOPIC_OR_PARTITION
+//   - a broker: "" is the cluster-wide default; otherwise the name must
+//     parse as an int32 (INVALID_REQUEST), be written as a broker id is, in
+//     decimal without sign or leading zero (INVALID_REQUEST: the broker
+//     would never find configs stored under another spelling), and name a
+//     registered broker (BROKER_ID_NOT_REGISTERED)
+//   - APPEND or SUBTRACT of a config the ConfigValidator does not call a
+//     list, or a new value it rejects: INVALID_CONFIG
+//
+// SET replaces the value and DELETE removes the key. APPEND adds each
+// comma-separated element of the value not already in the list, starting
+// from the current value (the empty list when unset: the controller knows
+// no defaults, where Kafka starts from the config's default); SUBTRACT
+// removes every occurrence of each. Empty elements are dropped. A config
+// whose value does not change makes no record (Kafka writes one for a
+// broker anyway, so that brokers reload files; Gregor's have none to
+// reload). With ValidateOnly the response is the same and there are no
+// records; past 10000 records the whole request fails with
+// POLICY_VIOLATION. Responses follow the request's order.
+func (c *Controller) IncrementalAlterConfigs(im *Image, req *kmsg.IncrementalAlterConfigsRequest) ([]Record, *kmsg.IncrementalAlterConfigsResponse) {
+	resp := kmsg.NewPtrIncrementalAlterConfigsResponse()
+	resp.Version = req.Version
+	type resourceKey struct {
+		typ  kmsg.ConfigResourceType
+		name string
+	}
+	count := map[resourceKey]int{}
+	for _, r := range req.Resources {
+		count[resourceKey{r.ResourceType, r.ResourceName}]++
+	}
+	var records []Record
+	tooMany := false
+	for i := range req.Resources {
+		rr := &req.Resources[i]
+		var (
+			fail *apiError
+			more []Record
+		)
+		if count[resourceKey{rr.ResourceType, rr.ResourceName}] > 1 {
+			fail = failf(kerr.InvalidRequest, "Each resource must appear at most once.")
+		} else {
+			more, fail = c.alterConfigs(im, rr)
+		}
+		if fail == nil && len(records)+len(more) > maxRecordsPerRequest {
+			tooMany = true
+		}
+		records = append(records, more...)
+		out := kmsg.NewIncrementalAlterConfigsResponseResource()
+		out.ResourceType, out.ResourceName = rr.ResourceType, rr.ResourceName
+		out.ErrorCode, out.ErrorMessage = fail.code(), fail.message()
+		resp.Resources = append(resp.Resources, out)
+	}
+	if tooMany {
+		for i := range resp.Resources {
+			resp.Resources[i].ErrorCode, resp.Resources[i].ErrorMessage = errTooLarge.code(), errTooLarge.message()
+		}
+		return nil, resp
+	}
+	if req.ValidateOnly {
+		return nil, resp
+	}
+	return records, resp
+}
+
+// alterConfigs decides one resource of an IncrementalAlterConfigs request:
+// the ConfigChange records that make its changes, or why it fails.
+func (c *Controller) alterConfigs(im *Image, rr *kmsg.IncrementalAlterConfigsRequestResource) ([]Record, *apiError) {
+	resourceType := int8(rr.ResourceType)
+	if resourceType != ResourceTopic && resourceType != ResourceBroker {
+		return nil, failf(kerr.InvalidRequest, "Unsupported resource type %s (%d): only TOPIC (%d) and BROKER (%d) configs can be altered.",
+			rr.ResourceType, resourceType, ResourceTopic, ResourceBroker)
+	}
+	seen := map[string]bool{}
+	var nulls []string
+	for _, cfg := range rr.Configs {
+		if seen[cfg.Name] {
+			return nil, failf(kerr.InvalidRequest, "Error due to duplicate config keys")
+		}
+		seen[cfg.Name] = true
+		if cfg.Op != kmsg.IncrementalAlterConfigOpDelete && cfg.Value == nil {
+			nulls = append(nulls, cfg.Name)
+		}
+	}
+	if len(nulls) > 0 {
+		return nil, failf(kerr.InvalidRequest, "Null value not supported for : %s", strings.Join(nulls, ", "))
+	}
+	for _, cfg := range rr.Configs {
+		switch {
+		case cfg.Op < kmsg.IncrementalAlterConfigOpSet || cfg.Op > kmsg.IncrementalAlterConfigOpSubtract:
+			return nil, failf(kerr.InvalidRequest, "Unknown operations type %d", cfg.Op)
+		case cfg.Name == "":
+			return nil, failf(kerr.InvalidConfig, "A config has an empty name.")
+		}
+	}
+
+	var current map[string]string
+	switch resourceType {
+	case ResourceTopic:
+		if rr.ResourceName == "" {
+			return nil, failf(kerr.InvalidRequest, "Default topic resources are not allowed.")
+		}
+		if err := ValidateTopicName(rr.ResourceName); err != nil {
+			return nil, failf(kerr.InvalidTopicException, "%v", err)
+		}
+		t, ok := im.Topic(rr.ResourceName)
+		if !ok {
+			return nil, failf(kerr.UnknownTopicOrPartition, "The topic '%s' does not exist.", rr.ResourceName)
+		}
+		current = t.Configs
+	case ResourceBroker:
+		if rr.ResourceName != "" {
+			id, err := strconv.ParseInt(rr.ResourceName, 10, 32)
+			switch {
+			case err != nil:
+				return nil, failf(kerr.InvalidRequest, "Unable to parse broker name %s", rr.ResourceName)
+			case id >= 0 && !isBrokerIDString(rr.ResourceName):
+				return nil, failf(kerr.InvalidRequest, "Invalid broker name %s: write broker %d as %d.", rr.ResourceName, id, id)
+			case im.Brokers[int32(id)] == nil:
+				return nil, failf(kerr.BrokerIDNotRegistered, "No broker with id %d found.", id)
+			}
+		}
+		current = im.BrokerConfigs[rr.ResourceName]
+	}
+
+	var records []Record
+	for _, cfg := range rr.Configs {
+		old, had := current[cfg.Name]
+		value, set := old, had
+		switch cfg.Op {
+		case kmsg.IncrementalAlterConfigOpSet:
+			value, set = *cfg.Value, true
+		case kmsg.IncrementalAlterConfigOpDelete:
+			value, set = "", false
+		case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+			if !c.isListConfig(resourceType, cfg.Name) {
+				return nil, failf(kerr.InvalidConfig, "Can't %s to key %s because its type is not LIST.", cfg.Op, cfg.Name)
+			}
+			list := splitConfigList(old)
+			for _, v := range splitConfigList(*cfg.Value) {
+				if cfg.Op == kmsg.IncrementalAlterConfigOpAppend {
+					if !slices.Contains(list, v) {
+						list = append(list, v)
+					}
+				} else {
+					list = slices.DeleteFunc(list, func(x string) bool { return x == v })
+				}
+			}
+			value, set = strings.Join(list, ","), true
+		}
+		if set {
+			if fail := c.validateConfig(resourceType, cfg.Name, value); fail != nil {
+				return nil, fail
+			}
+		}
+		if set == had && value == old {
+			continue
+		}
+		records = append(records, &ConfigChange{ResourceType: resourceType, ResourceName: rr.ResourceName,
+			Name: cfg.Name, Value: value, Delete: !set})
+	}
+	return records, nil
+}
+
+// splitConfigList splits a list config's value at its commas, dropping
+// empty elements, as Kafka reads a list it appends to.
+func splitConfigList(s string) []string {
+	return slices.DeleteFunc(strings.Split(s, ","), func(e string) bool { return e == "" })
+}
