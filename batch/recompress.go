@@ -1,0 +1,31 @@
+package batch
+
+import "encoding/binary"
+
+// Recompress appends to dst the batch h with its records compressed by c
+// instead of h's codec: what a broker does for a topic whose
+// compression.type is not "producer". Every header field but the codec bits,
+// the length and the CRC stays as the producer sent it. maxDecompressed
+// bounds the records' uncompressed size (a bomb is an error, as in
+// Decompress).
+func Recompress(dst []byte, h Header, c Codec, maxDecompressed int) ([]byte, error) {
+	records := h.Records()
+	if h.Codec() != CodecNone {
+		var err error
+		if records, err = Decompress(h.Codec(), nil, records, maxDecompressed); err != nil {
+			return dst, err
+		}
+	}
+	start := len(dst)
+	out := append(dst, h[:HeaderSize]...)
+	out, err := Compress(c, out, records)
+	if err != nil {
+		return dst, err
+	}
+	nh := Header(out[start:])
+	attrs := uint16(h.Attributes())&^attrCodecMask | uint16(c)&attrCodecMask
+	binary.BigEndian.PutUint16(nh[offAttributes:], attrs)
+	binary.BigEndian.PutUint32(nh[offBatchLength:], uint32(len(nh)-offBatchLength-4))
+	nh.SetCRC()
+	return out, nil
+}
