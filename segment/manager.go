@@ -72,6 +72,10 @@ type TopicPartition struct {
 
 func (tp TopicPartition) String() string { return tp.Topic + "-" + strconv.Itoa(int(tp.Partition)) }
 
+// MetadataTopic names the directory of the metadata quorum's log,
+// <metadata.log.dir>/__cluster_metadata-0, which a log dir may hold.
+const MetadataTopic = "__cluster_metadata"
+
 // parsePartitionDir splits a "<topic>-<partition>" directory name at its last
 // dash, as Kafka does (topic names may contain dashes).
 func parsePartitionDir(name string) (TopicPartition, bool) {
@@ -82,6 +86,11 @@ func parsePartitionDir(name string) (TopicPartition, bool) {
 	digits := name[i+1:]
 	p, err := strconv.ParseInt(digits, 10, 32)
 	if err != nil || digits[0] < '0' || digits[0] > '9' || checkTopicName(name[:i]) != nil {
+		return TopicPartition{}, false
+	}
+	if name[:i] == MetadataTopic {
+		// The raft metadata log may share a log dir, as in Kafka; it is not
+		// a partition log.
 		return TopicPartition{}, false
 	}
 	return TopicPartition{name[:i], int32(p)}, true

@@ -112,7 +112,7 @@ func TestParsePartitionDir(t *testing.T) {
 	for name, want := range map[string]bool{
 		"orders-0": true, "user-events-12": true, "a-b-c-3": true,
 		"orders": false, "-3": false, "orders-x": false, "orders--1": true, "orders-+1": false, ".lock": false,
-		"orders-0.deleted": false,
+		"orders-0.deleted": false, "__cluster_metadata-0": false,
 	} {
 		if _, ok := parsePartitionDir(name); ok != want {
 			t.Errorf("parsePartitionDir(%q) = %v, want %v", name, ok, want)
