@@ -1,0 +1,274 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"gregor/batch"
+	"gregor/segment"
+)
+
+// ErrNotLeader is returned for a produce to a partition this broker does not
+// lead (Kafka's NOT_LEADER_OR_FOLLOWER).
+var ErrNotLeader = fmt.Errorf("replica: this broker is not the partition's leader: %w", kerr.NotLeaderForPartition)
+
+// Partition is this broker's replica of one partition.
+type Partition struct {
+	tp  segment.TopicPartition
+	log *segment.Log
+	now func() time.Time
+
+	appendMu  sync.Mutex
+	producers producerStates // guarded by appendMu
+
+	// hw is the high watermark: the offset below which every record is
+	// committed and visible to consumers.
+	hw atomic.Int64
+
+	mu struct {
+		sync.Mutex
+		leader      bool
+		leaderEpoch int32
+		waiters     map[*Waiter]struct{}
+	}
+}
+
+// New returns the replica of tp over its opened log; it leads nothing until
+// BecomeLeader. now is the clock (time.Now when nil).
+func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time) *Partition {
+	if now == nil {
+		now = time.Now
+	}
+	p := &Partition{tp: tp, log: log, now: now}
+	// A single-replica partition's committed data is its whole log.
+	p.hw.Store(log.LogEndOffset())
+	p.mu.leaderEpoch = -1
+	return p
+}
+
+// TopicPartition names the partition.
+func (p *Partition) TopicPartition() segment.TopicPartition { return p.tp }
+
+// Log is the partition's log.
+func (p *Partition) Log() *segment.Log { return p.log }
+
+// BecomeLeader makes this broker the partition's leader in epoch.
+func (p *Partition) BecomeLeader(epoch int32) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mu.leader, p.mu.leaderEpoch = true, epoch
+}
+
+// BecomeFollower makes this broker a follower in epoch: produces are refused
+// and parked fetches are woken so that they answer NOT_LEADER_OR_FOLLOWER.
+func (p *Partition) BecomeFollower(epoch int32) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mu.leader, p.mu.leaderEpoch = false, epoch
+	p.wakeLocked()
+}
+
+// Leader reports whether this broker leads the partition, and the leader
+// epoch it knows.
+func (p *Partition) Leader() (epoch int32, leader bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.leaderEpoch, p.mu.leader
+}
+
+// HighWatermark is the offset up to which consumers may read.
+func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
+
+// LogStartOffset is the first offset the log holds.
+func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
+
+// LogEndOffset is the offset the next appended record gets.
+func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
+
+// AppendOptions say how a batch is appended.
+type AppendOptions struct {
+	// LogAppendTime stamps the batch with the broker's time
+	// (message.timestamp.type=LogAppendTime).
+	LogAppendTime bool
+}
+
+// AppendResult is what a produce answers for one partition.
+type AppendResult struct {
+	FirstOffset, LastOffset int64
+	// LogAppendTime is the time stamped on the batch, or -1.
+	LogAppendTime  int64
+	LogStartOffset int64
+	// Duplicate says the batch was a retry of one already appended: the
+	// offsets are those of the original.
+	Duplicate bool
+}
+
+// Append appends one validated batch (batch.Validate) as the leader. An
+// idempotent batch is first checked against its producer's state: a retry of
+// a batch the log already holds is not appended again but answered with the
+// original offsets; an out-of-order or fenced one is a *SequenceError.
+func (p *Partition) Append(b []byte, o AppendOptions) (AppendResult, error) {
+	h := batch.Header(b)
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	epoch, leader := p.Leader()
+	if !leader {
+		return AppendResult{}, ErrNotLeader
+	}
+	pid := h.ProducerID()
+	idempotent := pid >= 0
+	var firstSeq, lastSeq int32
+	if idempotent {
+		firstSeq = h.BaseSequence()
+		lastSeq = addSequence(firstSeq, h.LastOffsetDelta())
+		dup, err := p.producers.check(pid, h.ProducerEpoch(), firstSeq, lastSeq, p.tp.String())
+		if err != nil {
+			return AppendResult{}, err
+		}
+		if dup != nil {
+			return AppendResult{FirstOffset: dup.firstOffset, LastOffset: dup.lastOffset,
+				LogAppendTime: -1, LogStartOffset: p.log.LogStartOffset(), Duplicate: true}, nil
+		}
+	}
+	nowMs := p.now().UnixMilli()
+	appendTime := int64(-1)
+	if o.LogAppendTime {
+		h.SetMaxTimestampLogAppendTime(nowMs)
+		h.SetCRC()
+		appendTime = nowMs
+	}
+	info, err := p.log.Append(b, epoch)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if idempotent {
+		p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: firstSeq, lastSeq: lastSeq,
+			firstOffset: info.FirstOffset, lastOffset: info.LastOffset, maxTimestamp: info.MaxTimestamp}, nowMs)
+	}
+	p.advanceLocked(p.log.LogEndOffset())
+	return AppendResult{FirstOffset: info.FirstOffset, LastOffset: info.LastOffset,
+		LogAppendTime: appendTime, LogStartOffset: p.log.LogStartOffset()}, nil
+}
+
+// addSequence is Kafka's DefaultRecordBatch.incrementSequence: sequences wrap
+// from MaxInt32 to 0.
+func addSequence(seq, delta int32) int32 {
+	if seq > math.MaxInt32-delta {
+		return delta - (math.MaxInt32 - seq) - 1
+	}
+	return seq + delta
+}
+
+// advanceLocked moves the high watermark to hw and wakes parked fetches. With
+// the ISR being the leader alone, the high watermark is the log end; follower
+// replication will make it the minimum log end over the ISR. appendMu is held.
+func (p *Partition) advanceLocked(hw int64) {
+	if hw <= p.hw.Load() {
+		return
+	}
+	p.hw.Store(hw)
+	p.mu.Lock()
+	p.wakeLocked()
+	p.mu.Unlock()
+}
+
+func (p *Partition) wakeLocked() {
+	for w := range p.mu.waiters {
+		w.wake()
+	}
+	clear(p.mu.waiters)
+}
+
+// ExpireProducers forgets the idempotent producers that have not written
+// since before (producer.id.expiration.ms), bounding the state.
+func (p *Partition) ExpireProducers(before time.Time) int {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.producers.expire(before.UnixMilli())
+}
+
+// ReadResult is one partition's part of a fetch.
+type ReadResult struct {
+	Regions        []segment.Region
+	Bytes          int64
+	HighWatermark  int64
+	LogStartOffset int64
+}
+
+// Read returns the regions of the batches from offset, at most maxBytes
+// beyond the first batch (KIP-74), below the high watermark. Regions are
+// appended to dst; the caller releases them. An offset outside the log is
+// segment.ErrOffsetOutOfRange.
+func (p *Partition) Read(dst []segment.Region, offset int64, maxBytes int) (ReadResult, error) {
+	hw := p.hw.Load()
+	r := ReadResult{HighWatermark: hw, LogStartOffset: p.log.LogStartOffset()}
+	if offset > hw && offset <= p.log.LogEndOffset() {
+		// Appended but not yet committed: nothing to read, not an error.
+		r.Regions = dst
+		return r, nil
+	}
+	regions, err := p.log.Read(dst, offset, maxBytes, hw)
+	if err != nil {
+		return r, err
+	}
+	r.Regions = regions
+	for _, rg := range regions[len(dst):] {
+		r.Bytes += rg.Length
+	}
+	return r, nil
+}
+
+// Waiter is a fetch parked until one of its partitions has new data.
+type Waiter struct{ c chan struct{} }
+
+// NewWaiter returns a waiter; one waiter may be parked on many partitions.
+func NewWaiter() *Waiter { return &Waiter{c: make(chan struct{}, 1)} }
+
+// C receives once a partition the waiter is parked on has moved.
+func (w *Waiter) C() <-chan struct{} { return w.c }
+
+func (w *Waiter) wake() {
+	select {
+	case w.c <- struct{}{}:
+	default:
+	}
+}
+
+// Park parks w until the high watermark moves past seenHW or leadership
+// changes. It returns false, without parking, when that has already happened,
+// so a fetch never sleeps through data that arrived while it was reading.
+func (p *Partition) Park(w *Waiter, seenHW int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hw.Load() != seenHW || !p.mu.leader {
+		return false
+	}
+	if p.mu.waiters == nil {
+		p.mu.waiters = make(map[*Waiter]struct{})
+	}
+	p.mu.waiters[w] = struct{}{}
+	return true
+}
+
+// Unpark removes w, when its fetch ends by timeout or otherwise.
+func (p *Partition) Unpark(w *Waiter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.mu.waiters, w)
+}
+
+// IsSequenceError reports whether err is an idempotence check that failed.
+func IsSequenceError(err error) bool {
+	var se *SequenceError
+	return errors.As(err, &se)
+}
