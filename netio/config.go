@@ -31,7 +31,20 @@ type Config struct {
 	// client's pipelined requests (up to max.in.flight.requests.per.connection,
 	// 5 by default) proceed together and still answers in order. Default 16.
 	MaxInFlightPerConnection int
+	// Engine picks the network engine: network.engine, "std" (Go's net, a
+	// goroutine reading and one writing per connection) or "netpoll" (an
+	// event loop over cloudwego/netpoll). The default is DefaultEngine.
+	Engine string
 }
+
+// The engines Config.Engine names.
+const (
+	EngineStd     = "std"
+	EngineNetpoll = "netpoll"
+)
+
+// DefaultEngine is the engine EnsureDefaults picks: ENGINE_DEFAULT_DOC
+const DefaultEngine = EngineNetpoll
 
 // EnsureDefaults fills every zero field with its default.
 func (c *Config) EnsureDefaults() {
@@ -52,6 +65,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MaxInFlightPerConnection == 0 {
 		c.MaxInFlightPerConnection = 16
+	}
+	if c.Engine == "" {
+		c.Engine = DefaultEngine
 	}
 }
 
@@ -76,6 +92,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlightPerConnection < 1 {
 		bad("max in-flight requests per connection=%d: want at least 1", c.MaxInFlightPerConnection)
+	}
+	if c.Engine != EngineStd && c.Engine != EngineNetpoll {
+		bad("network.engine=%q: want %q or %q", c.Engine, EngineStd, EngineNetpoll)
 	}
 	return errors.Join(errs...)
 }

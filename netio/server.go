@@ -63,13 +63,18 @@ type HandlerFunc func(req *Request, respond func(Response))
 // Serve calls f.
 func (f HandlerFunc) Serve(req *Request, respond func(Response)) { f(req, respond) }
 
-// Stats are the server's counters.
+// Stats are an engine's counters.
 type Stats struct {
 	Connections         int64
 	SendfileBytes       uint64 // response bytes sent by sendfile(2): the zero-copy path
 	CopiedBytes         uint64 // response bytes written from memory
 	RejectedConnections uint64 // over max.connections or max.connections.per.ip
 	OversizeFrames      uint64 // frames over socket.request.max.bytes
+	// InputOverflows counts connections the netpoll engine closed for
+	// sending more requests than it holds unanswered (MaxInFlightPerConnection
+	// with the handler and as many again read and waiting). The std engine
+	// stops reading instead, so for it this stays zero.
+	InputOverflows uint64
 }
 
 // Server is the std engine: Go's net, a goroutine reading and one writing per

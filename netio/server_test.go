@@ -36,10 +36,21 @@ func readFrame(t *testing.T, r io.Reader) []byte {
 	return b
 }
 
-// startTCP serves h on a loopback listener.
-func startTCP(t *testing.T, cfg Config, h Handler) (*Server, string) {
+// engines are the network engines every contract test runs against.
+var engines = []string{EngineStd, EngineNetpoll}
+
+// forEachEngine runs f as a subtest per engine.
+func forEachEngine(t *testing.T, f func(t *testing.T, engine string)) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) { f(t, engine) })
+	}
+}
+
+// startTCP serves h with the named engine on a loopback listener.
+func startTCP(t *testing.T, engine string, cfg Config, h Handler) (Engine, string) {
 	t.Helper()
-	s, err := NewServer(cfg, h, Options{Logger: quiet})
+	cfg.Engine = engine
+	s, err := New(cfg, h, Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,11 +87,13 @@ func bytesResponse(payload []byte) Response {
 
 // TestResponsesInRequestOrder: a handler that answers pipelined requests in
 // reverse order still has its responses leave in request order.
-func TestResponsesInRequestOrder(t *testing.T) {
+func TestResponsesInRequestOrder(t *testing.T) { forEachEngine(t, testResponsesInRequestOrder) }
+
+func testResponsesInRequestOrder(t *testing.T, engine string) {
 	const n = 8
 	var mu sync.Mutex
 	var held []func()
-	_, addr := startTCP(t, Config{MaxInFlightPerConnection: n}, HandlerFunc(func(req *Request, respond func(Response)) {
+	_, addr := startTCP(t, engine, Config{MaxInFlightPerConnection: n}, HandlerFunc(func(req *Request, respond func(Response)) {
 		mu.Lock()
 		defer mu.Unlock()
 		f := append([]byte(nil), req.Frame...)
@@ -104,7 +117,9 @@ func TestResponsesInRequestOrder(t *testing.T) {
 
 // TestSendfileResponse: a response mixing bytes and a file region arrives
 // whole, and the region went through sendfile(2), not a copy.
-func TestSendfileResponse(t *testing.T) {
+func TestSendfileResponse(t *testing.T) { forEachEngine(t, testSendfileResponse) }
+
+func testSendfileResponse(t *testing.T, engine string) {
 	path := filepath.Join(t.TempDir(), "segment.log")
 	data := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 	if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -117,7 +132,7 @@ func TestSendfileResponse(t *testing.T) {
 	defer f.Close()
 	const off, length = 100, 50_000
 	var done sync.WaitGroup
-	s, addr := startTCP(t, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+	s, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
 		done.Add(1)
 		hdr := binary.BigEndian.AppendUint32(nil, uint32(length+3))
 		respond(Response{Parts: []Part{{Bytes: hdr}, {Bytes: []byte("<<")}, {File: f, Offset: off, Length: length}, {Bytes: []byte(">")}},
@@ -142,7 +157,9 @@ func TestSendfileResponse(t *testing.T) {
 // the sender waits on the poller and finishes as the client reads. (A tiny
 // receive buffer would force it sooner, but Linux then crawls through
 // zero-window probes.)
-func TestSlowReaderParks(t *testing.T) {
+func TestSlowReaderParks(t *testing.T) { forEachEngine(t, testSlowReaderParks) }
+
+func testSlowReaderParks(t *testing.T, engine string) {
 	path := filepath.Join(t.TempDir(), "big.log")
 	data := make([]byte, 16<<20)
 	for i := range data {
@@ -153,17 +170,25 @@ func TestSlowReaderParks(t *testing.T) {
 	}
 	f, _ := os.Open(path)
 	defer f.Close()
-	s, addr := startTCP(t, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+	s, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
 		hdr := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		if string(req.Frame) == "copy" { // the same bytes from memory: writev meets EAGAIN too
+			respond(Response{Parts: []Part{{Bytes: hdr}, {Bytes: data}}})
+			return
+		}
 		respond(Response{Parts: []Part{{Bytes: hdr}, {File: f, Offset: 0, Length: int64(len(data))}}})
 	}))
 	c := dial(t, addr)
 	c.Write(frame([]byte("fetch")))
+	c.Write(frame([]byte("copy")))
 	if got := readFrame(t, c); !bytes.Equal(got, data) {
 		t.Fatal("a large region sent to a slow reader arrived damaged")
 	}
-	if st := s.Stats(); st.SendfileBytes != uint64(len(data)) {
-		t.Fatalf("sendfile sent %d bytes, want %d", st.SendfileBytes, len(data))
+	if got := readFrame(t, c); !bytes.Equal(got, data) {
+		t.Fatal("large bytes written to a slow reader arrived damaged")
+	}
+	if st := s.Stats(); st.SendfileBytes != uint64(len(data)) || st.CopiedBytes != uint64(len(data))+8 {
+		t.Fatalf("sent %d bytes by sendfile and %d by copy, want %d and %d", st.SendfileBytes, st.CopiedBytes, len(data), len(data)+8)
 	}
 }
 
@@ -171,8 +196,12 @@ func TestSlowReaderParks(t *testing.T) {
 // socket.request.max.bytes, or negative, closes the connection before any
 // of the frame is read.
 func TestOversizeFrameClosesConnection(t *testing.T) {
+	forEachEngine(t, testOversizeFrameClosesConnection)
+}
+
+func testOversizeFrameClosesConnection(t *testing.T, engine string) {
 	served := make(chan struct{}, 10)
-	s, addr := startTCP(t, Config{SocketRequestMaxBytes: 1024}, HandlerFunc(func(req *Request, respond func(Response)) {
+	s, addr := startTCP(t, engine, Config{SocketRequestMaxBytes: 1024}, HandlerFunc(func(req *Request, respond func(Response)) {
 		served <- struct{}{}
 		respond(bytesResponse(nil))
 	}))
@@ -190,8 +219,10 @@ func TestOversizeFrameClosesConnection(t *testing.T) {
 
 // TestConnectionLimits: connections over max.connections (and per IP) are
 // closed at once.
-func TestConnectionLimits(t *testing.T) {
-	s, addr := startTCP(t, Config{MaxConnections: 2}, HandlerFunc(func(req *Request, respond func(Response)) {
+func TestConnectionLimits(t *testing.T) { forEachEngine(t, testConnectionLimits) }
+
+func testConnectionLimits(t *testing.T, engine string) {
+	s, addr := startTCP(t, engine, Config{MaxConnections: 2}, HandlerFunc(func(req *Request, respond func(Response)) {
 		respond(bytesResponse(req.Frame))
 	}))
 	a, b := dial(t, addr), dial(t, addr)
@@ -202,6 +233,26 @@ func TestConnectionLimits(t *testing.T) {
 	c := dial(t, addr)
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("a third connection over max.connections=2 stayed open (%v)", err)
+	}
+	if st := s.Stats(); st.RejectedConnections != 1 || st.Connections != 2 {
+		t.Fatalf("%d connections rejected and %d open, want 1 and 2", st.RejectedConnections, st.Connections)
+	}
+}
+
+// TestConnectionsPerIP: max.connections.per.ip refuses a client address's
+// connections over it.
+func TestConnectionsPerIP(t *testing.T) { forEachEngine(t, testConnectionsPerIP) }
+
+func testConnectionsPerIP(t *testing.T, engine string) {
+	s, addr := startTCP(t, engine, Config{MaxConnectionsPerIP: 1}, HandlerFunc(func(req *Request, respond func(Response)) {
+		respond(bytesResponse(req.Frame))
+	}))
+	a := dial(t, addr)
+	a.Write(frame([]byte("hi")))
+	readFrame(t, a)
+	b := dial(t, addr)
+	if _, err := b.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a second connection from 127.0.0.1 over max.connections.per.ip=1 stayed open (%v)", err)
 	}
 	if st := s.Stats(); st.RejectedConnections != 1 {
 		t.Fatalf("%d connections rejected, want 1", st.RejectedConnections)
@@ -224,7 +275,7 @@ func pipeServer(t *testing.T, cfg Config, h Handler) (*Server, func() net.Conn) 
 	}
 }
 
-// TestFloodIsNotRead: a client that pipelines requests faster than they are
+// TestFloodIsNotRead (std engine, inside a synctest bubble): a client that pipelines requests faster than they are
 // answered is read only up to the per-connection bound; the rest waits in
 // its own socket, not in the server's memory.
 func TestFloodIsNotRead(t *testing.T) {
@@ -275,7 +326,7 @@ func TestFloodIsNotRead(t *testing.T) {
 	})
 }
 
-// TestIdleConnectionsClose: a connection with nothing in flight closes after
+// TestIdleConnectionsClose (std engine, inside a synctest bubble): a connection with nothing in flight closes after
 // connections.max.idle.ms; one waiting on a long poll does not. Inside the
 // synctest bubble the clock moves only when every goroutine waits, so each
 // blocked read below returns exactly when the server's idle deadline fires.

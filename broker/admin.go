@@ -1,0 +1,136 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/raft"
+)
+
+// The admin requests a client sends to any broker are forwarded to the
+// active controller, which decides them on the metadata image and answers
+// once its records are committed (KIP-590's forwarding, without the
+// envelope: brokers and controller trust each other on this listener).
+
+func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) {
+	// Until follower replication lands, a partition has one replica: refuse
+	// more rather than acknowledge data only one broker holds.
+	var keep []kmsg.CreateTopicsRequestTopic
+	refused := map[string]string{}
+	for _, t := range req.Topics {
+		rf := int(t.ReplicationFactor)
+		if rf == -1 {
+			rf = int(b.cfg.Controller.DefaultReplicationFactor)
+		}
+		for _, a := range t.ReplicaAssignment {
+			rf = len(a.Replicas)
+		}
+		if rf > 1 {
+			refused[t.Topic] = fmt.Sprintf("Replication factor %d: this broker does not replicate partitions yet; use 1.", rf)
+			continue
+		}
+		keep = append(keep, t)
+	}
+	fwd := *req
+	fwd.Topics = keep
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	if len(keep) > 0 {
+		out, ok := b.forward(rq, &fwd)
+		if !ok {
+			return
+		}
+		resp = out.(*kmsg.CreateTopicsResponse)
+	}
+	for _, t := range req.Topics {
+		if msg, ok := refused[t.Topic]; ok {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode, rt.ErrorMessage = t.Topic, kerr.InvalidReplicationFactor.Code, &msg
+			resp.Topics = append(resp.Topics, rt)
+		}
+	}
+	b.waitForImage(rq.ctx(req.TimeoutMillis), func(im *raft.Image) bool {
+		for _, t := range resp.Topics {
+			if _, ok := im.Names[t.Topic]; t.ErrorCode == 0 && !req.ValidateOnly && !ok {
+				return false
+			}
+		}
+		return true
+	})
+	rq.reply(resp)
+}
+
+func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) {
+	if out, ok := b.forward(rq, req); ok {
+		rq.reply(out)
+	}
+}
+
+func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsRequest) {
+	if out, ok := b.forward(rq, req); ok {
+		rq.reply(out)
+	}
+}
+
+func (b *Broker) handleIncrementalAlterConfigs(rq *request, req *kmsg.IncrementalAlterConfigsRequest) {
+	if out, ok := b.forward(rq, req); ok {
+		rq.reply(out)
+	}
+}
+
+// forward sends req to the active controller and returns its response. When
+// no controller answers in time, every entry of the response carries
+// REQUEST_TIMED_OUT (ok is then still true); ok is false only when the broker
+// is closing and nothing can be answered.
+func (b *Broker) forward(rq *request, req kmsg.Request) (kmsg.Response, bool) {
+	timeout := int32(b.cfg.RequestTimeout.Milliseconds())
+	if t, ok := req.(interface{ Timeout() int32 }); ok && t.Timeout() > 0 {
+		timeout = t.Timeout()
+	}
+	req.SetVersion(rq.version)
+	out, err := b.controller(rq.ctx(timeout), req)
+	if err != nil {
+		rq.log().Warn("forwarding to the controller", "err", err)
+		return errorResponse(req, kerr.RequestTimedOut.Code), true
+	}
+	out.SetVersion(rq.version)
+	return out, true
+}
+
+// errorResponse is req's response with code in every entry.
+func errorResponse(req kmsg.Request, code int16) kmsg.Response {
+	resp := req.ResponseKind()
+	switch r := resp.(type) {
+	case *kmsg.CreateTopicsResponse:
+		for _, t := range req.(*kmsg.CreateTopicsRequest).Topics {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.DeleteTopicsResponse:
+		for _, t := range req.(*kmsg.DeleteTopicsRequest).Topics {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
+			r.Topics = append(r.Topics, rt)
+		}
+		for _, name := range req.(*kmsg.DeleteTopicsRequest).TopicNames {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = kmsg.StringPtr(name), code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.CreatePartitionsResponse:
+		for _, t := range req.(*kmsg.CreatePartitionsRequest).Topics {
+			rt := kmsg.NewCreatePartitionsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.IncrementalAlterConfigsResponse:
+		for _, res := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
+			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
+	}
+	return resp
+}

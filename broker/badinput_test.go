@@ -1,0 +1,338 @@
+package broker_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/batch"
+	"gregor/internal/testcluster"
+)
+
+// rawConn speaks the Kafka protocol by hand, so tests can send what no
+// client library would.
+type rawConn struct {
+	t    *testing.T
+	c    net.Conn
+	corr int32
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &rawConn{t: t, c: c}
+}
+
+// frame builds a request frame for key/version with body.
+func (r *rawConn) frame(key, version int16, flexible bool, body []byte) []byte {
+	r.corr++
+	buf := make([]byte, 4, 64+len(body))
+	buf = kbin.AppendInt16(buf, key)
+	buf = kbin.AppendInt16(buf, version)
+	buf = kbin.AppendInt32(buf, r.corr)
+	buf = kbin.AppendNullableString(buf, kmsg.StringPtr("raw-test"))
+	if flexible {
+		buf = append(buf, 0)
+	}
+	buf = append(buf, body...)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	return buf
+}
+
+func (r *rawConn) write(b []byte) {
+	r.t.Helper()
+	if _, err := r.c.Write(b); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// do sends req and decodes its response.
+func (r *rawConn) do(req kmsg.Request) kmsg.Response {
+	r.t.Helper()
+	r.write(r.frame(req.Key(), req.GetVersion(), req.IsFlexible(), req.AppendTo(nil)))
+	body, err := r.read()
+	if err != nil {
+		r.t.Fatalf("%s v%d: reading the response: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	rd := kbin.Reader{Src: body}
+	if corr := rd.Int32(); corr != r.corr {
+		r.t.Fatalf("correlation id %d, want %d", corr, r.corr)
+	}
+	if resp.IsFlexible() && req.Key() != kmsg.ApiVersions.Int16() {
+		kmsg.SkipTags(&rd)
+	}
+	if err := resp.ReadFrom(rd.Src); err != nil {
+		r.t.Fatalf("decoding %s v%d response: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+	}
+	return resp
+}
+
+func (r *rawConn) read() ([]byte, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r.c, size[:]); err != nil {
+		return nil, err
+	}
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	_, err := io.ReadFull(r.c, body)
+	return body, err
+}
+
+// expectClosed checks the broker closed the connection without answering.
+func (r *rawConn) expectClosed() {
+	r.t.Helper()
+	if b, err := r.read(); err == nil {
+		r.t.Fatalf("the broker answered (%d bytes) instead of closing the connection", len(b))
+	} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+		r.t.Fatalf("waiting for the broker to close the connection: %v", err)
+	}
+}
+
+func isReset(err error) bool {
+	var ne *net.OpError
+	return errors.As(err, &ne) && !ne.Timeout()
+}
+
+func TestBadRequestsCloseTheConnection(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	addr := c.Addrs()[0]
+	t.Run("unknown API key", func(t *testing.T) {
+		r := dialRaw(t, addr)
+		r.write(r.frame(99, 0, false, nil))
+		r.expectClosed()
+	})
+	t.Run("unsupported Produce version", func(t *testing.T) {
+		r := dialRaw(t, addr)
+		r.write(r.frame(kmsg.Produce.Int16(), 2, false, make([]byte, 16)))
+		r.expectClosed()
+	})
+	t.Run("malformed Metadata body", func(t *testing.T) {
+		r := dialRaw(t, addr)
+		// A topic array claiming a million entries in three bytes.
+		r.write(r.frame(kmsg.Metadata.Int16(), 1, false, []byte{0, 0x0f, 0x42}))
+		r.expectClosed()
+	})
+	t.Run("short header", func(t *testing.T) {
+		r := dialRaw(t, addr)
+		r.write([]byte{0, 0, 0, 3, 0, 3, 0})
+		r.expectClosed()
+	})
+	t.Run("oversize frame", func(t *testing.T) {
+		r := dialRaw(t, addr)
+		r.write([]byte{0x10, 0, 0, 0}) // 256 MiB, over socket.request.max.bytes
+		r.expectClosed()
+	})
+	t.Run("negative frame size", func(t *testing.T) {
+		r := dialRaw(t, addr)
+		r.write([]byte{0xff, 0xff, 0xff, 0xf0})
+		r.expectClosed()
+	})
+	// The broker is still serving.
+	r := dialRaw(t, addr)
+	if resp := r.do(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+		t.Fatalf("ApiVersions after bad requests: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+}
+
+func TestApiVersions(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	for v := int16(0); v <= 3; v++ {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version = v
+		req.ClientSoftwareName, req.ClientSoftwareVersion = "raw", "1"
+		resp := r.do(req).(*kmsg.ApiVersionsResponse)
+		if resp.ErrorCode != 0 || len(resp.ApiKeys) != 13 {
+			t.Fatalf("v%d: error %d, %d APIs", v, resp.ErrorCode, len(resp.ApiKeys))
+		}
+	}
+	// A newer ApiVersions than the broker speaks gets UNSUPPORTED_VERSION
+	// and the ranges, in a v0 response (KIP-511).
+	r.write(r.frame(kmsg.ApiVersions.Int16(), 9, true, []byte{0, 0, 0}))
+	body, err := r.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrApiVersionsResponse()
+	if err := resp.ReadFrom(body[4:]); err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.UnsupportedVersion.Code || len(resp.ApiKeys) == 0 {
+		t.Fatalf("too-new ApiVersions: error %d, %d APIs", resp.ErrorCode, len(resp.ApiKeys))
+	}
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == kmsg.Fetch.Int16() && (k.MinVersion != 4 || k.MaxVersion != 13) {
+			t.Fatalf("Fetch advertised as %d-%d", k.MinVersion, k.MaxVersion)
+		}
+	}
+}
+
+// recordBatch builds a valid batch of n small records.
+func recordBatch(t *testing.T, n int, valueSize int) []byte {
+	t.Helper()
+	bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+	for range n {
+		bld.Add(time.Now().UnixMilli(), nil, make([]byte, valueSize), nil)
+	}
+	b, err := bld.AppendBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func produceRaw(r *rawConn, version int16, acks int16, topic string, partition int32, records []byte) *kmsg.ProduceResponseTopicPartition {
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis = version, acks, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = partition, records
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := r.do(req).(*kmsg.ProduceResponse)
+	return &resp.Topics[0].Partitions[0]
+}
+
+func TestProduceBadInput(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "bad", 2, map[string]*string{"max.message.bytes": kmsg.StringPtr("4096")})
+	r := dialRaw(t, c.Addrs()[0])
+
+	good := recordBatch(t, 3, 10)
+	if p := produceRaw(r, 9, 1, "bad", 0, good); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("a good batch: error %v offset %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	corrupt := recordBatch(t, 3, 10)
+	corrupt[len(corrupt)-1] ^= 0xff
+	twoBatches := append(recordBatch(t, 1, 10), recordBatch(t, 1, 10)...)
+	for _, tc := range []struct {
+		name      string
+		acks      int16
+		topic     string
+		partition int32
+		records   []byte
+		want      *kerr.Error
+	}{
+		{"bad CRC", 1, "bad", 0, corrupt, kerr.CorruptMessage},
+		{"over max.message.bytes", 1, "bad", 0, recordBatch(t, 2, 4096), kerr.MessageTooLarge},
+		{"two batches", 1, "bad", 0, twoBatches, kerr.InvalidRecord},
+		{"truncated batch", 1, "bad", 0, good[:40], kerr.CorruptMessage},
+		{"unknown topic", 1, "nope", 0, good, kerr.UnknownTopicOrPartition},
+		{"unknown partition", 1, "bad", 7, good, kerr.UnknownTopicOrPartition},
+		{"invalid acks", 2, "bad", 0, good, kerr.InvalidRequiredAcks},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := produceRaw(r, 9, tc.acks, tc.topic, tc.partition, tc.records)
+			if p.ErrorCode != tc.want.Code {
+				t.Fatalf("error %v, want %v", kerr.ErrorForCode(p.ErrorCode), tc.want)
+			}
+			if p.ErrorMessage == nil || *p.ErrorMessage == "" {
+				t.Fatal("no error message for the client")
+			}
+		})
+	}
+	// Nothing bad was appended: the log holds the one good batch.
+	if p := produceRaw(r, 9, 1, "bad", 0, good); p.BaseOffset != 3 {
+		t.Fatalf("next offset %d, want 3", p.BaseOffset)
+	}
+	// acks=0 with an error closes the connection so the client refreshes
+	// its metadata.
+	r2 := dialRaw(t, c.Addrs()[0])
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks = 9, 0
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "nope"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = good
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	r2.write(r2.frame(req.Key(), req.Version, req.IsFlexible(), req.AppendTo(nil)))
+	r2.expectClosed()
+}
+
+func TestFetchAndListOffsetsBadInput(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "f", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	produceRaw(r, 9, -1, "f", 0, recordBatch(t, 5, 10))
+
+	fetch := func(version int16, topic string, id [16]byte, partition int32, offset int64) kmsg.FetchResponseTopicPartition {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.MaxBytes, req.SessionEpoch = version, 1<<20, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = topic, id
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = partition, offset, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp := r.do(req).(*kmsg.FetchResponse)
+		return resp.Topics[0].Partitions[0]
+	}
+	if p := fetch(11, "f", [16]byte{}, 0, 0); p.ErrorCode != 0 || p.HighWatermark != 5 || len(p.RecordBatches) == 0 {
+		t.Fatalf("good fetch: error %v hw %d %d bytes", kerr.ErrorForCode(p.ErrorCode), p.HighWatermark, len(p.RecordBatches))
+	}
+	if p := fetch(11, "f", [16]byte{}, 0, 6); p.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch past the end: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := fetch(11, "f", [16]byte{}, 0, 5); p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
+		t.Fatalf("fetch at the end: %v, %d bytes", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches))
+	}
+	if p := fetch(11, "nope", [16]byte{}, 0, 0); p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("fetch of an unknown topic: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := fetch(13, "", [16]byte{1, 2, 3}, 0, 0); p.ErrorCode != kerr.UnknownTopicID.Code {
+		t.Fatalf("fetch of an unknown topic id: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := fetch(11, "f", [16]byte{}, 3, 0); p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("fetch of an unknown partition: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.Version, lo.ReplicaID = 7, -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "f"
+	for _, ts := range []int64{-1, -2, -3} {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp = ts
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	bad := kmsg.NewListOffsetsRequestTopicPartition()
+	bad.Partition, bad.Timestamp = 9, -1
+	rt.Partitions = append(rt.Partitions, bad)
+	lo.Topics = append(lo.Topics, rt)
+	resp := r.do(lo).(*kmsg.ListOffsetsResponse)
+	ps := resp.Topics[0].Partitions
+	if ps[0].Offset != 5 || ps[1].Offset != 0 || ps[2].ErrorCode != 0 || ps[2].Offset < 0 || ps[2].Offset > 4 {
+		t.Fatalf("latest %d earliest %d max-timestamp %d (%v)", ps[0].Offset, ps[1].Offset, ps[2].Offset, kerr.ErrorForCode(ps[2].ErrorCode))
+	}
+	if ps[3].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("unknown partition: %v", kerr.ErrorForCode(ps[3].ErrorCode))
+	}
+
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 12
+	for _, name := range []string{"bad/name", "absent"} {
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(name)
+		md.Topics = append(md.Topics, mt)
+	}
+	mresp := r.do(md).(*kmsg.MetadataResponse)
+	if mresp.Topics[0].ErrorCode != kerr.InvalidTopicException.Code || mresp.Topics[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("metadata of a bad name and an absent topic without auto-create: %v, %v",
+			kerr.ErrorForCode(mresp.Topics[0].ErrorCode), kerr.ErrorForCode(mresp.Topics[1].ErrorCode))
+	}
+}

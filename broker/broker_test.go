@@ -1,0 +1,195 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/batch"
+	"gregor/internal/testcluster"
+)
+
+func idempotentBatch(t *testing.T, pid int64, epoch int16, seq int32, n int) []byte {
+	t.Helper()
+	o := batch.DefaultBuilderOptions()
+	o.ProducerID, o.ProducerEpoch, o.BaseSequence = pid, epoch, seq
+	bld := batch.NewBuilder(o)
+	for i := range n {
+		bld.Add(time.Now().UnixMilli(), nil, []byte(fmt.Sprint(i)), nil)
+	}
+	b, err := bld.AppendBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestIdempotentProducerRetriesAndGaps(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "idem", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	ids := map[int64]bool{}
+	var pid int64
+	for range 3 {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.Version = 4
+		resp := r.do(req).(*kmsg.InitProducerIDResponse)
+		if resp.ErrorCode != 0 || resp.ProducerEpoch != 0 || ids[resp.ProducerID] {
+			t.Fatalf("InitProducerId: error %v id %d epoch %d", kerr.ErrorForCode(resp.ErrorCode), resp.ProducerID, resp.ProducerEpoch)
+		}
+		ids[resp.ProducerID], pid = true, resp.ProducerID
+	}
+	first := idempotentBatch(t, pid, 0, 0, 4)
+	if p := produceRaw(r, 9, -1, "idem", 0, first); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("first batch: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if p := produceRaw(r, 9, -1, "idem", 0, idempotentBatch(t, pid, 0, 4, 2)); p.ErrorCode != 0 || p.BaseOffset != 4 {
+		t.Fatalf("second batch: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	// A retry of the first batch (the client never saw its response) is
+	// answered with its original offset and not appended again.
+	if p := produceRaw(r, 9, -1, "idem", 0, idempotentBatch(t, pid, 0, 0, 4)); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("retried batch: %v at %d, want offset 0", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if p := produceRaw(r, 9, -1, "idem", 0, idempotentBatch(t, pid, 0, 9, 1)); p.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
+		t.Fatalf("a sequence gap: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := produceRaw(r, 9, -1, "idem", 0, recordBatch(t, 1, 1)); p.BaseOffset != 6 {
+		t.Fatalf("log end after the retry and the gap: %d, want 6", p.BaseOffset)
+	}
+}
+
+func TestTransactionalProducerIsRefused(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.Version, req.TransactionalID = 4, kmsg.StringPtr("tx")
+	if resp := r.do(req).(*kmsg.InitProducerIDResponse); resp.ErrorCode == 0 {
+		t.Fatal("a transactional producer got a producer id")
+	}
+}
+
+func fetchOnce(r *rawConn, topic string, offset int64, minBytes, maxWaitMs int32) kmsg.FetchResponseTopicPartition {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.MaxBytes, req.MinBytes, req.MaxWaitMillis, req.SessionEpoch = 12, 1<<20, minBytes, maxWaitMs, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+}
+
+func TestLongPollIsWokenByAppend(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "poll", 1, nil)
+	consumer := dialRaw(t, c.Addrs()[0])
+	// The fetch waits up to a minute; the connection's deadline (20 s)
+	// fails the test unless the append wakes it.
+	got := make(chan kmsg.FetchResponseTopicPartition, 1)
+	go func() { got <- fetchOnce(consumer, "poll", 0, 1, 60_000) }()
+	producer := dialRaw(t, c.Addrs()[0])
+	produceRaw(producer, 9, 1, "poll", 0, recordBatch(t, 2, 100))
+	select {
+	case p := <-got:
+		if p.ErrorCode != 0 || p.HighWatermark != 2 || len(p.RecordBatches) == 0 {
+			t.Fatalf("woken fetch: %v hw %d, %d bytes", kerr.ErrorForCode(p.ErrorCode), p.HighWatermark, len(p.RecordBatches))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the parked fetch was not woken by the append")
+	}
+	// With nothing new, the fetch answers empty once max_wait_ms passes.
+	if p := fetchOnce(consumer, "poll", 2, 1, 100); p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
+		t.Fatalf("timed-out fetch: %v, %d bytes", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches))
+	}
+}
+
+func TestFetchFirstBatchWholeAndMaxBytes(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "big", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	big := recordBatch(t, 1, 64<<10)
+	produceRaw(r, 9, 1, "big", 0, big)
+	produceRaw(r, 9, 1, "big", 0, recordBatch(t, 1, 64<<10))
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.MaxBytes, req.SessionEpoch = 12, 1024, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "big"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1024
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	p := r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	// KIP-74: the first batch comes whole although it is larger than both
+	// limits, so a consumer can always make progress; nothing more comes.
+	if len(p.RecordBatches) != len(big) {
+		t.Fatalf("fetched %d bytes, want exactly the first batch (%d)", len(p.RecordBatches), len(big))
+	}
+}
+
+func TestThreeBrokersSpreadLeadersAndRouteClients(t *testing.T) {
+	c := testcluster.Start(t, 3, nil)
+	createTopic(t, c, "spread", 6, nil)
+	im := c.Brokers[0].Image()
+	leaders := map[int32]int{}
+	tp, _ := im.Topic("spread")
+	for _, p := range tp.Partitions {
+		leaders[p.Leader]++
+	}
+	if len(leaders) != 3 {
+		t.Fatalf("leaders of 6 partitions on 3 brokers: %v", leaders)
+	}
+	// A produce to a broker that does not lead the partition is refused.
+	for i, p := range tp.Partitions {
+		other := (int(p.Leader) % 3) // index of a broker that is not the leader (ids are 1..3)
+		r := dialRaw(t, c.Addrs()[other])
+		got := produceRaw(r, 9, 1, "spread", int32(i), recordBatch(t, 1, 1))
+		if got.ErrorCode != kerr.NotLeaderForPartition.Code {
+			t.Fatalf("produce to broker %d for partition %d led by %d: %v", other+1, i, p.Leader, kerr.ErrorForCode(got.ErrorCode))
+		}
+	}
+	// A client following Metadata reaches every leader.
+	cl := newClient(t, c, kgo.DefaultProduceTopic("spread"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 300
+	for i := range n {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := consumeAll(t, c, "spread", n); len(got) != n {
+		t.Fatalf("consumed %d of %d", len(got), n)
+	}
+}
+
+func TestBrokerOnlyNodeFollowsTheQuorum(t *testing.T) {
+	c := testcluster.StartMixed(t, 1, 2, nil)
+	createTopic(t, c, "mixed", 6, nil)
+	tp, _ := c.Brokers[2].Image().Topic("mixed")
+	leaders := map[int32]bool{}
+	for _, p := range tp.Partitions {
+		leaders[p.Leader] = true
+	}
+	if len(leaders) != 3 {
+		t.Fatalf("partitions led by %v; want all three nodes", leaders)
+	}
+	cl := newClient(t, c, kgo.DefaultProduceTopic("mixed"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 120
+	for i := range n {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := consumeAll(t, c, "mixed", n); len(got) != n {
+		t.Fatalf("consumed %d of %d", len(got), n)
+	}
+}

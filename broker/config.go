@@ -1,0 +1,198 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"gregor/netio"
+	"gregor/raft"
+	"gregor/segment"
+)
+
+// Config holds a broker's settings, under Kafka's broker config names. Start
+// from DefaultConfig: booleans whose Kafka default is true cannot be told
+// apart from "unset" in a zero value.
+type Config struct {
+	// NodeID is node.id.
+	NodeID int32
+	// ClusterID is the cluster's id, shared by every node.
+	ClusterID string
+	// Listener is the address clients connect to: the host:port of the
+	// PLAINTEXT listener in listeners. Port 0 picks a free port (tests).
+	Listener string
+	// AdvertisedHost and AdvertisedPort are what Metadata tells clients
+	// (advertised.listeners); empty and 0 mean the listener's own address.
+	AdvertisedHost string
+	AdvertisedPort int
+	// Rack is broker.rack ("" when unset).
+	Rack string
+
+	// Quorum holds process.roles, controller.quorum.voters, the controller
+	// listener and metadata.log.dir.
+	Quorum raft.NodeConfig
+	// Controller holds the active controller's settings (num.partitions,
+	// default.replication.factor, broker.session.timeout.ms, ...).
+	Controller raft.ControllerConfig
+	// Storage holds log.dirs and the log.* defaults of every partition.
+	Storage segment.ManagerConfig
+	// Net holds the network settings (socket.request.max.bytes,
+	// max.connections, queued.max.requests, network.engine, ...).
+	Net netio.Config
+
+	// AutoCreateTopicsEnable is auto.create.topics.enable (default true).
+	AutoCreateTopicsEnable bool
+	// MessageMaxBytes is message.max.bytes: the largest record batch a
+	// topic accepts unless its max.message.bytes says otherwise. 1048588.
+	MessageMaxBytes int32
+	// FetchMaxBytes is fetch.max.bytes: the most a fetch response carries,
+	// whatever the request asks for. 55 MiB.
+	FetchMaxBytes int32
+	// CompressionType is compression.type, the default of the topic config
+	// of that name: "producer" keeps batches as the producer compressed them.
+	CompressionType string
+	// LogMessageTimestampType is log.message.timestamp.type: CreateTime or
+	// LogAppendTime.
+	LogMessageTimestampType string
+	// MinInsyncReplicas is min.insync.replicas (default 1).
+	MinInsyncReplicas int
+	// BrokerHeartbeatInterval is broker.heartbeat.interval.ms, 2 s.
+	BrokerHeartbeatInterval time.Duration
+	// ProducerIDExpiration is producer.id.expiration.ms: a partition
+	// forgets an idempotent producer this long after its last write. 1 day.
+	ProducerIDExpiration time.Duration
+	// RequestTimeout bounds how long a broker waits for the controller on a
+	// client's behalf (request.timeout.ms, 30 s).
+	RequestTimeout time.Duration
+	// LogRetentionCheckInterval is log.retention.check.interval.ms, 5 min.
+	LogRetentionCheckInterval time.Duration
+	// LogFlushSchedulerInterval is log.flush.scheduler.interval.ms: how often
+	// flush.ms is checked. Gregor's default is 1 s.
+	LogFlushSchedulerInterval time.Duration
+	// LogFlushOffsetCheckpointInterval is
+	// log.flush.offset.checkpoint.interval.ms, 60 s.
+	LogFlushOffsetCheckpointInterval time.Duration
+	// ControlledShutdownTimeout bounds how long Close waits for the
+	// controller to move leadership away (controlled.shutdown), 30 s.
+	ControlledShutdownTimeout time.Duration
+}
+
+// Kafka's defaults.
+const (
+	DefaultMessageMaxBytes = 1048588
+	DefaultFetchMaxBytes   = 55 << 20
+)
+
+// DefaultConfig returns a single combined broker+controller node's settings:
+// node 1, clients on 127.0.0.1:9092, the controller on 127.0.0.1:9093, data
+// in ./data.
+func DefaultConfig() Config {
+	c := Config{
+		NodeID:                 1,
+		ClusterID:              "gregor-cluster",
+		Listener:               "127.0.0.1:9092",
+		AutoCreateTopicsEnable: true,
+		Quorum: raft.NodeConfig{
+			NodeID: 1,
+			Roles:  "broker,controller",
+			Voters: []raft.Voter{{ID: 1, Addr: "127.0.0.1:9093"}},
+			Addr:   "127.0.0.1:9093",
+			Dir:    "data/" + segment.MetadataTopic + "-0",
+		},
+		Storage: segment.ManagerConfig{LogDirs: []string{"data"}},
+	}
+	c.EnsureDefaults()
+	return c
+}
+
+// EnsureDefaults fills every zero field with its default.
+func (c *Config) EnsureDefaults() {
+	setDefault(&c.MessageMaxBytes, DefaultMessageMaxBytes)
+	setDefault(&c.FetchMaxBytes, DefaultFetchMaxBytes)
+	setDefault(&c.CompressionType, "producer")
+	setDefault(&c.LogMessageTimestampType, "CreateTime")
+	setDefault(&c.MinInsyncReplicas, 1)
+	setDefault(&c.BrokerHeartbeatInterval, 2*time.Second)
+	setDefault(&c.ProducerIDExpiration, 24*time.Hour)
+	setDefault(&c.RequestTimeout, 30*time.Second)
+	setDefault(&c.LogRetentionCheckInterval, 5*time.Minute)
+	setDefault(&c.LogFlushSchedulerInterval, time.Second)
+	setDefault(&c.LogFlushOffsetCheckpointInterval, time.Minute)
+	setDefault(&c.ControlledShutdownTimeout, 30*time.Second)
+	if c.Quorum.NodeID == 0 {
+		c.Quorum.NodeID = c.NodeID
+	}
+	c.Quorum.EnsureDefaults()
+	if c.Controller.ClusterID == "" {
+		c.Controller.ClusterID = c.ClusterID
+	}
+	c.Controller.EnsureDefaults()
+	c.Storage.EnsureDefaults()
+	c.Net.EnsureDefaults()
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// Validate reports every field out of range, with its value.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID < 0 {
+		bad("node.id %d: must be at least 0", c.NodeID)
+	}
+	if c.Quorum.NodeID != c.NodeID {
+		bad("node.id %d: the quorum's node id is %d", c.NodeID, c.Quorum.NodeID)
+	}
+	if c.ClusterID == "" {
+		bad("cluster id: must not be empty")
+	}
+	if c.Controller.ClusterID != c.ClusterID {
+		bad("cluster id %q: the controller's is %q", c.ClusterID, c.Controller.ClusterID)
+	}
+	if _, _, err := net.SplitHostPort(c.Listener); err != nil {
+		bad("listeners %q: %v", c.Listener, err)
+	}
+	if c.AdvertisedPort < 0 || c.AdvertisedPort > 65535 {
+		bad("advertised port %d: must be in [0, 65535]", c.AdvertisedPort)
+	}
+	if c.MessageMaxBytes < 0 {
+		bad("message.max.bytes %d: must be at least 0", c.MessageMaxBytes)
+	}
+	if c.FetchMaxBytes < 0 {
+		bad("fetch.max.bytes %d: must be at least 0", c.FetchMaxBytes)
+	}
+	if err := validateTopicConfig("compression.type", c.CompressionType); err != nil {
+		bad("compression.type: %v", err)
+	}
+	if err := validateTopicConfig("message.timestamp.type", c.LogMessageTimestampType); err != nil {
+		bad("log.message.timestamp.type: %v", err)
+	}
+	if c.MinInsyncReplicas < 1 {
+		bad("min.insync.replicas %d: must be at least 1", c.MinInsyncReplicas)
+	}
+	for name, d := range map[string]time.Duration{
+		"broker.heartbeat.interval.ms":            c.BrokerHeartbeatInterval,
+		"producer.id.expiration.ms":               c.ProducerIDExpiration,
+		"request.timeout.ms":                      c.RequestTimeout,
+		"log.retention.check.interval.ms":         c.LogRetentionCheckInterval,
+		"log.flush.scheduler.interval.ms":         c.LogFlushSchedulerInterval,
+		"log.flush.offset.checkpoint.interval.ms": c.LogFlushOffsetCheckpointInterval,
+		"controlled.shutdown.timeout":             c.ControlledShutdownTimeout,
+	} {
+		if d <= 0 {
+			bad("%s %d: must be positive", name, d.Milliseconds())
+		}
+	}
+	for _, v := range []interface{ Validate() error }{&c.Quorum, &c.Controller, &c.Storage, &c.Net} {
+		if err := v.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

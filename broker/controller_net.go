@@ -1,0 +1,328 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	hraft "github.com/hashicorp/raft"
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The controller listener (controller.quorum.voters' address of a voter)
+// carries two protocols, as KRaft's does: the quorum's raft traffic and the
+// Kafka requests brokers send the active controller (BrokerRegistration,
+// BrokerHeartbeat, AllocateProducerIds, and the admin requests brokers
+// forward). A raft connection starts with raftMagic; a Kafka connection
+// starts with a request's 4-byte size, whose first byte is never 0xFF (that
+// would be a negative size).
+const raftMagic = 0xFF
+
+// controllerMaxFrame bounds a request on the controller listener: brokers'
+// requests are small.
+const controllerMaxFrame = 16 << 20
+
+type controllerServer struct {
+	b         *Broker
+	ln        net.Listener
+	raftConns chan net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
+	wg        sync.WaitGroup
+}
+
+func newControllerServer(b *Broker, ln net.Listener) *controllerServer {
+	return &controllerServer{b: b, ln: ln, raftConns: make(chan net.Conn), closed: make(chan struct{}),
+		conns: make(map[net.Conn]struct{})}
+}
+
+// serve accepts connections until close.
+func (s *controllerServer) serve() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := s.ln.Accept()
+			if err != nil {
+				return
+			}
+			if !s.track(c) {
+				c.Close()
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.route(c)
+			}()
+		}
+	}()
+}
+
+func (s *controllerServer) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.closed:
+		return false
+	default:
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *controllerServer) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// route reads a connection's first byte and hands it to raft or serves its
+// Kafka requests.
+func (s *controllerServer) route(c net.Conn) {
+	var first [1]byte
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		s.untrack(c)
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	if first[0] == raftMagic {
+		s.untrack(c) // raft owns it now, and closes it
+		select {
+		case s.raftConns <- c:
+		case <-s.closed:
+			c.Close()
+		}
+		return
+	}
+	defer func() {
+		s.untrack(c)
+		c.Close()
+	}()
+	s.serveKafka(c, first[0])
+}
+
+// serveKafka answers one broker's requests to the controller, one at a time.
+func (s *controllerServer) serveKafka(c net.Conn, first byte) {
+	var size [4]byte
+	size[0] = first
+	for {
+		if _, err := io.ReadFull(c, size[1:]); err != nil {
+			return
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 8 || n > controllerMaxFrame {
+			s.b.logger.Warn("controller listener: closing a connection with a bad frame size", "size", n, "remote", c.RemoteAddr())
+			return
+		}
+		frame := make([]byte, n)
+		if _, err := io.ReadFull(c, frame); err != nil {
+			return
+		}
+		out, err := s.answer(frame)
+		if err != nil {
+			s.b.logger.Warn("controller listener: closing a connection", "remote", c.RemoteAddr(), "err", err)
+			return
+		}
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+		if _, err := io.ReadFull(c, size[:1]); err != nil {
+			return
+		}
+	}
+}
+
+// controllerAPIs are the requests the controller listener answers.
+var controllerAPIs = map[int16]bool{
+	kmsg.BrokerRegistration.Int16():      true,
+	kmsg.BrokerHeartbeat.Int16():         true,
+	kmsg.AllocateProducerIDs.Int16():     true,
+	kmsg.AlterPartition.Int16():          true,
+	kmsg.CreateTopics.Int16():            true,
+	kmsg.DeleteTopics.Int16():            true,
+	kmsg.CreatePartitions.Int16():        true,
+	kmsg.IncrementalAlterConfigs.Int16(): true,
+}
+
+func (s *controllerServer) answer(frame []byte) ([]byte, error) {
+	r := kbin.Reader{Src: frame}
+	key, version, corr := r.Int16(), r.Int16(), r.Int32()
+	r.NullableString()
+	if !r.Ok() || !controllerAPIs[key] {
+		return nil, fmt.Errorf("unexpected API key %d", key)
+	}
+	req := kmsg.RequestForKey(key)
+	if version < 0 || version > req.MaxVersion() {
+		return nil, fmt.Errorf("%s version %d", kmsg.NameForKey(key), version)
+	}
+	req.SetVersion(version)
+	if req.IsFlexible() {
+		kmsg.SkipTags(&r)
+	}
+	if err := req.ReadFrom(r.Src); err != nil {
+		return nil, fmt.Errorf("malformed %s: %w", kmsg.NameForKey(key), err)
+	}
+	if s.b.ctrl == nil {
+		return nil, fmt.Errorf("%s sent to a broker-only node", kmsg.NameForKey(key))
+	}
+	ctx, cancel := s.b.stopContext(s.b.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := s.b.ctrl.Handle(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if reg, ok := req.(*kmsg.BrokerRegistrationRequest); ok && resp.(*kmsg.BrokerRegistrationResponse).ErrorCode == 0 {
+		s.addObserver(reg)
+	}
+	return encodeResponse(corr, version, resp), nil
+}
+
+// addObserver adds a broker-only node that registered to the quorum as a
+// raft non-voter, so that the metadata log reaches it. (A KRaft observer
+// fetches the log itself; hashicorp/raft pushes it to non-voters the leader
+// knows.) A failure is logged: the broker stays fenced, retries its
+// registration when its heartbeats fail, and the next try adds it.
+func (s *controllerServer) addObserver(reg *kmsg.BrokerRegistrationRequest) {
+	for _, v := range s.b.cfg.Quorum.Voters {
+		if v.ID == reg.BrokerID {
+			return
+		}
+	}
+	for _, l := range reg.Listeners {
+		if l.Name != controllerListenerName {
+			continue
+		}
+		addr := net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
+		if err := s.b.node.AddObserver(reg.BrokerID, addr); err != nil {
+			s.b.logger.Warn("adding a broker to the quorum as a non-voter", "broker", reg.BrokerID, "addr", addr, "err", err)
+		}
+		return
+	}
+}
+
+func (s *controllerServer) close() {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.ln.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+	})
+	s.wg.Wait()
+}
+
+// raftTransport is hashicorp/raft's network transport over this listener.
+func (s *controllerServer) raftTransport() hraft.Transport {
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft-net", Level: hclog.Off})
+	return hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+		Stream:  &raftStream{s: s},
+		MaxPool: 3,
+		Timeout: 5 * time.Second,
+		Logger:  hlog,
+	})
+}
+
+// raftStream is raft's StreamLayer: connections raft dials announce
+// themselves with raftMagic; accepted ones come from route.
+type raftStream struct{ s *controllerServer }
+
+func (r *raftStream) Accept() (net.Conn, error) {
+	select {
+	case c := <-r.s.raftConns:
+		return c, nil
+	case <-r.s.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (r *raftStream) Close() error   { return nil } // the controllerServer owns the listener
+func (r *raftStream) Addr() net.Addr { return r.s.ln.Addr() }
+
+func (r *raftStream) Dial(addr hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", string(addr), timeout)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write([]byte{raftMagic}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// requestController sends one request to the controller listener at addr
+// and reads its response.
+func requestController(ctx context.Context, addr string, nodeID int32, req kmsg.Request) (kmsg.Response, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+
+	if req.GetVersion() < 0 || req.GetVersion() > req.MaxVersion() {
+		req.SetVersion(req.MaxVersion())
+	}
+	clientID := fmt.Sprintf("gregor-broker-%d", nodeID)
+	buf := make([]byte, 4, 256)
+	buf = kbin.AppendInt16(buf, req.Key())
+	buf = kbin.AppendInt16(buf, req.GetVersion())
+	buf = kbin.AppendInt32(buf, 1)
+	buf = kbin.AppendNullableString(buf, &clientID)
+	if req.IsFlexible() {
+		buf = append(buf, 0)
+	}
+	buf = req.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	if _, err := c.Write(buf); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return nil, err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 4 || n > controllerMaxFrame {
+		return nil, fmt.Errorf("controller response of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c, body); err != nil {
+		return nil, err
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	rd := kbin.Reader{Src: body}
+	if corr := rd.Int32(); corr != 1 {
+		return nil, fmt.Errorf("controller response for correlation id %d, want 1", corr)
+	}
+	if resp.IsFlexible() {
+		kmsg.SkipTags(&rd)
+	}
+	if !rd.Ok() {
+		return nil, errors.New("short controller response header")
+	}
+	if err := resp.ReadFrom(rd.Src); err != nil {
+		return nil, fmt.Errorf("decoding the controller's %s response: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp, nil
+}

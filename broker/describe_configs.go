@@ -1,0 +1,128 @@
+package broker
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/raft"
+)
+
+// Kafka's config sources (DescribeConfigs v1+).
+const (
+	sourceDynamicTopic  = kmsg.ConfigSourceDynamicTopicConfig
+	sourceStaticBroker  = kmsg.ConfigSourceStaticBrokerConfig
+	sourceDefaultConfig = kmsg.ConfigSourceDefaultConfig
+)
+
+// handleDescribeConfigs describes topic configs from the image (overrides,
+// and the broker's defaults for the rest) and this broker's own settings.
+func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsRequest) {
+	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	im := b.image()
+	for _, res := range req.Resources {
+		rr := kmsg.NewDescribeConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
+		want := func(name string) bool {
+			if res.ConfigNames == nil {
+				return true
+			}
+			for _, n := range res.ConfigNames {
+				if n == name {
+					return true
+				}
+			}
+			return false
+		}
+		switch res.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			t, ok := im.Topic(res.ResourceName)
+			if !ok {
+				rr.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				rr.ErrorMessage = kmsg.StringPtr("Topic " + res.ResourceName + " does not exist")
+				break
+			}
+			for _, tc := range topicConfigs {
+				if !want(tc.name) {
+					continue
+				}
+				c := kmsg.NewDescribeConfigsResponseResourceConfig()
+				c.Name, c.ConfigType = tc.name, kmsg.ConfigType(tc.kind)
+				def := tc.brokerDefault(&b.cfg)
+				if v, ok := t.Configs[tc.name]; ok {
+					c.Value, c.Source = kmsg.StringPtr(v), sourceDynamicTopic
+					if req.IncludeSynonyms {
+						c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(tc.name, v, sourceDynamicTopic))
+					}
+				} else {
+					c.Value, c.Source, c.IsDefault = kmsg.StringPtr(def), sourceDefaultConfig, true
+				}
+				if req.IncludeSynonyms {
+					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(tc.brokerName, def, sourceDefaultConfig))
+				}
+				if req.IncludeDocumentation {
+					c.Documentation = kmsg.StringPtr(tc.doc)
+				}
+				rr.Configs = append(rr.Configs, c)
+			}
+		case kmsg.ConfigResourceTypeBroker:
+			if res.ResourceName != "" && res.ResourceName != strconv.Itoa(int(b.cfg.NodeID)) {
+				rr.ErrorCode = kerr.InvalidRequest.Code
+				rr.ErrorMessage = kmsg.StringPtr("Unexpected broker id, expected " + strconv.Itoa(int(b.cfg.NodeID)) + " or empty string, but received " + res.ResourceName)
+				break
+			}
+			if res.ResourceName == "" {
+				break // no dynamic cluster-wide defaults
+			}
+			for _, kv := range b.brokerConfigs(im) {
+				if !want(kv[0]) {
+					continue
+				}
+				c := kmsg.NewDescribeConfigsResponseResourceConfig()
+				c.Name, c.Value, c.ReadOnly, c.Source = kv[0], kmsg.StringPtr(kv[1]), true, sourceStaticBroker
+				c.ConfigType = kmsg.ConfigTypeString
+				if req.IncludeSynonyms {
+					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(kv[0], kv[1], sourceStaticBroker))
+				}
+				rr.Configs = append(rr.Configs, c)
+			}
+		default:
+			rr.ErrorCode = kerr.InvalidRequest.Code
+			rr.ErrorMessage = kmsg.StringPtr("Unsupported resource type " + strconv.Itoa(int(res.ResourceType)))
+		}
+		resp.Resources = append(resp.Resources, rr)
+	}
+	rq.reply(resp)
+}
+
+func synonym(name, value string, source kmsg.ConfigSource) kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+	s.Name, s.Value, s.Source = name, kmsg.StringPtr(value), source
+	return s
+}
+
+// brokerConfigs are this broker's settings, by Kafka's names.
+func (b *Broker) brokerConfigs(*raft.Image) [][2]string {
+	c := &b.cfg
+	out := [][2]string{
+		{"node.id", strconv.Itoa(int(c.NodeID))},
+		{"broker.id", strconv.Itoa(int(c.NodeID))},
+		{"process.roles", c.Quorum.Roles},
+		{"listeners", "PLAINTEXT://" + c.Listener},
+		{"log.dirs", strings.Join(c.Storage.LogDirs, ",")},
+		{"auto.create.topics.enable", strconv.FormatBool(c.AutoCreateTopicsEnable)},
+		{"num.partitions", strconv.Itoa(int(c.Controller.NumPartitions))},
+		{"default.replication.factor", strconv.Itoa(int(c.Controller.DefaultReplicationFactor))},
+		{"fetch.max.bytes", strconv.Itoa(int(c.FetchMaxBytes))},
+		{"network.engine", c.Net.Engine},
+		{"socket.request.max.bytes", strconv.Itoa(int(c.Net.SocketRequestMaxBytes))},
+	}
+	for _, tc := range topicConfigs {
+		if tc.brokerName != tc.name || !strings.HasPrefix(tc.name, "log.") {
+			out = append(out, [2]string{tc.brokerName, tc.brokerDefault(c)})
+		}
+	}
+	return out
+}

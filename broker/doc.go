@@ -1,0 +1,45 @@
+// Package broker is a Gregor node: it wires the storage engine (segment),
+// partition state (replica), the metadata quorum (raft) and the network layer
+// (netio) into a broker any Kafka client can use, with one handler file per
+// Kafka API.
+//
+// Data paths (DESIGN §2):
+//
+//	Produce   netio frame -> kmsg decode -> batch.Validate in place ->
+//	          replica.Partition.Append (idempotence check, offsets and leader
+//	          epoch written into the header) -> segment.Log.Append -> response
+//	Fetch     kmsg decode -> replica.Partition.Read (file regions below the
+//	          high watermark) -> appendFetchResponse (hand-written with kbin:
+//	          header bytes + regions) -> netio writev + sendfile(2)
+//	Metadata  served from the published image: the raft image this broker's
+//	          partitions already follow (see publish.go)
+//	Admin     CreateTopics, DeleteTopics, CreatePartitions and
+//	          IncrementalAlterConfigs are forwarded to the active controller
+//	          (in process on a voter that leads the quorum, otherwise over the
+//	          controller listener) and answered once committed
+//
+// The controller listener (controller_net.go) carries both the quorum's raft
+// traffic and the Kafka requests brokers send the controller
+// (BrokerRegistration, BrokerHeartbeat, AllocateProducerIds, forwarded admin
+// requests), told apart by a connection's first byte.
+//
+// Lifecycle: Start opens the logs, joins the quorum, listens, then registers
+// with the controller and heartbeats; the controller unfences the broker
+// once its published metadata has caught up (Ready). Close performs a
+// controlled shutdown (the controller moves leadership away), stops the
+// listener, leaves the quorum and closes the logs, writing the clean-shutdown
+// marker.
+//
+// Concurrency: netio calls Serve on a connection's reading goroutine.
+// Produce, Metadata without auto-creation, ListOffsets and the describe
+// requests answer there; a Fetch that must wait parks on its partitions
+// (replica.Waiter) and answers from its own goroutine when an append wakes it
+// or max_wait_ms passes; requests that need the controller answer from their
+// own goroutine. netio bounds the requests in flight per connection and
+// overall, which bounds those goroutines. One goroutine (runMetadata) owns
+// the map of hosted partitions' membership; lookups take its read lock.
+//
+// Until follower replication lands, every partition has one replica:
+// CreateTopics refuses a replication factor above 1, and a partition's high
+// watermark is its leader's log end.
+package broker

@@ -1,0 +1,209 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/netio"
+	"gregor/raft"
+	"gregor/replica"
+	"gregor/segment"
+)
+
+// fetch is one Fetch request being answered. Its record bytes stay in the
+// segment files: the response is built from file regions (appendFetchResponse)
+// and netio sends them with sendfile.
+type fetch struct {
+	b        *Broker
+	rq       *request
+	req      *kmsg.FetchRequest
+	deadline time.Time
+
+	resp     fetchResponse
+	regions  []segment.Region // every region resp holds, to release
+	bytes    int64
+	failed   bool
+	parkable []parked // partitions to wait on when there is too little data
+}
+
+type parked struct {
+	p      *replica.Partition
+	seenHW int64
+}
+
+// handleFetch answers at once when there is at least min_bytes of data, an
+// error, or no wait; otherwise it parks the fetch on its partitions until an
+// append moves one of them or max_wait_ms passes, and answers from another
+// goroutine.
+func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
+	f := &fetch{b: b, rq: rq, req: req, deadline: rq.start.Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)}
+	if req.SessionID != 0 {
+		// This broker hands out no fetch sessions (it answers session id 0,
+		// so clients send full fetches); an id is one it never gave.
+		f.resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		f.send()
+		return
+	}
+	f.read()
+	if f.enough() {
+		f.send()
+		return
+	}
+	go f.wait()
+}
+
+// enough reports whether the fetch should be answered now.
+func (f *fetch) enough() bool {
+	return f.failed || f.bytes >= int64(f.req.MinBytes) || !time.Now().Before(f.deadline) || len(f.parkable) == 0
+}
+
+// wait parks the fetch until it has enough or its time is up.
+func (f *fetch) wait() {
+	w := replica.NewWaiter()
+	timer := time.NewTimer(time.Until(f.deadline))
+	defer timer.Stop()
+	for !f.enough() {
+		parked := 0
+		for _, pk := range f.parkable {
+			if !pk.p.Park(w, pk.seenHW) {
+				break
+			}
+			parked++
+		}
+		if parked == len(f.parkable) {
+			select {
+			case <-w.C():
+			case <-timer.C:
+			case <-f.b.stop:
+			}
+		}
+		for _, pk := range f.parkable[:parked] {
+			pk.p.Unpark(w)
+		}
+		select {
+		case <-w.C(): // drain a wake that raced with the unpark
+		default:
+		}
+		f.release()
+		f.read()
+		select {
+		case <-f.b.stop:
+			f.send()
+			return
+		default:
+		}
+	}
+	f.send()
+}
+
+// read builds the response from the partitions' current state.
+func (f *fetch) read() {
+	req, b := f.req, f.b
+	im := b.image()
+	f.resp = fetchResponse{SessionID: 0}
+	f.bytes, f.failed, f.parkable = 0, false, f.parkable[:0]
+	remaining := int64(b.cfg.FetchMaxBytes)
+	if req.Version >= 3 && req.MaxBytes >= 0 {
+		remaining = min(remaining, int64(req.MaxBytes))
+	}
+	for _, rt := range req.Topics {
+		ft := fetchTopic{Name: rt.Topic, ID: rt.TopicID}
+		var t *raft.TopicImage
+		if req.Version >= 13 {
+			t = im.Topics[raft.UUID(rt.TopicID)]
+			if t != nil {
+				ft.Name = t.Name
+			}
+		} else {
+			t, _ = im.Topic(rt.Topic)
+		}
+		for _, rp := range rt.Partitions {
+			fp := fetchPartition{Partition: rp.Partition, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1}
+			if req.IsolationLevel == 1 {
+				fp.AbortedTransactions = []fetchAborted{}
+			}
+			switch {
+			case t == nil && req.Version >= 13:
+				fp.ErrorCode = kerr.UnknownTopicID.Code
+			case t == nil:
+				fp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				f.readPartition(im, t.Name, rp, &fp, &remaining)
+			}
+			if fp.ErrorCode != 0 {
+				f.failed = true
+			}
+			ft.Partitions = append(ft.Partitions, fp)
+		}
+		f.resp.Topics = append(f.resp.Topics, ft)
+	}
+}
+
+func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequestTopicPartition, fp *fetchPartition, remaining *int64) {
+	p, pi, kerrCode := f.b.leaderFor(im, topic, rp.Partition)
+	if kerrCode != nil {
+		fp.ErrorCode = kerrCode.Code
+		if pi != nil && f.req.Version >= 12 && pi.Leader >= 0 {
+			fp.CurrentLeader = &fetchLeader{LeaderID: pi.Leader, LeaderEpoch: pi.LeaderEpoch}
+		}
+		return
+	}
+	if rp.CurrentLeaderEpoch >= 0 {
+		epoch, _ := p.Leader()
+		switch {
+		case rp.CurrentLeaderEpoch < epoch:
+			fp.ErrorCode = kerr.FencedLeaderEpoch.Code
+			return
+		case rp.CurrentLeaderEpoch > epoch:
+			fp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			return
+		}
+	}
+	maxBytes := min(int64(rp.PartitionMaxBytes), *remaining)
+	hw := p.HighWatermark()
+	fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = hw, hw, p.LogStartOffset()
+	if maxBytes <= 0 && f.bytes > 0 {
+		// The response is full; KIP-74's "first batch whole" applies to the
+		// first partition with data only.
+		return
+	}
+	start := len(f.regions)
+	res, err := p.Read(f.regions, rp.FetchOffset, int(max(maxBytes, 0)))
+	if err != nil {
+		if errors.Is(err, segment.ErrOffsetOutOfRange) {
+			fp.ErrorCode = kerr.OffsetOutOfRange.Code
+		} else {
+			fp.ErrorCode = errorCode(err)
+			f.b.logger.Warn("fetch read failed", "partition", p.TopicPartition(), "err", err)
+		}
+		return
+	}
+	f.regions = res.Regions
+	fp.Records = f.regions[start:len(f.regions):len(f.regions)]
+	fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+	f.bytes += res.Bytes
+	*remaining -= res.Bytes
+	if res.Bytes == 0 {
+		f.parkable = append(f.parkable, parked{p: p, seenHW: res.HighWatermark})
+	}
+}
+
+// release gives back the regions of a response that will not be sent.
+func (f *fetch) release() {
+	segment.ReleaseAll(f.regions)
+	clear(f.regions)
+	f.regions = f.regions[:0]
+}
+
+// send encodes the response and hands it to netio, which releases the
+// regions once they are written.
+func (f *fetch) send() {
+	var parts []netio.Part
+	_, parts = appendFetchResponse(nil, parts, f.req.Version, f.rq.corr, &f.resp)
+	regions := f.regions
+	f.b.metrics.fetched(f.bytes)
+	f.rq.send(netio.Response{Parts: parts, Done: func() { segment.ReleaseAll(regions) }})
+}

@@ -1,0 +1,202 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/netio"
+)
+
+// apiRange is the versions of one API this broker speaks.
+type apiRange struct{ min, max int16 }
+
+// apis is what ApiVersions advertises: every API a client may send to a
+// broker. The controller-only APIs (BrokerRegistration, BrokerHeartbeat,
+// AllocateProducerIds, AlterPartition) are served on the controller listener.
+var apis = map[int16]apiRange{
+	kmsg.Produce.Int16():                 {3, 9},
+	kmsg.Fetch.Int16():                   {4, 13},
+	kmsg.ListOffsets.Int16():             {0, 7},
+	kmsg.Metadata.Int16():                {0, 12},
+	kmsg.OffsetForLeaderEpoch.Int16():    {0, 4},
+	kmsg.ApiVersions.Int16():             {0, 3},
+	kmsg.CreateTopics.Int16():            {0, 7},
+	kmsg.DeleteTopics.Int16():            {0, 6},
+	kmsg.InitProducerID.Int16():          {0, 4},
+	kmsg.DescribeConfigs.Int16():         {0, 4},
+	kmsg.CreatePartitions.Int16():        {0, 3},
+	kmsg.IncrementalAlterConfigs.Int16(): {0, 1},
+	kmsg.DescribeCluster.Int16():         {0, 1},
+}
+
+// request is one decoded request and the means to answer it.
+type request struct {
+	b        *Broker
+	key      int16
+	version  int16
+	corr     int32
+	clientID string
+	conn     *netio.Request
+	start    time.Time
+	respond  func(netio.Response)
+	// Body is the decoded request.
+	body    kmsg.Request
+	cancels []context.CancelFunc
+}
+
+// ctx is a context for work on the request's behalf: it ends after
+// timeoutMs (request.timeout.ms when not positive), when the broker closes,
+// or once the response is sent.
+func (rq *request) ctx(timeoutMs int32) context.Context {
+	d := rq.b.cfg.RequestTimeout
+	if timeoutMs > 0 {
+		d = time.Duration(timeoutMs) * time.Millisecond
+	}
+	ctx, cancel := rq.b.stopContext(d)
+	rq.cancels = append(rq.cancels, cancel)
+	return ctx
+}
+
+// Serve is the netio handler: it decodes the request header, and answers or
+// hands the request to the API's handler. A request that cannot be decoded
+// (a short header, an API or version this broker does not speak, a malformed
+// body) closes the connection, as Kafka does: there is no response the
+// client could tell apart from one to another request. ApiVersions is the
+// exception (KIP-511): a too-new version gets UNSUPPORTED_VERSION and the
+// ranges this broker speaks.
+func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
+	r := kbin.Reader{Src: nr.Frame}
+	key, version, corr := r.Int16(), r.Int16(), r.Int32()
+	clientID := r.NullableString()
+	if !r.Ok() {
+		b.refuse(nr, respond, "a request shorter than its header")
+		return
+	}
+	rq := &request{b: b, key: key, version: version, corr: corr, conn: nr, start: time.Now(), respond: respond}
+	if clientID != nil {
+		rq.clientID = *clientID
+	}
+	rng, ok := apis[key]
+	if !ok {
+		b.refuse(nr, respond, fmt.Sprintf("unknown API key %d", key))
+		return
+	}
+	if version < rng.min || version > rng.max {
+		if key == kmsg.ApiVersions.Int16() {
+			rq.version = 0
+			rq.reply(b.apiVersions(kerr.UnsupportedVersion.Code))
+			return
+		}
+		b.refuse(nr, respond, fmt.Sprintf("%s version %d (this broker speaks %d to %d)", kmsg.NameForKey(key), version, rng.min, rng.max))
+		return
+	}
+	body := kmsg.RequestForKey(key)
+	body.SetVersion(version)
+	if body.IsFlexible() {
+		kmsg.SkipTags(&r)
+	}
+	if !r.Ok() {
+		b.refuse(nr, respond, "a request header with malformed tagged fields")
+		return
+	}
+	if err := body.ReadFrom(r.Src); err != nil {
+		b.refuse(nr, respond, fmt.Sprintf("a malformed %s v%d request: %v", kmsg.NameForKey(key), version, err))
+		return
+	}
+	rq.body = body
+	b.metrics.request(key)
+	switch req := body.(type) {
+	case *kmsg.ApiVersionsRequest:
+		rq.reply(b.apiVersions(0))
+	case *kmsg.MetadataRequest:
+		b.handleMetadata(rq, req)
+	case *kmsg.ProduceRequest:
+		b.handleProduce(rq, req)
+	case *kmsg.FetchRequest:
+		b.handleFetch(rq, req)
+	case *kmsg.ListOffsetsRequest:
+		b.handleListOffsets(rq, req)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		b.handleOffsetForLeaderEpoch(rq, req)
+	case *kmsg.InitProducerIDRequest:
+		go b.handleInitProducerID(rq, req)
+	case *kmsg.CreateTopicsRequest:
+		go b.handleCreateTopics(rq, req)
+	case *kmsg.DeleteTopicsRequest:
+		go b.handleDeleteTopics(rq, req)
+	case *kmsg.CreatePartitionsRequest:
+		go b.handleCreatePartitions(rq, req)
+	case *kmsg.DescribeConfigsRequest:
+		b.handleDescribeConfigs(rq, req)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		go b.handleIncrementalAlterConfigs(rq, req)
+	case *kmsg.DescribeClusterRequest:
+		b.handleDescribeCluster(rq, req)
+	default:
+		b.refuse(nr, respond, fmt.Sprintf("%s has no handler", kmsg.NameForKey(key)))
+	}
+}
+
+// refuse closes the connection of a request that cannot be answered.
+func (b *Broker) refuse(nr *netio.Request, respond func(netio.Response), why string) {
+	b.logger.Warn("closing a connection after an undecodable request", "remote", nr.RemoteAddr, "reason", why)
+	b.metrics.refused.Inc()
+	respond(netio.Response{NoResponse: true, CloseAfter: true})
+}
+
+// reply encodes resp (of the request's version) behind the response header
+// and sends it.
+func (rq *request) reply(resp kmsg.Response) {
+	rq.send(netio.Response{Parts: []netio.Part{{Bytes: encodeResponse(rq.corr, rq.version, resp)}}})
+}
+
+// send sends a response and records the request's latency.
+func (rq *request) send(r netio.Response) {
+	for _, cancel := range rq.cancels {
+		cancel()
+	}
+	rq.b.metrics.observe(rq.key, time.Since(rq.start), r.Parts)
+	rq.respond(r)
+}
+
+// encodeResponse frames resp: the size, the correlation id, the header's
+// tag buffer for flexible versions (but never for ApiVersions, whose header
+// stays v0 so a client can read it before it knows the versions), the body.
+func encodeResponse(corr int32, version int16, resp kmsg.Response) []byte {
+	resp.SetVersion(version)
+	buf := make([]byte, 4, 256)
+	buf = kbin.AppendInt32(buf, corr)
+	if resp.IsFlexible() && resp.Key() != kmsg.ApiVersions.Int16() {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	return buf
+}
+
+// apiVersions is the ApiVersions response: every API and its versions.
+func (b *Broker) apiVersions(code int16) *kmsg.ApiVersionsResponse {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.ErrorCode = code
+	for key := range int16(kmsg.MaxKey + 1) {
+		rng, ok := apis[key]
+		if !ok {
+			continue
+		}
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = key, rng.min, rng.max
+		resp.ApiKeys = append(resp.ApiKeys, k)
+	}
+	return resp
+}
+
+func (rq *request) log() *slog.Logger {
+	return rq.b.logger.With("api", kmsg.NameForKey(rq.key), "version", rq.version, "client", rq.clientID)
+}

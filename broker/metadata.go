@@ -1,0 +1,215 @@
+package broker
+
+import (
+	"context"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/raft"
+)
+
+// handleMetadata answers Metadata from the local image. Topics that do not
+// exist are created when auto.create.topics.enable and the request allow it
+// (v4+ asks; older versions always allow), which needs the controller, so
+// such a request is answered from another goroutine.
+func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) {
+	im := b.image()
+	var missing []string
+	if b.cfg.AutoCreateTopicsEnable && (req.Version < 4 || req.AllowAutoTopicCreation) && req.Topics != nil {
+		for _, t := range req.Topics {
+			if t.Topic == nil {
+				continue
+			}
+			if _, ok := im.Names[*t.Topic]; !ok && raft.ValidateTopicName(*t.Topic) == nil {
+				missing = append(missing, *t.Topic)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		rq.reply(b.metadata(im, req, nil))
+		return
+	}
+	go func() {
+		created := b.autoCreate(missing)
+		rq.reply(b.metadata(b.image(), req, created))
+	}()
+}
+
+// autoCreate creates topics with the broker's defaults; it returns each
+// topic's error code (0 when created or created meanwhile by someone else).
+func (b *Broker) autoCreate(topics []string) map[string]int16 {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = int32(b.cfg.RequestTimeout.Milliseconds())
+	for _, name := range topics {
+		t := kmsg.NewCreateTopicsRequestTopic()
+		t.Topic, t.NumPartitions, t.ReplicationFactor = name, -1, -1
+		req.Topics = append(req.Topics, t)
+	}
+	out := make(map[string]int16, len(topics))
+	ctx, cancel := b.stopContext(b.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := b.controller(ctx, req)
+	if err != nil {
+		b.logger.Warn("auto-creating topics", "topics", topics, "err", err)
+		for _, name := range topics {
+			out[name] = kerr.LeaderNotAvailable.Code
+		}
+		return out
+	}
+	for _, t := range resp.(*kmsg.CreateTopicsResponse).Topics {
+		code := t.ErrorCode
+		if code == kerr.TopicAlreadyExists.Code {
+			code = 0
+		}
+		if code != 0 {
+			b.logger.Warn("auto-creating a topic", "topic", t.Topic, "err", kerr.ErrorForCode(code))
+		} else {
+			b.logger.Info("auto-created a topic", "topic", t.Topic)
+		}
+		out[t.Topic] = code
+	}
+	b.waitForImage(ctx, func(im *raft.Image) bool {
+		for name, code := range out {
+			if _, ok := im.Names[name]; code == 0 && !ok {
+				return false
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// waitForImage waits until cond holds for the local image (a broker-only
+// node applies the controller's records a moment after it answers), or ctx
+// ends.
+func (b *Broker) waitForImage(ctx context.Context, cond func(*raft.Image) bool) {
+	for !cond(b.image()) {
+		w := b.imageWaiter()
+		if cond(b.image()) {
+			return
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// metadata builds the Metadata response from im. created holds the codes of
+// topics this request tried to create.
+func (b *Broker) metadata(im *raft.Image, req *kmsg.MetadataRequest, created map[string]int16) *kmsg.MetadataResponse {
+	resp := kmsg.NewPtrMetadataResponse()
+	resp.Version = req.Version
+	for _, id := range sortedBrokerIDs(im) {
+		bi := im.Brokers[id]
+		if bi.Fenced {
+			continue
+		}
+		ep, ok := endpoint(bi)
+		if !ok {
+			continue
+		}
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = bi.ID, ep.Host, int32(ep.Port)
+		if bi.Rack != "" {
+			mb.Rack = &bi.Rack
+		}
+		resp.Brokers = append(resp.Brokers, mb)
+	}
+	resp.ClusterID = &b.cfg.ClusterID
+	// Clients cannot reach KRaft controllers; like Kafka, name a live broker
+	// (this one, which forwards admin requests to the active controller).
+	resp.ControllerID = b.cfg.NodeID
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for _, t := range im.TopicsByName() {
+			resp.Topics = append(resp.Topics, b.topicMetadata(im, t))
+		}
+		return resp
+	}
+	for _, rt := range req.Topics {
+		var t *raft.TopicImage
+		var name string
+		switch {
+		case rt.Topic != nil:
+			name = *rt.Topic
+			t, _ = im.Topic(name)
+		case rt.TopicID != [16]byte{}:
+			t = im.Topics[raft.UUID(rt.TopicID)]
+		}
+		if t != nil {
+			resp.Topics = append(resp.Topics, b.topicMetadata(im, t))
+			continue
+		}
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.TopicID = rt.TopicID
+		if rt.Topic != nil {
+			mt.Topic = kmsg.StringPtr(name)
+		}
+		switch code, tried := created[name]; {
+		case rt.Topic == nil:
+			mt.ErrorCode = kerr.UnknownTopicID.Code
+		case raft.ValidateTopicName(name) != nil:
+			mt.ErrorCode = kerr.InvalidTopicException.Code
+		case tried && code == 0:
+			// Created, but not in this broker's image yet.
+			mt.ErrorCode = kerr.LeaderNotAvailable.Code
+		case tried:
+			mt.ErrorCode = code
+		default:
+			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
+	return resp
+}
+
+func (b *Broker) topicMetadata(im *raft.Image, t *raft.TopicImage) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic = kmsg.StringPtr(t.Name)
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Name == "__consumer_offsets"
+	for i, pi := range t.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = int32(i)
+		mp.Leader, mp.LeaderEpoch = pi.Leader, pi.LeaderEpoch
+		mp.Replicas = slices.Clone(pi.Replicas)
+		mp.ISR = slices.Clone(pi.ISR)
+		for _, r := range pi.Replicas {
+			if bi, ok := im.Brokers[r]; !ok || bi.Fenced {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+			}
+		}
+		if pi.Leader == raft.NoLeader {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+func sortedBrokerIDs(im *raft.Image) []int32 {
+	ids := make([]int32, 0, len(im.Brokers))
+	for id := range im.Brokers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// endpoint is a broker's PLAINTEXT listener.
+func endpoint(bi *raft.BrokerImage) (raft.Endpoint, bool) {
+	for _, ep := range bi.Endpoints {
+		if ep.Name == "PLAINTEXT" {
+			return ep, true
+		}
+	}
+	if len(bi.Endpoints) > 0 {
+		return bi.Endpoints[0], true
+	}
+	return raft.Endpoint{}, false
+}

@@ -1,0 +1,163 @@
+package broker
+
+import (
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"gregor/raft"
+	"gregor/replica"
+	"gregor/segment"
+)
+
+// hosted is a partition this broker holds a replica of, and the topic id it
+// belongs to (a topic deleted and created again under the same name is a
+// different topic: its old log goes).
+type hosted struct {
+	p       *replica.Partition
+	topicID raft.UUID
+}
+
+// runMetadata makes the partitions this broker hosts follow the metadata
+// image: it opens the logs of partitions assigned to it, makes it leader or
+// follower in the epoch the image gives, applies topic config changes, and
+// deletes the logs of partitions it no longer hosts. It reconciles with the
+// whole image on each change rather than replaying deltas, so a change it
+// has not seen yet can never be lost.
+func (b *Broker) runMetadata() {
+	expire := time.NewTicker(time.Minute)
+	defer expire.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-b.metadataChanged:
+			b.reconcile(b.node.Image())
+		case <-expire.C:
+			before := b.now().Add(-b.cfg.ProducerIDExpiration)
+			for _, p := range b.hostedPartitions() {
+				p.ExpireProducers(before)
+			}
+		}
+	}
+}
+
+func (b *Broker) hostedPartitions() []*replica.Partition {
+	b.partitions.RLock()
+	defer b.partitions.RUnlock()
+	out := make([]*replica.Partition, 0, len(b.partitions.m))
+	for _, h := range b.partitions.m {
+		out = append(out, h.p)
+	}
+	return out
+}
+
+func (b *Broker) reconcile(im *raft.Image) {
+	me := b.cfg.NodeID
+	want := map[segment.TopicPartition]bool{}
+	for _, t := range im.Topics {
+		cfg := b.logConfig(t.Configs)
+		for i, pi := range t.Partitions {
+			if !slices.Contains(pi.Replicas, me) {
+				continue
+			}
+			tp := segment.TopicPartition{Topic: t.Name, Partition: int32(i)}
+			want[tp] = true
+			h, err := b.hostPartition(tp, t.ID, cfg)
+			if err != nil {
+				b.logger.Error("opening a partition's log", "partition", tp, "err", err)
+				continue
+			}
+			if h.p.Log().Config() != cfg {
+				if err := h.p.Log().SetConfig(cfg); err != nil {
+					b.logger.Error("applying a topic config change", "partition", tp, "err", err)
+				}
+			}
+			epoch, leader := h.p.Leader()
+			switch {
+			case pi.Leader == me && (!leader || epoch != pi.LeaderEpoch):
+				h.p.BecomeLeader(pi.LeaderEpoch)
+				b.logger.Debug("leading", "partition", tp, "leader.epoch", pi.LeaderEpoch)
+			case pi.Leader != me && (leader || epoch != pi.LeaderEpoch):
+				h.p.BecomeFollower(pi.LeaderEpoch)
+			}
+		}
+	}
+	b.partitions.Lock()
+	var gone []segment.TopicPartition
+	for tp, h := range b.partitions.m {
+		if !want[tp] {
+			h.p.BecomeFollower(-1)
+			delete(b.partitions.m, tp)
+			gone = append(gone, tp)
+		}
+	}
+	b.partitions.Unlock()
+	for _, tp := range gone {
+		// Fetches still holding regions of the log keep reading them: the
+		// files stay open until released.
+		if err := b.logs.Delete(tp); err != nil {
+			b.logger.Error("deleting a partition's log", "partition", tp, "err", err)
+		} else {
+			b.logger.Info("deleted a partition this broker no longer hosts", "partition", tp)
+		}
+	}
+	b.metrics.partitions.Set(uint64(len(want)))
+	b.publish(im)
+}
+
+// hostPartition returns the hosted replica of tp, opening or creating its
+// log; a replica left from an older topic of the same name is deleted first.
+func (b *Broker) hostPartition(tp segment.TopicPartition, id raft.UUID, cfg segment.Config) (hosted, error) {
+	b.partitions.RLock()
+	h, ok := b.partitions.m[tp]
+	b.partitions.RUnlock()
+	if ok && h.topicID == id {
+		return h, nil
+	}
+	if ok {
+		h.p.BecomeFollower(-1)
+		b.partitions.Lock()
+		delete(b.partitions.m, tp)
+		b.partitions.Unlock()
+		if err := b.logs.Delete(tp); err != nil {
+			return hosted{}, err
+		}
+	}
+	log, err := b.logs.GetOrCreate(tp, cfg)
+	if err != nil {
+		return hosted{}, err
+	}
+	h = hosted{p: replica.New(tp, log, b.now), topicID: id}
+	b.partitions.Lock()
+	b.partitions.m[tp] = h
+	b.partitions.Unlock()
+	return h, nil
+}
+
+// leaderFor finds the local replica a client request for topic/partition
+// must go to: UNKNOWN_TOPIC_OR_PARTITION when the image has no such
+// partition, NOT_LEADER_OR_FOLLOWER when this broker does not lead it.
+func (b *Broker) leaderFor(im *raft.Image, topic string, partition int32) (*replica.Partition, *raft.PartitionImage, *kerr.Error) {
+	t, ok := im.Topic(topic)
+	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
+		return nil, nil, kerr.UnknownTopicOrPartition
+	}
+	pi := t.Partitions[partition]
+	if pi.Leader != b.cfg.NodeID {
+		return nil, pi, kerr.NotLeaderForPartition
+	}
+	b.partitions.RLock()
+	h, ok := b.partitions.m[segment.TopicPartition{Topic: topic, Partition: partition}]
+	b.partitions.RUnlock()
+	if !ok {
+		// The image says so, but the log is not open yet: the client
+		// retries after refreshing its metadata.
+		return nil, pi, kerr.NotLeaderForPartition
+	}
+	if _, leader := h.p.Leader(); !leader {
+		return nil, pi, kerr.NotLeaderForPartition
+	}
+	return h.p, pi, nil
+}

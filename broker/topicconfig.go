@@ -1,0 +1,277 @@
+package broker
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gregor/batch"
+	"gregor/raft"
+	"gregor/segment"
+)
+
+// configKind is the type of a config value, as DescribeConfigs v3+ reports
+// it (Kafka's ConfigType).
+type configKind int8
+
+const (
+	kindBoolean configKind = 1
+	kindString  configKind = 2
+	kindInt     configKind = 3
+	kindLong    configKind = 5
+	kindList    configKind = 7
+)
+
+// topicConfig is one topic-level config Gregor understands: its name, the
+// broker config that holds its default, its type, and what values it takes.
+type topicConfig struct {
+	name, brokerName string
+	kind             configKind
+	doc              string
+	// check validates a value beyond its type; nil accepts any value of it.
+	check func(string) error
+	// brokerDefault reads the broker's value (the default of the config).
+	brokerDefault func(*Config) string
+}
+
+func atLeast(lo int64) func(string) error {
+	return func(v string) error {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if n < lo {
+			return fmt.Errorf("Value must be at least %d", lo)
+		}
+		return nil
+	}
+}
+
+func oneOf(values ...string) func(string) error {
+	return func(v string) error {
+		if !slices.Contains(values, v) {
+			return fmt.Errorf("String must be one of: %s", strings.Join(values, ", "))
+		}
+		return nil
+	}
+}
+
+func i64(v int64) string { return strconv.FormatInt(v, 10) }
+
+// topicConfigs are the topic configs, in the order DescribeConfigs lists them.
+// Those marked "(compaction)" are stored and described; the log cleaner that
+// applies them arrives with compaction.
+var topicConfigs = []topicConfig{
+	{name: "cleanup.policy", brokerName: "log.cleanup.policy", kind: kindList,
+		doc: "delete: remove old segments by retention; compact: keep the newest record per key",
+		check: func(v string) error {
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "delete" && p != "compact" {
+					return fmt.Errorf("Invalid value %s for configuration cleanup.policy: String must be one of: compact, delete", p)
+				}
+			}
+			return nil
+		},
+		brokerDefault: func(c *Config) string { return c.Storage.Log.CleanupPolicy }},
+	{name: "compression.type", brokerName: "compression.type", kind: kindString,
+		doc:           "producer keeps batches as the producer compressed them; otherwise the broker recompresses",
+		check:         oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+		brokerDefault: func(c *Config) string { return c.CompressionType }},
+	{name: "delete.retention.ms", brokerName: "log.cleaner.delete.retention.ms", kind: kindLong,
+		doc: "how long tombstones are kept in compacted topics (compaction)", check: atLeast(0),
+		brokerDefault: func(*Config) string { return "86400000" }},
+	{name: "flush.messages", brokerName: "log.flush.interval.messages", kind: kindLong,
+		doc: "fsync after this many records", check: atLeast(1),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.FlushMessages) }},
+	{name: "flush.ms", brokerName: "log.flush.interval.ms", kind: kindLong,
+		doc: "fsync when the last fsync is this old", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.FlushMs) }},
+	{name: "index.interval.bytes", brokerName: "log.index.interval.bytes", kind: kindInt,
+		doc: "bytes of log between offset index entries", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(int64(c.Storage.Log.IndexIntervalBytes)) }},
+	{name: "max.message.bytes", brokerName: "message.max.bytes", kind: kindInt,
+		doc: "the largest record batch the topic accepts", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(int64(c.MessageMaxBytes)) }},
+	{name: "message.timestamp.type", brokerName: "log.message.timestamp.type", kind: kindString,
+		doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's", check: oneOf("CreateTime", "LogAppendTime"),
+		brokerDefault: func(c *Config) string { return c.LogMessageTimestampType }},
+	{name: "min.cleanable.dirty.ratio", brokerName: "log.cleaner.min.cleanable.ratio", kind: 6,
+		doc: "how dirty a compacted log gets before it is cleaned (compaction)",
+		check: func(v string) error {
+			if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 || f > 1 {
+				return fmt.Errorf("Value must be between 0 and 1")
+			}
+			return nil
+		},
+		brokerDefault: func(*Config) string { return "0.5" }},
+	{name: "min.compaction.lag.ms", brokerName: "log.cleaner.min.compaction.lag.ms", kind: kindLong,
+		doc: "the least time a record stays uncompacted (compaction)", check: atLeast(0),
+		brokerDefault: func(*Config) string { return "0" }},
+	{name: "min.insync.replicas", brokerName: "min.insync.replicas", kind: kindInt,
+		doc: "the ISR size an acks=all produce needs", check: atLeast(1),
+		brokerDefault: func(c *Config) string { return i64(int64(c.MinInsyncReplicas)) }},
+	{name: "retention.bytes", brokerName: "log.retention.bytes", kind: kindLong,
+		doc: "delete old segments while the partition is larger than this; -1 for no limit", check: atLeast(-1),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.RetentionBytes) }},
+	{name: "retention.ms", brokerName: "log.retention.ms", kind: kindLong,
+		doc: "delete old segments whose records are older than this; -1 keeps them", check: atLeast(-1),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.RetentionMs) }},
+	{name: "segment.bytes", brokerName: "log.segment.bytes", kind: kindInt,
+		doc: "roll the active segment at this size", check: atLeast(14),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.SegmentBytes) }},
+	{name: "segment.index.bytes", brokerName: "log.index.size.max.bytes", kind: kindInt,
+		doc: "the size of each index file", check: atLeast(4),
+		brokerDefault: func(c *Config) string { return i64(int64(c.Storage.Log.SegmentIndexBytes)) }},
+	{name: "segment.ms", brokerName: "log.roll.ms", kind: kindLong,
+		doc: "roll the active segment once its records span this long", check: atLeast(1),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.SegmentMs) }},
+	{name: "unclean.leader.election.enable", brokerName: "unclean.leader.election.enable", kind: kindBoolean,
+		doc:           "let a replica outside the ISR lead when no ISR member is live, losing data",
+		brokerDefault: func(c *Config) string { return strconv.FormatBool(c.Controller.UncleanLeaderElectionEnable) }},
+}
+
+func lookupTopicConfig(name string) (*topicConfig, bool) {
+	for i := range topicConfigs {
+		if topicConfigs[i].name == name {
+			return &topicConfigs[i], true
+		}
+	}
+	return nil, false
+}
+
+// validateTopicConfig checks a topic config value by its type and range.
+func validateTopicConfig(name, value string) error {
+	tc, ok := lookupTopicConfig(name)
+	if !ok {
+		return fmt.Errorf("Unknown topic config name: %s", name)
+	}
+	invalid := func(why string) error {
+		return fmt.Errorf("Invalid value %s for configuration %s: %s", value, name, why)
+	}
+	switch tc.kind {
+	case kindBoolean:
+		if value != "true" && value != "false" {
+			return invalid("Expected value to be either true or false")
+		}
+	case kindInt:
+		if _, err := strconv.ParseInt(value, 10, 32); err != nil {
+			return invalid("Not a number of type INT")
+		}
+	case kindLong:
+		if _, err := strconv.ParseInt(value, 10, 64); err != nil {
+			return invalid("Not a number of type LONG")
+		}
+	}
+	if tc.check != nil {
+		if err := tc.check(value); err != nil {
+			if strings.HasPrefix(err.Error(), "Invalid value") {
+				return err
+			}
+			return invalid(err.Error())
+		}
+	}
+	return nil
+}
+
+// topicConfigValidator lets the controller check topic configs without
+// knowing what they mean.
+type topicConfigValidator struct{}
+
+func (topicConfigValidator) ValidateConfig(resourceType int8, name, value string) error {
+	if resourceType != raft.ResourceTopic {
+		return fmt.Errorf("Dynamic broker configs are not supported: %s", name)
+	}
+	return validateTopicConfig(name, value)
+}
+
+func (topicConfigValidator) IsListConfig(resourceType int8, name string) bool {
+	tc, ok := lookupTopicConfig(name)
+	return ok && resourceType == raft.ResourceTopic && tc.kind == kindList
+}
+
+// logConfig is a topic's log settings: the broker's log.* defaults with the
+// topic's overrides on top. Values were validated when stored.
+func (b *Broker) logConfig(overrides map[string]string) segment.Config {
+	c := b.cfg.Storage.Log
+	num := func(name string) (int64, bool) {
+		v, ok := overrides[name]
+		if !ok {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	if n, ok := num("segment.bytes"); ok {
+		c.SegmentBytes = n
+	}
+	if n, ok := num("segment.ms"); ok {
+		c.SegmentMs = n
+	}
+	if n, ok := num("segment.index.bytes"); ok && n <= math.MaxInt32 {
+		c.SegmentIndexBytes = int(n)
+	}
+	if n, ok := num("index.interval.bytes"); ok && n <= math.MaxInt32 {
+		c.IndexIntervalBytes = max(int(n), 1)
+	}
+	if n, ok := num("retention.ms"); ok {
+		c.RetentionMs = n
+	}
+	if n, ok := num("retention.bytes"); ok {
+		c.RetentionBytes = n
+	}
+	if n, ok := num("flush.messages"); ok {
+		c.FlushMessages = n
+	}
+	if n, ok := num("flush.ms"); ok {
+		c.FlushMs = n
+	}
+	if v, ok := overrides["cleanup.policy"]; ok {
+		c.CleanupPolicy = v
+	}
+	c.EnsureDefaults()
+	return c
+}
+
+// topicSettings are the produce-time settings of a topic.
+type topicSettings struct {
+	maxMessageBytes   int
+	compression       batch.Codec
+	keepCompression   bool // compression.type=producer
+	logAppendTime     bool
+	minInsyncReplicas int
+}
+
+func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
+	s := topicSettings{maxMessageBytes: int(b.cfg.MessageMaxBytes), minInsyncReplicas: b.cfg.MinInsyncReplicas}
+	if v, ok := overrides["max.message.bytes"]; ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			s.maxMessageBytes = n
+		}
+	}
+	if v, ok := overrides["min.insync.replicas"]; ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			s.minInsyncReplicas = n
+		}
+	}
+	ts := b.cfg.LogMessageTimestampType
+	if v, ok := overrides["message.timestamp.type"]; ok {
+		ts = v
+	}
+	s.logAppendTime = ts == "LogAppendTime"
+	ct := b.cfg.CompressionType
+	if v, ok := overrides["compression.type"]; ok {
+		ct = v
+	}
+	switch ct {
+	case "producer":
+		s.keepCompression = true
+	case "uncompressed":
+		s.compression = batch.CodecNone
+	default:
+		c, err := batch.ParseCodec(ct)
+		if err != nil {
+			s.keepCompression = true
+		}
+		s.compression = c
+	}
+	return s
+}

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gregor/broker"
+	"gregor/raft"
+)
+
+// TestBrokerConfigDefaults: no settings at all is the documented
+// single-node development cluster, exactly broker.DefaultConfig.
+func TestBrokerConfigDefaults(t *testing.T) {
+	for _, props := range []map[string]string{nil, {}} {
+		cfg, warnings, err := brokerConfig(props)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(warnings) > 0 {
+			t.Errorf("warnings %q", warnings)
+		}
+		if want := broker.DefaultConfig(); !reflect.DeepEqual(cfg.broker, want) {
+			t.Errorf("config\n%+v\nwant DefaultConfig\n%+v", cfg.broker, want)
+		}
+		if cfg.adminListener != "127.0.0.1:9094" {
+			t.Errorf("admin listener %q", cfg.adminListener)
+		}
+		if err := cfg.broker.Validate(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// keyCases are, for each key brokerConfig understands, settings and the
+// change they must make to the default config (and no other change).
+var keyCases = []struct {
+	name  string
+	props map[string]string
+	want  func(c *serveConfig)
+}{
+	{"node.id", map[string]string{"node.id": "3", "controller.quorum.voters": "3@127.0.0.1:9093"}, func(c *serveConfig) {
+		c.broker.NodeID, c.broker.Quorum.NodeID = 3, 3
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 3, Addr: "127.0.0.1:9093"}}
+	}},
+	{"node.id 0 is a valid id", map[string]string{"node.id": "0"}, func(c *serveConfig) {
+		c.broker.NodeID, c.broker.Quorum.NodeID = 0, 0
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 0, Addr: "127.0.0.1:9093"}}
+	}},
+	{"broker.id is node.id", map[string]string{"broker.id": "4"}, func(c *serveConfig) {
+		c.broker.NodeID, c.broker.Quorum.NodeID = 4, 4
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 4, Addr: "127.0.0.1:9093"}}
+	}},
+	{"node.id and broker.id agreeing", map[string]string{"node.id": "5", "broker.id": " 5 "}, func(c *serveConfig) {
+		c.broker.NodeID, c.broker.Quorum.NodeID = 5, 5
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 5, Addr: "127.0.0.1:9093"}}
+	}},
+	{"process.roles broker", map[string]string{"process.roles": "broker", "controller.quorum.voters": "2@127.0.0.1:9193"}, func(c *serveConfig) {
+		c.broker.Quorum.Roles = "broker"
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 2, Addr: "127.0.0.1:9193"}}
+	}},
+	{"process.roles in any order", map[string]string{"process.roles": "controller, broker"}, func(*serveConfig) {}},
+	{"controller.quorum.voters", map[string]string{"controller.quorum.voters": "1@127.0.0.1:9093,2@127.0.0.1:9193, 3@127.0.0.1:9293"}, func(c *serveConfig) {
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:9093"}, {ID: 2, Addr: "127.0.0.1:9193"}, {ID: 3, Addr: "127.0.0.1:9293"}}
+	}},
+	{"controller.quorum.bootstrap.servers beside voters", map[string]string{
+		"controller.quorum.voters": "1@127.0.0.1:9093", "controller.quorum.bootstrap.servers": "127.0.0.1:9093"}, func(*serveConfig) {}},
+	{"listeners", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"}, func(c *serveConfig) {
+		c.broker.Listener, c.broker.Quorum.Addr = "127.0.0.1:19092", "127.0.0.1:19093"
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:19093"}}
+	}},
+	{"listeners on every interface", map[string]string{"listeners": "PLAINTEXT://:9092, CONTROLLER://0.0.0.0:9093"}, func(c *serveConfig) {
+		c.broker.Listener, c.broker.Quorum.Addr = ":9092", "0.0.0.0:9093"
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:9093"}} // reached through loopback
+	}},
+	{"listeners IPv6, names in any case", map[string]string{"listeners": "plaintext://[::1]:9092,controller://[::1]:9093"}, func(c *serveConfig) {
+		c.broker.Listener, c.broker.Quorum.Addr = "[::1]:9092", "[::1]:9093"
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "[::1]:9093"}}
+	}},
+	{"controller.listener.names", map[string]string{"controller.listener.names": "CTRL", "listeners": "PLAINTEXT://127.0.0.1:9092,CTRL://127.0.0.1:9095"}, func(c *serveConfig) {
+		c.broker.Quorum.Addr = "127.0.0.1:9095"
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:9095"}}
+	}},
+	{"listener.security.protocol.map names the client listener", map[string]string{
+		"listener.security.protocol.map": "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL",
+		"listeners":                      "INTERNAL://127.0.0.1:9096,CONTROLLER://127.0.0.1:9093",
+		"inter.broker.listener.name":     "INTERNAL"}, func(c *serveConfig) {
+		c.broker.Listener = "127.0.0.1:9096"
+	}},
+	{"inter.broker.listener.name", map[string]string{"inter.broker.listener.name": "PLAINTEXT"}, func(*serveConfig) {}},
+	{"security.inter.broker.protocol", map[string]string{"security.inter.broker.protocol": "PLAINTEXT"}, func(*serveConfig) {}},
+	{"advertised.listeners", map[string]string{"advertised.listeners": "PLAINTEXT://broker1.example:19092,CONTROLLER://broker1.example:19093"}, func(c *serveConfig) {
+		c.broker.AdvertisedHost, c.broker.AdvertisedPort = "broker1.example", 19092
+	}},
+	{"log.dirs", map[string]string{"log.dirs": "/a, /b,"}, func(c *serveConfig) {
+		c.broker.Storage.LogDirs = []string{"/a", "/b"}
+		c.broker.Quorum.Dir = "/a/__cluster_metadata-0"
+	}},
+	{"log.dir", map[string]string{"log.dir": "/c"}, func(c *serveConfig) {
+		c.broker.Storage.LogDirs = []string{"/c"}
+		c.broker.Quorum.Dir = "/c/__cluster_metadata-0"
+	}},
+	{"log.dirs wins over log.dir", map[string]string{"log.dir": "/c", "log.dirs": "/d"}, func(c *serveConfig) {
+		c.broker.Storage.LogDirs = []string{"/d"}
+		c.broker.Quorum.Dir = "/d/__cluster_metadata-0"
+	}},
+	{"metadata.log.dir", map[string]string{"metadata.log.dir": "/meta/", "log.dirs": "/d"}, func(c *serveConfig) {
+		c.broker.Storage.LogDirs = []string{"/d"}
+		c.broker.Quorum.Dir = "/meta/__cluster_metadata-0"
+	}},
+	{"cluster.id", map[string]string{"cluster.id": "MkU3OEVBNTcwNTJENDM2Qg"}, func(c *serveConfig) {
+		c.broker.ClusterID, c.broker.Controller.ClusterID = "MkU3OEVBNTcwNTJENDM2Qg", "MkU3OEVBNTcwNTJENDM2Qg"
+	}},
+	{"broker.rack", map[string]string{"broker.rack": "eu-west-1a"}, func(c *serveConfig) { c.broker.Rack = "eu-west-1a" }},
+	{"num.partitions", map[string]string{"num.partitions": " 6 "}, func(c *serveConfig) { c.broker.Controller.NumPartitions = 6 }},
+	{"default.replication.factor", map[string]string{"default.replication.factor": "3"}, func(c *serveConfig) { c.broker.Controller.DefaultReplicationFactor = 3 }},
+	{"auto.create.topics.enable", map[string]string{"auto.create.topics.enable": "FALSE"}, func(c *serveConfig) { c.broker.AutoCreateTopicsEnable = false }},
+	{"message.max.bytes", map[string]string{"message.max.bytes": "2000000"}, func(c *serveConfig) { c.broker.MessageMaxBytes = 2000000 }},
+	{"fetch.max.bytes", map[string]string{"fetch.max.bytes": "1048576"}, func(c *serveConfig) { c.broker.FetchMaxBytes = 1 << 20 }},
+	{"compression.type", map[string]string{"compression.type": "zstd"}, func(c *serveConfig) { c.broker.CompressionType = "zstd" }},
+	{"log.message.timestamp.type", map[string]string{"log.message.timestamp.type": "LogAppendTime"}, func(c *serveConfig) { c.broker.LogMessageTimestampType = "LogAppendTime" }},
+	{"min.insync.replicas", map[string]string{"min.insync.replicas": "2"}, func(c *serveConfig) { c.broker.MinInsyncReplicas = 2 }},
+	{"broker.heartbeat.interval.ms", map[string]string{"broker.heartbeat.interval.ms": "500"}, func(c *serveConfig) { c.broker.BrokerHeartbeatInterval = 500 * time.Millisecond }},
+	{"broker.session.timeout.ms", map[string]string{"broker.session.timeout.ms": "18000"}, func(c *serveConfig) { c.broker.Controller.BrokerSessionTimeoutMs = 18000 }},
+	{"producer.id.expiration.ms", map[string]string{"producer.id.expiration.ms": "3600000"}, func(c *serveConfig) { c.broker.ProducerIDExpiration = time.Hour }},
+	{"request.timeout.ms", map[string]string{"request.timeout.ms": "5000"}, func(c *serveConfig) { c.broker.RequestTimeout = 5 * time.Second }},
+	{"unclean.leader.election.enable", map[string]string{"unclean.leader.election.enable": "true"}, func(c *serveConfig) { c.broker.Controller.UncleanLeaderElectionEnable = true }},
+	{"log.segment.bytes", map[string]string{"log.segment.bytes": "1048576"}, func(c *serveConfig) { c.broker.Storage.Log.SegmentBytes = 1 << 20 }},
+	{"log.roll.ms", map[string]string{"log.roll.ms": "60000"}, func(c *serveConfig) { c.broker.Storage.Log.SegmentMs = 60000 }},
+	{"log.roll.hours", map[string]string{"log.roll.hours": "2"}, func(c *serveConfig) { c.broker.Storage.Log.SegmentMs = 2 * 3600000 }},
+	{"log.roll.ms wins over log.roll.hours", map[string]string{"log.roll.hours": "2", "log.roll.ms": "1000"}, func(c *serveConfig) { c.broker.Storage.Log.SegmentMs = 1000 }},
+	{"log.index.size.max.bytes", map[string]string{"log.index.size.max.bytes": "4096"}, func(c *serveConfig) { c.broker.Storage.Log.SegmentIndexBytes = 4096 }},
+	{"log.index.interval.bytes", map[string]string{"log.index.interval.bytes": "1024"}, func(c *serveConfig) { c.broker.Storage.Log.IndexIntervalBytes = 1024 }},
+	{"log.index.interval.bytes 0 indexes every batch", map[string]string{"log.index.interval.bytes": "0"}, func(c *serveConfig) { c.broker.Storage.Log.IndexIntervalBytes = 1 }},
+	{"log.retention.ms", map[string]string{"log.retention.ms": "1000"}, func(c *serveConfig) { c.broker.Storage.Log.RetentionMs = 1000 }},
+	{"log.retention.minutes", map[string]string{"log.retention.minutes": "5"}, func(c *serveConfig) { c.broker.Storage.Log.RetentionMs = 5 * 60000 }},
+	{"log.retention.hours", map[string]string{"log.retention.hours": "48"}, func(c *serveConfig) { c.broker.Storage.Log.RetentionMs = 48 * 3600000 }},
+	{"log.retention.ms wins over minutes and hours", map[string]string{"log.retention.hours": "48", "log.retention.minutes": "5", "log.retention.ms": "1234"},
+		func(c *serveConfig) { c.broker.Storage.Log.RetentionMs = 1234 }},
+	{"log.retention.minutes wins over hours", map[string]string{"log.retention.hours": "48", "log.retention.minutes": "5"},
+		func(c *serveConfig) { c.broker.Storage.Log.RetentionMs = 5 * 60000 }},
+	{"negative retention is forever", map[string]string{"log.retention.hours": "-1"}, func(c *serveConfig) { c.broker.Storage.Log.RetentionMs = -1 }},
+	{"log.retention.ms 0", map[string]string{"log.retention.ms": "0"}, func(c *serveConfig) { c.broker.Storage.Log.RetentionMs = 1 }},
+	{"log.retention.bytes", map[string]string{"log.retention.bytes": "1073741824"}, func(c *serveConfig) { c.broker.Storage.Log.RetentionBytes = 1 << 30 }},
+	{"log.retention.bytes negative", map[string]string{"log.retention.bytes": "-5"}, func(c *serveConfig) { c.broker.Storage.Log.RetentionBytes = -1 }},
+	{"log.retention.bytes 0", map[string]string{"log.retention.bytes": "0"}, func(c *serveConfig) { c.broker.Storage.Log.RetentionBytes = 1 }},
+	{"log.flush.interval.messages", map[string]string{"log.flush.interval.messages": "10000"}, func(c *serveConfig) { c.broker.Storage.Log.FlushMessages = 10000 }},
+	{"log.flush.interval.ms", map[string]string{"log.flush.interval.ms": "1000"}, func(c *serveConfig) { c.broker.Storage.Log.FlushMs = 1000 }},
+	{"log.flush.interval.ms 0", map[string]string{"log.flush.interval.ms": "0"}, func(c *serveConfig) { c.broker.Storage.Log.FlushMs = 1 }},
+	{"log.cleanup.policy", map[string]string{"log.cleanup.policy": "compact"}, func(c *serveConfig) { c.broker.Storage.Log.CleanupPolicy = "compact" }},
+	{"log.cleanup.policy both", map[string]string{"log.cleanup.policy": "delete, compact"}, func(c *serveConfig) { c.broker.Storage.Log.CleanupPolicy = "compact,delete" }},
+	{"log.retention.check.interval.ms", map[string]string{"log.retention.check.interval.ms": "60000"}, func(c *serveConfig) { c.broker.LogRetentionCheckInterval = time.Minute }},
+	{"log.flush.scheduler.interval.ms", map[string]string{"log.flush.scheduler.interval.ms": "2000"}, func(c *serveConfig) { c.broker.LogFlushSchedulerInterval = 2 * time.Second }},
+	{"log.flush.offset.checkpoint.interval.ms", map[string]string{"log.flush.offset.checkpoint.interval.ms": "30000"}, func(c *serveConfig) {
+		c.broker.LogFlushOffsetCheckpointInterval = 30 * time.Second
+	}},
+	{"num.recovery.threads.per.data.dir", map[string]string{"num.recovery.threads.per.data.dir": "4"}, func(c *serveConfig) { c.broker.Storage.RecoveryThreadsPerDataDir = 4 }},
+	{"socket.request.max.bytes", map[string]string{"socket.request.max.bytes": "1048576"}, func(c *serveConfig) { c.broker.Net.SocketRequestMaxBytes = 1 << 20 }},
+	{"max.connections also bounds one address", map[string]string{"max.connections": "100"}, func(c *serveConfig) {
+		c.broker.Net.MaxConnections, c.broker.Net.MaxConnectionsPerIP = 100, 100
+	}},
+	{"max.connections.per.ip", map[string]string{"max.connections.per.ip": "10"}, func(c *serveConfig) { c.broker.Net.MaxConnectionsPerIP = 10 }},
+	{"connections.max.idle.ms", map[string]string{"connections.max.idle.ms": "60000"}, func(c *serveConfig) { c.broker.Net.ConnectionsMaxIdle = time.Minute }},
+	{"queued.max.requests", map[string]string{"queued.max.requests": "50"}, func(c *serveConfig) { c.broker.Net.QueuedMaxRequests = 50 }},
+	{"network.engine", map[string]string{"network.engine": "netpoll"}, func(c *serveConfig) { c.broker.Net.Engine = "netpoll" }},
+	{"admin.listener", map[string]string{"admin.listener": "127.0.0.1:19094"}, func(c *serveConfig) { c.adminListener = "127.0.0.1:19094" }},
+	{"admin.listener none", map[string]string{"admin.listener": "none"}, func(c *serveConfig) { c.adminListener = "" }},
+	{"admin.listener empty", map[string]string{"admin.listener": ""}, func(c *serveConfig) { c.adminListener = "" }},
+}
+
+func TestBrokerConfigKeys(t *testing.T) {
+	for _, tt := range keyCases {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, err := brokerConfig(tt.props)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := serveConfig{broker: broker.DefaultConfig(), adminListener: defaultAdminListener}
+			tt.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+}
+
+// TestEveryKeyIsTested keeps keyCases in step with the parser.
+func TestEveryKeyIsTested(t *testing.T) {
+	tested := map[string]bool{}
+	for _, tt := range keyCases {
+		for k := range tt.props {
+			tested[k] = true
+		}
+	}
+	keys := serveConfigKeys()
+	if len(keys) < 50 {
+		t.Fatalf("only %d keys known: %q", len(keys), keys)
+	}
+	for _, k := range keys {
+		if !tested[k] {
+			t.Errorf("no case in keyCases sets %s", k)
+		}
+	}
+}
+
+func TestBrokerConfigWarnings(t *testing.T) {
+	tests := []struct {
+		name  string
+		props map[string]string
+		want  []string // one substring per warning, in order
+	}{
+		{"ignored Kafka keys", map[string]string{
+			"num.network.threads": "3", "num.io.threads": "8", "socket.send.buffer.bytes": "102400",
+			"socket.receive.buffer.bytes": "102400", "group.initial.rebalance.delay.ms": "0",
+			"offsets.topic.replication.factor": "1", "transaction.state.log.replication.factor": "1",
+			"transaction.state.log.min.isr": "1"},
+			[]string{`group.initial.rebalance.delay.ms="0" ignored`, `num.io.threads="8" ignored`, `num.network.threads="3" ignored`,
+				`offsets.topic.replication.factor="1" ignored`, "socket.receive.buffer.bytes", "socket.send.buffer.bytes",
+				"transaction.state.log.min.isr", "transaction.state.log.replication.factor"}},
+		{"a deployment without voters", map[string]string{"node.id": "2"},
+			[]string{"node 2 forms a single-node quorum of its own (2@127.0.0.1:9093)"}},
+		{"bootstrap servers beside voters", map[string]string{"controller.quorum.voters": "1@127.0.0.1:9093", "controller.quorum.bootstrap.servers": "x:1"},
+			[]string{"controller.quorum.bootstrap.servers"}},
+		{"voter at another port than its listener", map[string]string{"controller.quorum.voters": "1@127.0.0.1:9999"},
+			[]string{"lists node 1 at 127.0.0.1:9999 but its controller listener is on port 9093"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, warnings, err := brokerConfig(tt.props)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) != len(tt.want) {
+				t.Fatalf("warnings %q, want %d", warnings, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(warnings[i], w) {
+					t.Errorf("warning %d = %q, want it to contain %q", i, warnings[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestBrokerConfigErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		props map[string]string
+		want  []string // each must appear in the error
+	}{
+		{"unknown keys, all named, sorted", map[string]string{"bogus.key": "1", "log.retention.hour": "1", "a.b": "c", "num.partitions": "2"},
+			[]string{"unknown keys (misspelled, or not supported by Gregor): a.b, bogus.key, log.retention.hour"}},
+		{"not an integer", map[string]string{"node.id": "one"}, []string{`node.id="one": not an integer`}},
+		{"negative id", map[string]string{"node.id": "-1"}, []string{`node.id="-1": want at least 0`}},
+		{"node.id and broker.id disagree", map[string]string{"node.id": "1", "broker.id": "2"}, []string{"node.id=1 and broker.id=2"}},
+		{"controller-only", map[string]string{"process.roles": "controller"}, []string{`process.roles="controller": controller-only nodes are not supported`}},
+		{"unknown role", map[string]string{"process.roles": "broker,worker"}, []string{`process.roles="broker,worker": unknown role "worker"`}},
+		{"no role", map[string]string{"process.roles": " "}, []string{`process.roles="": no role given`}},
+		{"no controller listener", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:9092"}, []string{`listeners="PLAINTEXT://127.0.0.1:9092": no controller listener`}},
+		{"no client listener", map[string]string{"listeners": "CONTROLLER://127.0.0.1:9093"}, []string{"no client listener"}},
+		{"two client listeners", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9095,CONTROLLER://127.0.0.1:9093"},
+			[]string{"one listener, not 2", "SASL_PLAINTEXT uses SASL_PLAINTEXT: Gregor speaks only PLAINTEXT"}},
+		{"TLS", map[string]string{"listeners": "SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"}, []string{"listener SSL uses SSL"}},
+		{"listener name without protocol", map[string]string{"listeners": "INTERNAL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"},
+			[]string{"listener INTERNAL is not in listener.security.protocol.map"}},
+		{"bad protocol map", map[string]string{"listener.security.protocol.map": "CONTROLLER=PLAINTEXT"}, []string{`listener.security.protocol.map="CONTROLLER=PLAINTEXT": entry`}},
+		{"listener without scheme", map[string]string{"listeners": "127.0.0.1:9092"}, []string{`listeners="127.0.0.1:9092": entry "127.0.0.1:9092": want NAME://host:port`}},
+		{"listener port out of range", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:99999,CONTROLLER://127.0.0.1:9093"}, []string{`port "99999"`}},
+		{"listener name twice", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093"}, []string{"PLAINTEXT appears twice"}},
+		{"one port for two listeners", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9092"}, []string{"port 9092 is used by two listeners"}},
+		{"broker-only non-voter on every interface", map[string]string{"process.roles": "broker", "controller.quorum.voters": "1@127.0.0.1:9193",
+			"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093"}, []string{"a broker-only node's controller listener needs a concrete host"}},
+		{"broker-only without voters", map[string]string{"process.roles": "broker"}, []string{"controller.quorum.voters: required on a broker-only node"}},
+		{"bootstrap servers only", map[string]string{"controller.quorum.bootstrap.servers": "127.0.0.1:9093"},
+			[]string{`controller.quorum.bootstrap.servers="127.0.0.1:9093": Gregor's quorum is static: set controller.quorum.voters instead (for one node: 1@127.0.0.1:9093)`}},
+		{"inter broker listener", map[string]string{"inter.broker.listener.name": "INTERNAL"}, []string{`inter.broker.listener.name="INTERNAL"`}},
+		{"inter broker protocol", map[string]string{"security.inter.broker.protocol": "SSL"}, []string{`security.inter.broker.protocol="SSL"`}},
+		{"advertised on every interface", map[string]string{"advertised.listeners": "PLAINTEXT://0.0.0.0:9092"}, []string{"clients need a concrete host and port"}},
+		{"advertised unknown listener", map[string]string{"advertised.listeners": "EXTERNAL://h:9092"}, []string{"listener EXTERNAL is not in listeners"}},
+		{"bad voters", map[string]string{"controller.quorum.voters": "x@y"}, []string{`controller.quorum.voters="x@y": controller.quorum.voters entry "x@y"`}},
+		{"voter not among the voters", map[string]string{"controller.quorum.voters": "2@127.0.0.1:9193"},
+			[]string{"node.id=1 has the controller role but is not in controller.quorum.voters"}},
+		{"empty log.dirs", map[string]string{"log.dirs": " , "}, []string{`log.dirs=",": no directory given`}},
+		{"empty log.dir", map[string]string{"log.dir": ""}, []string{`log.dir="": no directory given`}},
+		{"log.dirs twice", map[string]string{"log.dirs": "a,./a"}, []string{"log.dirs lists"}},
+		{"empty metadata.log.dir", map[string]string{"metadata.log.dir": ""}, []string{`metadata.log.dir="": must not be empty`}},
+		{"empty cluster.id", map[string]string{"cluster.id": ""}, []string{`cluster.id="": must not be empty`}},
+		{"segment too small", map[string]string{"log.segment.bytes": "10"}, []string{`log.segment.bytes="10": want at least 14`}},
+		{"segment too large", map[string]string{"log.segment.bytes": "2147483648"}, []string{`log.segment.bytes="2147483648": want 14 to 2147483647`}},
+		{"beyond int64", map[string]string{"log.retention.bytes": "9223372036854775808"}, []string{`log.retention.bytes="9223372036854775808": out of range`}},
+		{"zero message.max.bytes", map[string]string{"message.max.bytes": "0"}, []string{`message.max.bytes="0": want at least 1`}},
+		{"compression", map[string]string{"compression.type": "brotli"}, []string{`compression.type="brotli": want one of producer, uncompressed, gzip, snappy, lz4, zstd`}},
+		{"timestamp type", map[string]string{"log.message.timestamp.type": "createtime"}, []string{`log.message.timestamp.type="createtime"`}},
+		{"boolean", map[string]string{"auto.create.topics.enable": "yes"}, []string{`auto.create.topics.enable="yes": want true or false`}},
+		{"min.insync.replicas", map[string]string{"min.insync.replicas": "0"}, []string{`min.insync.replicas="0": want at least 1`}},
+		{"replication factor beyond int16", map[string]string{"default.replication.factor": "40000"}, []string{`default.replication.factor="40000": want 1 to 32767`}},
+		{"heartbeat beyond session", map[string]string{"broker.heartbeat.interval.ms": "10000"}, []string{"broker.heartbeat.interval.ms=10000 exceeds broker.session.timeout.ms=9000"}},
+		{"cleanup policy", map[string]string{"log.cleanup.policy": "shrink"}, []string{`log.cleanup.policy="shrink": unknown policy "shrink"`}},
+		{"network engine", map[string]string{"network.engine": "epoll"}, []string{`network.engine="epoll": want one of std, netpoll`}},
+		{"duration overflow", map[string]string{"connections.max.idle.ms": "9223372036854775807"}, []string{`connections.max.idle.ms="9223372036854775807": want 1 to`}},
+		{"admin.listener not host:port", map[string]string{"admin.listener": "9094"}, []string{`admin.listener="9094": address 9094: missing port in address`}},
+		{"admin.listener on a listener's port", map[string]string{"admin.listener": "127.0.0.1:9092"}, []string{`admin.listener="127.0.0.1:9092": port 9092 is also in listeners`}},
+		{"ZooKeeper", map[string]string{"zookeeper.connect": "localhost:2181"}, []string{`zookeeper.connect="localhost:2181": ZooKeeper mode is not supported`}},
+		{"every bad value is reported", map[string]string{
+			"num.partitions": "0", "log.retention.ms": "soon", "max.connections": "-3", "log.flush.interval.messages": "0", "bogus": "1"},
+			[]string{`num.partitions="0"`, `log.retention.ms="soon"`, `max.connections="-3"`, `log.flush.interval.messages="0"`, "unknown keys (misspelled, or not supported by Gregor): bogus"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := brokerConfig(tt.props)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestBrokerConfigKafkaServerProperties: the server.properties Kafka 3.x
+// ships for a combined KRaft node works unchanged, the keys that mean nothing
+// for Gregor coming back as warnings.
+func TestBrokerConfigKafkaServerProperties(t *testing.T) {
+	const file = `# The role of this server. Setting this puts us in KRaft mode
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@localhost:9093
+listeners=PLAINTEXT://:9092,CONTROLLER://:9093
+inter.broker.listener.name=PLAINTEXT
+advertised.listeners=PLAINTEXT://localhost:9092
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs=/tmp/kraft-combined-logs
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+#log.flush.interval.messages=10000
+#log.flush.interval.ms=1000
+log.retention.hours=168
+#log.retention.bytes=1073741824
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+`
+	props, err := parseProperties("server.properties", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, warnings, err := brokerConfig(props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 7 {
+		t.Errorf("warnings %q, want one per ignored key", warnings)
+	}
+	want := broker.DefaultConfig()
+	want.Listener, want.Quorum.Addr = ":9092", ":9093"
+	want.AdvertisedHost, want.AdvertisedPort = "localhost", 9092
+	want.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "localhost:9093"}}
+	want.Storage.LogDirs = []string{"/tmp/kraft-combined-logs"}
+	want.Quorum.Dir = "/tmp/kraft-combined-logs/__cluster_metadata-0"
+	want.Storage.RecoveryThreadsPerDataDir = 1
+	want.Storage.Log.RetentionMs = 168 * 3600000
+	if !reflect.DeepEqual(cfg.broker, want) {
+		t.Errorf("got\n%+v\nwant\n%+v", cfg.broker, want)
+	}
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// startCluster starts franz-go's in-memory Kafka (listening on 127.0.0.1)
+// and returns its --bootstrap value. It stands in for a broker here so the
+// console tools are tested over the real wire protocol, independently of
+// Gregor's own broker.
+func startCluster(t *testing.T, opts ...kfake.Opt) string {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return strings.Join(c.ListenAddrs(), ",")
+}
+
+// TestTopicProduceConsumeEndToEnd walks a topic through its life with the
+// console tools: create, list, describe, produce, consume, delete.
+func TestTopicProduceConsumeEndToEnd(t *testing.T) {
+	bs := startCluster(t, kfake.SeedTopics(1, "seeded"))
+	b := []string{"--bootstrap", bs}
+	cmd := func(args ...string) []string { return append(args, b...) }
+
+	r := gregor(t, "", cmd("topic", "create", "events", "--partitions", "3", "--config", "retention.ms=60000", "--config", "cleanup.policy=delete")...).want(t, 0)
+	if want := "created topic events (partitions 3, replication factor 1)\n"; r.stdout != want {
+		t.Errorf("create stdout = %q, want %q", r.stdout, want)
+	}
+
+	r = gregor(t, "", cmd("topic", "create", "events")...).want(t, 1)
+	if !strings.Contains(r.stderr, "gregor topic: create events: TOPIC_ALREADY_EXISTS") {
+		t.Errorf("second create stderr = %q, want TOPIC_ALREADY_EXISTS", r.stderr)
+	}
+
+	r = gregor(t, "", cmd("topic", "list")...).want(t, 0)
+	if want := "events\nseeded\n"; r.stdout != want {
+		t.Errorf("list = %q, want %q", r.stdout, want)
+	}
+
+	r = gregor(t, "", cmd("topic", "describe", "events")...).want(t, 0)
+	t.Logf("gregor topic describe events:\n%s", r.stdout)
+	for _, re := range []string{
+		`(?m)^Topic: events  ID: \S+  Partitions: 3  ReplicationFactor: 1$`,
+		`(?m)^  PARTITION +LEADER +EPOCH +REPLICAS +ISR$`,
+		`(?m)^  0 +\d+ +\d+ +\d+ +\d+$`,
+		`(?m)^  2 +\d+ +\d+ +\d+ +\d+$`,
+		`(?m)^  CONFIG +VALUE +SOURCE$`,
+		`(?m)^  retention\.ms +60000 +DYNAMIC_TOPIC_CONFIG$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(r.stdout) {
+			t.Errorf("describe output does not match %s:\n%s", re, r.stdout)
+		}
+	}
+	r = gregor(t, "", cmd("topic", "describe", "--overrides", "events")...).want(t, 0)
+	if n := strings.Count(r.stdout, "DYNAMIC_TOPIC_CONFIG"); n != 2 || strings.Contains(r.stdout, "DEFAULT_CONFIG") {
+		t.Errorf("describe --overrides shows %d overrides or defaults:\n%s", n, r.stdout)
+	}
+
+	r = gregor(t, "", cmd("topic", "describe", "events", "nope")...).want(t, 1)
+	if !strings.Contains(r.stderr, "describe nope: UNKNOWN_TOPIC_OR_PARTITION") || !strings.Contains(r.stdout, "Topic: events") {
+		t.Errorf("describe of a missing topic:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+
+	// Keys spread the lines over the partitions; consume must get all back.
+	var in strings.Builder
+	var want []string
+	for i := range 30 {
+		fmt.Fprintf(&in, "k%d:value %d:with a colon\n", i, i)
+		want = append(want, fmt.Sprintf("k%d\tvalue %d:with a colon", i, i))
+	}
+	gregor(t, in.String(), cmd("produce", "--topic", "events", "--key-separator", ":", "--compression", "zstd")...).want(t, 0)
+	// A last line without a newline is still a record.
+	gregor(t, "tail:no newline", cmd("produce", "--topic", "events", "--key-separator", ":", "--acks", "1", "--linger-ms", "0")...).want(t, 0)
+	want = append(want, "tail\tno newline")
+
+	r = gregor(t, "", cmd("consume", "--topic", "events", "--from-beginning", "--max-messages", "31", "--print-key", "--timeout", "10s")...).want(t, 0)
+	got := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("consumed:\n%q\nwant:\n%q", got, want)
+	}
+	if !strings.Contains(r.stderr, "Processed a total of 31 messages") {
+		t.Errorf("consume stderr = %q", r.stderr)
+	}
+
+	r = gregor(t, "", cmd("topic", "delete", "events")...).want(t, 0)
+	if r.stdout != "deleted topic events\n" {
+		t.Errorf("delete stdout = %q", r.stdout)
+	}
+	r = gregor(t, "", cmd("topic", "list")...).want(t, 0)
+	if r.stdout != "seeded\n" {
+		t.Errorf("list after delete = %q", r.stdout)
+	}
+	r = gregor(t, "", cmd("topic", "delete", "events")...).want(t, 1)
+	if !strings.Contains(r.stderr, "gregor topic: delete events: UNKNOWN_TOPIC_OR_PARTITION") {
+		t.Errorf("second delete stderr = %q", r.stderr)
+	}
+}
+
+func TestConsumePartitionOffsetAndFormat(t *testing.T) {
+	b := []string{"--bootstrap", startCluster(t, kfake.SeedTopics(1, "one"))}
+	cmd := func(args ...string) []string { return append(args, b...) }
+	gregor(t, "a\nb\nc\nd\n", cmd("produce", "--topic", "one")...).want(t, 0)
+
+	r := gregor(t, "", cmd("consume", "--topic", "one", "--partition", "0", "--offset", "2", "--max-messages", "2", "--print-offset", "--print-key", "--timeout", "10s")...).want(t, 0)
+	if want := "Partition:0\tOffset:2\tnull\tc\nPartition:0\tOffset:3\tnull\td\n"; r.stdout != want {
+		t.Errorf("consume = %q, want %q", r.stdout, want)
+	}
+
+	// From the end there is nothing to read: the idle timeout ends the run.
+	r = gregor(t, "", cmd("consume", "--topic", "one", "--timeout", "200ms")...).want(t, 0)
+	if r.stdout != "" || !strings.Contains(r.stderr, "Processed a total of 0 messages") {
+		t.Errorf("idle consume: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	// ... but not if it was asked for more records than arrived.
+	r = gregor(t, "", cmd("consume", "--topic", "one", "--from-beginning", "--max-messages", "5", "--timeout", "300ms")...).want(t, 1)
+	if strings.Count(r.stdout, "\n") != 4 || !strings.Contains(r.stderr, "got 4 of 5") {
+		t.Errorf("short consume: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+}
+
+func TestProduceFailures(t *testing.T) {
+	b := []string{"--bootstrap", startCluster(t, kfake.SeedTopics(1, "t"))}
+	cmd := func(args ...string) []string { return append(args, b...) }
+
+	// A line without the key separator fails; the others are still sent.
+	r := gregor(t, "k:v\nnokey\nk2:v2\n", cmd("produce", "--topic", "t", "--key-separator", ":")...).want(t, 1)
+	if !strings.Contains(r.stderr, `line 2: no key separator ":"`) || !strings.Contains(r.stderr, "1 of 3 records not delivered") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+	r = gregor(t, "", cmd("consume", "--topic", "t", "--from-beginning", "--max-messages", "2", "--timeout", "10s")...).want(t, 0)
+	if r.stdout != "v\nv2\n" {
+		t.Errorf("consumed %q", r.stdout)
+	}
+
+	// Over-long lines are refused rather than buffered without bound.
+	r = gregor(t, "short\n"+strings.Repeat("x", 100)+"\n", cmd("produce", "--topic", "t", "--max-line-bytes", "50")...).want(t, 1)
+	if !strings.Contains(r.stderr, "longer than --max-line-bytes=50") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+}
+
+func TestProduceToMissingTopicFails(t *testing.T) {
+	b := []string{"--bootstrap", startCluster(t)}
+	r := gregor(t, "a\n", append([]string{"produce", "--topic", "missing"}, b...)...).want(t, 1)
+	if !strings.Contains(r.stderr, "UNKNOWN_TOPIC_OR_PARTITION") || !strings.Contains(r.stderr, "1 of 1 records not delivered") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+}

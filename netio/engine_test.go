@@ -1,0 +1,350 @@
+package netio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestEngineConfig: network.engine picks the engine, defaults, and an
+// unknown value is an error that names it.
+func TestEngineConfig(t *testing.T) {
+	var cfg Config
+	cfg.EnsureDefaults()
+	if cfg.Engine != DefaultEngine {
+		t.Fatalf("default engine %q, want %q", cfg.Engine, DefaultEngine)
+	}
+	cfg.Engine = "epoll"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `network.engine="epoll"`) {
+		t.Fatalf("an unknown engine validated as %v", err)
+	}
+	if _, err := New(cfg, HandlerFunc(func(*Request, func(Response)) {}), Options{Logger: quiet}); err == nil {
+		t.Fatal("New accepted an unknown engine")
+	}
+	for _, engine := range engines {
+		s, err := New(Config{Engine: engine}, HandlerFunc(func(*Request, func(Response)) {}), Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch s.(type) {
+		case *Server:
+			if engine != EngineStd {
+				t.Fatalf("network.engine=%s built the std engine", engine)
+			}
+		case *NetpollServer:
+			if engine != EngineNetpoll {
+				t.Fatalf("network.engine=%s built the netpoll engine", engine)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Serve(l); !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("%s: Serve after Close returned %v", engine, err)
+		}
+	}
+}
+
+// within waits for a value from ch, failing the test if none comes within
+// 30s: a bounded wait on a condition, not a timing assertion.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatalf("waited 30s for %s", what)
+		panic("unreachable")
+	}
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// TestIdleConnectionsCloseTCP: over real sockets, a connection with nothing
+// in flight closes after connections.max.idle.ms; one waiting on a long poll
+// outlives two idle periods and still gets its answer.
+func TestIdleConnectionsCloseTCP(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const idle = 50 * time.Millisecond
+		release := make(chan func(Response), 1)
+		_, addr := startTCP(t, engine, Config{ConnectionsMaxIdle: idle}, HandlerFunc(func(req *Request, respond func(Response)) {
+			release <- respond
+		}))
+		start := time.Now()
+		waiting := dial(t, addr)
+		waiting.Write(frame([]byte("long poll")))
+		respond := within(t, release, "the long poll to reach the handler")
+		// Two idle connections, one after the other: when the second closes,
+		// the long-polling one has outlived two idle periods.
+		for range 2 {
+			c := dial(t, addr)
+			if _, err := c.Read(make([]byte, 1)); !isClosedErr(err) {
+				t.Fatalf("an idle connection stayed open: %v", err)
+			}
+		}
+		if waited := time.Since(start); waited < 2*idle {
+			t.Fatalf("idle connections closed after %v, before connections.max.idle.ms", waited)
+		}
+		respond(bytesResponse([]byte("data")))
+		if got := readFrame(t, waiting); string(got) != "data" {
+			t.Fatalf("the long-polling connection got %q", got)
+		}
+	})
+}
+
+// TestDoneOnceWhenDropped: a response to a connection that has closed is
+// dropped, its Done called exactly once; a second respond is ignored; and
+// Close waits for the handler to answer what it holds.
+func TestDoneOnceWhenDropped(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		got := make(chan func(Response), 1)
+		s, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+			got <- respond
+		}))
+		c := dial(t, addr)
+		c.Write(frame([]byte("x")))
+		respond := within(t, got, "the request")
+		c.Close()
+		var mu sync.Mutex
+		done := 0
+		dropped := make(chan struct{})
+		respond(Response{Parts: []Part{{Bytes: frame(make([]byte, 64<<10))}}, Done: func() {
+			mu.Lock()
+			done++
+			mu.Unlock()
+			close(dropped)
+		}})
+		respond(Response{Done: func() { t.Error("a second respond was not ignored") }})
+		within(t, dropped, "Done")
+		closed := make(chan error)
+		go func() { closed <- s.Close() }()
+		within(t, closed, "Close")
+		mu.Lock()
+		defer mu.Unlock()
+		if done != 1 {
+			t.Fatalf("Done called %d times", done)
+		}
+	})
+}
+
+// TestCloseAfter: CloseAfter closes the connection once its response is
+// written, and NoResponse lets the request's turn pass silently.
+func TestCloseAfter(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		_, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+			switch string(req.Frame) {
+			case "acks=0":
+				respond(Response{NoResponse: true})
+			case "bye":
+				respond(Response{Parts: []Part{{Bytes: frame([]byte("bye"))}}, CloseAfter: true})
+			default:
+				respond(bytesResponse(req.Frame))
+			}
+		}))
+		c := dial(t, addr)
+		for _, r := range []string{"a", "acks=0", "b", "bye", "never"} {
+			c.Write(frame([]byte(r)))
+		}
+		for _, want := range []string{"a", "b", "bye"} {
+			if got := readFrame(t, c); string(got) != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+		if _, err := c.Read(make([]byte, 1)); !isClosedErr(err) {
+			t.Fatalf("the connection stayed open after CloseAfter: %v", err)
+		}
+	})
+}
+
+// TestFloodIsBounded: a client pipelines far more requests than the
+// per-connection bound, 64 MiB of them, and never reads an answer. The
+// handler never holds more than the bound at once, and the server does not
+// take the flood into memory: the std engine stops reading (TCP pushes back
+// on the client); the netpoll engine, which cannot stop its poller reading,
+// holds the bound and as many waiting, then closes the connection and counts
+// it in InputOverflows, so the client cannot write it all.
+func TestFloodIsBounded(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const bound = 3
+		const frameBytes = 64 << 10
+		const total = 64 << 20
+		var mu sync.Mutex
+		var held []func(Response)
+		inFlight, maxInFlight := 0, 0
+		arrived := make(chan struct{}, total/frameBytes)
+		s, addr := startTCP(t, engine, Config{MaxInFlightPerConnection: bound}, HandlerFunc(func(req *Request, respond func(Response)) {
+			mu.Lock()
+			inFlight++
+			maxInFlight = max(maxInFlight, inFlight)
+			held = append(held, respond)
+			mu.Unlock()
+			arrived <- struct{}{}
+		}))
+		answer := func(respond func(Response)) {
+			respond(Response{Parts: []Part{{Bytes: frame(nil)}}, Done: func() {
+				mu.Lock()
+				inFlight--
+				mu.Unlock()
+			}})
+		}
+		t.Cleanup(func() { // before the server's Close, which waits for these
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range held {
+				go answer(r)
+			}
+		})
+		c := dial(t, addr)
+		wrote := make(chan int, 1)
+		go func() {
+			payload := frame(make([]byte, frameBytes-4))
+			n := 0
+			for n < total {
+				if _, err := c.Write(payload); err != nil {
+					break
+				}
+				n += len(payload)
+			}
+			wrote <- n
+		}()
+		for range bound {
+			within(t, arrived, "the handler to receive the first requests")
+		}
+		switch engine {
+		case EngineNetpoll:
+			if _, err := c.Read(make([]byte, 1)); !isClosedErr(err) {
+				t.Fatalf("a flooding connection stayed open: %v", err)
+			}
+			if n := within(t, wrote, "the flooding writer to stop"); n >= total {
+				t.Fatalf("the server took the whole %d-byte flood", n)
+			}
+			if st := s.Stats(); st.InputOverflows != 1 {
+				t.Fatalf("%d input overflows counted, want 1", st.InputOverflows)
+			}
+		case EngineStd:
+			// Answer one at a time: each answer lets exactly one more in.
+			for range 2 * bound {
+				mu.Lock()
+				r := held[0]
+				held = held[1:]
+				mu.Unlock()
+				answer(r)
+				within(t, arrived, "one more request after an answer")
+			}
+			c.Close()
+			within(t, wrote, "the flooding writer to stop")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if maxInFlight > bound {
+			t.Fatalf("the handler held %d requests at once, over the bound %d", maxInFlight, bound)
+		}
+	})
+}
+
+// TestServerWideBound: queued.max.requests bounds the requests being handled
+// across connections; the rest wait, and are served as tokens free up.
+func TestServerWideBound(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const conns, queued = 4, 2
+		var mu sync.Mutex
+		inFlight, maxInFlight := 0, 0
+		var held []func(Response)
+		arrived := make(chan struct{}, conns)
+		_, addr := startTCP(t, engine, Config{QueuedMaxRequests: queued}, HandlerFunc(func(req *Request, respond func(Response)) {
+			mu.Lock()
+			inFlight++
+			maxInFlight = max(maxInFlight, inFlight)
+			f := append([]byte(nil), req.Frame...)
+			held = append(held, func(Response) {
+				respond(Response{Parts: []Part{{Bytes: frame(f)}}, Done: func() {
+					mu.Lock()
+					inFlight--
+					mu.Unlock()
+				}})
+			})
+			mu.Unlock()
+			arrived <- struct{}{}
+		}))
+		cs := make([]net.Conn, conns)
+		for i := range cs {
+			cs[i] = dial(t, addr)
+			cs[i].Write(frame([]byte{byte(i)}))
+		}
+		for served := 0; served < conns; {
+			within(t, arrived, "a request")
+			served++
+			mu.Lock()
+			if served >= queued {
+				r := held[0]
+				held = held[1:]
+				mu.Unlock()
+				r(Response{})
+				continue
+			}
+			mu.Unlock()
+		}
+		mu.Lock()
+		rest := held
+		held = nil
+		mu.Unlock()
+		for _, r := range rest {
+			r(Response{})
+		}
+		for i, c := range cs {
+			if got := readFrame(t, c); !bytes.Equal(got, []byte{byte(i)}) {
+				t.Fatalf("connection %d got %v", i, got)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if maxInFlight > queued {
+			t.Fatalf("%d requests handled at once, over queued.max.requests=%d", maxInFlight, queued)
+		}
+	})
+}
+
+// TestLargeAndEmptyFrames: a frame far larger than any read buffer, sent in
+// pieces, reaches the handler whole; an empty frame reaches it empty.
+func TestLargeAndEmptyFrames(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		big := make([]byte, 8<<20)
+		for i := range big {
+			big[i] = byte(i * 13)
+		}
+		got := make(chan []byte, 3)
+		_, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+			got <- req.Frame
+			respond(bytesResponse([]byte{byte(len(req.Frame) >> 20)}))
+		}))
+		c := dial(t, addr)
+		go func() {
+			msg := append(append(frame(nil), frame(big)...), frame([]byte("x"))...)
+			for len(msg) > 0 { // in pieces, so the frame arrives over many reads
+				n := min(len(msg), 100_000)
+				if _, err := c.Write(msg[:n]); err != nil {
+					return
+				}
+				msg = msg[n:]
+			}
+		}()
+		for i, want := range [][]byte{{}, big, []byte("x")} {
+			if f := within(t, got, "a frame"); !bytes.Equal(f, want) {
+				t.Fatalf("frame %d: got %d bytes, want %d", i, len(f), len(want))
+			}
+			readFrame(t, c)
+		}
+	})
+}

@@ -1,0 +1,980 @@
+package netio
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/cloudwego/netpoll"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	// netpoll gives every connection an 8 KiB input buffer up front; its
+	// smallest, 4 KiB, is enough for the small requests most connections
+	// send, and the buffer still grows by doubling when reads fill it. This
+	// is the per-connection memory that a flood of idle connections costs.
+	// netpoll reads the setting without synchronisation, hence init.
+	netpoll.Configure(netpoll.Config{BufferSize: netpoll.LinkBufferCap})
+}
+
+// NetpollServer is the netpoll engine: an event loop over cloudwego/netpoll.
+// netpoll's poller (one per 20 cores) accepts connections and reads every
+// readable socket into the connection's own buffer; a goroutine runs only
+// while a connection has input to parse or answers to write, so an idle
+// connection costs no goroutine.
+//
+// netpoll reads eagerly and offers no way to stop reading one connection (its
+// poller re-reads a readable socket at once, and a request callback that
+// leaves input unparsed is called again in a loop), so the bounds hold by
+// parsing, not by leaving bytes in the socket. The reading goroutine always
+// takes whole frames out of netpoll's buffer, releasing it as it goes (a
+// large frame is copied out as it arrives, never held twice). Frames that
+// cannot be handled yet, because MaxInFlightPerConnection of the connection's
+// requests are unanswered or QueuedMaxRequests are in flight server-wide,
+// wait in a per-connection backlog of at most MaxInFlightPerConnection frames
+// and socket.request.max.bytes bytes (one frame of any allowed size always
+// fits). A client that sends more than that without reading its answers is
+// closed and counted in Stats.InputOverflows. So one connection holds at most
+// MaxInFlightPerConnection frames with the handler, as many waiting, one
+// frame being read, and what netpoll reads while the handler's Serve runs on
+// the reading goroutine: Serve must return quickly, as Handler says.
+//
+// Responses are written by a goroutine started when the oldest unanswered
+// request of a connection is answered; it writes every answer that is ready,
+// in order, and ends. Byte parts go out with writev(2) and file regions with
+// sendfile(2) at explicit offsets, both on a dup(2) of the socket that the
+// engine owns: netpoll may close its own descriptor at any moment (a peer
+// hang-up closes it on the poller), and a write to a descriptor number that
+// has been closed could land on another client's socket once the number is
+// reused. When the socket is full (EAGAIN), the dup is wrapped in an os.File,
+// registered with Go's runtime poller, and the writer parks on it until the
+// socket is writable: no spinning, no OS thread held per stalled connection.
+// netpoll has no exported wait-for-writable (its own Flush waits on a private
+// trigger), poll(2) in a goroutine would hold a thread per stalled
+// connection, and a second epoll loop would duplicate what the runtime
+// poller already does. The registration happens only for connections that
+// have filled their socket once; the others never touch Go's poller.
+//
+// Concurrency: the engine's connection table and per-IP counts are guarded
+// by mu, the server-wide request tokens by tok. Per connection, netpoll's
+// request callback owns reading; a connection's mu guards its backlog, its
+// queue of requests in order, and the flags that let one goroutine at a time
+// dispatch (call Serve, in request order) and one write. Lock order:
+// connection mu, then tok.
+type NetpollServer struct {
+	cfg    Config
+	h      Handler
+	logger *slog.Logger
+	epoch  time.Time
+	nextID atomic.Uint64
+
+	sendfileBytes, copiedBytes, rejected, oversize, overflows atomic.Uint64
+
+	// tok bounds the requests being handled server-wide (QueuedMaxRequests).
+	// A connection that finds none waits in waiters; a released token is
+	// handed to the first waiter.
+	tok struct {
+		sync.Mutex
+		used    int
+		waiters []*npConn
+	}
+
+	mu struct {
+		sync.Mutex
+		conns   map[*npConn]struct{}
+		perIP   map[string]int
+		pending map[int]string // accepted, not yet prepared: fd -> IP
+		serving []*npListener
+		closed  bool
+	}
+	wg sync.WaitGroup // one per admitted connection, until it is finished
+}
+
+// NewNetpollServer returns a netpoll engine that passes requests to h.
+func NewNetpollServer(cfg Config, h Handler, o Options) (*NetpollServer, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	e := &NetpollServer{cfg: cfg, h: h, logger: o.Logger, epoch: time.Now()}
+	e.mu.conns = map[*npConn]struct{}{}
+	e.mu.perIP = map[string]int{}
+	e.mu.pending = map[int]string{}
+	return e, nil
+}
+
+func (e *NetpollServer) now() int64 { return int64(time.Since(e.epoch)) }
+
+// Serve accepts connections on l until Close; it returns ErrServerClosed
+// then. l must be a *net.TCPListener or *net.UnixListener: netpoll works on
+// the raw descriptor (so no TLS).
+func (e *NetpollServer) Serve(l net.Listener) error {
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		l.Close()
+		return fmt.Errorf("netio: the netpoll engine needs a listener with a descriptor, not %T", l)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(lfd uintptr) {
+		fd, dupErr = unix.FcntlInt(lfd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil || dupErr != nil {
+		l.Close()
+		return errors.Join(err, dupErr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		l.Close()
+		return err
+	}
+	nl := &npListener{e: e, l: l, fd: fd, addr: l.Addr(), registered: make(chan struct{})}
+	evl, err := netpoll.NewEventLoop(e.onRequest, netpoll.WithOnPrepare(e.onPrepare))
+	if err != nil {
+		nl.Close()
+		return err
+	}
+	nl.evl = evl
+	e.mu.Lock()
+	if e.mu.closed {
+		e.mu.Unlock()
+		nl.Close()
+		return ErrServerClosed
+	}
+	e.mu.serving = append(e.mu.serving, nl)
+	e.mu.Unlock()
+	err = evl.Serve(nl)
+	nl.signalRegistered() // in case the loop never took the listener
+	e.mu.Lock()
+	closed := e.mu.closed
+	e.mu.Unlock()
+	if closed {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Close stops accepting, closes every connection, and returns once every
+// request the handler was given has been answered and its Done called.
+func (e *NetpollServer) Close() error {
+	e.mu.Lock()
+	e.mu.closed = true
+	serving := e.mu.serving
+	e.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // Shutdown stops the listener, then need not wait: we close the connections below
+	var err error
+	for _, nl := range serving {
+		// Shutdown before the event loop has taken the listener would be
+		// lost and leave Serve running: wait for that (or for Serve's end).
+		<-nl.registered
+		nl.evl.Shutdown(ctx)
+		err = errors.Join(err, nl.Close())
+	}
+	e.mu.Lock()
+	conns := make([]*npConn, 0, len(e.mu.conns))
+	for c := range e.mu.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	e.wg.Wait()
+	return err
+}
+
+// Stats returns the counters.
+func (e *NetpollServer) Stats() Stats {
+	e.mu.Lock()
+	n := len(e.mu.conns)
+	e.mu.Unlock()
+	return Stats{Connections: int64(n), SendfileBytes: e.sendfileBytes.Load(), CopiedBytes: e.copiedBytes.Load(),
+		RejectedConnections: e.rejected.Load(), OversizeFrames: e.oversize.Load(), InputOverflows: e.overflows.Load()}
+}
+
+// admit reserves a place for a new connection within max.connections and
+// max.connections.per.ip, or refuses it. Runs on netpoll's poller.
+func (e *NetpollServer) admit(fd int, remote net.Addr) bool {
+	ip := remoteIP(remote)
+	e.mu.Lock()
+	if e.mu.closed || len(e.mu.conns)+len(e.mu.pending) >= e.cfg.MaxConnections || e.mu.perIP[ip] >= e.cfg.MaxConnectionsPerIP {
+		e.mu.Unlock()
+		e.rejected.Add(1)
+		e.logger.Warn("connection refused: over max.connections or max.connections.per.ip", "remote", remote)
+		return false
+	}
+	e.mu.pending[fd] = ip
+	e.mu.perIP[ip]++
+	e.mu.Unlock()
+	return true
+}
+
+func (e *NetpollServer) unreserveLocked(ip string) {
+	if e.mu.perIP[ip]--; e.mu.perIP[ip] <= 0 {
+		delete(e.mu.perIP, ip)
+	}
+}
+
+type npConnKey struct{}
+
+// onPrepare turns an admitted connection into an npConn before netpoll
+// registers it. Runs on netpoll's poller, right after Accept.
+func (e *NetpollServer) onPrepare(nc netpoll.Connection) context.Context {
+	ctx := context.Background()
+	fder, ok := nc.(interface{ Fd() int })
+	if !ok {
+		nc.Close()
+		return ctx
+	}
+	fd := fder.Fd()
+	e.mu.Lock()
+	ip, ok := e.mu.pending[fd]
+	if !ok { // not from our listener: cannot happen
+		e.mu.Unlock()
+		unix.Shutdown(fd, unix.SHUT_RDWR)
+		return ctx
+	}
+	delete(e.mu.pending, fd)
+	wfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if e.mu.closed || err != nil {
+		e.unreserveLocked(ip)
+		e.mu.Unlock()
+		if err != nil {
+			e.logger.Warn("closing a connection: cannot duplicate its descriptor", "remote", nc.RemoteAddr(), "err", err)
+		}
+		// netpoll sees the hang-up as soon as it registers the socket, and
+		// closes it; the request callback discards anything read before.
+		unix.Shutdown(fd, unix.SHUT_RDWR)
+		return ctx
+	}
+	c := &npConn{e: e, nc: nc, id: e.nextID.Add(1), ip: ip, remote: nc.RemoteAddr(), wfd: wfd}
+	c.lastActive.Store(e.now())
+	c.idle = time.AfterFunc(math.MaxInt64, c.idleCheck)
+	e.mu.conns[c] = struct{}{}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	c.idle.Reset(e.cfg.ConnectionsMaxIdle)
+	nc.AddCloseCallback(func(netpoll.Connection) error {
+		c.closeFrom(true)
+		return nil
+	})
+	return context.WithValue(ctx, npConnKey{}, c)
+}
+
+// onRequest is netpoll's request callback: it runs on a pooled goroutine,
+// one at a time per connection, while the connection has input.
+func (e *NetpollServer) onRequest(ctx context.Context, nc netpoll.Connection) error {
+	r := nc.Reader()
+	c, _ := ctx.Value(npConnKey{}).(*npConn)
+	if c == nil { // refused at prepare: discard until netpoll closes it
+		r.Skip(r.Len())
+		return r.Release()
+	}
+	c.readFrames(r)
+	return nil
+}
+
+// acquire takes a server-wide request token for c, or queues c to be handed
+// one. Called with c.mu held.
+func (e *NetpollServer) acquire(c *npConn) bool {
+	e.tok.Lock()
+	defer e.tok.Unlock()
+	if c.granted {
+		c.granted = false
+		return true
+	}
+	if e.tok.used < e.cfg.QueuedMaxRequests {
+		e.tok.used++
+		return true
+	}
+	if !c.waiting {
+		c.waiting = true
+		e.tok.waiters = append(e.tok.waiters, c)
+	}
+	return false
+}
+
+// release gives a token back, handing it to the first waiting connection.
+func (e *NetpollServer) release() {
+	e.tok.Lock()
+	if len(e.tok.waiters) == 0 {
+		e.tok.used--
+		e.tok.Unlock()
+		return
+	}
+	w := e.tok.waiters[0]
+	e.tok.waiters[0] = nil
+	e.tok.waiters = e.tok.waiters[1:]
+	w.waiting, w.granted = false, true
+	e.tok.Unlock()
+	go w.pump() // dispatches on its own goroutine, not on this connection's writer
+}
+
+// dropGrant gives back a token handed to c after c closed.
+func (e *NetpollServer) dropGrant(c *npConn) {
+	e.tok.Lock()
+	g := c.granted
+	c.granted = false
+	e.tok.Unlock()
+	if g {
+		e.release()
+	}
+}
+
+// npConn is one client connection of the netpoll engine.
+type npConn struct {
+	e      *NetpollServer
+	nc     netpoll.Connection
+	id     uint64
+	ip     string
+	remote net.Addr
+	// wfd is a dup of the socket that all writes use; it is closed when the
+	// connection is finished (no writer can be using it then), or by wfile
+	// once that wraps it.
+	wfd  int
+	idle *time.Timer
+
+	lastActive atomic.Int64 // e.now() when bytes last arrived
+	midFrame   atomic.Bool  // a frame's size has been read, not all its bytes
+
+	waiting, granted bool // guarded by e.tok
+
+	mu struct {
+		sync.Mutex
+		backlog      [][]byte  // read, not yet given to the handler, oldest first
+		backlogBytes int       // their bytes
+		queue        []*npSlot // given to the handler, not yet written, in request order
+		dispatching  bool      // a goroutine is calling Serve for this connection
+		writing      bool      // a goroutine is writing this connection's answers
+		closed       bool
+		netpollDone  bool // netpoll's close callbacks have run
+		finished     bool
+		wfile        *os.File // wfd, registered with Go's poller once a write met EAGAIN
+	}
+
+	// w is the writer's state while a writer runs, from npWrites: a
+	// connection with nothing to write holds none, and writes allocate
+	// nothing.
+	w *npWrite
+}
+
+// npWrites holds writer state between writes.
+var npWrites = sync.Pool{New: func() any {
+	w := new(npWrite)
+	w.writevFn, w.sendfileFn = w.writevOp, w.sendfileOp
+	return w
+}}
+
+type npWrite struct {
+	e                    *NetpollServer
+	writevFn, sendfileFn func(fd int) bool // w's ops, bound once
+	parts                []Part            // byte parts being written
+	i, off               int               // progress: parts[i].Bytes[off:] is next
+	file                 int               // sendfile: source descriptor
+	pos                  int64             // sendfile: next offset
+	left                 int64             // sendfile: bytes left
+	region               Part
+	err                  error
+	iov                  [64]unix.Iovec
+}
+
+// npSlot is one request's place in its connection's order.
+type npSlot struct {
+	c        *npConn
+	resp     Response
+	answered bool // guarded by c.mu
+}
+
+func (c *npConn) touch() { c.lastActive.Store(c.e.now()) }
+
+// readFrames takes every whole frame netpoll has buffered, waiting for the
+// rest of a frame once its size has arrived.
+func (c *npConn) readFrames(r netpoll.Reader) {
+	c.touch()
+	for r.Len() > 0 {
+		if c.isClosed() {
+			r.Skip(r.Len())
+			r.Release()
+			return
+		}
+		hdr, err := r.Peek(4)
+		if err != nil {
+			c.closeRead(err)
+			return
+		}
+		size := int32(binary.BigEndian.Uint32(hdr))
+		if size < 0 || size > c.e.cfg.SocketRequestMaxBytes {
+			c.e.oversize.Add(1)
+			c.e.logger.Warn("closing a connection: request frame over socket.request.max.bytes",
+				"remote", c.remote, "size", size, "limit", c.e.cfg.SocketRequestMaxBytes)
+			c.close()
+			return
+		}
+		r.Skip(4)
+		frame, err := c.readFrame(r, int(size))
+		r.Release()
+		if err != nil {
+			c.closeRead(err)
+			return
+		}
+		if !c.enqueue(frame) {
+			return
+		}
+		c.pump()
+	}
+}
+
+// readFrame reads a frame's bytes: at once when all are buffered, else
+// copied out as they arrive, so netpoll never holds a whole large frame
+// besides ours.
+func (c *npConn) readFrame(r netpoll.Reader, size int) ([]byte, error) {
+	if size == 0 {
+		return []byte{}, nil
+	}
+	if r.Len() >= size {
+		return r.ReadBinary(size)
+	}
+	c.midFrame.Store(true)
+	defer c.midFrame.Store(false)
+	frame := make([]byte, size)
+	for got := 0; got < size; {
+		n := min(r.Len(), size-got)
+		if n == 0 {
+			r.Release()
+			if _, err := r.Peek(1); err != nil {
+				return nil, err
+			}
+			c.touch()
+			continue
+		}
+		b, err := r.Next(n)
+		if err != nil {
+			return nil, err
+		}
+		got += copy(frame[got:], b)
+		r.Release()
+	}
+	return frame, nil
+}
+
+// enqueue adds a frame to the backlog, or closes a connection whose backlog
+// is full: its client sent more than the engine holds for it.
+func (c *npConn) enqueue(frame []byte) bool {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return false
+	}
+	n := len(c.mu.backlog)
+	if n >= c.e.cfg.MaxInFlightPerConnection || (n > 0 && c.mu.backlogBytes+len(frame) > int(c.e.cfg.SocketRequestMaxBytes)) {
+		inFlight := len(c.mu.queue)
+		c.mu.Unlock()
+		c.e.overflows.Add(1)
+		c.e.logger.Warn("closing a connection: it sent more requests than are held for it unanswered",
+			"remote", c.remote, "in_flight", inFlight, "waiting", n)
+		c.close()
+		return false
+	}
+	c.mu.backlog = append(c.mu.backlog, frame)
+	c.mu.backlogBytes += len(frame)
+	c.mu.Unlock()
+	return true
+}
+
+// pump gives backlogged frames to the handler, in order, while the
+// connection and the server have room. One goroutine at a time pumps; the
+// others return, and the pumping one sees their changes when it re-checks.
+func (c *npConn) pump() {
+	c.mu.Lock()
+	if c.mu.dispatching {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.dispatching = true
+	for !c.mu.closed && len(c.mu.backlog) > 0 && len(c.mu.queue) < c.e.cfg.MaxInFlightPerConnection && c.e.acquire(c) {
+		frame := c.mu.backlog[0]
+		c.mu.backlog[0] = nil
+		c.mu.backlog = c.mu.backlog[1:]
+		c.mu.backlogBytes -= len(frame)
+		sl := &npSlot{c: c}
+		c.mu.queue = append(c.mu.queue, sl)
+		c.mu.Unlock()
+		c.e.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.remote}, sl.respond)
+		c.mu.Lock()
+	}
+	c.mu.dispatching = false
+	closed := c.mu.closed
+	fin := c.finishLocked()
+	c.mu.Unlock()
+	if closed {
+		c.e.dropGrant(c)
+	}
+	if fin {
+		c.e.wg.Done()
+	}
+}
+
+func (sl *npSlot) respond(r Response) {
+	c := sl.c
+	c.mu.Lock()
+	if sl.answered {
+		c.mu.Unlock()
+		return
+	}
+	sl.answered, sl.resp = true, r
+	start := !c.mu.writing && c.mu.queue[0] == sl
+	if start {
+		c.mu.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// writeLoop writes every answered request at the head of the queue, in
+// order, and ends at the first one not answered yet. A request keeps its
+// place (and its share of MaxInFlightPerConnection) until it is written.
+func (c *npConn) writeLoop() {
+	c.w = npWrites.Get().(*npWrite)
+	c.w.e = c.e
+	for {
+		c.mu.Lock()
+		if len(c.mu.queue) == 0 || !c.mu.queue[0].answered {
+			npWrites.Put(c.w)
+			c.w = nil
+			c.mu.writing = false
+			fin := c.finishLocked()
+			c.mu.Unlock()
+			if fin {
+				c.e.wg.Done()
+			}
+			return
+		}
+		sl := c.mu.queue[0]
+		closed := c.mu.closed
+		c.mu.Unlock()
+		r := sl.resp
+		var err error
+		if !closed && !r.NoResponse {
+			err = c.write(r.Parts)
+		}
+		if r.Done != nil {
+			r.Done()
+		}
+		c.mu.Lock()
+		c.mu.queue[0] = nil
+		c.mu.queue = c.mu.queue[1:]
+		c.mu.Unlock()
+		c.e.release()
+		switch {
+		case err != nil:
+			c.closeWith(err)
+		case r.CloseAfter && !closed:
+			c.close()
+		}
+		c.pump() // room for one more
+	}
+}
+
+// write sends the parts in order: runs of byte parts with writev, file
+// regions with sendfile.
+func (c *npConn) write(parts []Part) error {
+	start := 0
+	for i, p := range parts {
+		if p.File == nil {
+			continue
+		}
+		if err := c.writeBytes(parts[start:i]); err != nil {
+			return err
+		}
+		if err := c.sendFile(p); err != nil {
+			return err
+		}
+		start = i + 1
+	}
+	return c.writeBytes(parts[start:])
+}
+
+func (c *npConn) writeBytes(parts []Part) error {
+	w := c.w
+	w.parts, w.i, w.off, w.err = parts, 0, 0, nil
+	err := c.sysWrite(w.writevFn)
+	w.parts = nil
+	return errors.Join(err, w.err)
+}
+
+// writevOp writes the remaining byte parts; false means EAGAIN.
+func (w *npWrite) writevOp(fd int) bool {
+	for {
+		for w.i < len(w.parts) && w.off == len(w.parts[w.i].Bytes) {
+			w.i, w.off = w.i+1, 0
+		}
+		if w.i == len(w.parts) {
+			return true
+		}
+		n := 0
+		for j, off := w.i, w.off; j < len(w.parts) && n < len(w.iov); j, off = j+1, 0 {
+			b := w.parts[j].Bytes[off:]
+			if len(b) == 0 {
+				continue
+			}
+			w.iov[n].Base = &b[0]
+			w.iov[n].SetLen(len(b))
+			n++
+		}
+		written, err := writev(fd, w.iov[:n])
+		for k := range n {
+			w.iov[k].Base = nil // keep no response memory alive
+		}
+		if written > 0 {
+			w.e.copiedBytes.Add(uint64(written))
+			for written > 0 {
+				if left := len(w.parts[w.i].Bytes) - w.off; written < left {
+					w.off += written
+					written = 0
+				} else {
+					written -= left
+					w.i, w.off = w.i+1, 0
+				}
+			}
+		}
+		switch {
+		case err == unix.EAGAIN:
+			return false
+		case err == unix.EINTR:
+		case err != nil:
+			w.err = err
+			return true
+		}
+	}
+}
+
+func writev(fd int, iov []unix.Iovec) (int, error) {
+	n, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// sendFile writes a file region with sendfile(2) at an explicit offset.
+func (c *npConn) sendFile(p Part) error {
+	rc, err := p.File.SyscallConn()
+	if err != nil {
+		return err
+	}
+	w := c.w
+	w.pos, w.left, w.region, w.err = p.Offset, p.Length, p, nil
+	var sendErr error
+	ctlErr := rc.Control(func(ffd uintptr) {
+		w.file = int(ffd)
+		sendErr = c.sysWrite(w.sendfileFn)
+	})
+	w.region = Part{}
+	return errors.Join(ctlErr, sendErr, w.err)
+}
+
+// sendfileOp sends the rest of the region; false means EAGAIN.
+func (w *npWrite) sendfileOp(fd int) bool {
+	for w.left > 0 {
+		n, err := unix.Sendfile(fd, w.file, &w.pos, int(min(w.left, 1<<30)))
+		if n > 0 {
+			w.left -= int64(n)
+			w.e.sendfileBytes.Add(uint64(n))
+		}
+		switch {
+		case err == unix.EAGAIN:
+			return false
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			w.err = err
+			return true
+		case n == 0:
+			p := w.region
+			w.err = fmt.Errorf("netio: %s ends before the region [%d, %d) it was asked to send", p.File.Name(), p.Offset, p.Offset+p.Length)
+			return true
+		}
+	}
+	return true
+}
+
+// sysWrite runs op on the connection's write descriptor until op reports
+// done, parking on Go's poller whenever op meets EAGAIN.
+func (c *npConn) sysWrite(op func(fd int) bool) error {
+	c.mu.Lock()
+	wf, closed := c.mu.wfile, c.mu.closed
+	c.mu.Unlock()
+	if closed {
+		return net.ErrClosed
+	}
+	if wf == nil {
+		// wfd stays open while this goroutine writes: only finish closes
+		// it, and finish waits for the writer.
+		if op(c.wfd) {
+			return nil
+		}
+		c.mu.Lock()
+		if c.mu.closed {
+			c.mu.Unlock()
+			return net.ErrClosed
+		}
+		if c.mu.wfile == nil {
+			// The socket is nonblocking (netpoll made it so), so the file
+			// is registered with Go's poller.
+			c.mu.wfile = os.NewFile(uintptr(c.wfd), "netio-conn-"+strconv.FormatUint(c.id, 10))
+		}
+		wf = c.mu.wfile
+		c.mu.Unlock()
+	}
+	rc, err := wf.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Write(func(fd uintptr) bool { return op(int(fd)) })
+}
+
+func (c *npConn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.closed
+}
+
+// idleCheck closes the connection once nothing has arrived for
+// connections.max.idle.ms and nothing is in flight (or a frame has stopped
+// half way). A client waiting on a long poll is not idle.
+func (c *npConn) idleCheck() {
+	idle := c.e.cfg.ConnectionsMaxIdle
+	now := c.e.now()
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return
+	}
+	if since := time.Duration(now - c.lastActive.Load()); since < idle {
+		c.idle.Reset(idle - since)
+		c.mu.Unlock()
+		return
+	}
+	if len(c.mu.queue)+len(c.mu.backlog) > 0 && !c.midFrame.Load() {
+		c.lastActive.Store(now)
+		c.idle.Reset(idle)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.e.logger.Info("closing an idle connection", "remote", c.remote, "idle", idle)
+	c.close()
+}
+
+func (c *npConn) closeRead(err error) {
+	if !errors.Is(err, netpoll.ErrEOF) && !errors.Is(err, netpoll.ErrConnClosed) {
+		c.e.logger.Info("closing a connection", "remote", c.remote, "err", err)
+	}
+	c.close()
+}
+
+func (c *npConn) closeWith(err error) {
+	if !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
+		c.e.logger.Info("closing a connection", "remote", c.remote, "err", err)
+	}
+	c.close()
+}
+
+func (c *npConn) close() { c.closeFrom(false) }
+
+// closeFrom closes the connection: shuts the socket down (the peer sees it
+// at once, even while the write descriptor stays open for a writer that is
+// finishing), drops the backlog, and closes netpoll's side unless this is
+// netpoll's own close callback.
+func (c *npConn) closeFrom(fromNetpoll bool) {
+	c.mu.Lock()
+	if fromNetpoll {
+		c.mu.netpollDone = true
+	}
+	if c.mu.closed {
+		fin := c.finishLocked()
+		c.mu.Unlock()
+		if fin {
+			c.e.wg.Done()
+		}
+		return
+	}
+	c.mu.closed = true
+	unix.Shutdown(c.wfd, unix.SHUT_RDWR)
+	if c.mu.wfile != nil {
+		c.mu.wfile.Close() // wakes a writer parked on the poller
+	}
+	c.mu.backlog, c.mu.backlogBytes = nil, 0
+	c.idle.Stop()
+	fin := c.finishLocked()
+	c.mu.Unlock()
+
+	e := c.e
+	e.mu.Lock()
+	if _, ok := e.mu.conns[c]; ok {
+		delete(e.mu.conns, c)
+		e.unreserveLocked(c.ip)
+	}
+	e.mu.Unlock()
+	if !fromNetpoll {
+		c.nc.Close()
+	}
+	e.dropGrant(c)
+	if fin {
+		e.wg.Done()
+	}
+}
+
+// finishLocked reports whether the connection has just finished: closed,
+// released by netpoll, and with no request left to answer and no goroutine
+// at work. It then closes the write descriptor.
+func (c *npConn) finishLocked() bool {
+	if c.mu.finished || !c.mu.closed || !c.mu.netpollDone || c.mu.writing || c.mu.dispatching || len(c.mu.queue) > 0 {
+		return false
+	}
+	c.mu.finished = true
+	if c.mu.wfile == nil {
+		unix.Close(c.wfd)
+	}
+	return true
+}
+
+// npListener hands netpoll's poller the listening socket. It accepts with
+// accept4 on its own dup of the descriptor, guarded so that a close can
+// never race an accept onto a reused descriptor number, and refuses
+// connections over the limits right there.
+type npListener struct {
+	e    *NetpollServer
+	l    net.Listener
+	addr net.Addr
+	evl  netpoll.EventLoop
+
+	mu        sync.Mutex
+	fd        int // -1 once closed
+	closeOnce sync.Once
+	closeErr  error
+
+	registered chan struct{} // closed when the event loop takes the listener
+	regOnce    sync.Once
+}
+
+var _ netpoll.Listener = (*npListener)(nil)
+
+func (l *npListener) signalRegistered() { l.regOnce.Do(func() { close(l.registered) }) }
+
+// Fd is called by netpoll's event loop when it registers the listener,
+// under the lock that its Shutdown takes.
+func (l *npListener) Fd() int {
+	l.signalRegistered()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fd
+}
+
+func (l *npListener) Addr() net.Addr { return l.addr }
+
+func (l *npListener) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		if l.fd >= 0 {
+			unix.Close(l.fd)
+			l.fd = -1
+		}
+		l.mu.Unlock()
+		if err := l.l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			l.closeErr = err
+		}
+	})
+	return l.closeErr
+}
+
+// Accept returns the next admitted connection; nil and no error tell
+// netpoll there is none now.
+func (l *npListener) Accept() (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		if l.fd < 0 {
+			l.mu.Unlock()
+			return nil, net.ErrClosed
+		}
+		fd, sa, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		l.mu.Unlock()
+		switch {
+		case err == unix.EAGAIN:
+			return nil, nil
+		case err == unix.EINTR || err == unix.ECONNABORTED:
+			continue
+		case err != nil:
+			return nil, err
+		}
+		remote := sockaddrToAddr(sa)
+		if !l.e.admit(fd, remote) {
+			unix.Close(fd)
+			continue
+		}
+		if _, ok := remote.(*net.TCPAddr); ok {
+			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // as Go's net does
+		}
+		return &npAccepted{fd: fd, local: l.addr, remote: remote}, nil
+	}
+}
+
+func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IPv4(sa.Addr[0], sa.Addr[1], sa.Addr[2], sa.Addr[3]), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		zone := ""
+		if sa.ZoneId != 0 {
+			zone = strconv.FormatUint(uint64(sa.ZoneId), 10)
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				zone = ifi.Name
+			}
+		}
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port, Zone: zone}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	}
+	return &net.UnixAddr{Net: "unix"}
+}
+
+// npAccepted carries an accepted socket to netpoll, which takes its
+// descriptor and addresses; nothing else of it is used.
+type npAccepted struct {
+	fd            int
+	local, remote net.Addr
+}
+
+var _ netpoll.Conn = (*npAccepted)(nil)
+
+func (a *npAccepted) Fd() int                          { return a.fd }
+func (a *npAccepted) LocalAddr() net.Addr              { return a.local }
+func (a *npAccepted) RemoteAddr() net.Addr             { return a.remote }
+func (a *npAccepted) Read([]byte) (int, error)         { return 0, errors.ErrUnsupported }
+func (a *npAccepted) Write([]byte) (int, error)        { return 0, errors.ErrUnsupported }
+func (a *npAccepted) Close() error                     { return errors.ErrUnsupported }
+func (a *npAccepted) SetDeadline(time.Time) error      { return errors.ErrUnsupported }
+func (a *npAccepted) SetReadDeadline(time.Time) error  { return errors.ErrUnsupported }
+func (a *npAccepted) SetWriteDeadline(time.Time) error { return errors.ErrUnsupported }
