@@ -11,13 +11,19 @@ FUZZTIME  ?= 1m
 RESULTS   := results/$(shell date -u +%Y-%m-%d)-storage
 BENCHSTAT := $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all build test vet fmt-check bench fuzz clean
+.PHONY: all build test vet fmt-check bench fuzz run clean
 
 all: build
 
-# Compiles every package. (The gregor binary arrives with `gregor serve`.)
+# Compiles every package and the gregor binary into bin/.
 build:
 	$(GO) build $(PKGS)
+	$(GO) build -o bin/gregor ./cmd/gregor
+
+# Starts the default development node: one combined broker+controller,
+# clients on 127.0.0.1:9092, data in ./data. Ctrl-C stops it cleanly.
+run: build
+	./bin/gregor serve
 
 # Everything CI checks: formatting, vet, every test (fuzz seed corpora
 # included) under the race detector, and the allocation tests again without
