@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"gregor/batch"
+	"gregor/broker"
 	"gregor/internal/testcluster"
 )
 
@@ -191,5 +192,24 @@ func TestBrokerOnlyNodeFollowsTheQuorum(t *testing.T) {
 	}
 	if got := consumeAll(t, c, "mixed", n); len(got) != n {
 		t.Fatalf("consumed %d of %d", len(got), n)
+	}
+}
+
+func TestFetchCopyPathWhenSendfileDisabled(t *testing.T) {
+	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.FetchSendfileEnable = false })
+	createTopic(t, c, "copy", 1, nil)
+	cl := newClient(t, c, kgo.DefaultProduceTopic("copy"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 50 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := consumeAll(t, c, "copy", 50); len(got) != 50 {
+		t.Fatalf("consumed %d of 50", len(got))
+	}
+	if st := c.Brokers[0].NetStats(); st.SendfileBytes != 0 || st.CopiedBytes == 0 {
+		t.Fatalf("with fetch.sendfile.enable=false: %+v", st)
 	}
 }

@@ -43,6 +43,12 @@ type Config struct {
 
 	// AutoCreateTopicsEnable is auto.create.topics.enable (default true).
 	AutoCreateTopicsEnable bool
+	// FetchSendfileEnable is Gregor's fetch.sendfile.enable (default true):
+	// fetched record bytes go from the page cache to the socket with
+	// sendfile(2). false reads them into memory and writes them from there,
+	// as a broker without zero copy does: the baseline the zero-copy path
+	// is measured against.
+	FetchSendfileEnable bool
 	// MessageMaxBytes is message.max.bytes: the largest record batch a
 	// topic accepts unless its max.message.bytes says otherwise. 1048588.
 	MessageMaxBytes int32
@@ -93,6 +99,7 @@ func DefaultConfig() Config {
 		ClusterID:              "gregor-cluster",
 		Listener:               "127.0.0.1:9092",
 		AutoCreateTopicsEnable: true,
+		FetchSendfileEnable:    true,
 		Quorum: raft.NodeConfig{
 			NodeID: 1,
 			Roles:  "broker,controller",

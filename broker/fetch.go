@@ -205,5 +205,24 @@ func (f *fetch) send() {
 	_, parts = appendFetchResponse(nil, parts, f.req.Version, f.rq.corr, &f.resp)
 	regions := f.regions
 	f.b.metrics.fetched(f.bytes)
+	if !f.b.cfg.FetchSendfileEnable {
+		f.copyParts(parts)
+	}
 	f.rq.send(netio.Response{Parts: parts, Done: func() { segment.ReleaseAll(regions) }})
+}
+
+// copyParts replaces the file parts by their bytes read into memory: the
+// copy path (fetch.sendfile.enable=false). A read error leaves the part to
+// sendfile, which reports it.
+func (f *fetch) copyParts(parts []netio.Part) {
+	for i, p := range parts {
+		if p.File == nil {
+			continue
+		}
+		buf := make([]byte, p.Length)
+		if _, err := p.File.ReadAt(buf, p.Offset); err != nil {
+			continue
+		}
+		parts[i] = netio.Part{Bytes: buf}
+	}
 }

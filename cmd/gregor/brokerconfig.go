@@ -536,6 +536,7 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 		c.Controller.DefaultReplicationFactor = int16(n)
 	}
 	r.setBool("auto.create.topics.enable", &c.AutoCreateTopicsEnable)
+	r.setBool("fetch.sendfile.enable", &c.FetchSendfileEnable)
 	r.setBool("unclean.leader.election.enable", &c.Controller.UncleanLeaderElectionEnable)
 	r.setInt32("message.max.bytes", 1, &c.MessageMaxBytes)
 	r.setInt32("fetch.max.bytes", 1024, &c.FetchMaxBytes)

@@ -116,6 +116,7 @@ var keyCases = []struct {
 	{"num.partitions", map[string]string{"num.partitions": " 6 "}, func(c *serveConfig) { c.broker.Controller.NumPartitions = 6 }},
 	{"default.replication.factor", map[string]string{"default.replication.factor": "3"}, func(c *serveConfig) { c.broker.Controller.DefaultReplicationFactor = 3 }},
 	{"auto.create.topics.enable", map[string]string{"auto.create.topics.enable": "FALSE"}, func(c *serveConfig) { c.broker.AutoCreateTopicsEnable = false }},
+	{"fetch.sendfile.enable", map[string]string{"fetch.sendfile.enable": "false"}, func(c *serveConfig) { c.broker.FetchSendfileEnable = false }},
 	{"message.max.bytes", map[string]string{"message.max.bytes": "2000000"}, func(c *serveConfig) { c.broker.MessageMaxBytes = 2000000 }},
 	{"fetch.max.bytes", map[string]string{"fetch.max.bytes": "1048576"}, func(c *serveConfig) { c.broker.FetchMaxBytes = 1 << 20 }},
 	{"compression.type", map[string]string{"compression.type": "zstd"}, func(c *serveConfig) { c.broker.CompressionType = "zstd" }},
