@@ -61,22 +61,94 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 	rq.reply(resp)
 }
 
+// The admin handlers answer once this broker's published image shows the
+// change, so a client that asks the same broker next reads its own write.
+
 func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) {
-	if out, ok := b.forward(rq, req); ok {
-		rq.reply(out)
+	out, ok := b.forward(rq, req)
+	if !ok {
+		return
 	}
+	resp := out.(*kmsg.DeleteTopicsResponse)
+	b.waitForImage(rq.ctx(req.TimeoutMillis), func(im *raft.Image) bool {
+		for _, t := range resp.Topics {
+			if t.ErrorCode != 0 {
+				continue
+			}
+			if t.Topic != nil {
+				if _, ok := im.Names[*t.Topic]; ok {
+					return false
+				}
+			}
+			if _, ok := im.Topics[raft.UUID(t.TopicID)]; ok {
+				return false
+			}
+		}
+		return true
+	})
+	rq.reply(resp)
 }
 
 func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsRequest) {
-	if out, ok := b.forward(rq, req); ok {
-		rq.reply(out)
+	out, ok := b.forward(rq, req)
+	if !ok {
+		return
 	}
+	resp := out.(*kmsg.CreatePartitionsResponse)
+	want := map[string]int{}
+	for _, t := range req.Topics {
+		want[t.Topic] = int(t.Count)
+	}
+	if !req.ValidateOnly {
+		b.waitForImage(rq.ctx(req.TimeoutMillis), func(im *raft.Image) bool {
+			for _, t := range resp.Topics {
+				if ti, ok := im.Topic(t.Topic); t.ErrorCode == 0 && (!ok || len(ti.Partitions) < want[t.Topic]) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	rq.reply(resp)
 }
 
 func (b *Broker) handleIncrementalAlterConfigs(rq *request, req *kmsg.IncrementalAlterConfigsRequest) {
-	if out, ok := b.forward(rq, req); ok {
-		rq.reply(out)
+	out, ok := b.forward(rq, req)
+	if !ok {
+		return
 	}
+	resp := out.(*kmsg.IncrementalAlterConfigsResponse)
+	if !req.ValidateOnly {
+		// The controller applied every resource that succeeded in one
+		// proposal: once the image has the last such SET or DELETE of a
+		// topic config, it has them all.
+		b.waitForImage(rq.ctx(0), func(im *raft.Image) bool {
+			for i, res := range req.Resources {
+				if i >= len(resp.Resources) || resp.Resources[i].ErrorCode != 0 || res.ResourceType != kmsg.ConfigResourceTypeTopic {
+					continue
+				}
+				t, ok := im.Topic(res.ResourceName)
+				if !ok {
+					continue
+				}
+				for _, c := range res.Configs {
+					v, set := t.Configs[c.Name]
+					switch c.Op {
+					case kmsg.IncrementalAlterConfigOpSet:
+						if !set || c.Value == nil || v != *c.Value {
+							return false
+						}
+					case kmsg.IncrementalAlterConfigOpDelete:
+						if set {
+							return false
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	rq.reply(resp)
 }
 
 // forward sends req to the active controller and returns its response. When
