@@ -47,7 +47,7 @@ func (s *syncBuffer) String() string {
 // freePorts returns n loopback ports that were free a moment ago. Another
 // process could take one before the node binds it; on a test machine that is
 // rare enough, and a clash fails loudly.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	var lns []net.Listener

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The broker benchmarks of the issue's load: 1 KiB records, 16 partitions,
+// acks=1, linger 5 ms, batches up to 1 MiB, franz-go as the client, the
+// broker a separate `gregor serve` process. Beside them, in the same run,
+// the machine's limits that bound them: one loopback TCP stream, and
+// appending to a file in the page cache, into fresh and into reused memory.
+// Figures go in the README; nothing here asserts a speed.
+
+const (
+	benchRecordSize = 1024
+	benchPartitions = 16
+)
+
+// BenchmarkLimits measures the machine: what produce and fetch through a
+// broker can at best approach.
+func BenchmarkLimits(b *testing.B) {
+	chunk := make([]byte, 1<<20)
+	b.Run("limit=loopback-tcp", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		done := make(chan error, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				done <- err
+				return
+			}
+			defer c.Close()
+			_, err = io.Copy(io.Discard, c)
+			done <- err
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(chunk)))
+		for b.Loop() {
+			if _, err := c.Write(chunk); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.Close()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	})
+	// Appending to a new file takes never-touched page-cache pages, which
+	// the kernel must allocate and zero; rewriting a region reuses pages.
+	b.Run("limit=append-fresh", func(b *testing.B) {
+		dir := b.TempDir()
+		var f *os.File
+		var written int64
+		b.SetBytes(int64(len(chunk)))
+		for b.Loop() {
+			if f == nil || written >= 1<<30 {
+				if f != nil {
+					f.Close()
+					os.Remove(f.Name())
+				}
+				var err error
+				if f, err = os.Create(filepath.Join(dir, "fresh")); err != nil {
+					b.Fatal(err)
+				}
+				written = 0
+			}
+			if _, err := f.Write(chunk); err != nil {
+				b.Fatal(err)
+			}
+			written += int64(len(chunk))
+		}
+		f.Close()
+	})
+	b.Run("limit=append-reused", func(b *testing.B) {
+		f, err := os.Create(filepath.Join(b.TempDir(), "reused"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		const region = 64 << 20
+		for off := int64(0); off < region; off += int64(len(chunk)) {
+			if _, err := f.WriteAt(chunk, off); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var off int64
+		b.SetBytes(int64(len(chunk)))
+		for b.Loop() {
+			if _, err := f.WriteAt(chunk, off); err != nil {
+				b.Fatal(err)
+			}
+			off = (off + int64(len(chunk))) % region
+		}
+	})
+}
+
+// benchBroker is a gregor process shared by the rounds of one benchmark.
+type benchBroker struct {
+	addr string
+	pid  int
+	cmd  *exec.Cmd
+	dir  string
+}
+
+var (
+	benchBinOnce sync.Once
+	benchBin     string
+	benchBinErr  error
+	benchBrokers sync.Map // settings -> *benchBroker
+)
+
+// TestMain stops the gregor processes the benchmarks started, once every
+// benchmark has run: rounds of one benchmark share a process.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	benchBrokers.Range(func(_, v any) bool {
+		bb := v.(*benchBroker)
+		bb.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { bb.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			bb.cmd.Process.Kill()
+		}
+		os.RemoveAll(bb.dir)
+		return true
+	})
+	if benchBin != "" {
+		os.RemoveAll(filepath.Dir(benchBin))
+	}
+	os.Exit(code)
+}
+
+// startBenchBroker starts (once per settings string) a gregor process with
+// extra properties; it stops when the benchmark binary exits.
+func startBenchBroker(b *testing.B, extra string) *benchBroker {
+	b.Helper()
+	if v, ok := benchBrokers.Load(extra); ok {
+		return v.(*benchBroker)
+	}
+	benchBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gregor-bench-bin")
+		if err != nil {
+			benchBinErr = err
+			return
+		}
+		benchBin = filepath.Join(dir, "gregor")
+		out, err := exec.Command("go", "build", "-o", benchBin, ".").CombinedOutput()
+		if err != nil {
+			benchBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if benchBinErr != nil {
+		b.Fatal(benchBinErr)
+	}
+	ports := freePorts(b, 3)
+	dir, err := os.MkdirTemp("", "gregor-bench-data")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	admin := fmt.Sprintf("127.0.0.1:%d", ports[2])
+	conf := fmt.Sprintf("node.id=1\nprocess.roles=broker,controller\ncontroller.quorum.voters=1@127.0.0.1:%d\n"+
+		"listeners=PLAINTEXT://%s,CONTROLLER://127.0.0.1:%d\nlog.dirs=%s\nadmin.listener=%s\n%s",
+		ports[1], addr, ports[1], filepath.Join(dir, "data"), admin, extra)
+	props := filepath.Join(dir, "server.properties")
+	if err := os.WriteFile(props, []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(benchBin, "serve", "--config", props, "--log-level", "warn")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	bb := &benchBroker{addr: addr, pid: cmd.Process.Pid, cmd: cmd, dir: dir}
+	if err := waitHealthyURL("http://"+admin+"/healthz", 30*time.Second); err != nil {
+		cmd.Process.Kill()
+		b.Fatalf("gregor not healthy: %v\n%s", err, stderr.String())
+	}
+	benchBrokers.Store(extra, bb)
+	return bb
+}
+
+// cpuSeconds is the user+system CPU time a process has used, from
+// /proc/<pid>/stat.
+func cpuSeconds(b *testing.B, pid int) float64 {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses and may
+	// contain spaces.
+	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100 // USER_HZ is 100 on Linux
+}
+
+func benchProducer(b *testing.B, addr string) *kgo.Client {
+	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
+		kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(1<<16),
+		kgo.AllowAutoTopicCreation())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cl
+}
+
+// produceN produces n 1 KiB records round-robin over the partitions.
+func produceN(b *testing.B, cl *kgo.Client, topic string, n int) {
+	b.Helper()
+	value := bytes.Repeat([]byte("x"), benchRecordSize)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var firstErr error
+	var mu sync.Mutex
+	for i := range n {
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(i % benchPartitions), Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+}
+
+func createBenchTopic(b *testing.B, addr, topic string) {
+	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, benchPartitions, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// waitHealthyURL polls a /healthz URL until it answers 200 or timeout passes.
+func waitHealthyURL(url string, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case <-deadline.C:
+			return fmt.Errorf("%s not healthy after %v", url, timeout)
+		case <-tick.C:
+			resp, err := client.Get(url)
+			if err != nil {
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+}
+
+var benchRound int
+
+// BenchmarkBroker measures produce and fetch through a gregor process, and
+// the broker's CPU seconds per GB fetched with sendfile and with the copy
+// path (fetch.sendfile.enable=false). Produce through franz-go's in-memory
+// fake cluster (kfake) is the peer figure for the same client and load.
+func BenchmarkBroker(b *testing.B) {
+	b.Run("op=produce/target=gregor", func(b *testing.B) {
+		bb := startBenchBroker(b, "")
+		benchRound++
+		topic := fmt.Sprintf("produce-%d", benchRound)
+		createBenchTopic(b, bb.addr, topic)
+		cl := benchProducer(b, bb.addr)
+		defer cl.Close()
+		b.SetBytes(benchRecordSize)
+		b.ResetTimer()
+		produceN(b, cl, topic, b.N)
+	})
+	b.Run("op=produce/target=kfake", func(b *testing.B) {
+		benchRound++
+		topic := fmt.Sprintf("produce-%d", benchRound)
+		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(benchPartitions, topic))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer fake.Close()
+		cl := benchProducer(b, fake.ListenAddrs()[0])
+		defer cl.Close()
+		b.SetBytes(benchRecordSize)
+		b.ResetTimer()
+		produceN(b, cl, topic, b.N)
+	})
+	for _, sendfile := range []bool{true, false} {
+		b.Run(fmt.Sprintf("op=fetch/sendfile=%v", sendfile), func(b *testing.B) {
+			bb := startBenchBroker(b, fmt.Sprintf("fetch.sendfile.enable=%v\n", sendfile))
+			benchRound++
+			topic := fmt.Sprintf("fetch-%d", benchRound)
+			createBenchTopic(b, bb.addr, topic)
+			prod := benchProducer(b, bb.addr)
+			produceN(b, prod, topic, b.N)
+			prod.Close()
+			cl, err := kgo.NewClient(kgo.SeedBrokers(bb.addr), kgo.ConsumeTopics(topic),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(8<<20))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			b.SetBytes(benchRecordSize)
+			cpu0 := cpuSeconds(b, bb.pid)
+			b.ResetTimer()
+			for got := 0; got < b.N; {
+				fs := cl.PollFetches(ctx)
+				if err := ctx.Err(); err != nil {
+					b.Fatal(err)
+				}
+				fs.EachError(func(t string, p int32, err error) { b.Fatalf("fetch %s-%d: %v", t, p, err) })
+				got += fs.NumRecords()
+			}
+			b.StopTimer()
+			gb := float64(b.N) * benchRecordSize / 1e9
+			b.ReportMetric((cpuSeconds(b, bb.pid)-cpu0)/gb, "broker-cpu-s/GB")
+		})
+	}
+}
