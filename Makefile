@@ -9,6 +9,7 @@ BENCHCOUNT ?= 6
 # Fuzzing: how long each target runs in `make fuzz`.
 FUZZTIME  ?= 1m
 RESULTS   := results/$(shell date -u +%Y-%m-%d)-storage
+BROKER_RESULTS := results/$(shell date -u +%Y-%m-%d)-broker
 BENCHSTAT := $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
 .PHONY: all build test vet fmt-check bench fuzz run clean
@@ -39,8 +40,9 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
 
-# The storage benchmarks and the controller failover time, with their figures
-# written under results/.
+# The storage, quorum and network benchmarks and the controller failover
+# time, then the broker through a gregor process beside the machine's limits
+# (loopback TCP, page-cache appends), with their figures under results/.
 bench:
 	@mkdir -p $(RESULTS)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./batch ./segment ./raft ./netio | tee $(RESULTS)/bench.txt
@@ -50,6 +52,10 @@ bench:
 		col=/impl; case $$b in Compress|Decompress|Builder) col=/codec;; EntryCodec) col=/op;; esac; \
 		$(BENCHSTAT) -filter ".name:/^$$b/" -col $$col $(RESULTS)/bench.txt | tee -a $(RESULTS)/benchstat.txt; \
 	done
+	@mkdir -p $(BROKER_RESULTS)
+	$(GO) test -run='^$$' -bench='^BenchmarkLimits$$' -benchtime=1000x -count=$(BENCHCOUNT) ./cmd/gregor | tee $(BROKER_RESULTS)/bench.txt
+	$(GO) test -run='^$$' -bench='^BenchmarkBroker$$' -benchtime=300000x -count=$(BENCHCOUNT) ./cmd/gregor | tee -a $(BROKER_RESULTS)/bench.txt
+	$(BENCHSTAT) $(BROKER_RESULTS)/bench.txt | tee $(BROKER_RESULTS)/benchstat.txt
 
 # Longer fuzzing than the seed corpora `make test` runs: every target in turn.
 fuzz:
