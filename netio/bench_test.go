@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -137,6 +138,7 @@ func benchPipelined(b *testing.B, engine string, conns int) {
 	b.SetBytes(int64(len(req) + len(resp)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	var wg sync.WaitGroup
 	for i, c := range cs {
 		n := b.N / conns
@@ -226,6 +228,7 @@ func benchFetch(b *testing.B, engine string) {
 	sink := make([]byte, size+4)
 	b.SetBytes(size)
 	b.ReportAllocs()
+	stop := reportCPU(b)
 	for b.Loop() {
 		if _, err := c.Write(req); err != nil {
 			b.Fatal(err)
@@ -233,6 +236,23 @@ func benchFetch(b *testing.B, engine string) {
 		if _, err := io.ReadFull(c, sink); err != nil {
 			b.Fatal(err)
 		}
+	}
+	stop()
+}
+
+// reportCPU reports the process's CPU time (user and system, all threads)
+// per operation, from now until the returned func is called: with the same
+// client on both engines, the difference is the server's CPU per request
+// (or per MiB for the fetch workload).
+func reportCPU(b *testing.B) func() {
+	cpu := func() time.Duration {
+		var ru unix.Rusage
+		unix.Getrusage(unix.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := cpu()
+	return func() {
+		b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
 	}
 }
 

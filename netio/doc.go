@@ -3,25 +3,95 @@
 // connection in request order, and zero-copy file sends.
 //
 // A response is a list of parts: byte slices, written with writev, and file
-// regions, written with sendfile(2) at explicit offsets through the socket's
-// raw descriptor, so that record bytes go from the page cache to the socket
-// without passing through the process. When the socket is full the sender
-// parks on Go's poller (no spinning, no OS thread held). Stats counts the
+// regions, written with sendfile(2) at explicit offsets on the socket's
+// descriptor, so that record bytes go from the page cache to the socket
+// without passing through the process, and concurrent sends of one file
+// never share a file position. When the socket is full the sender parks on
+// Go's runtime poller (no spinning, no OS thread held). Stats counts the
 // bytes sent each way, so tests can prove which path a response took.
 //
-// Every queue is bounded: a frame over socket.request.max.bytes closes its
-// connection before any of it is read; a connection is not read while
-// MaxInFlightPerConnection of its requests are unanswered, nor any connection
-// while queued.max.requests are in flight; max.connections and
-// max.connections.per.ip refuse connections at accept; connections.max.idle.ms
-// closes connections with nothing arriving and nothing in flight.
+// # Two engines, one contract
 //
-// Server is the std engine (Go's net, a goroutine reading and one writing per
-// connection). DESIGN's second engine, an event loop over cloudwego/netpoll
-// behind the same interface, is not written yet.
+// Engine is the interface; New builds the one Config.Engine
+// (network.engine) names. Both engines take the same Handler, Request,
+// Response and Part and keep the same promises: Serve is called once per
+// request, in request order, one call at a time per connection, on a
+// goroutine that the connection's reading (or, under netpoll, writing)
+// waits on, so it must hand slow work elsewhere; respond may be called from
+// any goroutine, at once or later, and responses still leave in request
+// order; NoResponse lets a request's turn pass; CloseAfter
+// closes the connection once its response is written; Done is called exactly
+// once, after the response is written or dropped because the connection
+// closed; Close returns once the handlers have answered everything they hold.
 //
-// Concurrency: per connection, the read goroutine owns reading and queues a
-// slot per request; the write goroutine owns writing and takes slots in
-// order; handlers answer through the slot from any goroutine. The server's
+// std (Server): Go's net, a goroutine reading and one writing per connection.
+// The read goroutine reads a frame, queues a slot for it and calls Serve;
+// the write goroutine takes the slots in order and writes each response when
+// its handler has answered. A connection costs two goroutines even when idle.
+//
+// netpoll (NetpollServer): an event loop over cloudwego/netpoll. Its poller
+// accepts and reads every readable socket into the connection's buffer; a
+// goroutine runs only while a connection has input to parse (netpoll's
+// request callback, which frames requests and calls Serve) or answers to
+// write (started when the oldest unanswered request is answered, ended when
+// the next is not answered yet). An idle connection holds no goroutine, only
+// netpoll's buffer (4 KiB) and its bookkeeping. Writes go to a dup of the
+// socket that the engine owns, since netpoll may close and reuse its own
+// descriptor number at any moment.
+//
+// The default (DefaultEngine) is the one that measured better in
+// BenchmarkEngine and BenchmarkIdleConnections; see DefaultEngine. Use std
+// for a listener that is not a plain TCP or Unix socket (TLS), or for clients
+// that pipeline more than twice MaxInFlightPerConnection requests without
+// reading answers (see below).
+//
+// # Bounds
+//
+// Every queue is bounded, under either engine:
+//
+//   - A frame over socket.request.max.bytes (or with a negative size) closes
+//     its connection as soon as its size has been read, before its body is
+//     read or any memory is set aside for it, and counts in OversizeFrames.
+//     (netpoll's poller may already have buffered a few KiB of the body; the
+//     engine never reads them.)
+//   - max.connections and max.connections.per.ip refuse connections at
+//     accept (RejectedConnections).
+//   - connections.max.idle.ms closes a connection with nothing arriving and
+//     nothing in flight (or with a frame stalled half way); a client waiting
+//     on a long poll is not idle.
+//   - MaxInFlightPerConnection bounds the requests of one connection that
+//     the handler holds or that wait for their turn to be written, and
+//     queued.max.requests the requests being handled across all connections.
+//     The handler never holds more than these.
+//
+// How the last bound holds differs. The std engine stops reading a
+// connection at its bound (and every connection while queued.max.requests
+// are in flight): the client's further requests stay in its own socket and
+// TCP pushes back on it, so a flood costs the broker nothing. netpoll cannot
+// stop reading one connection (its poller reads any readable socket, and a
+// request callback that leaves input unparsed is called again at once), so
+// the netpoll engine bounds what it holds instead: requests beyond the
+// bounds wait, parsed, in a per-connection backlog of at most
+// MaxInFlightPerConnection frames and socket.request.max.bytes bytes, and a
+// client that sends more than that without reading its answers is closed
+// and counted in InputOverflows. A connection therefore holds at most
+// MaxInFlightPerConnection frames with the handler, as many waiting, one
+// being read (copied out of netpoll's buffer as it arrives, so never held
+// twice), and whatever netpoll reads while Serve runs, which is why Serve
+// must return quickly. Kafka's clients stay well inside this: the Java client
+// and sarama keep at most 5 requests in flight per connection by default.
+//
+// # Concurrency
+//
+// std: per connection, the read goroutine owns reading and queues a slot per
+// request; the write goroutine owns writing and takes slots in order;
+// handlers answer through the slot from any goroutine. The server's
 // connection table is guarded by mu.
+//
+// netpoll: the engine's connection table is guarded by mu and the
+// server-wide request tokens by tok (a connection that finds none waits in
+// line and is handed the next one released). Per connection, netpoll's
+// request callback owns reading; the connection's mu guards its backlog, its
+// queue of requests in order and the flags that let one goroutine at a time
+// dispatch (call Serve) and one write. Lock order: connection, then tok.
 package netio

@@ -21,12 +21,19 @@ import (
 )
 
 func init() {
-	// netpoll gives every connection an 8 KiB input buffer up front; its
-	// smallest, 4 KiB, is enough for the small requests most connections
-	// send, and the buffer still grows by doubling when reads fill it. This
-	// is the per-connection memory that a flood of idle connections costs.
-	// netpoll reads the setting without synchronisation, hence init.
-	netpoll.Configure(netpoll.Config{BufferSize: netpoll.LinkBufferCap})
+	// netpoll reads these settings without synchronisation, hence init.
+	netpoll.Configure(netpoll.Config{
+		// netpoll gives every connection an 8 KiB input buffer up front;
+		// its smallest, 4 KiB, is enough for the small requests most
+		// connections send, and the buffer still grows by doubling when
+		// reads fill it. This is most of what an idle connection costs.
+		BufferSize: netpoll.LinkBufferCap,
+		// Request callbacks run on plain goroutines rather than netpoll's
+		// default pool, which recovers panics: a handler that panics must
+		// crash the process as it does under the std engine, not leave a
+		// connection wedged and Close waiting for it forever.
+		Runner: func(_ context.Context, f func()) { go f() },
+	})
 }
 
 // NetpollServer is the netpoll engine: an event loop over cloudwego/netpoll.
@@ -261,6 +268,8 @@ func (e *NetpollServer) onPrepare(nc netpoll.Connection) context.Context {
 		e.mu.Unlock()
 		if err != nil {
 			e.logger.Warn("closing a connection: cannot duplicate its descriptor", "remote", nc.RemoteAddr(), "err", err)
+		} else {
+			unix.Close(wfd)
 		}
 		// netpoll sees the hang-up as soon as it registers the socket, and
 		// closes it; the request callback discards anything read before.
@@ -272,17 +281,21 @@ func (e *NetpollServer) onPrepare(nc netpoll.Connection) context.Context {
 	c.idle = time.AfterFunc(math.MaxInt64, c.idleCheck)
 	e.mu.conns[c] = struct{}{}
 	e.wg.Add(1)
-	e.mu.Unlock()
-	c.idle.Reset(e.cfg.ConnectionsMaxIdle)
+	// Still under e.mu, so before Close can see c: a close that came
+	// before the callback was added would never report back, and Close
+	// would wait forever. netpoll has not registered the socket yet, so
+	// nothing else can close it meanwhile.
 	nc.AddCloseCallback(func(netpoll.Connection) error {
 		c.closeFrom(true)
 		return nil
 	})
+	c.idle.Reset(e.cfg.ConnectionsMaxIdle)
+	e.mu.Unlock()
 	return context.WithValue(ctx, npConnKey{}, c)
 }
 
-// onRequest is netpoll's request callback: it runs on a pooled goroutine,
-// one at a time per connection, while the connection has input.
+// onRequest is netpoll's request callback: it runs on a goroutine of its
+// own, one at a time per connection, while the connection has input.
 func (e *NetpollServer) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	r := nc.Reader()
 	c, _ := ctx.Value(npConnKey{}).(*npConn)

@@ -51,8 +51,10 @@ type Request struct {
 // Handler serves requests. Serve must call respond exactly once, from any
 // goroutine, at once or later (a long-poll fetch answers when data arrives);
 // responses leave each connection in request order whatever order they are
-// given in. Serve is called on the connection's reading goroutine, so it
-// should hand slow work elsewhere.
+// given in. Serve is called once per request, in request order, one call
+// at a time per connection, on a goroutine the connection's reading waits
+// on (under the netpoll engine, sometimes its writing), so it should hand
+// slow work elsewhere.
 type Handler interface {
 	Serve(req *Request, respond func(Response))
 }
@@ -107,7 +109,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// NewServer returns a server that passes requests to h.
+// NewServer returns a std engine that passes requests to h, whatever
+// cfg.Engine says; New picks the engine by cfg.Engine.
 func NewServer(cfg Config, h Handler, o Options) (*Server, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
