@@ -336,3 +336,15 @@ func TestFetchAndListOffsetsBadInput(t *testing.T) {
 			kerr.ErrorForCode(mresp.Topics[0].ErrorCode), kerr.ErrorForCode(mresp.Topics[1].ErrorCode))
 	}
 }
+
+func TestAcksAllNeedsMinInsyncReplicas(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "isr", 1, map[string]*string{"min.insync.replicas": kmsg.StringPtr("2")})
+	r := dialRaw(t, c.Addrs()[0])
+	if p := produceRaw(r, 9, -1, "isr", 0, recordBatch(t, 1, 1)); p.ErrorCode != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("acks=all with an ISR of 1 and min.insync.replicas=2: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := produceRaw(r, 9, 1, "isr", 0, recordBatch(t, 1, 1)); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("acks=1 is not bound by min.insync.replicas: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+}

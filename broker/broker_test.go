@@ -2,10 +2,12 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -13,6 +15,8 @@ import (
 	"gregor/batch"
 	"gregor/broker"
 	"gregor/internal/testcluster"
+	"gregor/raft"
+	"gregor/segment"
 )
 
 func idempotentBatch(t *testing.T, pid int64, epoch int16, seq int32, n int) []byte {
@@ -211,5 +215,46 @@ func TestFetchCopyPathWhenSendfileDisabled(t *testing.T) {
 	}
 	if st := c.Brokers[0].NetStats(); st.SendfileBytes != 0 || st.CopiedBytes == 0 {
 		t.Fatalf("with fetch.sendfile.enable=false: %+v", st)
+	}
+}
+
+func TestTopicConfigsApplyToLogs(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "cfg", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("1048576")})
+	p, ok := c.Brokers[0].Partition("cfg", 0)
+	if !ok {
+		t.Fatal("the broker does not host cfg-0")
+	}
+	if got := p.Log().Config().SegmentBytes; got != 1<<20 {
+		t.Fatalf("segment.bytes of the new log: %d", got)
+	}
+	adm := kadm.NewClient(newClient(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("60000")},
+		{Op: kadm.DeleteConfig, Name: "segment.bytes"},
+	}, "cfg")
+	if err == nil {
+		var r kadm.AlterConfigsResponse
+		r, err = resps.On("cfg", nil)
+		err = errors.Join(err, r.Err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The change reaches the log once the broker has published it.
+	c.WaitForImage(func(*raft.Image) bool {
+		cfg := p.Log().Config()
+		return cfg.RetentionMs == 60000 && cfg.SegmentBytes == segment.DefaultSegmentBytes
+	})
+	bad, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("soon")}}, "cfg")
+	if err == nil {
+		var r kadm.AlterConfigsResponse
+		r, err = bad.On("cfg", nil)
+		err = errors.Join(err, r.Err)
+	}
+	if !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("a non-numeric retention.ms: %v, want INVALID_CONFIG", err)
 	}
 }

@@ -64,9 +64,15 @@ func (b *Broker) producePartition(req *kmsg.ProduceRequest, topic string, partit
 	default:
 		return replica.AppendResult{}, kerrf(kerr.InvalidRequiredAcks, "acks must be -1, 0 or 1, not %d", req.Acks)
 	}
-	p, _, kerrCode := b.leaderFor(b.image(), topic, partition)
+	p, pi, kerrCode := b.leaderFor(b.image(), topic, partition)
 	if kerrCode != nil {
 		return replica.AppendResult{}, kerrf(kerrCode, "%s-%d: %s", topic, partition, kerrCode.Description)
+	}
+	if req.Acks == -1 && len(pi.ISR) < s.minInsyncReplicas {
+		// Kafka refuses before appending: acks=all promises
+		// min.insync.replicas copies, which the ISR cannot give.
+		return replica.AppendResult{}, kerrf(kerr.NotEnoughReplicas, "The size of the current ISR %d is insufficient to satisfy the min.isr requirement of %d for partition %s-%d",
+			len(pi.ISR), s.minInsyncReplicas, topic, partition)
 	}
 	if req.TransactionID != nil {
 		return replica.AppendResult{}, kerrf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported by this broker")

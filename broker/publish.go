@@ -136,6 +136,14 @@ func (b *Broker) hostPartition(tp segment.TopicPartition, id raft.UUID, cfg segm
 	return h, nil
 }
 
+// Partition is this broker's replica of a partition, if it hosts one.
+func (b *Broker) Partition(topic string, partition int32) (*replica.Partition, bool) {
+	b.partitions.RLock()
+	defer b.partitions.RUnlock()
+	h, ok := b.partitions.m[segment.TopicPartition{Topic: topic, Partition: partition}]
+	return h.p, ok
+}
+
 // leaderFor finds the local replica a client request for topic/partition
 // must go to: UNKNOWN_TOPIC_OR_PARTITION when the image has no such
 // partition, NOT_LEADER_OR_FOLLOWER when this broker does not lead it.
