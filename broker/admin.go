@@ -164,45 +164,8 @@ func (b *Broker) forward(rq *request, req kmsg.Request) (kmsg.Response, bool) {
 	out, err := b.controller(rq.ctx(timeout), req)
 	if err != nil {
 		rq.log().Warn("forwarding to the controller", "err", err)
-		return errorResponse(req, kerr.RequestTimedOut.Code), true
+		return raft.ErrorResponse(req, kerr.RequestTimedOut.Code), true
 	}
 	out.SetVersion(rq.version)
 	return out, true
-}
-
-// errorResponse is req's response with code in every entry.
-func errorResponse(req kmsg.Request, code int16) kmsg.Response {
-	resp := req.ResponseKind()
-	switch r := resp.(type) {
-	case *kmsg.CreateTopicsResponse:
-		for _, t := range req.(*kmsg.CreateTopicsRequest).Topics {
-			rt := kmsg.NewCreateTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode = t.Topic, code
-			r.Topics = append(r.Topics, rt)
-		}
-	case *kmsg.DeleteTopicsResponse:
-		for _, t := range req.(*kmsg.DeleteTopicsRequest).Topics {
-			rt := kmsg.NewDeleteTopicsResponseTopic()
-			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
-			r.Topics = append(r.Topics, rt)
-		}
-		for _, name := range req.(*kmsg.DeleteTopicsRequest).TopicNames {
-			rt := kmsg.NewDeleteTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode = kmsg.StringPtr(name), code
-			r.Topics = append(r.Topics, rt)
-		}
-	case *kmsg.CreatePartitionsResponse:
-		for _, t := range req.(*kmsg.CreatePartitionsRequest).Topics {
-			rt := kmsg.NewCreatePartitionsResponseTopic()
-			rt.Topic, rt.ErrorCode = t.Topic, code
-			r.Topics = append(r.Topics, rt)
-		}
-	case *kmsg.IncrementalAlterConfigsResponse:
-		for _, res := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
-			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
-			r.Resources = append(r.Resources, rr)
-		}
-	}
-	return resp
 }

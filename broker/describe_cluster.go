@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -12,25 +15,15 @@ func (b *Broker) handleDescribeCluster(rq *request, req *kmsg.DescribeClusterReq
 	resp.ControllerID = b.cfg.NodeID
 	resp.EndpointType = 1 // brokers
 	if req.EndpointType != 0 && req.EndpointType != 1 {
-		resp.ErrorCode = 42 // INVALID_REQUEST: controllers are not described to clients
-		resp.ErrorMessage = kmsg.StringPtr("Unsupported endpoint type " + string(rune('0'+req.EndpointType)))
+		// Controllers are not described to clients.
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		resp.ErrorMessage = kmsg.StringPtr("Unsupported endpoint type " + strconv.Itoa(int(req.EndpointType)))
 		rq.reply(resp)
 		return
 	}
-	for _, id := range sortedBrokerIDs(im) {
-		bi := im.Brokers[id]
-		if bi.Fenced {
-			continue
-		}
-		ep, ok := endpoint(bi)
-		if !ok {
-			continue
-		}
+	for _, lb := range liveBrokers(im) {
 		rb := kmsg.NewDescribeClusterResponseBroker()
-		rb.NodeID, rb.Host, rb.Port = bi.ID, ep.Host, int32(ep.Port)
-		if bi.Rack != "" {
-			rb.Rack = &bi.Rack
-		}
+		rb.NodeID, rb.Host, rb.Port, rb.Rack = lb.id, lb.host, lb.port, lb.rack
 		resp.Brokers = append(resp.Brokers, rb)
 	}
 	rq.reply(resp)

@@ -143,24 +143,13 @@ func (f *fetch) read() {
 }
 
 func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequestTopicPartition, fp *fetchPartition, remaining *int64) {
-	p, pi, kerrCode := f.b.leaderFor(im, topic, rp.Partition)
+	p, pi, kerrCode := f.b.leaderFor(im, topic, rp.Partition, rp.CurrentLeaderEpoch)
 	if kerrCode != nil {
 		fp.ErrorCode = kerrCode.Code
 		if pi != nil && f.req.Version >= 12 && pi.Leader >= 0 {
 			fp.CurrentLeader = &fetchLeader{LeaderID: pi.Leader, LeaderEpoch: pi.LeaderEpoch}
 		}
 		return
-	}
-	if rp.CurrentLeaderEpoch >= 0 {
-		epoch, _ := p.Leader()
-		switch {
-		case rp.CurrentLeaderEpoch < epoch:
-			fp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			return
-		case rp.CurrentLeaderEpoch > epoch:
-			fp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-			return
-		}
 	}
 	maxBytes := min(int64(rp.PartitionMaxBytes), *remaining)
 	hw := p.HighWatermark()

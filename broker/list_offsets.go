@@ -37,22 +37,12 @@ func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) {
 }
 
 func (b *Broker) listOffset(im *raft.Image, rq *request, req *kmsg.ListOffsetsRequest, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
-	p, _, kerrCode := b.leaderFor(im, topic, rp.Partition)
+	p, _, kerrCode := b.leaderFor(im, topic, rp.Partition, rp.CurrentLeaderEpoch)
 	if kerrCode != nil {
 		sp.ErrorCode = kerrCode.Code
 		return
 	}
 	epoch, _ := p.Leader()
-	if rp.CurrentLeaderEpoch >= 0 {
-		switch {
-		case rp.CurrentLeaderEpoch < epoch:
-			sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			return
-		case rp.CurrentLeaderEpoch > epoch:
-			sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-			return
-		}
-	}
 	hw := p.HighWatermark()
 	epochAt := func(offset int64) int32 {
 		if e, ok := p.Log().LeaderEpochs().EpochForOffset(offset); ok {

@@ -103,20 +103,9 @@ func (b *Broker) waitForImage(ctx context.Context, cond func(*raft.Image) bool) 
 func (b *Broker) metadata(im *raft.Image, req *kmsg.MetadataRequest, created map[string]int16) *kmsg.MetadataResponse {
 	resp := kmsg.NewPtrMetadataResponse()
 	resp.Version = req.Version
-	for _, id := range sortedBrokerIDs(im) {
-		bi := im.Brokers[id]
-		if bi.Fenced {
-			continue
-		}
-		ep, ok := endpoint(bi)
-		if !ok {
-			continue
-		}
+	for _, lb := range liveBrokers(im) {
 		mb := kmsg.NewMetadataResponseBroker()
-		mb.NodeID, mb.Host, mb.Port = bi.ID, ep.Host, int32(ep.Port)
-		if bi.Rack != "" {
-			mb.Rack = &bi.Rack
-		}
+		mb.NodeID, mb.Host, mb.Port, mb.Rack = lb.id, lb.host, lb.port, lb.rack
 		resp.Brokers = append(resp.Brokers, mb)
 	}
 	resp.ClusterID = &b.cfg.ClusterID
@@ -192,13 +181,36 @@ func (b *Broker) topicMetadata(im *raft.Image, t *raft.TopicImage) kmsg.Metadata
 	return mt
 }
 
-func sortedBrokerIDs(im *raft.Image) []int32 {
+// liveBroker is what Metadata and DescribeCluster tell clients of a broker.
+type liveBroker struct {
+	id   int32
+	host string
+	port int32
+	rack *string
+}
+
+// liveBrokers are the unfenced brokers with a client listener, by id: the
+// brokers clients may use.
+func liveBrokers(im *raft.Image) []liveBroker {
 	ids := make([]int32, 0, len(im.Brokers))
 	for id := range im.Brokers {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	return ids
+	var out []liveBroker
+	for _, id := range ids {
+		bi := im.Brokers[id]
+		ep, ok := endpoint(bi)
+		if bi.Fenced || !ok {
+			continue
+		}
+		lb := liveBroker{id: id, host: ep.Host, port: int32(ep.Port)}
+		if bi.Rack != "" {
+			lb.rack = &bi.Rack
+		}
+		out = append(out, lb)
+	}
+	return out
 }
 
 // endpoint is a broker's PLAINTEXT listener.

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,20 +18,10 @@ func (b *Broker) handleOffsetForLeaderEpoch(rq *request, req *kmsg.OffsetForLead
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			p, _, kerrCode := b.leaderFor(im, rt.Topic, rp.Partition)
-			switch {
-			case kerrCode != nil:
+			if p, _, kerrCode := b.leaderFor(im, rt.Topic, rp.Partition, rp.CurrentLeaderEpoch); kerrCode != nil {
 				sp.ErrorCode = kerrCode.Code
-			default:
-				epoch, _ := p.Leader()
-				switch {
-				case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < epoch:
-					sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-				case rp.CurrentLeaderEpoch > epoch:
-					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-				default:
-					sp.LeaderEpoch, sp.EndOffset = p.Log().LeaderEpochs().EndOffsetFor(rp.LeaderEpoch, p.LogEndOffset())
-				}
+			} else {
+				sp.LeaderEpoch, sp.EndOffset = p.Log().LeaderEpochs().EndOffsetFor(rp.LeaderEpoch, p.LogEndOffset())
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

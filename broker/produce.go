@@ -64,7 +64,7 @@ func (b *Broker) producePartition(req *kmsg.ProduceRequest, topic string, partit
 	default:
 		return replica.AppendResult{}, kerrf(kerr.InvalidRequiredAcks, "acks must be -1, 0 or 1, not %d", req.Acks)
 	}
-	p, pi, kerrCode := b.leaderFor(b.image(), topic, partition)
+	p, pi, kerrCode := b.leaderFor(b.image(), topic, partition, -1)
 	if kerrCode != nil {
 		return replica.AppendResult{}, kerrf(kerrCode, "%s-%d: %s", topic, partition, kerrCode.Description)
 	}

@@ -146,8 +146,11 @@ func (b *Broker) Partition(topic string, partition int32) (*replica.Partition, b
 
 // leaderFor finds the local replica a client request for topic/partition
 // must go to: UNKNOWN_TOPIC_OR_PARTITION when the image has no such
-// partition, NOT_LEADER_OR_FOLLOWER when this broker does not lead it.
-func (b *Broker) leaderFor(im *raft.Image, topic string, partition int32) (*replica.Partition, *raft.PartitionImage, *kerr.Error) {
+// partition, NOT_LEADER_OR_FOLLOWER when this broker does not lead it, and,
+// for a request that names the leader epoch it knows (KIP-320; -1 when it
+// does not), FENCED_LEADER_EPOCH when that epoch is older than the leader's
+// and UNKNOWN_LEADER_EPOCH when it is newer (this broker has not caught up).
+func (b *Broker) leaderFor(im *raft.Image, topic string, partition, currentLeaderEpoch int32) (*replica.Partition, *raft.PartitionImage, *kerr.Error) {
 	t, ok := im.Topic(topic)
 	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
 		return nil, nil, kerr.UnknownTopicOrPartition
@@ -164,8 +167,14 @@ func (b *Broker) leaderFor(im *raft.Image, topic string, partition int32) (*repl
 		// retries after refreshing its metadata.
 		return nil, pi, kerr.NotLeaderForPartition
 	}
-	if _, leader := h.p.Leader(); !leader {
+	epoch, leader := h.p.Leader()
+	switch {
+	case !leader:
 		return nil, pi, kerr.NotLeaderForPartition
+	case currentLeaderEpoch >= 0 && currentLeaderEpoch < epoch:
+		return nil, pi, kerr.FencedLeaderEpoch
+	case currentLeaderEpoch > epoch:
+		return nil, pi, kerr.UnknownLeaderEpoch
 	}
 	return h.p, pi, nil
 }

@@ -259,7 +259,13 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 // notController is the request's response with NOT_CONTROLLER everywhere an
 // error code goes.
 func notController(req kmsg.Request) kmsg.Response {
-	code := kerr.NotController.Code
+	return ErrorResponse(req, kerr.NotController.Code)
+}
+
+// ErrorResponse is the response to one of the requests Handle decides with
+// code everywhere an error code goes: what a caller answers when the request
+// could not be decided (no controller reachable in time).
+func ErrorResponse(req kmsg.Request, code int16) kmsg.Response {
 	resp := req.ResponseKind()
 	switch r := resp.(type) {
 	case *kmsg.BrokerRegistrationResponse:
