@@ -49,7 +49,51 @@ func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time) *Par
 	// A single-replica partition's committed data is its whole log.
 	p.hw.Store(log.LogEndOffset())
 	p.mu.leaderEpoch = -1
+	p.loadProducers()
 	return p
+}
+
+// loadProducers rebuilds the idempotent producers' state from the batch
+// headers of the active segment, so that a producer retrying across a
+// broker restart is still recognised. Kafka snapshots this state at each
+// roll; reading one segment's headers (one 61-byte pread per batch) bounds
+// the work the same way: a producer whose last write is in an older segment
+// is forgotten, as if expired, and may start again at any sequence.
+// A failed read leaves the state empty, which only loses deduplication.
+func (p *Partition) loadProducers() {
+	segs := p.log.Segments()
+	if len(segs) == 0 {
+		return
+	}
+	from, end := segs[len(segs)-1].BaseOffset, p.log.LogEndOffset()
+	if from >= end {
+		return
+	}
+	regions, err := p.log.Read(nil, from, math.MaxInt32, end)
+	if err != nil {
+		return
+	}
+	defer segment.ReleaseAll(regions)
+	var hdr [batch.HeaderSize]byte
+	nowMs := p.now().UnixMilli()
+	for _, r := range regions {
+		for pos := r.Position; pos+batch.HeaderSize <= r.Position+r.Length; {
+			if _, err := r.File.OS().ReadAt(hdr[:], pos); err != nil {
+				return
+			}
+			h := batch.Header(hdr[:])
+			size := int64(h.BatchLength()) + 12
+			if size < batch.HeaderSize || pos+size > r.Position+r.Length {
+				break
+			}
+			if pid := h.ProducerID(); pid >= 0 && !h.Control() {
+				first := h.BaseSequence()
+				p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: first, lastSeq: addSequence(first, h.LastOffsetDelta()),
+					firstOffset: h.BaseOffset(), lastOffset: h.LastOffset(), maxTimestamp: h.MaxTimestamp()}, nowMs)
+			}
+			pos += size
+		}
+	}
 }
 
 // TopicPartition names the partition.

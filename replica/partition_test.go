@@ -210,3 +210,40 @@ func TestParkWakesOnAppend(t *testing.T) {
 	default:
 	}
 }
+
+func TestProducerStateSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	tp := segment.TopicPartition{Topic: "t", Partition: 0}
+	log, err := segment.Open(dir, segment.DefaultConfig(), segment.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(tp, log, nil)
+	p.BecomeLeader(1)
+	for i := range 3 {
+		if _, err := p.Append(idempotentBatch(t, 42, 0, int32(i*2), 2), AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	log, err = segment.Open(dir, segment.DefaultConfig(), segment.OpenOptions{CleanShutdown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	p = New(tp, log, nil)
+	p.BecomeLeader(2)
+	// A retry of the last batch from before the restart is a duplicate...
+	if res, err := p.Append(idempotentBatch(t, 42, 0, 4, 2), AppendOptions{}); err != nil || !res.Duplicate || res.FirstOffset != 4 {
+		t.Fatalf("retry after reopen: %+v %v", res, err)
+	}
+	// ...and a gap is still out of order.
+	if _, err := p.Append(idempotentBatch(t, 42, 0, 9, 1), AppendOptions{}); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
+		t.Fatalf("gap after reopen: %v", err)
+	}
+	if _, err := p.Append(idempotentBatch(t, 42, 0, 6, 1), AppendOptions{}); err != nil {
+		t.Fatalf("the next sequence after reopen: %v", err)
+	}
+}
