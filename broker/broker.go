@@ -170,6 +170,15 @@ func (b *Broker) ControllerAddr() net.Addr { return b.ctrlNet.ln.Addr() }
 // registration.
 const controllerListenerName = "CONTROLLER"
 
+// IsActiveController reports whether this node is the active controller.
+func (b *Broker) IsActiveController() bool {
+	if b.ctrl == nil {
+		return false
+	}
+	_, ok := b.node.Active()
+	return ok
+}
+
 // NodeID is node.id.
 func (b *Broker) NodeID() int32 { return b.cfg.NodeID }
 

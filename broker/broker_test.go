@@ -258,3 +258,54 @@ func TestTopicConfigsApplyToLogs(t *testing.T) {
 		t.Fatalf("a non-numeric retention.ms: %v, want INVALID_CONFIG", err)
 	}
 }
+
+// TestActiveControllerFailover stops the node that is the active controller
+// of a three-node cluster: another voter takes over, the survivors keep
+// serving the partitions they lead, and admin requests work again.
+func TestActiveControllerFailover(t *testing.T) {
+	c := testcluster.Start(t, 3, nil)
+	createTopic(t, c, "before", 6, nil)
+	var active int
+	for i, b := range c.Brokers {
+		if b.IsActiveController() {
+			active = i
+		}
+	}
+	c.Stop(active)
+	survivor := (active + 1) % 3
+	// A topic created after the failover lands on the surviving brokers.
+	createTopic(t, c, "after", 4, nil)
+	im := c.Brokers[survivor].Image()
+	tp, _ := im.Topic("after")
+	for i, p := range tp.Partitions {
+		if p.Leader == int32(active+1) {
+			t.Fatalf("partition %d of a topic created after the failover is led by the stopped broker", i)
+		}
+	}
+	cl := newClient(t, c, kgo.DefaultProduceTopic("after"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 40 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := consumeAll(t, c, "after", 40); len(got) != 40 {
+		t.Fatalf("consumed %d of 40", len(got))
+	}
+	// The stopped broker's partitions of the old topic have no leader (one
+	// replica each); the others still take writes.
+	old, _ := c.Brokers[survivor].Image().Topic("before")
+	for i, p := range old.Partitions {
+		switch {
+		case p.Leader == int32(active+1):
+			t.Fatalf("partition %d still led by the stopped broker", i)
+		case p.Leader < 0:
+			continue
+		}
+		r := dialRaw(t, c.Brokers[p.Leader-1].Addr().String())
+		if got := produceRaw(r, 9, 1, "before", int32(i), recordBatch(t, 1, 1)); got.ErrorCode != 0 {
+			t.Fatalf("produce to partition %d on broker %d after the failover: %v", i, p.Leader, kerr.ErrorForCode(got.ErrorCode))
+		}
+	}
+}

@@ -54,7 +54,13 @@ func consumeAll(t *testing.T, c *testcluster.Cluster, topic string, n int, opts 
 }
 
 func TestFranzProduceConsumeEveryCodecAndAcks(t *testing.T) {
-	c := testcluster.Start(t, 1, nil)
+	for _, nodes := range []int{1, 3} {
+		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) { testFranzEveryCodecAndAcks(t, nodes) })
+	}
+}
+
+func testFranzEveryCodecAndAcks(t *testing.T, nodes int) {
+	c := testcluster.Start(t, nodes, nil)
 	codecs := map[string]kgo.CompressionCodec{
 		"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
 		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
@@ -106,7 +112,9 @@ func TestFranzProduceConsumeEveryCodecAndAcks(t *testing.T) {
 			})
 		}
 	}
-	if st := c.Brokers[0].NetStats(); st.SendfileBytes == 0 {
-		t.Fatalf("no record bytes went out through sendfile: %+v", st)
+	for _, b := range c.Brokers {
+		if st := b.NetStats(); st.SendfileBytes == 0 {
+			t.Fatalf("broker %d sent no record bytes through sendfile: %+v", b.NodeID(), st)
+		}
 	}
 }
