@@ -102,13 +102,18 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 		}
 	}()
 
-	if b.logs, err = segment.OpenManager(cfg.Storage, segment.ManagerOptions{Now: o.Now, Logger: b.logger}); err != nil {
-		return nil, err
-	}
-	if b.ln = o.ClientListener; b.ln == nil {
-		if b.ln, err = net.Listen("tcp", cfg.Listener); err != nil {
-			return nil, fmt.Errorf("broker: listen on %s: %w", cfg.Listener, err)
+	isBroker := cfg.Quorum.IsBroker()
+	if isBroker {
+		if b.logs, err = segment.OpenManager(cfg.Storage, segment.ManagerOptions{Now: o.Now, Logger: b.logger}); err != nil {
+			return nil, err
 		}
+		if b.ln = o.ClientListener; b.ln == nil {
+			if b.ln, err = net.Listen("tcp", cfg.Listener); err != nil {
+				return nil, fmt.Errorf("broker: listen on %s: %w", cfg.Listener, err)
+			}
+		}
+	} else if o.ClientListener != nil {
+		o.ClientListener.Close()
 	}
 	// Every node has a controller listener: a voter's carries the quorum
 	// and the brokers' controller requests; a broker-only node's receives
@@ -139,29 +144,46 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 		}
 	}
 	b.ctrlNet.serve()
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.runMetadata() }()
+	b.notifyMetadata()
+	if !isBroker {
+		// A controller-only node serves no clients and hosts no partitions:
+		// it is ready once it is part of the quorum.
+		b.readyOnce.Do(func() { close(b.ready) })
+		b.logger.Info("controller started", "controller.listener", b.ctrlNet.ln.Addr())
+		return b, nil
+	}
 	if b.net, err = netio.New(cfg.Net, b, netio.Options{Logger: b.logger}); err != nil {
 		return nil, err
 	}
-	b.wg.Add(4)
+	b.wg.Add(3)
 	go func() {
 		defer b.wg.Done()
 		if err := b.net.Serve(b.ln); err != nil && !errors.Is(err, netio.ErrServerClosed) {
 			b.logger.Error("client listener stopped", "err", err)
 		}
 	}()
-	go func() { defer b.wg.Done(); b.runMetadata() }()
 	go func() { defer b.wg.Done(); b.runLifecycle() }()
 	go func() {
 		defer b.wg.Done()
 		b.logs.Run(b.stop, cfg.LogFlushSchedulerInterval, cfg.LogRetentionCheckInterval, cfg.LogFlushOffsetCheckpointInterval)
 	}()
-	b.notifyMetadata()
 	b.logger.Info("broker started", "listener", b.ln.Addr(), "roles", cfg.Quorum.Roles, "log.dirs", cfg.Storage.LogDirs)
 	return b, nil
 }
 
-// Addr is the client listener's address.
-func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
+// Addr is the client listener's address; nil on a controller-only node.
+func (b *Broker) Addr() net.Addr {
+	if b.ln == nil {
+		return nil
+	}
+	return b.ln.Addr()
+}
+
+// IsBroker reports whether the node has the broker role (serves clients
+// and hosts partitions).
+func (b *Broker) IsBroker() bool { return b.ln != nil }
 
 // ControllerAddr is the controller listener's address.
 func (b *Broker) ControllerAddr() net.Addr { return b.ctrlNet.ln.Addr() }
@@ -184,7 +206,12 @@ func (b *Broker) NodeID() int32 { return b.cfg.NodeID }
 
 // NetStats are the network layer's counters (bytes sent by sendfile and by
 // copy, connections).
-func (b *Broker) NetStats() netio.Stats { return b.net.Stats() }
+func (b *Broker) NetStats() netio.Stats {
+	if b.net == nil {
+		return netio.Stats{}
+	}
+	return b.net.Stats()
+}
 
 // Ready is closed once the broker is registered and unfenced: it may lead
 // partitions and serve clients.

@@ -309,3 +309,35 @@ func TestActiveControllerFailover(t *testing.T) {
 		}
 	}
 }
+
+func TestControllerOnlyNode(t *testing.T) {
+	c := testcluster.StartMixed(t, 1, 2, func(i int, cfg *broker.Config) {
+		if i == 0 {
+			cfg.Quorum.Roles = "controller"
+		}
+	})
+	if c.Brokers[0].IsBroker() || c.Brokers[0].Addr() != nil {
+		t.Fatal("a controller-only node serves clients")
+	}
+	createTopic(t, c, "dedicated", 4, nil)
+	tp, _ := c.Brokers[1].Image().Topic("dedicated")
+	for i, p := range tp.Partitions {
+		if p.Leader == 1 {
+			t.Fatalf("partition %d is led by the controller-only node", i)
+		}
+	}
+	if _, ok := c.Brokers[1].Image().Brokers[1]; ok {
+		t.Fatal("the controller-only node registered as a broker")
+	}
+	cl := newClient(t, c, kgo.DefaultProduceTopic("dedicated"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 40 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := consumeAll(t, c, "dedicated", 40); len(got) != 40 {
+		t.Fatalf("consumed %d of 40", len(got))
+	}
+}

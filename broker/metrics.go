@@ -116,7 +116,7 @@ func (b *Broker) WritePrometheus(w io.Writer) {
 		p("gregor_request_duration_seconds_sum{api=%q} %g\n", name, float64(a.latencySumNs.Load())/1e9)
 		p("gregor_request_duration_seconds_count{api=%q} %d\n", name, count)
 	}
-	st := b.net.Stats()
+	st := b.NetStats()
 	p("# HELP gregor_sent_bytes_total Response bytes sent, by path: sendfile (zero copy) or copy (from memory).\n# TYPE gregor_sent_bytes_total counter\n")
 	p("gregor_sent_bytes_total{path=\"sendfile\"} %d\ngregor_sent_bytes_total{path=\"copy\"} %d\n", st.SendfileBytes, st.CopiedBytes)
 	p("# HELP gregor_connections Open client connections.\n# TYPE gregor_connections gauge\ngregor_connections %d\n", st.Connections)

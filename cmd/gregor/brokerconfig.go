@@ -603,7 +603,8 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	return serveConfig{broker: c, adminListener: admin}, warnings, r.known, errors.Join(r.errs...)
 }
 
-// parseRoles normalizes process.roles to "broker" or "broker,controller".
+// parseRoles normalizes process.roles to "broker", "controller" or
+// "broker,controller".
 func parseRoles(v string) (string, error) {
 	var broker, controller bool
 	roles := splitList(v)
@@ -628,7 +629,7 @@ func parseRoles(v string) (string, error) {
 	case broker:
 		return "broker", nil
 	default:
-		return "", errors.New("controller-only nodes are not supported yet: every Gregor node serves clients (use broker,controller)")
+		return "controller", nil
 	}
 }
 

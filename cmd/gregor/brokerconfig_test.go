@@ -61,6 +61,9 @@ var keyCases = []struct {
 		c.broker.Quorum.Voters = []raft.Voter{{ID: 2, Addr: "127.0.0.1:9193"}}
 	}},
 	{"process.roles in any order", map[string]string{"process.roles": "controller, broker"}, func(*serveConfig) {}},
+	{"process.roles controller", map[string]string{"process.roles": "controller"}, func(c *serveConfig) {
+		c.broker.Quorum.Roles = "controller"
+	}},
 	{"controller.quorum.voters", map[string]string{"controller.quorum.voters": "1@127.0.0.1:9093,2@127.0.0.1:9193, 3@127.0.0.1:9293"}, func(c *serveConfig) {
 		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:9093"}, {ID: 2, Addr: "127.0.0.1:9193"}, {ID: 3, Addr: "127.0.0.1:9293"}}
 	}},
@@ -255,7 +258,6 @@ func TestBrokerConfigErrors(t *testing.T) {
 		{"not an integer", map[string]string{"node.id": "one"}, []string{`node.id="one": not an integer`}},
 		{"negative id", map[string]string{"node.id": "-1"}, []string{`node.id="-1": want at least 0`}},
 		{"node.id and broker.id disagree", map[string]string{"node.id": "1", "broker.id": "2"}, []string{"node.id=1 and broker.id=2"}},
-		{"controller-only", map[string]string{"process.roles": "controller"}, []string{`process.roles="controller": controller-only nodes are not supported`}},
 		{"unknown role", map[string]string{"process.roles": "broker,worker"}, []string{`process.roles="broker,worker": unknown role "worker"`}},
 		{"no role", map[string]string{"process.roles": " "}, []string{`process.roles="": no role given`}},
 		{"no controller listener", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:9092"}, []string{`listeners="PLAINTEXT://127.0.0.1:9092": no controller listener`}},

@@ -187,7 +187,11 @@ wait:
 	for {
 		select {
 		case <-ready:
-			logger.Info("ready", "client", b.Addr().String(), "admin", adminAddr, "node.id", b.NodeID())
+			client := "none (controller only)"
+			if a := b.Addr(); a != nil {
+				client = a.String()
+			}
+			logger.Info("ready", "client", client, "admin", adminAddr, "node.id", b.NodeID())
 			ready = nil
 		case err := <-httpErr:
 			runErr = fmt.Errorf("admin server on %s stopped: %w", adminAddr, err)

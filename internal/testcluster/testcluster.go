@@ -166,7 +166,7 @@ func (c *Cluster) WaitForTopic(topic string) {
 func (c *Cluster) Bootstrap() string {
 	var addrs []string
 	for _, b := range c.Brokers {
-		if b != nil {
+		if b != nil && b.IsBroker() {
 			addrs = append(addrs, b.Addr().String())
 		}
 	}
