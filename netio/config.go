@@ -43,10 +43,18 @@ const (
 	EngineNetpoll = "netpoll"
 )
 
-// DefaultEngine is the engine EnsureDefaults picks: netpoll, because it
-// measured better on small requests and on idle connections and no
-// different on file fetches, in four runs of BenchmarkEngine (and two of
-// BenchmarkIdleConnections), -count 6 to 10, compared with benchstat, on a
+// DefaultEngine is the engine EnsureDefaults picks: std, because it is the
+// one whose memory stays bounded under every client. netpoll reads a
+// socket eagerly and cannot pause one connection, so a producer with acks=0
+// (which never reads answers) fills its input faster than the broker drains
+// it: in a 4 s run of `gregor bench` at full speed (1 KiB records, acks=0,
+// linger 5 ms), netpoll's broker peaked at 466 MB of RSS and closed the
+// connection over its bound, losing 19% of the records sent (1,183,825 of
+// 1,462,620 stored), where std peaked at 34 MB, stored what was sent, and
+// produced 16% faster, since its reading simply stops and TCP pushes back.
+//
+// netpoll measured better elsewhere, in four runs of BenchmarkEngine (and
+// two of BenchmarkIdleConnections), -count 6 to 10, with benchstat, on a
 // shared, noisy 2-core machine:
 //
 //   - small pipelined requests, one connection, 16 in flight: 6 to 30% more
@@ -56,20 +64,16 @@ const (
 //     two runs that interleaved the engines (p <= 0.037); within noise in
 //     the two others;
 //   - 1 MiB sendfile fetches: no significant difference in the three
-//     interleaved runs (medians from 12% faster to 26% slower); one run that
-//     measured all of std before all of netpoll had netpoll 73% slower,
-//     which the interleaved runs did not reproduce; CPU profiles of both are
-//     95% the same two syscalls (sendfile and the client's read);
+//     interleaved runs (medians from 12% faster to 26% slower); CPU profiles
+//     of both are 95% the same two syscalls (sendfile and the client's read);
 //   - 2000 idle connections: about 4.2-4.9 KiB and no goroutine per
 //     connection, against 7.5-8.5 KiB (1.1-1.3 KiB heap and two goroutine
 //     stacks) for std.
 //
-// What the benchmarks do not weigh: the netpoll engine cannot push back on a
-// client that pipelines more than twice MaxInFlightPerConnection requests
-// without reading its answers, and closes it instead (Stats.InputOverflows),
-// where std simply stops reading; and it serves only plain TCP or Unix
-// listeners. Choose std (network.engine=std) where either matters.
-const DefaultEngine = EngineNetpoll
+// Choose netpoll (network.engine=netpoll) for many mostly idle connections
+// or small request/response traffic from well-behaved clients; it serves
+// only plain TCP or Unix listeners.
+const DefaultEngine = EngineStd
 
 // EnsureDefaults fills every zero field with its default.
 func (c *Config) EnsureDefaults() {
