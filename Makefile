@@ -40,10 +40,15 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
 
-# The storage, quorum and network benchmarks and the controller failover
-# time, then the broker through a gregor process beside the machine's limits
-# (loopback TCP, page-cache appends), with their figures under results/.
+# First the harness: `gregor bench` runs workloads/default.yaml (acks x
+# linger.ms x compression, 27 scenarios, about 3 minutes on 2 cores) on an
+# embedded cluster and writes results/<date>-default/ (summary.json, .hgrm
+# files, report.md, plots). Then the storage, quorum and network benchmarks
+# and the controller failover time, then the broker through a gregor process
+# beside the machine's limits (loopback TCP, page-cache appends), with their
+# figures under results/.
 bench:
+	$(GO) run ./cmd/gregor bench --workload workloads/default.yaml
 	@mkdir -p $(RESULTS)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./batch ./segment ./raft ./netio | tee $(RESULTS)/bench.txt
 	$(GO) test -count=1 -run '^TestFailoverTime$$' -v ./raft | grep 'failover over' | sed 's/^ *node_test.go:[0-9]*: //' | tee $(RESULTS)/failover.txt

@@ -47,6 +47,7 @@ func commands() []command {
 		{"topic", "create, list, describe or delete topics", runTopic},
 		{"produce", "write lines from stdin to a topic, one record per line", runProduce},
 		{"consume", "print a topic's records, one per line", runConsume},
+		{"bench", "run a benchmark workload and write its results", runBench},
 		{"version", "print the version of this binary", runVersion},
 		{"help", "show help for gregor or one of its commands", nil},
 	}

@@ -1,0 +1,107 @@
+// Package bench is Gregor's benchmark harness (`gregor bench`): it measures
+// what acks, linger.ms, batch.size, compression, the replication factor and
+// min.insync.replicas cost in throughput and latency, against Gregor or any
+// Kafka-compatible cluster, and writes the figures next to the limits of
+// the machine measured in the same run.
+//
+// # Workloads and scenarios
+//
+// A workload is YAML with the OpenMessaging Benchmark's fields (name,
+// topics, partitionsPerTopic, messageSize, keyDistributor,
+// producersPerTopic, subscriptionsPerTopic, consumerPerSubscription,
+// producerRate, testDurationMinutes, warmupDurationMinutes, payloadFile)
+// and Gregor's own: testDurationSeconds and warmupDurationSeconds, payload
+// (text or random), the producer's Kafka settings under producer:,
+// replicationFactor, minInsyncReplicas, and sweep: value lists for acks,
+// linger.ms, batch.size, compression.type, replicationFactor and
+// minInsyncReplicas. The sweep's cartesian product gives the scenarios,
+// nested in a fixed order (replicationFactor outermost, linger.ms
+// innermost) so neighbouring scenarios differ in one setting.
+//
+// Parsing is strict because a benchmark that silently ignores a misspelt
+// setting measures the wrong thing for minutes: ParseWorkload walks the
+// YAML node tree itself and reports every unknown field, unknown producer
+// setting, wrong type, out-of-range value and impossible combination
+// (minInsyncReplicas above replicationFactor, an empty list, a bad acks
+// value, idempotence without acks=all, a batch.size that cannot hold one
+// record), each with its line, field and value, all at once. The cluster's
+// size is checked by Validate once it is known.
+//
+// # A run
+//
+// Run validates everything that needs no cluster, then starts the embedded
+// cluster (StartCluster: gregor serve processes on loopback with fresh
+// data directories, each node a broker and a quorum voter, in their own
+// process group so a terminal's Ctrl-C reaches only the harness) or
+// contacts the --bootstrap cluster, failing within Config.Timeout if it
+// cannot. Only then does it create the run's folder and measure the
+// machine's limits (MeasureLimits: one loopback TCP stream, page-cache
+// appends into fresh and into reused pages, fdatasync latency). Each
+// scenario gets fresh topics (deleted afterwards), consumers assigned
+// partitions directly (no consumer groups yet) reading from the start,
+// and producers that run for the warmup plus the measured phase, then a
+// bounded drain for the last acknowledgements and deliveries.
+//
+// After the drain the harness reads the topics' end offsets: how many
+// records the cluster holds. That is the consumers' target, and the only
+// count of what arrived with acks=0, which gets no answer; acknowledged
+// records missing from the log are reported as lost, and such scenarios
+// are left out of the best settings and the cost ratios.
+//
+// Every loop is bounded in count and time: producers stop at the end of
+// the measured phase or after a record count derived from it, consumers
+// have a deadline, every wait on the cluster has a timeout, and the
+// embedded brokers are killed if they do not stop within 30 s.
+//
+// # Measuring
+//
+// A record belongs to the measured window by its intended send time (for
+// latency) or by when it was acknowledged or received (for throughput).
+// At a fixed producerRate, the Pacer gives each record its intended send
+// time and latency counts from it, so a stall that delays sending is
+// charged to the records it delayed (coordinated omission correction, as
+// wrk2 and OMB do); as fast as possible, latency counts from just before
+// the send, including time blocked on a full buffer. Values are drawn from
+// a pool of distinct generated records (a batch of copies of one record
+// would compress 60-90x, which no real stream does). Each value carries
+// its send time in its first 8 bytes, so end-to-end latency is measured
+// to the microsecond rather than to the record timestamp's millisecond.
+// Latencies go into HdrHistograms of microseconds with 3 significant
+// digits (Recorder); each scenario's are written as .hgrm files.
+// Embedded brokers' CPU seconds come from /proc/<pid>/stat at the start
+// and end of the measured phase, their peak RSS from VmHWM in
+// /proc/<pid>/status, reset per scenario through /proc/<pid>/clear_refs.
+// --profile fetches the brokers' own /debug/pprof endpoints over HTTP
+// during the measured phase, so no profiling code runs in the harness.
+//
+// # Clients
+//
+// The load goes through two small interfaces, Producer and Consumer,
+// built by a Driver registered under the --client name. The franz-go
+// driver (driver_franz.go) is the only one today. Gregor's own client
+// (package gregor/client) will be the default once it exists: its driver is
+// one more file that calls RegisterDriver("gregor", ...) in init, after
+// which --client gregor stops answering ErrDriverNotAvailable. Topic
+// administration always goes through franz-go's kadm, which every Kafka-
+// compatible cluster understands.
+//
+// # Output
+//
+// A run writes results/<date>-<workload name>/ (date in UTC): summary.json
+// (Summary: settings and figures of each scenario and the machine's
+// limits), <scenario>.hgrm (produce latency) and <scenario>.e2e.hgrm per
+// scenario, report.md (WriteReport) and PNG plots (WritePlots, gonum/plot).
+// The report and the plots are drawn from the summary alone, so they can be
+// redrawn from summary.json and the report is tested against a golden
+// file. While running, a line every 5 s and a final line per scenario go
+// to Config.Progress in kafka-producer-perf-test's format.
+//
+// # Concurrency
+//
+// A scenario's goroutines (one per producer loop and consumer loop, one
+// for progress lines, one for phase boundaries, one per profile fetch)
+// share one loadStats: counters are atomics, histograms sit behind the
+// Recorder's mutex, and the few remaining fields behind loadStats.mu.
+// Everything else belongs to the goroutine running Run, which waits for
+// each scenario's goroutines before starting the next.
+package bench

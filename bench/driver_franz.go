@@ -1,0 +1,235 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The franz-go (kgo) driver: --client franz.
+
+func init() { RegisterDriver("franz", franzDriver{}) }
+
+type franzDriver struct{}
+
+// franzCodec maps compression.type to kgo's codec.
+func franzCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "", "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("compression.type %q: unknown codec", name)
+}
+
+// franzProducerOpts translates Kafka's producer settings into kgo options.
+// Differences from the Java client, which the report should be read with:
+// kgo's batch limit (ProducerBatchMaxBytes) is a maximum where batch.size
+// is a target; with idempotence kgo keeps one produce request in flight
+// per broker, whatever max.in.flight says.
+func franzProducerOpts(cfg ProducerConfig) ([]kgo.Opt, error) {
+	s := cfg.Settings
+	codec, err := franzCodec(s.CompressionType)
+	if err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Bootstrap...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.ProducerLinger(time.Duration(s.LingerMs) * time.Millisecond),
+		kgo.ProducerBatchMaxBytes(int32(s.BatchSize)),
+		kgo.ProducerBatchCompression(codec),
+		// buffer.memory bounds the buffer; the record count limit is
+		// set high enough never to be the one that binds first.
+		kgo.MaxBufferedBytes(int(s.BufferMemory)),
+		kgo.MaxBufferedRecords(1 << 20),
+		kgo.ProduceRequestTimeout(time.Duration(s.RequestTimeoutMs) * time.Millisecond),
+		kgo.RecordDeliveryTimeout(time.Duration(s.DeliveryTimeoutMs) * time.Millisecond),
+		// Sticky for records without a key and murmur2 for keyed ones,
+		// as Kafka's Java client did before KIP-794.
+		kgo.RecordPartitioner(pinningPartitioner{kgo.StickyKeyPartitioner(nil)}),
+		// Topics are created just before the load starts: a short
+		// metadata age lets the client find their leaders quickly.
+		kgo.MetadataMinAge(250 * time.Millisecond),
+	}
+	switch s.Acks {
+	case AcksAll:
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	case AcksLeader:
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()))
+	case AcksNone:
+		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()))
+	}
+	if s.EnableIdempotence {
+		if s.Acks != AcksAll {
+			return nil, errors.New("enable.idempotence=true needs acks=all")
+		}
+	} else {
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(s.MaxInFlight))
+	}
+	return opts, nil
+}
+
+func (franzDriver) NewProducer(_ context.Context, cfg ProducerConfig) (Producer, error) {
+	opts, err := franzProducerOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &franzProducer{}
+	opts = append(opts, kgo.WithHooks(&p.hooks), kgo.WithLogger(&p.hooks))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	p.cl = cl
+	return p, nil
+}
+
+type franzProducer struct {
+	cl    *kgo.Client
+	hooks franzHooks
+}
+
+func (p *franzProducer) Produce(ctx context.Context, topic string, partition int32, key, value []byte, ts time.Time, done func(error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &kgo.Record{Topic: topic, Partition: partition, Key: key, Value: value, Timestamp: ts}
+	p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) { done(err) })
+	return nil
+}
+
+func (p *franzProducer) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
+
+func (p *franzProducer) Close() error {
+	p.cl.Close()
+	return nil
+}
+
+func (p *franzProducer) Stats() ProducerStats {
+	return ProducerStats{
+		Batches:           p.hooks.batches.Load(),
+		UncompressedBytes: p.hooks.uncompressed.Load(),
+		CompressedBytes:   p.hooks.compressed.Load(),
+		Retries:           p.hooks.retries.Load(),
+	}
+}
+
+// franzHooks counts accepted batches and their sizes (a kgo hook), and
+// retries. kgo keeps no retry counter, but it logs, at info level or
+// above, each produce request and each batch it will send again after a
+// retriable error; counting those lines is the only view it gives.
+type franzHooks struct {
+	batches, uncompressed, compressed, retries atomic.Int64
+}
+
+func (h *franzHooks) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
+	h.batches.Add(1)
+	h.uncompressed.Add(int64(m.UncompressedBytes))
+	h.compressed.Add(int64(m.CompressedBytes))
+}
+
+func (h *franzHooks) Level() kgo.LogLevel { return kgo.LogLevelInfo }
+
+func (h *franzHooks) Log(_ kgo.LogLevel, msg string, keyvals ...any) {
+	switch {
+	case strings.HasPrefix(msg, "produce request failed"), strings.HasPrefix(msg, "random error while producing"):
+		h.retries.Add(1)
+	case msg == "batch in a produce request failed":
+		for i := 0; i+1 < len(keyvals); i += 2 {
+			if keyvals[i] == "err_is_retryable" && keyvals[i+1] == true {
+				h.retries.Add(1)
+			}
+		}
+	}
+}
+
+// pinningPartitioner honours a record's partition when the harness pins
+// one (Partition >= 0) and otherwise defers to the wrapped partitioner.
+type pinningPartitioner struct{ inner kgo.Partitioner }
+
+func (p pinningPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return &pinningTopicPartitioner{inner: p.inner.ForTopic(topic)}
+}
+
+type pinningTopicPartitioner struct{ inner kgo.TopicPartitioner }
+
+func (p *pinningTopicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return r.Partition >= 0 || p.inner.RequiresConsistency(r)
+}
+
+func (p *pinningTopicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Partition >= 0 {
+		return int(r.Partition) % n
+	}
+	return p.inner.Partition(r, n)
+}
+
+// OnNewBatch forwards to a sticky inner partitioner, which moves on to a
+// new partition whenever a batch fills.
+func (p *pinningTopicPartitioner) OnNewBatch() {
+	if nb, ok := p.inner.(kgo.TopicPartitionerOnNewBatch); ok {
+		nb.OnNewBatch()
+	}
+}
+
+func (franzDriver) NewConsumer(_ context.Context, cfg ConsumerConfig) (Consumer, error) {
+	assign := map[string]map[int32]kgo.Offset{}
+	for topic, parts := range cfg.Partitions {
+		m := map[int32]kgo.Offset{}
+		for _, p := range parts {
+			m[p] = kgo.NewOffset().AtStart()
+		}
+		assign[topic] = m
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Bootstrap...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.ConsumePartitions(assign),
+		// A fetch waits at most this long for data; the broker answers
+		// as soon as an append arrives, so this only bounds idle polls.
+		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.FetchMaxBytes(64<<20),
+		kgo.FetchMaxPartitionBytes(8<<20),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &franzConsumer{cl: cl}, nil
+}
+
+type franzConsumer struct{ cl *kgo.Client }
+
+func (c *franzConsumer) Poll(ctx context.Context, fn func(ConsumedRecord)) error {
+	fs := c.cl.PollRecords(ctx, 10000)
+	if fs.IsClientClosed() {
+		return kgo.ErrClientClosed
+	}
+	var firstErr error
+	fs.EachError(func(topic string, p int32, err error) {
+		if firstErr == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			firstErr = fmt.Errorf("fetch %s-%d: %w", topic, p, err)
+		}
+	})
+	fs.EachRecord(func(r *kgo.Record) {
+		fn(ConsumedRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Value: r.Value})
+	})
+	return firstErr
+}
+
+func (c *franzConsumer) Close() error {
+	c.cl.Close()
+	return nil
+}

@@ -1,0 +1,184 @@
+package bench
+
+import (
+	"bytes"
+	"flag"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Regenerate the golden report after a deliberate change, and read the
+// diff: go test ./bench -run TestReportGolden -update
+var update = flag.Bool("update", false, "rewrite testdata/report.golden.md from testdata/summary.json")
+
+func readTestSummary(t *testing.T) *Summary {
+	t.Helper()
+	s, err := ReadSummary(filepath.Join("testdata", "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestReportGolden renders report.md from a fixed summary (six scenarios
+// of acks x linger.ms, one failed and one with errors) and compares it
+// with the golden file.
+func TestReportGolden(t *testing.T) {
+	s := readTestSummary(t)
+	var b bytes.Buffer
+	plots := []string{plotThroughputLinger, plotSpectrumProduce, plotSpectrumE2E, plotThroughputP99}
+	if err := WriteReport(&b, s, plots); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "report.golden.md")
+	if *update {
+		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Errorf("report differs from %s (rerun with -update after a deliberate change):\n%s", golden, lineDiff(string(want), b.String()))
+	}
+	// What the report must say, whatever the golden file holds.
+	for _, must := range []string{
+		"## Machine limits (measured in this run)", "one TCP stream over loopback", "page-cache append into fresh pages",
+		"page-cache append into reused pages", "fdatasync", "## Results", "| # | acks | linger.ms |", "## Best settings",
+		"Highest produce throughput: #2", "Lowest produce p99 latency: #1", "## What each setting change cost",
+		"| linger.ms | 0 | 5 |", "| acks | 1 | all |", "x append)", "x TCP)", "](throughput-vs-linger.png)",
+		"#6 acks=all linger.ms=20: creating topic", "#3 acks=1 linger.ms=20: 2 records failed",
+	} {
+		if !strings.Contains(b.String(), must) {
+			t.Errorf("report lacks %q", must)
+		}
+	}
+	if i, j := strings.Index(b.String(), "## Machine limits"), strings.Index(b.String(), "## Results"); i < 0 || j < i {
+		t.Error("the machine's limits do not come before the results")
+	}
+}
+
+// lineDiff shows the first differing lines.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < max(len(w), len(g)); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return "line " + itoa(i+1) + ":\nwant: " + wl + "\ngot:  " + gl
+		}
+	}
+	return ""
+}
+
+func TestSettingCosts(t *testing.T) {
+	s := readTestSummary(t)
+	costs := settingCosts(s)
+	byKey := map[string]settingCost{}
+	for _, c := range costs {
+		byKey[c.Key+" "+c.From+">"+c.To] = c
+	}
+	near := func(name string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	// acks 1 -> all: pairs at linger 0 (120/150) and 5 (180/210); linger
+	// 20 has no OK pair (#3 had errors, #6 failed).
+	c := byKey["acks 1>all"]
+	if c.Pairs != 2 {
+		t.Fatalf("acks pairs %d", c.Pairs)
+	}
+	near("acks throughput", c.Throughput, math.Sqrt(120.0/150*180/210))
+	near("acks throughput lo", c.ThroughputLo, 120.0/150)
+	near("acks p99", c.P99, math.Sqrt(11.0/9*15/12))
+	near("acks broker CPU per MiB", c.CPU, 1) // the fixture's CPU is MiB/60
+	// linger 0 -> 5: both acks values.
+	c = byKey["linger.ms 0>5"]
+	if c.Pairs != 2 {
+		t.Fatalf("linger pairs %d", c.Pairs)
+	}
+	near("linger throughput", c.Throughput, math.Sqrt(210.0/150*180/120))
+	// linger 5 -> 20: no pair has both ends OK.
+	if c := byKey["linger.ms 5>20"]; c.Pairs != 0 {
+		t.Errorf("linger 5>20 pairs %d", c.Pairs)
+	}
+}
+
+// TestWriteOutputs writes everything a run writes from a summary: the
+// JSON reads back the same, the PNGs decode, the report has its tables.
+func TestWriteOutputs(t *testing.T) {
+	s := readTestSummary(t)
+	dir := t.TempDir()
+	files, err := WriteOutputs(dir, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"summary.json", "report.md", plotThroughputLinger, plotSpectrumProduce, plotSpectrumE2E, plotThroughputP99} {
+		found := false
+		for _, f := range files {
+			found = found || f == want
+		}
+		if !found {
+			t.Errorf("%s not written (files %q)", want, files)
+		}
+	}
+	for _, f := range files {
+		if !strings.HasSuffix(f, ".png") {
+			continue
+		}
+		fh, err := os.Open(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(fh)
+		fh.Close()
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+		} else if b := img.Bounds(); b.Dx() < 400 || b.Dy() < 300 {
+			t.Errorf("%s: %v", f, b)
+		}
+	}
+	back, err := ReadSummary(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Workload.TestDuration != s.Workload.TestDuration || len(back.Scenarios) != 6 || back.Scenarios[4].ProduceLatency.P99Ms != 15 {
+		t.Errorf("summary did not read back: %+v", back.Workload)
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	if !strings.Contains(string(report), "![produce latency by percentile](latency-spectrum-produce.png)") {
+		t.Errorf("report does not show the plots:\n%s", report)
+	}
+}
+
+// TestPlotsWithNothingToShow: a run whose every scenario failed still
+// writes a summary and a report, and no empty plot.
+func TestPlotsWithNothingToShow(t *testing.T) {
+	s := readTestSummary(t)
+	s.Scenarios = s.Scenarios[5:] // the failed one
+	dir := t.TempDir()
+	files, err := WriteOutputs(dir, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(files, ",") != "summary.json,report.md" {
+		t.Errorf("files %q", files)
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	if !strings.Contains(string(report), "No scenario ran to the end without errors or lost records.") {
+		t.Errorf("report:\n%s", report)
+	}
+}

@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// tinyWorkload is a workload of two one-second scenarios at a low rate.
+func tinyWorkload(t *testing.T, extra string) *Workload {
+	t.Helper()
+	w, err := ParseWorkload([]byte(`name: unit
+partitionsPerTopic: 2
+messageSize: 128
+producerRate: 200
+testDurationSeconds: 1
+producer:
+  linger.ms: 1
+sweep:
+  acks: [1, all]
+`+extra), "unit.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func fakeCluster(t *testing.T) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// TestRunAgainstKfake runs the harness end to end against franz-go's
+// in-memory cluster: the harness's own path, independent of Gregor.
+func TestRunAgainstKfake(t *testing.T) {
+	out := t.TempDir()
+	var progress syncBuffer
+	res, err := Run(t.Context(), Config{Workload: tinyWorkload(t, ""), Bootstrap: fakeCluster(t), OutDir: out,
+		Progress: &progress, LimitsEach: 50 * time.Millisecond, Timeout: 10 * time.Second, DrainTimeout: 10 * time.Second,
+		Now: func() time.Time { return time.Date(2026, 3, 4, 23, 59, 0, 0, time.FixedZone("x", 3600)) }})
+	if err != nil {
+		t.Fatalf("%v\nprogress:\n%s", err, progress.String())
+	}
+	if want := filepath.Join(out, "2026-03-04-unit"); res.Dir != want {
+		t.Errorf("dir %s, want %s (the date in UTC)", res.Dir, want)
+	}
+	s := res.Summary
+	if len(s.Scenarios) != 2 || s.Target.Embedded || s.Target.Brokers != 1 || s.Limits == nil {
+		t.Fatalf("summary %+v", s)
+	}
+	for _, r := range s.Scenarios {
+		if !r.OK() {
+			t.Errorf("scenario %d: %+v", r.Index, r)
+		}
+		// 200 records/s for 1 s.
+		if r.RecordsSent < 195 || r.RecordsSent > 201 || r.RecordsStored != r.RecordsAcked || r.RecordsConsumed != r.RecordsStored {
+			t.Errorf("scenario %d: sent %d acked %d stored %d consumed %d", r.Index, r.RecordsSent, r.RecordsAcked, r.RecordsStored, r.RecordsConsumed)
+		}
+		if r.ProduceLatency.Count == 0 || r.EndToEndLatency.Count == 0 || !r.CoordinatedOmissionCorrected || r.Retries < 0 {
+			t.Errorf("scenario %d latencies %+v %+v", r.Index, r.ProduceLatency, r.EndToEndLatency)
+		}
+		if len(r.HgrmFiles) != 2 {
+			t.Errorf("hgrm files %q", r.HgrmFiles)
+		}
+	}
+	for _, f := range []string{"summary.json", "report.md", "01_acks-1.hgrm", "01_acks-1.e2e.hgrm", "02_acks-all.hgrm", plotSpectrumProduce} {
+		if _, err := os.Stat(filepath.Join(res.Dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if n := strings.Count(progress.String(), " ms 99.9th."); n != 2 {
+		t.Errorf("%d final lines:\n%s", n, progress.String())
+	}
+}
+
+// TestRunInterrupted: cancelling the context mid-scenario stops the run,
+// and what was measured is still written.
+func TestRunInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	w := tinyWorkload(t, "")
+	w.TestDuration = time.Minute
+	progress := &cancelOn{substr: "scenario 1/2", after: 700 * time.Millisecond, cancel: cancel}
+	start := time.Now()
+	res, err := Run(ctx, Config{Workload: w, Bootstrap: fakeCluster(t), OutDir: t.TempDir(), Progress: progress,
+		LimitsEach: 20 * time.Millisecond, Timeout: 10 * time.Second})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("took %v to stop", d)
+	}
+	if res == nil || !res.Summary.Interrupted || len(res.Summary.Scenarios) != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	r := res.Summary.Scenarios[0]
+	if !r.Interrupted || r.MeasuredSeconds <= 0 || r.MeasuredSeconds > 5 || r.ProduceLatency.Count == 0 {
+		t.Errorf("interrupted scenario: measured %v s, %d latencies", r.MeasuredSeconds, r.ProduceLatency.Count)
+	}
+	back, err := ReadSummary(filepath.Join(res.Dir, "summary.json"))
+	if err != nil || !back.Interrupted {
+		t.Errorf("summary.json: %v %+v", err, back)
+	}
+	report, _ := os.ReadFile(filepath.Join(res.Dir, "report.md"))
+	if !strings.Contains(string(report), "The run was interrupted") {
+		t.Error("report does not say the run was interrupted")
+	}
+}
+
+// cancelOn cancels a context a moment after a progress line containing
+// substr is written.
+type cancelOn struct {
+	substr string
+	after  time.Duration
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.substr) {
+		c.once.Do(func() { time.AfterFunc(c.after, c.cancel) })
+	}
+	return len(p), nil
+}
+
+func TestRunUnreachableCluster(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	out := t.TempDir()
+	start := time.Now()
+	_, err = Run(t.Context(), Config{Workload: tinyWorkload(t, ""), Bootstrap: []string{addr}, OutDir: out, Timeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the cluster at "+addr) {
+		t.Errorf("err = %v", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("took %v with a 1 s timeout", d)
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("wrote %v for a run that never started", left)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	w := tinyWorkload(t, "replicationFactor: 2\n")
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Workload: w}, "replicationFactor: 2 is more than the 1 broker(s)"},
+		{Config{Workload: w, Brokers: 2, Client: "gregor"}, "not available yet"},
+		{Config{Workload: w, Brokers: 2, Client: "nope"}, `client "nope": unknown`},
+		{Config{Workload: w, Bootstrap: []string{"h:1"}, Profiles: []string{"cpu"}}, "with --bootstrap there are none"},
+		{Config{Workload: w, Brokers: 2, Profiles: []string{"gpu"}}, `profile "gpu"`},
+	} {
+		err := tt.cfg.Check()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: err = %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+	if err := (&Config{Workload: w, Brokers: 2, Profiles: []string{"cpu", "trace"}}).Check(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestParseProfiles(t *testing.T) {
+	got, err := ParseProfiles(" cpu,mem , cpu")
+	if err != nil || strings.Join(got, ",") != "cpu,mem" {
+		t.Errorf("%q %v", got, err)
+	}
+	if _, err := ParseProfiles("cpu,heap"); err == nil || !strings.Contains(err.Error(), `"heap"`) {
+		t.Errorf("heap: %v", err)
+	}
+}
+
+// syncBuffer is a bytes buffer safe for the harness's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
