@@ -372,6 +372,35 @@ const maxUnpacedRate = 10_000_000
 // runScenario runs one scenario: fresh topics, consumers from their start,
 // producers for warmup plus the measured phase, then a bounded drain. It
 // returns the figures and the histograms; the topics are deleted.
+// storedRecords counts the records the cluster holds once the producers
+// have flushed. With acks=0 a flush only means the requests were written to
+// the socket, and the broker may still be reading them: the count is taken
+// again every 100 ms until it stops growing (or ctx ends), so records in
+// flight are not reported as lost.
+func (r *runner) storedRecords(ctx context.Context, topics []string, unacknowledged bool) (int64, error) {
+	stored, err := r.admin.endOffsets(ctx, topics)
+	if err != nil || !unacknowledged {
+		return stored, err
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return stored, nil
+		case <-tick.C:
+		}
+		next, err := r.admin.endOffsets(ctx, topics)
+		if err != nil {
+			return stored, nil
+		}
+		if next == stored {
+			return stored, nil
+		}
+		stored = next
+	}
+}
+
 func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResult, h hists) {
 	w := r.w
 	res.Scenario = sc
@@ -536,7 +565,7 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	// only count of records that arrived.
 	target := stats.acked.Load()
 	if !interrupted {
-		if stored, err := r.admin.endOffsets(drainCtx, res.Topics); err == nil {
+		if stored, err := r.storedRecords(drainCtx, res.Topics, sc.Producer.Acks == AcksNone); err == nil {
 			res.RecordsStored, target = stored, stored
 		} else {
 			stats.noteError(fmt.Errorf("listing end offsets: %w", err))
