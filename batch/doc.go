@@ -15,7 +15,11 @@
 //   - Compress and Decompress for the codecs Kafka defines (gzip, snappy raw and
 //     xerial-framed, the LZ4 frame format, zstd).
 //   - Builder, which accumulates records and writes a whole batch, as a producer
-//     does.
+//     does; Recompress, for a topic whose compression.type is not "producer".
+//   - Accumulator, the producer's batching (DESIGN §2): one open batch per
+//     partition, closed at batch.size or after linger.ms, compressed once when
+//     drained, all of it bounded by buffer.memory (Append blocks up to
+//     max.block.ms, then fails).
 //
 // Everything that reads untrusted bytes is bounded: decoders check every length
 // against the bytes present before using it, never panic, and decompression
@@ -24,7 +28,9 @@
 // error a broker answers with (see Error and KafkaCode).
 //
 // Nothing here keeps shared mutable state except the codec pools
-// (sync.Pool); a Builder, RecordReader or Iter belongs to one goroutine.
+// (sync.Pool) and the Accumulator, whose mutex guards its batches and memory
+// accounting (producers append on their goroutines, the sender drains on
+// its own); a Builder, RecordReader or Iter belongs to one goroutine.
 //
 // # RecordBatch v2 layout
 //

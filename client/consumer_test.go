@@ -1,0 +1,246 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"gregor/internal/testcluster"
+)
+
+// clusters are the brokers the end-to-end tests run against: franz-go's fake
+// cluster and an in-process Gregor. start returns the bootstrap addresses;
+// the topic exists with one partition afterwards (created by the producer
+// through auto-creation on Gregor).
+var clusters = []struct {
+	name  string
+	start func(t *testing.T, topic string) []string
+}{
+	{"kfake", func(t *testing.T, topic string) []string {
+		return newFake(t, kfake.SeedTopics(1, topic)).ListenAddrs()
+	}},
+	{"gregor", func(t *testing.T, topic string) []string {
+		c := testcluster.Start(t, 1, nil)
+		return c.Addrs()
+	}},
+}
+
+// produceOneBatch writes n records with timestamps t0+i seconds to partition
+// 0 as a single batch (linger.ms holds them, Flush sends them), so that
+// seeking into the middle of the partition means skipping records within a
+// batch.
+func produceOneBatch(t *testing.T, addrs []string, topic string, n int, t0 time.Time, prefix string) {
+	t.Helper()
+	cfg := testProducerConfig(addrs)
+	cfg.LingerMs = 60000
+	cfg.DeliveryTimeoutMs = 120000
+	p := newTestProducer(t, cfg)
+	res := newResults()
+	ctx := context.Background()
+	for i := range n {
+		v := fmt.Sprintf("%s-%d", prefix, i)
+		must(t, p.Produce(ctx, &Record{Topic: topic, Partition: 0, Value: []byte(v), Timestamp: t0.Add(time.Duration(i) * time.Second)},
+			res.callback(i, v)))
+	}
+	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	must(t, p.Flush(fctx))
+	checkCallbacksInOrder(t, res.wait(t, time.Second), false)
+	if st := p.Stats(); st.Batches != 1 {
+		t.Fatalf("%d batches, want 1", st.Batches)
+	}
+}
+
+// firstOffset polls once and returns the first record's offset.
+func firstOffset(t *testing.T, c *Consumer) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	recs, err := c.Poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs[0].Offset
+}
+
+// pollNothing checks that no record comes for a while.
+func pollNothing(t *testing.T, c *Consumer, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if recs, err := c.Poll(ctx); err == nil {
+		t.Fatalf("got %d records (first offset %d), want none", len(recs), recs[0].Offset)
+	} else if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+}
+
+func TestConsumerSeekAndMaxPollRecords(t *testing.T) {
+	for _, cl := range clusters {
+		t.Run(cl.name, func(t *testing.T) {
+			const topic = "seek"
+			addrs := cl.start(t, topic)
+			t0 := time.UnixMilli(1700000000000)
+			produceOneBatch(t, addrs, topic, 30, t0, "v")
+			tp := TopicPartition{topic, 0}
+			cfg := testConsumerConfig(addrs)
+			cfg.MaxPollRecords = 7
+			c := newTestConsumer(t, cfg, tp)
+
+			// auto.offset.reset=earliest; max.poll.records bounds each Poll.
+			got := 0
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for got < 30 {
+				recs, err := c.Poll(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(recs) > 7 {
+					t.Fatalf("Poll returned %d records, max.poll.records is 7", len(recs))
+				}
+				for _, r := range recs {
+					if r.Offset != int64(got) || string(r.Value) != fmt.Sprintf("v-%d", got) ||
+						!r.Timestamp.Equal(t0.Add(time.Duration(got)*time.Second)) {
+						t.Fatalf("record %d: offset %d value %q ts %v", got, r.Offset, r.Value, r.Timestamp)
+					}
+					got++
+				}
+			}
+			if pos := c.Position(tp); pos != 30 {
+				t.Fatalf("position %d after 30 records", pos)
+			}
+
+			c.Seek(tp, At(17)) // inside the batch: records 0..16 are skipped
+			if o := firstOffset(t, c); o != 17 {
+				t.Fatalf("At(17): first offset %d", o)
+			}
+			c.Seek(tp, AtTime(t0.Add(10*time.Second)))
+			if o := firstOffset(t, c); o != 10 {
+				t.Fatalf("AtTime(t0+10s): first offset %d", o)
+			}
+			c.Seek(tp, AtTime(t0.Add(9500*time.Millisecond)))
+			if o := firstOffset(t, c); o != 10 {
+				t.Fatalf("AtTime(t0+9.5s): first offset %d", o)
+			}
+			c.Seek(tp, Earliest())
+			if o := firstOffset(t, c); o != 0 {
+				t.Fatalf("Earliest: first offset %d", o)
+			}
+			c.Seek(tp, Latest())
+			pollNothing(t, c, 300*time.Millisecond)
+			c.Seek(tp, AtTime(t0.Add(time.Hour))) // after every record: the end
+			pollNothing(t, c, 300*time.Millisecond)
+			produceOneBatch(t, addrs, topic, 2, t0.Add(time.Hour), "late")
+			recs := consumeN(t, c, 2, 10*time.Second)
+			if recs[0].Offset != 30 || string(recs[0].Value) != "late-0" {
+				t.Fatalf("after seeking past the end, got offset %d %q", recs[0].Offset, recs[0].Value)
+			}
+
+			// OFFSET_OUT_OF_RANGE resets per auto.offset.reset (earliest).
+			c.Seek(tp, At(1000))
+			if o := firstOffset(t, c); o != 0 {
+				t.Fatalf("out of range with reset earliest: first offset %d", o)
+			}
+
+			// auto.offset.reset=none: Poll reports it; Seek repairs it.
+			cfg.AutoOffsetReset = "none"
+			strict := newTestConsumer(t, cfg, tp)
+			if _, err := strict.Poll(context.Background()); !errors.Is(err, ErrNoOffset) {
+				t.Fatalf("no position with reset none: %v", err)
+			}
+			strict.Seek(tp, At(1000))
+			pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer pcancel()
+			if _, err := strict.Poll(pctx); !errors.Is(err, ErrNoOffset) {
+				t.Fatalf("out of range with reset none: %v", err)
+			}
+			strict.Seek(tp, At(5))
+			if o := firstOffset(t, strict); o != 5 {
+				t.Fatalf("after Seek(At(5)): first offset %d", o)
+			}
+		})
+	}
+}
+
+// A consumer that starts at latest sees only what is produced after it has
+// its position.
+func TestConsumerLatestByDefault(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "latest"))
+	produceOneBatch(t, c.ListenAddrs(), "latest", 5, time.Now(), "old")
+	cfg := testConsumerConfig(c.ListenAddrs())
+	cfg.AutoOffsetReset = "latest"
+	cons := newTestConsumer(t, cfg, TopicPartition{"latest", 0})
+	for cons.Position(TopicPartition{"latest", 0}) < 0 {
+		pollNothing(t, cons, 50*time.Millisecond)
+	}
+	produceOneBatch(t, c.ListenAddrs(), "latest", 1, time.Now(), "new")
+	recs := consumeN(t, cons, 1, 10*time.Second)
+	if recs[0].Offset != 5 || string(recs[0].Value) != "new-0" {
+		t.Fatalf("got offset %d %q, want the new record at 5", recs[0].Offset, recs[0].Value)
+	}
+}
+
+func TestConsumerCloseEndsPoll(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "idle"))
+	cons, err := NewConsumer(testConsumerConfig(c.ListenAddrs()))
+	must(t, err)
+	cons.Assign([]TopicPartition{{"idle", 0}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := cons.Poll(context.Background())
+		done <- err
+	}()
+	cons.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Poll during Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Poll did not end when the consumer closed")
+	}
+}
+
+// read_committed hides records of aborted transactions (written here by
+// franz-go's transactional producer, since this producer has no
+// transactions); read_uncommitted shows them. Control batches never appear.
+func TestKfakeConsumerIsolationLevels(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "txn"))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("gregor-test-txn"), kgo.DefaultProduceTopic("txn"))
+	must(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, txn := range []struct {
+		values []string
+		commit kgo.TransactionEndTry
+	}{{[]string{"a1", "a2"}, kgo.TryAbort}, {[]string{"c1"}, kgo.TryCommit}, {[]string{"a3"}, kgo.TryAbort}, {[]string{"c2", "c3"}, kgo.TryCommit}} {
+		must(t, cl.BeginTransaction())
+		for _, v := range txn.values {
+			must(t, cl.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: []byte(v)}).FirstErr())
+		}
+		must(t, cl.EndTransaction(ctx, txn.commit))
+	}
+	read := func(isolation string, n int) string {
+		cfg := testConsumerConfig(c.ListenAddrs())
+		cfg.IsolationLevel = isolation
+		cons := newTestConsumer(t, cfg, TopicPartition{"txn", 0})
+		var vs []string
+		for _, r := range consumeN(t, cons, n, 10*time.Second) {
+			vs = append(vs, string(r.Value))
+		}
+		return fmt.Sprint(vs)
+	}
+	if got := read("read_committed", 3); got != "[c1 c2 c3]" {
+		t.Fatalf("read_committed: %s", got)
+	}
+	if got := read("read_uncommitted", 6); got != "[a1 a2 c1 a3 c2 c3]" {
+		t.Fatalf("read_uncommitted: %s", got)
+	}
+}

@@ -1,0 +1,93 @@
+// Package client is Gregor's own Kafka client: a Producer and a Consumer
+// that speak the Kafka protocol to any Kafka-compatible cluster (Gregor,
+// Apache Kafka, franz-go's kfake), so the benchmark harness can drive any of
+// them. Requests and responses are encoded with franz-go's kmsg; everything
+// else (connections, metadata, batching, retries, idempotence, fetching) is
+// here. Configuration uses the Java client's names (ProducerConfig,
+// ConsumerConfig) and its defaults, and keyed records land on the partition
+// the Java client picks (murmur2, KeyPartition).
+//
+// # Producer
+//
+// Goroutines and what each owns:
+//
+//	caller(s)     Produce: validate, wait for the topic's metadata (first
+//	              time only), pick a partition, append to the accumulator.
+//	              Blocks only for metadata or buffer.memory, up to
+//	              max.block.ms.
+//	sender        one per producer; owns every batch from the moment it is
+//	              drained from the accumulator: per-partition queues,
+//	              sequence numbers, the producer id and epoch, in-flight
+//	              counts per broker. It builds Produce requests (one batch
+//	              per partition per request, the partitions a broker leads
+//	              coalesced, up to max.request.size) and decides what every
+//	              answer means. It never blocks on I/O: connections and the
+//	              InitProducerId helper report back on bounded channels.
+//	callbacks     one per producer; runs the callbacks of completed batches
+//	              in order, then releases their memory to the accumulator.
+//	metadata      one per client (cluster.loop); refreshes on request and
+//	              every metadata.max.age.ms, publishing immutable snapshots.
+//	connections   two per broker (writer, reader); see below.
+//
+// The accumulator (batch.Accumulator) holds one open batch per partition and
+// closes it at batch.size or after linger.ms; the sender compresses each
+// batch once, when it drains it. Sequence numbers are assigned when a batch is
+// first sent and kept across retries, so the broker can drop a resent batch it
+// already has. A batch that must be retried keeps its place in its
+// partition's queue and is resent alone before anything after it, so retries
+// keep order; callbacks of a partition run in queue order whatever order the
+// answers come in. OUT_OF_ORDER_SEQUENCE_NUMBER and UNKNOWN_PRODUCER_ID are
+// handled as the Java client does: retried when an earlier failure explains
+// them, otherwise the batch fails; either way a sequence gap leads to a new
+// epoch (InitProducerId again, once nothing is in flight), after which every
+// partition's sequences restart at 0. INVALID_PRODUCER_EPOCH and
+// PRODUCER_FENCED are fatal: every record fails and Produce returns the error.
+//
+// # Consumer
+//
+// Partitions are assigned by hand (Assign, Seek); consumer groups come
+// later. One fetcher goroutine per broker leading an assigned partition
+// resolves pending positions (ListOffsets: earliest, latest, by time) and
+// keeps one Fetch in flight, for the partitions that have room in their
+// buffers; Poll takes records from those buffers. So the next fetch is on
+// the wire while the application handles the last one. Batches are checked
+// (CRC), decompressed (bounded), stripped of records below the requested
+// offset, and of aborted transactions under read_committed; a partial batch
+// at the end of a response is fetched again next time. OFFSET_OUT_OF_RANGE
+// resets per auto.offset.reset; NOT_LEADER and friends refresh metadata and
+// the partition moves to its new leader's fetcher. Consumer state lives under
+// one mutex (Consumer.mu); a Seek bumps the partition's generation so that
+// answers to requests sent before it are dropped.
+//
+// # Connections
+//
+// One TCP connection per broker, shared by everything a client sends there.
+// A connection first negotiates versions (ApiVersions), then pipelines:
+// requests are written in order by its writer goroutine, responses read by
+// its reader goroutine and matched to requests by correlation id (Kafka
+// answers in order). Each request uses the highest version both sides speak
+// (Produce up to v9, Fetch v13, Metadata v12, ListOffsets v7, InitProducerId
+// v4). A response late by request.timeout.ms kills the connection and fails
+// everything on it with a retriable ConnError, as the Java client does;
+// acks=0 Produce requests complete once written, since no answer comes.
+// Seed connections are closed once the brokers' own addresses are known.
+//
+// # Bounds
+//
+//   - Producer memory: buffer.memory bounds the bytes of every batch from
+//     its first record until its callbacks have run (the accumulator's open
+//     and sealed batches, the sender's queues, requests in flight, the
+//     callback queue); Produce blocks when it is full, up to max.block.ms.
+//     Idle buffers kept for reuse are bounded by buffer.memory too.
+//   - Requests: at most max.in.flight.requests.per.connection Produce
+//     requests per broker, each at most max.request.size; one Fetch per
+//     broker; each response frame at most 100 MiB (or fetch.max.bytes plus
+//     16 MiB for a consumer).
+//   - Consumer memory: at most two fetched chunks buffered per partition,
+//     each at most max.partition.fetch.bytes of batches; one batch
+//     decompresses to at most max(fetch.max.bytes, 128 MiB).
+//   - Time: every request has request.timeout.ms; every record gets its
+//     callback within delivery.timeout.ms (plus one request timeout for a
+//     batch in flight); metadata refreshes at most once per
+//     retry.backoff.ms, backing off to 10x while failing.
+package client

@@ -1,0 +1,431 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"gregor/batch"
+)
+
+// TopicPartition names one partition of one topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
+
+// Record is a record to produce.
+type Record struct {
+	Topic string
+	// Partition is the partition to write to; -1 (any negative value) lets
+	// the partitioner choose. Note that the zero value, 0, is partition 0.
+	Partition int32
+	// Key and Value; nil is null. A record with a nil key is spread by the
+	// sticky partitioner, one with a key (even empty) goes to murmur2(key).
+	Key, Value []byte
+	Headers    []batch.RecordHeader
+	// Timestamp is the record's CreateTime; the zero time means now.
+	Timestamp time.Time
+}
+
+// RecordMetadata is where a record was written.
+type RecordMetadata struct {
+	Topic     string
+	Partition int32
+	// Offset is the record's offset, -1 when unknown (acks=0).
+	Offset int64
+	// Timestamp is the record's timestamp: its CreateTime, or the broker's
+	// LogAppendTime for topics with message.timestamp.type=LogAppendTime.
+	Timestamp time.Time
+}
+
+// ProducerStats are running totals, read with atomic loads: cheap enough for
+// a benchmark harness to sample while the producer runs.
+type ProducerStats struct {
+	// RecordsSent are records acknowledged by the broker (written, for
+	// acks=0).
+	RecordsSent int64
+	// RecordErrors are records whose callback got an error.
+	RecordErrors int64
+	// Batches and Bytes are the acknowledged batches and their encoded
+	// (compressed) size.
+	Batches int64
+	Bytes   int64
+	// Requests are Produce requests sent, retries included.
+	Requests int64
+	// Retries are batch resends.
+	Retries int64
+	// BufferedBytes is the part of buffer.memory in use now.
+	BufferedBytes int64
+}
+
+var (
+	// ErrDeliveryTimeout fails records not acknowledged within
+	// delivery.timeout.ms of their batch's creation.
+	ErrDeliveryTimeout = errors.New("client: delivery.timeout.ms expired")
+	// ErrBufferFull is returned by Produce when buffer.memory stayed full
+	// for max.block.ms.
+	ErrBufferFull = batch.ErrBufferFull
+	// ErrRecordTooLarge is returned by Produce for a record larger than
+	// max.request.size or buffer.memory; it unwraps to MESSAGE_TOO_LARGE.
+	ErrRecordTooLarge = fmt.Errorf("client: record too large: %w", kerr.MessageTooLarge)
+	// ErrInvalidTopic is returned by Produce for an empty or illegal topic
+	// name; it unwraps to INVALID_TOPIC_EXCEPTION.
+	ErrInvalidTopic = fmt.Errorf("client: invalid topic: %w", kerr.InvalidTopicException)
+)
+
+// Option adjusts a Producer or Consumer.
+type Option func(*options)
+
+type options struct {
+	log *slog.Logger
+	now func() time.Time
+}
+
+// WithLogger sets where the client logs (nowhere by default).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithClock replaces time.Now for the timestamps of records produced without
+// one, so tests can pin them. Timing (linger.ms, backoffs, timeouts) stays on
+// the real clock: a clock that does not move must not stall the producer.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+func buildOptions(opts []Option) options {
+	o := options{}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	return o
+}
+
+// recordMeta is what the producer keeps per record until its callback runs.
+type recordMeta struct {
+	cb   func(RecordMetadata, error)
+	tsMs int64
+}
+
+type producerBatch = batch.ProducerBatch[TopicPartition, recordMeta]
+
+// Producer sends records to a Kafka-compatible cluster. Its methods are safe
+// for concurrent use. See the package documentation for its design.
+type Producer struct {
+	cfg      ProducerConfig
+	acks     int16
+	log      *slog.Logger
+	now      func() time.Time
+	maxBlock time.Duration
+
+	cl  *cluster
+	acc *batch.Accumulator[TopicPartition, recordMeta]
+	snd *sender
+
+	sticky stickyPartitions
+	rr     roundRobin
+
+	closed    atomic.Bool
+	fatal     atomic.Pointer[error]
+	closeOnce sync.Once
+	closeErr  error
+
+	// The callback goroutine's queue: batches completed by the sender, in
+	// order. Bounded by buffer.memory, since each batch in it still holds
+	// its memory until its callbacks have run.
+	cbq struct {
+		sync.Mutex
+		batches []*pbatch
+	}
+	cbSignal chan struct{}
+	cbStop   chan struct{}
+	cbDone   chan struct{}
+
+	stats struct {
+		recordsSent, recordErrors, batches, bytes, requests, retries atomic.Int64
+	}
+}
+
+// NewProducer validates cfg and starts a producer: its metadata goroutine,
+// its sender and its callback goroutine. It does not wait for the cluster;
+// the first Produce to a topic waits (up to max.block.ms) for its metadata.
+func NewProducer(cfg ProducerConfig, opts ...Option) (*Producer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := buildOptions(opts)
+	acks, _ := parseAcks(cfg.Acks)
+	codec, _ := batch.ParseCodec(cfg.CompressionType)
+	p := &Producer{cfg: cfg, acks: acks, log: o.log, now: o.now,
+		maxBlock: time.Duration(cfg.MaxBlockMs) * time.Millisecond,
+		cbSignal: make(chan struct{}, 1), cbStop: make(chan struct{}), cbDone: make(chan struct{})}
+	var err error
+	p.acc, err = batch.NewAccumulator[TopicPartition, recordMeta](batch.AccumulatorConfig{
+		BatchSize:       cfg.BatchSize,
+		LingerMs:        cfg.LingerMs,
+		BufferMemory:    cfg.BufferMemory,
+		MaxBlockMs:      cfg.MaxBlockMs,
+		CompressionType: codec,
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	p.cl = newCluster(clusterConfig{
+		seeds: cfg.BootstrapServers,
+		conn: connConfig{clientID: cfg.ClientID, requestTimeout: time.Duration(cfg.RequestTimeoutMs) * time.Millisecond,
+			maxResponseBytes: defaultMaxResponseBytes, log: o.log},
+		retryBackoff: time.Duration(cfg.RetryBackoffMs) * time.Millisecond,
+		maxAge:       time.Duration(cfg.MetadataMaxAgeMs) * time.Millisecond,
+		autoCreate:   true,
+	}, o.log)
+	p.snd = newSender(p)
+	go p.snd.run()
+	go p.runCallbacks()
+	return p, nil
+}
+
+// Produce hands r to the producer and returns once it is buffered; cb runs
+// later, exactly once, with where the record was written or why it was not.
+// Callbacks run on the producer's callback goroutine, in order within each
+// partition; a slow callback delays the others and, through buffer.memory,
+// eventually Produce.
+//
+// Produce returns an error, and then never calls cb, only if the record
+// cannot be buffered: the producer is closed or has failed, the topic is
+// invalid or its metadata did not come within max.block.ms, the record is
+// larger than max.request.size or buffer.memory, or buffer.memory stayed full
+// for max.block.ms (ErrBufferFull). ctx bounds the wait as well.
+//
+// The key, value and headers are copied before Produce returns.
+func (p *Producer) Produce(ctx context.Context, r *Record, cb func(RecordMetadata, error)) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.fatal.Load(); err != nil {
+		return *err
+	}
+	if r == nil {
+		return errors.New("client: Produce of a nil record")
+	}
+	if err := validateTopic(r.Topic); err != nil {
+		return err
+	}
+	size := batch.HeaderSize + batch.RecordSize(&batch.Record{Key: r.Key, Value: r.Value, Headers: r.Headers})
+	if size > p.cfg.MaxRequestSize {
+		return fmt.Errorf("%w: %d bytes with its batch header, max.request.size is %d", ErrRecordTooLarge, size, p.cfg.MaxRequestSize)
+	}
+	if int64(size) > p.cfg.BufferMemory {
+		return fmt.Errorf("%w: %d bytes with its batch header, buffer.memory is %d", ErrRecordTooLarge, size, p.cfg.BufferMemory)
+	}
+	ts := r.Timestamp
+	if ts.IsZero() {
+		ts = p.now()
+	}
+	tsMs := ts.UnixMilli()
+
+	var t *topicMeta
+	if md := p.cl.snapshot(); md != nil {
+		if tm := md.topics[r.Topic]; tm != nil && tm.err == nil && len(tm.parts) > 0 {
+			t = tm
+		}
+	}
+	if t == nil {
+		// Only the slow path pays for a timer: max.block.ms covers the wait
+		// for metadata and the wait for memory together, as in Java.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.maxBlock)
+		defer cancel()
+		var err error
+		if t, err = p.cl.waitTopic(ctx, r.Topic); err != nil {
+			return err
+		}
+	}
+
+	d := recordMeta{cb: cb, tsMs: tsMs}
+	tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
+	switch {
+	case r.Partition >= 0:
+		if int(r.Partition) >= len(t.parts) {
+			return fmt.Errorf("client: partition %d of topic %q does not exist (it has %d): %w",
+				r.Partition, r.Topic, len(t.parts), kerr.UnknownTopicOrPartition)
+		}
+	case r.Key != nil && p.cfg.Partitioner == "default":
+		tp.Partition = KeyPartition(r.Key, int32(len(t.parts)))
+	case p.cfg.Partitioner == "round_robin":
+		tp.Partition = p.rr.next(r.Topic, t)
+	default:
+		// KIP-480: stay on the current partition while its batch has room;
+		// a record that would open a new batch moves the topic on.
+		cur := p.sticky.current(r.Topic)
+		if cur >= 0 && int(cur) < len(t.parts) {
+			tp.Partition = cur
+			if p.acc.TryAppend(tp, tsMs, r.Key, r.Value, r.Headers, d) {
+				return nil
+			}
+		}
+		tp.Partition = p.sticky.next(r.Topic, cur, t)
+	}
+	if err := p.acc.Append(ctx, tp, tsMs, r.Key, r.Value, r.Headers, d); err != nil {
+		if errors.Is(err, batch.ErrAccumulatorClosed) {
+			return ErrClosed
+		}
+		if errors.Is(err, batch.ErrTooLarge) {
+			return fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// validateTopic applies Kafka's rules for topic names.
+func validateTopic(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > 249 {
+		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: %q has %q (legal: a-z A-Z 0-9 . _ -)", ErrInvalidTopic, name, c)
+		}
+	}
+	return nil
+}
+
+// Flush sends every buffered record at once, ignoring linger.ms, and waits
+// until the callbacks of all records produced before the call have run, or
+// ctx ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.acc.Flush(ctx); err != nil {
+		return err
+	}
+	if err := p.fatal.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// Close stops accepting records, flushes what is buffered, and stops. If ctx
+// ends first, records not yet acknowledged fail with ErrClosed (their
+// callbacks still run) and Close returns ctx's error. Close is idempotent.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		p.acc.Close()
+		err := p.acc.Flush(ctx)
+		// Whatever the flush left (nothing, unless ctx ended) fails now.
+		close(p.snd.stopCh)
+		<-p.snd.done
+		p.cl.close()
+		p.snd.wg.Wait()
+		close(p.cbStop)
+		select {
+		case <-p.cbDone:
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+		}
+		p.closeErr = err
+	})
+	return p.closeErr
+}
+
+// Stats returns the running totals.
+func (p *Producer) Stats() ProducerStats {
+	return ProducerStats{
+		RecordsSent:   p.stats.recordsSent.Load(),
+		RecordErrors:  p.stats.recordErrors.Load(),
+		Batches:       p.stats.batches.Load(),
+		Bytes:         p.stats.bytes.Load(),
+		Requests:      p.stats.requests.Load(),
+		Retries:       p.stats.retries.Load(),
+		BufferedBytes: p.acc.Buffered(),
+	}
+}
+
+// pushCompleted queues completed batches, in order, for the callback
+// goroutine.
+func (p *Producer) pushCompleted(bs []*pbatch) {
+	if len(bs) == 0 {
+		return
+	}
+	p.cbq.Lock()
+	p.cbq.batches = append(p.cbq.batches, bs...)
+	p.cbq.Unlock()
+	select {
+	case p.cbSignal <- struct{}{}:
+	default:
+	}
+}
+
+// runCallbacks is the producer's callback goroutine: it runs each completed
+// batch's callbacks in record order, then releases the batch's memory.
+func (p *Producer) runCallbacks() {
+	defer close(p.cbDone)
+	var work []*pbatch
+	for {
+		stopping := false
+		select {
+		case <-p.cbSignal:
+		case <-p.cbStop:
+			stopping = true
+		}
+		for {
+			p.cbq.Lock()
+			work, p.cbq.batches = p.cbq.batches, work[:0]
+			p.cbq.Unlock()
+			if len(work) == 0 {
+				break
+			}
+			for i, b := range work {
+				p.complete(b)
+				work[i] = nil
+			}
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+func (p *Producer) complete(b *pbatch) {
+	pb := b.b
+	tp := pb.Partition
+	n := int64(pb.Records())
+	if b.err != nil {
+		p.stats.recordErrors.Add(n)
+	} else {
+		p.stats.recordsSent.Add(n)
+		p.stats.batches.Add(1)
+		p.stats.bytes.Add(int64(len(pb.Bytes())))
+	}
+	for i := range pb.Data {
+		d := &pb.Data[i]
+		if d.cb == nil {
+			continue
+		}
+		md := RecordMetadata{Topic: tp.Topic, Partition: tp.Partition, Offset: -1, Timestamp: time.UnixMilli(d.tsMs)}
+		if b.err == nil {
+			if b.baseOffset >= 0 {
+				md.Offset = b.baseOffset + int64(i)
+			}
+			if b.appendTime >= 0 {
+				md.Timestamp = time.UnixMilli(b.appendTime)
+			}
+		}
+		d.cb(md, b.err)
+	}
+	p.acc.Release(pb)
+}

@@ -1,0 +1,475 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+)
+
+var codecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// Every codec with every acks, keyed and unkeyed records, produced to
+// franz-go's fake cluster and read back with this package's consumer.
+func TestKfakeProduceConsumeEveryCodecAndAcks(t *testing.T) {
+	c := newFake(t)
+	for _, codec := range codecs {
+		for _, acks := range []string{"0", "1", "all"} {
+			t.Run(fmt.Sprintf("codec=%s/acks=%s", codec, acks), func(t *testing.T) {
+				topic := fmt.Sprintf("codec-%s-acks-%s", codec, acks)
+				if err := c.CreateTopic(topic, 3, nil); err != nil {
+					t.Fatal(err)
+				}
+				cfg := testProducerConfig(c.ListenAddrs())
+				cfg.CompressionType = codec
+				cfg.Acks = acks
+				cfg.EnableIdempotence = acks == "all"
+				p := newTestProducer(t, cfg)
+				keyed := produceValues(t, p, topic, 150, func(i int) []byte { return fmt.Appendf(nil, "key-%d", i%7) }, "keyed")
+				for _, g := range keyed {
+					if want := KeyPartition(fmt.Appendf(nil, "key-%d", g.seq%7), 3); g.md.Partition != want {
+						t.Fatalf("key-%d went to partition %d, the Java client puts it on %d", g.seq%7, g.md.Partition, want)
+					}
+				}
+				checkCallbacksInOrder(t, keyed, acks == "0")
+				unkeyed := produceValues(t, p, topic, 150, nil, "unkeyed")
+				checkCallbacksInOrder(t, unkeyed, acks == "0")
+				all := append(keyed, unkeyed...)
+				for i := range unkeyed {
+					all[len(keyed)+i].seq += len(keyed)
+				}
+				cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), partitions(topic, 3)...)
+				checkConsumed(t, consumeN(t, cons, len(all), 20*time.Second), all)
+				if st := p.Stats(); st.RecordsSent != 300 || st.RecordErrors != 0 || st.Batches == 0 || st.Bytes == 0 {
+					t.Fatalf("stats %+v", st)
+				}
+			})
+		}
+	}
+}
+
+// Records without a key stick to one partition while its batch fills (KIP-480),
+// then move on: with batches of a few dozen records, 3000 records use every
+// partition (the chance that ~100 random moves miss one is (2/3)^100),
+// and consecutive records mostly share one.
+func TestKfakeStickyPartitionerSpreadsByBatch(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(4, "sticky"))
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.BatchSize = 500
+	cfg.LingerMs = 300 // batches close by size, not time
+	p := newTestProducer(t, cfg)
+	got := produceValues(t, p, "sticky", 3000, nil, "v")
+	seen := map[int32]int{}
+	switches := 0
+	bySeq := make([]int32, len(got))
+	for _, g := range got {
+		seen[g.md.Partition]++
+		bySeq[g.seq] = g.md.Partition
+	}
+	for i := 1; i < len(bySeq); i++ {
+		if bySeq[i] != bySeq[i-1] {
+			switches++
+		}
+	}
+	if len(seen) != 4 {
+		t.Fatalf("unkeyed records used partitions %v, want all 4", seen)
+	}
+	if st := p.Stats(); switches > int(st.Batches) {
+		t.Fatalf("%d partition switches for %d batches: not sticky", switches, st.Batches)
+	}
+}
+
+// An idempotent producer whose requests fail in the ways that cause duplicates
+// and reordering in a naive client: a response lost after the write
+// (REQUEST_TIMED_OUT is answered after the append), connections dropped before
+// the write, and a NOT_LEADER rejection while later batches of the same
+// partition are in flight (those then fail with OUT_OF_ORDER_SEQUENCE_NUMBER
+// and must go again after it). The log must hold every record once, in order.
+func TestKfakeIdempotentRetriesKeepOrderWithoutDuplicates(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(2, "idem"))
+	timedOut := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.RequestTimedOut, Count: 3,
+		When: everyNth(4)})
+	notLeader := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotLeaderForPartition, Count: 2,
+		When: everyNth(7)})
+	var produces, dropped atomic.Int32
+	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if n := produces.Add(1); n%10 == 5 && dropped.Load() < 3 {
+			dropped.Add(1)
+			return nil, errors.New("test: drop the connection before the write"), true
+		}
+		return nil, nil, false
+	})
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.BatchSize = 300 // many small batches, so several of a partition are in flight
+	cfg.LingerMs = 0
+	cfg.RetryBackoffMs = 5
+	p := newTestProducer(t, cfg)
+	got := produceValues(t, p, "idem", 600, func(i int) []byte { return fmt.Appendf(nil, "k%d", i%2) }, "v")
+	checkCallbacksInOrder(t, got, false)
+	if timedOut.Hits() == 0 || notLeader.Hits() == 0 || dropped.Load() == 0 {
+		t.Fatalf("faults hit: timed out %d, not leader %d, dropped %d; the test injected nothing",
+			timedOut.Hits(), notLeader.Hits(), dropped.Load())
+	}
+	st := p.Stats()
+	if st.Retries == 0 {
+		t.Fatalf("no retries: %+v", st)
+	}
+	t.Logf("faults: %d timed out, %d not leader, %d dropped; %+v", timedOut.Hits(), notLeader.Hits(), dropped.Load(), st)
+	cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), partitions("idem", 2)...)
+	checkConsumed(t, consumeN(t, cons, len(got), 20*time.Second), got)
+}
+
+// everyNth matches every nth request it sees, so faults land in the middle
+// of a pipelined stream rather than on the first request.
+func everyNth(n int32) func(kmsg.Request) bool {
+	var i atomic.Int32
+	return func(kmsg.Request) bool { return i.Add(1)%n == 0 }
+}
+
+// OUT_OF_ORDER_SEQUENCE_NUMBER for the batch right after the last
+// acknowledged one means the broker lost the producer's state: the Java client
+// fails that batch and starts a new epoch; later records go through.
+func TestKfakeOutOfOrderOnNextBatchFailsItAndBumpsEpoch(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "ooo"))
+	inits := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Observe: true, Count: -1})
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.OutOfOrderSequenceNumber})
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+	res := newResults()
+	ctx := context.Background()
+	if err := p.Produce(ctx, &Record{Topic: "ooo", Partition: 0, Value: []byte("first")}, res.callback(0, "first")); err != nil {
+		t.Fatal(err)
+	}
+	got := res.wait(t, 10*time.Second)
+	if !errors.Is(got[0].err, kerr.OutOfOrderSequenceNumber) {
+		t.Fatalf("first record: %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", got[0].err)
+	}
+	after := produceValues(t, p, "ooo", 20, nil, "after")
+	checkCallbacksInOrder(t, after, false)
+	if inits.Hits() < 2 {
+		t.Fatalf("%d InitProducerId requests; want a second one for the new epoch", inits.Hits())
+	}
+}
+
+// INVALID_PRODUCER_EPOCH means another producer took over the id: fatal.
+func TestKfakeInvalidProducerEpochIsFatal(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "fenced"))
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.InvalidProducerEpoch})
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+	res := newResults()
+	if err := p.Produce(context.Background(), &Record{Topic: "fenced", Partition: 0, Value: []byte("x")}, res.callback(0, "x")); err != nil {
+		t.Fatal(err)
+	}
+	got := res.wait(t, 10*time.Second)
+	if !errors.Is(got[0].err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("callback: %v, want INVALID_PRODUCER_EPOCH", got[0].err)
+	}
+	err := p.Produce(context.Background(), &Record{Topic: "fenced", Partition: 0, Value: []byte("y")}, nil)
+	if !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("Produce after a fatal error: %v", err)
+	}
+}
+
+// A non-retriable error fails the batch's records with the Kafka error.
+func TestKfakeNonRetriableErrorFailsRecords(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "norecord"))
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.TopicAuthorizationFailed})
+	cfg := testProducerConfig(c.ListenAddrs())
+	p := newTestProducer(t, cfg)
+	res := newResults()
+	if err := p.Produce(context.Background(), &Record{Topic: "norecord", Partition: 0, Value: []byte("x")}, res.callback(0, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := res.wait(t, 10*time.Second); !errors.Is(got[0].err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("callback: %v, want TOPIC_AUTHORIZATION_FAILED", got[0].err)
+	}
+	// The producer goes on: later records are written.
+	checkCallbacksInOrder(t, produceValues(t, p, "norecord", 10, nil, "later"), false)
+}
+
+// blackholeProduce makes the cluster never answer Produce requests, until
+// the test ends.
+func blackholeProduce(t *testing.T, c *kfake.Cluster) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-release })
+		return nil, errors.New("test: released"), true
+	})
+}
+
+// With the cluster not answering, buffer.memory fills, Produce blocks for
+// max.block.ms and then fails with ErrBufferFull; records already buffered
+// fail in their callbacks when the producer closes.
+func TestKfakeBufferMemoryExhaustionBlocksThenFails(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "full"))
+	blackholeProduce(t, c)
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.BufferMemory = 4096
+	cfg.BatchSize = 1024
+	cfg.LingerMs = 0
+	cfg.MaxBlockMs = 300
+	cfg.EnableIdempotence = false
+	p, err := NewProducer(cfg, WithLogger(testLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := newResults()
+	ctx := context.Background()
+	value := make([]byte, 200)
+	var blockedFor time.Duration
+	for i := 0; ; i++ {
+		if i > 100 {
+			t.Fatal("100 records of 200 bytes fit in a 4 KiB buffer.memory")
+		}
+		start := time.Now()
+		cb := res.callback(i, "")
+		err := p.Produce(ctx, &Record{Topic: "full", Partition: 0, Value: value}, cb)
+		if err != nil {
+			blockedFor = time.Since(start)
+			if !errors.Is(err, ErrBufferFull) {
+				t.Fatalf("Produce: %v, want ErrBufferFull", err)
+			}
+			cb(RecordMetadata{}, errNotProduced) // Produce failed: the producer never calls it
+			break
+		}
+	}
+	if blockedFor < 300*time.Millisecond || blockedFor > 5*time.Second {
+		t.Fatalf("Produce blocked for %v, want about max.block.ms=300ms", blockedFor)
+	}
+	if b := p.Stats().BufferedBytes; b > cfg.BufferMemory {
+		t.Fatalf("%d bytes buffered, over buffer.memory", b)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := p.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with unanswered records: %v", err)
+	}
+	for _, g := range res.wait(t, 10*time.Second) {
+		if !errors.Is(g.err, errNotProduced) && !errors.Is(g.err, ErrClosed) {
+			t.Fatalf("record %d: %v, want ErrClosed", g.seq, g.err)
+		}
+	}
+	if err := p.Produce(ctx, &Record{Topic: "full", Partition: 0}, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Produce after Close: %v", err)
+	}
+}
+
+// Records not acknowledged within delivery.timeout.ms fail with
+// ErrDeliveryTimeout, even while their requests keep timing out and being
+// retried.
+func TestKfakeDeliveryTimeoutExpires(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "slow"))
+	blackholeProduce(t, c)
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.RequestTimeoutMs = 300
+	cfg.DeliveryTimeoutMs = 800
+	cfg.LingerMs = 0
+	cfg.RetryBackoffMs = 50
+	p := newTestProducer(t, cfg)
+	res := newResults()
+	start := time.Now()
+	for i := range 5 {
+		if err := p.Produce(context.Background(), &Record{Topic: "slow", Partition: 0, Value: []byte("x")}, res.callback(i, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := res.wait(t, 10*time.Second)
+	elapsed := time.Since(start)
+	for _, g := range got {
+		if !errors.Is(g.err, ErrDeliveryTimeout) {
+			t.Fatalf("record %d: %v, want ErrDeliveryTimeout", g.seq, g.err)
+		}
+	}
+	if elapsed < 800*time.Millisecond || elapsed > 5*time.Second {
+		t.Fatalf("records failed after %v, want about delivery.timeout.ms=800ms", elapsed)
+	}
+	if st := p.Stats(); st.RecordErrors != 5 || st.Retries == 0 {
+		t.Fatalf("stats %+v: want 5 errors after retries", st)
+	}
+}
+
+// When a partition's leader moves, the old leader answers NOT_LEADER: the
+// producer and the consumer refresh metadata and follow it.
+func TestKfakeFollowsLeaderMoves(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(3, "moving"))
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+	first := produceValues(t, p, "moving", 90, func(i int) []byte { return fmt.Appendf(nil, "%d", i) }, "before")
+	cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), partitions("moving", 3)...)
+	consumed := consumeN(t, cons, len(first), 20*time.Second)
+	for part := range int32(3) {
+		old := c.LeaderFor("moving", part)
+		if err := c.MoveTopicPartition("moving", part, (old+1)%3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := produceValues(t, p, "moving", 90, func(i int) []byte { return fmt.Appendf(nil, "%d", i) }, "after")
+	checkCallbacksInOrder(t, second, false)
+	if st := p.Stats(); st.Retries == 0 {
+		t.Fatalf("no retries after the leaders moved: the producer never met NOT_LEADER? %+v", st)
+	}
+	all := append(first, second...)
+	for i := range second {
+		all[len(first)+i].seq += len(first)
+	}
+	consumed = append(consumed, consumeN(t, cons, len(second), 20*time.Second)...)
+	checkConsumed(t, consumed, all)
+}
+
+func TestProduceRejectsWhatCannotBeBuffered(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(2, "ok"))
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.MaxRequestSize = 1000
+	cfg.MaxBlockMs = 300
+	p := newTestProducer(t, cfg)
+	ctx := context.Background()
+	if err := p.Produce(ctx, &Record{Topic: "bad/topic", Partition: -1}, nil); !errors.Is(err, kerr.InvalidTopicException) {
+		t.Fatalf("illegal topic name: %v", err)
+	}
+	if err := p.Produce(ctx, &Record{Topic: "ok", Partition: -1, Value: make([]byte, 2000)}, nil); !errors.Is(err, ErrRecordTooLarge) || !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("record over max.request.size: %v", err)
+	}
+	if err := p.Produce(ctx, &Record{Topic: "ok", Partition: 7}, nil); !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		t.Fatalf("partition 7 of a 2-partition topic: %v", err)
+	}
+	// kfake without auto-creation: the topic never appears.
+	start := time.Now()
+	if err := p.Produce(ctx, &Record{Topic: "absent", Partition: -1}, nil); err == nil || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("absent topic: %v after %v, want an error after max.block.ms", err, time.Since(start))
+	}
+}
+
+// Topics are created through Metadata's allow_auto_topic_creation.
+func TestKfakeAutoCreatesTopics(t *testing.T) {
+	c := newFake(t, kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2))
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+	got := produceValues(t, p, "auto-created", 10, nil, "v")
+	checkCallbacksInOrder(t, got, false)
+	if c.TopicInfo("auto-created") == nil {
+		t.Fatal("topic not created")
+	}
+}
+
+// Flush sends at once whatever linger.ms would hold back, and returns after
+// the callbacks.
+func TestKfakeFlushIgnoresLinger(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "flush"))
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.LingerMs = 60000
+	cfg.DeliveryTimeoutMs = 120000
+	p := newTestProducer(t, cfg)
+	res := newResults()
+	for i := range 10 {
+		if err := p.Produce(context.Background(), &Record{Topic: "flush", Partition: 0, Value: []byte("x")}, res.callback(i, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("flush took %v", time.Since(start))
+	}
+	res.mu.Lock()
+	pending := res.pending
+	res.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d callbacks had not run when Flush returned", pending)
+	}
+	checkCallbacksInOrder(t, res.wait(t, time.Second), false)
+}
+
+// The clock option stamps records that have no timestamp.
+func TestKfakeRecordTimestamps(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "ts"))
+	fixed := time.UnixMilli(1700000000123)
+	cfg := testProducerConfig(c.ListenAddrs())
+	p, err := NewProducer(cfg, WithLogger(testLogger()), WithClock(func() time.Time { return fixed }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	res := newResults()
+	explicit := time.UnixMilli(1600000000000)
+	ctx := context.Background()
+	must(t, p.Produce(ctx, &Record{Topic: "ts", Partition: 0, Value: []byte("a")}, res.callback(0, "a")))
+	must(t, p.Produce(ctx, &Record{Topic: "ts", Partition: 0, Value: []byte("b"), Timestamp: explicit}, res.callback(1, "b")))
+	must(t, p.Flush(ctx))
+	got := res.wait(t, 5*time.Second)
+	cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), TopicPartition{"ts", 0})
+	recs := consumeN(t, cons, 2, 10*time.Second)
+	for i, want := range []time.Time{fixed, explicit} {
+		if !recs[i].Timestamp.Equal(want) || !got[i].md.Timestamp.Equal(want) {
+			t.Fatalf("record %d: consumed timestamp %v, callback %v, want %v", i, recs[i].Timestamp, got[i].md.Timestamp, want)
+		}
+	}
+}
+
+var errNotProduced = errors.New("test: Produce returned an error")
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Against brokers that speak only older versions (Kafka 1.0: ApiVersions v1,
+// so our v3 ApiVersions is refused and asked again; Produce v5, Fetch v6,
+// Metadata v5, no topic ids), each request uses the highest version both
+// sides speak, and everything still works.
+func TestKfakeOlderBrokerVersions(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		vs   *kversion.Versions
+	}{{"1.0", kversion.V1_0_0()}, {"2.4", kversion.V2_4_0()}, {"3.0", kversion.V3_0_0()}} {
+		t.Run("kafka="+v.name, func(t *testing.T) {
+			c := newFake(t, kfake.MaxVersions(v.vs), kfake.SeedTopics(2, "old"))
+			cfg := testProducerConfig(c.ListenAddrs())
+			cfg.CompressionType = "snappy"
+			p := newTestProducer(t, cfg)
+			got := produceValues(t, p, "old", 100, func(i int) []byte { return fmt.Appendf(nil, "%d", i) }, "v")
+			checkCallbacksInOrder(t, got, false)
+			cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), partitions("old", 2)...)
+			checkConsumed(t, consumeN(t, cons, len(got), 10*time.Second), got)
+		})
+	}
+}
+
+// Producing into an open batch does not allocate: the hot path of a producer
+// is a metadata lookup, the partitioner, and a copy into the batch.
+func TestProduceIntoOpenBatchDoesNotAllocate(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "alloc"))
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.BatchSize = 256 << 10
+	cfg.LingerMs = 60000
+	cfg.DeliveryTimeoutMs = 120000
+	p := newTestProducer(t, cfg)
+	ctx := context.Background()
+	for _, partition := range []int32{0, -1} {
+		rec := &Record{Topic: "alloc", Partition: partition, Value: make([]byte, 100)}
+		// Warm up: grow a batch to batch.size and recycle it.
+		for range 2 {
+			for range 2000 {
+				must(t, p.Produce(ctx, rec, nil))
+			}
+			must(t, p.Flush(ctx))
+		}
+		must(t, p.Produce(ctx, rec, nil))
+		if allocs := testing.AllocsPerRun(200, func() { must(t, p.Produce(ctx, rec, nil)) }); allocs != 0 {
+			t.Fatalf("partition %d: Produce into an open batch allocates %.1f times", partition, allocs)
+		}
+		must(t, p.Flush(ctx))
+	}
+}

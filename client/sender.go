@@ -1,0 +1,754 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The sender is the producer's one goroutine that owns sending: it drains
+// ready batches from the accumulator into per-partition queues, assigns
+// sequence numbers, groups batches by leader into Produce requests,
+// pipelines them on each broker's connection, and decides what each response
+// means for each batch (done, retry, fail, bump the epoch). All its state is
+// its own; connections and the InitProducerId helper talk to it through
+// bounded channels.
+
+// batch states, in the sender's per-partition queue.
+const (
+	batchQueued   = iota // waiting to be sent (again)
+	batchInFlight        // in a request without an answer yet
+	batchDone            // acknowledged or failed; waiting for earlier batches
+)
+
+// pbatch is the sender's record of one batch.
+type pbatch struct {
+	b        *producerBatch
+	part     *partState
+	state    int
+	attempts int // times sent
+	retryAt  time.Time
+	lastErr  error
+
+	// Sequence assigned on first send under (pid, epoch), kept across
+	// retries; -1 before that or after an epoch bump.
+	seq   int32
+	pid   int64
+	epoch int16
+
+	// Result.
+	err        error
+	baseOffset int64
+	appendTime int64
+}
+
+// partState is one partition's queue: every batch drained for it and not yet
+// handed to the callbacks, oldest first. Callbacks run in this order whatever
+// order responses come in, and a retried batch keeps its place, so it is sent
+// before later ones.
+type partState struct {
+	tp       TopicPartition
+	batches  []*pbatch
+	inflight int
+	dirty    bool // has a done batch that may be completable
+
+	nextSeq  int32 // sequence for the next batch sent first time
+	ackedSeq int32 // sequence after the last acknowledged batch
+	// lastAckedOffset is the last offset acknowledged (-1 none), to tell an
+	// UNKNOWN_PRODUCER_ID caused by retention from a lost write.
+	lastAckedOffset int64
+}
+
+type brokerState struct{ inflight int }
+
+// produceReq is one Produce request on its way, and its answer.
+type produceReq struct {
+	broker  int32
+	batches []*pbatch
+	resp    kmsg.Response
+	err     error
+}
+
+type pidResult struct {
+	id    int64
+	epoch int16
+	err   error
+}
+
+type sender struct {
+	p   *Producer
+	log *slog.Logger
+
+	idempotent      bool
+	acks            int16
+	maxInFlight     int
+	retries         int
+	retryBackoff    time.Duration
+	deliveryTimeout time.Duration
+	requestTimeout  time.Duration
+	maxRequestSize  int
+
+	parts   map[TopicPartition]*partState
+	brokers map[int32]*brokerState
+	dirty   []*partState
+
+	results chan *produceReq
+	pidCh   chan pidResult
+	stopCh  chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup // InitProducerId goroutines
+
+	pid         int64
+	epoch       int16
+	havePID     bool
+	fetchingPID bool
+	needBump    bool
+	pidRetryAt  time.Time
+	fatal       error
+
+	nextWake   time.Time // earliest retry backoff end
+	nextExpiry time.Time // earliest delivery.timeout.ms of a queued batch
+
+	drained   []*producerBatch
+	completed []*pbatch
+	byBroker  map[int32][]*pbatch
+}
+
+func newSender(p *Producer) *sender {
+	cfg := p.cfg
+	return &sender{
+		p:               p,
+		log:             p.log,
+		idempotent:      cfg.EnableIdempotence,
+		acks:            p.acks,
+		maxInFlight:     cfg.MaxInFlightRequestsPerConnection,
+		retries:         cfg.Retries,
+		retryBackoff:    time.Duration(cfg.RetryBackoffMs) * time.Millisecond,
+		deliveryTimeout: time.Duration(cfg.DeliveryTimeoutMs) * time.Millisecond,
+		requestTimeout:  time.Duration(cfg.RequestTimeoutMs) * time.Millisecond,
+		maxRequestSize:  cfg.MaxRequestSize,
+		parts:           make(map[TopicPartition]*partState),
+		brokers:         make(map[int32]*brokerState),
+		byBroker:        make(map[int32][]*pbatch),
+		// Connections deliver results here; the sender never blocks on
+		// anything else for long, so a modest buffer suffices.
+		results: make(chan *produceReq, 64),
+		pidCh:   make(chan pidResult, 1),
+		stopCh:  make(chan struct{}),
+		done:    make(chan struct{}),
+		pid:     -1,
+		epoch:   -1,
+	}
+}
+
+func (s *sender) run() {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		lingerNext := s.drain(now)
+		s.expire(now)
+		s.maybeInitPID(now)
+		s.sendAll(now)
+		s.complete()
+
+		// Sleep until the next deadline. Deadlines already past were acted
+		// on in this pass (or cannot be yet, like a retry waiting for
+		// batches in flight, whose answers wake us): counting them would
+		// spin.
+		wake := earliest(after(now, lingerNext), after(now, s.nextWake), after(now, s.nextExpiry))
+		if (!s.havePID || s.needBump) && !s.fetchingPID {
+			wake = earliest(wake, after(now, s.pidRetryAt))
+		}
+		d := time.Hour
+		if !wake.IsZero() {
+			d = wake.Sub(now)
+		}
+		timer.Reset(d)
+		select {
+		case <-s.p.acc.Wakeup():
+		case r := <-s.results:
+			s.handleResult(r, time.Now())
+			// Take whatever else has arrived before sending again, so
+			// that one pass sends for all of it.
+			for more := true; more; {
+				select {
+				case r := <-s.results:
+					s.handleResult(r, time.Now())
+				default:
+					more = false
+				}
+			}
+		case r := <-s.pidCh:
+			s.handlePID(r, time.Now())
+		case <-s.p.cl.changedCh():
+		case <-timer.C:
+		case <-s.stopCh:
+			s.failAll(ErrClosed)
+			s.complete()
+			return
+		}
+	}
+}
+
+// after is t if it is after now, else the zero time (no deadline).
+func after(now, t time.Time) time.Time {
+	if t.After(now) {
+		return t
+	}
+	return time.Time{}
+}
+
+func earliest(ts ...time.Time) time.Time {
+	var e time.Time
+	for _, t := range ts {
+		if !t.IsZero() && (e.IsZero() || t.Before(e)) {
+			e = t
+		}
+	}
+	return e
+}
+
+func (s *sender) part(tp TopicPartition) *partState {
+	ps := s.parts[tp]
+	if ps == nil {
+		ps = &partState{tp: tp, lastAckedOffset: -1}
+		s.parts[tp] = ps
+	}
+	return ps
+}
+
+// drain moves ready batches from the accumulator into the partition queues.
+func (s *sender) drain(now time.Time) time.Time {
+	var next time.Time
+	s.drained, next = s.p.acc.Drain(now, s.drained[:0])
+	for i, b := range s.drained {
+		ps := s.part(b.Partition)
+		pb := &pbatch{b: b, part: ps, seq: -1, baseOffset: -1, appendTime: -1}
+		ps.batches = append(ps.batches, pb)
+		s.noteQueued(pb)
+		switch {
+		case b.Err != nil:
+			s.fail(pb, fmt.Errorf("client: encoding a batch for %s: %w", ps.tp, b.Err))
+		case s.fatal != nil:
+			s.fail(pb, s.fatal)
+		}
+		s.drained[i] = nil
+	}
+	return next
+}
+
+func (s *sender) noteQueued(b *pbatch) {
+	exp := b.b.Created().Add(s.deliveryTimeout)
+	if s.nextExpiry.IsZero() || exp.Before(s.nextExpiry) {
+		s.nextExpiry = exp
+	}
+}
+
+// expire fails queued batches older than delivery.timeout.ms. Batches in
+// flight wait for their answer (bounded by request.timeout.ms), as in Java:
+// failing them early could report a failure for a write that happened.
+func (s *sender) expire(now time.Time) {
+	if s.nextExpiry.IsZero() || now.Before(s.nextExpiry) {
+		return
+	}
+	s.nextExpiry = time.Time{}
+	for _, ps := range s.parts {
+		for _, b := range ps.batches {
+			if b.state != batchQueued {
+				continue
+			}
+			if exp := b.b.Created().Add(s.deliveryTimeout); !now.Before(exp) {
+				s.fail(b, s.timeoutErr(b, now))
+			} else {
+				s.noteQueued(b)
+			}
+		}
+	}
+}
+
+func (s *sender) timeoutErr(b *pbatch, now time.Time) error {
+	err := fmt.Errorf("%w: expiring %d record(s) for %s: %v since batch creation",
+		ErrDeliveryTimeout, b.b.Records(), b.part.tp, now.Sub(b.b.Created()).Round(time.Millisecond))
+	if b.lastErr != nil {
+		err = fmt.Errorf("%w (last error: %w)", err, b.lastErr)
+	}
+	return err
+}
+
+// maybeInitPID starts an InitProducerId when the producer needs a producer id
+// or a new epoch. A bump waits until nothing is in flight: sequence numbers
+// restart at 0 under the new epoch, which is only safe once every batch sent
+// under the old one has its answer.
+func (s *sender) maybeInitPID(now time.Time) {
+	if !s.idempotent || s.fatal != nil || s.fetchingPID || (s.havePID && !s.needBump) {
+		return
+	}
+	if now.Before(s.pidRetryAt) {
+		return
+	}
+	if s.needBump {
+		for _, bs := range s.brokers {
+			if bs.inflight > 0 {
+				return
+			}
+		}
+	}
+	s.fetchingPID = true
+	pid, epoch := s.pid, s.epoch
+	s.wg.Go(func() {
+		r := s.initProducerID(pid, epoch)
+		select {
+		case s.pidCh <- r:
+		case <-s.done:
+		}
+	})
+}
+
+// initProducerID asks any broker for a producer id (v3+: bumping the epoch of
+// the current one when there is one, KIP-360).
+func (s *sender) initProducerID(pid int64, epoch int16) pidResult {
+	cn, err := s.p.cl.anyConn()
+	if err != nil {
+		return pidResult{err: err}
+	}
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionTimeoutMillis = 60000
+	req.ProducerID, req.ProducerEpoch = pid, epoch
+	// The cluster's context ends when the producer closes its connections.
+	ctx, cancel := context.WithTimeout(s.p.cl.ctx, s.requestTimeout)
+	defer cancel()
+	resp, err := cn.do(ctx, req, -1, 0)
+	if err != nil {
+		return pidResult{err: err}
+	}
+	r := resp.(*kmsg.InitProducerIDResponse)
+	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+		return pidResult{err: err}
+	}
+	return pidResult{id: r.ProducerID, epoch: r.ProducerEpoch}
+}
+
+func (s *sender) handlePID(r pidResult, now time.Time) {
+	s.fetchingPID = false
+	if r.err != nil {
+		var ke *kerr.Error
+		if errors.As(r.err, &ke) && !ke.Retriable {
+			s.setFatal(fmt.Errorf("client: InitProducerId: %w", r.err))
+			return
+		}
+		s.log.Warn("InitProducerId failed; retrying", "err", r.err)
+		s.pidRetryAt = now.Add(s.retryBackoff)
+		s.p.cl.requestRefresh()
+		return
+	}
+	bumped := s.havePID
+	s.pid, s.epoch, s.havePID = r.id, r.epoch, true
+	if s.needBump {
+		s.needBump = false
+		// Every partition starts again at sequence 0 under the new epoch;
+		// batches not yet acknowledged are renumbered when next sent, in
+		// queue order.
+		for _, ps := range s.parts {
+			ps.nextSeq, ps.ackedSeq = 0, 0
+			for _, b := range ps.batches {
+				if b.state != batchDone {
+					b.seq = -1
+				}
+			}
+		}
+	}
+	s.log.Debug("producer id", "id", r.id, "epoch", r.epoch, "bumped", bumped)
+}
+
+// nextSendable is the partition's next batch to send, or nil. Batches go in
+// queue order. A batch that is being retried goes alone (nothing else of the
+// partition in flight), so that once the broker has rejected one batch, the
+// ones after it follow it in order rather than race it.
+func (s *sender) nextSendable(ps *partState, now time.Time) *pbatch {
+	if ps.inflight >= s.maxInFlight {
+		return nil
+	}
+	for _, b := range ps.batches {
+		if b.state != batchQueued {
+			continue
+		}
+		if b.attempts > 0 && ps.inflight > 0 {
+			return nil
+		}
+		if now.Before(b.retryAt) {
+			if s.nextWake.IsZero() || b.retryAt.Before(s.nextWake) {
+				s.nextWake = b.retryAt
+			}
+			return nil
+		}
+		return b
+	}
+	return nil
+}
+
+// sendAll sends every batch it can: per broker, requests holding the next
+// sendable batch of each partition it leads, up to max.request.size, while
+// the broker has fewer than max.in.flight.requests.per.connection requests
+// outstanding. It repeats so that a partition with several ready batches
+// pipelines them.
+func (s *sender) sendAll(now time.Time) {
+	s.nextWake = time.Time{}
+	if s.fatal != nil || (s.idempotent && (!s.havePID || s.needBump)) {
+		return
+	}
+	md := s.p.cl.snapshot()
+	for {
+		for id, l := range s.byBroker {
+			clear(l)
+			s.byBroker[id] = l[:0]
+		}
+		for _, ps := range s.parts {
+			if len(ps.batches) == 0 {
+				continue
+			}
+			b := s.nextSendable(ps, now)
+			if b == nil {
+				continue
+			}
+			leader := md.leader(ps.tp.Topic, ps.tp.Partition)
+			if leader < 0 {
+				s.p.cl.requestRefresh()
+				continue
+			}
+			if s.broker(leader).inflight >= s.maxInFlight {
+				continue
+			}
+			s.byBroker[leader] = append(s.byBroker[leader], b)
+		}
+		progress := false
+		for id, list := range s.byBroker {
+			if len(list) == 0 {
+				continue
+			}
+			cn, err := s.p.cl.connTo(id)
+			if err != nil {
+				s.p.cl.requestRefresh()
+				continue
+			}
+			size, n := 0, 0
+			for n < len(list) && (n == 0 || size+len(list[n].b.Bytes()) <= s.maxRequestSize) {
+				size += len(list[n].b.Bytes())
+				n++
+			}
+			s.send(id, cn, list[:n])
+			progress = true
+		}
+		if !progress {
+			return
+		}
+	}
+}
+
+func (s *sender) broker(id int32) *brokerState {
+	bs := s.brokers[id]
+	if bs == nil {
+		bs = &brokerState{}
+		s.brokers[id] = bs
+	}
+	return bs
+}
+
+func (s *sender) send(id int32, cn *conn, list []*pbatch) {
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = s.acks
+	req.TimeoutMillis = int32(s.requestTimeout / time.Millisecond)
+	topicIdx := make(map[string]int, 1)
+	pr := &produceReq{broker: id, batches: make([]*pbatch, len(list))}
+	copy(pr.batches, list)
+	for _, b := range list {
+		ps := b.part
+		if s.idempotent && (b.seq < 0 || b.pid != s.pid || b.epoch != s.epoch) {
+			b.seq, b.pid, b.epoch = ps.nextSeq, s.pid, s.epoch
+			ps.nextSeq = addSeq(ps.nextSeq, b.b.Records())
+			b.b.SetProducer(b.pid, b.epoch, b.seq)
+		}
+		b.state = batchInFlight
+		b.attempts++
+		ps.inflight++
+		ti, ok := topicIdx[ps.tp.Topic]
+		if !ok {
+			t := kmsg.NewProduceRequestTopic()
+			t.Topic = ps.tp.Topic
+			req.Topics = append(req.Topics, t)
+			ti = len(req.Topics) - 1
+			topicIdx[ps.tp.Topic] = ti
+		}
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = ps.tp.Partition
+		rp.Records = b.b.Bytes()
+		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
+	}
+	s.broker(id).inflight++
+	s.p.stats.requests.Add(1)
+	cn.start(&call{req: req, maxVersion: -1, noResponse: s.acks == 0,
+		onDone: func(resp kmsg.Response, err error) {
+			pr.resp, pr.err = resp, err
+			select {
+			case s.results <- pr:
+			case <-s.done:
+			}
+		}})
+}
+
+// addSeq adds n to a sequence number, wrapping past MaxInt32 to 0 as Kafka
+// does.
+func addSeq(seq int32, n int) int32 {
+	if int64(seq)+int64(n) > math.MaxInt32 {
+		return int32(int64(seq) + int64(n) - math.MaxInt32 - 1)
+	}
+	return seq + int32(n)
+}
+
+func (s *sender) handleResult(r *produceReq, now time.Time) {
+	s.broker(r.broker).inflight--
+	if r.err != nil {
+		// The connection failed: nothing is known of these batches, so they
+		// are resent; an idempotent producer's sequence numbers make a
+		// resent batch that was written a duplicate the broker drops.
+		s.p.cl.requestRefresh()
+		for _, b := range r.batches {
+			if s.landed(b) {
+				s.retry(b, r.err, now)
+			}
+		}
+		return
+	}
+	if s.acks == 0 {
+		for _, b := range r.batches {
+			if s.landed(b) {
+				s.succeed(b, -1, -1)
+			}
+		}
+		return
+	}
+	resp := r.resp.(*kmsg.ProduceResponse)
+	answers := make(map[TopicPartition]*kmsg.ProduceResponseTopicPartition, len(r.batches))
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		for j := range t.Partitions {
+			answers[TopicPartition{t.Topic, t.Partitions[j].Partition}] = &t.Partitions[j]
+		}
+	}
+	for _, b := range r.batches {
+		if !s.landed(b) {
+			continue
+		}
+		a := answers[b.part.tp]
+		if a == nil {
+			s.retry(b, fmt.Errorf("client: broker %d did not answer for %s", r.broker, b.part.tp), now)
+			continue
+		}
+		err := kerr.ErrorForCode(a.ErrorCode)
+		if err == nil || errors.Is(err, kerr.DuplicateSequenceNumber) {
+			s.succeed(b, a.BaseOffset, a.LogAppendTime)
+			continue
+		}
+		if a.ErrorMessage != nil && *a.ErrorMessage != "" {
+			err = fmt.Errorf("%w: %s", err, *a.ErrorMessage)
+		}
+		s.handleError(b, err, a, now)
+	}
+}
+
+// landed marks a batch whose request has ended as no longer in flight,
+// reporting false if it was already settled (by a fatal error or close).
+func (s *sender) landed(b *pbatch) bool {
+	if b.state != batchInFlight {
+		return false
+	}
+	b.state = batchQueued
+	b.part.inflight--
+	return true
+}
+
+func (s *sender) succeed(b *pbatch, baseOffset, appendTime int64) {
+	ps := b.part
+	b.state = batchDone
+	b.baseOffset, b.appendTime = baseOffset, appendTime
+	if s.idempotent && b.pid == s.pid && b.epoch == s.epoch && b.seq >= 0 {
+		// Answers may come out of order (a resent batch acknowledged after
+		// a later one): keep the furthest point, allowing for wrap-around.
+		end := addSeq(b.seq, b.b.Records())
+		if d := int64(end) - int64(ps.ackedSeq); d > 0 || d < -(1<<30) {
+			ps.ackedSeq = end
+		}
+	}
+	if baseOffset >= 0 {
+		ps.lastAckedOffset = baseOffset + int64(b.b.Records()) - 1
+	}
+	s.markDirty(ps)
+}
+
+// handleError decides a batch's fate from its partition's error code, as the
+// Java producer does.
+func (s *sender) handleError(b *pbatch, err error, a *kmsg.ProduceResponseTopicPartition, now time.Time) {
+	ps := b.part
+	switch {
+	case errors.Is(err, kerr.InvalidProducerEpoch), errors.Is(err, kerr.ProducerFenced):
+		// Another producer owns this id now: nothing this one sends can be
+		// trusted to be ordered or unique any more.
+		s.setFatal(fmt.Errorf("client: producer fenced on %s: %w", ps.tp, err))
+	case s.idempotent && errors.Is(err, kerr.OutOfOrderSequenceNumber):
+		if b.pid == s.pid && b.epoch == s.epoch && b.seq == ps.ackedSeq && !s.needBump {
+			// The batch follows the last acknowledged one, yet the broker
+			// says it does not: the broker lost the producer's state (an
+			// unclean leader election, say). Retrying could reorder or lose
+			// records silently, so the batch fails and a new epoch starts.
+			s.log.Warn("out-of-order sequence on the next expected batch; failing it and bumping the epoch",
+				"partition", ps.tp, "seq", b.seq)
+			s.needBump = true
+			s.fail(b, err)
+		} else {
+			// An earlier batch failed or is being retried: this one is
+			// out of order only because of it, and goes again after it.
+			s.retry(b, err, now)
+		}
+	case s.idempotent && errors.Is(err, kerr.UnknownProducerID):
+		s.needBump = true
+		if a.LogStartOffset > ps.lastAckedOffset {
+			// Retention removed every record of this producer, and with
+			// them its state: safe to start again under a new epoch.
+			s.retry(b, err, now)
+		} else {
+			s.fail(b, err)
+		}
+	case isMetadataErr(err):
+		s.p.cl.requestRefresh()
+		s.retry(b, err, now)
+	case isRetriable(err):
+		s.retry(b, err, now)
+	default:
+		s.fail(b, fmt.Errorf("client: producing to %s: %w", ps.tp, err))
+	}
+}
+
+func isMetadataErr(err error) bool {
+	return errors.Is(err, kerr.NotLeaderForPartition) || errors.Is(err, kerr.UnknownTopicOrPartition) ||
+		errors.Is(err, kerr.LeaderNotAvailable) || errors.Is(err, kerr.FencedLeaderEpoch) ||
+		errors.Is(err, kerr.UnknownLeaderEpoch) || errors.Is(err, kerr.KafkaStorageError)
+}
+
+func isRetriable(err error) bool {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	var ce *ConnError
+	return errors.As(err, &ce)
+}
+
+// retry queues a batch to be sent again after retry.backoff.ms, unless it
+// has used up retries or delivery.timeout.ms.
+func (s *sender) retry(b *pbatch, err error, now time.Time) {
+	b.lastErr = err
+	switch {
+	case !now.Before(b.b.Created().Add(s.deliveryTimeout)):
+		s.fail(b, s.timeoutErr(b, now))
+	case b.attempts > s.retries:
+		s.fail(b, fmt.Errorf("client: %s: giving up after %d attempts: %w", b.part.tp, b.attempts, err))
+	default:
+		b.state = batchQueued
+		b.retryAt = now.Add(s.retryBackoff)
+		if s.nextWake.IsZero() || b.retryAt.Before(s.nextWake) {
+			s.nextWake = b.retryAt
+		}
+		s.noteQueued(b)
+		s.p.stats.retries.Add(1)
+		s.log.Debug("retrying batch", "partition", b.part.tp, "attempt", b.attempts, "err", err)
+	}
+}
+
+// fail settles a batch with an error. A batch that had a sequence number
+// leaves a gap the broker would reject every later batch for, so the
+// producer moves to a new epoch (Java adjusts the later sequences instead;
+// a new epoch is simpler and as safe).
+func (s *sender) fail(b *pbatch, err error) {
+	if b.state == batchDone {
+		return
+	}
+	if b.state == batchInFlight {
+		b.part.inflight--
+	}
+	b.state = batchDone
+	b.err = err
+	if s.idempotent && b.seq >= 0 && b.pid == s.pid && b.epoch == s.epoch && s.fatal == nil {
+		s.needBump = true
+	}
+	s.markDirty(b.part)
+}
+
+func (s *sender) setFatal(err error) {
+	if s.fatal != nil {
+		return
+	}
+	s.log.Error("producer failed", "err", err)
+	s.fatal = err
+	s.p.fatal.Store(&err)
+	s.failAll(err)
+}
+
+// failAll settles every batch the producer holds, in the accumulator too.
+func (s *sender) failAll(err error) {
+	s.drained = s.p.acc.DrainAll(s.drained[:0])
+	for i, b := range s.drained {
+		ps := s.part(b.Partition)
+		ps.batches = append(ps.batches, &pbatch{b: b, part: ps, seq: -1, baseOffset: -1, appendTime: -1})
+		s.drained[i] = nil
+	}
+	for _, ps := range s.parts {
+		for _, b := range ps.batches {
+			s.fail(b, err)
+		}
+	}
+}
+
+func (s *sender) markDirty(ps *partState) {
+	if !ps.dirty {
+		ps.dirty = true
+		s.dirty = append(s.dirty, ps)
+	}
+}
+
+// complete hands each partition's settled batches at the head of its queue
+// to the callback goroutine; a settled batch behind an unsettled one waits,
+// which is what keeps callbacks in order per partition.
+func (s *sender) complete() {
+	if len(s.dirty) == 0 {
+		return
+	}
+	s.completed = s.completed[:0]
+	for _, ps := range s.dirty {
+		ps.dirty = false
+		n := 0
+		for n < len(ps.batches) && ps.batches[n].state == batchDone {
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		s.completed = append(s.completed, ps.batches[:n]...)
+		clear(ps.batches[:n])
+		ps.batches = ps.batches[n:]
+		if len(ps.batches) == 0 {
+			ps.batches = nil // let the backing array go
+		}
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	s.p.pushCompleted(s.completed)
+	clear(s.completed)
+}
