@@ -77,11 +77,10 @@
 // # Clients
 //
 // The load goes through two small interfaces, Producer and Consumer,
-// built by a Driver registered under the --client name. The franz-go
-// driver (driver_franz.go) is the only one today. Gregor's own client
-// (package gregor/client) will be the default once it exists: its driver is
-// one more file that calls RegisterDriver("gregor", ...) in init, after
-// which --client gregor stops answering ErrDriverNotAvailable. Topic
+// built by a Driver registered under the --client name: franz-go
+// (driver_franz.go, the default) or Gregor's own client (driver_gregor.go,
+// --client gregor). franz-go stays the default until Gregor's producer's
+// tail latency under saturation is fixed (see the README's comparison). Topic
 // administration always goes through franz-go's kadm, which every Kafka-
 // compatible cluster understands.
 //

@@ -115,9 +115,7 @@ var ErrDriverNotAvailable = errors.New("not available yet")
 
 // plannedDrivers are clients the harness will have; naming one gives a
 // clearer error than "unknown".
-var plannedDrivers = map[string]string{
-	"gregor": "Gregor's own client (package gregor/client) is still being written; use --client franz until its driver lands",
-}
+var plannedDrivers = map[string]string{}
 
 // DriverNames lists the registered clients, sorted.
 func DriverNames() []string {

@@ -164,7 +164,6 @@ func TestConfigCheck(t *testing.T) {
 		want string
 	}{
 		{Config{Workload: w}, "replicationFactor: 2 is more than the 1 broker(s)"},
-		{Config{Workload: w, Brokers: 2, Client: "gregor"}, "not available yet"},
 		{Config{Workload: w, Brokers: 2, Client: "nope"}, `client "nope": unknown`},
 		{Config{Workload: w, Bootstrap: []string{"h:1"}, Profiles: []string{"cpu"}}, "with --bootstrap there are none"},
 		{Config{Workload: w, Brokers: 2, Profiles: []string{"gpu"}}, `profile "gpu"`},

@@ -43,7 +43,7 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	workload := fs.String("workload", "", "the workload `FILE` (YAML); also accepted as the one argument")
 	bootstrap := fs.String("bootstrap", "", "comma-separated `host:port` list of a Kafka-compatible cluster to drive (default: an embedded cluster)")
 	brokers := fs.Int("brokers", 1, "number of gregor nodes of the embedded cluster")
-	client := fs.String("client", "franz", "load generator `client`: franz (franz-go); gregor (Gregor's own client) is not available yet")
+	client := fs.String("client", "franz", "load generator `client`: franz (franz-go) or gregor (Gregor's own client)")
 	outDir := fs.String("out", "results", "parent `DIR` of the run's folder <date>-<workload name>")
 	profile := fs.String("profile", "", "record broker profiles during each measured phase: comma-separated `kinds` of cpu, mem, mutex, block, trace (embedded cluster only)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on reaching the cluster and on each topic operation")
