@@ -49,7 +49,6 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"bad workload names fields and values", []string{"bench", "--workload", bad}, 2, []string{
 			"gregor bench: " + bad + ": line 4: producer.acks: \"2\"", "producer.lingerMs: unknown setting", "sweep.compression.type: empty list"}},
 		{"replication factor above the embedded cluster", []string{"bench", "--workload", rf3}, 2, []string{"replicationFactor: 3 is more than the 1 broker(s)"}},
-		{"gregor client not available yet", []string{"bench", "--workload", tinyWorkload, "--client", "gregor"}, 2, []string{"not available yet", "--client franz"}},
 		{"unknown client", []string{"bench", "--workload", tinyWorkload, "--client", "sarama"}, 2, []string{`client "sarama": unknown`}},
 		{"profile with bootstrap", []string{"bench", "--workload", tinyWorkload, "--bootstrap", "127.0.0.1:1", "--profile", "cpu"}, 2, []string{"embedded brokers"}},
 		{"bad profile", []string{"bench", "--workload", tinyWorkload, "--profile", "cpu,heap"}, 2, []string{`--profile: profile "heap"`}},
