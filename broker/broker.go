@@ -213,8 +213,8 @@ func (b *Broker) NetStats() netio.Stats {
 	return b.net.Stats()
 }
 
-// Ready is closed once the broker is registered and unfenced: it may lead
-// partitions and serve clients.
+// Ready is closed once the broker is registered and its published image
+// shows it unfenced: it may lead partitions, and Metadata lists it.
 func (b *Broker) Ready() <-chan struct{} { return b.ready }
 
 // WaitReady waits until the broker is registered and unfenced.
@@ -284,6 +284,11 @@ func (b *Broker) notifyMetadata() {
 // open yet.
 func (b *Broker) publish(im *raft.Image) {
 	b.published.Store(im)
+	// Ready once the image clients are served from lists this broker as
+	// live: before that, Metadata would not name it.
+	if bi, ok := im.Brokers[b.cfg.NodeID]; ok && !bi.Fenced && bi.Epoch == b.epoch.Load() && b.IsBroker() {
+		b.readyOnce.Do(func() { close(b.ready) })
+	}
 	b.imageMu.Lock()
 	close(b.imageCh)
 	b.imageCh = make(chan struct{})
@@ -513,7 +518,6 @@ func (b *Broker) heartbeat(wantShutdown bool) *kmsg.BrokerHeartbeatResponse {
 	wasFenced := b.fenced.Swap(r.IsFenced)
 	if wasFenced && !r.IsFenced {
 		b.logger.Info("unfenced: serving")
-		b.readyOnce.Do(func() { close(b.ready) })
 	} else if !wasFenced && r.IsFenced {
 		b.logger.Warn("fenced by the controller")
 	}
