@@ -12,7 +12,7 @@ RESULTS   := results/$(shell date -u +%Y-%m-%d)-storage
 BROKER_RESULTS := results/$(shell date -u +%Y-%m-%d)-broker
 BENCHSTAT := $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all build test vet fmt-check bench fuzz run clean
+.PHONY: all build test vet fmt-check bench bench-micro fuzz run clean
 
 all: build
 
@@ -40,15 +40,18 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
 
-# First the harness: `gregor bench` runs workloads/default.yaml (acks x
-# linger.ms x compression, 27 scenarios, about 3 minutes on 2 cores) on an
-# embedded cluster and writes results/<date>-default/ (summary.json, .hgrm
-# files, report.md, plots). Then the storage, quorum and network benchmarks
-# and the controller failover time, then the broker through a gregor process
-# beside the machine's limits (loopback TCP, page-cache appends), with their
-# figures under results/.
+# The main job: `gregor bench` runs workloads/default.yaml (acks x linger.ms x
+# compression, 27 scenarios, about 3 minutes on 2 cores) on an embedded
+# cluster and writes results/<date>-default/ (summary.json, .hgrm files,
+# report.md, plots).
 bench:
 	$(GO) run ./cmd/gregor bench --workload workloads/default.yaml
+
+# The micro-benchmarks behind the README's other figures: storage, quorum and
+# network, the controller failover time, and the broker through a gregor
+# process beside the machine's limits (loopback TCP, page-cache appends),
+# with benchstat tables under results/
+bench-micro:
 	@mkdir -p $(RESULTS)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./batch ./segment ./raft ./netio | tee $(RESULTS)/bench.txt
 	$(GO) test -count=1 -run '^TestFailoverTime$$' -v ./raft | grep 'failover over' | sed 's/^ *node_test.go:[0-9]*: //' | tee $(RESULTS)/failover.txt
