@@ -87,7 +87,7 @@ type NetpollServer struct {
 	epoch  time.Time
 	nextID atomic.Uint64
 
-	sendfileBytes, copiedBytes, rejected, oversize, overflows atomic.Uint64
+	counters
 
 	// tok bounds the requests being handled server-wide (QueuedMaxRequests).
 	// A connection that finds none waits in waiters; a released token is
@@ -215,8 +215,7 @@ func (e *NetpollServer) Stats() Stats {
 	e.mu.Lock()
 	n := len(e.mu.conns)
 	e.mu.Unlock()
-	return Stats{Connections: int64(n), SendfileBytes: e.sendfileBytes.Load(), CopiedBytes: e.copiedBytes.Load(),
-		RejectedConnections: e.rejected.Load(), OversizeFrames: e.oversize.Load(), InputOverflows: e.overflows.Load()}
+	return e.counters.stats(n)
 }
 
 // admit reserves a place for a new connection within max.connections and

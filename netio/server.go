@@ -92,7 +92,7 @@ type Server struct {
 	inflight chan struct{} // one token per request being handled, server-wide
 	nextID   atomic.Uint64
 
-	sendfileBytes, copiedBytes, rejected, oversize atomic.Uint64
+	counters
 
 	mu struct {
 		sync.Mutex
@@ -214,8 +214,17 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	n := len(s.mu.conns)
 	s.mu.Unlock()
-	return Stats{Connections: int64(n), SendfileBytes: s.sendfileBytes.Load(), CopiedBytes: s.copiedBytes.Load(),
-		RejectedConnections: s.rejected.Load(), OversizeFrames: s.oversize.Load()}
+	return s.counters.stats(n)
+}
+
+// counters are the byte and event counts both engines keep for Stats.
+type counters struct {
+	sendfileBytes, copiedBytes, rejected, oversize, overflows atomic.Uint64
+}
+
+func (c *counters) stats(conns int) Stats {
+	return Stats{Connections: int64(conns), SendfileBytes: c.sendfileBytes.Load(), CopiedBytes: c.copiedBytes.Load(),
+		RejectedConnections: c.rejected.Load(), OversizeFrames: c.oversize.Load(), InputOverflows: c.overflows.Load()}
 }
 
 // conn is one client connection. The read loop reads frames and hands them
