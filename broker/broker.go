@@ -413,15 +413,18 @@ func notControllerResponse(resp kmsg.Response) bool {
 // runLifecycle registers the broker with the controller and heartbeats,
 // unfencing it once its metadata has caught up, until Close.
 func (b *Broker) runLifecycle() {
-	for b.epoch.Load() == 0 {
-		if !b.register() {
-			return
-		}
-	}
 	t := time.NewTicker(b.cfg.BrokerHeartbeatInterval / 4)
 	defer t.Stop()
 	last := time.Time{}
 	for {
+		// Not registered yet, or the controller forgot this incarnation
+		// (a heartbeat answered STALE_BROKER_EPOCH): register, here and
+		// only here, so that two registrations never race.
+		for b.epoch.Load() == 0 {
+			if !b.register() {
+				return
+			}
+		}
 		interval := b.cfg.BrokerHeartbeatInterval
 		if b.fenced.Load() {
 			// Ask to be unfenced as soon as the metadata has caught up.
@@ -509,7 +512,6 @@ func (b *Broker) heartbeat(wantShutdown bool) *kmsg.BrokerHeartbeatResponse {
 		// unregistered): register again.
 		b.logger.Warn("the controller does not know this broker epoch; registering again")
 		b.epoch.Store(0)
-		go b.register()
 		return r
 	default:
 		b.logger.Debug("heartbeat", "err", kerr.ErrorForCode(r.ErrorCode))
