@@ -9,6 +9,7 @@ import (
 
 	"gregor/batch"
 	"gregor/netio"
+	"gregor/raft"
 	"gregor/replica"
 	"gregor/segment"
 )
@@ -32,7 +33,7 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			res, err := b.producePartition(req, rt.Topic, rp.Partition, rp.Records, settings)
+			res, err := b.producePartition(im, req, rt.Topic, rp.Partition, rp.Records, settings)
 			if err != nil {
 				failed = true
 				sp.ErrorCode = errorCode(err)
@@ -58,13 +59,13 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) {
 }
 
 // producePartition checks and appends one partition's records.
-func (b *Broker) producePartition(req *kmsg.ProduceRequest, topic string, partition int32, records []byte, s topicSettings) (replica.AppendResult, error) {
+func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topic string, partition int32, records []byte, s topicSettings) (replica.AppendResult, error) {
 	switch req.Acks {
 	case -1, 0, 1:
 	default:
 		return replica.AppendResult{}, kerrf(kerr.InvalidRequiredAcks, "acks must be -1, 0 or 1, not %d", req.Acks)
 	}
-	p, pi, kerrCode := b.leaderFor(b.image(), topic, partition, -1)
+	p, pi, kerrCode := b.leaderFor(im, topic, partition, -1)
 	if kerrCode != nil {
 		return replica.AppendResult{}, kerrf(kerrCode, "%s-%d: %s", topic, partition, kerrCode.Description)
 	}
