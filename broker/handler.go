@@ -46,9 +46,7 @@ type request struct {
 	conn     *netio.Request
 	start    time.Time
 	respond  func(netio.Response)
-	// Body is the decoded request.
-	body    kmsg.Request
-	cancels []context.CancelFunc
+	cancels  []context.CancelFunc
 }
 
 // ctx is a context for work on the request's behalf: it ends after
@@ -110,7 +108,6 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 		b.refuse(nr, respond, fmt.Sprintf("a malformed %s v%d request: %v", kmsg.NameForKey(key), version, err))
 		return
 	}
-	rq.body = body
 	b.metrics.request(key)
 	switch req := body.(type) {
 	case *kmsg.ApiVersionsRequest:
@@ -147,7 +144,7 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 // refuse closes the connection of a request that cannot be answered.
 func (b *Broker) refuse(nr *netio.Request, respond func(netio.Response), why string) {
 	b.logger.Warn("closing a connection after an undecodable request", "remote", nr.RemoteAddr, "reason", why)
-	b.metrics.refused.Inc()
+	b.metrics.refused.Add(1)
 	respond(netio.Response{NoResponse: true, CloseAfter: true})
 }
 

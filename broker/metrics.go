@@ -30,30 +30,15 @@ type apiMetrics struct {
 // metrics are the broker's counters, written in Prometheus' text format by
 // WritePrometheus (the admin port's /metrics).
 type metrics struct {
-	b              *Broker
-	apis           [kmsg.MaxKey + 1]apiMetrics
-	refusedCount   atomic.Uint64
-	refused        counter
-	producedBytes  atomic.Uint64
-	fetchedBytes   atomic.Uint64
-	partitionCount atomic.Uint64
-	partitions     gauge
+	b             *Broker
+	apis          [kmsg.MaxKey + 1]apiMetrics
+	refused       atomic.Uint64
+	producedBytes atomic.Uint64
+	fetchedBytes  atomic.Uint64
+	partitions    atomic.Uint64
 }
 
-type gauge struct{ v *atomic.Uint64 }
-
-func (g gauge) Set(v uint64) { g.v.Store(v) }
-
-type counter struct{ v *atomic.Uint64 }
-
-func (c counter) Inc() { c.v.Add(1) }
-
-func newMetrics(b *Broker) *metrics {
-	m := &metrics{b: b}
-	m.partitions = gauge{&m.partitionCount}
-	m.refused = counter{&m.refusedCount}
-	return m
-}
+func newMetrics(b *Broker) *metrics { return &metrics{b: b} }
 
 func (m *metrics) request(key int16) {
 	if key >= 0 && int(key) < len(m.apis) {
@@ -121,10 +106,10 @@ func (b *Broker) WritePrometheus(w io.Writer) {
 	p("gregor_sent_bytes_total{path=\"sendfile\"} %d\ngregor_sent_bytes_total{path=\"copy\"} %d\n", st.SendfileBytes, st.CopiedBytes)
 	p("# HELP gregor_connections Open client connections.\n# TYPE gregor_connections gauge\ngregor_connections %d\n", st.Connections)
 	p("# HELP gregor_rejected_connections_total Connections refused over max.connections or max.connections.per.ip.\n# TYPE gregor_rejected_connections_total counter\ngregor_rejected_connections_total %d\n", st.RejectedConnections)
-	p("# HELP gregor_refused_requests_total Requests that closed their connection (undecodable, unknown API or version, oversize).\n# TYPE gregor_refused_requests_total counter\ngregor_refused_requests_total %d\n", m.refusedCount.Load()+st.OversizeFrames)
+	p("# HELP gregor_refused_requests_total Requests that closed their connection (undecodable, unknown API or version, oversize).\n# TYPE gregor_refused_requests_total counter\ngregor_refused_requests_total %d\n", m.refused.Load()+st.OversizeFrames)
 	p("# HELP gregor_produced_bytes_total Record batch bytes appended.\n# TYPE gregor_produced_bytes_total counter\ngregor_produced_bytes_total %d\n", m.producedBytes.Load())
 	p("# HELP gregor_fetched_bytes_total Record bytes answered to fetches.\n# TYPE gregor_fetched_bytes_total counter\ngregor_fetched_bytes_total %d\n", m.fetchedBytes.Load())
-	p("# HELP gregor_partitions Partitions this broker hosts.\n# TYPE gregor_partitions gauge\ngregor_partitions %d\n", m.partitionCount.Load())
+	p("# HELP gregor_partitions Partitions this broker hosts.\n# TYPE gregor_partitions gauge\ngregor_partitions %d\n", m.partitions.Load())
 	p("# HELP gregor_partitions_led Partitions this broker leads.\n# TYPE gregor_partitions_led gauge\ngregor_partitions_led %d\n", b.image().PartitionsLedBy(b.cfg.NodeID))
 }
 

@@ -103,7 +103,7 @@ func (b *Broker) reconcile(im *raft.Image) {
 			b.logger.Info("deleted a partition this broker no longer hosts", "partition", tp)
 		}
 	}
-	b.metrics.partitions.Set(uint64(len(want)))
+	b.metrics.partitions.Store(uint64(len(want)))
 	b.publish(im)
 }
 

@@ -89,7 +89,7 @@ func (p *Partition) loadProducers() {
 			if pid := h.ProducerID(); pid >= 0 && !h.Control() {
 				first := h.BaseSequence()
 				p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: first, lastSeq: addSequence(first, h.LastOffsetDelta()),
-					firstOffset: h.BaseOffset(), lastOffset: h.LastOffset(), maxTimestamp: h.MaxTimestamp()}, nowMs)
+					firstOffset: h.BaseOffset(), lastOffset: h.LastOffset()}, nowMs)
 			}
 			pos += size
 		}
@@ -197,7 +197,7 @@ func (p *Partition) Append(b []byte, o AppendOptions) (AppendResult, error) {
 	}
 	if idempotent {
 		p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: firstSeq, lastSeq: lastSeq,
-			firstOffset: info.FirstOffset, lastOffset: info.LastOffset, maxTimestamp: info.MaxTimestamp}, nowMs)
+			firstOffset: info.FirstOffset, lastOffset: info.LastOffset}, nowMs)
 	}
 	p.advanceLocked(p.log.LogEndOffset())
 	return AppendResult{FirstOffset: info.FirstOffset, LastOffset: info.LastOffset,

@@ -20,7 +20,6 @@ const noProducerEpoch = -1
 type batchMeta struct {
 	firstSeq, lastSeq       int32
 	firstOffset, lastOffset int64
-	maxTimestamp            int64
 }
 
 // producerEntry is one producer id's state in a partition.
