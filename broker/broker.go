@@ -544,7 +544,14 @@ func (b *Broker) controlledShutdown() {
 			// No quorum to ask (the last voter is stopping): nothing moves.
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		// Ask again once the controller's moves reach this broker's image,
+		// or after a short wait if they do not.
+		t := time.NewTimer(b.cfg.BrokerHeartbeatInterval / 4)
+		select {
+		case <-b.imageWaiter():
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	b.logger.Warn("controlled shutdown timed out", "timeout", b.cfg.ControlledShutdownTimeout)
 }
