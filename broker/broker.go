@@ -51,6 +51,7 @@ type Broker struct {
 		sync.Mutex
 		next, end int64
 	}
+	coords coordinators
 
 	metadataChanged chan struct{} // cap 1: the image moved, reconcile
 	published       atomic.Pointer[raft.Image]
@@ -94,6 +95,7 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 		ready: make(chan struct{}), imageCh: make(chan struct{}), metadataChanged: make(chan struct{}, 1), stop: make(chan struct{})}
 	b.metrics = newMetrics(b)
 	b.partitions.m = make(map[segment.TopicPartition]hosted)
+	b.coords.shards = make(map[int32]*shard)
 	rand.Read(b.incarnation[:])
 	b.fenced.Store(true)
 	defer func() {
@@ -243,6 +245,10 @@ func (b *Broker) Close() error {
 			b.controlledShutdown()
 		}
 		close(b.stop)
+		// Parked JoinGroup and SyncGroup requests are answered
+		// (NOT_COORDINATOR) before the network layer waits for every
+		// answer.
+		b.stopCoordinators()
 		if b.net != nil {
 			errs = append(errs, b.net.Close())
 		} else if b.ln != nil {

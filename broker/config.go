@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"gregor/group"
 	"gregor/netio"
 	"gregor/raft"
 	"gregor/segment"
@@ -82,6 +83,25 @@ type Config struct {
 	// ControlledShutdownTimeout bounds how long Close waits for the
 	// controller to move leadership away (controlled.shutdown), 30 s.
 	ControlledShutdownTimeout time.Duration
+
+	// Group holds the group coordinator's settings: group.min.session.timeout.ms,
+	// group.max.session.timeout.ms, group.initial.rebalance.delay.ms,
+	// group.max.size, offset.metadata.max.bytes, offsets.retention.minutes.
+	Group group.Config
+	// OffsetsTopicNumPartitions is offsets.topic.num.partitions: the
+	// partitions of __consumer_offsets, created on first use (50). Fixed
+	// once the topic exists: a group's coordinator is its hash modulo it.
+	OffsetsTopicNumPartitions int32
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor (3),
+	// capped at the live brokers when the topic is created.
+	OffsetsTopicReplicationFactor int16
+	// OffsetsTopicSegmentBytes is offsets.topic.segment.bytes, the
+	// segment.bytes of __consumer_offsets (100 MiB): small segments let
+	// compaction reach commits sooner.
+	OffsetsTopicSegmentBytes int64
+	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms:
+	// how often coordinators expire old offsets (10 min).
+	OffsetsRetentionCheckInterval time.Duration
 }
 
 // Kafka's defaults.
@@ -108,6 +128,7 @@ func DefaultConfig() Config {
 			Dir:    "data/" + segment.MetadataTopic + "-0",
 		},
 		Storage: segment.ManagerConfig{LogDirs: []string{"data"}},
+		Group:   group.DefaultConfig(),
 	}
 	c.EnsureDefaults()
 	return c
@@ -127,6 +148,11 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.LogFlushSchedulerInterval, time.Second)
 	setDefault(&c.LogFlushOffsetCheckpointInterval, time.Minute)
 	setDefault(&c.ControlledShutdownTimeout, 30*time.Second)
+	c.Group.EnsureDefaults()
+	setDefault(&c.OffsetsTopicNumPartitions, 50)
+	setDefault(&c.OffsetsTopicReplicationFactor, 3)
+	setDefault(&c.OffsetsTopicSegmentBytes, 100<<20)
+	setDefault(&c.OffsetsRetentionCheckInterval, 10*time.Minute)
 	if c.Quorum.NodeID == 0 {
 		c.Quorum.NodeID = c.NodeID
 	}
@@ -191,12 +217,22 @@ func (c *Config) Validate() error {
 		"log.flush.scheduler.interval.ms":         c.LogFlushSchedulerInterval,
 		"log.flush.offset.checkpoint.interval.ms": c.LogFlushOffsetCheckpointInterval,
 		"controlled.shutdown.timeout":             c.ControlledShutdownTimeout,
+		"offsets.retention.check.interval.ms":     c.OffsetsRetentionCheckInterval,
 	} {
 		if d <= 0 {
 			bad("%s %d: must be positive", name, d.Milliseconds())
 		}
 	}
-	for _, v := range []interface{ Validate() error }{&c.Quorum, &c.Controller, &c.Storage, &c.Net} {
+	if c.OffsetsTopicNumPartitions < 1 {
+		bad("offsets.topic.num.partitions %d: must be at least 1", c.OffsetsTopicNumPartitions)
+	}
+	if c.OffsetsTopicReplicationFactor < 1 {
+		bad("offsets.topic.replication.factor %d: must be at least 1", c.OffsetsTopicReplicationFactor)
+	}
+	if c.OffsetsTopicSegmentBytes < 1 {
+		bad("offsets.topic.segment.bytes %d: must be at least 1", c.OffsetsTopicSegmentBytes)
+	}
+	for _, v := range []interface{ Validate() error }{&c.Quorum, &c.Controller, &c.Storage, &c.Net, &c.Group} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}

@@ -34,6 +34,17 @@ var apis = map[int16]apiRange{
 	kmsg.CreatePartitions.Int16():        {0, 3},
 	kmsg.IncrementalAlterConfigs.Int16(): {0, 1},
 	kmsg.DescribeCluster.Int16():         {0, 1},
+	kmsg.FindCoordinator.Int16():         {0, 4},
+	kmsg.JoinGroup.Int16():               {0, 9},
+	kmsg.SyncGroup.Int16():               {0, 5},
+	kmsg.Heartbeat.Int16():               {0, 4},
+	kmsg.LeaveGroup.Int16():              {0, 5},
+	kmsg.OffsetCommit.Int16():            {2, 9},
+	kmsg.OffsetFetch.Int16():             {1, 9},
+	kmsg.OffsetDelete.Int16():            {0, 0},
+	kmsg.DescribeGroups.Int16():          {0, 6},
+	kmsg.ListGroups.Int16():              {0, 5},
+	kmsg.DeleteGroups.Int16():            {0, 2},
 }
 
 // request is one decoded request and the means to answer it.
@@ -136,6 +147,28 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 		go b.handleIncrementalAlterConfigs(rq, req)
 	case *kmsg.DescribeClusterRequest:
 		b.handleDescribeCluster(rq, req)
+	case *kmsg.FindCoordinatorRequest:
+		go b.handleFindCoordinator(rq, req)
+	case *kmsg.JoinGroupRequest:
+		b.handleJoinGroup(rq, req)
+	case *kmsg.SyncGroupRequest:
+		b.handleSyncGroup(rq, req)
+	case *kmsg.HeartbeatRequest:
+		b.handleHeartbeat(rq, req)
+	case *kmsg.LeaveGroupRequest:
+		b.handleLeaveGroup(rq, req)
+	case *kmsg.OffsetCommitRequest:
+		b.handleOffsetCommit(rq, req)
+	case *kmsg.OffsetFetchRequest:
+		go b.handleOffsetFetch(rq, req)
+	case *kmsg.OffsetDeleteRequest:
+		b.handleOffsetDelete(rq, req)
+	case *kmsg.DescribeGroupsRequest:
+		go b.handleDescribeGroups(rq, req)
+	case *kmsg.ListGroupsRequest:
+		go b.handleListGroups(rq, req)
+	case *kmsg.DeleteGroupsRequest:
+		go b.handleDeleteGroups(rq, req)
 	default:
 		b.refuse(nr, respond, fmt.Sprintf("%s has no handler", kmsg.NameForKey(key)))
 	}

@@ -104,6 +104,7 @@ func (b *Broker) reconcile(im *raft.Image) {
 		}
 	}
 	b.metrics.partitions.Store(uint64(len(want)))
+	b.reconcileCoordinators(im)
 	b.publish(im)
 }
 

@@ -38,6 +38,14 @@ type Config struct {
 	// otherwise stay in the group for ever. Kafka's constant
 	// (CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS) is 300000.
 	NewMemberJoinTimeoutMs int32
+	// OffsetMetadataMaxBytes is offset.metadata.max.bytes: a commit whose
+	// metadata string is longer gets OFFSET_METADATA_TOO_LARGE, which
+	// bounds what a group's offsets can hold. Default 4096.
+	OffsetMetadataMaxBytes int32
+	// OffsetsRetentionMs is offsets.retention.minutes in milliseconds: the
+	// committed offsets of a group without members expire this long after
+	// they were committed (KIP-211). Default 7 days.
+	OffsetsRetentionMs int64
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -48,6 +56,27 @@ func DefaultConfig() Config {
 		GroupInitialRebalanceDelayMs: 3000,
 		GroupMaxSize:                 math.MaxInt32,
 		NewMemberJoinTimeoutMs:       300000,
+		OffsetMetadataMaxBytes:       4096,
+		OffsetsRetentionMs:           7 * 24 * 60 * 60 * 1000,
+	}
+}
+
+// EnsureDefaults fills every zero field but GroupInitialRebalanceDelayMs,
+// whose zero is a setting, with Kafka's default.
+func (c *Config) EnsureDefaults() {
+	d := DefaultConfig()
+	setDefault(&c.GroupMinSessionTimeoutMs, d.GroupMinSessionTimeoutMs)
+	setDefault(&c.GroupMaxSessionTimeoutMs, d.GroupMaxSessionTimeoutMs)
+	setDefault(&c.GroupMaxSize, d.GroupMaxSize)
+	setDefault(&c.NewMemberJoinTimeoutMs, d.NewMemberJoinTimeoutMs)
+	setDefault(&c.OffsetMetadataMaxBytes, d.OffsetMetadataMaxBytes)
+	setDefault(&c.OffsetsRetentionMs, d.OffsetsRetentionMs)
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
 	}
 }
 
@@ -70,6 +99,12 @@ func (c *Config) Validate() error {
 	}
 	if c.NewMemberJoinTimeoutMs <= 0 {
 		bad("new member join timeout %dms: want at least 1", c.NewMemberJoinTimeoutMs)
+	}
+	if c.OffsetMetadataMaxBytes < 0 {
+		bad("offset.metadata.max.bytes=%d: want at least 0", c.OffsetMetadataMaxBytes)
+	}
+	if c.OffsetsRetentionMs <= 0 {
+		bad("offsets.retention.minutes: %dms, want more than 0", c.OffsetsRetentionMs)
 	}
 	return errors.Join(errs...)
 }

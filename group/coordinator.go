@@ -33,9 +33,14 @@ type Client struct {
 type Coordinator struct {
 	cfg    Config
 	groups map[string]*group
-	timers timerHeap
-	seq    uint64 // timer schedule order
-	suffix func() string
+	// offsets holds each group's committed offsets, by group id. A group
+	// may have offsets and no entry in groups (a consumer that assigns its
+	// own partitions, or a group loaded from the log): it is Empty to
+	// ListGroups, DescribeGroups and DeleteGroups.
+	offsets map[string]map[TopicPartition]Committed
+	timers  timerHeap
+	seq     uint64 // timer schedule order
+	suffix  func() string
 	// unloaded: Unload ran. The groups stay, Dead, so that requests for
 	// them get COORDINATOR_NOT_AVAILABLE; other groups get NOT_COORDINATOR.
 	unloaded bool
@@ -56,7 +61,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Coordinator{cfg: cfg, groups: map[string]*group{}, suffix: randomUUID}, nil
+	return &Coordinator{cfg: cfg, groups: map[string]*group{}, offsets: map[string]map[TopicPartition]Committed{}, suffix: randomUUID}, nil
 }
 
 // Config returns the configuration.
@@ -1079,6 +1084,8 @@ func (c *Coordinator) DescribeGroups(req *kmsg.DescribeGroupsRequest) *kmsg.Desc
 		switch {
 		case c.unloaded:
 			rg.ErrorCode = kerr.NotCoordinator.Code
+		case g == nil && c.offsets[id] != nil:
+			rg.State = Empty.String()
 		case g == nil:
 			rg.State = Dead.String()
 			if req.Version >= 6 {
@@ -1124,19 +1131,29 @@ func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsRe
 	}) {
 		return resp
 	}
-	for _, id := range slices.Sorted(maps.Keys(c.groups)) {
-		g := c.groups[id]
-		if g.state == Dead {
+	ids := slices.Collect(maps.Keys(c.groups))
+	for id := range c.offsets {
+		if c.groups[id] == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		state, protocolType := Empty, ""
+		if g := c.groups[id]; g != nil {
+			state, protocolType = g.state, g.protocolType
+		}
+		if state == Dead {
 			continue
 		}
 		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(s string) bool {
-			return strings.EqualFold(strings.TrimSpace(s), g.state.String())
+			return strings.EqualFold(strings.TrimSpace(s), state.String())
 		}) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
-		lg.Group, lg.ProtocolType = id, g.protocolType
-		lg.GroupState, lg.GroupType = g.state.String(), groupType
+		lg.Group, lg.ProtocolType = id, protocolType
+		lg.GroupState, lg.GroupType = state.String(), groupType
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp
@@ -1145,11 +1162,13 @@ func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsRe
 // DeleteGroups answers a DeleteGroups request (versions 0-3). Only an
 // Empty group may be deleted (NON_EMPTY_GROUP otherwise), so no member and
 // no parked request goes with it; one that does not exist is
-// GROUP_ID_NOT_FOUND. (Its committed offsets will go with it, once there
-// are any.)
-func (c *Coordinator) DeleteGroups(req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
+// GROUP_ID_NOT_FOUND. Its committed offsets go with it: it returns their
+// tombstones, which the shell appends and then replays (as Kafka, it
+// answers once they are written).
+func (c *Coordinator) DeleteGroups(req *kmsg.DeleteGroupsRequest) (*kmsg.DeleteGroupsResponse, []Record) {
 	resp := kmsg.NewPtrDeleteGroupsResponse()
 	resp.Version = req.Version
+	var recs []Record
 	for _, id := range req.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = id
@@ -1157,6 +1176,8 @@ func (c *Coordinator) DeleteGroups(req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGr
 		switch {
 		case c.unloaded:
 			rg.ErrorCode = kerr.NotCoordinator.Code
+		case g == nil && c.offsets[id] != nil:
+			recs = append(recs, c.deleteGroupOffsets(id)...)
 		case g == nil || g.state == Dead:
 			rg.ErrorCode = kerr.GroupIDNotFound.Code
 		case g.state != Empty:
@@ -1169,10 +1190,11 @@ func (c *Coordinator) DeleteGroups(req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGr
 			c.timers.remove(&g.sync)
 			c.transition(g, Dead)
 			delete(c.groups, id)
+			recs = append(recs, c.deleteGroupOffsets(id)...)
 		}
 		resp.Groups = append(resp.Groups, rg)
 	}
-	return resp
+	return resp, recs
 }
 
 // Unload gives up every group, as a coordinator does when it stops leading

@@ -23,6 +23,27 @@ type harness struct {
 	nextReq uint64
 	kinds   map[uint64]string // request id -> "join", "sync", "leave"
 	buf     []Reply
+	log     []Record // what the coordinator asked to append, as __consumer_offsets would hold it
+}
+
+// append does what the shell does with records the coordinator returns:
+// appends them (to h.log) and replays them, and prints them.
+func (h *harness) append(t *testing.T, b *strings.Builder, recs []Record) {
+	for _, rec := range recs {
+		group, tp, c, deleted, err := decodeOffsetCommit(rec.Key, rec.Value)
+		if err != nil {
+			t.Fatalf("a record the coordinator wrote does not decode: %v", err)
+		}
+		if deleted {
+			fmt.Fprintf(b, "append: tombstone %s %s-%d\n", group, tp.Topic, tp.Partition)
+		} else {
+			fmt.Fprintf(b, "append: %s %s-%d offset=%d epoch=%d meta=%q ts=%d\n", group, tp.Topic, tp.Partition, c.Offset, c.LeaderEpoch, c.Metadata, c.CommitTimestamp)
+		}
+		if err := h.c.Replay(rec); err != nil {
+			t.Fatalf("replaying: %v", err)
+		}
+		h.log = append(h.log, rec)
+	}
 }
 
 func newHarness(cfg Config) (*harness, error) {
@@ -203,6 +224,7 @@ func (a args) list(k string) []string {
 //
 //	coordinator [min-session=MS] [max-session=MS] [initial-delay=MS]
 //	            [max-size=N] [new-member-timeout=MS]
+//	            [metadata-max=N] [retention=MS]
 //	                        a new coordinator; Kafka's defaults otherwise
 //	join group=G [client=C] [member=ID] [instance=I] [v=9] [session=10000]
 //	     [rebalance=30000] [type=consumer] [protocols=NAME:META,…]
@@ -220,6 +242,16 @@ func (a args) list(k string) []string {
 //	delete groups=G,…
 //	commit group=G [member=ID] [gen=N] [instance=I]
 //	                        ValidateCommit (gen defaults to -1)
+//	offset-commit group=G [member=ID] [gen=-1] [instance=I] [v=9]
+//	              [unknown=T-P,…] [fail=CODE]
+//	                        input lines: topic=T p=P offset=O [epoch=E]
+//	                        [meta=M] [meta-bytes=N]; the records are
+//	                        appended and replayed unless fail= says the
+//	                        append failed
+//	offset-fetch group=G    input lines: TOPIC P…; none asks for all
+//	offset-delete group=G   input lines: TOPIC P…
+//	expire                  ExpireOffsets, its tombstones appended
+//	reload                  a new coordinator replays every record appended
 //	unload
 //	state [group=G]         the groups' internal state
 //
@@ -265,6 +297,8 @@ func runCommand(t *testing.T, hp **harness, d *datadriven.TestData) (string, err
 		cfg.GroupInitialRebalanceDelayMs = int32(a.int("initial-delay", int64(cfg.GroupInitialRebalanceDelayMs)))
 		cfg.GroupMaxSize = int32(a.int("max-size", int64(cfg.GroupMaxSize)))
 		cfg.NewMemberJoinTimeoutMs = int32(a.int("new-member-timeout", int64(cfg.NewMemberJoinTimeoutMs)))
+		cfg.OffsetMetadataMaxBytes = int32(a.int("metadata-max", int64(cfg.OffsetMetadataMaxBytes)))
+		cfg.OffsetsRetentionMs = a.int("retention", cfg.OffsetsRetentionMs)
 		nh, err := newHarness(cfg)
 		if err != nil {
 			return "", err
@@ -386,9 +420,116 @@ func runCommand(t *testing.T, hp **harness, d *datadriven.TestData) (string, err
 		req := kmsg.NewPtrDeleteGroupsRequest()
 		req.Version = 2
 		req.Groups = a.list("groups")
-		for _, g := range h.c.DeleteGroups(req).Groups {
+		resp, recs := h.c.DeleteGroups(req)
+		for _, g := range resp.Groups {
 			fmt.Fprintf(&b, "%s: %s\n", g.Group, errName(g.ErrorCode))
 		}
+		h.append(t, &b, recs)
+
+	case "offset-commit":
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version = int16(a.int("v", 9))
+		req.Group, req.MemberID = a.str("group", "g"), a.str("member", "")
+		req.Generation, req.InstanceID = int32(a.int("gen", -1)), a.strPtr("instance")
+		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+			la := lineArgs(line)
+			p := kmsg.NewOffsetCommitRequestTopicPartition()
+			p.Partition, p.Offset = int32(la.int("p", 0)), la.int("offset", 0)
+			p.LeaderEpoch, p.Metadata = int32(la.int("epoch", -1)), la.strPtr("meta")
+			if n := la.int("meta-bytes", -1); n >= 0 {
+				p.Metadata = kmsg.StringPtr(strings.Repeat("m", int(n)))
+			}
+			if len(req.Topics) == 0 || req.Topics[len(req.Topics)-1].Topic != la.str("topic", "t") {
+				rt := kmsg.NewOffsetCommitRequestTopic()
+				rt.Topic = la.str("topic", "t")
+				req.Topics = append(req.Topics, rt)
+			}
+			rt := &req.Topics[len(req.Topics)-1]
+			rt.Partitions = append(rt.Partitions, p)
+		}
+		unknown := a.list("unknown")
+		resp, recs := h.c.CommitOffsets(h.time(), req, func(topic string, partition int32) bool {
+			return !slices.Contains(unknown, fmt.Sprintf("%s-%d", topic, partition))
+		})
+		if a.has("fail") {
+			CommitFailed(resp, int16(a.int("fail", 0)))
+			recs = nil
+		}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				fmt.Fprintf(&b, "%s-%d: %s\n", rt.Topic, rp.Partition, errName(rp.ErrorCode))
+			}
+		}
+		h.append(t, &b, recs)
+		b.WriteString(h.deadline())
+
+	case "offset-fetch":
+		var topics []kmsg.OffsetFetchRequestGroupTopic
+		if in := strings.TrimSpace(d.Input); in != "" {
+			topics = []kmsg.OffsetFetchRequestGroupTopic{}
+			for _, line := range strings.Split(in, "\n") {
+				f := strings.Fields(line)
+				rt := kmsg.NewOffsetFetchRequestGroupTopic()
+				rt.Topic = f[0]
+				for _, p := range f[1:] {
+					n, _ := strconv.Atoi(p)
+					rt.Partitions = append(rt.Partitions, int32(n))
+				}
+				topics = append(topics, rt)
+			}
+		}
+		out, err := h.c.FetchGroupOffsets(a.str("group", "g"), topics)
+		if err != nil {
+			fmt.Fprintf(&b, "%s\n", err.Message)
+		}
+		for _, rt := range out {
+			for _, rp := range rt.Partitions {
+				fmt.Fprintf(&b, "%s-%d: offset=%d epoch=%d meta=%q\n", rt.Topic, rp.Partition, rp.Offset, rp.LeaderEpoch, *rp.Metadata)
+			}
+		}
+
+	case "offset-delete":
+		req := kmsg.NewPtrOffsetDeleteRequest()
+		req.Group = a.str("group", "g")
+		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+			f := strings.Fields(line)
+			rt := kmsg.NewOffsetDeleteRequestTopic()
+			rt.Topic = f[0]
+			for _, p := range f[1:] {
+				n, _ := strconv.Atoi(p)
+				rp := kmsg.NewOffsetDeleteRequestTopicPartition()
+				rp.Partition = int32(n)
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, recs := h.c.DeleteOffsets(req)
+		fmt.Fprintf(&b, "%s\n", errName(resp.ErrorCode))
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				fmt.Fprintf(&b, "%s-%d: %s\n", rt.Topic, rp.Partition, errName(rp.ErrorCode))
+			}
+		}
+		h.append(t, &b, recs)
+
+	case "expire":
+		h.append(t, &b, h.c.ExpireOffsets(h.time()))
+
+	case "reload":
+		// A new coordinator (as after a failover) loads what was appended.
+		c, err := NewCoordinator(h.c.Config())
+		if err != nil {
+			return "", err
+		}
+		for _, rec := range h.log {
+			if err := c.Replay(rec); err != nil {
+				return "", err
+			}
+		}
+		var ids int
+		c.SetMemberIDSuffix(func() string { ids++; return "r" + strconv.Itoa(ids) })
+		h.c = c
+		fmt.Fprintf(&b, "replayed %d records\n", len(h.log))
 
 	case "commit":
 		err := h.c.ValidateCommit(a.str("group", "g"), a.str("member", ""), int32(a.int("gen", -1)), a.strPtr("instance"))

@@ -252,7 +252,7 @@ func (s *sim) step() {
 		s.c.DescribeGroups(&kmsg.DescribeGroupsRequest{Version: 6, Groups: []string{simGroup}})
 		s.c.ListGroups(&kmsg.ListGroupsRequest{Version: 5})
 	case r < 95:
-		r := s.c.DeleteGroups(&kmsg.DeleteGroupsRequest{Version: 2, Groups: []string{simGroup}})
+		r, _ := s.c.DeleteGroups(&kmsg.DeleteGroupsRequest{Version: 2, Groups: []string{simGroup}})
 		s.tracef("delete: %s", errName(r.Groups[0].ErrorCode))
 	default:
 		// A heartbeat whether due or not, maybe from a crashed process

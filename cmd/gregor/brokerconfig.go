@@ -92,8 +92,6 @@ var ignoredKeys = map[string]string{
 	"socket.send.buffer.bytes":                         "the kernel's socket buffer autotuning is used",
 	"socket.receive.buffer.bytes":                      "the kernel's socket buffer autotuning is used",
 	"socket.listen.backlog.size":                       "the kernel's somaxconn is used",
-	"group.initial.rebalance.delay.ms":                 "Gregor has no initial rebalance delay",
-	"offsets.topic.replication.factor":                 "not configurable in Gregor",
 	"transaction.state.log.replication.factor":         "Gregor has no transactions",
 	"transaction.state.log.min.isr":                    "Gregor has no transactions",
 	"share.coordinator.state.topic.replication.factor": "Gregor has no share groups",
@@ -551,6 +549,22 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	}
 	r.setMs("producer.id.expiration.ms", 1, &c.ProducerIDExpiration)
 	r.setMs("request.timeout.ms", 1, &c.RequestTimeout)
+
+	// Consumer groups and committed offsets.
+	r.setInt32("group.min.session.timeout.ms", 1, &c.Group.GroupMinSessionTimeoutMs)
+	r.setInt32("group.max.session.timeout.ms", 1, &c.Group.GroupMaxSessionTimeoutMs)
+	r.setInt32("group.initial.rebalance.delay.ms", 0, &c.Group.GroupInitialRebalanceDelayMs)
+	r.setInt32("group.max.size", 1, &c.Group.GroupMaxSize)
+	r.setInt32("offset.metadata.max.bytes", 0, &c.Group.OffsetMetadataMaxBytes)
+	if n, ok := r.integer("offsets.retention.minutes", 1, math.MaxInt64/60000); ok {
+		c.Group.OffsetsRetentionMs = n * 60000
+	}
+	r.setInt32("offsets.topic.num.partitions", 1, &c.OffsetsTopicNumPartitions)
+	if n, ok := r.integer("offsets.topic.replication.factor", 1, math.MaxInt16); ok {
+		c.OffsetsTopicReplicationFactor = int16(n)
+	}
+	r.setInt64("offsets.topic.segment.bytes", 1, &c.OffsetsTopicSegmentBytes)
+	r.setMs("offsets.retention.check.interval.ms", 1, &c.OffsetsRetentionCheckInterval)
 
 	// Network. The smallest frame is 8 bytes: a request header's api key,
 	// version and correlation id.

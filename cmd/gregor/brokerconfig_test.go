@@ -216,11 +216,10 @@ func TestBrokerConfigWarnings(t *testing.T) {
 	}{
 		{"ignored Kafka keys", map[string]string{
 			"num.network.threads": "3", "num.io.threads": "8", "socket.send.buffer.bytes": "102400",
-			"socket.receive.buffer.bytes": "102400", "group.initial.rebalance.delay.ms": "0",
-			"offsets.topic.replication.factor": "1", "transaction.state.log.replication.factor": "1",
+			"socket.receive.buffer.bytes": "102400", "transaction.state.log.replication.factor": "1",
 			"transaction.state.log.min.isr": "1"},
-			[]string{`group.initial.rebalance.delay.ms="0" ignored`, `num.io.threads="8" ignored`, `num.network.threads="3" ignored`,
-				`offsets.topic.replication.factor="1" ignored`, "socket.receive.buffer.bytes", "socket.send.buffer.bytes",
+			[]string{`num.io.threads="8" ignored`, `num.network.threads="3" ignored`,
+				"socket.receive.buffer.bytes", "socket.send.buffer.bytes",
 				"transaction.state.log.min.isr", "transaction.state.log.replication.factor"}},
 		{"a deployment without voters", map[string]string{"node.id": "2"},
 			[]string{"node 2 forms a single-node quorum of its own (2@127.0.0.1:9093)"}},
@@ -363,7 +362,7 @@ log.retention.check.interval.ms=300000
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(warnings) != 7 {
+	if len(warnings) != 6 {
 		t.Errorf("warnings %q, want one per ignored key", warnings)
 	}
 	want := broker.DefaultConfig()
@@ -374,6 +373,7 @@ log.retention.check.interval.ms=300000
 	want.Quorum.Dir = "/tmp/kraft-combined-logs/__cluster_metadata-0"
 	want.Storage.RecoveryThreadsPerDataDir = 1
 	want.Storage.Log.RetentionMs = 168 * 3600000
+	want.OffsetsTopicReplicationFactor = 1
 	if !reflect.DeepEqual(cfg.broker, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", cfg.broker, want)
 	}

@@ -80,6 +80,11 @@ func StartMixed(tb testing.TB, voters, brokersOnly int, configure func(i int, c 
 		cfg.BrokerHeartbeatInterval = 200 * time.Millisecond
 		cfg.Controller.BrokerSessionTimeoutMs = 3000
 		cfg.ControlledShutdownTimeout = 5 * time.Second
+		// Groups settle at once and may use short sessions, and
+		// __consumer_offsets is small, so that group tests run fast.
+		cfg.Group.GroupInitialRebalanceDelayMs = 0
+		cfg.Group.GroupMinSessionTimeoutMs = 500
+		cfg.OffsetsTopicNumPartitions = 5
 		if configure != nil {
 			configure(i, &cfg)
 		}
