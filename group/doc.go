@@ -1,8 +1,9 @@
 // Package group is the consumer group coordinator: Kafka's classic group
 // protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups,
-// ListGroups, DeleteGroups) as a pure state machine. Committed offsets and
-// the __consumer_offsets topic are not here yet; ValidateCommit gives the
-// OffsetCommit handler the group's verdict on a commit.
+// ListGroups, DeleteGroups) and committed offsets (OffsetCommit,
+// OffsetFetch, OffsetDelete, expiry) as a pure state machine. The shell
+// (broker/groups.go) stores the offsets as records of __consumer_offsets,
+// which this package encodes and replays.
 //
 // # Pure state, thin shell
 //
@@ -77,10 +78,50 @@
 //     dropped (Kafka writes it to its log and keeps it).
 //   - A restarted static member's first session deadline uses the session
 //     timeout it asked for (Kafka's uses its predecessor's).
-//   - Nothing is persisted yet: Kafka also writes the group's metadata to
-//     __consumer_offsets when the leader's assignment arrives (and when a
-//     group empties or a static member is replaced), and answers only once
-//     that write commits.
+//   - Only offsets are persisted: Kafka also writes the group's metadata
+//     (GroupMetadataKey v2, GroupMetadataValue) to __consumer_offsets when
+//     the leader's assignment arrives, so that a new coordinator knows the
+//     members and generation. Here a new coordinator starts with the groups
+//     Empty and their offsets; members get UNKNOWN_MEMBER_ID on their next
+//     heartbeat or commit and rejoin (one rebalance), then resume from the
+//     committed offsets. Group metadata records found in the log (written
+//     by Kafka) are skipped.
+//   - The retention time an OffsetCommit v2-4 request may carry is ignored
+//     (as Kafka 2.1+ does for v5+): offsets.retention.minutes applies.
+//
+// # Committed offsets
+//
+// A commit is accepted by CommitOffsets (the group's verdict, the
+// partition's existence, offset.metadata.max.bytes), which returns the
+// records to append; the shell appends them to the group's partition of
+// __consumer_offsets and, once the high watermark covers them, replays
+// them (Replay), and only then answers. A coordinator that starts leading a
+// partition replays its whole log the same way before it answers anything
+// (COORDINATOR_LOAD_IN_PROGRESS meanwhile), so what a client was told is
+// committed is what a later coordinator serves. DeleteGroups, OffsetDelete
+// and ExpireOffsets return tombstones the same way. The records use Kafka's
+// schemas (kmsg's OffsetCommitKey and OffsetCommitValue), so tools that
+// read __consumer_offsets understand them; every field is big-endian, a
+// string is an int16 length and its bytes:
+//
+//	key: OffsetCommitKey v1
+//	+---------------+--------------+--------------+-----------------+
+//	| version int16 | group string | topic string | partition int32 |
+//	|      = 1      |              |              |                 |
+//	+---------------+--------------+--------------+-----------------+
+//
+//	value: OffsetCommitValue v3 (null: a tombstone, the offset deleted)
+//	+---------------+--------------+--------------------+-----------------+------------------------+
+//	| version int16 | offset int64 | leaderEpoch int32  | metadata string | commitTimestamp int64  |
+//	|      = 3      |              | -1 when not given  |                 | ms, the coordinator's  |
+//	+---------------+--------------+--------------------+-----------------+------------------------+
+//
+// Key version 0 has the same layout; version 2 is a group's metadata
+// (skipped, see above); Kafka's later versions (KIP-848) are skipped too.
+// A group's records all go to the partition abs(javaHashCode(group.id)) mod
+// offsets.topic.num.partitions, as Kafka puts them. Offsets of groups with
+// no members expire offsets.retention.minutes after their commit
+// (KIP-211), and an Empty group with no offsets left is forgotten.
 //
 // # The protocol, briefly
 //

@@ -1,6 +1,6 @@
 // Command gregor is the single binary of the Gregor project: the broker
-// (gregor serve) and the console tools used next to it (topic, produce,
-// consume). The tools speak only the Kafka protocol, through franz-go, so they
+// (gregor serve) and the console tools used next to it (topic, group,
+// produce, consume) and the benchmark harness (bench). The tools speak only the Kafka protocol, through franz-go, so they
 // work against any Kafka-compatible cluster, not only Gregor.
 //
 // Only this package reads flags, environment variables and config files
@@ -45,6 +45,7 @@ func commands() []command {
 			return runServe(ctx, args, stdout, stderr)
 		}},
 		{"topic", "create, list, describe or delete topics", runTopic},
+		{"group", "list, describe or delete consumer groups; delete or reset their offsets", runGroup},
 		{"produce", "write lines from stdin to a topic, one record per line", runProduce},
 		{"consume", "print a topic's records, one per line", runConsume},
 		{"bench", "run a benchmark workload and write its results", runBench},
