@@ -18,8 +18,18 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 	// Until follower replication lands, a partition has one replica: refuse
 	// more rather than acknowledge data only one broker holds.
 	var keep []kmsg.CreateTopicsRequestTopic
-	refused := map[string]string{}
+	type refusal struct {
+		code int16
+		msg  string
+	}
+	refused := map[string]refusal{}
 	for _, t := range req.Topics {
+		if t.Topic == offsetsTopic {
+			// Its partition count and compaction are the group
+			// coordinator's (offsets.topic.*): FindCoordinator makes it.
+			refused[t.Topic] = refusal{kerr.InvalidRequest.Code, "Creation of internal topic " + offsetsTopic + " is prohibited."}
+			continue
+		}
 		rf := int(t.ReplicationFactor)
 		if rf == -1 {
 			rf = int(b.cfg.Controller.DefaultReplicationFactor)
@@ -28,7 +38,7 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 			rf = len(a.Replicas)
 		}
 		if rf > 1 {
-			refused[t.Topic] = fmt.Sprintf("Replication factor %d: this broker does not replicate partitions yet; use 1.", rf)
+			refused[t.Topic] = refusal{kerr.InvalidReplicationFactor.Code, fmt.Sprintf("Replication factor %d: this broker does not replicate partitions yet; use 1.", rf)}
 			continue
 		}
 		keep = append(keep, t)
@@ -44,9 +54,9 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 		resp = out.(*kmsg.CreateTopicsResponse)
 	}
 	for _, t := range req.Topics {
-		if msg, ok := refused[t.Topic]; ok {
+		if r, ok := refused[t.Topic]; ok {
 			rt := kmsg.NewCreateTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode, rt.ErrorMessage = t.Topic, kerr.InvalidReplicationFactor.Code, &msg
+			rt.Topic, rt.ErrorCode, rt.ErrorMessage = t.Topic, r.code, &r.msg
 			resp.Topics = append(resp.Topics, rt)
 		}
 	}

@@ -32,7 +32,22 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) {
 		return
 	}
 	go func() {
-		created := b.autoCreate(missing)
+		// __consumer_offsets is made as the group coordinator needs it
+		// (offsets.topic.*), not with the defaults.
+		internal := slices.Index(missing, offsetsTopic)
+		if internal >= 0 {
+			missing = slices.Delete(missing, internal, internal+1)
+		}
+		created := map[string]int16{}
+		if len(missing) > 0 {
+			created = b.autoCreate(missing)
+		}
+		if internal >= 0 {
+			created[offsetsTopic] = 0
+			if _, err := b.ensureOffsetsTopic(rq); err != nil {
+				created[offsetsTopic] = kerr.LeaderNotAvailable.Code
+			}
+		}
 		rq.reply(b.metadata(b.image(), req, created))
 	}()
 }
