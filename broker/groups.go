@@ -385,69 +385,64 @@ func clientOf(rq *request) group.Client {
 	return group.Client{ID: rq.clientID, Host: "/" + host}
 }
 
-func (b *Broker) handleJoinGroup(rq *request, req *kmsg.JoinGroupRequest) {
-	s, kerrr := b.coordinatorFor(req.Group)
-	if kerrr == nil && s.submit(func() {
-		s.flush(s.c.Join(s.replies[:0], b.now(), s.park(rq), clientOf(rq), req))
-	}) {
-		return
-	}
+// atCoordinator runs serve on groupID's coordinator goroutine, or, when
+// this broker is not the group's coordinator (or it is loading, or it stops
+// before taking the request), answers with fail's response for the code.
+func (b *Broker) atCoordinator(rq *request, groupID string, serve func(s *shard), fail func(code int16) kmsg.Response) {
+	s, kerrr := b.coordinatorFor(groupID)
 	if kerrr == nil {
+		if s.submit(func() { serve(s) }) {
+			return
+		}
 		kerrr = kerr.NotCoordinator
 	}
-	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
-	resp.ErrorCode, resp.MemberID, resp.Generation = kerrr.Code, req.MemberID, -1
-	rq.reply(resp)
+	rq.reply(fail(kerrr.Code))
+}
+
+func (b *Broker) handleJoinGroup(rq *request, req *kmsg.JoinGroupRequest) {
+	b.atCoordinator(rq, req.Group, func(s *shard) {
+		s.flush(s.c.Join(s.replies[:0], b.now(), s.park(rq), clientOf(rq), req))
+	}, func(code int16) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.MemberID, resp.Generation = code, req.MemberID, -1
+		return resp
+	})
 }
 
 func (b *Broker) handleSyncGroup(rq *request, req *kmsg.SyncGroupRequest) {
-	s, kerrr := b.coordinatorFor(req.Group)
-	if kerrr == nil && s.submit(func() {
+	b.atCoordinator(rq, req.Group, func(s *shard) {
 		s.flush(s.c.Sync(s.replies[:0], b.now(), s.park(rq), req))
-	}) {
-		return
-	}
-	if kerrr == nil {
-		kerrr = kerr.NotCoordinator
-	}
-	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
-	resp.ErrorCode = kerrr.Code
-	rq.reply(resp)
+	}, func(code int16) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = code
+		return resp
+	})
 }
 
 func (b *Broker) handleHeartbeat(rq *request, req *kmsg.HeartbeatRequest) {
-	s, kerrr := b.coordinatorFor(req.Group)
-	if kerrr == nil && s.submit(func() { rq.reply(s.c.Heartbeat(b.now(), req)) }) {
-		return
-	}
-	if kerrr == nil {
-		kerrr = kerr.NotCoordinator
-	}
-	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	resp.ErrorCode = kerrr.Code
-	rq.reply(resp)
+	b.atCoordinator(rq, req.Group, func(s *shard) {
+		rq.reply(s.c.Heartbeat(b.now(), req))
+	}, func(code int16) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = code
+		return resp
+	})
 }
 
 func (b *Broker) handleLeaveGroup(rq *request, req *kmsg.LeaveGroupRequest) {
-	s, kerrr := b.coordinatorFor(req.Group)
-	if kerrr == nil && s.submit(func() {
+	b.atCoordinator(rq, req.Group, func(s *shard) {
 		s.flush(s.c.Leave(s.replies[:0], b.now(), s.park(rq), req))
-	}) {
-		return
-	}
-	if kerrr == nil {
-		kerrr = kerr.NotCoordinator
-	}
-	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-	resp.ErrorCode = kerrr.Code
-	rq.reply(resp)
+	}, func(code int16) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = code
+		return resp
+	})
 }
 
 // handleOffsetCommit stores the offsets as records in the group's partition
 // of offsetsTopic and answers once they are appended under acks=all.
 func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) {
-	s, kerrr := b.coordinatorFor(req.Group)
-	if kerrr == nil && s.submit(func() {
+	b.atCoordinator(rq, req.Group, func(s *shard) {
 		im := b.image()
 		resp, recs := s.c.CommitOffsets(b.now(), req, func(topic string, partition int32) bool {
 			t, ok := im.Topic(topic)
@@ -458,24 +453,20 @@ func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) 
 			group.CommitFailed(resp, appendCode(err))
 		}
 		rq.reply(resp)
-	}) {
-		return
-	}
-	if kerrr == nil {
-		kerrr = kerr.NotCoordinator
-	}
-	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-	for _, t := range req.Topics {
-		rt := kmsg.NewOffsetCommitResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			rp := kmsg.NewOffsetCommitResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, kerrr.Code
-			rt.Partitions = append(rt.Partitions, rp)
+	}, func(code int16) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
 		}
-		resp.Topics = append(resp.Topics, rt)
-	}
-	rq.reply(resp)
+		return resp
+	})
 }
 
 // fetchGroupOffsets is one group's part of an OffsetFetch, from its
@@ -553,42 +544,51 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) {
 }
 
 func (b *Broker) handleOffsetDelete(rq *request, req *kmsg.OffsetDeleteRequest) {
-	s, kerrr := b.coordinatorFor(req.Group)
-	if kerrr == nil && s.submit(func() {
+	b.atCoordinator(rq, req.Group, func(s *shard) {
 		resp, recs := s.c.DeleteOffsets(req)
 		if err := s.append(recs); err != nil {
 			rq.log().Warn("deleting offsets", "group", req.Group, "err", err)
 			resp.ErrorCode = appendCode(err)
 		}
 		rq.reply(resp)
-	}) {
-		return
-	}
-	if kerrr == nil {
-		kerrr = kerr.NotCoordinator
-	}
-	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
-	resp.ErrorCode = kerrr.Code
-	rq.reply(resp)
+	}, func(code int16) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+		resp.ErrorCode = code
+		return resp
+	})
 }
 
-// handleDescribeGroups asks each group's coordinator; on its own goroutine.
-func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsRequest) {
-	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
-	for _, id := range req.Groups {
-		one := *req
-		one.Groups = []string{id}
-		var rg kmsg.DescribeGroupsResponseGroup
+// eachGroup answers a request that names several groups, each at its own
+// coordinator: one runs on the coordinator's goroutine and returns the
+// group's entry, fail builds the entry for a group this broker does not
+// coordinate. It runs on the request's own goroutine, since it waits.
+func eachGroup[G any](b *Broker, ids []string, one func(s *shard, id string) G, fail func(id string, code int16) G) []G {
+	out := make([]G, 0, len(ids))
+	for _, id := range ids {
+		var g G
 		s, kerrr := b.coordinatorFor(id)
-		if kerrr == nil && !s.call(func() { rg = s.c.DescribeGroups(&one).Groups[0] }) {
+		if kerrr == nil && !s.call(func() { g = one(s, id) }) {
 			kerrr = kerr.NotCoordinator
 		}
 		if kerrr != nil {
-			rg = kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = id, kerrr.Code
+			g = fail(id, kerrr.Code)
 		}
-		resp.Groups = append(resp.Groups, rg)
+		out = append(out, g)
 	}
+	return out
+}
+
+func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsRequest) {
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	resp.Groups = eachGroup(b, req.Groups, func(s *shard, id string) kmsg.DescribeGroupsResponseGroup {
+		one := *req
+		one.Groups = []string{id}
+		return s.c.DescribeGroups(&one).Groups[0]
+	}, func(id string, code int16) kmsg.DescribeGroupsResponseGroup {
+		rg := kmsg.NewDescribeGroupsResponseGroup()
+		rg.Group, rg.ErrorCode = id, code
+		return rg
+	})
 	rq.reply(resp)
 }
 
@@ -614,30 +614,24 @@ func (b *Broker) handleListGroups(rq *request, req *kmsg.ListGroupsRequest) {
 }
 
 // handleDeleteGroups deletes each group at its coordinator, which writes
-// the tombstones of its offsets; on its own goroutine.
+// the tombstones of its offsets.
 func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	for _, id := range req.Groups {
+	resp.Groups = eachGroup(b, req.Groups, func(s *shard, id string) kmsg.DeleteGroupsResponseGroup {
 		one := *req
 		one.Groups = []string{id}
-		var rg kmsg.DeleteGroupsResponseGroup
-		s, kerrr := b.coordinatorFor(id)
-		if kerrr == nil && !s.call(func() {
-			out, recs := s.c.DeleteGroups(&one)
-			rg = out.Groups[0]
-			if err := s.append(recs); err != nil {
-				rq.log().Warn("deleting a group's offsets", "group", id, "err", err)
-				rg.ErrorCode = appendCode(err)
-			}
-		}) {
-			kerrr = kerr.NotCoordinator
+		out, recs := s.c.DeleteGroups(&one)
+		rg := out.Groups[0]
+		if err := s.append(recs); err != nil {
+			rq.log().Warn("deleting a group's offsets", "group", id, "err", err)
+			rg.ErrorCode = appendCode(err)
 		}
-		if kerrr != nil {
-			rg = kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = id, kerrr.Code
-		}
-		resp.Groups = append(resp.Groups, rg)
-	}
+		return rg
+	}, func(id string, code int16) kmsg.DeleteGroupsResponseGroup {
+		rg := kmsg.NewDeleteGroupsResponseGroup()
+		rg.Group, rg.ErrorCode = id, code
+		return rg
+	})
 	rq.reply(resp)
 }
 
