@@ -36,7 +36,9 @@ type Config struct {
 	// Controller holds the active controller's settings (num.partitions,
 	// default.replication.factor, broker.session.timeout.ms, ...).
 	Controller raft.ControllerConfig
-	// Storage holds log.dirs and the log.* defaults of every partition.
+	// Storage holds log.dirs, the log.* defaults of every partition, and the
+	// log cleaner's settings (log.cleaner.enable, log.cleaner.backoff.ms,
+	// log.cleaner.dedupe.buffer.size in Storage.Cleaner).
 	Storage segment.ManagerConfig
 	// Net holds the network settings (socket.request.max.bytes,
 	// max.connections, queued.max.requests, network.engine, ...).
@@ -127,7 +129,9 @@ func DefaultConfig() Config {
 			Addr:   "127.0.0.1:9093",
 			Dir:    "data/" + segment.MetadataTopic + "-0",
 		},
-		Storage: segment.ManagerConfig{LogDirs: []string{"data"}},
+		// log.cleaner.enable is true by default, which a zero
+		// CleanerConfig cannot say.
+		Storage: segment.ManagerConfig{LogDirs: []string{"data"}, Cleaner: segment.DefaultCleanerConfig()},
 		Group:   group.DefaultConfig(),
 	}
 	c.EnsureDefaults()

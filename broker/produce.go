@@ -91,6 +91,11 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 	if h.Transactional() || h.Control() {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "transactional and control batches are not supported by this broker")
 	}
+	if s.compacted {
+		if err := requireKeys(h, topic, partition, max(s.maxMessageBytes, 1<<20)*64); err != nil {
+			return replica.AppendResult{}, err
+		}
+	}
 	if !s.keepCompression && h.Codec() != s.compression {
 		var err error
 		if records, err = batch.Recompress(nil, h, s.compression, max(s.maxMessageBytes, 1<<20)*64); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"gregor/batch"
 	"gregor/raft"
 	"gregor/segment"
@@ -21,6 +23,7 @@ const (
 	kindString  configKind = 2
 	kindInt     configKind = 3
 	kindLong    configKind = 5
+	kindDouble  configKind = 6
 	kindList    configKind = 7
 )
 
@@ -58,8 +61,6 @@ func oneOf(values ...string) func(string) error {
 func i64(v int64) string { return strconv.FormatInt(v, 10) }
 
 // topicConfigs are the topic configs, in the order DescribeConfigs lists them.
-// Those marked "(compaction)" are stored and described; the log cleaner that
-// applies them arrives with compaction.
 var topicConfigs = []topicConfig{
 	{name: "cleanup.policy", brokerName: "log.cleanup.policy", kind: kindList,
 		doc: "delete: remove old segments by retention; compact: keep the newest record per key",
@@ -77,8 +78,8 @@ var topicConfigs = []topicConfig{
 		check:         oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
 		brokerDefault: func(c *Config) string { return c.CompressionType }},
 	{name: "delete.retention.ms", brokerName: "log.cleaner.delete.retention.ms", kind: kindLong,
-		doc: "how long tombstones are kept in compacted topics (compaction)", check: atLeast(0),
-		brokerDefault: func(*Config) string { return "86400000" }},
+		doc: "how long the cleaner keeps tombstones (null values) in compacted topics", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.DeleteRetentionMs) }},
 	{name: "flush.messages", brokerName: "log.flush.interval.messages", kind: kindLong,
 		doc: "fsync after this many records", check: atLeast(1),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.FlushMessages) }},
@@ -94,18 +95,20 @@ var topicConfigs = []topicConfig{
 	{name: "message.timestamp.type", brokerName: "log.message.timestamp.type", kind: kindString,
 		doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's", check: oneOf("CreateTime", "LogAppendTime"),
 		brokerDefault: func(c *Config) string { return c.LogMessageTimestampType }},
-	{name: "min.cleanable.dirty.ratio", brokerName: "log.cleaner.min.cleanable.ratio", kind: 6,
-		doc: "how dirty a compacted log gets before it is cleaned (compaction)",
+	{name: "min.cleanable.dirty.ratio", brokerName: "log.cleaner.min.cleanable.ratio", kind: kindDouble,
+		doc: "the share of a compacted log written since its last cleaning that gets it cleaned again",
 		check: func(v string) error {
 			if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 || f > 1 {
 				return fmt.Errorf("Value must be between 0 and 1")
 			}
 			return nil
 		},
-		brokerDefault: func(*Config) string { return "0.5" }},
+		brokerDefault: func(c *Config) string {
+			return strconv.FormatFloat(c.Storage.Log.MinCleanableDirtyRatio, 'g', -1, 64)
+		}},
 	{name: "min.compaction.lag.ms", brokerName: "log.cleaner.min.compaction.lag.ms", kind: kindLong,
-		doc: "the least time a record stays uncompacted (compaction)", check: atLeast(0),
-		brokerDefault: func(*Config) string { return "0" }},
+		doc: "the least time a record stays uncompacted", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.MinCompactionLagMs) }},
 	{name: "min.insync.replicas", brokerName: "min.insync.replicas", kind: kindInt,
 		doc: "the ISR size an acks=all produce needs", check: atLeast(1),
 		brokerDefault: func(c *Config) string { return i64(int64(c.MinInsyncReplicas)) }},
@@ -225,10 +228,47 @@ func (b *Broker) logConfig(overrides map[string]string) segment.Config {
 		c.FlushMs = n
 	}
 	if v, ok := overrides["cleanup.policy"]; ok {
-		c.CleanupPolicy = v
+		c.CleanupPolicy = normalizeCleanupPolicy(v)
+	}
+	// segment.Config reads zero as "the default": Kafka's 0 for these is
+	// the nearest value that is not zero, which behaves the same.
+	if n, ok := num("delete.retention.ms"); ok {
+		c.DeleteRetentionMs = max(n, 1)
+	}
+	if v, ok := overrides["min.cleanable.dirty.ratio"]; ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			if f == 0 {
+				f = math.SmallestNonzeroFloat64
+			}
+			c.MinCleanableDirtyRatio = f
+		}
+	}
+	if n, ok := num("min.compaction.lag.ms"); ok {
+		c.MinCompactionLagMs = n
 	}
 	c.EnsureDefaults()
 	return c
+}
+
+// normalizeCleanupPolicy spells a cleanup.policy list the way segment.Config
+// takes it: Kafka accepts "compact, delete", with blanks and in any order.
+func normalizeCleanupPolicy(v string) string {
+	var del, compact bool
+	for _, p := range strings.Split(v, ",") {
+		switch strings.TrimSpace(p) {
+		case "delete":
+			del = true
+		case "compact":
+			compact = true
+		}
+	}
+	switch {
+	case del && compact:
+		return "compact,delete"
+	case compact:
+		return "compact"
+	}
+	return "delete"
 }
 
 // topicSettings are the produce-time settings of a topic.
@@ -238,6 +278,8 @@ type topicSettings struct {
 	keepCompression   bool // compression.type=producer
 	logAppendTime     bool
 	minInsyncReplicas int
+	// compacted: cleanup.policy has compact, so every record needs a key.
+	compacted bool
 }
 
 func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
@@ -257,6 +299,11 @@ func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
 		ts = v
 	}
 	s.logAppendTime = ts == "LogAppendTime"
+	policy := b.cfg.Storage.Log.CleanupPolicy
+	if v, ok := overrides["cleanup.policy"]; ok {
+		policy = v
+	}
+	s.compacted = normalizeCleanupPolicy(policy) != "delete"
 	ct := b.cfg.CompressionType
 	if v, ok := overrides["compression.type"]; ok {
 		ct = v
@@ -274,4 +321,23 @@ func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
 		s.compression = c
 	}
 	return s
+}
+
+// requireKeys refuses a batch for a compacted topic that holds a record
+// without a key: compaction keeps the newest record per key, so a keyless
+// record has no place there (Kafka's LogValidator refuses it the same way).
+// It decompresses the records, only for compacted topics, within
+// maxDecompressed.
+func requireKeys(h batch.Header, topic string, partition int32, maxDecompressed int) error {
+	rr, _, err := batch.DecodeRecords(h, nil, maxDecompressed)
+	if err != nil {
+		return err
+	}
+	var r batch.Record
+	for rr.Next(&r) {
+		if r.Key == nil {
+			return kerrf(kerr.InvalidRecord, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)
+		}
+	}
+	return rr.Err()
 }

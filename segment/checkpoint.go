@@ -2,8 +2,9 @@ package segment
 
 // Checkpoint files: small text files in Kafka's format, replaced atomically.
 //
-//	<log.dir>/recovery-point-offset-checkpoint    (Kafka's replication-offset-checkpoint
-//	                                              and log-start-offset-checkpoint share it)
+//	<log.dir>/recovery-point-offset-checkpoint    (Kafka's replication-offset-checkpoint,
+//	<log.dir>/cleaner-offset-checkpoint            log-start-offset-checkpoint and
+//	                                              cleaner-offset-checkpoint share it)
 //	    0\n                 version
 //	    2\n                 entry count
 //	    topic-a 0 1234\n    topic SP partition SP offset
@@ -45,6 +46,12 @@ import (
 // RecoveryPointCheckpointFileName is the offset checkpoint in each log dir that
 // records, per partition, the offset below which the log is known to be flushed.
 const RecoveryPointCheckpointFileName = "recovery-point-offset-checkpoint"
+
+// CleanerOffsetCheckpointFileName is the offset checkpoint in each log dir
+// that records, per compacted partition, the offset below which its log is
+// clean (its first dirty offset). A partition listed there may hold cleaned
+// batches, which recovery must not take for damage.
+const CleanerOffsetCheckpointFileName = "cleaner-offset-checkpoint"
 
 // maxCheckpointBytes bounds what a reader loads. A line of the offset
 // checkpoint is at most 281 bytes (a 249-byte topic, an int32, an int64), so

@@ -44,6 +44,23 @@ type Config struct {
 	// FlushMs fsyncs the log when the last fsync is this old:
 	// flush.ms [log.flush.interval.ms], default MaxInt64 (never).
 	FlushMs int64
+	// DeleteRetentionMs is how long the cleaner keeps tombstones (records
+	// with a null value) in a compacted log, so that a consumer reading from
+	// the start sees a delete it would otherwise miss: delete.retention.ms
+	// [log.cleaner.delete.retention.ms], 1 day. As zero means the default
+	// here, 1 ms stands for Kafka's 0.
+	DeleteRetentionMs int64
+	// MinCleanableDirtyRatio is how much of a compacted log's closed
+	// segments must be dirty (written since the last clean) before it is
+	// cleaned again, trading cleaning work for space:
+	// min.cleanable.dirty.ratio [log.cleaner.min.cleanable.ratio], 0.5. As
+	// zero means the default here, a tiny positive ratio stands for Kafka's 0.
+	MinCleanableDirtyRatio float64
+	// MinCompactionLagMs keeps a record uncleaned until it is at least this
+	// old (by its segment's newest timestamp), so consumers see every update
+	// of the recent past: min.compaction.lag.ms
+	// [log.cleaner.min.compaction.lag.ms], 0.
+	MinCompactionLagMs int64
 }
 
 // Kafka's defaults.
@@ -54,6 +71,9 @@ const (
 	DefaultIndexIntervalBytes = 4096
 	DefaultRetentionMs        = 7 * 24 * 60 * 60 * 1000
 	DefaultRetentionBytes     = -1
+	DefaultDeleteRetentionMs  = 24 * 60 * 60 * 1000
+	// DefaultMinCleanableDirtyRatio is min.cleanable.dirty.ratio's default.
+	DefaultMinCleanableDirtyRatio = 0.5
 )
 
 // DefaultConfig returns Kafka's defaults.
@@ -76,9 +96,11 @@ func (c *Config) EnsureDefaults() {
 	}
 	setDefault(&c.FlushMessages, math.MaxInt64)
 	setDefault(&c.FlushMs, math.MaxInt64)
+	setDefault(&c.DeleteRetentionMs, DefaultDeleteRetentionMs)
+	setDefault(&c.MinCleanableDirtyRatio, DefaultMinCleanableDirtyRatio)
 }
 
-func setDefault[T int | int64](v *T, d T) {
+func setDefault[T int | int64 | float64](v *T, d T) {
 	if *v == 0 {
 		*v = d
 	}
@@ -119,6 +141,15 @@ func (c *Config) Validate() error {
 	if c.FlushMs < 0 {
 		bad("flush.ms", c.FlushMs, "want at least 0")
 	}
+	if c.DeleteRetentionMs < 0 {
+		bad("delete.retention.ms", c.DeleteRetentionMs, "want at least 0")
+	}
+	if !(c.MinCleanableDirtyRatio >= 0 && c.MinCleanableDirtyRatio <= 1) { // NaN fails too
+		bad("min.cleanable.dirty.ratio", c.MinCleanableDirtyRatio, "want 0 to 1")
+	}
+	if c.MinCompactionLagMs < 0 {
+		bad("min.compaction.lag.ms", c.MinCompactionLagMs, "want at least 0")
+	}
 	return errors.Join(errs...)
 }
 
@@ -136,4 +167,65 @@ type OpenOptions struct {
 	Now func() time.Time
 	// Logger receives recovery and failure reports; slog.Default when nil.
 	Logger *slog.Logger
+	// CleanerCheckpoint is the log's entry in its dir's
+	// cleaner-offset-checkpoint: the offset below which the log is clean.
+	// HasCleanerCheckpoint says there is one. A log that has one may hold
+	// cleaned batches (gaps between offsets, fewer records than offsets), so
+	// recovery allows for them whatever the log's cleanup.policy is now.
+	CleanerCheckpoint    int64
+	HasCleanerCheckpoint bool
+}
+
+// CleanerConfig holds the log cleaner's broker-wide settings, under Kafka's
+// log.cleaner.* names. Enable's Kafka default is true, which a zero
+// CleanerConfig cannot say: start from DefaultCleanerConfig.
+type CleanerConfig struct {
+	// Enable runs the cleaner on every log whose cleanup.policy has
+	// compact: log.cleaner.enable.
+	Enable bool
+	// BackoffMs is how long the cleaner waits after a round that found no
+	// log to clean: log.cleaner.backoff.ms, 15000.
+	BackoffMs int64
+	// DedupeBufferSize bounds the memory of the offset map (key hash ->
+	// newest offset) that one cleaning pass builds over the dirty part of a
+	// log: log.cleaner.dedupe.buffer.size, 128 MiB. At 24 bytes an entry and
+	// a load factor of 0.9 (log.cleaner.io.buffer.load.factor), the default
+	// holds about 5 million keys; a dirty part with more distinct keys is
+	// cleaned in several passes. It is allocated when first needed, no larger
+	// than the dirty part's offsets call for.
+	DedupeBufferSize int64
+}
+
+// The log cleaner's defaults (Kafka's).
+const (
+	DefaultCleanerBackoffMs        = 15000
+	DefaultCleanerDedupeBufferSize = 128 << 20
+	// MinCleanerDedupeBufferSize is the smallest offset map Validate
+	// accepts: a few dozen keys, enough to make progress batch by batch.
+	MinCleanerDedupeBufferSize = 1 << 10
+)
+
+// DefaultCleanerConfig returns Kafka's defaults: the cleaner enabled.
+func DefaultCleanerConfig() CleanerConfig {
+	c := CleanerConfig{Enable: true}
+	c.EnsureDefaults()
+	return c
+}
+
+// EnsureDefaults fills every zero numeric field with its default.
+func (c *CleanerConfig) EnsureDefaults() {
+	setDefault(&c.BackoffMs, DefaultCleanerBackoffMs)
+	setDefault(&c.DedupeBufferSize, DefaultCleanerDedupeBufferSize)
+}
+
+// Validate reports every field out of range, with its value.
+func (c *CleanerConfig) Validate() error {
+	var errs []error
+	if c.BackoffMs < 1 {
+		errs = append(errs, fmt.Errorf("segment: log.cleaner.backoff.ms=%d: want at least 1", c.BackoffMs))
+	}
+	if c.DedupeBufferSize < MinCleanerDedupeBufferSize {
+		errs = append(errs, fmt.Errorf("segment: log.cleaner.dedupe.buffer.size=%d: want at least %d", c.DedupeBufferSize, MinCleanerDedupeBufferSize))
+	}
+	return errors.Join(errs...)
 }

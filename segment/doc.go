@@ -1,7 +1,7 @@
 // Package segment is the log of one partition: segment files holding
 // RecordBatch v2 bytes exactly as they came off the wire, sparse mmapped
-// indexes over them, retention, truncation, recovery after a crash, and the
-// manager of the log dirs that hold every partition.
+// indexes over them, retention, compaction, truncation, recovery after a
+// crash, and the manager of the log dirs that hold every partition.
 //
 // # Files
 //
@@ -9,6 +9,7 @@
 //	    .lock                                  flock(2)ed while a broker uses the dir
 //	    .clean-shutdown                        present only after a clean Close
 //	    recovery-point-offset-checkpoint       per partition: offsets below are fsynced
+//	    cleaner-offset-checkpoint              per compacted partition: offsets below are clean
 //	    <topic>-<partition>/
 //	        00000000000000000000.log           batches, back to back, as on the wire
 //	        00000000000000000000.index         sparse offset index
@@ -17,6 +18,9 @@
 //	        00000000000000001234.index         first offset, 20 digits
 //	        00000000000000001234.timeindex
 //	        leader-epoch-checkpoint            epoch -> start offset (epoch.go)
+//	        00000000000000000000.log.cleaned   the cleaner's output, not yet committed
+//	        00000000000000000000.log.swap      committed cleaner output, not yet renamed
+//	        (and .index/.timeindex .cleaned/.swap beside them)
 //
 // The checkpoint files' text format is drawn in checkpoint.go.
 //
@@ -73,6 +77,52 @@
 // with its log (a zeroed tail, entries out of order or past the end), is
 // rebuilt even after a clean shutdown.
 //
+// # Compaction (cleaner.go)
+//
+// A log whose cleanup.policy has compact keeps at least the newest record of
+// each key. The cleaner rewrites its closed segments, never the active one:
+//
+//	offsets     0    1    2    3    4    5    6    7 | 8    9
+//	before      a=1  b=1  a=2  c=1  b=∅  a=3  d=1  e=1| a=4  f=1     (∅: tombstone)
+//	            [ segment 0    ][ segment 4        ]  [active 8  ]
+//	after       ·    ·    ·    c=1  b=∅  a=3  d=1  e=1| a=4  f=1
+//	            [ segment 0: one cleaned segment     ][active 8  ]
+//	                                   first dirty offset -> 8
+//
+// Offsets never move: a cleaned batch keeps its header (baseOffset,
+// lastOffsetDelta, timestamps, attributes, producer fields) and holds only
+// the records that stay, recompressed with its own codec, so recordCount may
+// be less than lastOffsetDelta+1; a batch left empty is dropped, leaving a
+// gap, and Read at an offset in a gap returns the next batch after it. Groups
+// of consecutive cleaned segments whose sizes sum to at most segment.bytes
+// merge into one, named after the first. a=4 in the active segment is not
+// compared with the closed segments until the next pass, after it rolls.
+// Tombstones stay for delete.retention.ms (here b=∅), then go. The offset
+// below which the log is clean (8 above) is its entry in the dir's
+// cleaner-offset-checkpoint; a log listed there may have gaps, which recovery
+// allows whatever the log's configured policy.
+//
+// Swapping a cleaned segment in for the segments it replaces survives a
+// crash at any point:
+//
+//	step                                                 a crash after it
+//	1  write 00..0.log.cleaned, .index.cleaned and       *.cleaned are deleted at open:
+//	   .timeindex.cleaned; fsync them                    the old segments are intact
+//	2  rename the indexes, then the log, to .swap;       before the log's rename: as 1;
+//	   fsync the dir. 00..0.log.swap: COMMITTED          after it, open completes 3 and 4
+//	3  swap the segment list (under the log's lock);
+//	   delete the other replaced segments; fsync the dir
+//	4  rename the .swap files to their final names,
+//	   replacing segment 0's; fsync the dir
+//
+// At open, a <base>.log.swap replaces every segment whose base offset lies in
+// [base, the swap's next offset), as in Kafka; the cleaner makes that exact
+// by never ending a group with a segment that kept no record (such a segment
+// leads the next group, or is replaced by an empty segment of its own).
+// Index .swap files without a log .swap are deleted. Replaced segments stay
+// open for readers that hold regions of them (reference counts), and close
+// when the last region is released.
+//
 // # Durability
 //
 // As in Kafka, data is not fsynced by default: replication makes it durable.
@@ -84,7 +134,10 @@
 // # Concurrency
 //
 // A Log has one appender at a time (appendMu serialises appends, rolls,
-// truncation, retention and Close) and any number of readers. What readers
+// truncation, retention and Close), any number of readers, and at most one
+// cleaning pass, which reads and writes without the log's locks and takes
+// swapMu (shared with truncation, retention and Close, never with appends)
+// and then the list's lock only to swap segments. What readers
 // see (the segment list, sizes, index entry counts, log start and end) is
 // published under a RWMutex; the appender writes bytes and index entries
 // beyond the published ends first and publishes them after, so readers never

@@ -12,11 +12,16 @@ import (
 // open, and its bytes readable, until the last Region is released.
 type File struct {
 	f    *os.File
+	name string
 	refs atomic.Int64
 }
 
-func newFile(f *os.File) *File {
-	sf := &File{f: f}
+func newFile(f *os.File) *File { return newFileNamed(f, f.Name()) }
+
+// newFileNamed is newFile for a file opened under a temporary name that it
+// will have been renamed from by the time anyone asks (a cleaned segment).
+func newFileNamed(f *os.File, name string) *File {
+	sf := &File{f: f, name: name}
 	sf.refs.Store(1)
 	return sf
 }
@@ -26,7 +31,7 @@ func newFile(f *os.File) *File {
 func (f *File) OS() *os.File { return f.f }
 
 // Name is the file's path.
-func (f *File) Name() string { return f.f.Name() }
+func (f *File) Name() string { return f.name }
 
 func (f *File) acquire() { f.refs.Add(1) }
 

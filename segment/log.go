@@ -30,13 +30,28 @@ import (
 // appender writes file bytes and index entries beyond what is published without
 // mu, then publishes them under mu, so readers never wait for a write(2).
 // fsyncs run under their own lock so that one fsync covers every append that
-// waits on it (group commit) while appends continue. Locks are taken in the
-// order appendMu, flush, mu.
+// waits on it (group commit) while appends continue.
+//
+// The cleaner (cleaner.go) reads and writes without any of these locks; it
+// changes the log only to swap cleaned segments in for the closed segments
+// they replace. swapMu serialises that swap with the other changes to closed
+// segments (truncation, retention, close), which take it first; appends and
+// rolls, which touch only the active segment, never wait for it. cleanMu
+// makes cleaning passes over one log take turns, and lets Close wait for a
+// pass it has asked to stop. Locks are taken in the order cleanMu, swapMu,
+// appendMu, flush, mu.
 type Log struct {
 	dir    string
 	now    func() time.Time
 	logger *slog.Logger
 	epochs *LeaderEpochCache
+
+	cleanMu    sync.Mutex
+	cleanAbort atomic.Bool // Close asks a running cleaning pass to stop
+	swapMu     sync.Mutex
+	// truncations counts truncations (under swapMu): a cleaning pass that
+	// sees it change gives up its work, which read segments since cut.
+	truncations uint64
 
 	appendMu sync.Mutex
 	cfg      Config // appendMu
@@ -60,7 +75,20 @@ type Log struct {
 
 	failed atomic.Pointer[error]
 
+	// cleaner is the log's place in compaction: the offset below which it is
+	// clean (its cleaner-offset-checkpoint entry) and a channel closed at the
+	// end of each cleaning pass.
+	cleaner struct {
+		sync.Mutex
+		firstDirty int64
+		listed     bool // has a cleaner-offset-checkpoint entry
+		done       chan struct{}
+	}
+
 	io fileOps
+	// cleanHook, when set (tests), is called at each step of a swap of
+	// cleaned segments; an error stops the swap there, as a crash would.
+	cleanHook func(step string) error
 }
 
 // fileOps are the calls through which a log writes and syncs its data, so that
@@ -104,6 +132,8 @@ func Open(dir string, cfg Config, o OpenOptions) (*Log, error) {
 	}
 	l.logger = l.logger.With("log", filepath.Base(dir))
 	l.flush.cond.L = &l.flush.Mutex
+	l.cleaner.firstDirty, l.cleaner.listed = o.CleanerCheckpoint, o.HasCleanerCheckpoint
+	l.cleaner.done = make(chan struct{})
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -169,7 +199,9 @@ func (l *Log) load(o OpenOptions) ([]*segment, error) {
 		l.logger.Info("recovering log after an unclean shutdown", "recovery_point", o.RecoveryPoint,
 			"segments", len(segs)-recoverFrom)
 	}
-	rc := recoveryCheck{epoch: -1, compact: l.cfg.compacts()}
+	// A log with a cleaner checkpoint has been cleaned, whatever its policy
+	// is now (the broker opens logs before it knows their topics' configs).
+	rc := recoveryCheck{epoch: -1, compact: l.cfg.compacts() || o.HasCleanerCheckpoint}
 	for i := 0; i < len(segs); i++ {
 		s, active := segs[i], i == len(segs)-1
 		if i < recoverFrom && s.base >= rc.next {
@@ -237,6 +269,9 @@ func (l *Log) load(o OpenOptions) ([]*segment, error) {
 // removes what a crash may leave behind: temporary files and indexes whose log
 // file is gone.
 func (l *Log) listSegments() ([]int64, error) {
+	if err := l.completeSwaps(); err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return nil, err
@@ -257,7 +292,7 @@ func (l *Log) listSegments() ([]int64, error) {
 				orphan = true
 			}
 		}
-		if orphan || strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".deleted") {
+		if orphan || strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, deletedSuffix) {
 			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
 				return nil, err
 			}
@@ -350,7 +385,11 @@ func (l *Log) appendLocked(batches []byte, leaderEpoch int32) (AppendInfo, error
 		}
 	}
 
+	// The cleaner may swap closed segments in the list meanwhile: read it
+	// under the lock. The active segment is the appender's alone.
+	l.mu.RLock()
 	s := l.mu.segments[len(l.mu.segments)-1]
+	l.mu.RUnlock()
 	next := info.FirstOffset
 	groupStart, pos := 0, s.size
 	nOff, nTime := s.index.n, s.timeIndex.n
@@ -362,7 +401,7 @@ func (l *Log) appendLocked(batches []byte, leaderEpoch int32) (AppendInfo, error
 				return AppendInfo{}, err
 			}
 			var err error
-			if s, err = l.roll(next); err != nil {
+			if s, err = l.roll(s, next); err != nil {
 				return AppendInfo{}, err
 			}
 			groupStart, pos = start, 0
@@ -428,12 +467,11 @@ func (l *Log) publish(s *segment, b []byte, end int64, nOff, nTime int, next int
 	return nil
 }
 
-// roll closes the active segment to appends and starts a new one at offset
-// next. The old segment's indexes get their final entry and are trimmed; its
-// data is fsynced in the background, as Kafka does, so the appender does not
-// wait for a whole segment's writeback.
-func (l *Log) roll(next int64) (*segment, error) {
-	old := l.mu.segments[len(l.mu.segments)-1]
+// roll closes the active segment old to appends and starts a new one at
+// offset next. The old segment's indexes get their final entry and are
+// trimmed; its data is fsynced in the background, as Kafka does, so the
+// appender does not wait for a whole segment's writeback.
+func (l *Log) roll(old *segment, next int64) (*segment, error) {
 	ns, err := createSegment(l.dir, next, &l.cfg)
 	if err != nil {
 		return nil, l.fail(err)
@@ -730,6 +768,8 @@ func (s *segment) firstRecordAtOrAfter(pos int64, h batchHead, ts int64, maxDeco
 // truncating to where its epochs diverge from the leader's). Below the log
 // start it is TruncateFullyAndStartAt.
 func (l *Log) Truncate(offset int64) error {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if err := l.usable(); err != nil {
@@ -749,6 +789,7 @@ func (l *Log) Truncate(offset int64) error {
 		return l.fail(err)
 	}
 	removed := slices.Clone(segs[j+1:])
+	l.truncations++
 	l.mu.Lock()
 	l.mu.segments = segs[:j+1]
 	err = s.file.f.Truncate(cut)
@@ -769,6 +810,9 @@ func (l *Log) Truncate(offset int64) error {
 	l.flush.Lock()
 	l.flush.recoveryPoint = min(l.flush.recoveryPoint, end)
 	l.flush.Unlock()
+	l.cleaner.Lock()
+	l.cleaner.firstDirty = min(l.cleaner.firstDirty, end)
+	l.cleaner.Unlock()
 	if err := l.epochs.TruncateFromEnd(end); err != nil {
 		return l.fail(err)
 	}
@@ -778,6 +822,8 @@ func (l *Log) Truncate(offset int64) error {
 // TruncateFullyAndStartAt deletes the whole log and starts it again, empty, at
 // offset (a follower that has fallen behind the leader's log start).
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if err := l.usable(); err != nil {
@@ -791,6 +837,7 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 		return fmt.Errorf("segment: cannot start a log at offset %d", offset)
 	}
 	old := l.mu.segments
+	l.truncations++
 	var err error
 	for _, s := range old {
 		err = errors.Join(err, s.unlink())
@@ -812,6 +859,9 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	l.flush.Lock()
 	l.flush.recoveryPoint = offset
 	l.flush.Unlock()
+	l.cleaner.Lock()
+	l.cleaner.firstDirty = offset
+	l.cleaner.Unlock()
 	if err := l.epochs.Clear(); err != nil {
 		return l.fail(err)
 	}
@@ -822,6 +872,8 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 // retention.bytes no longer keep, never the active one, and advances the log
 // start offset. It returns how many segments it deleted.
 func (l *Log) EnforceRetention() (int, error) {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if err := l.usable(); err != nil {
@@ -877,8 +929,15 @@ func (s *segment) largestTimestamp() int64 {
 }
 
 // Close fsyncs the log and closes its files, trimming the active segment's
-// indexes. Regions still held by readers stay readable until released.
+// indexes. Regions still held by readers stay readable until released. A
+// cleaning pass under way is stopped first; what it had not swapped in is
+// dropped.
 func (l *Log) Close() error {
+	l.cleanAbort.Store(true)
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	l.mu.RLock()

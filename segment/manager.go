@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,8 @@ type ManagerConfig struct {
 	RecoveryThreadsPerDataDir int
 	// Log holds the defaults of every partition log (the log.* keys).
 	Log Config
+	// Cleaner holds the log cleaner's settings (log.cleaner.*).
+	Cleaner CleanerConfig
 }
 
 // EnsureDefaults fills every zero field with its default.
@@ -43,6 +46,7 @@ func (c *ManagerConfig) EnsureDefaults() {
 	}
 	setDefault(&c.RecoveryThreadsPerDataDir, 2)
 	c.Log.EnsureDefaults()
+	c.Cleaner.EnsureDefaults()
 }
 
 // Validate reports every field out of range, with its value.
@@ -61,7 +65,7 @@ func (c *ManagerConfig) Validate() error {
 	if c.RecoveryThreadsPerDataDir < 1 {
 		errs = append(errs, fmt.Errorf("segment: num.recovery.threads.per.data.dir=%d: want at least 1", c.RecoveryThreadsPerDataDir))
 	}
-	return errors.Join(append(errs, c.Log.Validate())...)
+	return errors.Join(append(errs, c.Log.Validate(), c.Cleaner.Validate())...)
 }
 
 // TopicPartition names a partition.
@@ -97,16 +101,24 @@ func parsePartitionDir(name string) (TopicPartition, bool) {
 }
 
 // Manager owns the log dirs: it opens every partition log found in them at
-// start-up, places new partitions, keeps each dir's recovery-point checkpoint
-// and clean-shutdown marker, and runs the periodic flush and retention work.
+// start-up, places new partitions, keeps each dir's recovery-point and
+// cleaner-offset checkpoints and clean-shutdown marker, and runs the periodic
+// flush, retention and cleaning work.
 //
 // Concurrency: mu guards the map of logs and the dir each lives in; the logs
-// themselves are safe for concurrent use.
+// themselves are safe for concurrent use. The cleaner, its uncleanable set
+// and the cleaner checkpoints belong to the one goroutine that cleans (Run's,
+// or a caller of CleanLogs); cleanerCheckpointMu serialises the checkpoint
+// writes it shares with Close.
 type Manager struct {
 	cfg    ManagerConfig
 	now    func() time.Time
 	logger *slog.Logger
 	locks  []*os.File
+
+	cleaner             *Cleaner
+	uncleanable         map[*Log]bool // logs a pass found damaged: not retried until restart
+	cleanerCheckpointMu sync.Mutex
 
 	mu struct {
 		sync.Mutex
@@ -134,13 +146,14 @@ func OpenManager(cfg ManagerConfig, o ManagerOptions) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, now: o.Now, logger: o.Logger}
+	m := &Manager{cfg: cfg, now: o.Now, logger: o.Logger, uncleanable: map[*Log]bool{}}
 	if m.now == nil {
 		m.now = time.Now
 	}
 	if m.logger == nil {
 		m.logger = slog.Default()
 	}
+	m.cleaner = NewCleaner(cfg.Cleaner, m.logger.With("component", "log-cleaner"))
 	if o.ConfigFor == nil {
 		o.ConfigFor = func(string) Config { return cfg.Log }
 	}
@@ -206,6 +219,14 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 	for _, p := range points {
 		recovery[TopicPartition{p.Topic, p.Partition}] = p.Offset
 	}
+	cleaned, err := ReadOffsetCheckpoint(filepath.Join(dir, CleanerOffsetCheckpointFileName))
+	if err != nil {
+		return err
+	}
+	firstDirty := map[TopicPartition]int64{}
+	for _, p := range cleaned {
+		firstDirty[TopicPartition{p.Topic, p.Partition}] = p.Offset
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -223,11 +244,14 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 	for range min(m.cfg.RecoveryThreadsPerDataDir, max(len(tps), 1)) {
 		wg.Go(func() {
 			for tp := range work {
+				fd, listed := firstDirty[tp]
 				l, err := Open(filepath.Join(dir, tp.String()), configFor(tp.Topic), OpenOptions{
-					RecoveryPoint: recovery[tp],
-					CleanShutdown: clean,
-					Now:           m.now,
-					Logger:        m.logger,
+					RecoveryPoint:        recovery[tp],
+					CleanShutdown:        clean,
+					Now:                  m.now,
+					Logger:               m.logger,
+					CleanerCheckpoint:    fd,
+					HasCleanerCheckpoint: listed,
 				})
 				errMu.Lock()
 				if err != nil {
@@ -397,12 +421,139 @@ func (m *Manager) CheckpointRecoveryPoints() error {
 	return errors.Join(errs...)
 }
 
+// CheckpointCleanerOffsets writes each log dir's cleaner-offset checkpoint:
+// the first dirty offset of every log that has one.
+func (m *Manager) CheckpointCleanerOffsets() error {
+	m.cleanerCheckpointMu.Lock()
+	defer m.cleanerCheckpointMu.Unlock()
+	m.mu.Lock()
+	byDir := map[string][]PartitionOffset{}
+	for tp, l := range m.mu.logs {
+		if off, ok := l.CleanerCheckpoint(); ok {
+			d := m.mu.dirOf[tp]
+			byDir[d] = append(byDir[d], PartitionOffset{tp.Topic, tp.Partition, off})
+		}
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, d := range m.cfg.LogDirs {
+		errs = append(errs, WriteOffsetCheckpoint(filepath.Join(d, CleanerOffsetCheckpointFileName), byDir[d]))
+	}
+	return errors.Join(errs...)
+}
+
+// CleanLogs is one round of the log cleaner: every log whose cleanup.policy
+// has compact and whose dirty ratio has reached its min.cleanable.dirty.ratio
+// gets a cleaning pass, the dirtiest first (Kafka cleans the "filthiest" log
+// first too), and the cleaner checkpoints are written after each. It returns
+// how many passes made progress; stop ends the round early. A log whose pass
+// finds damage is left alone until restart, as Kafka marks it uncleanable.
+// One caller at a time: the cleaner is one goroutine's.
+func (m *Manager) CleanLogs(stop <-chan struct{}) (int, error) {
+	now := m.now()
+	type candidate struct {
+		tp    TopicPartition
+		l     *Log
+		ratio float64
+	}
+	var all []candidate
+	m.mu.Lock()
+	for tp, l := range m.mu.logs {
+		all = append(all, candidate{tp: tp, l: l})
+	}
+	m.mu.Unlock()
+	live := make(map[*Log]bool, len(all))
+	var todo []candidate
+	for _, c := range all {
+		live[c.l] = true
+		if !m.uncleanable[c.l] && c.l.NeedsCleaning(now) {
+			c.ratio = c.l.LogToClean(now).CleanableRatio
+			todo = append(todo, c)
+		}
+	}
+	for l := range m.uncleanable {
+		if !live[l] {
+			delete(m.uncleanable, l)
+		}
+	}
+	slices.SortFunc(todo, func(a, b candidate) int { return cmp.Compare(b.ratio, a.ratio) })
+	var errs []error
+	cleaned := 0
+	for _, c := range todo {
+		select {
+		case <-stop:
+			return cleaned, errors.Join(errs...)
+		default:
+		}
+		if c.l.listCleanerCheckpoint() {
+			// Recovery must know the log may have gaps before the first
+			// cleaned segment reaches the disk.
+			if err := m.CheckpointCleanerOffsets(); err != nil {
+				c.l.unlistCleanerCheckpoint()
+				errs = append(errs, err)
+				continue
+			}
+		}
+		st, err := m.cleaner.Clean(c.l, now, stop)
+		switch {
+		case errors.Is(err, errCleanAborted), errors.Is(err, ErrClosed):
+			continue
+		case err != nil:
+			var cerr *cleanerError
+			if errors.Is(err, ErrCorruption) || errors.As(err, &cerr) {
+				m.uncleanable[c.l] = true
+			}
+			errs = append(errs, fmt.Errorf("cleaning %s: %w", c.tp, err))
+			continue
+		}
+		if st.EndOffset > st.FirstDirtyOffset {
+			cleaned++
+		}
+		m.logger.Info("cleaned a log", "partition", c.tp, "first_dirty", st.FirstDirtyOffset, "end", st.EndOffset,
+			"map_full", st.MapFull, "keys", st.MapKeys, "segments", st.SegmentsCleaned, "segments_written", st.SegmentsWritten,
+			"bytes_read", st.BytesRead, "bytes_written", st.BytesWritten, "records_kept", st.RecordsKept, "records_read", st.RecordsRead,
+			"tombstones_dropped", st.TombstonesDropped)
+		errs = append(errs, m.CheckpointCleanerOffsets())
+	}
+	return cleaned, errors.Join(errs...)
+}
+
+// runCleaner cleans until stop is closed, waiting log.cleaner.backoff.ms
+// after a round that cleaned nothing.
+func (m *Manager) runCleaner(stop <-chan struct{}) {
+	backoff := time.Duration(m.cfg.Cleaner.BackoffMs) * time.Millisecond
+	t := time.NewTimer(backoff)
+	defer t.Stop()
+	for {
+		n, err := m.CleanLogs(stop)
+		if err != nil {
+			m.logger.Error("log cleaning failed", "err", err)
+		}
+		if n > 0 {
+			continue
+		}
+		t.Reset(backoff)
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Run does the periodic work until stop is closed: fsyncs due under flush.ms
 // every flushEvery, retention every retentionEvery
 // (log.retention.check.interval.ms), and recovery-point checkpoints every
-// checkpointEvery (log.flush.offset.checkpoint.interval.ms). Errors are logged:
-// the logs that failed have stopped themselves.
+// checkpointEvery (log.flush.offset.checkpoint.interval.ms). With
+// log.cleaner.enable, the cleaner runs beside it on its own goroutine, so a
+// long pass never delays an fsync. Errors are logged: the logs that failed
+// have stopped themselves. Run returns once the cleaner has stopped too.
 func (m *Manager) Run(stop <-chan struct{}, flushEvery, retentionEvery, checkpointEvery time.Duration) {
+	if m.cfg.Cleaner.Enable {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { m.runCleaner(stop) })
+	}
 	tick := func(d time.Duration) <-chan time.Time {
 		if d <= 0 || d >= math.MaxInt64/2 {
 			return nil
@@ -449,7 +600,7 @@ func (m *Manager) Close() error {
 			failedDirs[m.mu.dirOf[tp]] = true
 		}
 	}
-	if err := m.CheckpointRecoveryPoints(); err != nil {
+	if err := errors.Join(m.CheckpointRecoveryPoints(), m.CheckpointCleanerOffsets()); err != nil {
 		errs = append(errs, err)
 		for _, d := range m.cfg.LogDirs {
 			failedDirs[d] = true

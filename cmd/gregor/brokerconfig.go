@@ -63,7 +63,8 @@ const defaultAdminListener = "127.0.0.1:9094"
 //   - Where Gregor's config uses zero for "the default", a Kafka value of
 //     zero that means something else is mapped onto its equivalent:
 //     log.index.interval.bytes=0 (index every batch) becomes 1;
-//     log.retention.ms=0 and log.flush.interval.ms=0 become 1 ms;
+//     log.retention.ms=0, log.flush.interval.ms=0 and
+//     log.cleaner.backoff.ms=0 become 1 ms;
 //     log.retention.bytes=0 becomes 1 (keep nothing but the active segment).
 //     Zeros with no such equivalent (message.max.bytes=0, say) are errors.
 //   - metadata.log.dir holds the quorum's log in its __cluster_metadata-0
@@ -524,6 +525,11 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 			lc.CleanupPolicy = p
 		}
 	}
+	r.setBool("log.cleaner.enable", &c.Storage.Cleaner.Enable)
+	if n, ok := r.integer("log.cleaner.backoff.ms", 0, math.MaxInt64); ok {
+		c.Storage.Cleaner.BackoffMs = max(n, 1) // Kafka's 0 (no wait) is 1 ms here
+	}
+	r.setInt64("log.cleaner.dedupe.buffer.size", segment.MinCleanerDedupeBufferSize, &c.Storage.Cleaner.DedupeBufferSize)
 	r.setMs("log.retention.check.interval.ms", 1, &c.LogRetentionCheckInterval)
 	r.setMs("log.flush.scheduler.interval.ms", 1, &c.LogFlushSchedulerInterval)
 	r.setMs("log.flush.offset.checkpoint.interval.ms", 1, &c.LogFlushOffsetCheckpointInterval)
