@@ -279,14 +279,12 @@ func (c *recoveryCheck) check(h batch.Header, segBase int64) error {
 // log that may have been cleaned, a batch may hold fewer records than its
 // offsets span: the cleaner drops records but keeps baseOffset and
 // lastOffsetDelta, so offsets never move and producer sequences stay intact
-// (as Kafka's cleaner does). Validate checks lastOffsetDelta last, so when it
-// fails there, every other check has passed.
+// (as Kafka's cleaner does).
 func validateStored(h batch.Header, compacted bool) error {
-	err := batch.Validate(h, 0)
-	if compacted && errors.Is(err, batch.ErrOffsetDelta) && int64(h.RecordCount()) <= int64(h.LastOffsetDelta())+1 {
-		return nil
+	if compacted {
+		return batch.ValidateStored(h)
 	}
-	return err
+	return batch.Validate(h, 0)
 }
 
 // scanChunk is how much of a segment file a scan reads at a time: large enough
