@@ -235,6 +235,12 @@ func (s *shard) load() (records int, err error) {
 			}
 		}
 		if err := it.Err(); err != nil {
+			// Only the first batch of a read is whole (KIP-74): the
+			// read may end inside a later one, which the next read
+			// starts with. A first batch that is not whole is damage.
+			if it.Pos() > 0 && (errors.Is(err, batch.ErrShort) || errors.Is(err, batch.ErrLength)) {
+				continue
+			}
 			return records, err
 		}
 	}

@@ -40,7 +40,9 @@ type Config struct {
 	NewMemberJoinTimeoutMs int32
 	// OffsetMetadataMaxBytes is offset.metadata.max.bytes: a commit whose
 	// metadata string is longer gets OFFSET_METADATA_TOO_LARGE, which
-	// bounds what a group's offsets can hold. Default 4096.
+	// bounds what a group's offsets can hold. Like Kafka, it counts UTF-16
+	// code units (Java's String.length), not bytes, so metadata may take
+	// up to three times as many bytes of UTF-8. Default 4096.
 	OffsetMetadataMaxBytes int32
 	// OffsetsRetentionMs is offsets.retention.minutes in milliseconds: the
 	// committed offsets of a group without members expire this long after

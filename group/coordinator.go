@@ -1029,9 +1029,8 @@ func (c *Coordinator) expirePending(g *group, p *pending) {
 //     exist is ILLEGAL_GENERATION, which OffsetCommit v9+ answers as
 //     GROUP_ID_NOT_FOUND instead (the caller knows the version).
 //
-// It changes nothing. (Kafka also restarts the member's session on a commit
-// in Stable or PreparingRebalance; that belongs to the OffsetCommit handler,
-// which is not written yet.)
+// It changes nothing. (A valid commit in Stable or PreparingRebalance also
+// restarts the member's session, as in Kafka: CommitOffsets does that.)
 func (c *Coordinator) ValidateCommit(groupID, memberID string, generation int32, instanceID *string) *kerr.Error {
 	if groupID == "" {
 		return kerr.InvalidGroupID

@@ -135,7 +135,8 @@ func (c *Coordinator) Replay(rec Record) error {
 // with generation -1 and no member id, from a consumer that assigns its own
 // partitions to a group that is Empty or does not exist. exists says whether
 // a partition exists (UNKNOWN_TOPIC_OR_PARTITION otherwise), and metadata
-// longer than offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE.
+// longer than offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE
+// (its length as Kafka measures it: see javaLength).
 //
 // It returns the response and the records to append: the partitions whose
 // entry has error code 0 are committed only once the shell has appended the
@@ -173,7 +174,7 @@ func (c *Coordinator) CommitOffsets(now time.Time, req *kmsg.OffsetCommitRequest
 				sp.ErrorCode = verdict.Code
 			case !exists(rt.Topic, rp.Partition):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.Metadata != nil && len(*rp.Metadata) > int(c.cfg.OffsetMetadataMaxBytes):
+			case rp.Metadata != nil && javaLength(*rp.Metadata) > int(c.cfg.OffsetMetadataMaxBytes):
 				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 			default:
 				cm := Committed{Offset: rp.Offset, LeaderEpoch: -1, CommitTimestamp: now.UnixMilli()}
@@ -190,6 +191,21 @@ func (c *Coordinator) CommitOffsets(now time.Time, req *kmsg.OffsetCommitRequest
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, recs
+}
+
+// javaLength is the length of s as Java's String.length counts it, in
+// UTF-16 code units: what Kafka compares with offset.metadata.max.bytes,
+// despite the name. A byte of invalid UTF-8 counts as one unit, the U+FFFD
+// Java decodes it to.
+func javaLength(s string) int {
+	n := 0
+	for _, r := range s {
+		n++
+		if r > 0xFFFF {
+			n++ // a surrogate pair
+		}
+	}
+	return n
 }
 
 // CommitFailed marks the partitions of resp that were to be committed
