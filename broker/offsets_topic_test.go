@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/batch"
 	"gregor/broker"
 	"gregor/internal/testcluster"
 )
@@ -48,6 +49,23 @@ func TestOffsetsTopicIsTheCoordinators(t *testing.T) {
 			kerr.ErrorForCode(got.ErrorCode), len(got.Partitions), got.IsInternal)
 	}
 
+	// Only the coordinators append there.
+	prod := kmsg.NewPtrProduceRequest()
+	prod.Acks, prod.TimeoutMillis = 1, 5000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = "__consumer_offsets"
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Records = oneRecordBatch(t)
+	pt.Partitions = append(pt.Partitions, pp)
+	prod.Topics = append(prod.Topics, pt)
+	presp, err := prod.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := presp.Topics[0].Partitions[0]; got.ErrorCode != kerr.InvalidTopicException.Code {
+		t.Fatalf("Produce to __consumer_offsets: %s, want INVALID_TOPIC_EXCEPTION", kerr.ErrorForCode(got.ErrorCode))
+	}
+
 	dc := kmsg.NewPtrDescribeConfigsRequest()
 	dr := kmsg.NewDescribeConfigsRequestResource()
 	dr.ResourceType, dr.ResourceName, dr.ConfigNames = kmsg.ConfigResourceTypeTopic, "__consumer_offsets", []string{"cleanup.policy"}
@@ -59,4 +77,15 @@ func TestOffsetsTopicIsTheCoordinators(t *testing.T) {
 	if cfgs := dresp.Resources[0].Configs; len(cfgs) != 1 || cfgs[0].Value == nil || *cfgs[0].Value != "compact" {
 		t.Fatalf("cleanup.policy of __consumer_offsets: %+v, want compact", cfgs)
 	}
+}
+
+func oneRecordBatch(t *testing.T) []byte {
+	t.Helper()
+	b := batch.NewBuilder(batch.DefaultBuilderOptions())
+	b.Add(time.Now().UnixMilli(), []byte("k"), []byte("v"), nil)
+	out, err := b.AppendBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -69,6 +69,11 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 	if kerrCode != nil {
 		return replica.AppendResult{}, kerrf(kerrCode, "%s-%d: %s", topic, partition, kerrCode.Description)
 	}
+	if topic == offsetsTopic {
+		// Only the group coordinators write there: a client's records
+		// would be read back as commits.
+		return replica.AppendResult{}, kerrf(kerr.InvalidTopicException, "Cannot append to internal topic %s", topic)
+	}
 	if req.Acks == -1 && len(pi.ISR) < s.minInsyncReplicas {
 		// Kafka refuses before appending: acks=all promises
 		// min.insync.replicas copies, which the ISR cannot give.
