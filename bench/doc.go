@@ -10,7 +10,8 @@
 // topics, partitionsPerTopic, messageSize, keyDistributor,
 // producersPerTopic, subscriptionsPerTopic, consumerPerSubscription,
 // producerRate, testDurationMinutes, warmupDurationMinutes, payloadFile)
-// and Gregor's own: testDurationSeconds and warmupDurationSeconds, payload
+// and Gregor's own: consumerGroups, testDurationSeconds and
+// warmupDurationSeconds, payload
 // (text or random), the producer's Kafka settings under producer:,
 // replicationFactor, minInsyncReplicas, and sweep: value lists for acks,
 // linger.ms, batch.size, compression.type, replicationFactor and
@@ -38,9 +39,11 @@
 // machine's limits (MeasureLimits: one loopback TCP stream, page-cache
 // appends into fresh and into reused pages, fdatasync latency). Each
 // scenario gets fresh topics (deleted afterwards), consumers assigned
-// partitions directly (no consumer groups yet) reading from the start,
-// and producers that run for the warmup plus the measured phase, then a
-// bounded drain for the last acknowledgements and deliveries.
+// partitions directly reading from the start (or, with consumerGroups:
+// true, one consumer group per subscription whose members subscribe to the
+// topic; the load starts once every group has settled), and producers
+// that run for the warmup plus the measured phase, then a bounded drain
+// for the last acknowledgements and deliveries.
 //
 // After the drain the harness reads the topics' end offsets: how many
 // records the cluster holds. That is the consumers' target, and the only

@@ -61,8 +61,10 @@ type ConsumedRecord struct {
 	Value     []byte
 }
 
-// Consumer reads assigned partitions from their beginning. The harness has
-// no consumer groups yet: partitions are assigned directly.
+// Consumer reads partitions assigned to it directly, from their beginning,
+// or as a member of a consumer group (ConsumerConfig.Group) whatever the
+// group gives it, from the group's committed offsets (the beginning when
+// there are none).
 type Consumer interface {
 	// Poll waits for records (or for ctx to end) and calls fn for each
 	// record received, on the calling goroutine. It returns after one
@@ -79,12 +81,30 @@ type ProducerConfig struct {
 	ClientID  string
 }
 
-// ConsumerConfig is what a driver needs to build a consumer of the given
-// partitions, read from the start.
+// ConsumerConfig is what a driver needs to build a consumer: of the given
+// partitions, read from the start, or, with Group set, a member of that
+// consumer group subscribed to Topics.
 type ConsumerConfig struct {
 	Bootstrap  []string
 	Partitions map[string][]int32
 	ClientID   string
+	// Group is the consumer group (group.id) to join; "" assigns
+	// Partitions directly. Members use the Java client's default
+	// partition.assignment.strategy (range, cooperative-sticky: so range,
+	// eager) whatever the client's own default, so that clients compare.
+	Group  string
+	Topics []string
+}
+
+// GroupConsumer is a group member that says where it stands, so the harness
+// can wait until every group has settled before it starts the load: a
+// rebalance during the measured phase would be measured as the cluster's
+// latency.
+type GroupConsumer interface {
+	Consumer
+	// GroupState returns the generation the member last joined (-1 for
+	// none) and how many partitions it owns now.
+	GroupState() (generation int32, partitions int)
 }
 
 // Driver builds producers and consumers of one client library.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -186,31 +187,87 @@ func (p *pinningTopicPartitioner) OnNewBatch() {
 }
 
 func (franzDriver) NewConsumer(_ context.Context, cfg ConsumerConfig) (Consumer, error) {
-	assign := map[string]map[int32]kgo.Offset{}
-	for topic, parts := range cfg.Partitions {
-		m := map[int32]kgo.Offset{}
-		for _, p := range parts {
-			m[p] = kgo.NewOffset().AtStart()
-		}
-		assign[topic] = m
-	}
-	cl, err := kgo.NewClient(
+	c := &franzConsumer{owned: map[string]map[int32]bool{}}
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Bootstrap...),
 		kgo.ClientID(cfg.ClientID),
-		kgo.ConsumePartitions(assign),
 		// A fetch waits at most this long for data; the broker answers
 		// as soon as an append arrives, so this only bounds idle polls.
-		kgo.FetchMaxWait(500*time.Millisecond),
-		kgo.FetchMaxBytes(64<<20),
-		kgo.FetchMaxPartitionBytes(8<<20),
-	)
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.FetchMaxBytes(64 << 20),
+		kgo.FetchMaxPartitionBytes(8 << 20),
+	}
+	if cfg.Group != "" {
+		opts = append(opts,
+			kgo.ConsumerGroup(cfg.Group),
+			kgo.ConsumeTopics(cfg.Topics...),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			// The Java client's default partition.assignment.strategy,
+			// which Gregor's driver uses too (kgo's own default is
+			// cooperative-sticky alone).
+			kgo.Balancers(kgo.RangeBalancer(), kgo.CooperativeStickyBalancer()),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { c.track(m, true) }),
+			// Setting a revoke callback replaces kgo's default one, which
+			// commits before the partitions go; this one commits too.
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+				cl.CommitUncommittedOffsets(ctx)
+				c.track(m, false)
+			}),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { c.track(m, false) }),
+		)
+	} else {
+		assign := map[string]map[int32]kgo.Offset{}
+		for topic, parts := range cfg.Partitions {
+			m := map[int32]kgo.Offset{}
+			for _, p := range parts {
+				m[p] = kgo.NewOffset().AtStart()
+			}
+			assign[topic] = m
+		}
+		opts = append(opts, kgo.ConsumePartitions(assign))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &franzConsumer{cl: cl}, nil
+	c.cl = cl
+	return c, nil
 }
 
-type franzConsumer struct{ cl *kgo.Client }
+type franzConsumer struct {
+	cl *kgo.Client
+
+	mu    sync.Mutex
+	owned map[string]map[int32]bool // a group member's partitions, from kgo's callbacks
+}
+
+func (c *franzConsumer) track(m map[string][]int32, add bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, parts := range m {
+		if c.owned[topic] == nil {
+			c.owned[topic] = map[int32]bool{}
+		}
+		for _, p := range parts {
+			if add {
+				c.owned[topic][p] = true
+			} else {
+				delete(c.owned[topic], p)
+			}
+		}
+	}
+}
+
+func (c *franzConsumer) GroupState() (int32, int) {
+	_, gen := c.cl.GroupMetadata()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, parts := range c.owned {
+		n += len(parts)
+	}
+	return gen, n
+}
 
 func (c *franzConsumer) Poll(ctx context.Context, fn func(ConsumedRecord)) error {
 	fs := c.cl.PollRecords(ctx, 10000)

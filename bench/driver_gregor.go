@@ -89,6 +89,19 @@ func (gregorDriver) NewConsumer(_ context.Context, cfg ConsumerConfig) (Consumer
 	cc.FetchMaxBytes = 64 << 20
 	cc.MaxPartitionFetchBytes = 8 << 20
 	cc.AutoOffsetReset = "earliest"
+	if cfg.Group != "" {
+		cc.GroupID = cfg.Group
+		cc.PartitionAssignmentStrategy = []string{"range", "cooperative-sticky"}
+		c, err := client.NewConsumer(cc)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Subscribe(cfg.Topics, nil); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return &gregorConsumer{c: c}, nil
+	}
 	c, err := client.NewConsumer(cc)
 	if err != nil {
 		return nil, err
@@ -120,3 +133,7 @@ func (g *gregorConsumer) Poll(ctx context.Context, fn func(ConsumedRecord)) erro
 }
 
 func (g *gregorConsumer) Close() error { return g.c.Close() }
+
+func (g *gregorConsumer) GroupState() (int32, int) {
+	return g.c.GroupMetadata().GenerationID, len(g.c.Assignment())
+}

@@ -56,6 +56,10 @@ type loadStats struct {
 	consumed, consumeErrors                 atomic.Int64
 	consumedInWindow, consumedBytesInWindow atomic.Int64
 
+	// redelivered are records a consumer group handed out again after a
+	// rebalance: counted once, when first delivered.
+	redelivered atomic.Int64
+
 	// consumeTarget is how many deliveries mean the consumers have
 	// everything (set once the producers have flushed); caughtUp closes
 	// when consumed reaches it.
@@ -396,16 +400,52 @@ func (l *producerLoop) run(ctx context.Context) error {
 	return nil
 }
 
+// groupOffsets is what a consumer group has delivered: one past the highest
+// offset per partition. A group may hand records out again after a
+// rebalance (committed offsets trail what was read: at least once); those
+// are counted as redelivered, not as deliveries, so that every
+// subscription's count still ends at the number of records stored.
+type groupOffsets struct {
+	next []atomic.Int64 // by partition
+}
+
+func newGroupOffsets(partitions int) *groupOffsets {
+	return &groupOffsets{next: make([]atomic.Int64, partitions)}
+}
+
+// first reports whether the record at offset of partition is delivered
+// for the first time, and notes it.
+func (g *groupOffsets) first(partition int32, offset int64) bool {
+	if partition < 0 || int(partition) >= len(g.next) {
+		return true
+	}
+	p := &g.next[partition]
+	for {
+		cur := p.Load()
+		if offset < cur {
+			return false
+		}
+		if p.CompareAndSwap(cur, offset+1) {
+			return true
+		}
+	}
+}
+
 // consumeLoop delivers records to stats until ctx ends (the harness gives
 // it a deadline). Fetch errors are counted and the loop goes on after a
 // pause: the client retries them itself, and a client that fails at once
-// every time must not spin a core.
-func consumeLoop(ctx context.Context, c Consumer, stats *loadStats) {
+// every time must not spin a core. group, for a member of a consumer
+// group, is what the group has delivered; nil otherwise.
+func consumeLoop(ctx context.Context, c Consumer, stats *loadStats, group *groupOffsets) {
 	pause := time.NewTimer(time.Hour)
 	pause.Stop()
 	defer pause.Stop()
 	for ctx.Err() == nil {
 		err := c.Poll(ctx, func(r ConsumedRecord) {
+			if group != nil && !group.first(r.Partition, r.Offset) {
+				stats.redelivered.Add(1)
+				return
+			}
 			now := time.Now()
 			stats.delivered(sentTime(r, now), now, len(r.Value))
 		})

@@ -45,6 +45,9 @@ func WriteReport(w io.Writer, s *Summary, plots []string) error {
 	fmt.Fprintf(&b, "Workload: %d topic(s) of %d partition(s); %d-byte records (%s payload), keys %s; %d producer(s) and %d subscription(s) of %d consumer(s) per topic; rate %s; warmup %v, measured %v per scenario.",
 		wl.Topics, wl.PartitionsPerTopic, wl.MessageSize, payload, wl.KeyDistributor, wl.ProducersPerTopic,
 		wl.SubscriptionsPerTopic, wl.ConsumerPerSubscription, rate, wl.WarmupDuration, wl.TestDuration)
+	if wl.ConsumerGroups {
+		b.WriteString(" Each subscription is a consumer group; the load starts once every group has settled, and records a group delivers again after a rebalance count once.")
+	}
 	if len(s.Swept) > 0 {
 		fmt.Fprintf(&b, " %d scenarios: the sweep over %s.", len(s.Scenarios), strings.Join(s.Swept, " x "))
 	}

@@ -364,6 +364,67 @@ func finalLine(res *ScenarioResult) string {
 		int64(l.P50Ms), int64(l.P95Ms), int64(l.P99Ms), int64(l.P999Ms))
 }
 
+// benchGroup is one subscription's consumer group.
+type benchGroup struct {
+	members    []Consumer
+	partitions int
+	offsets    *groupOffsets
+}
+
+// settled reports whether the group's members are all in one generation
+// and own every partition between them. A driver that cannot tell is
+// taken as settled.
+func (g *benchGroup) settled() bool {
+	total, gen := 0, int32(-1)
+	for i, m := range g.members {
+		gm, ok := m.(GroupConsumer)
+		if !ok {
+			return true
+		}
+		mgen, n := gm.GroupState()
+		if mgen < 0 || (i > 0 && mgen != gen) {
+			return false
+		}
+		gen, total = mgen, total+n
+	}
+	return total == g.partitions
+}
+
+// groupSettleCheck is how often the harness looks at the groups while
+// they form.
+const groupSettleCheck = 20 * time.Millisecond
+
+// waitGroupsSettled waits, up to Config.Timeout, until every consumer group
+// has settled, so that the load starts on a stable group and no rebalance
+// is measured.
+func (r *runner) waitGroupsSettled(ctx context.Context, groups []*benchGroup) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(r.cfg.Timeout)
+	tick := time.NewTicker(groupSettleCheck)
+	defer tick.Stop()
+	for {
+		pending := 0
+		for _, g := range groups {
+			if !g.settled() {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d consumer groups did not settle (every partition owned, one generation) within %v", pending, len(groups), r.cfg.Timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the consumer groups: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
 // maxUnpacedRate bounds the records an unpaced producer may send per
 // second of the scenario: far above what a client reaches, it only makes
 // every loop's count bounded.
@@ -440,6 +501,8 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	// Clients.
 	var producers []Producer
 	var consumers []Consumer
+	var consumerGroup []*groupOffsets // by consumer: its group's deliveries, nil without groups
+	var groups []*benchGroup
 	defer func() {
 		for _, p := range producers {
 			p.Close()
@@ -450,6 +513,24 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	}()
 	for ti, topic := range res.Topics {
 		for s := range w.SubscriptionsPerTopic {
+			if w.ConsumerGroups {
+				// One group per subscription, as OMB has it; the group
+				// protocol shares the partitions among its members.
+				bg := &benchGroup{partitions: w.PartitionsPerTopic, offsets: newGroupOffsets(w.PartitionsPerTopic)}
+				for c := range w.ConsumerPerSubscription {
+					cons, err := r.driver.NewConsumer(ctx, ConsumerConfig{Bootstrap: r.bootstrap, Group: fmt.Sprintf("%s-s%d", topic, s),
+						Topics: []string{topic}, ClientID: fmt.Sprintf("gregor-bench-t%d-s%d-c%d", ti, s, c)})
+					if err != nil {
+						res.Error = fmt.Sprintf("creating a consumer: %v", err)
+						return res, h
+					}
+					consumers = append(consumers, cons)
+					consumerGroup = append(consumerGroup, bg.offsets)
+					bg.members = append(bg.members, cons)
+				}
+				groups = append(groups, bg)
+				continue
+			}
 			for c := range w.ConsumerPerSubscription {
 				var parts []int32
 				for p := c; p < w.PartitionsPerTopic; p += w.ConsumerPerSubscription {
@@ -465,6 +546,7 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 					return res, h
 				}
 				consumers = append(consumers, cons)
+				consumerGroup = append(consumerGroup, nil)
 			}
 		}
 		for p := range w.ProducersPerTopic {
@@ -478,6 +560,12 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 		}
 	}
 
+	if err := r.waitGroupsSettled(ctx, groups); err != nil {
+		res.Error = err.Error()
+		res.Interrupted = ctx.Err() != nil
+		return res, h
+	}
+
 	start := time.Now()
 	warmEnd := start.Add(w.WarmupDuration)
 	end := warmEnd.Add(w.TestDuration)
@@ -488,8 +576,8 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	consCtx, cancelCons := context.WithDeadline(ctx, end.Add(r.cfg.DrainTimeout+5*time.Second))
 	defer cancelCons()
 	var consWG sync.WaitGroup
-	for _, c := range consumers {
-		consWG.Go(func() { consumeLoop(consCtx, c, stats) })
+	for i, c := range consumers {
+		consWG.Go(func() { consumeLoop(consCtx, c, stats, consumerGroup[i]) })
 	}
 
 	// Producers.
@@ -607,6 +695,7 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	}
 	res.ConsumeErrors = stats.consumeErrors.Load()
 	res.RecordsConsumed = stats.consumed.Load()
+	res.RecordsRedelivered = stats.redelivered.Load()
 	res.ProduceRecordsPerSec = float64(res.RecordsAckedInWindow) / secs
 	res.ProduceMiBPerSec = float64(stats.ackedBytesInWindow.Load()) / (1 << 20) / secs
 	res.ConsumeRecordsPerSec = float64(stats.consumedInWindow.Load()) / secs

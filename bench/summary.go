@@ -66,6 +66,9 @@ type ScenarioResult struct {
 	Retries         int64 `json:"retries"`
 	ConsumeErrors   int64 `json:"consumeErrors"`
 	RecordsConsumed int64 `json:"recordsConsumed"`
+	// RecordsRedelivered are records a consumer group (consumerGroups)
+	// delivered again after a rebalance; RecordsConsumed counts each once.
+	RecordsRedelivered int64 `json:"recordsRedelivered,omitempty"`
 
 	ProduceRecordsPerSec float64 `json:"produceRecordsPerSec"`
 	ProduceMiBPerSec     float64 `json:"produceMiBPerSec"`

@@ -35,6 +35,12 @@ type Workload struct {
 	SubscriptionsPerTopic   int            `json:"subscriptionsPerTopic"`
 	ProducersPerTopic       int            `json:"producersPerTopic"`
 	ConsumerPerSubscription int            `json:"consumerPerSubscription"`
+	// ConsumerGroups makes each subscription a consumer group, as in the
+	// OpenMessaging Benchmark: its consumerPerSubscription members
+	// subscribe to the topic and the group protocol shares the partitions
+	// out. False (the default) assigns partitions to consumers directly, as
+	// the harness always did, so earlier workloads and results compare.
+	ConsumerGroups bool `json:"consumerGroups,omitempty"`
 	// ProducerRate is the total rate of all producers in records per
 	// second; 0 sends as fast as the producers are acknowledged.
 	ProducerRate float64 `json:"producerRate"`
@@ -218,7 +224,7 @@ var producerKeys = []string{"acks", "linger.ms", "batch.size", "compression.type
 var sweepKeys = []string{"replicationFactor", "minInsyncReplicas", "acks", "compression.type", "batch.size", "linger.ms"}
 
 var topKeys = []string{"name", "topics", "partitionsPerTopic", "messageSize", "payload", "payloadFile", "keyDistributor",
-	"subscriptionsPerTopic", "producersPerTopic", "consumerPerSubscription", "producerRate", "consumerBacklogSizeGB",
+	"subscriptionsPerTopic", "producersPerTopic", "consumerPerSubscription", "consumerGroups", "producerRate", "consumerBacklogSizeGB",
 	"testDurationMinutes", "warmupDurationMinutes", "testDurationSeconds", "warmupDurationSeconds",
 	"replicationFactor", "minInsyncReplicas", "producer", "sweep"}
 
@@ -315,6 +321,8 @@ func ParseWorkload(data []byte, source string) (*Workload, error) {
 			w.ProducersPerTopic = p.intIn(v, key, 1, maxClients)
 		case "consumerPerSubscription":
 			w.ConsumerPerSubscription = p.intIn(v, key, 0, maxClients)
+		case "consumerGroups":
+			w.ConsumerGroups = p.boolean(v, key)
 		case "producerRate":
 			w.ProducerRate = p.float(v, key)
 			if w.ProducerRate < 0 || w.ProducerRate > 1e8 {

@@ -58,8 +58,9 @@ type ProducerConfig struct {
 	RequestTimeoutMs int
 	// Partitioner is partitioner.class, by name: "default" (murmur2 of the
 	// key like the Java client, the KIP-480 sticky partitioner for records
-	// without a key), "uniform_sticky" (sticky for every record, keys
-	// ignored) or "round_robin".
+	// without a key, moving on to a partition chosen against long queues as
+	// KIP-794's adaptive partitioning does), "uniform_sticky" (sticky for
+	// every record, keys ignored) or "round_robin".
 	Partitioner string
 	// MetadataMaxAgeMs is metadata.max.age.ms: metadata is refreshed at
 	// least this often. 300000.
@@ -216,6 +217,41 @@ type ConsumerConfig struct {
 	RetryBackoffMs int
 	// MetadataMaxAgeMs is metadata.max.age.ms. 300000.
 	MetadataMaxAgeMs int
+
+	// GroupID is group.id: the consumer group Subscribe joins and commits
+	// go to. "" (the default) means no group: partitions are assigned by
+	// hand.
+	GroupID string
+	// GroupInstanceID is group.instance.id: set, the consumer is a static
+	// member (KIP-345). It does not leave the group on Close, and if it
+	// comes back within session.timeout.ms it gets its partitions back
+	// without a rebalance. Needs group.id.
+	GroupInstanceID string
+	// SessionTimeoutMs is session.timeout.ms: a member whose heartbeats stop
+	// for this long is removed from the group. The broker bounds it
+	// (group.min.session.timeout.ms, group.max.session.timeout.ms). 45000.
+	SessionTimeoutMs int
+	// HeartbeatIntervalMs is heartbeat.interval.ms: how often a member
+	// heartbeats; below session.timeout.ms, usually a third of it or less.
+	// 3000.
+	HeartbeatIntervalMs int
+	// MaxPollIntervalMs is max.poll.interval.ms: a member that does not
+	// Poll for this long leaves the group, so a stuck application does not
+	// hold partitions. It is also the rebalance timeout JoinGroup sends:
+	// how long the group waits for its members to rejoin. 300000.
+	MaxPollIntervalMs int
+	// PartitionAssignmentStrategy is partition.assignment.strategy: the
+	// assignors this member supports, preferred first: range, roundrobin,
+	// cooperative-sticky. The group uses the first one every member
+	// supports, and the cooperative protocol (KIP-429) only if every one
+	// listed here is cooperative. Default range, cooperative-sticky.
+	PartitionAssignmentStrategy []string
+	// EnableAutoCommit is enable.auto.commit: commit the positions of the
+	// group's partitions every auto.commit.interval.ms, before they are
+	// revoked and on Close. Default true.
+	EnableAutoCommit bool
+	// AutoCommitIntervalMs is auto.commit.interval.ms. 5000.
+	AutoCommitIntervalMs int
 }
 
 // DefaultConsumerConfig returns the Java consumer's defaults.
@@ -232,6 +268,13 @@ func DefaultConsumerConfig() ConsumerConfig {
 		RequestTimeoutMs:       30000,
 		RetryBackoffMs:         100,
 		MetadataMaxAgeMs:       300000,
+
+		SessionTimeoutMs:            45000,
+		HeartbeatIntervalMs:         3000,
+		MaxPollIntervalMs:           300000,
+		PartitionAssignmentStrategy: []string{"range", "cooperative-sticky"},
+		EnableAutoCommit:            true,
+		AutoCommitIntervalMs:        5000,
 	}
 }
 
@@ -276,5 +319,52 @@ func (c ConsumerConfig) Validate() error {
 	if c.MetadataMaxAgeMs <= 0 {
 		bad("metadata.max.age.ms = %d: must be > 0", c.MetadataMaxAgeMs)
 	}
+	errs = append(errs, c.validateGroup()...)
 	return errors.Join(errs...)
+}
+
+// validateGroup checks the group settings, whether or not group.id is set,
+// so a mistake shows before it matters.
+func (c ConsumerConfig) validateGroup() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.GroupInstanceID != "" {
+		if c.GroupID == "" {
+			bad("group.instance.id = %q: needs group.id", c.GroupInstanceID)
+		}
+		// Kafka's rules for an instance id are those for a topic name.
+		if err := validateTopicName(c.GroupInstanceID); err != nil {
+			bad("group.instance.id = %q: at most 249 of a-z, A-Z, 0-9, '.', '_' and '-'", c.GroupInstanceID)
+		}
+	}
+	if c.SessionTimeoutMs <= 0 {
+		bad("session.timeout.ms = %d: must be > 0", c.SessionTimeoutMs)
+	}
+	if c.HeartbeatIntervalMs <= 0 {
+		bad("heartbeat.interval.ms = %d: must be > 0", c.HeartbeatIntervalMs)
+	} else if c.SessionTimeoutMs > 0 && c.HeartbeatIntervalMs >= c.SessionTimeoutMs {
+		bad("heartbeat.interval.ms = %d: must be < session.timeout.ms = %d", c.HeartbeatIntervalMs, c.SessionTimeoutMs)
+	}
+	if c.MaxPollIntervalMs <= 0 {
+		bad("max.poll.interval.ms = %d: must be > 0", c.MaxPollIntervalMs)
+	}
+	if len(c.PartitionAssignmentStrategy) == 0 {
+		bad("partition.assignment.strategy is empty: want range, roundrobin or cooperative-sticky")
+	}
+	seen := map[string]bool{}
+	for _, name := range c.PartitionAssignmentStrategy {
+		switch {
+		case assignors[name] == nil:
+			bad("partition.assignment.strategy entry %q: want range, roundrobin or cooperative-sticky", name)
+		case seen[name]:
+			bad("partition.assignment.strategy entry %q: listed twice", name)
+		}
+		seen[name] = true
+	}
+	// A ticker needs a period; Java's 0 (commit at every poll) is not
+	// offered.
+	if c.AutoCommitIntervalMs <= 0 {
+		bad("auto.commit.interval.ms = %d: must be > 0", c.AutoCommitIntervalMs)
+	}
+	return errs
 }

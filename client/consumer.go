@@ -91,9 +91,9 @@ var ErrNoOffset = errors.New("client: partition has no valid position and auto.o
 // ~1 MiB) by any real compression ratio, while still stopping a bomb.
 const minDecompressedBatch = 128 << 20
 
-// Consumer reads records from partitions assigned to it by hand (no groups
-// yet). Its methods are safe for concurrent use. See the package
-// documentation for its design.
+// Consumer reads records from partitions assigned to it by hand (Assign) or
+// by its consumer group (Subscribe, with group.id). Its methods are safe for
+// concurrent use. See the package documentation for its design.
 type Consumer struct {
 	cfg             ConsumerConfig
 	log             *slog.Logger
@@ -101,6 +101,7 @@ type Consumer struct {
 	isolation       int8
 	maxDecompressed int
 	retryBackoff    time.Duration
+	grp             *group // nil without group.id
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -115,6 +116,8 @@ type Consumer struct {
 		errs     []error
 		fetchers map[int32]bool
 		closed   bool
+		// subscribed: the group assigns the partitions, not Assign.
+		subscribed bool
 	}
 }
 
@@ -131,6 +134,16 @@ type cpart struct {
 	busy        bool  // in a fetch or lookup in flight
 	err         error // fetching stopped until Seek
 	maxBytes    int32 // max.partition.fetch.bytes, doubled while a batch does not fit
+	// paused: Poll returns none of its records (a group partition before
+	// the listener has heard of it, or being revoked).
+	paused bool
+	// epoch is the leader epoch of the last record returned, -1 unknown;
+	// committable and committableEpoch are position and epoch as of the
+	// latest Poll, what auto-commit commits: the application has handled
+	// what earlier Polls returned once it polls again.
+	epoch            int32
+	committable      int64
+	committableEpoch int32
 }
 
 // chunk is what one fetch returned for one partition.
@@ -163,6 +176,9 @@ func NewConsumer(cfg ConsumerConfig, opts ...Option) (*Consumer, error) {
 		retryBackoff: c.retryBackoff,
 		maxAge:       time.Duration(cfg.MetadataMaxAgeMs) * time.Millisecond,
 	}, o.log)
+	if cfg.GroupID != "" {
+		c.grp = newGroup(c)
+	}
 	c.wg.Go(c.manage)
 	return c, nil
 }
@@ -187,9 +203,16 @@ func (c *Consumer) autoReset() *Offset {
 
 // Assign replaces the set of partitions the consumer reads. Partitions kept
 // keep their positions; new ones start per auto.offset.reset until Seek.
+// A consumer that has subscribed to a group cannot also assign partitions:
+// the next Poll reports the attempt.
 func (c *Consumer) Assign(partitions []TopicPartition) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.mu.subscribed {
+		c.mu.errs = append(c.mu.errs, errors.New("client: Assign on a consumer subscribed to a group"))
+		c.broadcastLocked()
+		return
+	}
 	keep := make(map[TopicPartition]*cpart, len(partitions))
 	order := make([]*cpart, 0, len(partitions))
 	var topics []string
@@ -199,7 +222,7 @@ func (c *Consumer) Assign(partitions []TopicPartition) {
 		}
 		p := c.mu.parts[tp]
 		if p == nil {
-			p = &cpart{tp: tp, position: -1, fetchOffset: -1, maxBytes: c.cfg.MaxPartitionFetchBytes}
+			p = &cpart{tp: tp, position: -1, fetchOffset: -1, maxBytes: c.cfg.MaxPartitionFetchBytes, epoch: -1, committable: -1, committableEpoch: -1}
 			if p.reset = c.autoReset(); p.reset == nil {
 				p.err = fmt.Errorf("%w: %s", ErrNoOffset, tp)
 				c.mu.errs = append(c.mu.errs, p.err)
@@ -260,7 +283,20 @@ func (c *Consumer) Position(tp TopicPartition) int64 {
 //
 // Fetching runs ahead: while the application handles one Poll's records,
 // the next fetch is already in flight.
+//
+// In a group, calling Poll also tells the group the application is alive
+// (max.poll.interval.ms) and that it has handled the records earlier Polls
+// returned, which auto-commit then commits.
 func (c *Consumer) Poll(ctx context.Context) ([]*ConsumedRecord, error) {
+	if c.grp != nil {
+		c.grp.pollStart()
+		defer c.grp.pollEnd()
+		c.mu.Lock()
+		for _, p := range c.mu.order {
+			p.committable, p.committableEpoch = p.position, p.epoch
+		}
+		c.mu.Unlock()
+	}
 	for {
 		c.mu.Lock()
 		if c.mu.closed {
@@ -294,6 +330,9 @@ func (c *Consumer) takeLocked(n int) []*ConsumedRecord {
 	for k := 0; k < len(order) && len(out) < n; k++ {
 		i := (c.mu.next + k) % len(order)
 		p := order[i]
+		if p.paused {
+			continue
+		}
 		before := len(out)
 		for len(p.buffered) > 0 && len(out) < n {
 			ch := p.buffered[0]
@@ -303,6 +342,7 @@ func (c *Consumer) takeLocked(n int) []*ConsumedRecord {
 				clear(ch.recs[ch.i : ch.i+take])
 				ch.i += take
 				p.position = out[len(out)-1].Offset + 1
+				p.epoch = out[len(out)-1].LeaderEpoch
 			}
 			if ch.i == len(ch.recs) {
 				p.position = ch.next
@@ -322,7 +362,10 @@ func (c *Consumer) takeLocked(n int) []*ConsumedRecord {
 }
 
 // Close stops the consumer: its fetchers, its metadata goroutine and its
-// connections. Poll returns ErrClosed afterwards.
+// connections. Poll returns ErrClosed afterwards. A group member first
+// commits its positions (enable.auto.commit), tells its RebalanceListener
+// the partitions are revoked and leaves the group (a static member stays),
+// within request.timeout.ms. Close must not be called from a listener.
 func (c *Consumer) Close() error {
 	c.mu.Lock()
 	if c.mu.closed {
@@ -332,6 +375,9 @@ func (c *Consumer) Close() error {
 	c.mu.closed = true
 	c.broadcastLocked()
 	c.mu.Unlock()
+	if c.grp != nil {
+		c.grp.close()
+	}
 	c.cancel()
 	c.cl.close()
 	c.wg.Wait()
@@ -670,7 +716,7 @@ func (c *Consumer) decode(tp TopicPartition, offset int64, a *kmsg.FetchResponse
 		if h.Magic() != batch.Magic {
 			return recs, next, false, fmt.Errorf("%w: magic %d at offset %d", batch.ErrMagic, h.Magic(), h.BaseOffset())
 		}
-		if err := batch.Validate(h, 0); err != nil {
+		if err := batch.ValidateStored(h); err != nil { // a compacted topic's batches may hold fewer records than offsets
 			return recs, next, false, fmt.Errorf("batch at offset %d: %w", h.BaseOffset(), err)
 		}
 		if h.NextOffset() <= offset {

@@ -18,11 +18,13 @@
 //	sender        one per producer; owns every batch from the moment it is
 //	              drained from the accumulator: per-partition queues,
 //	              sequence numbers, the producer id and epoch, in-flight
-//	              counts per broker. It builds Produce requests (one batch
-//	              per partition per request, the partitions a broker leads
-//	              coalesced, up to max.request.size) and decides what every
-//	              answer means. It never blocks on I/O: connections and the
-//	              InitProducerId helper report back on bounded channels.
+//	              counts per broker. It drains a broker's batches only when
+//	              that broker can take another request, one request at a
+//	              time (one batch per partition, the partitions the broker
+//	              leads coalesced, up to max.request.size), and decides what
+//	              every answer means. It never blocks on I/O: connections
+//	              and the InitProducerId helper report back on bounded
+//	              channels.
 //	callbacks     one per producer; runs the callbacks of completed batches
 //	              in order, then releases their memory to the accumulator.
 //	metadata      one per client (cluster.loop); refreshes on request and
@@ -30,9 +32,19 @@
 //	connections   two per broker (writer, reader); see below.
 //
 // The accumulator (batch.Accumulator) holds one open batch per partition and
-// closes it at batch.size or after linger.ms; the sender compresses each
-// batch once, when it drains it. Sequence numbers are assigned when a batch is
-// first sent and kept across retries, so the broker can drop a resent batch it
+// closes it at batch.size or after linger.ms; batches wait there until their
+// broker has room for a request, so they go on filling meanwhile and
+// delivery.timeout.ms expires them there. A broker is drained when one of its
+// partitions has a batch ready (full, lingered, or everything while a Flush
+// runs, after Close, or while Produce waits for buffer.memory); each drain
+// takes the oldest batch of every partition it leads, in a fixed order
+// starting where the last drain for that broker stopped (Kafka's drainIndex),
+// so no partition waits more than one round for its turn. The sticky
+// partitioner steers records without a key away from partitions whose
+// batches queue up (KIP-794's adaptive partitioning), which keeps those
+// rounds even. The sender compresses each batch once, when it drains it.
+// Sequence numbers are assigned when a batch is first sent and kept across
+// retries, so the broker can drop a resent batch it
 // already has. A batch that must be retried keeps its place in its
 // partition's queue and is resent alone before anything after it, so retries
 // keep order; callbacks of a partition run in queue order whatever order the
@@ -45,8 +57,10 @@
 //
 // # Consumer
 //
-// Partitions are assigned by hand (Assign, Seek); consumer groups come
-// later. One fetcher goroutine per broker leading an assigned partition
+// Partitions are assigned by hand (Assign, Seek) or by a consumer group
+// (Subscribe; see below).
+//
+// One fetcher goroutine per broker leading an assigned partition
 // resolves pending positions (ListOffsets: earliest, latest, by time) and
 // keeps one Fetch in flight, for the partitions that have room in their
 // buffers; Poll takes records from those buffers. So the next fetch is on
@@ -58,6 +72,61 @@
 // the partition moves to its new leader's fetcher. Consumer state lives under
 // one mutex (Consumer.mu); a Seek bumps the partition's generation so that
 // answers to requests sent before it are dropped.
+//
+// # Consumer groups
+//
+// With group.id, Subscribe makes the consumer a member of a group under
+// Kafka's classic protocol, as the Java consumer speaks it: FindCoordinator
+// (key type 0), then JoinGroup (first without a member id; v4+ coordinators
+// answer MEMBER_ID_REQUIRED with one to join with), SyncGroup, Heartbeat,
+// and LeaveGroup on Close unless the member is static (group.instance.id,
+// KIP-345). The protocol type is "consumer"; subscriptions and assignments
+// are ConsumerProtocolSubscription (v3) and ConsumerProtocolAssignment. The
+// coordinator gets a connection of its own, since a JoinGroup can be parked
+// for the whole rebalance timeout (max.poll.interval.ms) and must not hold
+// up fetches.
+//
+// Two goroutines per member, and a lock:
+//
+//	group run     joins, syncs, computes the assignment when leader,
+//	              applies the result, runs the RebalanceListener and
+//	              auto-commits every auto.commit.interval.ms.
+//	heartbeat     heartbeats every heartbeat.interval.ms while the member
+//	              is stable, and leaves the group when the application has
+//	              not polled for max.poll.interval.ms.
+//	group.mu      what both and committing callers share: member id,
+//	              generation, state, owned partitions, the coordinator.
+//	              Taken before Consumer.mu, never after.
+//
+// Assignors (partition.assignment.strategy: range, roundrobin,
+// cooperative-sticky) are pure functions of the members' subscriptions and
+// the partition counts. The rebalance protocol is cooperative (KIP-429) only
+// if every assignor listed is; with the default, range then
+// cooperative-sticky, it is eager, as in the Java client. Eager: before
+// joining, a member commits and revokes everything. Cooperative: members
+// keep their partitions through the rebalance, each revokes only what the
+// new assignment moves away from it and then rejoins, and the second
+// rebalance hands those partitions to their new owners; no partition is
+// ever owned twice.
+//
+// Records of a partition being taken away stop at once: it is paused
+// under Consumer.mu, before the commit and the listener, so no Poll returns
+// its records after the revocation. New partitions start paused at their
+// committed offsets (OffsetFetch, waiting for pending transactional
+// commits) or per auto.offset.reset, and are released to Poll after
+// OnPartitionsAssigned. Auto-commit commits each partition's position as of
+// the latest Poll: the application has handled what earlier Polls returned
+// once it polls again, so a record is never committed before it is handed
+// over for good (at least once). CommitSync commits the current positions.
+// Commits carry the generation and member id and go one at a time, in
+// order. ILLEGAL_GENERATION and UNKNOWN_MEMBER_ID (from a commit, a
+// heartbeat or SyncGroup) mean the partitions may be another member's: they
+// are given up as lost, without a commit, and the member rejoins;
+// REBALANCE_IN_PROGRESS rejoins; NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE
+// and broken connections find the coordinator again and retry after
+// retry.backoff.ms, as does COORDINATOR_LOAD_IN_PROGRESS. Errors no retry
+// can cure (FENCED_INSTANCE_ID, authorization, an inconsistent protocol)
+// stop the membership and are reported by Poll.
 //
 // # Connections
 //
@@ -86,6 +155,11 @@
 //   - Consumer memory: at most two fetched chunks buffered per partition,
 //     each at most max.partition.fetch.bytes of batches; one batch
 //     decompresses to at most max(fetch.max.bytes, 128 MiB).
+//   - Groups: one JoinGroup or SyncGroup (given the rebalance timeout on top
+//     of request.timeout.ms) and one Heartbeat in flight per member, commits
+//     one at a time; a leader waits for its topics' metadata at most
+//     min(request.timeout.ms, session.timeout.ms/3); commits at revocation
+//     and on Close are bounded by request.timeout.ms.
 //   - Time: every request has request.timeout.ms; every record gets its
 //     callback within delivery.timeout.ms (plus one request timeout for a
 //     batch in flight); metadata refreshes at most once per
