@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -29,15 +30,28 @@ import (
 //	released  the sender is done with it (acknowledged or failed); its
 //	          memory returns to buffer.memory and its buffers to the pools
 //
-// An open batch is ready for Drain once it has waited linger.ms, or at once
-// while a Flush is in progress, after Close, or while an Append is blocked for
-// memory (sending is the only way memory comes back). Compression happens in
-// Drain, on the sender's goroutine, so producers never pay for it.
+// Each partition's batches form a queue, oldest first, whose last batch may
+// be open. Batches stay here until the sender can send them: the sender asks
+// Ready which partitions have a batch ready, and Drain takes batches for one
+// broker (node) only when that broker can take a request. So a batch goes on
+// filling while the brokers are busy, and a batch that waits, waits here,
+// where delivery.timeout.ms (Expire) and Flush see it.
+//
+// A partition's oldest batch is ready when it is sealed (full), has waited
+// linger.ms, or at once while a Flush is in progress, after Close, or while an
+// Append is blocked for memory (sending is the only way memory comes back).
+// Drain, like Kafka's RecordAccumulator, visits the node's partitions in a
+// fixed order starting where its last drain for that node stopped (Kafka's
+// drainIndex), and takes the oldest batch of each (ready or not: it rides in a
+// request that goes anyway) until the request is full. So every partition gets
+// its turn: a partition's oldest batch is taken within one round of drains
+// over the node's partitions once the node is being drained. Compression
+// happens in Drain, on the sender's goroutine, so producers never pay for it.
 //
 // Concurrency: one mutex guards all state (a `mu struct`). Append, TryAppend,
-// Flush and Release may be called from any goroutine; Drain and DrainAll from
-// one goroutine at a time (the sender). Encoding in Drain runs outside the
-// lock.
+// Flush and Release may be called from any goroutine; Ready, Drain, Expire and
+// DrainAll from one goroutine at a time (the sender). Encoding in Drain runs
+// outside the lock.
 //
 // Memory accounting: a batch holds the bytes of its header and records while
 // open (its uncompressed size), and its encoded size once drained. Compression
@@ -171,9 +185,82 @@ type flushWait struct {
 	done      chan struct{}
 }
 
+// accPartition is one partition's queue of batches not yet drained: sealed
+// ones oldest first, then the open one.
 type accPartition[P comparable, D any] struct {
+	p P
+	// slot is the partition's place in the accumulator's fixed order (the
+	// order partitions first got a record), which drains rotate through.
+	slot   int
 	open   *ProducerBatch[P, D]
-	sealed []*ProducerBatch[P, D] // oldest first
+	sealed batchQueue[P, D]
+}
+
+// head is the partition's oldest undrained batch, nil when it has none.
+func (q *accPartition[P, D]) head() *ProducerBatch[P, D] {
+	if b := q.sealed.first(); b != nil {
+		return b
+	}
+	return q.open
+}
+
+// popHead removes and returns the oldest undrained batch.
+func (q *accPartition[P, D]) popHead() *ProducerBatch[P, D] {
+	if b := q.sealed.pop(); b != nil {
+		return b
+	}
+	b := q.open
+	q.open = nil
+	return b
+}
+
+// batchQueue is a FIFO of batches that reuses its backing array: a partition
+// that fills many batches while its broker is busy must not make every drain
+// shift or reallocate the rest.
+type batchQueue[P comparable, D any] struct {
+	buf   []*ProducerBatch[P, D]
+	start int
+}
+
+func (q *batchQueue[P, D]) len() int { return len(q.buf) - q.start }
+
+func (q *batchQueue[P, D]) first() *ProducerBatch[P, D] {
+	if q.start == len(q.buf) {
+		return nil
+	}
+	return q.buf[q.start]
+}
+
+func (q *batchQueue[P, D]) push(b *ProducerBatch[P, D]) {
+	if q.start > 0 && len(q.buf) == cap(q.buf) {
+		n := copy(q.buf, q.buf[q.start:])
+		clear(q.buf[n:])
+		q.buf, q.start = q.buf[:n], 0
+	}
+	q.buf = append(q.buf, b)
+}
+
+func (q *batchQueue[P, D]) pop() *ProducerBatch[P, D] {
+	if q.start == len(q.buf) {
+		return nil
+	}
+	b := q.buf[q.start]
+	q.buf[q.start] = nil
+	q.start++
+	if q.start == len(q.buf) {
+		q.buf, q.start = q.buf[:0], 0
+	}
+	return b
+}
+
+// Pending is one partition holding batches that are not drained, as Ready
+// reports it.
+type Pending[P comparable] struct {
+	Partition P
+	// Ready is whether its oldest batch may be sent now: it is full, it has
+	// waited linger.ms, or the accumulator is flushing, closed, or out of
+	// memory with an Append waiting.
+	Ready bool
 }
 
 // Accumulator collects records into per-partition batches for a producer. P
@@ -191,12 +278,18 @@ type Accumulator[P comparable, D any] struct {
 
 	mu struct {
 		sync.Mutex
-		parts    map[P]*accPartition[P, D]
-		used     int64
-		waiters  int           // Appends blocked for memory
-		freed    chan struct{} // closed (and replaced) when memory is released and someone waits
-		flushing int
-		closed   bool
+		parts map[P]*accPartition[P, D]
+		// order holds every partition by slot: the fixed order Ready
+		// reports partitions in and Drain rotates through.
+		order []*accPartition[P, D]
+		// drainFrom is, per node, the slot its next Drain starts at.
+		drainFrom map[int32]int
+		slots     []int // Drain's scratch
+		used      int64
+		waiters   int           // Appends blocked for memory
+		freed     chan struct{} // closed (and replaced) when memory is released and someone waits
+		flushing  int
+		closed    bool
 		// head and tail of the unreleased batches, oldest first, so that
 		// Flush can find every batch that exists when it starts.
 		head, tail *ProducerBatch[P, D]
@@ -230,6 +323,7 @@ func NewAccumulator[P comparable, D any](cfg AccumulatorConfig, now func() time.
 	a.opts = DefaultBuilderOptions()
 	a.opts.Codec = cfg.CompressionType
 	a.mu.parts = make(map[P]*accPartition[P, D])
+	a.mu.drainFrom = make(map[int32]int)
 	a.mu.freed = make(chan struct{})
 	return a, nil
 }
@@ -326,8 +420,9 @@ func (a *Accumulator[P, D]) appendLocked(p P, ts int64, key, value []byte, heade
 		if !mayOpen {
 			return false, nil
 		}
-		q = &accPartition[P, D]{}
+		q = &accPartition[P, D]{p: p, slot: len(a.mu.order)}
 		a.mu.parts[p] = q
+		a.mu.order = append(a.mu.order, q)
 	}
 	if b := q.open; b != nil {
 		size := b.builder.SizeWith(ts, key, value, headers)
@@ -375,7 +470,7 @@ func (a *Accumulator[P, D]) appendLocked(p P, ts int64, key, value []byte, heade
 }
 
 func (a *Accumulator[P, D]) sealLocked(q *accPartition[P, D]) {
-	q.sealed = append(q.sealed, q.open)
+	q.sealed.push(q.open)
 	q.open = nil
 	a.signal()
 }
@@ -412,29 +507,88 @@ func (a *Accumulator[P, D]) newBatchLocked(p P) *ProducerBatch[P, D] {
 	return b
 }
 
-// Drain appends to dst every batch ready at now, encoded and compressed, each
-// partition's oldest first, and returns when the next open batch will be ready
-// by linger.ms (the zero time when there is none). A batch whose encoding
-// failed has Err set. Call it from one goroutine only.
-func (a *Accumulator[P, D]) Drain(now time.Time, dst []*ProducerBatch[P, D]) ([]*ProducerBatch[P, D], time.Time) {
+// Ready appends to dst every partition that holds undrained batches, in the
+// accumulator's fixed partition order, saying whether its oldest batch is
+// ready at now. It returns when the first batch not ready yet will be ready by
+// linger.ms (the zero time when there is none) and the creation time of the
+// oldest undrained batch (zero when there is none), for delivery.timeout.ms.
+// Call it from the draining goroutine.
+func (a *Accumulator[P, D]) Ready(now time.Time, dst []Pending[P]) (out []Pending[P], next, oldest time.Time) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	all := a.mu.flushing > 0 || a.mu.closed || a.mu.waiters > 0
-	var next time.Time
-	start := len(dst)
-	for _, q := range a.mu.parts {
-		dst = append(dst, q.sealed...)
-		clear(q.sealed)
-		q.sealed = q.sealed[:0]
-		if b := q.open; b != nil {
-			ready := b.created.Add(a.linger)
-			if all || !now.Before(ready) {
-				dst = append(dst, b)
-				q.open = nil
-			} else if next.IsZero() || ready.Before(next) {
-				next = ready
+	for _, q := range a.mu.order {
+		b := q.head()
+		if b == nil {
+			continue
+		}
+		ready := all || q.sealed.len() > 0
+		if !ready {
+			at := b.created.Add(a.linger)
+			if ready = !now.Before(at); !ready && (next.IsZero() || at.Before(next)) {
+				next = at
 			}
 		}
+		if oldest.IsZero() || b.created.Before(oldest) {
+			oldest = b.created
+		}
+		dst = append(dst, Pending[P]{Partition: q.p, Ready: ready})
 	}
+	return dst, next, oldest
+}
+
+// Stamp gives the producer id, epoch and base sequence a batch of records
+// records for partition p is written with. An idempotent producer numbers a
+// batch as it first sends it; writing the numbers as the batch is encoded
+// spares rewriting them, and the CRC, afterwards (SetProducer).
+type Stamp[P comparable] func(p P, records int) (producerID int64, epoch int16, baseSequence int32)
+
+// Drain takes batches for one request to node: the oldest batch of each
+// partition in parts that has one, visiting parts in the accumulator's fixed
+// order and starting where the last Drain for node stopped, until the next
+// batch would take the total past maxBytes (the first is taken whatever its
+// size). parts are the partitions the caller may send to node now (those it
+// leads, less any the caller holds back), typically from Ready. The batches
+// are appended to dst encoded and compressed, with the producer fields stamp
+// gives (called once per batch, in order, on the calling goroutine; nil
+// writes none: -1); one whose encoding failed has Err set. Call it from the
+// draining goroutine.
+func (a *Accumulator[P, D]) Drain(node int32, parts []P, maxBytes int, stamp Stamp[P], dst []*ProducerBatch[P, D]) []*ProducerBatch[P, D] {
+	if len(parts) == 0 {
+		return dst
+	}
+	start := len(dst)
+	a.mu.Lock()
+	// Visit by slot: parts may come in any order and hold partitions that
+	// have nothing, but the rotation must follow one fixed order.
+	slots := a.mu.slots[:0]
+	for _, tp := range parts {
+		if q := a.mu.parts[tp]; q != nil && q.head() != nil {
+			slots = append(slots, q.slot)
+		}
+	}
+	slices.Sort(slots)
+	slots = slices.Compact(slots)
+	if len(slots) > 0 {
+		from := a.mu.drainFrom[node]
+		k, _ := slices.BinarySearch(slots, from)
+		size, last := 0, -1
+		for i := range slots {
+			slot := slots[(k+i)%len(slots)]
+			q := a.mu.order[slot]
+			b := q.head()
+			est := b.builder.UncompressedSize()
+			if len(dst) > start && size+est > maxBytes {
+				last = slot - 1 // the request is full: this one goes first next time
+				break
+			}
+			size += est
+			dst = append(dst, q.popHead())
+			last = slot
+		}
+		a.mu.drainFrom[node] = last + 1
+	}
+	a.mu.slots = slots[:0]
 	drained := dst[start:]
 	for _, b := range drained {
 		if n := len(a.mu.freeBufs); n > 0 {
@@ -446,11 +600,15 @@ func (a *Accumulator[P, D]) Drain(now time.Time, dst []*ProducerBatch[P, D]) ([]
 	}
 	a.mu.Unlock()
 	if len(drained) == 0 {
-		return dst, next
+		return dst
 	}
 
 	// Compression happens here, outside the lock, on the sender's goroutine.
 	for _, b := range drained {
+		if stamp != nil {
+			o := &b.builder.opts // reset with the builder for its next batch
+			o.ProducerID, o.ProducerEpoch, o.BaseSequence = stamp(b.Partition, len(b.Data))
+		}
 		if b.encoded == nil {
 			b.encoded = make([]byte, 0, b.builder.UncompressedSize())
 		}
@@ -478,7 +636,42 @@ func (a *Accumulator[P, D]) Drain(now time.Time, dst []*ProducerBatch[P, D]) ([]
 		a.wakeWaitersLocked()
 	}
 	a.mu.Unlock()
-	return dst, next
+	return dst
+}
+
+// Queued appends to dst, for each of parts, how many of its batches are
+// waiting to be drained (sealed ones and the open one).
+func (a *Accumulator[P, D]) Queued(parts []P, dst []int) []int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range parts {
+		n := 0
+		if q := a.mu.parts[p]; q != nil {
+			n = q.sealed.len()
+			if q.open != nil {
+				n++
+			}
+		}
+		dst = append(dst, n)
+	}
+	return dst
+}
+
+// Expire takes, unencoded, every undrained batch created at or before
+// deadline (now minus delivery.timeout.ms), for the caller to fail: they
+// waited too long for a broker to take them. Call it from the draining
+// goroutine.
+func (a *Accumulator[P, D]) Expire(deadline time.Time, dst []*ProducerBatch[P, D]) []*ProducerBatch[P, D] {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, q := range a.mu.order {
+		// A partition's batches are oldest first: stop at the first
+		// younger one.
+		for b := q.head(); b != nil && !b.created.After(deadline); b = q.head() {
+			dst = append(dst, q.popHead())
+		}
+	}
+	return dst
 }
 
 // DrainAll appends every batch, ready or not, to dst without encoding it: for
@@ -487,13 +680,9 @@ func (a *Accumulator[P, D]) Drain(now time.Time, dst []*ProducerBatch[P, D]) ([]
 func (a *Accumulator[P, D]) DrainAll(dst []*ProducerBatch[P, D]) []*ProducerBatch[P, D] {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, q := range a.mu.parts {
-		dst = append(dst, q.sealed...)
-		clear(q.sealed)
-		q.sealed = q.sealed[:0]
-		if q.open != nil {
-			dst = append(dst, q.open)
-			q.open = nil
+	for _, q := range a.mu.order {
+		for b := q.popHead(); b != nil; b = q.popHead() {
+			dst = append(dst, b)
 		}
 	}
 	return dst

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -78,6 +79,27 @@ func accDecodeDrained(t testing.TB, b *accBatchForTest) [][]byte {
 	return out
 }
 
+// accDrainReady drains every ready batch, whatever its partition, as a
+// sender with one broker and no limit on request size would, and returns
+// when the next batch will be ready by linger.ms.
+func accDrainReady(a *accForTest, now time.Time, dst []*accBatchForTest) ([]*accBatchForTest, time.Time) {
+	var pend []Pending[accTP]
+	var next time.Time
+	for {
+		pend, next, _ = a.Ready(now, pend[:0])
+		var ready []accTP
+		for _, p := range pend {
+			if p.Ready {
+				ready = append(ready, p.Partition)
+			}
+		}
+		if len(ready) == 0 {
+			return dst, next
+		}
+		dst = a.Drain(0, ready, math.MaxInt, nil, dst)
+	}
+}
+
 func accValue(i, size int) []byte {
 	v := make([]byte, size)
 	copy(v, fmt.Sprintf("v%08d", i))
@@ -114,7 +136,7 @@ func TestAccumulatorClosesBatchAtBatchSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, next := a.Drain(clk.now(), nil)
+	got, next := accDrainReady(a, clk.now(), nil)
 	if len(got) == 0 {
 		t.Fatal("no sealed batch was ready")
 	}
@@ -142,7 +164,7 @@ func TestAccumulatorClosesBatchAtBatchSize(t *testing.T) {
 		t.Fatal("the open batch was drained before linger.ms")
 	}
 	clk.advance(100 * time.Millisecond)
-	rest, next := a.Drain(clk.now(), nil)
+	rest, next := accDrainReady(a, clk.now(), nil)
 	if len(rest) != 1 || !next.IsZero() {
 		t.Fatalf("after linger: %d batches, next %v; want the open one and no deadline", len(rest), next)
 	}
@@ -173,7 +195,7 @@ func TestAccumulatorLargeRecordTravelsAlone(t *testing.T) {
 	accMust(t, a.Append(ctx, tp, 0, nil, accValue(0, 10), nil, 0))
 	accMust(t, a.Append(ctx, tp, 0, nil, accValue(1, 5000), nil, 1))
 	accMust(t, a.Append(ctx, tp, 0, nil, accValue(2, 10), nil, 2))
-	got, _ := a.Drain(clk.now(), nil)
+	got, _ := accDrainReady(a, clk.now(), nil)
 	if len(got) != 2 {
 		t.Fatalf("%d ready batches, want 2 (the small one closed by the large one, and the large one)", len(got))
 	}
@@ -199,16 +221,16 @@ func TestAccumulatorLingerPerPartition(t *testing.T) {
 	accMust(t, a.Append(ctx, accTP{"t", 0}, 0, nil, []byte("a"), nil, 0))
 	clk.advance(6 * time.Millisecond)
 	accMust(t, a.Append(ctx, accTP{"t", 1}, 0, nil, []byte("b"), nil, 1))
-	if got, next := a.Drain(clk.now(), nil); len(got) != 0 || next.Sub(clk.now()) != 4*time.Millisecond {
+	if got, next := accDrainReady(a, clk.now(), nil); len(got) != 0 || next.Sub(clk.now()) != 4*time.Millisecond {
 		t.Fatalf("at 6ms: %d ready, next in %v; want none, 4ms", len(got), next.Sub(clk.now()))
 	}
 	clk.advance(4 * time.Millisecond)
-	got, next := a.Drain(clk.now(), nil)
+	got, next := accDrainReady(a, clk.now(), nil)
 	if len(got) != 1 || got[0].Partition.part != 0 || next.Sub(clk.now()) != 6*time.Millisecond {
 		t.Fatalf("at 10ms: %d ready, next in %v; want partition 0, 6ms", len(got), next.Sub(clk.now()))
 	}
 	clk.advance(6 * time.Millisecond)
-	if got, next := a.Drain(clk.now(), nil); len(got) != 1 || got[0].Partition.part != 1 || !next.IsZero() {
+	if got, next := accDrainReady(a, clk.now(), nil); len(got) != 1 || got[0].Partition.part != 1 || !next.IsZero() {
 		t.Fatalf("at 16ms: %d ready, next %v", len(got), next)
 	}
 }
@@ -225,7 +247,7 @@ func TestAccumulatorEveryCodecRoundTrips(t *testing.T) {
 				accMust(t, a.Append(context.Background(), accTP{"t", 0}, int64(1000+i), []byte("k"), v, []RecordHeader{{Key: []byte("h"), Value: []byte("v")}}, i))
 			}
 			clk.advance(time.Hour)
-			got, _ := a.Drain(clk.now(), nil)
+			got, _ := accDrainReady(a, clk.now(), nil)
 			var all [][]byte
 			uncompressed := 0
 			for _, b := range got {
@@ -267,7 +289,7 @@ func TestAccumulatorSetProducerKeepsCRCValid(t *testing.T) {
 	accMust(t, a.Append(context.Background(), accTP{"t", 0}, 5, nil, []byte("x"), nil, 0))
 	accMust(t, a.Append(context.Background(), accTP{"t", 0}, 5, nil, []byte("y"), nil, 1))
 	clk.advance(time.Second)
-	got, _ := a.Drain(clk.now(), nil)
+	got, _ := accDrainReady(a, clk.now(), nil)
 	b := got[0]
 	h := Header(b.Bytes())
 	if h.ProducerID() != -1 || h.ProducerEpoch() != -1 || h.BaseSequence() != -1 {
@@ -340,7 +362,7 @@ func TestAccumulatorBufferMemoryBlocksThenFails(t *testing.T) {
 		default:
 		}
 		// A blocked Append makes everything ready, linger or not.
-		got, _ := a.Drain(time.Now(), nil)
+		got, _ := accDrainReady(a, time.Now(), nil)
 		if len(got) == 0 {
 			t.Fatal("nothing ready while an Append waits for memory")
 		}
@@ -405,7 +427,7 @@ func TestAccumulatorFlushWaitsForExistingBatches(t *testing.T) {
 		flushed := make(chan error)
 		go func() { flushed <- a.Flush(ctx) }()
 		synctest.Wait()
-		got, _ := a.Drain(time.Now(), nil)
+		got, _ := accDrainReady(a, time.Now(), nil)
 		if len(got) != 2 {
 			t.Fatalf("flush made %d batches ready, want 2", len(got))
 		}
@@ -422,7 +444,7 @@ func TestAccumulatorFlushWaitsForExistingBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A flush with nothing to wait for returns at once.
-		b, _ := a.Drain(time.Now(), nil) // not ready: linger is a minute
+		b, _ := accDrainReady(a, time.Now(), nil) // not ready: linger is a minute
 		if len(b) != 0 {
 			t.Fatal("a batch opened after the flush ended was ready before linger")
 		}
@@ -450,7 +472,7 @@ func TestAccumulatorAppendIntoOpenBatchDoesNotAllocate(t *testing.T) {
 		for a.TryAppend(tp, 0, nil, v, nil, 0) {
 		}
 		clk.advance(time.Hour)
-		got, _ := a.Drain(clk.now(), nil)
+		got, _ := accDrainReady(a, clk.now(), nil)
 		for _, b := range got {
 			a.Release(b)
 		}
@@ -494,7 +516,7 @@ func TestAccumulatorRandomOperations(t *testing.T) {
 		case r < 8:
 			clk.advance(time.Duration(rng.IntN(3)) * time.Millisecond)
 			var got []*accBatchForTest
-			got, _ = a.Drain(clk.now(), got)
+			got, _ = accDrainReady(a, clk.now(), got)
 			for _, b := range got {
 				vals := accDecodeDrained(t, b)
 				for i, v := range vals {
@@ -516,7 +538,7 @@ func TestAccumulatorRandomOperations(t *testing.T) {
 		}
 	}
 	a.Close()
-	got, _ := a.Drain(clk.now(), nil)
+	got, _ := accDrainReady(a, clk.now(), nil)
 	for _, b := range got {
 		for i := range b.Data {
 			if b.Data[i] != seen[b.Partition.part] {
@@ -556,7 +578,7 @@ func BenchmarkAccumulatorAppend(b *testing.B) {
 			case <-stop:
 				return
 			}
-			got, _ = a.Drain(time.Now(), got[:0])
+			got, _ = accDrainReady(a, time.Now(), got[:0])
 			for _, bt := range got {
 				a.Release(bt)
 			}
@@ -611,7 +633,7 @@ func BenchmarkAccumulatorDrain(b *testing.B) {
 					}
 				}
 				clk.advance(time.Second)
-				got, _ = a.Drain(clk.now(), got[:0])
+				got, _ = accDrainReady(a, clk.now(), got[:0])
 				for _, bt := range got {
 					compressed += len(bt.Bytes())
 					a.Release(bt)

@@ -17,8 +17,9 @@
 //   - Builder, which accumulates records and writes a whole batch, as a producer
 //     does; Recompress, for a topic whose compression.type is not "producer".
 //   - Accumulator, the producer's batching (DESIGN §2): one open batch per
-//     partition, closed at batch.size or after linger.ms, compressed once when
-//     drained, all of it bounded by buffer.memory (Append blocks up to
+//     partition, closed at batch.size or after linger.ms, drained per broker
+//     in a rotating order when the broker can take a request, compressed once
+//     when drained, all of it bounded by buffer.memory (Append blocks up to
 //     max.block.ms, then fails).
 //
 // Everything that reads untrusted bytes is bounded: decoders check every length

@@ -62,11 +62,24 @@ func KeyPartition(key []byte, numPartitions int32) int32 {
 // stickyPartitions remembers, per topic, the partition that records without a
 // key currently go to (KIP-480): all of them go to one partition, making
 // batches fill up, until that partition's batch is closed; then another is
-// chosen at random. Compared with round-robin it makes fewer, fuller batches
-// at low rates, which is why Kafka switched to it.
+// chosen. Compared with round-robin it makes fewer, fuller batches at low
+// rates, which is why Kafka switched to it.
+//
+// The next partition is drawn at random, weighted against partitions whose
+// batches queue up (KIP-794's adaptive partitioning): with q[i] batches
+// waiting to be sent in partition i, its weight is max(q)+1-q[i]. Drawn
+// uniformly, the queues of a producer that outruns its brokers random-walk
+// apart, and since each partition's oldest batch is sent in turn, the records
+// at the end of the longest queue wait several times longer than the rest.
 type stickyPartitions struct {
+	// queued, when set, appends to dst the number of batches waiting to be
+	// sent for each of tps (the accumulator's queues).
+	queued func(tps []TopicPartition, dst []int) []int
+
 	mu     sync.Mutex
 	topics map[string]int32
+	tps    []TopicPartition // scratch for queued
+	lens   []int
 }
 
 // current returns the topic's sticky partition, or -1 before the first pick.
@@ -81,8 +94,9 @@ func (s *stickyPartitions) current(topic string) int32 {
 
 // next moves the topic away from prev (if prev is still its sticky partition;
 // a concurrent caller may have moved it already) and returns the new sticky
-// partition: one of the writable partitions (those with a leader) at random,
-// other than prev when there is a choice; all partitions if none is writable.
+// partition: one of the writable partitions (those with a leader), weighted
+// against long queues, other than prev when there is a choice; any partition
+// at random if none is writable.
 func (s *stickyPartitions) next(topic string, prev int32, t *topicMeta) int32 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,6 +110,8 @@ func (s *stickyPartitions) next(topic string, prev int32, t *topicMeta) int32 {
 	switch n := len(t.writable); {
 	case n == 1:
 		p = t.writable[0]
+	case n > 1 && s.queued != nil:
+		p = s.weightedLocked(topic, prev, t.writable)
 	case n > 1:
 		p = t.writable[rand.IntN(n)]
 		for p == prev {
@@ -136,4 +152,34 @@ func (r *roundRobin) next(topic string, t *topicMeta) int32 {
 		return t.writable[n%uint32(len(t.writable))]
 	}
 	return int32(n % uint32(len(t.parts)))
+}
+
+// weightedLocked draws one of parts other than prev, with weight
+// max(q)+1-q[i] for a partition with q[i] queued batches.
+func (s *stickyPartitions) weightedLocked(topic string, prev int32, parts []int32) int32 {
+	s.tps = s.tps[:0]
+	for _, p := range parts {
+		s.tps = append(s.tps, TopicPartition{Topic: topic, Partition: p})
+	}
+	s.lens = s.queued(s.tps, s.lens[:0])
+	most := 0
+	for _, q := range s.lens {
+		most = max(most, q)
+	}
+	total := 0
+	for i, p := range parts {
+		if p != prev {
+			total += most + 1 - s.lens[i]
+		}
+	}
+	r := rand.IntN(total)
+	for i, p := range parts {
+		if p == prev {
+			continue
+		}
+		if r -= most + 1 - s.lens[i]; r < 0 {
+			return p
+		}
+	}
+	return parts[len(parts)-1] // not reached
 }

@@ -114,3 +114,38 @@ func TestStickyPartitionerMovesToAnotherWritablePartition(t *testing.T) {
 		t.Fatalf("single-partition topic: %d", p)
 	}
 }
+
+// With queue lengths known, the next sticky partition is drawn against long
+// queues (KIP-794's adaptive partitioning): a partition with max(q)+1-q[i]
+// weight. Partitions 1 and 2 have 9 batches queued and partition 0 none, so
+// partition 0 has weight 10 and the others 1 each: it is drawn 10 times in
+// 12 (the chance that it is drawn fewer than half of 600 times is below
+// 1e-60). The previous partition is never drawn.
+func TestStickyPartitionerAvoidsLongQueues(t *testing.T) {
+	tm := &topicMeta{name: "t", parts: make([]partMeta, 4), writable: []int32{0, 1, 2}}
+	s := stickyPartitions{queued: func(tps []TopicPartition, dst []int) []int {
+		for _, tp := range tps {
+			dst = append(dst, map[int32]int{0: 0, 1: 9, 2: 9, 3: 50}[tp.Partition])
+		}
+		return dst
+	}}
+	counts := map[int32]int{}
+	prev := s.next("t", -1, tm)
+	for range 600 {
+		p := s.next("t", prev, tm)
+		if p == prev || p == 3 {
+			t.Fatalf("moved from %d to %d; want another writable partition", prev, p)
+		}
+		counts[p]++
+		// Move back off partition 0 so that it can be drawn again.
+		if p == 0 {
+			prev = s.next("t", 0, tm)
+		} else {
+			prev = p
+		}
+	}
+	if counts[0] < 300 {
+		t.Fatalf("partition 0 (no queue) drawn %d times, partitions 1 and 2 (9 batches each) %d and %d",
+			counts[0], counts[1], counts[2])
+	}
+}

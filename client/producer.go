@@ -89,6 +89,10 @@ type Option func(*options)
 type options struct {
 	log *slog.Logger
 	now func() time.Time
+	// onFirstSend, when set, is told when each batch is first put into a
+	// Produce request: benchmarks measure how long batches wait with it.
+	// It runs on the sender's goroutine and must be quick.
+	onFirstSend func(tp TopicPartition, created, now time.Time)
 }
 
 // WithLogger sets where the client logs (nowhere by default).
@@ -130,9 +134,10 @@ type Producer struct {
 	now      func() time.Time
 	maxBlock time.Duration
 
-	cl  *cluster
-	acc *batch.Accumulator[TopicPartition, recordMeta]
-	snd *sender
+	cl          *cluster
+	acc         *batch.Accumulator[TopicPartition, recordMeta]
+	snd         *sender
+	onFirstSend func(tp TopicPartition, created, now time.Time)
 
 	sticky stickyPartitions
 	rr     roundRobin
@@ -168,7 +173,7 @@ func NewProducer(cfg ProducerConfig, opts ...Option) (*Producer, error) {
 	o := buildOptions(opts)
 	acks, _ := parseAcks(cfg.Acks)
 	codec, _ := batch.ParseCodec(cfg.CompressionType)
-	p := &Producer{cfg: cfg, acks: acks, log: o.log, now: o.now,
+	p := &Producer{cfg: cfg, acks: acks, log: o.log, now: o.now, onFirstSend: o.onFirstSend,
 		maxBlock: time.Duration(cfg.MaxBlockMs) * time.Millisecond,
 		cbSignal: make(chan struct{}, 1), cbStop: make(chan struct{}), cbDone: make(chan struct{})}
 	var err error
@@ -182,6 +187,7 @@ func NewProducer(cfg ProducerConfig, opts ...Option) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.sticky.queued = p.acc.Queued
 	p.cl = newCluster(clusterConfig{
 		seeds: cfg.BootstrapServers,
 		conn: connConfig{clientID: cfg.ClientID, requestTimeout: time.Duration(cfg.RequestTimeoutMs) * time.Millisecond,

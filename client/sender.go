@@ -11,13 +11,20 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/batch"
 )
 
-// The sender is the producer's one goroutine that owns sending: it drains
-// ready batches from the accumulator into per-partition queues, assigns
-// sequence numbers, groups batches by leader into Produce requests,
-// pipelines them on each broker's connection, and decides what each response
-// means for each batch (done, retry, fail, bump the epoch). All its state is
+// The sender is the producer's one goroutine that owns sending: for each
+// broker that can take another request (fewer than
+// max.in.flight.requests.per.connection outstanding) and leads a partition
+// with a ready batch, it drains one request's worth of batches from the
+// accumulator (one per partition, in the accumulator's rotating order, up to
+// max.request.size), assigns sequence numbers, pipelines the request on the
+// broker's connection, and decides what each response means for each batch
+// (done, retry, fail, bump the epoch). Batches wait in the accumulator, not
+// here, until a request can carry them: there they go on filling, their turn
+// comes in rotation, and delivery.timeout.ms expires them. All its state is
 // its own; connections and the InitProducerId helper talk to it through
 // bounded channels.
 
@@ -58,6 +65,11 @@ type partState struct {
 	batches  []*pbatch
 	inflight int
 	dirty    bool // has a done batch that may be completable
+	// retrying is set while the partition is on the sender's retrying
+	// list: it may hold batches to send again (batchQueued), and while it
+	// does, nothing newer is drained for it.
+	retrying bool
+	held     bool // has a batchQueued batch; set by sendAll each round
 
 	nextSeq  int32 // sequence for the next batch sent first time
 	ackedSeq int32 // sequence after the last acknowledged batch
@@ -66,7 +78,16 @@ type partState struct {
 	lastAckedOffset int64
 }
 
-type brokerState struct{ inflight int }
+// brokerState is one broker's in-flight count and sendAll's scratch for it.
+type brokerState struct {
+	inflight int
+	// Per round of sendAll: the partitions it leads that may be drained
+	// now (in the accumulator's order), whether any has a ready batch, and
+	// batches to send again.
+	parts   []TopicPartition
+	ready   bool
+	retries []*pbatch
+}
 
 // produceReq is one Produce request on its way, and its answer.
 type produceReq struct {
@@ -95,9 +116,10 @@ type sender struct {
 	requestTimeout  time.Duration
 	maxRequestSize  int
 
-	parts   map[TopicPartition]*partState
-	brokers map[int32]*brokerState
-	dirty   []*partState
+	parts    map[TopicPartition]*partState
+	brokers  map[int32]*brokerState
+	dirty    []*partState
+	retrying []*partState // partitions that may hold batches to send again
 
 	results chan *produceReq
 	pidCh   chan pidResult
@@ -115,15 +137,21 @@ type sender struct {
 
 	nextWake   time.Time // earliest retry backoff end
 	nextExpiry time.Time // earliest delivery.timeout.ms of a queued batch
+	// From the accumulator's last Ready: when its next batch is ready by
+	// linger.ms, and its oldest batch's creation (for delivery.timeout.ms).
+	lingerNext, accOldest time.Time
 
+	pending   []batch.Pending[TopicPartition]
+	stampFn   batch.Stamp[TopicPartition] // s.stamp, nil unless idempotent
+	stamped   []int32                     // sequences stamp gave, in order
 	drained   []*producerBatch
+	reqList   []*pbatch
 	completed []*pbatch
-	byBroker  map[int32][]*pbatch
 }
 
 func newSender(p *Producer) *sender {
 	cfg := p.cfg
-	return &sender{
+	s := &sender{
 		p:               p,
 		log:             p.log,
 		idempotent:      cfg.EnableIdempotence,
@@ -136,7 +164,6 @@ func newSender(p *Producer) *sender {
 		maxRequestSize:  cfg.MaxRequestSize,
 		parts:           make(map[TopicPartition]*partState),
 		brokers:         make(map[int32]*brokerState),
-		byBroker:        make(map[int32][]*pbatch),
 		// Connections deliver results here; the sender never blocks on
 		// anything else for long, so a modest buffer suffices.
 		results: make(chan *produceReq, 64),
@@ -146,6 +173,10 @@ func newSender(p *Producer) *sender {
 		pid:     -1,
 		epoch:   -1,
 	}
+	if s.idempotent {
+		s.stampFn = s.stamp
+	}
+	return s
 }
 
 func (s *sender) run() {
@@ -154,7 +185,6 @@ func (s *sender) run() {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		lingerNext := s.drain(now)
 		s.expire(now)
 		s.maybeInitPID(now)
 		s.sendAll(now)
@@ -162,9 +192,13 @@ func (s *sender) run() {
 
 		// Sleep until the next deadline. Deadlines already past were acted
 		// on in this pass (or cannot be yet, like a retry waiting for
-		// batches in flight, whose answers wake us): counting them would
-		// spin.
-		wake := earliest(after(now, lingerNext), after(now, s.nextWake), after(now, s.nextExpiry))
+		// batches in flight, or a ready batch whose broker has its fill of
+		// requests, whose answers wake us): counting them would spin.
+		var accExpiry time.Time
+		if !s.accOldest.IsZero() {
+			accExpiry = s.accOldest.Add(s.deliveryTimeout)
+		}
+		wake := earliest(after(now, s.lingerNext), after(now, s.nextWake), after(now, s.nextExpiry), after(now, accExpiry))
 		if (!s.havePID || s.needBump) && !s.fetchingPID {
 			wake = earliest(wake, after(now, s.pidRetryAt))
 		}
@@ -226,24 +260,13 @@ func (s *sender) part(tp TopicPartition) *partState {
 	return ps
 }
 
-// drain moves ready batches from the accumulator into the partition queues.
-func (s *sender) drain(now time.Time) time.Time {
-	var next time.Time
-	s.drained, next = s.p.acc.Drain(now, s.drained[:0])
-	for i, b := range s.drained {
-		ps := s.part(b.Partition)
-		pb := &pbatch{b: b, part: ps, seq: -1, baseOffset: -1, appendTime: -1}
-		ps.batches = append(ps.batches, pb)
-		s.noteQueued(pb)
-		switch {
-		case b.Err != nil:
-			s.fail(pb, fmt.Errorf("client: encoding a batch for %s: %w", ps.tp, b.Err))
-		case s.fatal != nil:
-			s.fail(pb, s.fatal)
-		}
-		s.drained[i] = nil
-	}
-	return next
+// track makes a batch just taken from the accumulator the newest of its
+// partition's queue.
+func (s *sender) track(b *producerBatch) *pbatch {
+	ps := s.part(b.Partition)
+	pb := &pbatch{b: b, part: ps, seq: -1, baseOffset: -1, appendTime: -1}
+	ps.batches = append(ps.batches, pb)
+	return pb
 }
 
 func (s *sender) noteQueued(b *pbatch) {
@@ -253,15 +276,25 @@ func (s *sender) noteQueued(b *pbatch) {
 	}
 }
 
-// expire fails queued batches older than delivery.timeout.ms. Batches in
-// flight wait for their answer (bounded by request.timeout.ms), as in Java:
-// failing them early could report a failure for a write that happened.
+// expire fails batches older than delivery.timeout.ms: those still in the
+// accumulator, and those waiting here to be sent again. Batches in flight
+// wait for their answer (bounded by request.timeout.ms), as in Java: failing
+// them early could report a failure for a write that happened.
 func (s *sender) expire(now time.Time) {
+	if !s.accOldest.IsZero() && !now.Before(s.accOldest.Add(s.deliveryTimeout)) {
+		s.drained = s.p.acc.Expire(now.Add(-s.deliveryTimeout), s.drained[:0])
+		for i, b := range s.drained {
+			pb := s.track(b)
+			s.fail(pb, s.timeoutErr(pb, now))
+			s.drained[i] = nil
+		}
+		s.accOldest = time.Time{} // the next Ready says
+	}
 	if s.nextExpiry.IsZero() || now.Before(s.nextExpiry) {
 		return
 	}
 	s.nextExpiry = time.Time{}
-	for _, ps := range s.parts {
+	for _, ps := range s.retrying {
 		for _, b := range ps.batches {
 			if b.state != batchQueued {
 				continue
@@ -362,6 +395,7 @@ func (s *sender) handlePID(r pidResult, now time.Time) {
 			for _, b := range ps.batches {
 				if b.state != batchDone {
 					b.seq = -1
+					s.markRetrying(ps)
 				}
 			}
 		}
@@ -395,43 +429,57 @@ func (s *sender) nextSendable(ps *partState, now time.Time) *pbatch {
 	return nil
 }
 
-// sendAll sends every batch it can: per broker, requests holding the next
-// sendable batch of each partition it leads, up to max.request.size, while
-// the broker has fewer than max.in.flight.requests.per.connection requests
-// outstanding. It repeats so that a partition with several ready batches
-// pipelines them.
+// sendAll sends every request it can. Per broker with fewer than
+// max.in.flight.requests.per.connection requests outstanding: batches to send
+// again first (the oldest there are), else, if a partition it leads has a
+// ready batch, a request's worth drained from the accumulator (its rotating
+// order, up to max.request.size, one batch per partition; partitions with a
+// batch waiting to be resent or with
+// max.in.flight.requests.per.connection batches in flight are left out). It
+// goes round again while some broker took a request, so that a broker with
+// room for several pipelines them.
 func (s *sender) sendAll(now time.Time) {
 	s.nextWake = time.Time{}
-	if s.fatal != nil || (s.idempotent && (!s.havePID || s.needBump)) {
+	s.pending, s.lingerNext, s.accOldest = s.p.acc.Ready(now, s.pending[:0])
+	if s.fatal != nil {
+		if len(s.pending) > 0 {
+			s.failAll(s.fatal) // appended as the producer failed
+		}
+		return
+	}
+	if s.idempotent && (!s.havePID || s.needBump) {
 		return
 	}
 	md := s.p.cl.snapshot()
-	for {
-		for id, l := range s.byBroker {
-			clear(l)
-			s.byBroker[id] = l[:0]
+	for round := 0; ; round++ {
+		if round > 0 {
+			s.pending, s.lingerNext, s.accOldest = s.p.acc.Ready(now, s.pending[:0])
 		}
-		for _, ps := range s.parts {
-			if len(ps.batches) == 0 {
+		for _, bs := range s.brokers {
+			bs.parts, bs.ready = bs.parts[:0], false
+			clear(bs.retries)
+			bs.retries = bs.retries[:0]
+		}
+		s.collectRetries(md, now)
+		for _, pe := range s.pending {
+			if ps := s.parts[pe.Partition]; ps != nil && (ps.held || ps.inflight >= s.maxInFlight) {
 				continue
 			}
-			b := s.nextSendable(ps, now)
-			if b == nil {
-				continue
-			}
-			leader := md.leader(ps.tp.Topic, ps.tp.Partition)
+			leader := md.leader(pe.Partition.Topic, pe.Partition.Partition)
 			if leader < 0 {
 				s.p.cl.requestRefresh()
 				continue
 			}
-			if s.broker(leader).inflight >= s.maxInFlight {
+			bs := s.broker(leader)
+			if bs.inflight >= s.maxInFlight {
 				continue
 			}
-			s.byBroker[leader] = append(s.byBroker[leader], b)
+			bs.parts = append(bs.parts, pe.Partition)
+			bs.ready = bs.ready || pe.Ready
 		}
 		progress := false
-		for id, list := range s.byBroker {
-			if len(list) == 0 {
+		for id, bs := range s.brokers {
+			if bs.inflight >= s.maxInFlight || (len(bs.retries) == 0 && !bs.ready) {
 				continue
 			}
 			cn, err := s.p.cl.connTo(id)
@@ -439,17 +487,97 @@ func (s *sender) sendAll(now time.Time) {
 				s.p.cl.requestRefresh()
 				continue
 			}
-			size, n := 0, 0
-			for n < len(list) && (n == 0 || size+len(list[n].b.Bytes()) <= s.maxRequestSize) {
-				size += len(list[n].b.Bytes())
-				n++
+			list := s.reqList[:0]
+			if len(bs.retries) > 0 {
+				// Resent batches travel without new ones: they are
+				// few, and the next round drains the rest.
+				size := 0
+				for _, b := range bs.retries {
+					if len(list) > 0 && size+len(b.b.Bytes()) > s.maxRequestSize {
+						break
+					}
+					size += len(b.b.Bytes())
+					list = append(list, b)
+				}
+			} else {
+				s.stamped = s.stamped[:0]
+				s.drained = s.p.acc.Drain(id, bs.parts, s.maxRequestSize, s.stampFn, s.drained[:0])
+				for i, b := range s.drained {
+					pb := s.track(b)
+					s.drained[i] = nil
+					if s.idempotent {
+						pb.seq, pb.pid, pb.epoch = s.stamped[i], s.pid, s.epoch
+					}
+					if b.Err != nil {
+						s.fail(pb, fmt.Errorf("client: encoding a batch for %s: %w", pb.part.tp, b.Err))
+						continue
+					}
+					list = append(list, pb)
+				}
 			}
-			s.send(id, cn, list[:n])
-			progress = true
+			if len(list) > 0 {
+				s.send(id, cn, list)
+				progress = true
+			}
+			clear(list)
+			s.reqList = list[:0]
 		}
 		if !progress {
 			return
 		}
+	}
+}
+
+// stamp numbers a batch as Drain encodes it, just before its first send: the
+// partition's next sequence under the current producer id and epoch.
+func (s *sender) stamp(tp TopicPartition, records int) (int64, int16, int32) {
+	ps := s.part(tp)
+	seq := ps.nextSeq
+	ps.nextSeq = addSeq(seq, records)
+	s.stamped = append(s.stamped, seq)
+	return s.pid, s.epoch, seq
+}
+
+// collectRetries puts each retrying partition's next batch to resend on its
+// leader's list, and marks the partitions that hold such batches, so that
+// nothing newer is drained for them meanwhile. Partitions with nothing left to
+// resend leave the retrying list.
+func (s *sender) collectRetries(md *metadata, now time.Time) {
+	keep := s.retrying[:0]
+	for _, ps := range s.retrying {
+		ps.held = false
+		for _, b := range ps.batches {
+			if b.state == batchQueued {
+				ps.held = true
+				break
+			}
+		}
+		if !ps.held {
+			ps.retrying = false
+			continue
+		}
+		keep = append(keep, ps)
+		b := s.nextSendable(ps, now)
+		if b == nil {
+			continue
+		}
+		leader := md.leader(ps.tp.Topic, ps.tp.Partition)
+		if leader < 0 {
+			s.p.cl.requestRefresh()
+			continue
+		}
+		if bs := s.broker(leader); bs.inflight < s.maxInFlight {
+			bs.retries = append(bs.retries, b)
+		}
+	}
+	clear(s.retrying[len(keep):])
+	s.retrying = keep
+}
+
+func (s *sender) markRetrying(ps *partState) {
+	if !ps.retrying {
+		ps.retrying = true
+		s.retrying = append(s.retrying, ps)
 	}
 }
 
@@ -478,6 +606,9 @@ func (s *sender) send(id int32, cn *conn, list []*pbatch) {
 		}
 		b.state = batchInFlight
 		b.attempts++
+		if b.attempts == 1 && s.p.onFirstSend != nil {
+			s.p.onFirstSend(ps.tp, b.b.Created(), time.Now())
+		}
 		ps.inflight++
 		ti, ok := topicIdx[ps.tp.Topic]
 		if !ok {
@@ -662,6 +793,7 @@ func (s *sender) retry(b *pbatch, err error, now time.Time) {
 		s.fail(b, fmt.Errorf("client: %s: giving up after %d attempts: %w", b.part.tp, b.attempts, err))
 	default:
 		b.state = batchQueued
+		s.markRetrying(b.part)
 		b.retryAt = now.Add(s.retryBackoff)
 		if s.nextWake.IsZero() || b.retryAt.Before(s.nextWake) {
 			s.nextWake = b.retryAt
