@@ -251,3 +251,45 @@ func inEpochField(model []writtenBatch, segment, at int64) bool {
 	}
 	return false
 }
+
+// TestCrashRecoveryLostTailAtBatchBoundary: a segment that lost its tail
+// exactly at a batch boundary looks whole on its own; the next segment,
+// which starts past where it now ends, shows the loss, and recovery drops
+// it rather than leave a hole in the offsets.
+func TestCrashRecoveryLostTailAtBatchBoundary(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "t-0")
+	cfg := testConfig()
+	cfg.SegmentBytes = 600
+	l, err := Open(dir, cfg, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 12 {
+		if _, err := l.Append(buildBatch(t, batchSpec{records: 2, valueSize: 100, ts: 1000}), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs := l.Segments()
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want at least 3", len(segs))
+	}
+	crash(l)
+	// Cut the second segment after its first batch.
+	victim := segs[1]
+	data := readSegmentFile(t, dir, victim.BaseOffset)
+	first := batch.Header(data)
+	if err := os.WriteFile(filepath.Join(dir, segmentName(victim.BaseOffset)+logSuffix), data[:first.Size()], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(dir, cfg, OpenOptions{RecoveryPoint: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got, want := l.LogEndOffset(), first.NextOffset(); got != want {
+		t.Fatalf("log end %d after recovery, want %d (the end of what the cut segment kept)", got, want)
+	}
+	if n := len(l.Segments()); n != 2 {
+		t.Fatalf("%d segments after recovery, want 2", n)
+	}
+}

@@ -211,7 +211,7 @@ func (l *Log) load(o OpenOptions) ([]*segment, error) {
 				return nil, err
 			}
 			if ok {
-				rc.next = s.next
+				rc.next, rc.seen = s.next, true
 				if e, ok := s.lastEpoch(); ok {
 					rc.epoch = e
 				}

@@ -250,6 +250,7 @@ type recoveryCheck struct {
 	next    int64 // where the next batch starts (at the least, in a compacted log)
 	epoch   int32 // the largest leader epoch so far
 	compact bool  // cleanup.policy=compact: offsets may have gaps
+	seen    bool  // a segment before this one was loaded or scanned: next is where it ended
 }
 
 // check is recovery's check of one batch: everything batch.Validate checks, then
@@ -302,7 +303,18 @@ var scanChunk int64 = 1 << 20
 func (s *segment) scan(size int64, cfg *Config, rc *recoveryCheck, active bool) (rebuildResult, error) {
 	res := rebuildResult{next: s.base}
 	if rc != nil && rc.next < s.base {
+		if rc.seen && !rc.compact {
+			// The log before this segment ends short of its first offset:
+			// the previous segment lost its tail at a batch boundary, which
+			// no check of its own bytes can see. Nothing after the loss can
+			// be kept.
+			res.bad = fmt.Errorf("%w: %s starts at offset %d, but the log before it ends at %d", ErrCorruption, s.file.Name(), s.base, rc.next)
+			return res, nil
+		}
 		rc.next = s.base // a segment's name is its first offset
+	}
+	if rc != nil {
+		rc.seen = true
 	}
 	x := newIndexer(cfg.IndexIntervalBytes)
 	guess := min(size/int64(max(cfg.IndexIntervalBytes, batch.HeaderSize)), 1<<20)
