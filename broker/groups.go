@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf16"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,25 +23,6 @@ const offsetsTopic = "__consumer_offsets"
 // maxOffsetsBatch bounds the decompression of one batch of offsetsTopic
 // while a coordinator loads it (Gregor writes them uncompressed).
 const maxOffsetsBatch = 64 << 20
-
-// coordinatorPartition is Kafka's GroupMetadataManager.partitionFor: the
-// group id's Java String.hashCode (over UTF-16 code units, wrapping at 32
-// bits), made non-negative by Kafka's Utils.abs (which maps MinInt32 to 0),
-// modulo the partitions. Clients never compute it, but any tool reading
-// __consumer_offsets expects a group's records in this partition.
-func coordinatorPartition(groupID string, partitions int) int32 {
-	var h int32
-	for _, u := range utf16.Encode([]rune(groupID)) {
-		h = 31*h + int32(u)
-	}
-	switch {
-	case h == -1<<31:
-		h = 0
-	case h < 0:
-		h = -h
-	}
-	return h % int32(partitions)
-}
 
 // coordinators are the group coordinators this broker runs, one per
 // partition of offsetsTopic it leads, by partition.
@@ -362,7 +342,7 @@ func (b *Broker) coordinatorFor(groupID string) (*shard, *kerr.Error) {
 		return nil, kerr.NotCoordinator
 	}
 	b.coords.mu.Lock()
-	s := b.coords.shards[coordinatorPartition(groupID, len(t.Partitions))]
+	s := b.coords.shards[group.PartitionFor(groupID, len(t.Partitions))]
 	b.coords.mu.Unlock()
 	switch {
 	case s == nil:
@@ -669,7 +649,7 @@ func (b *Broker) handleFindCoordinator(rq *request, req *kmsg.FindCoordinatorReq
 				a.code, a.errMessage = kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr(err.Error())
 				continue
 			}
-			pi := t.Partitions[coordinatorPartition(key, len(t.Partitions))]
+			pi := t.Partitions[group.PartitionFor(key, len(t.Partitions))]
 			a.code = kerr.CoordinatorNotAvailable.Code
 			if pi.Leader == raft.NoLeader {
 				continue

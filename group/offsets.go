@@ -3,9 +3,12 @@ package group
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
+	"math"
 	"slices"
 	"time"
+	"unicode/utf16"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -195,17 +198,54 @@ func (c *Coordinator) CommitOffsets(now time.Time, req *kmsg.OffsetCommitRequest
 
 // javaLength is the length of s as Java's String.length counts it, in
 // UTF-16 code units: what Kafka compares with offset.metadata.max.bytes,
-// despite the name. A byte of invalid UTF-8 counts as one unit, the U+FFFD
-// Java decodes it to.
+// despite the name.
 func javaLength(s string) int {
 	n := 0
-	for _, r := range s {
+	for range utf16Units(s) {
 		n++
-		if r > 0xFFFF {
-			n++ // a surrogate pair
-		}
 	}
 	return n
+}
+
+// utf16Units yields s as Java holds a string: UTF-16 code units, a rune
+// past U+FFFF as a surrogate pair, a byte of invalid UTF-8 as U+FFFD (what
+// Java decodes it to). It allocates nothing.
+func utf16Units(s string) iter.Seq[uint16] {
+	return func(yield func(uint16) bool) {
+		for _, r := range s {
+			if r > 0xFFFF {
+				hi, lo := utf16.EncodeRune(r)
+				if !yield(uint16(hi)) || !yield(uint16(lo)) {
+					return
+				}
+				continue
+			}
+			if !yield(uint16(r)) {
+				return
+			}
+		}
+	}
+}
+
+// PartitionFor is the partition of __consumer_offsets that holds groupID's
+// records, and whose leader coordinates it: Kafka's
+// GroupMetadataManager.partitionFor, the group id's Java String.hashCode
+// (over UTF-16 code units, wrapping at 32 bits) made non-negative by Kafka's
+// Utils.abs (which maps MinInt32 to 0), modulo the partitions. Clients never
+// compute it, but any tool reading __consumer_offsets expects a group's
+// records in this partition.
+func PartitionFor(groupID string, partitions int) int32 {
+	var h int32
+	for u := range utf16Units(groupID) {
+		h = 31*h + int32(u)
+	}
+	switch {
+	case h == math.MinInt32:
+		h = 0
+	case h < 0:
+		h = -h
+	}
+	return h % int32(partitions)
 }
 
 // CommitFailed marks the partitions of resp that were to be committed

@@ -1,11 +1,11 @@
-package broker
+package group
 
 import "testing"
 
-// TestCoordinatorPartition checks the group -> __consumer_offsets
+// TestPartitionFor checks the group -> __consumer_offsets
 // partition mapping against values of Java's String.hashCode, which
 // Kafka's mapping is built on.
-func TestCoordinatorPartition(t *testing.T) {
+func TestPartitionFor(t *testing.T) {
 	for _, tt := range []struct {
 		group      string
 		partitions int
@@ -21,8 +21,16 @@ func TestCoordinatorPartition(t *testing.T) {
 		{"\u00e9", 50, 233 % 50},         // one UTF-16 unit
 		{"\U0001F600", 50, 1772899 % 50}, // a surrogate pair: 0xD83D*31 + 0xDE00
 	} {
-		if got := coordinatorPartition(tt.group, tt.partitions); got != tt.want {
-			t.Errorf("coordinatorPartition(%q, %d) = %d, want %d", tt.group, tt.partitions, got, tt.want)
+		if got := PartitionFor(tt.group, tt.partitions); got != tt.want {
+			t.Errorf("PartitionFor(%q, %d) = %d, want %d", tt.group, tt.partitions, got, tt.want)
 		}
+	}
+}
+
+// TestAllocPartitionFor: every group request maps its group id; that
+// costs no allocation.
+func TestAllocPartitionFor(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { PartitionFor("group-\U0001F600-é", 50) }); n != 0 {
+		t.Fatalf("%v allocations per call", n)
 	}
 }
