@@ -463,12 +463,12 @@ func (m *Manager) CleanLogs(stop <-chan struct{}) (int, error) {
 	}
 	m.mu.Unlock()
 	live := make(map[*Log]bool, len(all))
-	var todo []candidate
+	var dirty []candidate // the logs due for cleaning, dirtiest first once sorted
 	for _, c := range all {
 		live[c.l] = true
 		if !m.uncleanable[c.l] && c.l.NeedsCleaning(now) {
 			c.ratio = c.l.LogToClean(now).CleanableRatio
-			todo = append(todo, c)
+			dirty = append(dirty, c)
 		}
 	}
 	for l := range m.uncleanable {
@@ -476,10 +476,10 @@ func (m *Manager) CleanLogs(stop <-chan struct{}) (int, error) {
 			delete(m.uncleanable, l)
 		}
 	}
-	slices.SortFunc(todo, func(a, b candidate) int { return cmp.Compare(b.ratio, a.ratio) })
+	slices.SortFunc(dirty, func(a, b candidate) int { return cmp.Compare(b.ratio, a.ratio) })
 	var errs []error
 	cleaned := 0
-	for _, c := range todo {
+	for _, c := range dirty {
 		select {
 		case <-stop:
 			return cleaned, errors.Join(errs...)
