@@ -164,7 +164,7 @@ func (n *Node) watchLeadership() {
 			}
 			term := n.raft.CurrentTerm()
 			data, _ := EncodeEntry(nil, []Record{&NoOp{}})
-			if err := n.raft.Apply(data, 5*n.cfg.ElectionTimeout+time.Second).Error(); err != nil {
+			if err := n.wait(context.Background(), n.raft.Apply(data, 5*n.cfg.ElectionTimeout+time.Second)); err != nil {
 				n.logger.Warn("lost leadership before committing as active controller", "term", term, "err", err)
 				continue
 			}
@@ -230,7 +230,7 @@ func (n *Node) Propose(ctx context.Context, records []Record) (*Image, error) {
 		timeout = time.Until(dl)
 	}
 	f := n.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	if err := n.wait(ctx, f); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) || errors.Is(err, hraft.ErrLeadershipLost) || errors.Is(err, hraft.ErrLeadershipTransferInProgress) {
 			return nil, fmt.Errorf("%w (epoch %d ended: %v)", ErrNotController, epoch, err)
 		}
@@ -246,7 +246,7 @@ func (n *Node) AddObserver(id int32, addr string) error {
 	if _, ok := n.Active(); !ok {
 		return ErrNotController
 	}
-	if err := n.raft.AddNonvoter(serverID(id), hraft.ServerAddress(addr), 0, 10*time.Second).Error(); err != nil {
+	if err := n.wait(context.Background(), n.raft.AddNonvoter(serverID(id), hraft.ServerAddress(addr), 0, 10*time.Second)); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) {
 			return ErrNotController
 		}
@@ -257,7 +257,31 @@ func (n *Node) AddObserver(id int32, addr string) error {
 
 // Snapshot takes a snapshot of the image now (raft also does so by itself
 // every SnapshotThreshold entries) and compacts the log behind it.
-func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+func (n *Node) Snapshot() error { return n.wait(context.Background(), n.raft.Snapshot()) }
+
+// wait returns f's error, or gives up when ctx ends or the node stops.
+// hashicorp/raft answers a future only while it runs: an entry still queued
+// for the leader, or on its way to the FSM, when raft shuts down is never
+// answered (hashicorp/raft#498), and waiting on it alone would hang the
+// caller, and Shutdown behind it, forever. Giving up leaves one goroutine
+// parked on such a future; that is all that can outlive the node.
+func (n *Node) wait(ctx context.Context, f hraft.Future) error {
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stop:
+		select {
+		case err := <-errc: // answered as the node stopped: keep the answer
+			return err
+		default:
+			return hraft.ErrRaftShutdown
+		}
+	}
+}
 
 // Err is the error that stopped the node, if one did: an entry in the log
 // that could not be decoded or applied.

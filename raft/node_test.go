@@ -502,3 +502,33 @@ func TestFailoverTime(t *testing.T) {
 		trials, took[trials/2].Round(time.Millisecond), took[trials-1].Round(time.Millisecond))
 	c.checkOneActivePerEpoch()
 }
+
+// blockedFuture is a raft future nobody ever answers, as hashicorp/raft
+// leaves one whose entry was in flight when it shut down.
+type blockedFuture struct{ release chan struct{} }
+
+func (f blockedFuture) Error() error { <-f.release; return nil }
+
+// TestWaitGivesUpOnStop: a future left unanswered by a shutdown must not hang
+// the node's waiters (and Shutdown behind them); a cancelled context ends the
+// wait too, and an answer that is there wins.
+func TestWaitGivesUpOnStop(t *testing.T) {
+	f := blockedFuture{release: make(chan struct{})}
+	defer close(f.release)
+
+	n := &Node{stop: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := n.wait(ctx, f); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait with a cancelled context: %v, want %v", err, context.Canceled)
+	}
+	close(n.stop)
+	if err := n.wait(context.Background(), f); !errors.Is(err, hraft.ErrRaftShutdown) {
+		t.Fatalf("wait on a stopped node: %v, want %v", err, hraft.ErrRaftShutdown)
+	}
+	answered := blockedFuture{release: make(chan struct{})}
+	close(answered.release)
+	if err := (&Node{stop: make(chan struct{})}).wait(context.Background(), answered); err != nil {
+		t.Fatalf("wait on an answered future: %v", err)
+	}
+}
