@@ -447,12 +447,20 @@ func (c *Consumer) fetcher(node int32) {
 			}
 			switch {
 			case p.reset != nil:
-				p.busy = true
 				resets = append(resets, fetchPart{p: p, gen: p.gen, reset: *p.reset})
 			case p.fetchOffset >= 0 && len(p.buffered) < 2:
-				p.busy = true
 				fetches = append(fetches, fetchPart{p: p, gen: p.gen, offset: p.fetchOffset, maxBytes: p.maxBytes})
 			}
+		}
+		// One request per round, lookups first (a Fetch may wait out
+		// fetch.max.wait.ms, and the partitions looked up join the next
+		// one). Only the partitions of the request sent are marked busy:
+		// one marked and left out would never be fetched again.
+		if len(resets) > 0 {
+			fetches = nil
+		}
+		for _, fp := range append(resets, fetches...) {
+			fp.p.busy = true
 		}
 		c.mu.Unlock()
 		var err error

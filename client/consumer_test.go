@@ -244,3 +244,37 @@ func TestKfakeConsumerIsolationLevels(t *testing.T) {
 		t.Fatalf("read_uncommitted: %s", got)
 	}
 }
+
+// A partition that needs an offset lookup must not strand one that is ready
+// to fetch. The fetcher sends one request per round, the lookup first; it
+// once marked both partitions busy in such a round, sent only the
+// ListOffsets, and never fetched the other partition again (found as a
+// group member that never read a partition handed over cooperatively).
+func TestConsumerLookupDoesNotStrandFetchablePartition(t *testing.T) {
+	const topic = "strand"
+	addrs := newFake(t, kfake.NumBrokers(1), kfake.SeedTopics(2, topic)).ListenAddrs() // one fetcher for both partitions
+	p := newTestProducer(t, testProducerConfig(addrs))
+	produceTo := func(partition int32, v string) {
+		t.Helper()
+		res := newResults()
+		must(t, p.Produce(context.Background(), &Record{Topic: topic, Partition: partition, Value: []byte(v)}, res.callback(0, v)))
+		res.wait(t, 10*time.Second)
+	}
+	p0, p1 := TopicPartition{topic, 0}, TopicPartition{topic, 1}
+	produceTo(0, "first")
+	cons := newTestConsumer(t, testConsumerConfig(addrs), p0)
+	consumeN(t, cons, 1, 10*time.Second)
+	// Partition 0 now has a position and an empty buffer, so the fetcher's
+	// next round (after its long poll at offset 1, which finds nothing)
+	// finds it ready to fetch and partition 1 waiting for its lookup (only
+	// the fetcher does lookups).
+	cons.Assign([]TopicPartition{p0, p1})
+	produceTo(1, "other")
+	if r := consumeN(t, cons, 1, 10*time.Second)[0]; r.Partition != 1 || string(r.Value) != "other" {
+		t.Fatalf("consumed %q from partition %d, want %q from 1", r.Value, r.Partition, "other")
+	}
+	produceTo(0, "second")
+	if r := consumeN(t, cons, 1, 10*time.Second)[0]; r.Partition != 0 || string(r.Value) != "second" {
+		t.Fatalf("consumed %q from partition %d, want %q from 0", r.Value, r.Partition, "second")
+	}
+}

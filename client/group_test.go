@@ -310,16 +310,6 @@ func TestGroupMembersSharePartitions(t *testing.T) {
 	for _, cl := range groupClusters {
 		for _, strategy := range []string{"range", "roundrobin", "cooperative-sticky"} {
 			t.Run(cl.name+"/"+strategy, func(t *testing.T) {
-				if strategy == "cooperative-sticky" {
-					// A known client bug, about one run in six under -race,
-					// against kfake and Gregor alike: after the cooperative
-					// handover the new owner of a moved partition holds it
-					// unpaused at fetch offset 0 and marked in a fetch, and
-					// never returns its records. TestGroupCooperativeStickyRevokesOnlyWhatMoves
-					// covers the handover itself; this stays skipped until
-					// the cause is found.
-					t.Skip("known: a partition handed over cooperatively is sometimes never consumed by its new owner")
-				}
 				const topic, parts = "share", 6
 				addrs := cl.start(t, topic, parts)
 				cfg := groupConfig(addrs, "share-"+strategy)
