@@ -304,10 +304,21 @@ func (tr *groupTracker) stateLocked() string {
 // at once if a member broke a rule, or when ctx ends.
 func (tr *groupTracker) wait(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
+	waitGroupEvents(t, ctx, what, &tr.mu, func() (bool, []string, <-chan struct{}) {
+		return cond(), slices.Clone(tr.errs), tr.changed
+	}, tr.stateLocked)
+}
+
+// waitGroupEvents is the loop of the group tests' trackers: under mu, look
+// says whether the wait is over, what rules were broken and the channel
+// closed on the next event; state describes the members when ctx ends.
+func waitGroupEvents(t *testing.T, ctx context.Context, what string, mu *sync.Mutex,
+	look func() (ok bool, errs []string, changed <-chan struct{}), state func() string) {
+	t.Helper()
 	for {
-		tr.mu.Lock()
-		ok, errs, changed := cond(), slices.Clone(tr.errs), tr.changed
-		tr.mu.Unlock()
+		mu.Lock()
+		ok, errs, changed := look()
+		mu.Unlock()
 		if len(errs) > 0 {
 			t.Fatalf("waiting until %s:\n%s", what, strings.Join(errs, "\n"))
 		}
@@ -317,10 +328,10 @@ func (tr *groupTracker) wait(t *testing.T, ctx context.Context, what string, con
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			tr.mu.Lock()
-			state := tr.stateLocked()
-			tr.mu.Unlock()
-			t.Fatalf("waiting until %s: %v\n%s", what, ctx.Err(), state)
+			mu.Lock()
+			s := state()
+			mu.Unlock()
+			t.Fatalf("waiting until %s: %v\n%s", what, ctx.Err(), s)
 		}
 	}
 }

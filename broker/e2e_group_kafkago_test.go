@@ -63,28 +63,15 @@ func (g *kafkaGoGroup) fail(format string, args ...any) {
 // wait waits until cond (called under the lock) holds.
 func (g *kafkaGoGroup) wait(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
-	for {
-		g.mu.Lock()
-		ok, errs, changed := cond(), slices.Clone(g.errs), g.changed
-		g.mu.Unlock()
-		if len(errs) > 0 {
-			t.Fatalf("waiting until %s:\n%s", what, strings.Join(errs, "\n"))
+	waitGroupEvents(t, ctx, what, &g.mu, func() (bool, []string, <-chan struct{}) {
+		return cond(), slices.Clone(g.errs), g.changed
+	}, func() string {
+		var b strings.Builder
+		for name, r := range g.readers {
+			fmt.Fprintf(&b, "  %s: generation %d, subscribed %v, committed %v\n", name, r.generation, r.subscribed, r.committed)
 		}
-		if ok {
-			return
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			g.mu.Lock()
-			state := ""
-			for name, r := range g.readers {
-				state += fmt.Sprintf("  %s: generation %d, subscribed %v, committed %v\n", name, r.generation, r.subscribed, r.committed)
-			}
-			g.mu.Unlock()
-			t.Fatalf("waiting until %s: %v\n%s", what, ctx.Err(), state)
-		}
-	}
+		return b.String()
+	})
 }
 
 // kafkaGoLogger turns one reader's log lines into events.
