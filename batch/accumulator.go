@@ -48,6 +48,14 @@ import (
 // over the node's partitions once the node is being drained. Compression
 // happens in Drain, on the sender's goroutine, so producers never pay for it.
 //
+// Bytes: a record's key, value and headers are copied once, by Append, into
+// the open batch's builder, behind room kept for the batch header. Without
+// compression Drain finishes the batch there (header and CRC; the CRC of a
+// large batch's records runs as they are appended, while they are in the
+// cache) and the builder's buffer becomes the batch, with no second copy;
+// Gregor's client then writes it to the socket from where it lies (writev).
+// With compression Drain compresses into a buffer of its own.
+//
 // Concurrency: one mutex guards all state (a `mu struct`). Append, TryAppend,
 // Flush and Release may be called from any goroutine; Ready, Drain, Expire and
 // DrainAll from one goroutine at a time (the sender). Encoding in Drain runs
@@ -490,10 +498,23 @@ func (a *Accumulator[P, D]) newBatchLocked(p P) *ProducerBatch[P, D] {
 		b.builder = a.mu.freeBuilders[n-1]
 		a.mu.freeBuilders[n-1] = nil
 		a.mu.freeBuilders = a.mu.freeBuilders[:n-1]
-		a.mu.pooledBytes -= int64(cap(b.builder.records))
+		a.mu.pooledBytes -= int64(cap(b.builder.buf))
 	} else {
-		// Sized for a full batch at once rather than grown by doubling.
-		b.builder = &Builder{records: make([]byte, 0, a.cfg.BatchSize)}
+		b.builder = new(Builder)
+	}
+	if cap(b.builder.buf) < a.cfg.BatchSize {
+		// Without compression a drained batch takes its builder's buffer
+		// with it (TakeBatch), and an idle one comes back through
+		// Release: reuse it, or make one sized for a full batch at once
+		// rather than grown by doubling.
+		if n := len(a.mu.freeBufs); n > 0 && cap(a.mu.freeBufs[n-1]) >= a.cfg.BatchSize {
+			b.builder.buf = a.mu.freeBufs[n-1][:0]
+			a.mu.freeBufs[n-1] = nil
+			a.mu.freeBufs = a.mu.freeBufs[:n-1]
+			a.mu.pooledBytes -= int64(cap(b.builder.buf))
+		} else {
+			b.builder.buf = make([]byte, 0, a.cfg.BatchSize)
+		}
 	}
 	b.builder.Reset(a.opts)
 	// Append to the list of unreleased batches.
@@ -591,6 +612,9 @@ func (a *Accumulator[P, D]) Drain(node int32, parts []P, maxBytes int, stamp Sta
 	a.mu.slots = slots[:0]
 	drained := dst[start:]
 	for _, b := range drained {
+		if a.cfg.CompressionType == CodecNone {
+			break // each batch is written in its builder's buffer
+		}
 		if n := len(a.mu.freeBufs); n > 0 {
 			b.encoded = a.mu.freeBufs[n-1]
 			a.mu.freeBufs[n-1] = nil
@@ -604,15 +628,18 @@ func (a *Accumulator[P, D]) Drain(node int32, parts []P, maxBytes int, stamp Sta
 	}
 
 	// Compression happens here, outside the lock, on the sender's goroutine.
+	// Without it, the batch is finished in place: the header goes into the
+	// room its builder keeps in front of the records, and the builder's
+	// buffer becomes the batch's, with no copy.
 	for _, b := range drained {
 		if stamp != nil {
 			o := &b.builder.opts // reset with the builder for its next batch
 			o.ProducerID, o.ProducerEpoch, o.BaseSequence = stamp(b.Partition, len(b.Data))
 		}
-		if b.encoded == nil {
+		if b.encoded == nil && a.cfg.CompressionType != CodecNone {
 			b.encoded = make([]byte, 0, b.builder.UncompressedSize())
 		}
-		out, err := b.builder.AppendBatch(b.encoded[:0])
+		out, err := b.builder.TakeBatch(b.encoded)
 		if err != nil {
 			b.Err = err
 			out = out[:0]
@@ -735,7 +762,7 @@ func (a *Accumulator[P, D]) Release(b *ProducerBatch[P, D]) {
 }
 
 func (a *Accumulator[P, D]) putBuilderLocked(bl *Builder) {
-	if c := int64(cap(bl.records)); c <= 2*int64(a.cfg.BatchSize) && a.mu.pooledBytes+c <= a.cfg.BufferMemory {
+	if c := int64(cap(bl.buf)); c <= 2*int64(a.cfg.BatchSize) && a.mu.pooledBytes+c <= a.cfg.BufferMemory {
 		bl.Reset(a.opts)
 		a.mu.freeBuilders = append(a.mu.freeBuilders, bl)
 		a.mu.pooledBytes += c

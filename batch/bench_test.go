@@ -1,7 +1,9 @@
 package batch
 
 import (
+	"context"
 	"testing"
+	"time"
 )
 
 // Benchmark payloads are deterministic JSON events of about 1 KiB (see
@@ -135,5 +137,76 @@ func BenchmarkBuilder(b *testing.B) {
 			}
 			b.ReportMetric(float64(size)/float64(len(out)), "ratio")
 		})
+	}
+}
+
+// BenchmarkAppendDrainRelease is a producer's whole path through the accumulator
+// for 1 KiB JSON records spread over 16 partitions: Append (the copy of the
+// value into the open batch), Drain of the sealed batches as a sender takes
+// them (encoding, and compression for codecs other than none) and Release
+// once acknowledged. One op is one record; the bytes are its value's.
+func BenchmarkAppendDrainRelease(b *testing.B) {
+	const partitions = 16
+	values := jsonValues(1, 64)
+	type tp struct {
+		topic string
+		part  int32
+	}
+	for _, bs := range []struct {
+		name string
+		size int
+	}{{"16KiB", 16 << 10}, {"1MiB", 1 << 20}} {
+		for _, c := range []Codec{CodecNone, CodecLZ4} {
+			b.Run("batch="+bs.name+"/codec="+c.String(), func(b *testing.B) {
+				cfg := DefaultAccumulatorConfig()
+				cfg.BatchSize = bs.size
+				cfg.LingerMs = 60000 // batches go when sealed, as at saturation
+				cfg.BufferMemory = 64 << 20
+				cfg.CompressionType = c
+				a, err := NewAccumulator[tp, struct{}](cfg, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				var (
+					pend    []Pending[tp]
+					ready   []tp
+					drained []*ProducerBatch[tp, struct{}]
+				)
+				drain := func() {
+					pend, _, _ = a.Ready(time.Now(), pend[:0])
+					ready = ready[:0]
+					for _, p := range pend {
+						if p.Ready {
+							ready = append(ready, p.Partition)
+						}
+					}
+					if len(ready) == 0 {
+						return
+					}
+					drained = a.Drain(0, ready, 100<<20, nil, drained[:0])
+					for i, d := range drained {
+						if d.Err != nil {
+							b.Fatal(d.Err)
+						}
+						a.Release(d)
+						drained[i] = nil
+					}
+				}
+				p := tp{"bench", 0}
+				b.SetBytes(int64(len(values[0])))
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					p.part = int32(i % partitions)
+					if err := a.Append(ctx, p, 1700000000000, nil, values[i%len(values)], nil, struct{}{}); err != nil {
+						b.Fatal(err)
+					}
+					if i++; i%256 == 0 {
+						drain()
+					}
+				}
+			})
+		}
 	}
 }

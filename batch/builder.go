@@ -3,6 +3,7 @@ package batch
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 )
 
@@ -41,12 +42,34 @@ func DefaultBuilderOptions() BuilderOptions {
 //	b.Add(tsMs, key, value, nil)
 //	out, err := b.AppendBatch(out[:0])
 type Builder struct {
-	opts    BuilderOptions
-	records []byte // the uncompressed records section
-	count   int32
-	baseTs  int64
-	maxTs   int64
+	opts BuilderOptions
+	// buf is HeaderSize bytes of room for the batch header, then the
+	// uncompressed records section, so that an uncompressed batch can be
+	// finished where it lies (TakeBatch).
+	buf    []byte
+	count  int32
+	baseTs int64
+	maxTs  int64
+	// Without compression, once a batch grows past crcFrom bytes the CRC
+	// covers its records as they are added: crc is the CRC-32C of
+	// buf[HeaderSize:crcEnd], brought up to date every crcChunk bytes
+	// while they are still in the cache, and combined with the header's
+	// when the batch is finished (crc32cCombine). A large batch's first
+	// records are out of the cache by then, and reading them again for
+	// the CRC would cost as much as copying them.
+	crc    uint32
+	crcEnd int
 }
+
+const (
+	// crcFrom is the batch size from which the CRC runs as records are
+	// added: smaller batches are still in the cache when finished, and a
+	// combine costs about what the CRC of a few KiB does.
+	crcFrom = 64 << 10
+	// crcChunk is how many bytes of records the running CRC lets gather:
+	// enough to make a call worth it, few enough to be in the L1 cache.
+	crcChunk = 4 << 10
+)
 
 // NewBuilder returns an empty Builder writing batches with opts.
 func NewBuilder(opts BuilderOptions) *Builder {
@@ -59,10 +82,29 @@ func NewBuilder(opts BuilderOptions) *Builder {
 // the next batch. The zero Builder is usable after Reset.
 func (b *Builder) Reset(opts BuilderOptions) {
 	b.opts = opts
-	b.records = b.records[:0]
+	b.clear()
 	b.count = 0
 	b.baseTs = 0
 	b.maxTs = 0
+}
+
+// clear empties buf to the header's room. A buffer too small for that room
+// is left empty; the first Add makes one.
+func (b *Builder) clear() {
+	b.crc, b.crcEnd = 0, HeaderSize
+	if cap(b.buf) < HeaderSize {
+		b.buf = b.buf[:0]
+		return
+	}
+	b.buf = b.buf[:HeaderSize]
+}
+
+// records is the uncompressed records section.
+func (b *Builder) records() []byte {
+	if len(b.buf) < HeaderSize {
+		return nil
+	}
+	return b.buf[HeaderSize:]
 }
 
 // Options returns the options the builder writes with.
@@ -85,8 +127,16 @@ func (b *Builder) Add(timestampMs int64, key, value []byte, headers []RecordHead
 		Value:          value,
 		Headers:        headers,
 	}
-	b.records = AppendRecord(b.records, &r)
+	if len(b.buf) < HeaderSize { // no room for the header yet
+		b.buf = make([]byte, HeaderSize, 512)
+		b.crc, b.crcEnd = 0, HeaderSize
+	}
+	b.buf = AppendRecord(b.buf, &r)
 	b.count++
+	if b.opts.Codec == CodecNone && len(b.buf) >= crcFrom && len(b.buf)-b.crcEnd >= crcChunk {
+		b.crc = crc32.Update(b.crc, castagnoli, b.buf[b.crcEnd:])
+		b.crcEnd = len(b.buf)
+	}
 }
 
 // SizeWith is what UncompressedSize would be after adding this record: a
@@ -112,7 +162,7 @@ func (b *Builder) Records() int { return int(b.count) }
 // UncompressedSize is the size of the batch written without compression: the
 // 61-byte header plus the records. With a codec, the written batch is the
 // header plus the compressed records.
-func (b *Builder) UncompressedSize() int { return HeaderSize + len(b.records) }
+func (b *Builder) UncompressedSize() int { return HeaderSize + len(b.records()) }
 
 // AppendBatch appends the batch to dst: baseOffset 0, the options' producer
 // fields and leader epoch, magic 2, the codec in the attributes, the records
@@ -128,9 +178,10 @@ func (b *Builder) AppendBatch(dst []byte) ([]byte, error) {
 		return dst, fmt.Errorf("%w: codec id %d", ErrCodec, int8(b.opts.Codec))
 	}
 	start := len(dst)
+	records := b.records()
 	if b.opts.Codec == CodecNone {
-		if cap(dst)-len(dst) < HeaderSize+len(b.records) {
-			nd := make([]byte, len(dst), len(dst)+HeaderSize+len(b.records))
+		if cap(dst)-len(dst) < HeaderSize+len(records) {
+			nd := make([]byte, len(dst), len(dst)+HeaderSize+len(records))
 			copy(nd, dst)
 			dst = nd
 		}
@@ -138,14 +189,47 @@ func (b *Builder) AppendBatch(dst []byte) ([]byte, error) {
 	var hdr [HeaderSize]byte
 	dst = append(dst, hdr[:]...)
 	var err error
-	if dst, err = Compress(b.opts.Codec, dst, b.records); err != nil {
+	if dst, err = Compress(b.opts.Codec, dst, records); err != nil {
 		return dst[:start], err
 	}
-	size := len(dst) - start
-	if size-LengthOverhead > math.MaxInt32 {
-		return dst[:start], fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	if err := b.putHeader(dst[start:]); err != nil {
+		return dst[:start], err
 	}
-	h := Header(dst[start:])
+	return dst, nil
+}
+
+// TakeBatch is AppendBatch without a copy, for a caller that sends the batch
+// and then drops it, as a producer does. Without compression the header is
+// written into the room the builder keeps in front of its records and the
+// builder's own buffer is returned: it belongs to the caller from then on,
+// and the builder takes spare (emptied; nil will do) as its buffer instead.
+// With a codec the records are compressed into spare, as AppendBatch(spare[:0])
+// does, and the builder keeps its buffer. Either way, Reset the builder before
+// its next batch. On an error the builder keeps its buffer and spare comes back
+// empty.
+func (b *Builder) TakeBatch(spare []byte) ([]byte, error) {
+	if b.opts.Codec != CodecNone || len(b.buf) < HeaderSize {
+		return b.AppendBatch(spare[:0])
+	}
+	if b.count == 0 {
+		return spare[:0], fmt.Errorf("%w: no records added", ErrRecordCount)
+	}
+	if err := b.putHeader(b.buf); err != nil {
+		return spare[:0], err
+	}
+	out := b.buf
+	b.buf = spare[:0]
+	return out, nil
+}
+
+// putHeader writes the header of the batch that fills dst, whose records
+// section is already in place after HeaderSize bytes.
+func (b *Builder) putHeader(dst []byte) error {
+	size := len(dst)
+	if size-LengthOverhead > math.MaxInt32 {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	}
+	h := Header(dst)
 	attrs := int16(b.opts.Codec) & attrCodecMask
 	if b.opts.Transactional {
 		attrs |= attrTransactional
@@ -163,6 +247,16 @@ func (b *Builder) AppendBatch(dst []byte) ([]byte, error) {
 	be.PutUint16(h[offProducerEpoch:], uint16(b.opts.ProducerEpoch))
 	be.PutUint32(h[offBaseSequence:], uint32(b.opts.BaseSequence))
 	be.PutUint32(h[offRecordCount:], uint32(b.count))
-	h.SetCRC()
-	return dst, nil
+	if b.opts.Codec != CodecNone || b.crcEnd == HeaderSize {
+		h.SetCRC()
+		return nil
+	}
+	// The records are the builder's, as added (copied into dst or not):
+	// finish their running CRC and put the header's in front of it.
+	if b.crcEnd < len(b.buf) {
+		b.crc = crc32.Update(b.crc, castagnoli, b.buf[b.crcEnd:])
+		b.crcEnd = len(b.buf)
+	}
+	be.PutUint32(h[offCRC:], crc32cCombine(CRC32C(h[CRCStart:HeaderSize]), b.crc, len(b.buf)-HeaderSize))
+	return nil
 }

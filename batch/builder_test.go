@@ -114,6 +114,72 @@ func TestBuilderNoAllocs(t *testing.T) {
 	}
 }
 
+// TakeBatch gives the bytes AppendBatch would, for every codec; without
+// compression they are the builder's own buffer, handed over, and the
+// builder goes on in the spare one. A zero Builder works too, and an empty
+// one fails as AppendBatch does.
+func TestBuilderTakeBatch(t *testing.T) {
+	small := append(sampleRecords(), jsonRecords(4, 20)...)
+	// Past crcFrom, the CRC runs as records are added: sizes that end
+	// chunks anywhere.
+	large := append(jsonRecords(5, 150), sampleRecords()...)
+	large = append(large, jsonRecords(6, 77)...)
+	for _, tc := range []struct {
+		name string
+		recs []testRecord
+	}{{"small", small}, {"large", large}} {
+		recs := tc.recs
+		for _, c := range allCodecs {
+			t.Run(tc.name+"/"+c.String(), func(t *testing.T) {
+				opts := codecOpts(c)
+				opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence = 7, 1, 40
+				b := NewBuilder(opts)
+				for round := range 3 {
+					b.Reset(opts)
+					for _, r := range recs {
+						b.Add(r.ts, r.key, r.value, r.headers)
+					}
+					want, err := b.AppendBatch(nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					own := b.buf
+					spare := make([]byte, 5, 1<<20)
+					got, err := b.TakeBatch(spare)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(got, want) {
+						t.Fatalf("round %d: TakeBatch differs from AppendBatch", round)
+					}
+					checkBatchRecords(t, got, recs)
+					if c == CodecNone {
+						if &got[0] != &own[0] {
+							t.Error("uncompressed batch was copied")
+						}
+						if cap(b.buf) != cap(spare) || len(b.buf) != 0 {
+							t.Errorf("builder did not take the spare buffer: len %d cap %d", len(b.buf), cap(b.buf))
+						}
+					} else if &got[0] != &spare[:1][0] {
+						t.Error("compressed batch not written into spare")
+					}
+				}
+			})
+		}
+	}
+	var zero Builder
+	zero.Add(1700000000000, nil, []byte("v"), nil)
+	got, err := zero.TakeBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBatchRecords(t, got, []testRecord{{ts: 1700000000000, value: []byte("v")}})
+	zero.Reset(DefaultBuilderOptions())
+	if _, err := zero.TakeBatch(nil); !errors.Is(err, ErrRecordCount) {
+		t.Errorf("empty builder: %v", err)
+	}
+}
+
 // kmsgRecords splits a records section into kmsg.Records the way a franz-go
 // consumer does: read each record's varint length, then decode that span.
 func kmsgRecords(t *testing.T, section []byte, count int) []kmsg.Record {
