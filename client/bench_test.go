@@ -198,7 +198,8 @@ func (l *satLatency) report(b *testing.B) {
 // spent queued in the client: the p99 shows whether some partitions' batches
 // wait far longer than the others (drain order), and for Gregor's producer
 // sendage-p99-ms/sendage-max-ms are how old batches are when first put
-// into a request.
+// into a request. Both clients have the same request limit
+// (satMaxRequestSize).
 func BenchmarkProducerSaturated(b *testing.B) {
 	const partitions = 16
 	c := testcluster.Start(b, 1, nil)
@@ -229,6 +230,11 @@ func BenchmarkProducerSaturated(b *testing.B) {
 	}
 }
 
+// satMaxRequestSize is both clients' request limit in
+// BenchmarkProducerSaturated: max.request.size for Gregor's, BrokerMaxWriteBytes
+// for franz-go's, at franz-go's default, Kafka's socket.request.max.bytes.
+const satMaxRequestSize = 100 << 20
+
 func benchSaturatedGregor(b *testing.B, addrs []string, topic, acks string, batchSize int, bufferMemory int64, values [][]byte, lat *satLatency) {
 	cfg := DefaultProducerConfig()
 	cfg.BootstrapServers = addrs
@@ -236,6 +242,9 @@ func benchSaturatedGregor(b *testing.B, addrs []string, topic, acks string, batc
 	cfg.EnableIdempotence = acks == "all"
 	cfg.BatchSize = batchSize
 	cfg.BufferMemory = bufferMemory
+	// franz-go's request limit (its default BrokerMaxWriteBytes), so that
+	// both clients may put every partition's batch in one request.
+	cfg.MaxRequestSize = satMaxRequestSize
 	ages := hdrhistogram.New(1, 600e6, 3) // only the sender goroutine writes
 	p, err := NewProducer(cfg, withFirstSendHook(func(_ TopicPartition, created, now time.Time) {
 		ages.RecordValue(max(now.Sub(created).Microseconds(), 1))
@@ -283,7 +292,7 @@ func benchSaturatedFranz(b *testing.B, addrs []string, topic, acks string, batch
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(5 * time.Millisecond), kgo.ProducerBatchMaxBytes(int32(batchSize)),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.MaxBufferedBytes(int(bufferMemory)), kgo.MaxBufferedRecords(1 << 20),
+		kgo.MaxBufferedBytes(int(bufferMemory)), kgo.MaxBufferedRecords(1 << 20), kgo.BrokerMaxWriteBytes(satMaxRequestSize),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))}
 	if acks == "1" {
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5))

@@ -119,6 +119,10 @@ type conn struct {
 	// none; written before the writer starts, read only by the writer.
 	versions [128]int16
 	wbuf     []byte
+	// wvec is the Produce request's pieces for writev: wbuf's framing
+	// between the batches, which are written from where they lie. wleft
+	// is what WriteTo consumes (it moves the slice on as it writes).
+	wvec, wleft net.Buffers
 
 	mu struct {
 		sync.Mutex
@@ -129,6 +133,13 @@ type conn struct {
 		dead    bool
 		err     error
 		retire  bool // close once nothing is queued or pending
+		// writing is the call the writer is putting on the wire. A kill
+		// meanwhile leaves it to the writer (orphaned), which completes
+		// it once the write returns: its request may point at the
+		// caller's bytes (a Produce's batches), which the caller must not
+		// get back while a write can still read them.
+		writing  *call
+		orphaned bool
 	}
 }
 
@@ -213,6 +224,15 @@ func (c *conn) kill(err error) {
 	c.mu.dead, c.mu.err = true, cerr
 	queue, pending, nc := c.mu.queue, c.mu.pending, c.mu.nc
 	c.mu.queue, c.mu.pending = nil, nil
+	// The call being written, if it is still waiting for its answer, is
+	// the writer's to complete.
+	var writing *call
+	for _, cl := range pending {
+		if cl == c.mu.writing {
+			writing = cl
+			c.mu.orphaned = true
+		}
+	}
 	c.mu.Unlock()
 	c.cancel()
 	if nc != nil {
@@ -224,7 +244,9 @@ func (c *conn) kill(err error) {
 			"pending", len(pending), "queued", len(queue))
 	}
 	for _, cl := range pending {
-		cl.onDone(nil, cerr)
+		if cl != writing {
+			cl.onDone(nil, cerr)
+		}
 	}
 	for _, cl := range queue {
 		cl.onDone(nil, cerr)
@@ -416,12 +438,34 @@ func (c *conn) write(nc net.Conn, cl *call) error {
 			nc.SetReadDeadline(cl.deadline)
 		}
 	}
+	c.mu.writing = cl
 	c.mu.Unlock()
-	c.wbuf = c.fmt.AppendRequest(c.wbuf[:0], cl.req, cl.corr)
 	nc.SetWriteDeadline(now.Add(c.cfg.requestTimeout))
-	_, err = nc.Write(c.wbuf)
+	if pr, ok := cl.req.(*kmsg.ProduceRequest); ok && produceWritable(pr) {
+		// The batches go from where they lie, with writev: copying
+		// them into one buffer would cost a pass over every byte, and a
+		// buffer as large as the largest request.
+		c.wbuf, c.wvec = appendProduceRequest(c.wbuf[:0], c.wvec[:0], c.cfg.clientID, pr, cl.corr)
+		c.wleft = c.wvec
+		_, err = c.wleft.WriteTo(nc)
+		c.wleft = nil
+		clear(c.wvec) // hold no batch past its write
+	} else {
+		c.wbuf = c.fmt.AppendRequest(c.wbuf[:0], cl.req, cl.corr)
+		_, err = nc.Write(c.wbuf)
+	}
 	if cap(c.wbuf) > maxKeptWriteBuffer {
 		c.wbuf = nil
+	}
+	c.mu.Lock()
+	c.mu.writing = nil
+	orphaned, connErr := c.mu.orphaned, c.mu.err
+	c.mu.orphaned = false
+	c.mu.Unlock()
+	if orphaned {
+		// Killed during the write: kill left this call to us.
+		cl.onDone(nil, connErr)
+		return nil
 	}
 	if cl.noResponse {
 		if err != nil {
@@ -434,6 +478,124 @@ func (c *conn) write(nc net.Conn, cl *call) error {
 		return err
 	}
 	return nil
+}
+
+// produceWritable is whether appendProduceRequest can write req: the
+// versions whose layout it knows (3 to 12; 13 names topics by id) and no
+// unknown tagged fields, which this client never sets.
+func produceWritable(req *kmsg.ProduceRequest) bool {
+	if req.Version < 3 || req.Version > 12 || req.UnknownTags.Len() > 0 {
+		return false
+	}
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		if t.UnknownTags.Len() > 0 {
+			return false
+		}
+		for j := range t.Partitions {
+			if t.Partitions[j].UnknownTags.Len() > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// appendProduceRequest encodes req (version req.Version, which
+// produceWritable accepts) as kmsg's RequestFormatter does, the size prefix
+// and the request header included, except that the record batches are not
+// copied: buf receives every other byte, and vec the pieces to write in
+// order, slices of buf between the batches and the batches themselves.
+func appendProduceRequest(buf []byte, vec net.Buffers, clientID string, req *kmsg.ProduceRequest, corr int32) ([]byte, net.Buffers) {
+	flexible := req.Version >= 9
+	be := binary.BigEndian
+	appendLen := func(buf []byte, n int) []byte { // an array's length or a byte string's
+		if flexible {
+			return binary.AppendUvarint(buf, uint64(n)+1)
+		}
+		return be.AppendUint32(buf, uint32(n))
+	}
+	// Header v1 (v2 when flexible): the client id is never compact.
+	buf = append(buf, 0, 0, 0, 0) // the size, once known
+	buf = be.AppendUint16(buf, uint16(kmsg.Produce.Int16()))
+	buf = be.AppendUint16(buf, uint16(req.Version))
+	buf = be.AppendUint32(buf, uint32(corr))
+	buf = be.AppendUint16(buf, uint16(len(clientID)))
+	buf = append(buf, clientID...)
+	if flexible {
+		buf = append(buf, 0) // no tagged fields
+	}
+	switch id := req.TransactionID; {
+	case id == nil && flexible:
+		buf = append(buf, 0)
+	case id == nil:
+		buf = be.AppendUint16(buf, 0xffff)
+	case flexible:
+		buf = binary.AppendUvarint(buf, uint64(len(*id))+1)
+		buf = append(buf, *id...)
+	default:
+		buf = be.AppendUint16(buf, uint16(len(*id)))
+		buf = append(buf, *id...)
+	}
+	buf = be.AppendUint16(buf, uint16(req.Acks))
+	buf = be.AppendUint32(buf, uint32(req.TimeoutMillis))
+	// cuts[i] is where batches[i] goes between the bytes of buf.
+	type cut struct {
+		at      int
+		records []byte
+	}
+	var cutsArr [64]cut
+	cuts := cutsArr[:0]
+	total := 0
+	buf = appendLen(buf, len(req.Topics))
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		if flexible {
+			buf = binary.AppendUvarint(buf, uint64(len(t.Topic))+1)
+		} else {
+			buf = be.AppendUint16(buf, uint16(len(t.Topic)))
+		}
+		buf = append(buf, t.Topic...)
+		buf = appendLen(buf, len(t.Partitions))
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			buf = be.AppendUint32(buf, uint32(p.Partition))
+			switch {
+			case p.Records == nil && flexible:
+				buf = append(buf, 0)
+			case p.Records == nil:
+				buf = be.AppendUint32(buf, 0xffffffff)
+			default:
+				buf = appendLen(buf, len(p.Records))
+				if len(p.Records) > 0 {
+					cuts = append(cuts, cut{len(buf), p.Records})
+					total += len(p.Records)
+				}
+			}
+			if flexible {
+				buf = append(buf, 0) // the partition's tagged fields
+			}
+		}
+		if flexible {
+			buf = append(buf, 0) // the topic's
+		}
+	}
+	if flexible {
+		buf = append(buf, 0) // the request's
+	}
+	be.PutUint32(buf, uint32(len(buf)+total-4))
+	from := 0
+	for _, c := range cuts {
+		if c.at > from {
+			vec = append(vec, buf[from:c.at])
+		}
+		vec = append(vec, c.records)
+		from = c.at
+	}
+	if len(buf) > from {
+		vec = append(vec, buf[from:])
+	}
+	return buf, vec
 }
 
 func (c *conn) readLoop(nc net.Conn, br *bufio.Reader) {

@@ -225,8 +225,39 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(RecordMetadat
 	if r == nil {
 		return errors.New("client: Produce of a nil record")
 	}
-	if err := validateTopic(r.Topic); err != nil {
+	// A topic the metadata holds has a name the broker accepted: only
+	// others need checking, and waiting for.
+	var t *topicMeta
+	if md := p.cl.snapshot(); md != nil {
+		if tm := md.topics[r.Topic]; tm != nil && tm.err == nil && len(tm.parts) > 0 {
+			t = tm
+		}
+	}
+	if t == nil {
+		if err := validateTopic(r.Topic); err != nil {
+			return err
+		}
+	}
+	if err := p.checkSize(r); err != nil {
 		return err
+	}
+	if t == nil {
+		return p.produceWaiting(ctx, r, cb)
+	}
+	return p.produce(ctx, t, r, cb)
+}
+
+// maxRecordOverhead bounds what a record without headers adds to its key and
+// value in a batch: its length, attributes, timestamp and offset deltas, key
+// and value lengths and header count, as varints.
+const maxRecordOverhead = 5 + 1 + 10 + 5 + 5 + 5 + 1
+
+// checkSize fails a record larger than max.request.size or buffer.memory
+// with its batch header.
+func (p *Producer) checkSize(r *Record) error {
+	limit := min(int64(p.cfg.MaxRequestSize), p.cfg.BufferMemory)
+	if len(r.Headers) == 0 && int64(batch.HeaderSize+maxRecordOverhead+len(r.Key)+len(r.Value)) <= limit {
+		return nil // the common case, without the exact size
 	}
 	size := batch.HeaderSize + batch.RecordSize(&batch.Record{Key: r.Key, Value: r.Value, Headers: r.Headers})
 	if size > p.cfg.MaxRequestSize {
@@ -235,30 +266,29 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(RecordMetadat
 	if int64(size) > p.cfg.BufferMemory {
 		return fmt.Errorf("%w: %d bytes with its batch header, buffer.memory is %d", ErrRecordTooLarge, size, p.cfg.BufferMemory)
 	}
+	return nil
+}
+
+// produceWaiting is Produce for a topic whose metadata is not known yet:
+// max.block.ms covers the wait for metadata and the wait for memory
+// together, as in Java. Only this path pays for a timer.
+func (p *Producer) produceWaiting(ctx context.Context, r *Record, cb func(RecordMetadata, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, p.maxBlock)
+	defer cancel()
+	t, err := p.cl.waitTopic(ctx, r.Topic)
+	if err != nil {
+		return err
+	}
+	return p.produce(ctx, t, r, cb)
+}
+
+// produce partitions r among t's partitions and appends it.
+func (p *Producer) produce(ctx context.Context, t *topicMeta, r *Record, cb func(RecordMetadata, error)) error {
 	ts := r.Timestamp
 	if ts.IsZero() {
 		ts = p.now()
 	}
 	tsMs := ts.UnixMilli()
-
-	var t *topicMeta
-	if md := p.cl.snapshot(); md != nil {
-		if tm := md.topics[r.Topic]; tm != nil && tm.err == nil && len(tm.parts) > 0 {
-			t = tm
-		}
-	}
-	if t == nil {
-		// Only the slow path pays for a timer: max.block.ms covers the wait
-		// for metadata and the wait for memory together, as in Java.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.maxBlock)
-		defer cancel()
-		var err error
-		if t, err = p.cl.waitTopic(ctx, r.Topic); err != nil {
-			return err
-		}
-	}
-
 	d := recordMeta{cb: cb, tsMs: tsMs}
 	tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
 	switch {
