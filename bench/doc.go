@@ -80,10 +80,10 @@
 // # Clients
 //
 // The load goes through two small interfaces, Producer and Consumer,
-// built by a Driver registered under the --client name: franz-go
-// (driver_franz.go, the default) or Gregor's own client (driver_gregor.go,
-// --client gregor). franz-go stays the default until Gregor's producer's
-// tail latency under saturation is fixed (see the README's comparison). Topic
+// built by a Driver registered under the --client name: Gregor's own client
+// (driver_gregor.go, the default) or franz-go (driver_franz.go, --client
+// franz), so that a report can set one against the other on the same
+// workload (workloads/clients.yaml; the README quotes the comparison). Topic
 // administration always goes through franz-go's kadm, which every Kafka-
 // compatible cluster understands.
 //

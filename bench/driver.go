@@ -15,7 +15,7 @@ import (
 const AnyPartition int32 = -1
 
 // Producer is the load generator's view of a Kafka producer. Implementations
-// wrap one client library each (franz-go today, Gregor's own client next);
+// wrap one client library each (Gregor's own client and franz-go);
 // the harness measures through this interface only, so every client is
 // measured the same way.
 type Producer interface {

@@ -39,18 +39,27 @@ func franzCodec(name string) (kgo.CompressionCodec, error) {
 // Differences from the Java client, which the report should be read with:
 // kgo's batch limit (ProducerBatchMaxBytes) is a maximum where batch.size
 // is a target; with idempotence kgo keeps one produce request in flight
-// per broker, whatever max.in.flight says.
+// per broker, whatever max.in.flight says. max.request.size becomes kgo's
+// BrokerMaxWriteBytes, the most bytes of one Produce request on the wire
+// (kgo's default is 100 MiB): kgo counts the request's framing in it, where
+// the Java client and Gregor's count the batches, a difference of some
+// bytes per partition. kgo refuses a batch limit above it, so batch.size is
+// capped at max.request.size, and it refuses a request limit below 1 KiB.
 func franzProducerOpts(cfg ProducerConfig) ([]kgo.Opt, error) {
 	s := cfg.Settings
 	codec, err := franzCodec(s.CompressionType)
 	if err != nil {
 		return nil, err
 	}
+	batchMax := s.BatchSize
+	if s.MaxRequestSize > 0 {
+		batchMax = min(batchMax, s.MaxRequestSize)
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Bootstrap...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.ProducerLinger(time.Duration(s.LingerMs) * time.Millisecond),
-		kgo.ProducerBatchMaxBytes(int32(s.BatchSize)),
+		kgo.ProducerBatchMaxBytes(int32(batchMax)),
 		kgo.ProducerBatchCompression(codec),
 		// buffer.memory bounds the buffer; the record count limit is
 		// set high enough never to be the one that binds first.
@@ -64,6 +73,9 @@ func franzProducerOpts(cfg ProducerConfig) ([]kgo.Opt, error) {
 		// Topics are created just before the load starts: a short
 		// metadata age lets the client find their leaders quickly.
 		kgo.MetadataMinAge(250 * time.Millisecond),
+	}
+	if s.MaxRequestSize > 0 { // 0: kgo's default
+		opts = append(opts, kgo.BrokerMaxWriteBytes(int32(s.MaxRequestSize)))
 	}
 	switch s.Acks {
 	case AcksAll:

@@ -44,6 +44,9 @@ func gregorProducerConfig(cfg ProducerConfig) (client.ProducerConfig, error) {
 	pc.BufferMemory = s.BufferMemory
 	pc.RequestTimeoutMs = s.RequestTimeoutMs
 	pc.DeliveryTimeoutMs = s.DeliveryTimeoutMs
+	if s.MaxRequestSize > 0 { // 0: the client's default, Kafka's 1 MiB
+		pc.MaxRequestSize = s.MaxRequestSize
+	}
 	return pc, pc.Validate()
 }
 

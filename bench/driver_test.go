@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestDrivers(t *testing.T) {
@@ -45,5 +47,47 @@ func TestFranzProducerOpts(t *testing.T) {
 	s.EnableIdempotence = false
 	if _, err := franzProducerOpts(ProducerConfig{Settings: s}); err == nil {
 		t.Error("unknown codec accepted")
+	}
+}
+
+// TestMaxRequestSize checks that a workload's max.request.size reaches both
+// clients: Gregor's as max.request.size, franz-go's as its request limit
+// (with the batch limit capped to it, which kgo requires).
+func TestMaxRequestSize(t *testing.T) {
+	s := DefaultProducerSettings()
+	if s.MaxRequestSize != 1<<20 {
+		t.Errorf("default max.request.size %d, want Kafka's 1048576", s.MaxRequestSize)
+	}
+	s.BatchSize, s.MaxRequestSize = 4<<20, 2<<20
+	cfg := ProducerConfig{Bootstrap: []string{"127.0.0.1:1"}, Settings: s}
+	pc, err := gregorProducerConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.MaxRequestSize != 2<<20 {
+		t.Errorf("gregor: max.request.size %d, want %d", pc.MaxRequestSize, 2<<20)
+	}
+	opts, err := franzProducerOpts(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if v := cl.OptValue(kgo.BrokerMaxWriteBytes); v != int32(2<<20) {
+		t.Errorf("franz: BrokerMaxWriteBytes %v, want %d", v, 2<<20)
+	}
+	if v := cl.OptValue(kgo.ProducerBatchMaxBytes); v != int32(2<<20) {
+		t.Errorf("franz: ProducerBatchMaxBytes %v, want %d (batch.size capped)", v, 2<<20)
+	}
+
+	// Unset (0, as in summaries written before the setting existed): each
+	// client's own default.
+	s.MaxRequestSize = 0
+	cfg.Settings = s
+	if pc, err := gregorProducerConfig(cfg); err != nil || pc.MaxRequestSize != 1<<20 {
+		t.Errorf("gregor with 0: %d, %v", pc.MaxRequestSize, err)
 	}
 }

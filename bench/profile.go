@@ -8,16 +8,32 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
 )
 
-// ProfileKinds are the broker profiles --profile can record, each fetched
-// from a node's admin port (/debug/pprof) over HTTP: a profile of the
-// broker process, not of the harness, without any profiling code in the
-// broker beyond net/http/pprof.
-var ProfileKinds = []string{"cpu", "mem", "mutex", "block", "trace"}
+// ProfileKinds are the profiles --profile can record. All but "client" are
+// the brokers', each fetched from a node's admin port (/debug/pprof) over
+// HTTP: a profile of the broker process, not of the harness, without any
+// profiling code in the broker beyond net/http/pprof. "client" is a CPU
+// profile of the harness's own process over the measured phase: the load
+// generator's producers and consumers, against any cluster.
+var ProfileKinds = []string{"cpu", "mem", "mutex", "block", "trace", ClientProfile}
+
+// ClientProfile is the profile kind of the harness's own CPU.
+const ClientProfile = "client"
+
+// brokerProfiles reports whether kinds ask for any broker profile.
+func brokerProfiles(kinds []string) bool {
+	for _, k := range kinds {
+		if k != ClientProfile {
+			return true
+		}
+	}
+	return false
+}
 
 // ParseProfiles reads a comma-separated list of profile kinds.
 func ParseProfiles(s string) ([]string, error) {
@@ -92,8 +108,16 @@ func (p *profiler) start(ctx context.Context, slug string, measured time.Duratio
 		return
 	}
 	seconds := max(int(measured.Round(time.Second)/time.Second), 1)
+	for _, kind := range p.kinds {
+		if kind == ClientProfile {
+			p.startClient(ctx, filepath.Join(p.dir, slug+".client.cpu.pprof"), measured)
+		}
+	}
 	for i, admin := range p.admins {
 		for _, kind := range p.kinds {
+			if kind == ClientProfile {
+				continue
+			}
 			path, suffix := profileRequest(kind, seconds)
 			file := filepath.Join(p.dir, fmt.Sprintf("%s.broker-%d.%s", slug, i+1, suffix))
 			delay := time.Duration(0)
@@ -114,6 +138,39 @@ func (p *profiler) start(ctx context.Context, slug string, measured time.Duratio
 			}()
 		}
 	}
+}
+
+// startClient records this process's CPU profile into file for the
+// measured phase (or until ctx ends).
+func (p *profiler) startClient(ctx context.Context, file string, measured time.Duration) {
+	p.wg.Go(func() {
+		err := func() error {
+			f, err := os.Create(file)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				os.Remove(file)
+				return err
+			}
+			t := time.NewTimer(measured)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			pprof.StopCPUProfile()
+			return f.Close()
+		}()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err != nil {
+			p.err = append(p.err, fmt.Errorf("client cpu profile: %w", err))
+		} else {
+			p.out = append(p.out, filepath.Base(file))
+		}
+	})
 }
 
 func (p *profiler) fetch(ctx context.Context, delay time.Duration, url, file string, timeout time.Duration) error {

@@ -74,6 +74,9 @@ func WriteReport(w io.Writer, s *Summary, plots []string) error {
 	if s.Target.Embedded {
 		b.WriteString("- Broker CPU is user+system seconds of all brokers over the measured phase (/proc/<pid>/stat); peak RSS is the highest VmHWM of any broker over the scenario.\n")
 	}
+	if clientCPUShown(s) {
+		b.WriteString("- Client CPU is user+system seconds of the harness's own process over the measured phase: the producers and consumers of the client named above, and the harness's bookkeeping.\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -145,6 +148,10 @@ func writeResults(b *strings.Builder, s *Summary) {
 	if s.Target.Embedded {
 		header = append(header, "broker CPU s", "peak RSS MiB")
 	}
+	clientCPU := clientCPUShown(s)
+	if clientCPU {
+		header = append(header, "client CPU s")
+	}
 	header = append(header, "errors")
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
 	b.WriteString("|" + strings.Repeat("---|", len(header)) + "\n")
@@ -188,6 +195,9 @@ func writeResults(b *strings.Builder, s *Summary) {
 		)
 		if s.Target.Embedded {
 			row = append(row, fmtNum(r.BrokerCPUSeconds), fmtNum(float64(r.BrokerPeakRSSBytes)/(1<<20)))
+		}
+		if clientCPU {
+			row = append(row, fmtNum(r.ClientCPUSeconds))
 		}
 		row = append(row, errorCell(r))
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
@@ -480,4 +490,15 @@ func fmtNum(v float64) string {
 // oneLine keeps multi-line errors inside a table cell or list item.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "|", "/")), " ")
+}
+
+// clientCPUShown is whether the summary has client CPU figures: summaries
+// written before they were measured do not.
+func clientCPUShown(s *Summary) bool {
+	for _, r := range s.Scenarios {
+		if r.ClientCPUSeconds > 0 {
+			return true
+		}
+	}
+	return false
 }

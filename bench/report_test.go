@@ -65,6 +65,25 @@ func TestReportGolden(t *testing.T) {
 }
 
 // lineDiff shows the first differing lines.
+// TestReportClientCPU: the client CPU column appears when the summary has
+// the figure (summaries older than it do not, and their reports stay as
+// they were).
+func TestReportClientCPU(t *testing.T) {
+	s := readTestSummary(t)
+	for i := range s.Scenarios {
+		s.Scenarios[i].ClientCPUSeconds = 1.5 + float64(i)
+	}
+	var b bytes.Buffer
+	if err := WriteReport(&b, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, must := range []string{"| client CPU s | errors |", "| 1.50 |", "- Client CPU is user+system seconds"} {
+		if !strings.Contains(b.String(), must) {
+			t.Errorf("report lacks %q", must)
+		}
+	}
+}
+
 func lineDiff(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
 	for i := 0; i < max(len(w), len(g)); i++ {

@@ -34,13 +34,14 @@ type Config struct {
 	// where the page-cache and fdatasync limits are measured. Default:
 	// the system's temporary directory.
 	DataDir string
-	// Client names the driver (see DriverNames); default "franz".
+	// Client names the driver (see DriverNames); default "gregor", Gregor's
+	// own client.
 	Client string
 	// OutDir is the parent of the run's folder, <date>-<workload name>
 	// (default "results").
 	OutDir string
-	// Profiles are broker profiles to record (ProfileKinds); embedded
-	// clusters only.
+	// Profiles are the profiles to record (ProfileKinds); broker ones for
+	// embedded clusters only.
 	Profiles []string
 	// Timeout bounds reaching the cluster and each admin operation
 	// (default 30 s).
@@ -76,7 +77,7 @@ func (c *Config) setDefaults() {
 		c.Brokers = 1
 	}
 	if c.Client == "" {
-		c.Client = "franz"
+		c.Client = "gregor"
 	}
 	if c.OutDir == "" {
 		c.OutDir = "results"
@@ -119,8 +120,8 @@ func (c *Config) Check() error {
 	if _, err := LookupDriver(cc.Client); err != nil {
 		errs = append(errs, err)
 	}
-	if len(cc.Profiles) > 0 && len(cc.Bootstrap) > 0 {
-		errs = append(errs, errors.New("profiles are recorded from the embedded brokers' admin ports; with --bootstrap there are none to ask"))
+	if brokerProfiles(cc.Profiles) && len(cc.Bootstrap) > 0 {
+		errs = append(errs, errors.New("broker profiles are recorded from the embedded brokers' admin ports; with --bootstrap there are none to ask (the client profile works with any cluster)"))
 	}
 	for _, p := range cc.Profiles {
 		if _, err := ParseProfiles(p); err != nil {
@@ -186,8 +187,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r.dir = dir
-	if len(cfg.Profiles) > 0 && r.cluster != nil {
-		r.prof = newProfiler(cfg.Profiles, r.cluster.AdminAddrs(), dir)
+	if len(cfg.Profiles) > 0 {
+		var admins []string
+		if r.cluster != nil {
+			admins = r.cluster.AdminAddrs()
+		}
+		r.prof = newProfiler(cfg.Profiles, admins, dir)
 	}
 
 	fmt.Fprintf(cfg.Progress, "measuring this machine's limits in %s\n", cfg.DataDir)
@@ -597,21 +602,24 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 		prodWG.Go(func() { loop.run(prodCtx) })
 	}
 
-	// Phases: broker CPU at the start and end of the measured phase, and
-	// the profiles over it.
+	// Phases: broker and client CPU at the start and end of the measured
+	// phase, and the profiles over it. The client's is this process's: the
+	// producers, the consumers and the harness's own bookkeeping.
 	var cpu0, cpu1 []float64
+	self := []int{os.Getpid()}
+	var self0, self1 []float64
 	measuredEnd := end
 	var phaseWG sync.WaitGroup
 	phaseWG.Go(func() {
 		if !sleepUntil(ctx, warmEnd) {
 			return
 		}
-		cpu0 = readCPU(pids)
+		cpu0, self0 = readCPU(pids), readCPU(self)
 		r.prof.start(ctx, sc.Slug, w.TestDuration)
 		if !sleepUntil(ctx, end) {
 			measuredEnd = time.Now()
 		}
-		cpu1 = readCPU(pids)
+		cpu1, self1 = readCPU(pids), readCPU(self)
 	})
 
 	// Progress lines until the producers are done.
@@ -742,6 +750,9 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 		res.Brokers = append(res.Brokers, bf)
 		res.BrokerCPUSeconds += bf.CPUSeconds
 		res.BrokerPeakRSSBytes = max(res.BrokerPeakRSSBytes, bf.PeakRSSBytes)
+	}
+	if len(self0) == 1 && len(self1) == 1 && self0[0] >= 0 && self1[0] >= 0 {
+		res.ClientCPUSeconds = self1[0] - self0[0]
 	}
 	res.ErrorTexts = stats.errorTexts()
 	for _, e := range flushErrs {

@@ -44,11 +44,13 @@ func fakeCluster(t *testing.T) []string {
 }
 
 // TestRunAgainstKfake runs the harness end to end against franz-go's
-// in-memory cluster: the harness's own path, independent of Gregor.
+// in-memory cluster: the harness's own path, independent of Gregor's
+// broker, with the default client (Gregor's) and its CPU profile.
 func TestRunAgainstKfake(t *testing.T) {
 	out := t.TempDir()
 	var progress syncBuffer
 	res, err := Run(t.Context(), Config{Workload: tinyWorkload(t, ""), Bootstrap: fakeCluster(t), OutDir: out,
+		Profiles: []string{ClientProfile},
 		Progress: &progress, LimitsEach: 50 * time.Millisecond, Timeout: 10 * time.Second, DrainTimeout: 10 * time.Second,
 		Now: func() time.Time { return time.Date(2026, 3, 4, 23, 59, 0, 0, time.FixedZone("x", 3600)) }})
 	if err != nil {
@@ -61,9 +63,20 @@ func TestRunAgainstKfake(t *testing.T) {
 	if len(s.Scenarios) != 2 || s.Target.Embedded || s.Target.Brokers != 1 || s.Limits == nil {
 		t.Fatalf("summary %+v", s)
 	}
+	if s.Client != "gregor" {
+		t.Errorf("client %q, want the default, gregor", s.Client)
+	}
 	for _, r := range s.Scenarios {
 		if !r.OK() {
 			t.Errorf("scenario %d: %+v", r.Index, r)
+		}
+		if want := r.Slug + ".client.cpu.pprof"; len(r.ProfileFiles) != 1 || r.ProfileFiles[0] != want {
+			t.Errorf("scenario %d profiles %q, want %s", r.Index, r.ProfileFiles, want)
+		} else if b, err := os.ReadFile(filepath.Join(res.Dir, want)); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s: not a pprof profile (%v)", want, err)
+		}
+		if r.ClientCPUSeconds < 0 {
+			t.Errorf("scenario %d client CPU %v s", r.Index, r.ClientCPUSeconds)
 		}
 		// 200 records/s for 1 s.
 		if r.RecordsSent < 195 || r.RecordsSent > 201 || r.RecordsStored != r.RecordsAcked || r.RecordsConsumed != r.RecordsStored {
@@ -175,6 +188,15 @@ func TestConfigCheck(t *testing.T) {
 	}
 	if err := (&Config{Workload: w, Brokers: 2, Profiles: []string{"cpu", "trace"}}).Check(); err != nil {
 		t.Error(err)
+	}
+	// The client's profile is this process's: any cluster will do.
+	if err := (&Config{Workload: w, Bootstrap: []string{"h:1"}, Profiles: []string{ClientProfile}}).Check(); err != nil {
+		t.Error(err)
+	}
+	c := Config{Workload: w}
+	c.setDefaults()
+	if c.Client != "gregor" {
+		t.Errorf("default client %q, want gregor", c.Client)
 	}
 }
 

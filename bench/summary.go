@@ -89,6 +89,11 @@ type ScenarioResult struct {
 	Brokers            []BrokerFigures `json:"brokers,omitempty"`
 	BrokerCPUSeconds   float64         `json:"brokerCpuSeconds"`
 	BrokerPeakRSSBytes int64           `json:"brokerPeakRssBytes"`
+	// ClientCPUSeconds is the harness process's CPU over the measured
+	// phase: the clients' producers and consumers, and the harness's own
+	// bookkeeping (histograms, the payload), which is the same whichever
+	// client runs.
+	ClientCPUSeconds float64 `json:"clientCpuSeconds,omitempty"`
 
 	HgrmFiles    []string `json:"hgrmFiles,omitempty"`
 	ProfileFiles []string `json:"profileFiles,omitempty"`

@@ -100,6 +100,12 @@ type ProducerSettings struct {
 	BufferMemory      int64  `json:"buffer.memory"`
 	RequestTimeoutMs  int    `json:"request.timeout.ms"`
 	DeliveryTimeoutMs int    `json:"delivery.timeout.ms"`
+	// MaxRequestSize is max.request.size: the most bytes of batches one
+	// Produce request carries (and so the largest record). Kafka's 1 MiB
+	// means that with batches of 1 MiB each request carries one; comparing
+	// clients needs the same value for both (franz-go's own default is
+	// 100 MiB, Kafka's socket.request.max.bytes).
+	MaxRequestSize int `json:"max.request.size,omitempty"`
 }
 
 // DefaultProducerSettings are Kafka 4.0's producer defaults.
@@ -114,6 +120,7 @@ func DefaultProducerSettings() ProducerSettings {
 		BufferMemory:      32 << 20,
 		RequestTimeoutMs:  30000,
 		DeliveryTimeoutMs: 120000,
+		MaxRequestSize:    1 << 20,
 	}
 }
 
@@ -206,6 +213,7 @@ const (
 	maxDuration          = 24 * time.Hour
 	maxLingerMs          = 60000
 	maxBatchSize         = 64 << 20
+	maxRequestSize       = 1 << 30 // franz-go's ceiling for BrokerMaxWriteBytes
 	maxScenarios         = 1000
 	maxReplicationFactor = 32
 	// batchOverhead is what a batch of one record needs besides the
@@ -216,7 +224,7 @@ const (
 // producerKeys are the settings accepted under producer:, in the order
 // error messages list them.
 var producerKeys = []string{"acks", "linger.ms", "batch.size", "compression.type", "enable.idempotence",
-	"max.in.flight.requests.per.connection", "buffer.memory", "request.timeout.ms", "delivery.timeout.ms"}
+	"max.in.flight.requests.per.connection", "buffer.memory", "request.timeout.ms", "delivery.timeout.ms", "max.request.size"}
 
 // sweepKeys are the settings a sweep may vary, in the order scenarios
 // nest them: the last varies fastest, so that neighbouring scenarios differ
@@ -463,6 +471,10 @@ func (w *Workload) check() error {
 			once(fmt.Sprintf("producer.enable.idempotence: true needs acks=all, but %s includes acks=%s", w.fieldName("acks"), sc.Producer.Acks))
 		}
 	}
+	if w.MessageSize+batchOverhead > w.Producer.MaxRequestSize {
+		add("producer.max.request.size: %d cannot hold one record of messageSize %d (a batch needs about %d bytes more)",
+			w.Producer.MaxRequestSize, w.MessageSize, batchOverhead)
+	}
 	if w.idempotenceSet && w.Producer.EnableIdempotence && w.Producer.MaxInFlight > 5 {
 		add("producer.max.in.flight.requests.per.connection: %d: at most 5 with enable.idempotence=true", w.Producer.MaxInFlight)
 	}
@@ -678,6 +690,8 @@ func (p *parser) producerSetting(ps *ProducerSettings, idemSet *bool, field, key
 		ps.RequestTimeoutMs = p.intIn(v, field, 100, 3600000)
 	case "delivery.timeout.ms":
 		ps.DeliveryTimeoutMs = p.intIn(v, field, 100, 3600000)
+	case "max.request.size":
+		ps.MaxRequestSize = p.intIn(v, field, 1<<10, maxRequestSize)
 	}
 }
 

@@ -56,13 +56,14 @@ producer:
   buffer.memory: 1048576
   request.timeout.ms: 5000
   delivery.timeout.ms: 60000
+  max.request.size: 16777216
 `
 	w, err := ParseWorkload([]byte(src), "w.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ProducerSettings{Acks: AcksLeader, LingerMs: 7, BatchSize: 65536, CompressionType: "zstd", EnableIdempotence: false,
-		MaxInFlight: 3, BufferMemory: 1 << 20, RequestTimeoutMs: 5000, DeliveryTimeoutMs: 60000}
+		MaxInFlight: 3, BufferMemory: 1 << 20, RequestTimeoutMs: 5000, DeliveryTimeoutMs: 60000, MaxRequestSize: 16 << 20}
 	if w.Producer != want {
 		t.Errorf("producer = %+v, want %+v", w.Producer, want)
 	}
@@ -107,6 +108,8 @@ func TestParseWorkloadErrors(t *testing.T) {
 		{"small batch", minimal + "producer:\n  batch.size: 100\n", []string{"producer.batch.size", "100: want 512"}},
 		{"batch smaller than a record", minimal + "messageSize: 4096\nproducer:\n  batch.size: 4096\n", []string{"producer.batch.size", "4096 cannot hold one record of messageSize 4096"}},
 		{"buffer below batch", minimal + "producer:\n  buffer.memory: 4096\n", []string{"producer.buffer.memory", "less than batch.size"}},
+		{"request below record", minimal + "messageSize: 4096\nproducer:\n  max.request.size: 4096\n", []string{"producer.max.request.size", "4096", "cannot hold one record"}},
+		{"request size range", minimal + "producer:\n  max.request.size: 100\n", []string{"producer.max.request.size", "100"}},
 		{"idempotence without acks all", minimal + "producer:\n  acks: 1\n  enable.idempotence: true\n", []string{"enable.idempotence", "acks=all", "acks=1"}},
 		{"idempotence with acks 0 in sweep", minimal + "producer:\n  enable.idempotence: true\nsweep:\n  acks: [all, 0]\n", []string{"enable.idempotence", "sweep.acks", "acks=0"}},
 		{"idempotence in flight", minimal + "producer:\n  enable.idempotence: true\n  max.in.flight.requests.per.connection: 6\n", []string{"max.in.flight.requests.per.connection", "6", "at most 5"}},
