@@ -149,10 +149,11 @@ type ProducerBatch[P comparable, D any] struct {
 	// must be failed, not sent.
 	Err error
 
-	created  time.Time
-	builder  *Builder // while open or sealed
-	encoded  []byte   // once drained
-	reserved int64    // bytes of buffer.memory this batch holds
+	created      time.Time
+	builder      *Builder // while open or sealed
+	encoded      []byte   // once drained
+	uncompressed int      // the encoded batch's size without compression
+	reserved     int64    // bytes of buffer.memory this batch holds
 
 	prev, next *ProducerBatch[P, D] // the accumulator's list of unreleased batches
 	flushes    []*flushWait         // Flush calls waiting for this batch
@@ -167,6 +168,10 @@ func (b *ProducerBatch[P, D]) Created() time.Time { return b.created }
 
 // Bytes is the encoded RecordBatch, valid from Drain until Release.
 func (b *ProducerBatch[P, D]) Bytes() []byte { return b.encoded }
+
+// UncompressedSize is what Bytes would be without compression, from Drain
+// on: with len(Bytes()), what the codec saved.
+func (b *ProducerBatch[P, D]) UncompressedSize() int { return b.uncompressed }
 
 // SetProducer rewrites the idempotence fields of the encoded batch and its
 // CRC, which covers them. A producer assigns sequence numbers when it first
@@ -639,6 +644,7 @@ func (a *Accumulator[P, D]) Drain(node int32, parts []P, maxBytes int, stamp Sta
 		if b.encoded == nil && a.cfg.CompressionType != CodecNone {
 			b.encoded = make([]byte, 0, b.builder.UncompressedSize())
 		}
+		b.uncompressed = b.builder.UncompressedSize() // before TakeBatch takes the buffer
 		out, err := b.builder.TakeBatch(b.encoded)
 		if err != nil {
 			b.Err = err

@@ -79,9 +79,7 @@ func (g *gregorProducer) Close() error {
 
 func (g *gregorProducer) Stats() ProducerStats {
 	st := g.p.Stats()
-	// The client counts the bytes it sends (compressed); the uncompressed
-	// size is not tracked separately, so no compression ratio is claimed.
-	return ProducerStats{Batches: st.Batches, CompressedBytes: st.Bytes, Retries: st.Retries}
+	return ProducerStats{Batches: st.Batches, UncompressedBytes: st.UncompressedBytes, CompressedBytes: st.Bytes, Retries: st.Retries}
 }
 
 func (gregorDriver) NewConsumer(_ context.Context, cfg ConsumerConfig) (Consumer, error) {

@@ -57,9 +57,11 @@ type ProducerStats struct {
 	// RecordErrors are records whose callback got an error.
 	RecordErrors int64
 	// Batches and Bytes are the acknowledged batches and their encoded
-	// (compressed) size.
-	Batches int64
-	Bytes   int64
+	// (compressed) size; UncompressedBytes is what those batches would
+	// have been without compression.
+	Batches           int64
+	Bytes             int64
+	UncompressedBytes int64
 	// Requests are Produce requests sent, retries included.
 	Requests int64
 	// Retries are batch resends.
@@ -159,7 +161,7 @@ type Producer struct {
 	cbDone   chan struct{}
 
 	stats struct {
-		recordsSent, recordErrors, batches, bytes, requests, retries atomic.Int64
+		recordsSent, recordErrors, batches, bytes, uncompressed, requests, retries atomic.Int64
 	}
 }
 
@@ -381,13 +383,14 @@ func (p *Producer) Close(ctx context.Context) error {
 // Stats returns the running totals.
 func (p *Producer) Stats() ProducerStats {
 	return ProducerStats{
-		RecordsSent:   p.stats.recordsSent.Load(),
-		RecordErrors:  p.stats.recordErrors.Load(),
-		Batches:       p.stats.batches.Load(),
-		Bytes:         p.stats.bytes.Load(),
-		Requests:      p.stats.requests.Load(),
-		Retries:       p.stats.retries.Load(),
-		BufferedBytes: p.acc.Buffered(),
+		RecordsSent:       p.stats.recordsSent.Load(),
+		RecordErrors:      p.stats.recordErrors.Load(),
+		Batches:           p.stats.batches.Load(),
+		Bytes:             p.stats.bytes.Load(),
+		UncompressedBytes: p.stats.uncompressed.Load(),
+		Requests:          p.stats.requests.Load(),
+		Retries:           p.stats.retries.Load(),
+		BufferedBytes:     p.acc.Buffered(),
 	}
 }
 
@@ -446,6 +449,7 @@ func (p *Producer) complete(b *pbatch) {
 		p.stats.recordsSent.Add(n)
 		p.stats.batches.Add(1)
 		p.stats.bytes.Add(int64(len(pb.Bytes())))
+		p.stats.uncompressed.Add(int64(pb.UncompressedSize()))
 	}
 	for i := range pb.Data {
 		d := &pb.Data[i]
