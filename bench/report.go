@@ -25,8 +25,12 @@ func WriteReport(w io.Writer, s *Summary, plots []string) error {
 	if s.Target.Embedded {
 		target = fmt.Sprintf("an embedded cluster of %d gregor serve process(es) on loopback", s.Target.Brokers)
 	}
-	fmt.Fprintf(&b, "Run from %s to %s UTC with the %s client against %s.\n",
-		s.StartedAt.UTC().Format("2006-01-02 15:04:05"), s.FinishedAt.UTC().Format("15:04:05"), s.Client, target)
+	clients := fmt.Sprintf("the %s client", s.Client)
+	if wl.Sweep.Client != nil {
+		clients = fmt.Sprintf("the clients %s (swept: each scenario names its own)", strings.Join(wl.Sweep.Client, " and "))
+	}
+	fmt.Fprintf(&b, "Run from %s to %s UTC with %s against %s.\n",
+		s.StartedAt.UTC().Format("2006-01-02 15:04:05"), s.FinishedAt.UTC().Format("15:04:05"), clients, target)
 	if s.Interrupted {
 		b.WriteString("**The run was interrupted**: the figures below are what was measured until then.\n")
 	}

@@ -503,7 +503,17 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 		}
 	}
 
-	// Clients.
+	// Clients: the scenario's own when the sweep varies them (checked
+	// when the workload was read), else the run's.
+	driver := r.driver
+	if sc.Client != "" {
+		d, err := LookupDriver(sc.Client)
+		if err != nil {
+			res.Error = err.Error()
+			return res, h
+		}
+		driver = d
+	}
 	var producers []Producer
 	var consumers []Consumer
 	var consumerGroup []*groupOffsets // by consumer: its group's deliveries, nil without groups
@@ -523,7 +533,7 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 				// protocol shares the partitions among its members.
 				bg := &benchGroup{partitions: w.PartitionsPerTopic, offsets: newGroupOffsets(w.PartitionsPerTopic)}
 				for c := range w.ConsumerPerSubscription {
-					cons, err := r.driver.NewConsumer(ctx, ConsumerConfig{Bootstrap: r.bootstrap, Group: fmt.Sprintf("%s-s%d", topic, s),
+					cons, err := driver.NewConsumer(ctx, ConsumerConfig{Bootstrap: r.bootstrap, Group: fmt.Sprintf("%s-s%d", topic, s),
 						Topics: []string{topic}, ClientID: fmt.Sprintf("gregor-bench-t%d-s%d-c%d", ti, s, c)})
 					if err != nil {
 						res.Error = fmt.Sprintf("creating a consumer: %v", err)
@@ -544,7 +554,7 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 				if len(parts) == 0 {
 					continue // more consumers than partitions: this one idles
 				}
-				cons, err := r.driver.NewConsumer(ctx, ConsumerConfig{Bootstrap: r.bootstrap, Partitions: map[string][]int32{topic: parts},
+				cons, err := driver.NewConsumer(ctx, ConsumerConfig{Bootstrap: r.bootstrap, Partitions: map[string][]int32{topic: parts},
 					ClientID: fmt.Sprintf("gregor-bench-t%d-s%d-c%d", ti, s, c)})
 				if err != nil {
 					res.Error = fmt.Sprintf("creating a consumer: %v", err)
@@ -555,7 +565,7 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 			}
 		}
 		for p := range w.ProducersPerTopic {
-			prod, err := r.driver.NewProducer(ctx, ProducerConfig{Bootstrap: r.bootstrap, Settings: sc.Producer,
+			prod, err := driver.NewProducer(ctx, ProducerConfig{Bootstrap: r.bootstrap, Settings: sc.Producer,
 				ClientID: fmt.Sprintf("gregor-bench-t%d-p%d", ti, p)})
 			if err != nil {
 				res.Error = fmt.Sprintf("creating a producer: %v", err)

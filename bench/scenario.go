@@ -21,6 +21,9 @@ type Scenario struct {
 	Producer          ProducerSettings `json:"producer"`
 	ReplicationFactor int              `json:"replicationFactor"`
 	MinInsyncReplicas int              `json:"minInsyncReplicas"`
+	// Client is the load generator when the sweep varies it; empty for
+	// the run's own (Config.Client).
+	Client string `json:"client,omitempty"`
 }
 
 // Setting is one key and its value as text, e.g. {"acks", "all"}.
@@ -63,6 +66,8 @@ func (w *Workload) Scenarios() []Scenario {
 			dims = append(dims, dim{key, mapStrings(w.Sweep.ReplicationFactor, strconv.Itoa), func(sc *Scenario, i int) { sc.ReplicationFactor = w.Sweep.ReplicationFactor[i] }})
 		case key == "minInsyncReplicas" && w.Sweep.MinInsyncReplicas != nil:
 			dims = append(dims, dim{key, mapStrings(w.Sweep.MinInsyncReplicas, strconv.Itoa), func(sc *Scenario, i int) { sc.MinInsyncReplicas = w.Sweep.MinInsyncReplicas[i] }})
+		case key == "client" && w.Sweep.Client != nil:
+			dims = append(dims, dim{key, w.Sweep.Client, func(sc *Scenario, i int) { sc.Client = w.Sweep.Client[i] }})
 		}
 	}
 	total := 1

@@ -116,3 +116,31 @@ func appendInt(b []byte, i int) []byte {
 	}
 	return append(b, byte('0'+i%10))
 }
+
+// A swept client is the innermost dimension: each combination of the other
+// settings runs once per client, back to back, and the report's cost table
+// compares the clients pair by pair.
+func TestSweepClients(t *testing.T) {
+	w, err := ParseWorkload([]byte(minimal+`sweep:
+  client: [franz, gregor]
+  acks: [1, all]
+`), "w.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, sc := range w.Scenarios() {
+		got = append(got, sc.Slug+" "+sc.Client)
+		if sc.Value("client") != sc.Client {
+			t.Errorf("%s: Value(client) = %q, Client %q", sc.Name, sc.Value("client"), sc.Client)
+		}
+	}
+	want := []string{"01_acks-1_client-franz franz", "02_acks-1_client-gregor gregor",
+		"03_acks-all_client-franz franz", "04_acks-all_client-gregor gregor"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("scenarios %q, want %q", got, want)
+	}
+	if swept := w.Sweep.Swept(); !slices.Equal(swept, []string{"acks", "client"}) {
+		t.Errorf("swept %v", swept)
+	}
+}

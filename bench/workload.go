@@ -134,6 +134,10 @@ type Sweep struct {
 	CompressionType   []string `json:"compression.type,omitempty"`
 	ReplicationFactor []int    `json:"replicationFactor,omitempty"`
 	MinInsyncReplicas []int    `json:"minInsyncReplicas,omitempty"`
+	// Client sweeps the load generator (driver names): each other
+	// combination runs once per client, back to back, so the report's
+	// cost table compares the clients on the same broker and settings.
+	Client []string `json:"client,omitempty"`
 }
 
 // Acks is the producer's acks setting: -1 (all), 0 or 1.
@@ -228,8 +232,9 @@ var producerKeys = []string{"acks", "linger.ms", "batch.size", "compression.type
 
 // sweepKeys are the settings a sweep may vary, in the order scenarios
 // nest them: the last varies fastest, so that neighbouring scenarios differ
-// in linger.ms, the setting most often tuned.
-var sweepKeys = []string{"replicationFactor", "minInsyncReplicas", "acks", "compression.type", "batch.size", "linger.ms"}
+// in linger.ms, the setting most often tuned, or, when clients are swept,
+// only in the client, run one right after the other.
+var sweepKeys = []string{"replicationFactor", "minInsyncReplicas", "acks", "compression.type", "batch.size", "linger.ms", "client"}
 
 var topKeys = []string{"name", "topics", "partitionsPerTopic", "messageSize", "payload", "payloadFile", "keyDistributor",
 	"subscriptionsPerTopic", "producersPerTopic", "consumerPerSubscription", "consumerGroups", "producerRate", "consumerBacklogSizeGB",
@@ -504,7 +509,7 @@ func (w *Workload) fieldName(key string) string {
 		return "sweep." + key
 	}
 	switch key {
-	case "replicationFactor", "minInsyncReplicas":
+	case "replicationFactor", "minInsyncReplicas", "client":
 		return key
 	}
 	return "producer." + key
@@ -520,6 +525,8 @@ func (s *Sweep) has(key string) bool {
 		return s.BatchSize != nil
 	case "compression.type":
 		return s.CompressionType != nil
+	case "client":
+		return s.Client != nil
 	case "replicationFactor":
 		return s.ReplicationFactor != nil
 	case "minInsyncReplicas":
@@ -741,6 +748,14 @@ func (p *parser) sweep(w *Workload, n *yaml.Node, producerSet map[string]bool, r
 				w.Sweep.ReplicationFactor = append(w.Sweep.ReplicationFactor, p.intIn(item, field, 1, maxReplicationFactor))
 			case "minInsyncReplicas":
 				w.Sweep.MinInsyncReplicas = append(w.Sweep.MinInsyncReplicas, p.intIn(item, field, 1, maxReplicationFactor))
+			case "client":
+				if item.Kind != yaml.ScalarNode {
+					p.errorf(item, field, "want a client name, got %s", describe(item))
+				} else if _, err := LookupDriver(item.Value); err != nil {
+					p.errorf(item, field, "%v (clients: %s)", err, strings.Join(DriverNames(), ", "))
+				} else {
+					w.Sweep.Client = append(w.Sweep.Client, item.Value)
+				}
 			}
 		}
 	})

@@ -87,6 +87,8 @@ func TestParseWorkloadErrors(t *testing.T) {
 		{"unknown field", minimal + "partitions: 3\n", []string{"line 3", "partitions", "unknown field", "partitionsPerTopic"}},
 		{"unknown producer setting", minimal + "producer:\n  linger: 5\n", []string{"producer.linger", "unknown setting", "linger.ms"}},
 		{"unknown sweep setting", minimal + "sweep:\n  retries: [1]\n", []string{"sweep.retries", "unknown setting"}},
+		{"unknown client", minimal + "sweep:\n  client: [gregor, java]\n", []string{"sweep.client", `"java"`, "clients: franz, gregor"}},
+		{"client twice", minimal + "sweep:\n  client: [franz, franz]\n", []string{"sweep.client", "franz is listed twice"}},
 		{"field twice", minimal + "topics: 1\ntopics: 2\n", []string{"topics", "given twice"}},
 		{"missing name", "testDurationSeconds: 1\n", []string{"name: missing"}},
 		{"name with slash", "name: a/b\ntestDurationSeconds: 1\n", []string{`name: "a/b"`, "path separator"}},
