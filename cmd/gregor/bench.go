@@ -99,6 +99,10 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		}
 		return err
 	}
+	if w.Sweep.Client != nil && flagSet(fs, "client") {
+		// Which would apply is a guess; say so rather than ignore one.
+		return usagef("--client %s: the workload sweeps the client (%s); drop one of the two", *client, strings.Join(w.Sweep.Client, ", "))
+	}
 	cfg := bench.Config{
 		Workload: w, Bootstrap: seeds, Brokers: *brokers, Client: *client, OutDir: *outDir, Profiles: profiles,
 		Timeout: *timeout, DrainTimeout: *drainTimeout, DataDir: *dataDir, LimitsEach: *limitsTime, Progress: stderr,

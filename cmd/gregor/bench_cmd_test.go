@@ -37,6 +37,7 @@ func writeWorkload(t *testing.T, body string) string {
 func TestBenchUsageErrors(t *testing.T) {
 	bad := writeWorkload(t, "name: bad\ntestDurationSeconds: 1\nproducer:\n  acks: 2\n  lingerMs: 5\nsweep:\n  compression.type: []\n")
 	rf3 := writeWorkload(t, "name: rf3\ntestDurationSeconds: 1\nreplicationFactor: 3\n")
+	clients := writeWorkload(t, "name: clients\ntestDurationSeconds: 1\nsweep:\n  client: [franz, gregor]\n")
 	tests := []struct {
 		name      string
 		args      []string
@@ -50,6 +51,7 @@ func TestBenchUsageErrors(t *testing.T) {
 			"gregor bench: " + bad + ": line 4: producer.acks: \"2\"", "producer.lingerMs: unknown setting", "sweep.compression.type: empty list"}},
 		{"replication factor above the embedded cluster", []string{"bench", "--workload", rf3}, 2, []string{"replicationFactor: 3 is more than the 1 broker(s)"}},
 		{"unknown client", []string{"bench", "--workload", tinyWorkload, "--client", "sarama"}, 2, []string{`client "sarama": unknown`}},
+		{"client flag and client sweep", []string{"bench", "--workload", clients, "--client", "franz"}, 2, []string{"--client franz", "sweeps the client (franz, gregor)"}},
 		{"profile with bootstrap", []string{"bench", "--workload", tinyWorkload, "--bootstrap", "127.0.0.1:1", "--profile", "cpu"}, 2, []string{"embedded brokers"}},
 		{"bad profile", []string{"bench", "--workload", tinyWorkload, "--profile", "cpu,heap"}, 2, []string{`--profile: profile "heap"`}},
 		{"brokers with bootstrap", []string{"bench", "--workload", tinyWorkload, "--bootstrap", "127.0.0.1:1", "--brokers", "3"}, 2, []string{"--brokers"}},

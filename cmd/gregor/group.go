@@ -647,16 +647,14 @@ created with these offsets.`, stderr)
 	if err != nil {
 		return err
 	}
-	set := make(map[string]bool)
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
 	case len(pos) != 1:
 		return usagef("reset-offsets: want exactly one group, got %d arguments", len(pos))
 	case len(topics.specs) > 0 == *allTopics:
 		return usagef("reset-offsets: give either --topic or --all-topics")
-	case btoi(*toEarliest)+btoi(*toLatest)+btoi(set["to-offset"]) != 1:
+	case btoi(*toEarliest)+btoi(*toLatest)+btoi(flagSet(fs, "to-offset")) != 1:
 		return usagef("reset-offsets: give exactly one of --to-earliest, --to-latest and --to-offset")
-	case *execute && set["dry-run"]:
+	case *execute && flagSet(fs, "dry-run"):
 		return usagef("reset-offsets: --execute and --dry-run are mutually exclusive")
 	}
 	group := pos[0]

@@ -206,6 +206,14 @@ func printDefaults(w io.Writer, fs *flag.FlagSet) {
 // ("gregor topic create t1 --partitions 3"), because that is how people type
 // admin commands; "--" still ends flag parsing. Parse errors come back as a
 // *usageError (already printed by the flag package), and -h as flag.ErrHelp.
+// flagSet reports whether the command line gave the flag name, rather than
+// leaving it at its default.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
