@@ -51,7 +51,8 @@ type Broker struct {
 		sync.Mutex
 		next, end int64
 	}
-	coords coordinators
+	coords  coordinators
+	appends appendLanes
 
 	metadataChanged chan struct{} // cap 1: the image moved, reconcile
 	published       atomic.Pointer[raft.Image]

@@ -20,12 +20,22 @@ import (
 )
 
 func idempotentBatch(t *testing.T, pid int64, epoch int16, seq int32, n int) []byte {
+	return idempotentBatchOf(t, pid, epoch, seq, n, 0)
+}
+
+// idempotentBatchOf builds an idempotent producer's batch of n records
+// whose values are their index, zero-padded to valueSize bytes.
+func idempotentBatchOf(t *testing.T, pid int64, epoch int16, seq int32, n, valueSize int) []byte {
 	t.Helper()
 	o := batch.DefaultBuilderOptions()
 	o.ProducerID, o.ProducerEpoch, o.BaseSequence = pid, epoch, seq
 	bld := batch.NewBuilder(o)
 	for i := range n {
-		bld.Add(time.Now().UnixMilli(), nil, []byte(fmt.Sprint(i)), nil)
+		v := []byte(fmt.Sprint(i))
+		if len(v) < valueSize {
+			v = append(v, make([]byte, valueSize-len(v))...)
+		}
+		bld.Add(time.Now().UnixMilli(), nil, v, nil)
 	}
 	b, err := bld.AppendBatch(nil)
 	if err != nil {

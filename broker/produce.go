@@ -3,6 +3,8 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,46 +18,103 @@ import (
 
 // handleProduce validates each partition's batch in place and appends it.
 // With one replica per partition the high watermark is the leader's log end
-// after the append, so acks=1 and acks=-1 both answer at once; acks=0 sends
-// nothing, but closes the connection when a partition failed so the client
-// refreshes its metadata (Kafka's behaviour).
+// after the append, so acks=1 and acks=-1 both answer once every partition
+// is appended; acks=0 sends nothing, but closes the connection when a
+// partition failed so the client refreshes its metadata (Kafka's
+// behaviour). Each partition's batch is appended in its partition's turn
+// (appendLanes): a small request before Serve returns, a large one's
+// partitions side by side and after Serve returns, so that the connection's
+// next request is read meanwhile.
 func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) {
-	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	im := b.image()
-	failed := false
+	call := &produceCall{b: b, rq: rq, req: req, im: b.image(), resp: req.ResponseKind().(*kmsg.ProduceResponse)}
+	total := 0
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		var settings topicSettings
-		if t, ok := im.Topic(rt.Topic); ok {
+		if t, ok := call.im.Topic(rt.Topic); ok {
 			settings = b.topicSettings(t.Configs)
 		}
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewProduceResponseTopicPartition()
-			sp.Partition = rp.Partition
-			res, err := b.producePartition(im, req, rt.Topic, rp.Partition, rp.Records, settings)
-			if err != nil {
-				failed = true
-				sp.ErrorCode = errorCode(err)
-				msg := err.Error()
-				sp.ErrorMessage = &msg
-				sp.BaseOffset, sp.LogStartOffset = -1, -1
-				rq.log().Debug("produce failed", "topic", rt.Topic, "partition", rp.Partition, "err", err)
-			} else {
-				sp.BaseOffset = res.FirstOffset
-				sp.LogAppendTime = res.LogAppendTime
-				sp.LogStartOffset = res.LogStartOffset
-				b.metrics.produced(len(rp.Records))
-			}
-			st.Partitions = append(st.Partitions, sp)
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			st.Partitions[i] = kmsg.NewProduceResponseTopicPartition()
+			st.Partitions[i].Partition = rp.Partition
+			call.jobs = append(call.jobs, produceJob{topic: rt.Topic, in: rp, settings: settings, out: &st.Partitions[i]})
+			total += len(rp.Records)
 		}
-		resp.Topics = append(resp.Topics, st)
+		call.resp.Topics = append(call.resp.Topics, st)
 	}
-	if req.Acks == 0 {
-		rq.send(netio.Response{NoResponse: true, CloseAfter: failed})
+	if len(call.jobs) == 0 {
+		call.finish()
 		return
 	}
-	rq.reply(resp)
+	inline := total < parallelProduceMinBytes || runtime.GOMAXPROCS(0) < 2
+	call.pending.Store(int64(len(call.jobs)))
+	for i := range call.jobs {
+		j := &call.jobs[i]
+		b.appends.enqueue(segment.TopicPartition{Topic: j.topic, Partition: j.in.Partition}, func() { call.run(j) }, inline)
+	}
+}
+
+// parallelProduceMinBytes is the size of a Produce request from which its
+// appends leave the connection's goroutine. Below it an append is short
+// next to starting a goroutine, and appending before Serve returns keeps
+// the connection's reading paused as long as the broker is busy with it.
+const parallelProduceMinBytes = 256 << 10
+
+// produceCall is one Produce request on its way through the lanes: it is
+// answered when its last partition is appended.
+type produceCall struct {
+	b       *Broker
+	rq      *request
+	req     *kmsg.ProduceRequest
+	im      *raft.Image
+	resp    *kmsg.ProduceResponse
+	jobs    []produceJob
+	pending atomic.Int64
+}
+
+// produceJob is one partition's batch of a Produce request and the slot of
+// the response that answers it.
+type produceJob struct {
+	topic    string
+	in       kmsg.ProduceRequestTopicPartition
+	settings topicSettings
+	out      *kmsg.ProduceResponseTopicPartition
+}
+
+// run appends one partition's batch, fills in its answer, and answers the
+// request when it was the last.
+func (c *produceCall) run(j *produceJob) {
+	res, err := c.b.producePartition(c.im, c.req, j.topic, j.in.Partition, j.in.Records, j.settings)
+	if err != nil {
+		j.out.ErrorCode = errorCode(err)
+		msg := err.Error()
+		j.out.ErrorMessage = &msg
+		j.out.BaseOffset, j.out.LogStartOffset = -1, -1
+		c.rq.log().Debug("produce failed", "topic", j.topic, "partition", j.in.Partition, "err", err)
+	} else {
+		j.out.BaseOffset = res.FirstOffset
+		j.out.LogAppendTime = res.LogAppendTime
+		j.out.LogStartOffset = res.LogStartOffset
+		c.b.metrics.produced(len(j.in.Records))
+	}
+	if c.pending.Add(-1) == 0 {
+		c.finish()
+	}
+}
+
+// finish answers the request; every job has run.
+func (c *produceCall) finish() {
+	if c.req.Acks != 0 {
+		c.rq.reply(c.resp)
+		return
+	}
+	failed := false
+	for i := range c.jobs {
+		failed = failed || c.jobs[i].out.ErrorCode != 0
+	}
+	c.rq.send(netio.Response{NoResponse: true, CloseAfter: failed})
 }
 
 // producePartition checks and appends one partition's records.

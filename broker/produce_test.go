@@ -1,0 +1,110 @@
+package broker_test
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/internal/testcluster"
+)
+
+// TestPipelinedProduceKeepsPartitionOrder sends an idempotent producer's
+// large Produce requests back to back on one connection without waiting
+// for answers, as clients with several requests in flight do. Requests this
+// large are appended off the connection's goroutine, partitions side by
+// side; each partition must still take its batches in request order, or
+// the broker would answer OUT_OF_ORDER_SEQUENCE_NUMBER, and the answers
+// must come back in request order with contiguous offsets.
+func TestPipelinedProduceKeepsPartitionOrder(t *testing.T) {
+	const requests, partitions, recordsPerBatch, valueSize = 24, 3, 40, 4 << 10
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "lanes", partitions, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.Version = 4
+	ip := r.do(init).(*kmsg.InitProducerIDResponse)
+	if ip.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(ip.ErrorCode))
+	}
+
+	// Request i writes to two of the three partitions, so consecutive
+	// requests share a partition and each partition is written by
+	// requests that are in flight together.
+	var seq [partitions]int32
+	var frames [][]byte
+	var want [][2]int32 // per request, the partitions it names
+	for i := range requests {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 9, -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "lanes"
+		ps := [2]int32{int32(i % partitions), int32((i + 1) % partitions)}
+		for _, p := range ps {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition = p
+			rp.Records = idempotentBatchOf(t, ip.ProducerID, 0, seq[p], recordsPerBatch, valueSize)
+			seq[p] += recordsPerBatch
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		frames = append(frames, r.frame(req.Key(), req.Version, req.IsFlexible(), req.AppendTo(nil)))
+		want = append(want, ps)
+	}
+	firstCorr := r.corr - requests + 1
+	written := make(chan error, 1)
+	go func() {
+		for _, f := range frames {
+			if _, err := r.c.Write(f); err != nil {
+				written <- err
+				return
+			}
+		}
+		written <- nil
+	}()
+
+	var next [partitions]int64
+	for i := range requests {
+		body, err := r.read()
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		rd := kbin.Reader{Src: body}
+		if corr := rd.Int32(); corr != firstCorr+int32(i) {
+			t.Fatalf("answer %d has correlation id %d, want %d", i, corr, firstCorr+int32(i))
+		}
+		kmsg.SkipTags(&rd) // Produce v9 answers with a flexible header
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = 9
+		if err := resp.ReadFrom(rd.Src); err != nil {
+			t.Fatal(err)
+		}
+		got := resp.Topics[0].Partitions
+		if len(got) != 2 {
+			t.Fatalf("answer %d names %d partitions, want 2", i, len(got))
+		}
+		for k, sp := range got {
+			if sp.Partition != want[i][k] {
+				t.Fatalf("answer %d, slot %d: partition %d, want %d", i, k, sp.Partition, want[i][k])
+			}
+			if sp.ErrorCode != 0 {
+				t.Fatalf("request %d, partition %d: %v (%s)", i, sp.Partition, kerr.ErrorForCode(sp.ErrorCode), deref(sp.ErrorMessage))
+			}
+			if sp.BaseOffset != next[sp.Partition] {
+				t.Fatalf("request %d, partition %d: base offset %d, want %d", i, sp.Partition, sp.BaseOffset, next[sp.Partition])
+			}
+			next[sp.Partition] += recordsPerBatch
+		}
+	}
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
