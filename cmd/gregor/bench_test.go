@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -238,6 +239,11 @@ func benchProducer(b *testing.B, addr string) *kgo.Client {
 		// bytes, so that the figures are the broker's, not a codec's.
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		// Kafka's producers keep up to five requests in flight
+		// (max.in.flight.requests.per.connection), as gregor bench
+		// does; franz-go keeps one unless told otherwise when
+		// idempotence is off.
+		kgo.MaxProduceRequestsInflightPerBroker(5),
 		kgo.AllowAutoTopicCreation())
 	if err != nil {
 		b.Fatal(err)
@@ -385,23 +391,25 @@ func BenchmarkBroker(b *testing.B) {
 			b.ReportMetric((selfCPUSeconds()-self0)/gb, "client-cpu-s/GB")
 		})
 	}
-	b.Run("op=fetch-raw/sendfile=true", func(b *testing.B) {
-		bb := startBenchBroker(b, "fetch.sendfile.enable=true\n")
-		benchRound++
-		topic := fmt.Sprintf("fetch-raw-%d", benchRound)
-		createBenchTopic(b, bb.addr, topic)
-		prod := benchProducer(b, bb.addr)
-		produceN(b, prod, topic, b.N)
-		prod.Close()
-		b.SetBytes(benchRecordSize)
-		cpu0, self0 := cpuSeconds(b, bb.pid), selfCPUSeconds()
-		b.ResetTimer()
-		rawFetchAll(b, bb.addr, topic, b.N)
-		b.StopTimer()
-		gb := float64(b.N) * benchRecordSize / 1e9
-		b.ReportMetric((cpuSeconds(b, bb.pid)-cpu0)/gb, "broker-cpu-s/GB")
-		b.ReportMetric((selfCPUSeconds()-self0)/gb, "client-cpu-s/GB")
-	})
+	for _, read := range []string{"whole", "stream"} {
+		b.Run("op=fetch-raw/read="+read, func(b *testing.B) {
+			bb := startBenchBroker(b, "fetch.sendfile.enable=true\n")
+			benchRound++
+			topic := fmt.Sprintf("fetch-raw-%d", benchRound)
+			createBenchTopic(b, bb.addr, topic)
+			prod := benchProducer(b, bb.addr)
+			produceN(b, prod, topic, b.N)
+			prod.Close()
+			b.SetBytes(benchRecordSize)
+			cpu0, self0 := cpuSeconds(b, bb.pid), selfCPUSeconds()
+			b.ResetTimer()
+			rawFetchAll(b, bb.addr, topic, b.N, read == "stream")
+			b.StopTimer()
+			gb := float64(b.N) * benchRecordSize / 1e9
+			b.ReportMetric((cpuSeconds(b, bb.pid)-cpu0)/gb, "broker-cpu-s/GB")
+			b.ReportMetric((selfCPUSeconds()-self0)/gb, "client-cpu-s/GB")
+		})
+	}
 }
 
 // rawFetchAll reads n records from topic's partitions with plain Fetch v12
@@ -412,7 +420,10 @@ func BenchmarkBroker(b *testing.B) {
 // decoding every record, reads each response into a new buffer, and on
 // this VM memory the process has not touched lately costs more to fill
 // than to copy.
-func rawFetchAll(b *testing.B, addr, topic string, n int) {
+//
+// With stream set, each response is read through a 1 MiB buffer as it
+// arrives (streamFetchResponse) instead of whole.
+func rawFetchAll(b *testing.B, addr, topic string, n int, stream bool) {
 	b.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -423,6 +434,10 @@ func rawFetchAll(b *testing.B, addr, topic string, n int) {
 	fmtr := kmsg.NewRequestFormatter(kmsg.FormatterClientID("gregor-bench"))
 	offsets := make([]int64, benchPartitions)
 	var wbuf, rbuf []byte
+	var br *bufio.Reader
+	if stream {
+		br = bufio.NewReaderSize(conn, 1<<20)
+	}
 	for corr, got := int32(1), 0; got < n; corr++ {
 		req := kmsg.NewPtrFetchRequest()
 		req.SetVersion(12) // topics by name; v13 would need the topic id
@@ -439,6 +454,14 @@ func rawFetchAll(b *testing.B, addr, topic string, n int) {
 		wbuf = fmtr.AppendRequest(wbuf[:0], req, corr)
 		if _, err := conn.Write(wbuf); err != nil {
 			b.Fatal(err)
+		}
+		if br != nil {
+			recs, err := streamFetchResponse(br, corr, offsets)
+			if err != nil {
+				b.Fatalf("fetch %s: %v", topic, err)
+			}
+			got += recs
+			continue
 		}
 		var size [4]byte
 		if _, err := io.ReadFull(conn, size[:]); err != nil {
@@ -474,4 +497,119 @@ func rawFetchAll(b *testing.B, addr, topic string, n int) {
 			}
 		}
 	}
+}
+
+// streamFetchResponse reads one Fetch v12 response from br as it arrives,
+// never holding more of it than br's buffer: the fixed fields are read,
+// each record batch's header is peeked to advance offsets, and the rest of
+// the batch is discarded through the buffer. A consumer that processes a
+// response in pieces touches only memory that stays in the CPU's cache,
+// where reading a whole response into one buffer writes every byte out to
+// memory first. It returns how many records the response carried past
+// offsets, which it advances.
+func streamFetchResponse(br *bufio.Reader, corr int32, offsets []int64) (int, error) {
+	var fixed [8]byte
+	read := func(n int) ([]byte, error) {
+		_, err := io.ReadFull(br, fixed[:n])
+		return fixed[:n], err
+	}
+	skip := func(n int) error {
+		_, err := br.Discard(n)
+		return err
+	}
+	skipTags := func() error {
+		n, err := binary.ReadUvarint(br)
+		for ; err == nil && n > 0; n-- {
+			var size uint64
+			if _, err = binary.ReadUvarint(br); err == nil {
+				if size, err = binary.ReadUvarint(br); err == nil {
+					err = skip(int(size))
+				}
+			}
+		}
+		return err
+	}
+	// size, correlation id, header tags, then throttle (4), error (2),
+	// session id (4).
+	if b, err := read(8); err != nil {
+		return 0, err
+	} else if got := int32(binary.BigEndian.Uint32(b[4:])); got != corr {
+		return 0, fmt.Errorf("correlation id %d, want %d", got, corr)
+	}
+	if err := skipTags(); err != nil {
+		return 0, err
+	}
+	if b, err := read(6); err != nil {
+		return 0, err
+	} else if code := int16(binary.BigEndian.Uint16(b[4:])); code != 0 {
+		return 0, kerr.ErrorForCode(code)
+	}
+	if err := skip(4); err != nil {
+		return 0, err
+	}
+	records := 0
+	topics, err := binary.ReadUvarint(br)
+	for t := uint64(1); err == nil && t < topics; t++ {
+		var nameLen, parts uint64
+		if nameLen, err = binary.ReadUvarint(br); err == nil {
+			err = skip(int(nameLen) - 1)
+		}
+		if err == nil {
+			parts, err = binary.ReadUvarint(br)
+		}
+		for p := uint64(1); err == nil && p < parts; p++ {
+			var b []byte
+			if b, err = read(6); err != nil {
+				break
+			}
+			partition := int32(binary.BigEndian.Uint32(b))
+			if code := int16(binary.BigEndian.Uint16(b[4:])); code != 0 {
+				return 0, fmt.Errorf("partition %d: %w", partition, kerr.ErrorForCode(code))
+			}
+			// high watermark, last stable offset, log start offset
+			if err = skip(24); err != nil {
+				break
+			}
+			var aborted, size uint64
+			if aborted, err = binary.ReadUvarint(br); err == nil && aborted > 1 {
+				err = fmt.Errorf("partition %d: aborted transactions in a benchmark topic", partition)
+			}
+			if err == nil {
+				err = skip(4) // preferred read replica
+			}
+			if err == nil {
+				size, err = binary.ReadUvarint(br)
+			}
+			for left := int(size) - 1; err == nil && left > 0; {
+				if left < batch.HeaderSize {
+					err = skip(left) // a batch cut at max_bytes
+					break
+				}
+				var hdr []byte
+				if hdr, err = br.Peek(batch.HeaderSize); err != nil {
+					break
+				}
+				h := batch.Header(hdr)
+				n := 12 + int(h.BatchLength())
+				if n > left {
+					err = skip(left)
+					break
+				}
+				records += int(h.NextOffset() - max(h.BaseOffset(), offsets[partition]))
+				offsets[partition] = h.NextOffset()
+				err = skip(n)
+				left -= n
+			}
+			if err == nil {
+				err = skipTags() // the partition's
+			}
+		}
+		if err == nil {
+			err = skipTags() // the topic's
+		}
+	}
+	if err == nil {
+		err = skipTags() // the response's
+	}
+	return records, err
 }
