@@ -5,9 +5,10 @@
 //
 // Data paths (DESIGN §2):
 //
-//	Produce   netio frame -> kmsg decode -> batch.Validate in place ->
-//	          replica.Partition.Append (idempotence check, offsets and leader
-//	          epoch written into the header) -> segment.Log.Append -> response
+//	Produce   netio frame -> kmsg decode -> the partition's append lane ->
+//	          batch.Validate in place -> replica.Partition.Append (idempotence
+//	          check, offsets and leader epoch written into the header) ->
+//	          segment.Log.Append -> response once every partition is done
 //	Fetch     kmsg decode -> replica.Partition.Read (file regions below the
 //	          high watermark) -> appendFetchResponse (hand-written with kbin:
 //	          header bytes + regions) -> netio writev + sendfile(2)
@@ -31,8 +32,11 @@
 // marker.
 //
 // Concurrency: netio calls Serve on a connection's reading goroutine.
-// Produce, Metadata without auto-creation, ListOffsets and the describe
-// requests answer there; a Fetch that must wait parks on its partitions
+// Metadata without auto-creation, ListOffsets, the describe requests and
+// Produce requests under 256 KiB answer there; a larger Produce request's
+// partitions are appended on their append lanes' goroutines, side by side,
+// each lane in queue order (appendlanes.go), and the request answers when
+// the last is done; a Fetch that must wait parks on its partitions
 // (replica.Waiter) and answers from its own goroutine when an append wakes it
 // or max_wait_ms passes; requests that need the controller answer from their
 // own goroutine. netio bounds the requests in flight per connection and

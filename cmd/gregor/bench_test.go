@@ -120,10 +120,11 @@ func BenchmarkLimits(b *testing.B) {
 
 // benchBroker is a gregor process shared by the rounds of one benchmark.
 type benchBroker struct {
-	addr string
-	pid  int
-	cmd  *exec.Cmd
-	dir  string
+	settings string // the extra properties it was started with
+	addr     string
+	pid      int
+	cmd      *exec.Cmd
+	dir      string
 }
 
 var (
@@ -138,22 +139,28 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	benchBrokers.Range(func(_, v any) bool {
-		bb := v.(*benchBroker)
-		bb.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { bb.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			bb.cmd.Process.Kill()
-		}
-		os.RemoveAll(bb.dir)
+		v.(*benchBroker).stop()
 		return true
 	})
 	if benchBin != "" {
 		os.RemoveAll(filepath.Dir(benchBin))
 	}
 	os.Exit(code)
+}
+
+// stop ends the broker's process, removes its data and forgets it.
+func (bb *benchBroker) stop() {
+	bb.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { bb.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		bb.cmd.Process.Kill()
+		<-done
+	}
+	os.RemoveAll(bb.dir)
+	benchBrokers.Delete(bb.settings)
 }
 
 // startBenchBroker starts (once per settings string) a gregor process with
@@ -198,7 +205,7 @@ func startBenchBroker(b *testing.B, extra string) *benchBroker {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	bb := &benchBroker{addr: addr, pid: cmd.Process.Pid, cmd: cmd, dir: dir}
+	bb := &benchBroker{settings: extra, addr: addr, pid: cmd.Process.Pid, cmd: cmd, dir: dir}
 	if err := waitHealthyURL("http://"+admin+"/healthz", 30*time.Second); err != nil {
 		cmd.Process.Kill()
 		b.Fatalf("gregor not healthy: %v\n%s", err, stderr.String())
@@ -328,20 +335,7 @@ var benchRound int
 // fake cluster (kfake) is the peer figure for the same client and load.
 func BenchmarkBroker(b *testing.B) {
 	b.Run("op=produce/target=gregor", func(b *testing.B) {
-		bb := startBenchBroker(b, "")
-		benchRound++
-		topic := fmt.Sprintf("produce-%d", benchRound)
-		createBenchTopic(b, bb.addr, topic)
-		cl := benchProducer(b, bb.addr)
-		defer cl.Close()
-		b.SetBytes(benchRecordSize)
-		cpu0, self0 := cpuSeconds(b, bb.pid), selfCPUSeconds()
-		b.ResetTimer()
-		produceN(b, cl, topic, b.N)
-		b.StopTimer()
-		gb := float64(b.N) * benchRecordSize / 1e9
-		b.ReportMetric((cpuSeconds(b, bb.pid)-cpu0)/gb, "broker-cpu-s/GB")
-		b.ReportMetric((selfCPUSeconds()-self0)/gb, "client-cpu-s/GB")
+		benchProduce(b, startBenchBroker(b, ""))
 	})
 	b.Run("op=produce/target=kfake", func(b *testing.B) {
 		benchRound++
@@ -359,56 +353,76 @@ func BenchmarkBroker(b *testing.B) {
 	})
 	for _, sendfile := range []bool{true, false} {
 		b.Run(fmt.Sprintf("op=fetch/sendfile=%v", sendfile), func(b *testing.B) {
-			bb := startBenchBroker(b, fmt.Sprintf("fetch.sendfile.enable=%v\n", sendfile))
-			benchRound++
-			topic := fmt.Sprintf("fetch-%d", benchRound)
-			createBenchTopic(b, bb.addr, topic)
-			prod := benchProducer(b, bb.addr)
-			produceN(b, prod, topic, b.N)
-			prod.Close()
-			cl, err := kgo.NewClient(kgo.SeedBrokers(bb.addr), kgo.ConsumeTopics(topic),
-				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(8<<20))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			defer cancel()
-			b.SetBytes(benchRecordSize)
-			cpu0, self0 := cpuSeconds(b, bb.pid), selfCPUSeconds()
-			b.ResetTimer()
-			for got := 0; got < b.N; {
-				fs := cl.PollFetches(ctx)
-				if err := ctx.Err(); err != nil {
-					b.Fatal(err)
-				}
-				fs.EachError(func(t string, p int32, err error) { b.Fatalf("fetch %s-%d: %v", t, p, err) })
-				got += fs.NumRecords()
-			}
-			b.StopTimer()
-			gb := float64(b.N) * benchRecordSize / 1e9
-			b.ReportMetric((cpuSeconds(b, bb.pid)-cpu0)/gb, "broker-cpu-s/GB")
-			b.ReportMetric((selfCPUSeconds()-self0)/gb, "client-cpu-s/GB")
+			benchFetch(b, startBenchBroker(b, fmt.Sprintf("fetch.sendfile.enable=%v\n", sendfile)), franzFetchAll)
 		})
 	}
 	for _, read := range []string{"whole", "stream"} {
 		b.Run("op=fetch-raw/read="+read, func(b *testing.B) {
-			bb := startBenchBroker(b, "fetch.sendfile.enable=true\n")
-			benchRound++
-			topic := fmt.Sprintf("fetch-raw-%d", benchRound)
-			createBenchTopic(b, bb.addr, topic)
-			prod := benchProducer(b, bb.addr)
-			produceN(b, prod, topic, b.N)
-			prod.Close()
-			b.SetBytes(benchRecordSize)
-			cpu0, self0 := cpuSeconds(b, bb.pid), selfCPUSeconds()
-			b.ResetTimer()
-			rawFetchAll(b, bb.addr, topic, b.N, read == "stream")
-			b.StopTimer()
-			gb := float64(b.N) * benchRecordSize / 1e9
-			b.ReportMetric((cpuSeconds(b, bb.pid)-cpu0)/gb, "broker-cpu-s/GB")
-			b.ReportMetric((selfCPUSeconds()-self0)/gb, "client-cpu-s/GB")
+			benchFetch(b, startBenchBroker(b, "fetch.sendfile.enable=true\n"), func(b *testing.B, addr, topic string, n int) {
+				rawFetchAll(b, addr, topic, n, read == "stream")
+			})
 		})
+	}
+}
+
+// benchProduce produces b.N records into a new topic on bb and reports
+// both processes' CPU seconds per GB.
+func benchProduce(b *testing.B, bb *benchBroker) {
+	benchRound++
+	topic := fmt.Sprintf("produce-%d", benchRound)
+	createBenchTopic(b, bb.addr, topic)
+	cl := benchProducer(b, bb.addr)
+	defer cl.Close()
+	b.SetBytes(benchRecordSize)
+	cpu0, self0 := cpuSeconds(b, bb.pid), selfCPUSeconds()
+	b.ResetTimer()
+	produceN(b, cl, topic, b.N)
+	b.StopTimer()
+	reportCPU(b, bb, cpu0, self0)
+}
+
+// benchFetch produces b.N records into a new topic on bb, untimed, then
+// times fetching them all with fetchAll and reports both processes' CPU
+// seconds per GB.
+func benchFetch(b *testing.B, bb *benchBroker, fetchAll func(b *testing.B, addr, topic string, n int)) {
+	benchRound++
+	topic := fmt.Sprintf("fetch-%d", benchRound)
+	createBenchTopic(b, bb.addr, topic)
+	prod := benchProducer(b, bb.addr)
+	produceN(b, prod, topic, b.N)
+	prod.Close()
+	b.SetBytes(benchRecordSize)
+	cpu0, self0 := cpuSeconds(b, bb.pid), selfCPUSeconds()
+	b.ResetTimer()
+	fetchAll(b, bb.addr, topic, b.N)
+	b.StopTimer()
+	reportCPU(b, bb, cpu0, self0)
+}
+
+func reportCPU(b *testing.B, bb *benchBroker, cpu0, self0 float64) {
+	gb := float64(b.N) * benchRecordSize / 1e9
+	b.ReportMetric((cpuSeconds(b, bb.pid)-cpu0)/gb, "broker-cpu-s/GB")
+	b.ReportMetric((selfCPUSeconds()-self0)/gb, "client-cpu-s/GB")
+}
+
+// franzFetchAll consumes n records of topic from the start with franz-go's
+// consumer.
+func franzFetchAll(b *testing.B, addr, topic string, n int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(8<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	for got := 0; got < n; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			b.Fatal(err)
+		}
+		fs.EachError(func(t string, p int32, err error) { b.Fatalf("fetch %s-%d: %v", t, p, err) })
+		got += fs.NumRecords()
 	}
 }
 
