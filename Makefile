@@ -64,6 +64,9 @@ bench-micro:
 	$(GO) test -run='^$$' -bench='^BenchmarkLimits$$' -benchtime=1000x -count=$(BENCHCOUNT) ./cmd/gregor | tee $(BROKER_RESULTS)/bench.txt
 	$(GO) test -run='^$$' -bench='^BenchmarkBroker$$' -benchtime=300000x -count=$(BENCHCOUNT) ./cmd/gregor | tee -a $(BROKER_RESULTS)/bench.txt
 	$(BENCHSTAT) $(BROKER_RESULTS)/bench.txt | tee $(BROKER_RESULTS)/benchstat.txt
+	$(GO) test -run='^$$' -bench='^BenchmarkEngines$$//^op=(produce|fetch|fetch-raw)$$' -benchtime=300000x -count=$(BENCHCOUNT) ./cmd/gregor | tee $(BROKER_RESULTS)/engines.txt
+	$(GO) test -run='^$$' -bench='^BenchmarkEngines$$//^op=idle-connections$$' -benchtime=1x -count=$(BENCHCOUNT) ./cmd/gregor | tee -a $(BROKER_RESULTS)/engines.txt
+	$(BENCHSTAT) -col /engine $(BROKER_RESULTS)/engines.txt | tee $(BROKER_RESULTS)/engines-benchstat.txt
 
 # Longer fuzzing than the seed corpora `make test` runs: every target in turn.
 fuzz:
