@@ -24,14 +24,14 @@ func idempotentBatch(t *testing.T, pid int64, epoch int16, seq int32, n int) []b
 }
 
 // idempotentBatchOf builds an idempotent producer's batch of n records
-// whose values are their index, zero-padded to valueSize bytes.
+// whose values are their sequence numbers, zero-padded to valueSize bytes.
 func idempotentBatchOf(t *testing.T, pid int64, epoch int16, seq int32, n, valueSize int) []byte {
 	t.Helper()
 	o := batch.DefaultBuilderOptions()
 	o.ProducerID, o.ProducerEpoch, o.BaseSequence = pid, epoch, seq
 	bld := batch.NewBuilder(o)
 	for i := range n {
-		v := []byte(fmt.Sprint(i))
+		v := []byte(fmt.Sprint(int(seq) + i))
 		if len(v) < valueSize {
 			v = append(v, make([]byte, valueSize-len(v))...)
 		}

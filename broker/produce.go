@@ -104,17 +104,22 @@ func (c *produceCall) run(j *produceJob) {
 	}
 }
 
-// finish answers the request; every job has run.
+// finish answers the request; every job has run. Nothing refers to the
+// request's frame any more (the batches were written out, the response
+// holds decoded copies), so its memory goes back to netio for a later
+// request: a produce frame is the size of its batches.
 func (c *produceCall) finish() {
 	if c.req.Acks != 0 {
 		c.rq.reply(c.resp)
-		return
+	} else {
+		failed := false
+		for i := range c.jobs {
+			failed = failed || c.jobs[i].out.ErrorCode != 0
+		}
+		c.rq.send(netio.Response{NoResponse: true, CloseAfter: failed})
 	}
-	failed := false
-	for i := range c.jobs {
-		failed = failed || c.jobs[i].out.ErrorCode != 0
-	}
-	c.rq.send(netio.Response{NoResponse: true, CloseAfter: failed})
+	c.req.Topics = nil
+	c.rq.conn.Release()
 }
 
 // producePartition checks and appends one partition's records.

@@ -456,19 +456,24 @@ func (c *npConn) readFrames(r netpoll.Reader) {
 	}
 }
 
-// readFrame reads a frame's bytes: at once when all are buffered, else
-// copied out as they arrive, so netpoll never holds a whole large frame
-// besides ours.
+// readFrame copies a frame's bytes into a buffer of its own (newFrame): at
+// once when all are buffered, else as they arrive, so netpoll never holds a
+// whole large frame besides ours.
 func (c *npConn) readFrame(r netpoll.Reader, size int) ([]byte, error) {
 	if size == 0 {
 		return []byte{}, nil
 	}
+	frame := newFrame(size)
 	if r.Len() >= size {
-		return r.ReadBinary(size)
+		b, err := r.Next(size)
+		if err != nil {
+			return nil, err
+		}
+		copy(frame, b)
+		return frame, nil
 	}
 	c.midFrame.Store(true)
 	defer c.midFrame.Store(false)
-	frame := make([]byte, size)
 	for got := 0; got < size; {
 		n := min(r.Len(), size-got)
 		if n == 0 {

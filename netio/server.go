@@ -48,6 +48,15 @@ type Request struct {
 	RemoteAddr net.Addr
 }
 
+// Release gives Frame's memory back to the engine for a later request's
+// frame (framepool.go). A handler may call it once nothing refers to any
+// byte of Frame any more, slices decoded from it included; it need not, and
+// it must not touch Frame afterwards.
+func (r *Request) Release() {
+	releaseFrame(r.Frame)
+	r.Frame = nil
+}
+
 // Handler serves requests. Serve must call respond exactly once, from any
 // goroutine, at once or later (a long-poll fetch answers when data arrives);
 // responses leave each connection in request order whatever order they are
@@ -298,7 +307,7 @@ func (c *conn) readLoop() {
 			sl.respond(Response{NoResponse: true})
 			return
 		}
-		frame := make([]byte, size)
+		frame := newFrame(int(size))
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
 		if _, err := io.ReadFull(c.nc, frame); err != nil {
 			sl.respond(Response{NoResponse: true})
