@@ -23,6 +23,8 @@
 // closes the connection once its response is written; Done is called exactly
 // once, after the response is written or dropped because the connection
 // closed; Close returns once the handlers have answered everything they hold.
+// A frame belongs to its handler, which may give a large one back with
+// Request.Release for a later frame to be read into (framepool.go).
 //
 // std (Server): Go's net, a goroutine reading and one writing per connection.
 // The read goroutine reads a frame, queues a slot for it and calls Serve;
