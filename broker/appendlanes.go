@@ -20,13 +20,19 @@ import (
 // while the previous one is still being written, without reordering any
 // partition: Serve queues a connection's requests in their order, and a
 // lane never runs two jobs at once. netio still answers in request order.
+//
+// The queues are bounded by what netio holds: queued.max.requests requests
+// across the broker, each of at most socket.request.max.bytes.
 type appendLanes struct {
-	mu    sync.Mutex
-	lanes map[segment.TopicPartition]*appendLane
+	mu struct {
+		sync.Mutex
+		lanes map[segment.TopicPartition]*appendLane
+	}
 }
 
-// appendLane is one partition's queue. A lane exists only while it has
-// work: its drainer deletes it when the queue runs dry.
+// appendLane is one partition's queue, guarded by appendLanes.mu. A lane
+// exists only while it has work: its drainer deletes it when the queue runs
+// dry.
 type appendLane struct {
 	queue []func()
 }
@@ -37,16 +43,16 @@ type appendLane struct {
 // new goroutine. A busy lane's drainer runs the job in its turn.
 func (l *appendLanes) enqueue(tp segment.TopicPartition, job func(), inline bool) {
 	l.mu.Lock()
-	if ln, busy := l.lanes[tp]; busy {
+	if ln, busy := l.mu.lanes[tp]; busy {
 		ln.queue = append(ln.queue, job)
 		l.mu.Unlock()
 		return
 	}
-	if l.lanes == nil {
-		l.lanes = make(map[segment.TopicPartition]*appendLane)
+	if l.mu.lanes == nil {
+		l.mu.lanes = make(map[segment.TopicPartition]*appendLane)
 	}
 	ln := &appendLane{}
-	l.lanes[tp] = ln
+	l.mu.lanes[tp] = ln
 	l.mu.Unlock()
 	if inline {
 		l.drain(tp, ln, job)
@@ -62,7 +68,7 @@ func (l *appendLanes) drain(tp segment.TopicPartition, ln *appendLane, job func(
 		job()
 		l.mu.Lock()
 		if len(ln.queue) == 0 {
-			delete(l.lanes, tp)
+			delete(l.mu.lanes, tp)
 			l.mu.Unlock()
 			return
 		}

@@ -64,7 +64,7 @@ func TestAppendLanesOrderEachPartition(t *testing.T) {
 	// the map to empty, within a bound, rather than for a moment to pass.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		lanes.mu.Lock()
-		n := len(lanes.lanes)
+		n := len(lanes.mu.lanes)
 		lanes.mu.Unlock()
 		if n == 0 {
 			return
@@ -85,7 +85,7 @@ func TestAppendLanesInlineRunsBeforeReturning(t *testing.T) {
 	if !ran {
 		t.Fatal("an inline job on an idle lane had not run when enqueue returned")
 	}
-	if len(lanes.lanes) != 0 {
+	if len(lanes.mu.lanes) != 0 {
 		t.Fatal("the lane was not retired")
 	}
 }

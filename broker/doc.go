@@ -41,7 +41,9 @@
 // or max_wait_ms passes; requests that need the controller answer from their
 // own goroutine. netio bounds the requests in flight per connection and
 // overall, which bounds those goroutines. One goroutine (runMetadata) owns
-// the map of hosted partitions' membership; lookups take its read lock.
+// the map of hosted partitions' membership; lookups take its read lock. A
+// mutex guards the append lanes (appendLanes.mu): which partitions have one
+// and what each has queued.
 //
 // Until follower replication lands, every partition has one replica:
 // CreateTopics refuses a replication factor above 1, and a partition's high
