@@ -94,7 +94,7 @@ func benchIdleConnections(b *testing.B, bb *benchBroker, descriptorsPerConn int)
 	var grew, peak float64
 	for b.Loop() {
 		b.StopTimer()
-		rss0 := rssBytes(b, bb.pid)
+		rss0 := procStats(b, bb.pid).RSSBytes
 		b.StartTimer()
 		fds := make([]int, 0, conns)
 		for range conns {
@@ -114,7 +114,7 @@ func benchIdleConnections(b *testing.B, bb *benchBroker, descriptorsPerConn int)
 			}
 		}
 		b.StopTimer()
-		rss1 := rssBytes(b, bb.pid)
+		rss1 := procStats(b, bb.pid).RSSBytes
 		grew += float64(rss1) - float64(rss0)
 		peak = max(peak, float64(rss1))
 		for _, fd := range fds {
@@ -162,24 +162,5 @@ func fileLimit(b *testing.B, pid int) int {
 		}
 	}
 	b.Fatalf("no open-files limit in /proc/%d/limits", pid)
-	return 0
-}
-
-// rssBytes is a process's resident set, from /proc/<pid>/status.
-func rssBytes(b *testing.B, pid int) int64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for line := range strings.Lines(string(raw)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	b.Fatalf("no VmRSS in /proc/%d/status", pid)
 	return 0
 }

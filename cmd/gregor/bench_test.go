@@ -13,8 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -28,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"gregor/batch"
+	"gregor/bench"
 )
 
 // The broker benchmarks of the load: 1 KiB records, 16 partitions,
@@ -222,21 +221,18 @@ func selfCPUSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-// cpuSeconds is the user+system CPU time a process has used, from
-// /proc/<pid>/stat.
-func cpuSeconds(b *testing.B, pid int) float64 {
+// procStats reads a process's CPU time and memory from /proc.
+func procStats(b *testing.B, pid int) bench.ProcStats {
 	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	ps, err := bench.ReadProcStats(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Fields after the command name, which is in parentheses and may
-	// contain spaces.
-	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / 100 // USER_HZ is 100 on Linux
+	return ps
 }
+
+// cpuSeconds is the user+system CPU time a process has used.
+func cpuSeconds(b *testing.B, pid int) float64 { return procStats(b, pid).CPUSeconds }
 
 func benchProducer(b *testing.B, addr string) *kgo.Client {
 	b.Helper()
