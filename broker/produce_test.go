@@ -2,9 +2,12 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -122,4 +125,43 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// TestLargeAcksZeroProduceFailureClosesConnection: with acks=0 a failed
+// partition closes the connection, so the client refreshes its metadata,
+// also when the request is large enough to be appended off the
+// connection's goroutine; the good partitions of the request and the
+// requests before it are still appended.
+func TestLargeAcksZeroProduceFailureClosesConnection(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "zero", 2, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	big := recordBatch(t, 80, 4<<10) // 320 KiB: over the lanes' threshold
+	request := func(parts map[string]int32) []byte {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 9, 0, 5000
+		for topic, p := range parts {
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition, rp.Records = p, big
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+		}
+		return r.frame(req.Key(), req.Version, req.IsFlexible(), req.AppendTo(nil))
+	}
+	r.write(append(request(map[string]int32{"zero": 0}), request(map[string]int32{"zero": 1, "nope": 0})...))
+	r.expectClosed()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(newClient(t, c)).ListEndOffsets(ctx, "zero")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(2) {
+		if o, ok := ends.Lookup("zero", p); !ok || o.Err != nil || o.Offset != 80 {
+			t.Fatalf("partition %d: end offset %d (%v), want 80", p, o.Offset, o.Err)
+		}
+	}
 }
