@@ -27,6 +27,7 @@ import (
 
 	"gregor/batch"
 	"gregor/bench"
+	"gregor/client"
 )
 
 // The broker benchmarks of the load: 1 KiB records, 16 partitions,
@@ -352,6 +353,9 @@ func BenchmarkBroker(b *testing.B) {
 			benchFetch(b, startBenchBroker(b, fmt.Sprintf("fetch.sendfile.enable=%v\n", sendfile)), franzFetchAll)
 		})
 	}
+	b.Run("op=fetch-gregor/sendfile=true", func(b *testing.B) {
+		benchFetch(b, startBenchBroker(b, "fetch.sendfile.enable=true\n"), gregorFetchAll)
+	})
 	for _, read := range []string{"whole", "stream"} {
 		b.Run("op=fetch-raw/read="+read, func(b *testing.B) {
 			benchFetch(b, startBenchBroker(b, "fetch.sendfile.enable=true\n"), func(b *testing.B, addr, topic string, n int) {
@@ -419,6 +423,35 @@ func franzFetchAll(b *testing.B, addr, topic string, n int) {
 		}
 		fs.EachError(func(t string, p int32, err error) { b.Fatalf("fetch %s-%d: %v", t, p, err) })
 		got += fs.NumRecords()
+	}
+}
+
+// gregorFetchAll consumes n records of topic's partitions from the start
+// with Gregor's own consumer, fetch sizes as franzFetchAll's.
+func gregorFetchAll(b *testing.B, addr, topic string, n int) {
+	cfg := client.DefaultConsumerConfig()
+	cfg.BootstrapServers = []string{addr}
+	cfg.FetchMaxBytes, cfg.MaxPartitionFetchBytes = 64<<20, 8<<20
+	cfg.MaxPollRecords = 10000
+	cfg.AutoOffsetReset = "earliest"
+	c, err := client.NewConsumer(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var tps []client.TopicPartition
+	for p := range int32(benchPartitions) {
+		tps = append(tps, client.TopicPartition{Topic: topic, Partition: p})
+	}
+	c.Assign(tps)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	for got := 0; got < n; {
+		recs, err := c.Poll(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got += len(recs)
 	}
 }
 
