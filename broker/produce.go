@@ -3,7 +3,6 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -48,7 +47,7 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) {
 		call.finish()
 		return
 	}
-	inline := total < parallelProduceMinBytes || runtime.GOMAXPROCS(0) < 2
+	inline := total < parallelProduceMinBytes
 	call.pending.Store(int64(len(call.jobs)))
 	for i := range call.jobs {
 		j := &call.jobs[i]
@@ -118,7 +117,6 @@ func (c *produceCall) finish() {
 		}
 		c.rq.send(netio.Response{NoResponse: true, CloseAfter: failed})
 	}
-	c.req.Topics = nil
 	c.rq.conn.Release()
 }
 
