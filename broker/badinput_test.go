@@ -58,10 +58,15 @@ func (r *rawConn) write(b []byte) {
 	}
 }
 
+// frameOf builds req's frame, with the next correlation id.
+func (r *rawConn) frameOf(req kmsg.Request) []byte {
+	return r.frame(req.Key(), req.GetVersion(), req.IsFlexible(), req.AppendTo(nil))
+}
+
 // do sends req and decodes its response.
 func (r *rawConn) do(req kmsg.Request) kmsg.Response {
 	r.t.Helper()
-	r.write(r.frame(req.Key(), req.GetVersion(), req.IsFlexible(), req.AppendTo(nil)))
+	r.write(r.frameOf(req))
 	body, err := r.read()
 	if err != nil {
 		r.t.Fatalf("%s v%d: reading the response: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
@@ -194,16 +199,34 @@ func recordBatch(t *testing.T, n int, valueSize int) []byte {
 	return b
 }
 
-func produceRaw(r *rawConn, version int16, acks int16, topic string, partition int32, records []byte) *kmsg.ProduceResponseTopicPartition {
+// producePart is one partition's records in a Produce request.
+type producePart struct {
+	topic     string
+	partition int32
+	records   []byte
+}
+
+// produceRequest builds a Produce request of parts, in order; consecutive
+// parts of one topic share its entry.
+func produceRequest(version, acks int16, parts ...producePart) *kmsg.ProduceRequest {
 	req := kmsg.NewPtrProduceRequest()
-	req.Version, req.Acks, req.TimeoutMillis = version, acks, 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition, rp.Records = partition, records
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp := r.do(req).(*kmsg.ProduceResponse)
+	req.Version, req.Acks, req.TimeoutMillis = version, acks, 10000
+	for _, p := range parts {
+		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != p.topic {
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = p.topic
+			req.Topics = append(req.Topics, rt)
+		}
+		rt := &req.Topics[len(req.Topics)-1]
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = p.partition, p.records
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	return req
+}
+
+func produceRaw(r *rawConn, version int16, acks int16, topic string, partition int32, records []byte) *kmsg.ProduceResponseTopicPartition {
+	resp := r.do(produceRequest(version, acks, producePart{topic, partition, records})).(*kmsg.ProduceResponse)
 	return &resp.Topics[0].Partitions[0]
 }
 
@@ -252,15 +275,7 @@ func TestProduceBadInput(t *testing.T) {
 	// acks=0 with an error closes the connection so the client refreshes
 	// its metadata.
 	r2 := dialRaw(t, c.Addrs()[0])
-	req := kmsg.NewPtrProduceRequest()
-	req.Version, req.Acks = 9, 0
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = "nope"
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = good
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	r2.write(r2.frame(req.Key(), req.Version, req.IsFlexible(), req.AppendTo(nil)))
+	r2.write(r2.frameOf(produceRequest(9, 0, producePart{"nope", 0, good})))
 	r2.expectClosed()
 }
 

@@ -43,20 +43,13 @@ func TestPipelinedProduceKeepsPartitionOrder(t *testing.T) {
 	var frames [][]byte
 	var want [][2]int32 // per request, the partitions it names
 	for i := range requests {
-		req := kmsg.NewPtrProduceRequest()
-		req.Version, req.Acks, req.TimeoutMillis = 9, -1, 10000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "lanes"
 		ps := [2]int32{int32(i % partitions), int32((i + 1) % partitions)}
+		var parts []producePart
 		for _, p := range ps {
-			rp := kmsg.NewProduceRequestTopicPartition()
-			rp.Partition = p
-			rp.Records = idempotentBatchOf(t, ip.ProducerID, 0, seq[p], recordsPerBatch, valueSize)
+			parts = append(parts, producePart{"lanes", p, idempotentBatchOf(t, ip.ProducerID, 0, seq[p], recordsPerBatch, valueSize)})
 			seq[p] += recordsPerBatch
-			rt.Partitions = append(rt.Partitions, rp)
 		}
-		req.Topics = append(req.Topics, rt)
-		frames = append(frames, r.frame(req.Key(), req.Version, req.IsFlexible(), req.AppendTo(nil)))
+		frames = append(frames, r.frameOf(produceRequest(9, -1, parts...)))
 		want = append(want, ps)
 	}
 	firstCorr := r.corr - requests + 1
@@ -137,20 +130,9 @@ func TestLargeAcksZeroProduceFailureClosesConnection(t *testing.T) {
 	createTopic(t, c, "zero", 2, nil)
 	r := dialRaw(t, c.Addrs()[0])
 	big := recordBatch(t, 80, 4<<10) // 320 KiB: over the lanes' threshold
-	request := func(parts map[string]int32) []byte {
-		req := kmsg.NewPtrProduceRequest()
-		req.Version, req.Acks, req.TimeoutMillis = 9, 0, 5000
-		for topic, p := range parts {
-			rt := kmsg.NewProduceRequestTopic()
-			rt.Topic = topic
-			rp := kmsg.NewProduceRequestTopicPartition()
-			rp.Partition, rp.Records = p, big
-			rt.Partitions = append(rt.Partitions, rp)
-			req.Topics = append(req.Topics, rt)
-		}
-		return r.frame(req.Key(), req.Version, req.IsFlexible(), req.AppendTo(nil))
-	}
-	r.write(append(request(map[string]int32{"zero": 0}), request(map[string]int32{"zero": 1, "nope": 0})...))
+	first := produceRequest(9, 0, producePart{"zero", 0, big})
+	second := produceRequest(9, 0, producePart{"zero", 1, big}, producePart{"nope", 0, big})
+	r.write(append(r.frameOf(first), r.frameOf(second)...))
 	r.expectClosed()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
