@@ -12,7 +12,7 @@ RESULTS   := results/$(shell date -u +%Y-%m-%d)-storage
 BROKER_RESULTS := results/$(shell date -u +%Y-%m-%d)-broker
 BENCHSTAT := $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: all build test vet fmt-check bench bench-micro fuzz run clean
+.PHONY: all build test vet fmt-check bench bench-micro bench-storage bench-broker fuzz run clean
 
 all: build
 
@@ -51,7 +51,9 @@ bench:
 # network, the controller failover time, and the broker through a gregor
 # process beside the machine's limits (loopback TCP, page-cache appends),
 # with benchstat tables under results/
-bench-micro:
+bench-micro: bench-storage bench-broker
+
+bench-storage:
 	@mkdir -p $(RESULTS)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./batch ./segment ./raft ./netio | tee $(RESULTS)/bench.txt
 	$(GO) test -count=1 -run '^TestFailoverTime$$' -v ./raft | grep 'failover over' | sed 's/^ *node_test.go:[0-9]*: //' | tee $(RESULTS)/failover.txt
@@ -60,6 +62,9 @@ bench-micro:
 		col=/impl; case $$b in Compress|Decompress|Builder) col=/codec;; EntryCodec) col=/op;; esac; \
 		$(BENCHSTAT) -filter ".name:/^$$b/" -col $$col $(RESULTS)/bench.txt | tee -a $(RESULTS)/benchstat.txt; \
 	done
+
+# The broker part of bench-micro alone: limits, BenchmarkBroker, engines.
+bench-broker:
 	@mkdir -p $(BROKER_RESULTS)
 	$(GO) test -run='^$$' -bench='^BenchmarkLimits$$' -benchtime=1000x -count=$(BENCHCOUNT) ./cmd/gregor | tee $(BROKER_RESULTS)/bench.txt
 	$(GO) test -run='^$$' -bench='^BenchmarkBroker$$' -benchtime=300000x -count=$(BENCHCOUNT) ./cmd/gregor | tee -a $(BROKER_RESULTS)/bench.txt
