@@ -85,13 +85,26 @@ func BenchmarkLimits(b *testing.B) {
 	// of its benchmark, so that no round writes into pages an earlier round
 	// freed.
 	b.Run("limit=append-fresh", func(b *testing.B) {
-		f, err := os.CreateTemp(freshDir(b), "fresh")
+		dir := freshDir(b)
+		// The files stay until the process ends: stop a -benchtime that
+		// would take more than half the free space rather than fill the
+		// disk.
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			b.Fatal(err)
+		}
+		budget := int64(st.Bavail) * st.Bsize / 2
+		f, err := os.CreateTemp(dir, "fresh")
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer f.Close()
 		b.SetBytes(int64(len(chunk)))
+		var written int64
 		for b.Loop() {
+			if written += int64(len(chunk)); written > budget {
+				b.Fatalf("stopped after %d bytes: more would take over half the free space in %s; lower -benchtime", written-int64(len(chunk)), dir)
+			}
 			if _, err := f.Write(chunk); err != nil {
 				b.Fatal(err)
 			}
