@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -32,8 +31,9 @@ const brokerFileLimit = 2*idleConnections + 4096
 
 // BenchmarkEngines runs the broker issue's load through a gregor process
 // with each network engine (network.engine): produce and fetch as
-// BenchmarkBroker does, and what 10,000 idle client connections cost the
-// broker's memory.
+// BenchmarkBroker does, what 10,000 idle client connections cost the
+// broker's memory, and what floods of oversized or pipelined requests do
+// to it (bench_flood_test.go).
 func BenchmarkEngines(b *testing.B) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Max < brokerFileLimit {
@@ -67,6 +67,17 @@ func BenchmarkEngines(b *testing.B) {
 			defer bb.stop()
 			benchIdleConnections(b, bb, perConn)
 		})
+		for _, flood := range []struct {
+			op  string
+			run func(*testing.B, *benchBroker)
+		}{{"flood-oversized", benchFloodOversized}, {"flood-pipelined", benchFloodPipelined}} {
+			b.Run("engine="+engine+"/op="+flood.op, func(b *testing.B) {
+				benchRound++ // a broker of its own per round, as above
+				bb := startBenchBroker(b, fmt.Sprintf("%s# round %d\n", extra, benchRound))
+				defer bb.stop()
+				flood.run(b, bb)
+			})
+		}
 	}
 }
 
@@ -83,12 +94,7 @@ func benchIdleConnections(b *testing.B, bb *benchBroker, descriptorsPerConn int)
 	if conns < idleConnections {
 		b.Logf("the broker may open %d descriptors: %d connections at %d each, not %d", fileLimit(b, bb.pid), conns, descriptorsPerConn, idleConnections)
 	}
-	ta, err := net.ResolveTCPAddr("tcp", bb.addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sa := &unix.SockaddrInet4{Port: ta.Port}
-	copy(sa.Addr[:], ta.IP.To4())
+	sa := sockaddr(b, bb.addr)
 	req := kmsg.NewPtrApiVersionsRequest()
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("idle")).AppendRequest(nil, req, 1)
 	var grew, peak float64
@@ -103,10 +109,10 @@ func benchIdleConnections(b *testing.B, bb *benchBroker, descriptorsPerConn int)
 				b.Fatal(err)
 			}
 			fds = append(fds, fd)
-			if err := unix.Connect(fd, sa); err != nil {
+			if err := connect(fd, sa); err != nil {
 				b.Fatalf("connection %d: %v", len(fds), err)
 			}
-			if _, err := unix.Write(fd, frame); err != nil {
+			if _, err := sendAll(fd, frame); err != nil {
 				b.Fatal(err)
 			}
 			if !readAnswer(fd) {
@@ -137,6 +143,9 @@ func readAnswer(fd int) bool {
 func readFull(fd int, buf []byte) bool {
 	for got := 0; got < len(buf); {
 		n, err := unix.Read(fd, buf[got:])
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil || n == 0 {
 			return false
 		}
