@@ -360,8 +360,9 @@ var benchRound int
 
 // BenchmarkBroker measures produce and fetch through a gregor process, and
 // the broker's CPU seconds per GB fetched with sendfile and with the copy
-// path (fetch.sendfile.enable=false). Produce through franz-go's in-memory
-// fake cluster (kfake) is the peer figure for the same client and load.
+// path (fetch.sendfile.enable=false). Produce and fetch through franz-go's
+// in-memory fake cluster (kfake) are the peer figures for the same client
+// and load.
 func BenchmarkBroker(b *testing.B) {
 	b.Run("op=produce/target=gregor", func(b *testing.B) {
 		benchProduce(b, startBenchBroker(b, ""))
@@ -379,6 +380,22 @@ func BenchmarkBroker(b *testing.B) {
 		b.SetBytes(benchRecordSize)
 		b.ResetTimer()
 		produceN(b, cl, topic, b.N)
+	})
+	b.Run("op=fetch/target=kfake", func(b *testing.B) {
+		benchRound++
+		topic := fmt.Sprintf("fetch-%d", benchRound)
+		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(benchPartitions, topic))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer fake.Close()
+		addr := fake.ListenAddrs()[0]
+		prod := benchProducer(b, addr)
+		produceN(b, prod, topic, b.N)
+		prod.Close()
+		b.SetBytes(benchRecordSize)
+		b.ResetTimer()
+		franzFetchAll(b, addr, topic, b.N)
 	})
 	for _, sendfile := range []bool{true, false} {
 		b.Run(fmt.Sprintf("op=fetch/sendfile=%v", sendfile), func(b *testing.B) {
