@@ -368,28 +368,15 @@ func BenchmarkBroker(b *testing.B) {
 		benchProduce(b, startBenchBroker(b, ""))
 	})
 	b.Run("op=produce/target=kfake", func(b *testing.B) {
-		benchRound++
-		topic := fmt.Sprintf("produce-%d", benchRound)
-		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(benchPartitions, topic))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer fake.Close()
-		cl := benchProducer(b, fake.ListenAddrs()[0])
+		addr, topic := startKfake(b, "produce")
+		cl := benchProducer(b, addr)
 		defer cl.Close()
 		b.SetBytes(benchRecordSize)
 		b.ResetTimer()
 		produceN(b, cl, topic, b.N)
 	})
 	b.Run("op=fetch/target=kfake", func(b *testing.B) {
-		benchRound++
-		topic := fmt.Sprintf("fetch-%d", benchRound)
-		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(benchPartitions, topic))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer fake.Close()
-		addr := fake.ListenAddrs()[0]
+		addr, topic := startKfake(b, "fetch")
 		prod := benchProducer(b, addr)
 		produceN(b, prod, topic, b.N)
 		prod.Close()
@@ -412,6 +399,19 @@ func BenchmarkBroker(b *testing.B) {
 			})
 		})
 	}
+}
+
+// startKfake starts a one-broker kfake cluster holding a new topic of the
+// benchmark's partitions, closed when the benchmark ends.
+func startKfake(b *testing.B, prefix string) (addr, topic string) {
+	benchRound++
+	topic = fmt.Sprintf("%s-%d", prefix, benchRound)
+	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(benchPartitions, topic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(fake.Close)
+	return fake.ListenAddrs()[0], topic
 }
 
 // benchProduce produces b.N records into a new topic on bb and reports
