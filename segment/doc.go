@@ -63,9 +63,9 @@
 //
 // Both indexes are preallocated to segment.index.bytes and mapped while their
 // segment is active (a full index rolls the segment), and cut to their entries
-// when it rolls or the log closes. The preallocated tail is a hole, and the
-// mappings are advised MADV_RANDOM so that a fault maps the one page written
-// instead of reading megabytes of the hole ahead into the page cache as zeros.
+// when it rolls or the log closes. The preallocated tail is a hole, and an
+// active index's mapping is advised MADV_RANDOM so that a fault maps the one
+// page written instead of reading megabytes of the hole ahead as zeros.
 // One rule (indexer in segment.go) decides the entries during appends and
 // during rebuilds, so a rebuilt index is identical to the one appending built.
 //

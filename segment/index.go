@@ -70,16 +70,19 @@ func (ix *mmapIndex) mapBytes(capBytes int) error {
 		return fmt.Errorf("segment: mmap %s: %w", ix.path, err)
 	}
 	// A page fault on a file mapping reads ahead around the faulting page,
-	// and over a preallocated index that is a hole, so the kernel zeroes
-	// up to megabytes of page cache for one 8-byte entry: writing the first
-	// entries of a new 10 MiB index made 8 MiB of it resident, which cost
-	// new segments as much memory bandwidth as their data and left every
-	// active partition holding megabytes of zeros in the cache. Entries
-	// are written one page at a time and found by binary search, neither
-	// of which gains from readahead.
-	if err := unix.Madvise(data, unix.MADV_RANDOM); err != nil {
-		unix.Munmap(data)
-		return fmt.Errorf("segment: madvise %s: %w", ix.path, err)
+	// and over the preallocated tail of an active index that is a hole, so
+	// the kernel zeroes up to megabytes of page cache for one 8-byte entry:
+	// writing the first entries of a new 10 MiB index made 8 MiB of it
+	// resident, which cost new segments as much memory bandwidth as their
+	// data and left every active partition holding megabytes of zeros in
+	// the cache. Entries are written one page at a time and found by
+	// binary search, neither of which gains from readahead. A mapping of
+	// entries alone (a rolled segment's) has no hole and keeps the default.
+	if capBytes > ix.n*ix.entrySize {
+		if err := unix.Madvise(data, unix.MADV_RANDOM); err != nil {
+			unix.Munmap(data)
+			return fmt.Errorf("segment: madvise %s: %w", ix.path, err)
+		}
 	}
 	ix.data = data
 	return nil
