@@ -85,14 +85,7 @@ func (b *blockingConn) Write(p []byte) (int, error) {
 // request's batches must not go back to the producer while a write may
 // still read them.
 func TestKillDuringWriteCompletesCallAfterWrite(t *testing.T) {
-	c := newWriteTestConn()
-	req, _ := testProduceRequest(t, 2, 4<<10)
-	done := make(chan error, 2)
-	cl := &call{req: req, maxVersion: -1, onDone: func(_ kmsg.Response, err error) { done <- err }}
-	nc := &blockingConn{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	wrote := make(chan error, 1)
-	go func() { wrote <- c.write(nc, cl) }()
-	<-nc.entered
+	c, nc, done, wrote := startBlockedWrite(t, 2)
 	c.kill(errors.New("boom"))
 	select {
 	case err := <-done:
@@ -107,24 +100,13 @@ func TestKillDuringWriteCompletesCallAfterWrite(t *testing.T) {
 	if err := <-done; !errors.As(err, &ce) {
 		t.Fatalf("call completed with %v, want a ConnError", err)
 	}
-	select {
-	case err := <-done:
-		t.Fatalf("call completed twice (again with %v)", err)
-	default:
-	}
+	notCompletedAgain(t, done)
 }
 
 // A call whose answer came before the connection died, while the writer was
 // still returning from its write, is not completed again.
 func TestKillAfterAnswerDuringWrite(t *testing.T) {
-	c := newWriteTestConn()
-	req, _ := testProduceRequest(t, 1, 4<<10)
-	done := make(chan error, 2)
-	cl := &call{req: req, maxVersion: -1, onDone: func(_ kmsg.Response, err error) { done <- err }}
-	nc := &blockingConn{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	wrote := make(chan error, 1)
-	go func() { wrote <- c.write(nc, cl) }()
-	<-nc.entered
+	c, nc, done, wrote := startBlockedWrite(t, 1)
 	// The reader takes the answer: the call leaves pending.
 	c.mu.Lock()
 	got := c.mu.pending[0]
@@ -137,6 +119,29 @@ func TestKillAfterAnswerDuringWrite(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("answer: %v", err)
 	}
+	notCompletedAgain(t, done)
+}
+
+// startBlockedWrite starts writing a call of a Produce request with the
+// given number of partitions into a blockingConn and returns once the write
+// is inside Write. done receives the call's completions, wrote the write's
+// result.
+func startBlockedWrite(t *testing.T, partitions int) (c *conn, nc *blockingConn, done, wrote chan error) {
+	t.Helper()
+	c = newWriteTestConn()
+	req, _ := testProduceRequest(t, partitions, 4<<10)
+	done = make(chan error, 2)
+	cl := &call{req: req, maxVersion: -1, onDone: func(_ kmsg.Response, err error) { done <- err }}
+	nc = &blockingConn{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	wrote = make(chan error, 1)
+	go func() { wrote <- c.write(nc, cl) }()
+	<-nc.entered
+	return c, nc, done, wrote
+}
+
+// notCompletedAgain fails if a second completion of the call is waiting.
+func notCompletedAgain(t *testing.T, done chan error) {
+	t.Helper()
 	select {
 	case err := <-done:
 		t.Fatalf("call completed twice (again with %v)", err)
