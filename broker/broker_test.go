@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -145,6 +146,209 @@ func TestFetchFirstBatchWholeAndMaxBytes(t *testing.T) {
 	// limits, so a consumer can always make progress; nothing more comes.
 	if len(p.RecordBatches) != len(big) {
 		t.Fatalf("fetched %d bytes, want exactly the first batch (%d)", len(p.RecordBatches), len(big))
+	}
+}
+
+// TestFetchFirstBatchWholeOnlyInFirstPartition: KIP-74 lets the first
+// partition with data exceed the limits by its first batch; every later
+// partition stays within its own max and what is left of the total, ending
+// inside a batch if need be, as Kafka's responses do.
+func TestFetchFirstBatchWholeOnlyInFirstPartition(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "kip74", 2, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	big := recordBatch(t, 1, 64<<10)
+	for p := range int32(2) {
+		produceRaw(r, 9, 1, "kip74", p, big)
+	}
+	fetch := func(maxBytes, partitionMaxBytes int32) []int {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.MaxBytes, req.SessionEpoch = 12, maxBytes, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "kip74"
+		for p := range int32(2) {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.PartitionMaxBytes = p, partitionMaxBytes
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		var got []int
+		for _, p := range r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions {
+			got = append(got, len(p.RecordBatches))
+		}
+		return got
+	}
+	if got := fetch(100<<10, 1<<20); got[0] != len(big) || got[1] != 100<<10-len(big) {
+		t.Errorf("max_bytes 100 KiB: fetched %v bytes, want [%d %d]", got, len(big), 100<<10-len(big))
+	}
+	if got := fetch(1<<20, 1024); got[0] != len(big) || got[1] != 1024 {
+		t.Errorf("partition_max_bytes 1 KiB: fetched %v bytes, want [%d 1024]", got, len(big))
+	}
+}
+
+// TestFetchWaitsForMinBytes: a fetch with some data but less than
+// min_bytes waits for appends to bring the rest.
+func TestFetchWaitsForMinBytes(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "minbytes", 1, nil)
+	producer, consumer := dialRaw(t, c.Addrs()[0]), dialRaw(t, c.Addrs()[0])
+	first := recordBatch(t, 1, 100)
+	produceRaw(producer, 9, 1, "minbytes", 0, first)
+	got := make(chan kmsg.FetchResponseTopicPartition, 1)
+	go func() { got <- fetchOnce(consumer, "minbytes", 0, int32(len(first)+1), 60_000) }()
+	waitFetchesWaiting(t, c.Brokers[0], 1)
+	second := recordBatch(t, 1, 100)
+	produceRaw(producer, 9, 1, "minbytes", 0, second)
+	select {
+	case p := <-got:
+		if p.ErrorCode != 0 || len(p.RecordBatches) != len(first)+len(second) {
+			t.Fatalf("fetch: %v, %d bytes, want both batches (%d)", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches), len(first)+len(second))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the append did not complete the fetch")
+	}
+}
+
+// waitFetchesWaiting waits, within a bound, until b has n fetches parked.
+func waitFetchesWaiting(t *testing.T, b *broker.Broker, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		if b.FetchesWaiting() == n {
+			return
+		}
+		runtime.Gosched()
+	}
+	t.Fatalf("%d fetches waiting, want %d", b.FetchesWaiting(), n)
+}
+
+// TestFetchFirstBatchWholeOnlyInFirstPartition: KIP-74 lets the first
+// partition with data exceed the limits by its first batch; every later
+// partition stays within its own max and what is left of the total, ending
+// inside a batch if need be, as Kafka's responses do.
+func TestFetchFirstBatchWholeOnlyInFirstPartition(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "kip74", 2, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	big := recordBatch(t, 1, 64<<10)
+	for p := range int32(2) {
+		produceRaw(r, 9, 1, "kip74", p, big)
+	}
+	fetch := func(maxBytes, partitionMaxBytes int32) []int {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.MaxBytes, req.SessionEpoch = 12, maxBytes, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "kip74"
+		for p := range int32(2) {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.PartitionMaxBytes = p, partitionMaxBytes
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		var got []int
+		for _, p := range r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions {
+			got = append(got, len(p.RecordBatches))
+		}
+		return got
+	}
+	if got := fetch(100<<10, 1<<20); got[0] != len(big) || got[1] != 100<<10-len(big) {
+		t.Errorf("max_bytes 100 KiB: fetched %v bytes, want [%d %d]", got, len(big), 100<<10-len(big))
+	}
+	if got := fetch(1<<20, 1024); got[0] != len(big) || got[1] != 1024 {
+		t.Errorf("partition_max_bytes 1 KiB: fetched %v bytes, want [%d 1024]", got, len(big))
+	}
+}
+
+// TestFetchWaitsForMinBytes: a fetch with some data but less than
+// min_bytes waits for appends to bring the rest.
+func TestFetchWaitsForMinBytes(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "minbytes", 1, nil)
+	producer, consumer := dialRaw(t, c.Addrs()[0]), dialRaw(t, c.Addrs()[0])
+	first := recordBatch(t, 1, 100)
+	produceRaw(producer, 9, 1, "minbytes", 0, first)
+	got := make(chan kmsg.FetchResponseTopicPartition, 1)
+	go func() { got <- fetchOnce(consumer, "minbytes", 0, int32(len(first)+1), 60_000) }()
+	waitFetchesWaiting(t, c.Brokers[0], 1)
+	second := recordBatch(t, 1, 100)
+	produceRaw(producer, 9, 1, "minbytes", 0, second)
+	select {
+	case p := <-got:
+		if p.ErrorCode != 0 || len(p.RecordBatches) != len(first)+len(second) {
+			t.Fatalf("fetch: %v, %d bytes, want both batches (%d)", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches), len(first)+len(second))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the append did not complete the fetch")
+	}
+}
+
+// waitFetchesWaiting waits, within a bound, until b has n fetches parked.
+func waitFetchesWaiting(t *testing.T, b *broker.Broker, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		if b.FetchesWaiting() == n {
+			return
+		}
+		runtime.Gosched()
+	}
+	t.Fatalf("%d fetches waiting, want %d", b.FetchesWaiting(), n)
+}
+
+// TestOffsetForLeaderEpoch: a leader records its epoch at the log end when
+// elected, so the current epoch ends at the log end even before anything is
+// appended in it, and an earlier epoch ends where the next one starts.
+func TestOffsetForLeaderEpoch(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "epochs", 1, nil)
+	leaderEpoch := func() int32 {
+		tp, _ := c.Brokers[0].Image().Topic("epochs")
+		return tp.Partitions[0].LeaderEpoch
+	}
+	endOf := func(epoch int32) [2]int64 {
+		t.Helper()
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.Version, req.ReplicaID = 4, -1
+		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		rt.Topic = "epochs"
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.CurrentLeaderEpoch, rp.LeaderEpoch = -1, epoch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		p := dialRaw(t, c.Addrs()[0]).do(req).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("OffsetForLeaderEpoch(%d): %v", epoch, kerr.ErrorForCode(p.ErrorCode))
+		}
+		return [2]int64{int64(p.LeaderEpoch), p.EndOffset}
+	}
+	first := leaderEpoch()
+	if got, want := endOf(first), [2]int64{int64(first), 0}; got != want {
+		t.Fatalf("empty log, epoch %d: (epoch, end) %v, want %v", first, got, want)
+	}
+	produceRaw(dialRaw(t, c.Addrs()[0]), 9, 1, "epochs", 0, recordBatch(t, 3, 10))
+
+	c.Restart(0)
+	c.WaitForImage(func(im *raft.Image) bool {
+		tp, ok := im.Topic("epochs")
+		return ok && tp.Partitions[0].Leader == 1 && tp.Partitions[0].LeaderEpoch > first
+	})
+	second := leaderEpoch()
+	for _, tc := range []struct {
+		epoch int32
+		want  [2]int64
+	}{
+		{second, [2]int64{int64(second), 3}}, // elected, nothing appended yet
+		{first, [2]int64{int64(first), 3}},
+		{second + 1, [2]int64{-1, -1}}, // an epoch this log has not reached
+	} {
+		if got := endOf(tc.epoch); got != tc.want {
+			t.Errorf("after the restart, epoch %d: (epoch, end) %v, want %v", tc.epoch, got, tc.want)
+		}
+	}
+	produceRaw(dialRaw(t, c.Addrs()[0]), 9, 1, "epochs", 0, recordBatch(t, 2, 10))
+	if got, want := endOf(second), [2]int64{int64(second), 5}; got != want {
+		t.Errorf("after appending in epoch %d: (epoch, end) %v, want %v", second, got, want)
+	}
+	if got, want := endOf(first), [2]int64{int64(first), 3}; got != want {
+		t.Errorf("after appending, epoch %d: (epoch, end) %v, want %v", first, got, want)
 	}
 }
 

@@ -25,6 +25,7 @@ type fetch struct {
 	resp     fetchResponse
 	regions  []segment.Region // every region resp holds, to release
 	bytes    int64
+	full     bool // no room left under the request's max_bytes
 	failed   bool
 	parkable []parked // partitions to wait on when there is too little data
 }
@@ -35,9 +36,10 @@ type parked struct {
 }
 
 // handleFetch answers at once when there is at least min_bytes of data, an
-// error, or no wait; otherwise it parks the fetch on its partitions until an
-// append moves one of them or max_wait_ms passes, and answers from another
-// goroutine.
+// error, no room for more, or no wait; otherwise it parks the fetch on its
+// partitions until appends bring min_bytes or max_wait_ms passes (each append
+// that moves one of them wakes it to read them all again), and answers from
+// another goroutine.
 func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
 	f := &fetch{b: b, rq: rq, req: req, deadline: rq.start.Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)}
 	if req.SessionID != 0 {
@@ -57,11 +59,13 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
 
 // enough reports whether the fetch should be answered now.
 func (f *fetch) enough() bool {
-	return f.failed || f.bytes >= int64(f.req.MinBytes) || !time.Now().Before(f.deadline) || len(f.parkable) == 0
+	return f.failed || f.full || f.bytes >= int64(f.req.MinBytes) || !time.Now().Before(f.deadline) || len(f.parkable) == 0
 }
 
 // wait parks the fetch until it has enough or its time is up.
 func (f *fetch) wait() {
+	f.b.metrics.fetchWaiting.Add(1)
+	defer f.b.metrics.fetchWaiting.Add(-1)
 	w := replica.NewWaiter()
 	timer := time.NewTimer(time.Until(f.deadline))
 	defer timer.Stop()
@@ -104,7 +108,7 @@ func (f *fetch) read() {
 	req, b := f.req, f.b
 	im := b.image()
 	f.resp = fetchResponse{SessionID: 0}
-	f.bytes, f.failed, f.parkable = 0, false, f.parkable[:0]
+	f.bytes, f.full, f.failed, f.parkable = 0, false, false, f.parkable[:0]
 	remaining := int64(b.cfg.FetchMaxBytes)
 	if req.Version >= 3 && req.MaxBytes >= 0 {
 		remaining = min(remaining, int64(req.MaxBytes))
@@ -140,6 +144,7 @@ func (f *fetch) read() {
 		}
 		f.resp.Topics = append(f.resp.Topics, ft)
 	}
+	f.full = remaining <= 0
 }
 
 func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequestTopicPartition, fp *fetchPartition, remaining *int64) {
@@ -171,13 +176,18 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 		return
 	}
 	f.regions = res.Regions
+	if f.bytes > 0 && res.Bytes > maxBytes {
+		// Only the first partition with data has its first batch whole.
+		f.regions = f.regions[:start+len(segment.Truncate(f.regions[start:], maxBytes))]
+		res.Bytes = maxBytes
+	}
 	fp.Records = f.regions[start:len(f.regions):len(f.regions)]
 	fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
 	f.bytes += res.Bytes
 	*remaining -= res.Bytes
-	if res.Bytes == 0 {
-		f.parkable = append(f.parkable, parked{p: p, seenHW: res.HighWatermark})
-	}
+	// Every readable partition is watched, not only the empty ones: min_bytes
+	// counts the whole response, so an append anywhere may complete it.
+	f.parkable = append(f.parkable, parked{p: p, seenHW: res.HighWatermark})
 }
 
 // release gives back the regions of a response that will not be sent.

@@ -36,6 +36,7 @@ type metrics struct {
 	producedBytes atomic.Uint64
 	fetchedBytes  atomic.Uint64
 	partitions    atomic.Uint64
+	fetchWaiting  atomic.Int64 // Fetch requests parked for min_bytes
 }
 
 func newMetrics(b *Broker) *metrics { return &metrics{b: b} }
@@ -109,9 +110,14 @@ func (b *Broker) WritePrometheus(w io.Writer) {
 	p("# HELP gregor_refused_requests_total Requests that closed their connection (undecodable, unknown API or version, oversize).\n# TYPE gregor_refused_requests_total counter\ngregor_refused_requests_total %d\n", m.refused.Load()+st.OversizeFrames)
 	p("# HELP gregor_produced_bytes_total Record batch bytes appended.\n# TYPE gregor_produced_bytes_total counter\ngregor_produced_bytes_total %d\n", m.producedBytes.Load())
 	p("# HELP gregor_fetched_bytes_total Record bytes answered to fetches.\n# TYPE gregor_fetched_bytes_total counter\ngregor_fetched_bytes_total %d\n", m.fetchedBytes.Load())
+	p("# HELP gregor_fetches_waiting Fetch requests waiting for min_bytes or max_wait_ms (Kafka's fetch purgatory).\n# TYPE gregor_fetches_waiting gauge\ngregor_fetches_waiting %d\n", m.fetchWaiting.Load())
 	p("# HELP gregor_partitions Partitions this broker hosts.\n# TYPE gregor_partitions gauge\ngregor_partitions %d\n", m.partitions.Load())
 	p("# HELP gregor_partitions_led Partitions this broker leads.\n# TYPE gregor_partitions_led gauge\ngregor_partitions_led %d\n", b.image().PartitionsLedBy(b.cfg.NodeID))
 }
+
+// FetchesWaiting is the number of Fetch requests parked until appends bring
+// their min_bytes or max_wait_ms passes, as gregor_fetches_waiting.
+func (b *Broker) FetchesWaiting() int64 { return b.metrics.fetchWaiting.Load() }
 
 func formatFloat(f float64) string {
 	if f == math.Trunc(f) {

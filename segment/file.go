@@ -56,6 +56,25 @@ type Region struct {
 // Release drops the region's reference on its file.
 func (r Region) Release() { r.File.Release() }
 
+// Truncate shortens rs to n bytes in all, the last region kept ending inside
+// it if need be, and releases the regions it drops. A Fetch response applies
+// it to every partition after the first with data: KIP-74 sends only that one's
+// first batch whole, later ones end at their limit even inside a batch (which
+// clients discard), as Kafka's do.
+func Truncate(rs []Region, n int64) []Region {
+	for i, r := range rs {
+		if n <= 0 {
+			ReleaseAll(rs[i:])
+			return rs[:i]
+		}
+		if r.Length > n {
+			rs[i].Length = n
+		}
+		n -= rs[i].Length
+	}
+	return rs
+}
+
 // ReleaseAll releases every region in rs.
 func ReleaseAll(rs []Region) {
 	for _, r := range rs {
