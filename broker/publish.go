@@ -77,7 +77,9 @@ func (b *Broker) reconcile(im *raft.Image) {
 			epoch, leader := h.p.Leader()
 			switch {
 			case pi.Leader == me && (!leader || epoch != pi.LeaderEpoch):
-				h.p.BecomeLeader(pi.LeaderEpoch)
+				if err := h.p.BecomeLeader(pi.LeaderEpoch); err != nil {
+					b.logger.Error("starting a leader epoch", "partition", tp, "leader.epoch", pi.LeaderEpoch, "err", err)
+				}
 				b.logger.Debug("leading", "partition", tp, "leader.epoch", pi.LeaderEpoch)
 			case pi.Leader != me && (leader || epoch != pi.LeaderEpoch):
 				h.p.BecomeFollower(pi.LeaderEpoch)

@@ -102,13 +102,16 @@ func (p *Partition) TopicPartition() segment.TopicPartition { return p.tp }
 // Log is the partition's log.
 func (p *Partition) Log() *segment.Log { return p.log }
 
-// BecomeLeader makes this broker the partition's leader in epoch.
-func (p *Partition) BecomeLeader(epoch int32) {
+// BecomeLeader makes this broker the partition's leader in epoch and records
+// the epoch's start at the log end. An error is the log's: it has failed, and
+// the partition answers every request with it.
+func (p *Partition) BecomeLeader(epoch int32) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.mu.leader, p.mu.leaderEpoch = true, epoch
+	p.mu.Unlock()
+	return p.log.StartLeaderEpoch(epoch)
 }
 
 // BecomeFollower makes this broker a follower in epoch: produces are refused

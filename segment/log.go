@@ -357,6 +357,35 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendInfo, error) {
 	return info, nil
 }
 
+// StartLeaderEpoch records that leaderEpoch starts at the log end offset, as
+// Kafka's leader does on election (Partition.makeLeader): OffsetForLeaderEpoch
+// then answers the new epoch with the log end before anything is appended in
+// it, instead of an undefined epoch that makes consumers reset. An epoch not
+// above the latest one recorded changes nothing.
+func (l *Log) StartLeaderEpoch(leaderEpoch int32) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	return l.startEpochLocked(leaderEpoch)
+}
+
+// startEpochLocked records leaderEpoch at the log end if it is above the
+// latest epoch. The caller holds appendMu.
+func (l *Log) startEpochLocked(leaderEpoch int32) error {
+	if latest, ok := l.epochs.Latest(); leaderEpoch < 0 || ok && leaderEpoch <= latest.Epoch {
+		return nil
+	}
+	l.mu.RLock()
+	end := l.mu.logEnd
+	l.mu.RUnlock()
+	if err := l.epochs.Assign(leaderEpoch, end); err != nil {
+		return l.fail(err)
+	}
+	return nil
+}
+
 func (l *Log) appendLocked(batches []byte, leaderEpoch int32) (AppendInfo, error) {
 	if err := l.usable(); err != nil {
 		return AppendInfo{}, err
@@ -379,10 +408,9 @@ func (l *Log) appendLocked(batches []byte, leaderEpoch int32) (AppendInfo, error
 	}
 	if latest, ok := l.epochs.Latest(); ok && leaderEpoch < latest.Epoch {
 		return AppendInfo{}, fmt.Errorf("%w: append with leader epoch %d, the log is at epoch %d", kerr.FencedLeaderEpoch, leaderEpoch, latest.Epoch)
-	} else if leaderEpoch >= 0 && (!ok || leaderEpoch > latest.Epoch) {
-		if err := l.epochs.Assign(leaderEpoch, info.FirstOffset); err != nil {
-			return AppendInfo{}, l.fail(err)
-		}
+	}
+	if err := l.startEpochLocked(leaderEpoch); err != nil {
+		return AppendInfo{}, err
 	}
 
 	// The cleaner may swap closed segments in the list meanwhile: read it
