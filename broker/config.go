@@ -210,6 +210,11 @@ func (c *Config) Validate() error {
 	if err := validateTopicConfig("message.timestamp.type", c.LogMessageTimestampType); err != nil {
 		bad("log.message.timestamp.type: %v", err)
 	}
+	if rf := c.Controller.DefaultReplicationFactor; rf > 1 {
+		// Auto-created topics take it: refuse it here, as CreateTopics
+		// refuses rf > 1, rather than acknowledge data one broker holds.
+		bad("default.replication.factor %d: this broker does not replicate partitions yet; use 1", rf)
+	}
 	if c.MinInsyncReplicas < 1 {
 		bad("min.insync.replicas %d: must be at least 1", c.MinInsyncReplicas)
 	}
