@@ -23,7 +23,17 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 		msg  string
 	}
 	refused := map[string]refusal{}
+	count := map[string]int{}
 	for _, t := range req.Topics {
+		count[t.Topic]++
+	}
+	for _, t := range req.Topics {
+		if count[t.Topic] > 1 {
+			// The controller answers a name given twice with one
+			// INVALID_REQUEST and creates neither, as Kafka does.
+			keep = append(keep, t)
+			continue
+		}
 		if t.Topic == offsetsTopic {
 			// Its partition count and compaction are the group
 			// coordinator's (offsets.topic.*): FindCoordinator makes it.

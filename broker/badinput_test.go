@@ -188,7 +188,16 @@ func TestApiVersions(t *testing.T) {
 // recordBatch builds a valid batch of n small records.
 func recordBatch(t *testing.T, n int, valueSize int) []byte {
 	t.Helper()
-	bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+	return codecBatch(t, batch.CodecNone, n, valueSize)
+}
+
+// codecBatch builds a valid batch of n records of valueSize zero bytes,
+// compressed with codec.
+func codecBatch(t *testing.T, codec batch.Codec, n int, valueSize int) []byte {
+	t.Helper()
+	o := batch.DefaultBuilderOptions()
+	o.Codec = codec
+	bld := batch.NewBuilder(o)
 	for range n {
 		bld.Add(time.Now().UnixMilli(), nil, make([]byte, valueSize), nil)
 	}
@@ -233,6 +242,8 @@ func produceRaw(r *rawConn, version int16, acks int16, topic string, partition i
 func TestProduceBadInput(t *testing.T) {
 	c := testcluster.Start(t, 1, nil)
 	createTopic(t, c, "bad", 2, map[string]*string{"max.message.bytes": kmsg.StringPtr("4096")})
+	createTopic(t, c, "recompress", 1, map[string]*string{"max.message.bytes": kmsg.StringPtr("4096"), "compression.type": kmsg.StringPtr("uncompressed")})
+	createTopic(t, c, "nothing", 1, map[string]*string{"max.message.bytes": kmsg.StringPtr("0")})
 	r := dialRaw(t, c.Addrs()[0])
 
 	good := recordBatch(t, 3, 10)
@@ -242,6 +253,14 @@ func TestProduceBadInput(t *testing.T) {
 	corrupt := recordBatch(t, 3, 10)
 	corrupt[len(corrupt)-1] ^= 0xff
 	twoBatches := append(recordBatch(t, 1, 10), recordBatch(t, 1, 10)...)
+	// Records that do not parse, under a CRC that holds.
+	unparsable := recordBatch(t, 3, 10)
+	for i := batch.HeaderSize; i < len(unparsable); i++ {
+		unparsable[i] = 0xff
+	}
+	batch.Header(unparsable).SetCRC()
+	// Compresses to a few dozen bytes, 8 KiB once the topic recompresses it.
+	compressible := codecBatch(t, batch.CodecGzip, 8, 1024)
 	for _, tc := range []struct {
 		name      string
 		acks      int16
@@ -257,13 +276,23 @@ func TestProduceBadInput(t *testing.T) {
 		{"unknown topic", 1, "nope", 0, good, kerr.UnknownTopicOrPartition},
 		{"unknown partition", 1, "bad", 7, good, kerr.UnknownTopicOrPartition},
 		{"invalid acks", 2, "bad", 0, good, kerr.InvalidRequiredAcks},
+		{"no records", 1, "bad", 0, nil, kerr.InvalidRecord},
+		{"records that do not parse", 1, "bad", 0, unparsable, kerr.InvalidRecord},
+		{"negative sequence with a producer id", 1, "bad", 0, idempotentBatch(t, 7, 0, -5, 1), kerr.InvalidRecord},
+		{"zstd before Produce v7", 1, "bad", 0, codecBatch(t, batch.CodecZstd, 2, 10), kerr.UnsupportedCompressionType},
+		{"over max.message.bytes once recompressed", 1, "recompress", 0, compressible, kerr.MessageTooLarge},
+		{"max.message.bytes 0", 1, "nothing", 0, good, kerr.MessageTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := produceRaw(r, 9, tc.acks, tc.topic, tc.partition, tc.records)
+			version := int16(9)
+			if tc.name == "zstd before Produce v7" {
+				version = 6
+			}
+			p := produceRaw(r, version, tc.acks, tc.topic, tc.partition, tc.records)
 			if p.ErrorCode != tc.want.Code {
 				t.Fatalf("error %v, want %v", kerr.ErrorForCode(p.ErrorCode), tc.want)
 			}
-			if p.ErrorMessage == nil || *p.ErrorMessage == "" {
+			if version >= 8 && (p.ErrorMessage == nil || *p.ErrorMessage == "") {
 				t.Fatal("no error message for the client")
 			}
 		})
@@ -315,6 +344,15 @@ func TestFetchAndListOffsetsBadInput(t *testing.T) {
 	if p := fetch(11, "f", [16]byte{}, 3, 0); p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("fetch of an unknown partition: %v", kerr.ErrorForCode(p.ErrorCode))
 	}
+	// A topic that compresses with zstd is refused to Fetch before v10,
+	// which predates zstd, as Kafka refuses it.
+	createTopic(t, c, "z", 1, map[string]*string{"compression.type": kmsg.StringPtr("zstd")})
+	if p := fetch(9, "z", [16]byte{}, 0, 0); p.ErrorCode != kerr.UnsupportedCompressionType.Code {
+		t.Fatalf("Fetch v9 of a zstd topic: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := fetch(10, "z", [16]byte{}, 0, 0); p.ErrorCode != 0 {
+		t.Fatalf("Fetch v10 of a zstd topic: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
 
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.Version, lo.ReplicaID = 7, -1
@@ -361,5 +399,41 @@ func TestAcksAllNeedsMinInsyncReplicas(t *testing.T) {
 	}
 	if p := produceRaw(r, 9, 1, "isr", 0, recordBatch(t, 1, 1)); p.ErrorCode != 0 || p.BaseOffset != 0 {
 		t.Fatalf("acks=1 is not bound by min.insync.replicas: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+}
+
+// TestTopicNamedTwice: CreateTopics with a name given twice answers it
+// once with INVALID_REQUEST and creates nothing, even when one entry alone
+// would be refused by this broker and the other allowed; Metadata's
+// auto-creation creates a name asked twice once.
+func TestTopicNamedTwice(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	create := kmsg.NewPtrCreateTopicsRequest()
+	create.Version, create.TimeoutMillis = 7, 10000
+	for _, rf := range []int16{1, 3} {
+		ct := kmsg.NewCreateTopicsRequestTopic()
+		ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "dup", 1, rf
+		create.Topics = append(create.Topics, ct)
+	}
+	cresp := r.do(create).(*kmsg.CreateTopicsResponse)
+	if len(cresp.Topics) != 1 || cresp.Topics[0].Topic != "dup" || cresp.Topics[0].ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("CreateTopics of a name given twice: %+v, want one INVALID_REQUEST", cresp.Topics)
+	}
+
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version, md.AllowAutoTopicCreation = 12, true
+	for _, name := range []string{"twice", "twice"} {
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(name)
+		md.Topics = append(md.Topics, mt)
+	}
+	for _, mt := range r.do(md).(*kmsg.MetadataResponse).Topics {
+		if mt.ErrorCode != 0 {
+			t.Fatalf("auto-creating a name asked twice: %s %v", *mt.Topic, kerr.ErrorForCode(mt.ErrorCode))
+		}
+	}
+	if _, ok := c.Brokers[0].Image().Names["dup"]; ok {
+		t.Fatal("a name given twice to CreateTopics was created")
 	}
 }

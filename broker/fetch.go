@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/batch"
 	"gregor/netio"
 	"gregor/raft"
 	"gregor/replica"
@@ -124,6 +125,13 @@ func (f *fetch) read() {
 		} else {
 			t, _ = im.Topic(rt.Topic)
 		}
+		// Kafka refuses Fetch before v10 on a topic whose
+		// compression.type is zstd: older clients cannot read it.
+		zstdTopic := false
+		if t != nil && req.Version < 10 {
+			s := b.topicSettings(t.Configs)
+			zstdTopic = !s.keepCompression && s.compression == batch.CodecZstd
+		}
 		for _, rp := range rt.Partitions {
 			fp := fetchPartition{Partition: rp.Partition, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1}
 			if req.IsolationLevel == 1 {
@@ -134,6 +142,8 @@ func (f *fetch) read() {
 				fp.ErrorCode = kerr.UnknownTopicID.Code
 			case t == nil:
 				fp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case zstdTopic:
+				fp.ErrorCode = kerr.UnsupportedCompressionType.Code
 			default:
 				f.readPartition(im, t.Name, rp, &fp, &remaining)
 			}

@@ -17,12 +17,15 @@ import (
 func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) {
 	im := b.image()
 	var missing []string
+	asked := map[string]bool{}
 	if b.cfg.AutoCreateTopicsEnable && (req.Version < 4 || req.AllowAutoTopicCreation) && req.Topics != nil {
 		for _, t := range req.Topics {
 			if t.Topic == nil {
 				continue
 			}
-			if _, ok := im.Names[*t.Topic]; !ok && raft.ValidateTopicName(*t.Topic) == nil {
+			if _, ok := im.Names[*t.Topic]; !ok && !asked[*t.Topic] && raft.ValidateTopicName(*t.Topic) == nil {
+				// A name asked twice is created once.
+				asked[*t.Topic] = true
 				missing = append(missing, *t.Topic)
 			}
 		}

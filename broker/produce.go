@@ -145,10 +145,15 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 	if req.TransactionID != nil {
 		return replica.AppendResult{}, kerrf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported by this broker")
 	}
+	if len(records) == 0 {
+		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", req.Version)
+	}
+	if len(records) > s.maxMessageBytes {
+		// Checked here, not only by Validate, for which 0 means no limit:
+		// a topic's max.message.bytes=0 refuses every batch, as Kafka's.
+		return replica.AppendResult{}, kerrf(kerr.MessageTooLarge, "the batch is %d bytes, more than max.message.bytes %d", len(records), s.maxMessageBytes)
+	}
 	if err := batch.Validate(records, s.maxMessageBytes); err != nil {
-		if errors.Is(err, batch.ErrTooLarge) || len(records) > s.maxMessageBytes {
-			return replica.AppendResult{}, kerrf(kerr.MessageTooLarge, "the batch is %d bytes, more than max.message.bytes %d", len(records), s.maxMessageBytes)
-		}
 		if errors.Is(err, batch.ErrLength) && len(records) > batch.HeaderSize && int(batch.Header(records).BatchLength())+12 < len(records) {
 			return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "a produce request must carry exactly one record batch per partition")
 		}
@@ -158,15 +163,26 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 	if h.Transactional() || h.Control() {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "transactional and control batches are not supported by this broker")
 	}
-	if s.compacted {
-		if err := requireKeys(h, topic, partition, max(s.maxMessageBytes, 1<<20)*64); err != nil {
+	if h.Codec() == batch.CodecZstd && req.Version < 7 {
+		return replica.AppendResult{}, kerrf(kerr.UnsupportedCompressionType, "Produce requests with version %d cannot carry zstd-compressed records (version 7 and later can)", req.Version)
+	}
+	if h.ProducerID() >= 0 && h.BaseSequence() < 0 {
+		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "Invalid sequence number %d in record batch with producerId %d", h.BaseSequence(), h.ProducerID())
+	}
+	maxDecompressed := max(s.maxMessageBytes, 1<<20) * 64
+	if s.compacted || h.Codec() == batch.CodecNone {
+		if err := checkRecords(h, topic, partition, s.compacted, maxDecompressed); err != nil {
 			return replica.AppendResult{}, err
 		}
 	}
 	if !s.keepCompression && h.Codec() != s.compression {
 		var err error
-		if records, err = batch.Recompress(nil, h, s.compression, max(s.maxMessageBytes, 1<<20)*64); err != nil {
+		if records, err = batch.Recompress(nil, h, s.compression, maxDecompressed); err != nil {
 			return replica.AppendResult{}, err
+		}
+		if len(records) > s.maxMessageBytes {
+			return replica.AppendResult{}, kerrf(kerr.MessageTooLarge, "the batch is %d bytes once compressed with the topic's %s, more than max.message.bytes %d",
+				len(records), s.compression, s.maxMessageBytes)
 		}
 	}
 	res, err := p.Append(records, replica.AppendOptions{LogAppendTime: s.logAppendTime})
@@ -174,6 +190,32 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 		return res, err
 	}
 	return res, nil
+}
+
+// checkRecords walks a batch's records, as Kafka's LogValidator does, so
+// that a batch whose CRC holds but whose records do not parse is refused
+// (INVALID_RECORD) instead of stored for every consumer to fail on. With
+// requireKey (a compacted topic: compaction keeps the newest record per key,
+// so a keyless record has no place there) every record must have a key.
+// The caller walks uncompressed batches, which costs a few percent of the
+// CRC, and compressed ones only for compacted topics: decompressing every
+// batch kept as sent would cost more than the rest of the append (Kafka
+// does it; Gregor leaves a compressed batch's records to its consumers).
+func checkRecords(h batch.Header, topic string, partition int32, requireKey bool, maxDecompressed int) error {
+	rr, _, err := batch.DecodeRecords(h, nil, maxDecompressed)
+	if err != nil {
+		return err
+	}
+	var r batch.Record
+	for rr.Next(&r) {
+		if requireKey && r.Key == nil {
+			return kerrf(kerr.InvalidRecord, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return kerrf(kerr.InvalidRecord, "%s-%d: %v", topic, partition, err)
+	}
+	return nil
 }
 
 // kerrf is a Kafka error with a message for the client.

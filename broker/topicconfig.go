@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-
 	"gregor/batch"
 	"gregor/raft"
 	"gregor/segment"
@@ -321,23 +319,4 @@ func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
 		s.compression = c
 	}
 	return s
-}
-
-// requireKeys refuses a batch for a compacted topic that holds a record
-// without a key: compaction keeps the newest record per key, so a keyless
-// record has no place there (Kafka's LogValidator refuses it the same way).
-// It decompresses the records, only for compacted topics, within
-// maxDecompressed.
-func requireKeys(h batch.Header, topic string, partition int32, maxDecompressed int) error {
-	rr, _, err := batch.DecodeRecords(h, nil, maxDecompressed)
-	if err != nil {
-		return err
-	}
-	var r batch.Record
-	for rr.Next(&r) {
-		if r.Key == nil {
-			return kerrf(kerr.InvalidRecord, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)
-		}
-	}
-	return rr.Err()
 }
