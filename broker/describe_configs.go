@@ -26,7 +26,8 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 		rr := kmsg.NewDescribeConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
 		want := func(name string) bool {
-			if res.ConfigNames == nil {
+			if len(res.ConfigNames) == 0 {
+				// Null or empty: every config, as Kafka answers both.
 				return true
 			}
 			for _, n := range res.ConfigNames {
@@ -38,6 +39,10 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 		}
 		switch res.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
+			if err := raft.ValidateTopicName(res.ResourceName); err != nil {
+				rr.ErrorCode, rr.ErrorMessage = kerr.InvalidTopicException.Code, kmsg.StringPtr(err.Error())
+				break
+			}
 			t, ok := im.Topic(res.ResourceName)
 			if !ok {
 				rr.ErrorCode = kerr.UnknownTopicOrPartition.Code
