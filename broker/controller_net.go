@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -58,7 +59,12 @@ func (s *controllerServer) serve() {
 			}
 			if !s.track(c) {
 				c.Close()
-				return
+				select {
+				case <-s.closed:
+					return
+				default:
+					continue
+				}
 			}
 			s.wg.Add(1)
 			go func() {
@@ -76,6 +82,13 @@ func (s *controllerServer) track(c net.Conn) bool {
 	case <-s.closed:
 		return false
 	default:
+	}
+	if len(s.conns) >= s.b.cfg.Net.MaxConnections {
+		// max.connections bounds this listener too: its peers are the
+		// cluster's brokers and voters, a handful of connections each.
+		s.b.logger.Debug("controller listener: refusing a connection over max.connections",
+			"remote", c.RemoteAddr(), "max.connections", s.b.cfg.Net.MaxConnections)
+		return false
 	}
 	s.conns[c] = struct{}{}
 	return true
@@ -127,8 +140,8 @@ func (s *controllerServer) serveKafka(c net.Conn, first byte) {
 			s.b.logger.Warn("controller listener: closing a connection with a bad frame size", "size", n, "remote", c.RemoteAddr())
 			return
 		}
-		frame := make([]byte, n)
-		if _, err := io.ReadFull(c, frame); err != nil {
+		frame, err := readControllerFrame(c, int(n))
+		if err != nil {
 			return
 		}
 		out, err := s.answer(frame)
@@ -143,6 +156,18 @@ func (s *controllerServer) serveKafka(c net.Conn, first byte) {
 			return
 		}
 	}
+}
+
+// readControllerFrame reads an n-byte frame into a buffer that grows as the
+// bytes arrive, so that a peer announcing a large frame and sending little of
+// it holds little memory.
+func readControllerFrame(c net.Conn, n int) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(min(n, 64<<10))
+	if _, err := io.CopyN(&buf, c, int64(n)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // controllerAPIs are the requests the controller listener answers.
