@@ -117,6 +117,9 @@ var keyCases = []struct {
 	}},
 	{"broker.rack", map[string]string{"broker.rack": "eu-west-1a"}, func(c *serveConfig) { c.broker.Rack = "eu-west-1a" }},
 	{"num.partitions", map[string]string{"num.partitions": " 6 "}, func(c *serveConfig) { c.broker.Controller.NumPartitions = 6 }},
+	// Only 1 is valid until partitions replicate; the bad cases show 3 is
+	// read (and refused).
+	{"default.replication.factor", map[string]string{"default.replication.factor": "1"}, func(c *serveConfig) { c.broker.Controller.DefaultReplicationFactor = 1 }},
 	{"auto.create.topics.enable", map[string]string{"auto.create.topics.enable": "FALSE"}, func(c *serveConfig) { c.broker.AutoCreateTopicsEnable = false }},
 	{"fetch.sendfile.enable", map[string]string{"fetch.sendfile.enable": "false"}, func(c *serveConfig) { c.broker.FetchSendfileEnable = false }},
 	{"message.max.bytes", map[string]string{"message.max.bytes": "2000000"}, func(c *serveConfig) { c.broker.MessageMaxBytes = 2000000 }},
