@@ -16,6 +16,8 @@ import (
 	hraft "github.com/hashicorp/raft"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/netio"
 )
 
 // The controller listener (controller.quorum.voters' address of a voter)
@@ -52,11 +54,22 @@ func (s *controllerServer) serve() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		var retry netio.AcceptRetry
 		for {
 			c, err := s.ln.Accept()
 			if err != nil {
+				select {
+				case <-s.closed:
+					return
+				default:
+				}
+				if retry.Wait(err, s.b.logger) {
+					continue
+				}
+				s.b.logger.Error("controller listener stopped", "err", err)
 				return
 			}
+			retry.Reset()
 			if !s.track(c) {
 				c.Close()
 				select {

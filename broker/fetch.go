@@ -55,6 +55,8 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
 		f.send()
 		return
 	}
+	// Waiting on appends, not on the broker: out of queued.max.requests.
+	rq.conn.Park()
 	go f.wait()
 }
 

@@ -63,8 +63,18 @@
 //     on a long poll is not idle.
 //   - MaxInFlightPerConnection bounds the requests of one connection that
 //     the handler holds or that wait for their turn to be written, and
-//     queued.max.requests the requests being handled across all connections.
-//     The handler never holds more than these.
+//     queued.max.requests the whole requests being handled across all
+//     connections. The handler never holds more than these. As Kafka's, the
+//     second counts whole requests only: a frame is read before it takes a
+//     token (so a connection that sends part of a frame and stalls holds
+//     none), and a request its handler parks (Request.Park: a long-poll
+//     fetch waiting for appends) gives its token back while it waits, so
+//     that idle consumers cannot starve the producers that would wake them.
+//   - A frame's buffer grows with the bytes that arrive (doubling from
+//     1 MiB), so a peer announcing a large frame holds about what it sent.
+//   - Accept errors that pass (out of file descriptors, a connection aborted
+//     before it was accepted) pause accepting, 5 ms doubling to a second,
+//     instead of ending it.
 //
 // How the last bound holds differs. The std engine stops reading a
 // connection at its bound (and every connection while queued.max.requests
@@ -80,8 +90,10 @@
 // MaxInFlightPerConnection frames with the handler, as many waiting, one
 // being read (copied out of netpoll's buffer as it arrives, so never held
 // twice), and whatever netpoll reads while Serve runs, which is why Serve
-// must return quickly. Kafka's clients stay well inside this: the Java client
-// and sarama keep at most 5 requests in flight per connection by default.
+// must return quickly. The Java client and sarama keep at most 5 requests in
+// flight per connection by default; librdkafka, with idempotence off, sends
+// without such a bound and a netpoll broker closes its connection (std
+// pushes back on it instead), one reason std is the default.
 //
 // # Concurrency
 //

@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"io"
 	"math/bits"
 	"sync"
 )
@@ -58,4 +59,39 @@ func releaseFrame(b []byte) {
 		// the frame of 64 KiB or more it saves.
 		framePools[pool].Put(b[:0])
 	}
+}
+
+// firstFrameChunk is how much of a frame is read before more memory is
+// given to it: frames up to this size (most produce requests) are read
+// straight into their own buffer.
+const firstFrameChunk = 1 << 20
+
+// readRequestFrame reads a size-byte frame from r into a buffer that grows, by
+// doubling from firstFrameChunk, as its bytes arrive: a peer that announces
+// a large frame and sends little of it holds little memory, and the bytes
+// of a large frame are copied about once more in all.
+func readRequestFrame(r io.Reader, size int) ([]byte, error) {
+	frame := newFrame(min(size, firstFrameChunk))
+	got := 0
+	for {
+		n, err := io.ReadFull(r, frame[got:])
+		got += n
+		if err != nil {
+			releaseFrame(frame)
+			return nil, err
+		}
+		if got == size {
+			return frame, nil
+		}
+		frame = growFrame(frame, size)
+	}
+}
+
+// growFrame returns a buffer of twice frame's length (at most size) holding
+// frame's bytes, and gives frame back to its pool.
+func growFrame(frame []byte, size int) []byte {
+	next := newFrame(min(size, 2*len(frame)))
+	copy(next, frame)
+	releaseFrame(frame)
+	return next
 }

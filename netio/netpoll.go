@@ -415,6 +415,21 @@ type npSlot struct {
 	c        *npConn
 	resp     Response
 	answered bool // guarded by c.mu
+	parked   bool // guarded by c.mu: its token was given back (Request.Park)
+}
+
+// park gives the slot's token back, once, unless it has been answered
+// (its writer gives it back then).
+func (sl *npSlot) park() {
+	c := sl.c
+	c.mu.Lock()
+	if sl.answered || sl.parked {
+		c.mu.Unlock()
+		return
+	}
+	sl.parked = true
+	c.mu.Unlock()
+	c.e.release()
 }
 
 func (c *npConn) touch() { c.lastActive.Store(c.e.now()) }
@@ -463,19 +478,25 @@ func (c *npConn) readFrame(r netpoll.Reader, size int) ([]byte, error) {
 	if size == 0 {
 		return []byte{}, nil
 	}
-	frame := newFrame(size)
 	if r.Len() >= size {
 		b, err := r.Next(size)
 		if err != nil {
 			return nil, err
 		}
+		frame := newFrame(size)
 		copy(frame, b)
 		return frame, nil
 	}
 	c.midFrame.Store(true)
 	defer c.midFrame.Store(false)
+	// As the bytes arrive, into a buffer that grows with them
+	// (readRequestFrame).
+	frame := newFrame(min(size, firstFrameChunk))
 	for got := 0; got < size; {
-		n := min(r.Len(), size-got)
+		if got == len(frame) {
+			frame = growFrame(frame, size)
+		}
+		n := min(r.Len(), len(frame)-got)
 		if n == 0 {
 			r.Release()
 			if _, err := r.Peek(1); err != nil {
@@ -536,7 +557,7 @@ func (c *npConn) pump() {
 		sl := &npSlot{c: c}
 		c.mu.queue = append(c.mu.queue, sl)
 		c.mu.Unlock()
-		c.e.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.remote}, sl.respond)
+		c.e.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.remote, parker: sl}, sl.respond)
 		c.mu.Lock()
 	}
 	c.mu.dispatching = false
@@ -589,7 +610,7 @@ func (c *npConn) writeLoop() {
 			return
 		}
 		sl := c.mu.queue[0]
-		closed := c.mu.closed
+		closed, parked := c.mu.closed, sl.parked
 		c.mu.Unlock()
 		r := sl.resp
 		var err error
@@ -603,7 +624,9 @@ func (c *npConn) writeLoop() {
 		c.mu.queue[0] = nil
 		c.mu.queue = c.mu.queue[1:]
 		c.mu.Unlock()
-		c.e.release()
+		if !parked {
+			c.e.release()
+		}
 		switch {
 		case err != nil:
 			c.closeWith(err)

@@ -46,6 +46,25 @@ type Request struct {
 	Frame      []byte
 	ConnID     uint64
 	RemoteAddr net.Addr
+
+	parker parker // the engine's slot for the request
+}
+
+// parker is an engine's way to park a request (Request.Park).
+type parker interface{ park() }
+
+// Park tells the engine that the request now waits for something outside
+// the server (a long-poll fetch waiting for appends) rather than for the
+// server's work: it gives back the request's share of queued.max.requests,
+// as Kafka keeps a fetch waiting in purgatory out of its request queue, so
+// that many waiting consumers cannot starve the produce requests that would
+// wake them. The request keeps its place in its connection's order and its
+// share of the per-connection bound. Calling it again, or after the
+// response, does nothing.
+func (r *Request) Park() {
+	if r.parker != nil {
+		r.parker.park()
+	}
 }
 
 // Release gives Frame's memory back to the engine for a later request's
@@ -147,6 +166,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.mu.listeners = append(s.mu.listeners, l)
 	s.mu.Unlock()
+	var retry AcceptRetry
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -156,15 +176,44 @@ func (s *Server) Serve(l net.Listener) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if retry.Wait(err, s.logger) {
 				continue
 			}
 			return err
 		}
+		retry.Reset()
 		s.accept(nc)
 	}
 }
+
+// AcceptRetry paces an accept loop through errors that pass: out of file
+// descriptors (EMFILE, ENFILE) or buffers, a connection aborted before it
+// was accepted. Returning on them would leave the port bound and no one
+// accepting, so that clients connect and hang; instead the loop waits, 5 ms
+// doubling to a second, and tries again, as net/http's does. The zero
+// value is ready to use.
+type AcceptRetry struct{ delay time.Duration }
+
+// Wait reports whether err passes, after waiting the next delay; false
+// means the listener is done.
+func (a *AcceptRetry) Wait(err error, logger *slog.Logger) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return true
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE), errors.Is(err, syscall.ENOBUFS),
+		errors.Is(err, syscall.ENOMEM), errors.Is(err, syscall.ECONNABORTED):
+	default:
+		return false
+	}
+	a.delay = min(max(2*a.delay, 5*time.Millisecond), time.Second)
+	logger.Warn("accepting a connection failed; retrying", "err", err, "retry_in", a.delay)
+	time.Sleep(a.delay)
+	return true
+}
+
+// Reset starts the delays over after an accept succeeds.
+func (a *AcceptRetry) Reset() { a.delay = 0 }
 
 func remoteIP(a net.Addr) string {
 	if t, ok := a.(*net.TCPAddr); ok {
@@ -255,9 +304,19 @@ type conn struct {
 
 // slot is one request's place in the connection's order.
 type slot struct {
+	s     *Server
 	resp  chan Response // buffered: respond never blocks
 	once  sync.Once
-	token bool // holds one of the server's inflight tokens
+	token atomic.Bool // holds one of the server's inflight tokens
+}
+
+// park gives back the slot's token, once.
+func (sl *slot) park() { sl.releaseToken() }
+
+func (sl *slot) releaseToken() {
+	if sl.token.CompareAndSwap(true, false) {
+		<-sl.s.inflight
+	}
 }
 
 func (c *conn) close() {
@@ -297,24 +356,28 @@ func (c *conn) readLoop() {
 		case <-c.closed:
 			return
 		}
-		sl := &slot{resp: make(chan Response, 1)}
+		sl := &slot{s: c.s, resp: make(chan Response, 1)}
 		c.slots <- sl // never blocks: room bounds the slots
 		c.pending.Add(1)
-		select {
-		case c.s.inflight <- struct{}{}:
-			sl.token = true
-		case <-c.closed:
-			sl.respond(Response{NoResponse: true})
-			return
-		}
-		frame := newFrame(int(size))
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
-		if _, err := io.ReadFull(c.nc, frame); err != nil {
+		frame, err := readRequestFrame(c.nc, int(size))
+		if err != nil {
 			sl.respond(Response{NoResponse: true})
 			c.closeWith(err)
 			return
 		}
-		c.s.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.nc.RemoteAddr()}, sl.respond)
+		// A server-wide token only for a whole request, as Kafka's
+		// queued.max.requests counts them: a connection that sends part
+		// of a frame and stalls must not hold one.
+		select {
+		case c.s.inflight <- struct{}{}:
+			sl.token.Store(true)
+		case <-c.closed:
+			releaseFrame(frame)
+			sl.respond(Response{NoResponse: true})
+			return
+		}
+		c.s.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), parker: sl}, sl.respond)
 	}
 }
 
@@ -368,9 +431,7 @@ func (c *conn) writeLoop() {
 		if r.Done != nil {
 			r.Done()
 		}
-		if sl.token {
-			<-c.s.inflight
-		}
+		sl.releaseToken()
 		c.pending.Add(-1)
 		<-c.room
 		if err != nil {

@@ -1,0 +1,159 @@
+package netio
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestPartialFramesHoldNoQueueToken: connections that send part of a frame
+// and stall hold none of queued.max.requests, which counts whole requests:
+// more of them than it allows do not keep another connection's request
+// from being served.
+func TestPartialFramesHoldNoQueueToken(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const queued = 2
+		_, addr := startTCP(t, engine, Config{QueuedMaxRequests: queued}, HandlerFunc(func(req *Request, respond func(Response)) {
+			respond(bytesResponse(req.Frame))
+		}))
+		for range 2 * queued {
+			c := dial(t, addr)
+			// A 16-byte frame of which 3 bytes arrive.
+			c.Write(frame(bytes.Repeat([]byte{'x'}, 16))[:7])
+		}
+		c := dial(t, addr)
+		c.Write(frame([]byte("whole")))
+		if got := readFrame(t, c); string(got) != "whole" {
+			t.Fatalf("answer %q", got)
+		}
+	})
+}
+
+// TestParkedRequestsHoldNoQueueToken: a request its handler parks (a long
+// poll) gives back its share of queued.max.requests, so more parked
+// requests than it allows reach the handler and others are still served;
+// once answered, the parked ones are written in order and the tokens are
+// all still there.
+func TestParkedRequestsHoldNoQueueToken(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const queued = 2
+		var mu sync.Mutex
+		var held []func(Response)
+		arrived := make(chan struct{}, 8)
+		e, addr := startTCP(t, engine, Config{QueuedMaxRequests: queued}, HandlerFunc(func(req *Request, respond func(Response)) {
+			if string(req.Frame) != "park" {
+				respond(bytesResponse(req.Frame))
+				return
+			}
+			req.Park()
+			req.Park() // a second call does nothing
+			mu.Lock()
+			held = append(held, respond)
+			mu.Unlock()
+			arrived <- struct{}{}
+		}))
+		// Answer whatever is held when the test ends, failed or not: the
+		// engine's Close waits for every request to be answered.
+		t.Cleanup(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, respond := range held {
+				respond(Response{NoResponse: true})
+			}
+		})
+		var parked []net.Conn
+		for range 2 * queued {
+			c := dial(t, addr)
+			c.Write(frame([]byte("park")))
+			within(t, arrived, "a parked request to reach the handler")
+			parked = append(parked, c)
+		}
+		for range 2 * queued {
+			c := dial(t, addr)
+			c.Write(frame([]byte("served")))
+			if got := readFrame(t, c); string(got) != "served" {
+				t.Fatalf("answer %q", got)
+			}
+		}
+		mu.Lock()
+		for _, respond := range held {
+			respond(bytesResponse([]byte("woken")))
+		}
+		mu.Unlock() // the cleanup's second answers are no-ops
+		for _, c := range parked {
+			if got := readFrame(t, c); string(got) != "woken" {
+				t.Fatalf("parked request answered %q", got)
+			}
+		}
+		// Every token comes back once, parked or not.
+		for deadline := time.Now().Add(20 * time.Second); inUse(e) != 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d queue tokens in use after every request was answered", inUse(e))
+			}
+			runtime.Gosched()
+		}
+	})
+}
+
+// inUse is how many of queued.max.requests an engine has handed out.
+func inUse(e Engine) int {
+	switch e := e.(type) {
+	case *Server:
+		return len(e.inflight)
+	case *NetpollServer:
+		e.tok.Lock()
+		defer e.tok.Unlock()
+		return e.tok.used
+	}
+	panic("unknown engine")
+}
+
+// emfileListener fails its first accepts as a process out of file
+// descriptors does, then hands out a connection it was given.
+type emfileListener struct {
+	net.Listener
+	failures int
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.failures > 0 {
+		l.failures--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptSurvivesEMFILE: running out of file descriptors pauses the std
+// engine's accepting instead of ending it, which would leave the port bound
+// and clients hanging.
+func TestAcceptSurvivesEMFILE(t *testing.T) {
+	s, err := New(Config{Engine: EngineStd}, HandlerFunc(func(req *Request, respond func(Response)) {
+		respond(bytesResponse(req.Frame))
+	}), Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(&emfileListener{Listener: l, failures: 3}) }()
+	defer func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	}()
+	c := dial(t, l.Addr().String())
+	c.Write(frame([]byte("after EMFILE")))
+	if got := readFrame(t, c); string(got) != "after EMFILE" {
+		t.Fatalf("answer %q", got)
+	}
+}
