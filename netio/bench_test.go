@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -327,4 +328,37 @@ func memNow() (heap, stack uint64, goroutines int) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine()
+}
+
+// BenchmarkReadRequestFrame reads a request frame the way the std engine
+// does, into a buffer that grows with the bytes (impl=grow), next to reading
+// it straight into a buffer of its announced size (impl=whole): the cost of
+// not trusting the announced size.
+func BenchmarkReadRequestFrame(b *testing.B) {
+	for _, size := range []int{512 << 10, 4 << 20, 16 << 20} {
+		src := make([]byte, size)
+		for _, impl := range []string{"whole", "grow"} {
+			b.Run(fmt.Sprintf("size=%dKiB/impl=%s", size>>10, impl), func(b *testing.B) {
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				r := bytes.NewReader(src)
+				for b.Loop() {
+					r.Reset(src)
+					var frame []byte
+					if impl == "whole" {
+						frame = newFrame(size)
+						if _, err := io.ReadFull(r, frame); err != nil {
+							b.Fatal(err)
+						}
+					} else {
+						var err error
+						if frame, err = readRequestFrame(r, size); err != nil {
+							b.Fatal(err)
+						}
+					}
+					releaseFrame(frame)
+				}
+			})
+		}
+	}
 }

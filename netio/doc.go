@@ -70,8 +70,9 @@
 //     none), and a request its handler parks (Request.Park: a long-poll
 //     fetch waiting for appends) gives its token back while it waits, so
 //     that idle consumers cannot starve the producers that would wake them.
-//   - A frame's buffer grows with the bytes that arrive (doubling from
-//     1 MiB), so a peer announcing a large frame holds about what it sent.
+//   - A frame's buffer grows with the bytes that arrive (fourfold from
+//     1 MiB), so a peer announcing a large frame holds at most four times
+//     what it sent.
 //   - Accept errors that pass (out of file descriptors, a connection aborted
 //     before it was accepted) pause accepting, 5 ms doubling to a second,
 //     instead of ending it.
