@@ -99,6 +99,7 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 	}
 	if version < rng.min || version > rng.max {
 		if key == kmsg.ApiVersions.Int16() {
+			b.metrics.request(key, len(nr.Frame))
 			rq.version = 0
 			rq.reply(b.apiVersions(kerr.UnsupportedVersion.Code))
 			return
@@ -119,7 +120,7 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 		b.refuse(nr, respond, fmt.Sprintf("a malformed %s v%d request: %v", kmsg.NameForKey(key), version, err))
 		return
 	}
-	b.metrics.request(key)
+	b.metrics.request(key, len(nr.Frame))
 	switch req := body.(type) {
 	case *kmsg.ApiVersionsRequest:
 		rq.reply(b.apiVersions(0))

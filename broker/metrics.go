@@ -21,6 +21,7 @@ var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.
 // counted on many goroutines and read by a scrape.
 type apiMetrics struct {
 	requests      atomic.Uint64
+	requestBytes  atomic.Uint64
 	responseBytes atomic.Uint64
 	latencyCount  atomic.Uint64
 	latencySumNs  atomic.Uint64
@@ -41,9 +42,11 @@ type metrics struct {
 
 func newMetrics(b *Broker) *metrics { return &metrics{b: b} }
 
-func (m *metrics) request(key int16) {
+// request counts a request of key and its bytes, size prefix included.
+func (m *metrics) request(key int16, frameBytes int) {
 	if key >= 0 && int(key) < len(m.apis) {
 		m.apis[key].requests.Add(1)
+		m.apis[key].requestBytes.Add(uint64(frameBytes) + 4)
 	}
 }
 
@@ -77,6 +80,12 @@ func (b *Broker) WritePrometheus(w io.Writer) {
 	for key := range m.apis {
 		if n := m.apis[key].requests.Load(); n > 0 {
 			p("gregor_requests_total{api=%q} %d\n", kmsg.NameForKey(int16(key)), n)
+		}
+	}
+	p("# HELP gregor_request_bytes_total Request bytes received (size prefix included), by API.\n# TYPE gregor_request_bytes_total counter\n")
+	for key := range m.apis {
+		if n := m.apis[key].requestBytes.Load(); n > 0 {
+			p("gregor_request_bytes_total{api=%q} %d\n", kmsg.NameForKey(int16(key)), n)
 		}
 	}
 	p("# HELP gregor_response_bytes_total Response bytes, by API.\n# TYPE gregor_response_bytes_total counter\n")
