@@ -59,8 +59,9 @@
 //   - max.connections and max.connections.per.ip refuse connections at
 //     accept (RejectedConnections).
 //   - connections.max.idle.ms closes a connection with nothing arriving and
-//     nothing in flight (or with a frame stalled half way); a client waiting
-//     on a long poll is not idle.
+//     nothing in flight (or with a frame stalled half way, or an answer its
+//     client has not read a byte of for that long); a client waiting on a
+//     long poll is not idle.
 //   - MaxInFlightPerConnection bounds the requests of one connection that
 //     the handler holds or that wait for their turn to be written, and
 //     queued.max.requests the whole requests being handled across all

@@ -367,6 +367,7 @@ type npConn struct {
 	idle *time.Timer
 
 	lastActive atomic.Int64 // e.now() when bytes last arrived
+	lastWrite  atomic.Int64 // e.now() when a write last started or made progress
 	midFrame   atomic.Bool  // a frame's size has been read, not all its bytes
 
 	waiting, granted bool // guarded by e.tok
@@ -399,6 +400,7 @@ var npWrites = sync.Pool{New: func() any {
 
 type npWrite struct {
 	e                    *NetpollServer
+	c                    *npConn
 	writevFn, sendfileFn func(fd int) bool // w's ops, bound once
 	parts                []Part            // byte parts being written
 	i, off               int               // progress: parts[i].Bytes[off:] is next
@@ -595,10 +597,11 @@ func (sl *npSlot) respond(r Response) {
 // place (and its share of MaxInFlightPerConnection) until it is written.
 func (c *npConn) writeLoop() {
 	c.w = npWrites.Get().(*npWrite)
-	c.w.e = c.e
+	c.w.e, c.w.c = c.e, c
 	for {
 		c.mu.Lock()
 		if len(c.mu.queue) == 0 || !c.mu.queue[0].answered {
+			c.w.c = nil
 			npWrites.Put(c.w)
 			c.w = nil
 			c.mu.writing = false
@@ -640,6 +643,7 @@ func (c *npConn) writeLoop() {
 // write sends the parts in order: runs of byte parts with writev, file
 // regions with sendfile.
 func (c *npConn) write(parts []Part) error {
+	c.lastWrite.Store(c.e.now())
 	start := 0
 	for i, p := range parts {
 		if p.File == nil {
@@ -688,6 +692,7 @@ func (w *npWrite) writevOp(fd int) bool {
 			w.iov[k].Base = nil // keep no response memory alive
 		}
 		if written > 0 {
+			w.c.lastWrite.Store(w.e.now())
 			w.e.copiedBytes.Add(uint64(written))
 			for written > 0 {
 				if left := len(w.parts[w.i].Bytes) - w.off; written < left {
@@ -742,6 +747,7 @@ func (w *npWrite) sendfileOp(fd int) bool {
 		if n > 0 {
 			w.left -= int64(n)
 			w.e.sendfileBytes.Add(uint64(n))
+			w.c.lastWrite.Store(w.e.now())
 		}
 		switch {
 		case err == unix.EAGAIN:
@@ -803,7 +809,8 @@ func (c *npConn) isClosed() bool {
 
 // idleCheck closes the connection once nothing has arrived for
 // connections.max.idle.ms and nothing is in flight (or a frame has stopped
-// half way). A client waiting on a long poll is not idle.
+// half way, or an answer has not moved). A client waiting on a long poll is
+// not idle.
 func (c *npConn) idleCheck() {
 	idle := c.e.cfg.ConnectionsMaxIdle
 	now := c.e.now()
@@ -817,7 +824,10 @@ func (c *npConn) idleCheck() {
 		c.mu.Unlock()
 		return
 	}
-	if len(c.mu.queue)+len(c.mu.backlog) > 0 && !c.midFrame.Load() {
+	// A connection writing an answer its client does not read for
+	// connections.max.idle.ms is idle too, as Kafka counts no activity.
+	stalled := c.mu.writing && time.Duration(now-c.lastWrite.Load()) >= idle
+	if len(c.mu.queue)+len(c.mu.backlog) > 0 && !c.midFrame.Load() && !stalled {
 		c.lastActive.Store(now)
 		c.idle.Reset(idle)
 		c.mu.Unlock()

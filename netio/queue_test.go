@@ -2,9 +2,11 @@ package netio
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"syscall"
@@ -155,5 +157,43 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	c.Write(frame([]byte("after EMFILE")))
 	if got := readFrame(t, c); string(got) != "after EMFILE" {
 		t.Fatalf("answer %q", got)
+	}
+}
+
+// TestStalledReaderIsClosed: a client that sends a request and never reads
+// its answer is closed once nothing has gone out for
+// connections.max.idle.ms, whether the answer is stuck in writev or in
+// sendfile, and the response's Done runs (a fetch's segment references are
+// released).
+func TestStalledReaderIsClosed(t *testing.T) {
+	const big = 32 << 20 // far beyond what the socket buffers take
+	path := filepath.Join(t.TempDir(), "region")
+	if err := os.WriteFile(path, make([]byte, big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, kind := range []string{"bytes", "file"} {
+		t.Run("part="+kind, func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, engine string) {
+				done := make(chan struct{}, 1)
+				_, addr := startTCP(t, engine, Config{ConnectionsMaxIdle: 100 * time.Millisecond}, HandlerFunc(func(req *Request, respond func(Response)) {
+					r := Response{Done: func() { done <- struct{}{} }}
+					hdr := binary.BigEndian.AppendUint32(nil, big)
+					if kind == "bytes" {
+						r.Parts = []Part{{Bytes: append(hdr, make([]byte, big)...)}}
+					} else {
+						r.Parts = []Part{{Bytes: hdr}, {File: f, Offset: 0, Length: big}}
+					}
+					respond(r)
+				}))
+				c := dial(t, addr)
+				c.Write(frame([]byte("never read")))
+				within(t, done, kind+" answer to a client that never reads to end")
+			})
+		})
 	}
 }

@@ -443,8 +443,12 @@ func (c *conn) writeLoop() {
 }
 
 // write sends the parts in order: runs of byte parts with one writev, file
-// regions with sendfile.
+// regions with sendfile. A client that stops reading is closed once nothing
+// has gone out for connections.max.idle.ms, as Kafka closes a connection
+// with no activity: the write deadline moves on with every writev and every
+// sendfile chunk that makes progress.
 func (c *conn) write(parts []Part) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
 	var bufs net.Buffers
 	flush := func() error {
 		if len(bufs) == 0 {
@@ -453,6 +457,9 @@ func (c *conn) write(parts []Part) error {
 		n, err := bufs.WriteTo(c.nc)
 		c.s.copiedBytes.Add(uint64(n))
 		bufs = bufs[:0]
+		if n > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
+		}
 		return err
 	}
 	for _, p := range parts {
@@ -498,6 +505,7 @@ func (c *conn) sendFile(p Part) error {
 				if n > 0 {
 					remaining -= int64(n)
 					c.s.sendfileBytes.Add(uint64(n))
+					c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
 				}
 				switch {
 				case errors.Is(err, unix.EAGAIN):
