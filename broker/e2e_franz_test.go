@@ -10,7 +10,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"gregor/broker"
 	"gregor/internal/testcluster"
+	"gregor/netio"
 )
 
 func newClient(t *testing.T, c *testcluster.Cluster, opts ...kgo.Opt) *kgo.Client {
@@ -54,13 +56,16 @@ func consumeAll(t *testing.T, c *testcluster.Cluster, topic string, n int, opts 
 }
 
 func TestFranzProduceConsumeEveryCodecAndAcks(t *testing.T) {
-	for _, nodes := range []int{1, 3} {
-		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) { testFranzEveryCodecAndAcks(t, nodes) })
+	for _, tc := range []struct {
+		nodes  int
+		engine string
+	}{{1, netio.EngineStd}, {3, netio.EngineStd}, {1, netio.EngineNetpoll}} {
+		t.Run(fmt.Sprintf("nodes=%d/engine=%s", tc.nodes, tc.engine), func(t *testing.T) { testFranzEveryCodecAndAcks(t, tc.nodes, tc.engine) })
 	}
 }
 
-func testFranzEveryCodecAndAcks(t *testing.T, nodes int) {
-	c := testcluster.Start(t, nodes, nil)
+func testFranzEveryCodecAndAcks(t *testing.T, nodes int, engine string) {
+	c := testcluster.Start(t, nodes, func(_ int, cfg *broker.Config) { cfg.Net.Engine = engine })
 	codecs := map[string]kgo.CompressionCodec{
 		"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
 		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
@@ -112,9 +117,5 @@ func testFranzEveryCodecAndAcks(t *testing.T, nodes int) {
 			})
 		}
 	}
-	for _, b := range c.Brokers {
-		if st := b.NetStats(); st.SendfileBytes == 0 {
-			t.Fatalf("broker %d sent no record bytes through sendfile: %+v", b.NodeID(), st)
-		}
-	}
+	requireSendfile(t, c)
 }
