@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -389,6 +390,11 @@ func BenchmarkBroker(b *testing.B) {
 			benchFetch(b, startBenchBroker(b, fmt.Sprintf("fetch.sendfile.enable=%v\n", sendfile)), franzFetchAll)
 		})
 	}
+	b.Run("op=fetch/consumers=2", func(b *testing.B) {
+		benchFetch(b, startBenchBroker(b, "fetch.sendfile.enable=true\n"), func(b *testing.B, addr, topic string, n int) {
+			franzFetchParallel(b, addr, topic, n, 2)
+		})
+	})
 	b.Run("op=fetch-gregor/sendfile=true", func(b *testing.B) {
 		benchFetch(b, startBenchBroker(b, "fetch.sendfile.enable=true\n"), gregorFetchAll)
 	})
@@ -456,22 +462,60 @@ func reportCPU(b *testing.B, bb *benchBroker, cpu0, self0 float64) {
 
 // franzFetchAll consumes n records of topic from the start with franz-go's
 // consumer.
-func franzFetchAll(b *testing.B, addr, topic string, n int) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(8<<20))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
+func franzFetchAll(b *testing.B, addr, topic string, n int) { franzFetchParallel(b, addr, topic, n, 1) }
+
+// franzFetchParallel consumes n records of topic from the start with
+// consumers franz-go clients, each reading its share of the partitions
+// (partition p goes to client p mod consumers) on a connection of its own.
+// franz-go keeps one fetch in flight per broker, so one client's transfers
+// and decoding take turns; several clients let one decode while another's
+// response is on the wire, and show whether the cores, rather than the
+// turn-taking, bound the rate.
+func franzFetchParallel(b *testing.B, addr, topic string, n, consumers int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	for got := 0; got < n; {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
+	var (
+		got      atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err })
+		cancel()
+	}
+	for i := range consumers {
+		parts := make(map[int32]kgo.Offset)
+		for p := int32(i); p < benchPartitions; p += int32(consumers) {
+			parts[p] = kgo.NewOffset().AtStart()
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
+			kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(8<<20))
+		if err != nil {
 			b.Fatal(err)
 		}
-		fs.EachError(func(t string, p int32, err error) { b.Fatalf("fetch %s-%d: %v", t, p, err) })
-		got += fs.NumRecords()
+		defer cl.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for got.Load() < int64(n) {
+				fs := cl.PollFetches(ctx)
+				if err := ctx.Err(); err != nil {
+					fail(err)
+					return
+				}
+				fs.EachError(func(t string, p int32, err error) { fail(fmt.Errorf("fetch %s-%d: %w", t, p, err)) })
+				if got.Add(int64(fs.NumRecords())) >= int64(n) {
+					// Wake the other clients' PollFetches.
+					cancel()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil && got.Load() < int64(n) {
+		b.Fatal(firstErr)
 	}
 }
 
