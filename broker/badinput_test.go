@@ -437,3 +437,40 @@ func TestTopicNamedTwice(t *testing.T) {
 		t.Fatal("a name given twice to CreateTopics was created")
 	}
 }
+
+// TestProduceTimestampBounds: message.timestamp.before.max.ms and
+// after.max.ms refuse CreateTime batches timestamped too far from the
+// broker's clock (INVALID_TIMESTAMP); LogAppendTime topics stamp their own.
+func TestProduceTimestampBounds(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	bounds := map[string]*string{"message.timestamp.before.max.ms": kmsg.StringPtr("3600000"), "message.timestamp.after.max.ms": kmsg.StringPtr("60000")}
+	createTopic(t, c, "bounded", 1, bounds)
+	bounds["message.timestamp.type"] = kmsg.StringPtr("LogAppendTime")
+	createTopic(t, c, "stamped", 1, bounds)
+	r := dialRaw(t, c.Addrs()[0])
+	at := func(ts time.Time) []byte {
+		bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+		bld.Add(ts.UnixMilli(), nil, []byte("v"), nil)
+		b, err := bld.AppendBatch(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		topic string
+		ts    time.Time
+		want  int16
+	}{
+		{"bounded", now, 0},
+		{"bounded", now.Add(-30 * time.Minute), 0},
+		{"bounded", now.Add(-2 * time.Hour), kerr.InvalidTimestamp.Code},
+		{"bounded", now.Add(10 * time.Minute), kerr.InvalidTimestamp.Code},
+		{"stamped", now.Add(-2 * time.Hour), 0},
+	} {
+		if p := produceRaw(r, 9, 1, tc.topic, 0, at(tc.ts)); p.ErrorCode != tc.want {
+			t.Errorf("%s, timestamp %v from now: %v, want %v", tc.topic, tc.ts.Sub(now).Round(time.Minute), kerr.ErrorForCode(p.ErrorCode), kerr.ErrorForCode(tc.want))
+		}
+	}
+}

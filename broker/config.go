@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -64,6 +65,12 @@ type Config struct {
 	// LogMessageTimestampType is log.message.timestamp.type: CreateTime or
 	// LogAppendTime.
 	LogMessageTimestampType string
+	// LogMessageTimestampBeforeMaxMs and LogMessageTimestampAfterMaxMs are
+	// log.message.timestamp.before.max.ms and .after.max.ms (KIP-937): how
+	// far a CreateTime timestamp may lie behind and ahead of the broker's
+	// clock. Unbounded by default, as in Kafka 3.
+	LogMessageTimestampBeforeMaxMs int64
+	LogMessageTimestampAfterMaxMs  int64
 	// MinInsyncReplicas is min.insync.replicas (default 1).
 	MinInsyncReplicas int
 	// BrokerHeartbeatInterval is broker.heartbeat.interval.ms, 2 s.
@@ -144,6 +151,8 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.FetchMaxBytes, DefaultFetchMaxBytes)
 	setDefault(&c.CompressionType, "producer")
 	setDefault(&c.LogMessageTimestampType, "CreateTime")
+	setDefault(&c.LogMessageTimestampBeforeMaxMs, math.MaxInt64)
+	setDefault(&c.LogMessageTimestampAfterMaxMs, math.MaxInt64)
 	setDefault(&c.MinInsyncReplicas, 1)
 	setDefault(&c.BrokerHeartbeatInterval, 2*time.Second)
 	setDefault(&c.ProducerIDExpiration, 24*time.Hour)
@@ -214,6 +223,9 @@ func (c *Config) Validate() error {
 		// Auto-created topics take it: refuse it here, as CreateTopics
 		// refuses rf > 1, rather than acknowledge data one broker holds.
 		bad("default.replication.factor %d: this broker does not replicate partitions yet; use 1", rf)
+	}
+	if c.LogMessageTimestampBeforeMaxMs < 0 || c.LogMessageTimestampAfterMaxMs < 0 {
+		bad("log.message.timestamp.before.max.ms %d, after.max.ms %d: must be at least 0", c.LogMessageTimestampBeforeMaxMs, c.LogMessageTimestampAfterMaxMs)
 	}
 	if c.MinInsyncReplicas < 1 {
 		bad("min.insync.replicas %d: must be at least 1", c.MinInsyncReplicas)

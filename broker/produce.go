@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -169,6 +170,11 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 	if h.ProducerID() >= 0 && h.BaseSequence() < 0 {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "Invalid sequence number %d in record batch with producerId %d", h.BaseSequence(), h.ProducerID())
 	}
+	if !s.logAppendTime {
+		if err := checkTimestamps(h, time.Now().UnixMilli(), s.tsBeforeMaxMs, s.tsAfterMaxMs); err != nil {
+			return replica.AppendResult{}, err
+		}
+	}
 	maxDecompressed := max(s.maxMessageBytes, 1<<20) * 64
 	if s.compacted || h.Codec() == batch.CodecNone {
 		if err := checkRecords(h, topic, partition, s.compacted, maxDecompressed); err != nil {
@@ -214,6 +220,25 @@ func checkRecords(h batch.Header, topic string, partition int32, requireKey bool
 	}
 	if err := rr.Err(); err != nil {
 		return kerrf(kerr.InvalidRecord, "%s-%d: %v", topic, partition, err)
+	}
+	return nil
+}
+
+// checkTimestamps refuses a CreateTime batch whose timestamps lie more than
+// beforeMax behind or afterMax ahead of now (INVALID_TIMESTAMP), as Kafka's
+// LogValidator does per record. Here the batch's first and largest
+// timestamps are checked, from its header, so that a compressed batch need
+// not be decompressed: a record timestamped before the batch's first one is
+// the only one this can miss.
+func checkTimestamps(h batch.Header, now, beforeMax, afterMax int64) error {
+	for _, ts := range [2]int64{h.BaseTimestamp(), h.MaxTimestamp()} {
+		// Differences as unsigned, so that no timestamp overflows them.
+		behind := ts < now && uint64(now)-uint64(ts) > uint64(beforeMax)
+		ahead := ts > now && uint64(ts)-uint64(now) > uint64(afterMax)
+		if ts >= 0 && (behind || ahead) {
+			return kerrf(kerr.InvalidTimestamp, "Timestamp %d of a record is out of range: the broker's clock reads %d, and the timestamp must be within [%d ms before, %d ms after] it",
+				ts, now, beforeMax, afterMax)
+		}
 	}
 	return nil
 }

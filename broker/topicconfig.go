@@ -90,6 +90,12 @@ var topicConfigs = []topicConfig{
 	{name: "max.message.bytes", brokerName: "message.max.bytes", kind: kindInt,
 		doc: "the largest record batch the topic accepts", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(int64(c.MessageMaxBytes)) }},
+	{name: "message.timestamp.after.max.ms", brokerName: "log.message.timestamp.after.max.ms", kind: kindLong,
+		doc: "how far ahead of the broker's clock a CreateTime timestamp may be", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(c.LogMessageTimestampAfterMaxMs) }},
+	{name: "message.timestamp.before.max.ms", brokerName: "log.message.timestamp.before.max.ms", kind: kindLong,
+		doc: "how far behind the broker's clock a CreateTime timestamp may be", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(c.LogMessageTimestampBeforeMaxMs) }},
 	{name: "message.timestamp.type", brokerName: "log.message.timestamp.type", kind: kindString,
 		doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's", check: oneOf("CreateTime", "LogAppendTime"),
 		brokerDefault: func(c *Config) string { return c.LogMessageTimestampType }},
@@ -271,11 +277,14 @@ func normalizeCleanupPolicy(v string) string {
 
 // topicSettings are the produce-time settings of a topic.
 type topicSettings struct {
-	maxMessageBytes   int
-	compression       batch.Codec
-	keepCompression   bool // compression.type=producer
-	logAppendTime     bool
-	minInsyncReplicas int
+	maxMessageBytes int
+	compression     batch.Codec
+	keepCompression bool // compression.type=producer
+	logAppendTime   bool
+	// tsBeforeMaxMs and tsAfterMaxMs bound CreateTime timestamps around
+	// the broker's clock (message.timestamp.before/after.max.ms).
+	tsBeforeMaxMs, tsAfterMaxMs int64
+	minInsyncReplicas           int
 	// compacted: cleanup.policy has compact, so every record needs a key.
 	compacted bool
 }
@@ -290,6 +299,17 @@ func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
 	if v, ok := overrides["min.insync.replicas"]; ok {
 		if n, err := strconv.Atoi(v); err == nil {
 			s.minInsyncReplicas = n
+		}
+	}
+	s.tsBeforeMaxMs, s.tsAfterMaxMs = b.cfg.LogMessageTimestampBeforeMaxMs, b.cfg.LogMessageTimestampAfterMaxMs
+	if v, ok := overrides["message.timestamp.before.max.ms"]; ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			s.tsBeforeMaxMs = n
+		}
+	}
+	if v, ok := overrides["message.timestamp.after.max.ms"]; ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			s.tsAfterMaxMs = n
 		}
 	}
 	ts := b.cfg.LogMessageTimestampType

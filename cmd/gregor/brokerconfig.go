@@ -546,6 +546,13 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	r.setInt32("fetch.max.bytes", 1024, &c.FetchMaxBytes)
 	r.setOneOf("compression.type", &c.CompressionType, "producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
 	r.setOneOf("log.message.timestamp.type", &c.LogMessageTimestampType, "CreateTime", "LogAppendTime")
+	// Kafka's 0 (exactly the broker's clock) is 1 ms here: 0 is unset.
+	if n, ok := r.integer("log.message.timestamp.before.max.ms", 0, math.MaxInt64); ok {
+		c.LogMessageTimestampBeforeMaxMs = max(n, 1)
+	}
+	if n, ok := r.integer("log.message.timestamp.after.max.ms", 0, math.MaxInt64); ok {
+		c.LogMessageTimestampAfterMaxMs = max(n, 1)
+	}
 	r.setInt("min.insync.replicas", 1, &c.MinInsyncReplicas)
 	r.setMs("broker.heartbeat.interval.ms", 1, &c.BrokerHeartbeatInterval)
 	r.setInt64("broker.session.timeout.ms", 1, &c.Controller.BrokerSessionTimeoutMs)
