@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,7 +34,32 @@ func init() {
 		// crash the process as it does under the std engine, not leave a
 		// connection wedged and Close waiting for it forever.
 		Runner: func(_ context.Context, f func()) { go f() },
+		// netpoll's own messages (accept failures and the like) go to the
+		// latest server's structured logger, not to stderr unformatted.
+		LoggerOutput: netpollLogWriter{},
 	})
+}
+
+// netpollLog is the logger of the netpoll server made last: netpoll's
+// logging is the process's, not a server's.
+var netpollLog atomic.Pointer[slog.Logger]
+
+// netpollLogWriter turns the lines netpoll's log.Logger writes into slog
+// records.
+type netpollLogWriter struct{}
+
+func (netpollLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	// log.LstdFlags' "2006/01/02 15:04:05 ": slog stamps its own time.
+	if len(msg) > 20 && msg[4] == '/' && msg[13] == ':' {
+		msg = msg[20:]
+	}
+	l := netpollLog.Load()
+	if l == nil {
+		l = slog.Default()
+	}
+	l.Warn(msg, "component", "netpoll")
+	return len(p), nil
 }
 
 // NetpollServer is the netpoll engine: an event loop over cloudwego/netpoll.
@@ -118,6 +144,7 @@ func NewNetpollServer(cfg Config, h Handler, o Options) (*NetpollServer, error) 
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	netpollLog.Store(o.Logger)
 	e := &NetpollServer{cfg: cfg, h: h, logger: o.Logger, epoch: time.Now()}
 	e.mu.conns = map[*npConn]struct{}{}
 	e.mu.perIP = map[string]int{}

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"log"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -195,5 +198,18 @@ func TestStalledReaderIsClosed(t *testing.T) {
 				within(t, done, kind+" answer to a client that never reads to end")
 			})
 		})
+	}
+}
+
+// TestNetpollLogLinesGoToSlog: a line netpoll logs reaches the server's
+// structured logger, without log's own timestamp.
+func TestNetpollLogLinesGoToSlog(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := NewNetpollServer(Config{}, HandlerFunc(func(*Request, func(Response)) {}), Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	log.New(netpollLogWriter{}, "", log.LstdFlags).Print("NETPOLL: accept conn failed: too many open files")
+	if got := buf.String(); !strings.Contains(got, `level=WARN msg="NETPOLL: accept conn failed: too many open files" component=netpoll`) {
+		t.Fatalf("logged %q", got)
 	}
 }
