@@ -483,3 +483,30 @@ func TestControllerOnlyNode(t *testing.T) {
 		t.Fatalf("consumed %d of 40", len(got))
 	}
 }
+
+// TestDuplicateAnsweredWithItsAppendTime: on a LogAppendTime topic, a
+// retried idempotent batch is answered with the broker's timestamp of the
+// original append, before and after a restart rebuilds the producer state
+// from the log.
+func TestDuplicateAnsweredWithItsAppendTime(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "stamped", 1, map[string]*string{"message.timestamp.type": kmsg.StringPtr("LogAppendTime")})
+	r := dialRaw(t, c.Addrs()[0])
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.Version = 4
+	pid := r.do(init).(*kmsg.InitProducerIDResponse).ProducerID
+	b := idempotentBatch(t, pid, 0, 0, 3)
+	first := produceRaw(r, 9, -1, "stamped", 0, append([]byte(nil), b...))
+	if first.ErrorCode != 0 || first.LogAppendTime < 0 {
+		t.Fatalf("first append: %v, log append time %d", kerr.ErrorForCode(first.ErrorCode), first.LogAppendTime)
+	}
+	if p := produceRaw(r, 9, -1, "stamped", 0, append([]byte(nil), b...)); p.ErrorCode != 0 || p.BaseOffset != 0 || p.LogAppendTime != first.LogAppendTime {
+		t.Fatalf("retry: %v at %d, log append time %d, want %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset, p.LogAppendTime, first.LogAppendTime)
+	}
+	c.Restart(0)
+	c.WaitForTopic("stamped")
+	r = dialRaw(t, c.Addrs()[0])
+	if p := produceRaw(r, 9, -1, "stamped", 0, append([]byte(nil), b...)); p.ErrorCode != 0 || p.BaseOffset != 0 || p.LogAppendTime != first.LogAppendTime {
+		t.Fatalf("retry after a restart: %v at %d, log append time %d, want %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset, p.LogAppendTime, first.LogAppendTime)
+	}
+}

@@ -88,8 +88,12 @@ func (p *Partition) loadProducers() {
 			}
 			if pid := h.ProducerID(); pid >= 0 && !h.Control() {
 				first := h.BaseSequence()
+				appendTime := int64(-1)
+				if h.LogAppendTime() {
+					appendTime = h.MaxTimestamp()
+				}
 				p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: first, lastSeq: addSequence(first, h.LastOffsetDelta()),
-					firstOffset: h.BaseOffset(), lastOffset: h.LastOffset()}, nowMs)
+					firstOffset: h.BaseOffset(), lastOffset: h.LastOffset(), appendTime: appendTime}, nowMs)
 			}
 			pos += size
 		}
@@ -184,7 +188,7 @@ func (p *Partition) Append(b []byte, o AppendOptions) (AppendResult, error) {
 		}
 		if dup != nil {
 			return AppendResult{FirstOffset: dup.firstOffset, LastOffset: dup.lastOffset,
-				LogAppendTime: -1, LogStartOffset: p.log.LogStartOffset(), Duplicate: true}, nil
+				LogAppendTime: dup.appendTime, LogStartOffset: p.log.LogStartOffset(), Duplicate: true}, nil
 		}
 	}
 	nowMs := p.now().UnixMilli()
@@ -200,7 +204,7 @@ func (p *Partition) Append(b []byte, o AppendOptions) (AppendResult, error) {
 	}
 	if idempotent {
 		p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: firstSeq, lastSeq: lastSeq,
-			firstOffset: info.FirstOffset, lastOffset: info.LastOffset}, nowMs)
+			firstOffset: info.FirstOffset, lastOffset: info.LastOffset, appendTime: appendTime}, nowMs)
 	}
 	p.advanceLocked(p.log.LogEndOffset())
 	return AppendResult{FirstOffset: info.FirstOffset, LastOffset: info.LastOffset,

@@ -20,6 +20,9 @@ const noProducerEpoch = -1
 type batchMeta struct {
 	firstSeq, lastSeq       int32
 	firstOffset, lastOffset int64
+	// appendTime is the broker's timestamp of a LogAppendTime batch, which
+	// a duplicate is answered with as the original was; -1 for CreateTime.
+	appendTime int64
 }
 
 // producerEntry is one producer id's state in a partition.
