@@ -719,8 +719,8 @@ func (w *npWrite) writevOp(fd int) bool {
 			w.iov[k].Base = nil // keep no response memory alive
 		}
 		if written > 0 {
-			w.c.lastWrite.Store(w.e.now())
 			w.e.copiedBytes.Add(uint64(written))
+			w.c.lastWrite.Store(w.e.now())
 			for written > 0 {
 				if left := len(w.parts[w.i].Bytes) - w.off; written < left {
 					w.off += written
