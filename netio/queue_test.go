@@ -3,7 +3,6 @@ package netio
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"log"
 	"log/slog"
 	"net"
@@ -138,25 +137,10 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 // engine's accepting instead of ending it, which would leave the port bound
 // and clients hanging.
 func TestAcceptSurvivesEMFILE(t *testing.T) {
-	s, err := New(Config{Engine: EngineStd}, HandlerFunc(func(req *Request, respond func(Response)) {
+	_, addr := startTCPWrapped(t, EngineStd, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
 		respond(bytesResponse(req.Frame))
-	}), Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(&emfileListener{Listener: l, failures: 3}) }()
-	defer func() {
-		s.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	}()
-	c := dial(t, l.Addr().String())
+	}), func(l net.Listener) net.Listener { return &emfileListener{Listener: l, failures: 3} })
+	c := dial(t, addr)
 	c.Write(frame([]byte("after EMFILE")))
 	if got := readFrame(t, c); string(got) != "after EMFILE" {
 		t.Fatalf("answer %q", got)

@@ -50,6 +50,13 @@ func forEachEngine(t *testing.T, f func(t *testing.T, engine string)) {
 // startTCP serves h with the named engine on a loopback listener.
 func startTCP(t *testing.T, engine string, cfg Config, h Handler) (Engine, string) {
 	t.Helper()
+	return startTCPWrapped(t, engine, cfg, h, nil)
+}
+
+// startTCPWrapped is startTCP serving the listener wrap makes of the
+// loopback one (nil: the loopback one).
+func startTCPWrapped(t *testing.T, engine string, cfg Config, h Handler, wrap func(net.Listener) net.Listener) (Engine, string) {
+	t.Helper()
 	cfg.Engine = engine
 	s, err := New(cfg, h, Options{Logger: quiet})
 	if err != nil {
@@ -59,8 +66,12 @@ func startTCP(t *testing.T, engine string, cfg Config, h Handler) (Engine, strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	served := l
+	if wrap != nil {
+		served = wrap(l)
+	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(l) }()
+	go func() { done <- s.Serve(served) }()
 	t.Cleanup(func() {
 		s.Close()
 		if err := <-done; !errors.Is(err, ErrServerClosed) {
