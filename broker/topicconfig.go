@@ -136,6 +136,17 @@ var topicConfigs = []topicConfig{
 		brokerDefault: func(c *Config) string { return strconv.FormatBool(c.Controller.UncleanLeaderElectionEnable) }},
 }
 
+// TopicConfigDefaults are the broker settings that give every topic config
+// its default (Kafka's synonyms: log.retention.ms for retention.ms, ...),
+// by name, with their values in c.
+func TopicConfigDefaults(c *Config) map[string]string {
+	out := make(map[string]string, len(topicConfigs))
+	for _, tc := range topicConfigs {
+		out[tc.brokerName] = tc.brokerDefault(c)
+	}
+	return out
+}
+
 func lookupTopicConfig(name string) (*topicConfig, bool) {
 	for i := range topicConfigs {
 		if topicConfigs[i].name == name {

@@ -526,6 +526,22 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 		}
 	}
 	r.setBool("log.cleaner.enable", &c.Storage.Cleaner.Enable)
+	// The compaction defaults of every topic (their topic configs'
+	// synonyms). segment.Config reads zero as the default: Kafka's 0 is
+	// the nearest value that is not zero, which behaves the same.
+	if n, ok := r.integer("log.cleaner.delete.retention.ms", 0, math.MaxInt64); ok {
+		lc.DeleteRetentionMs = max(n, 1)
+	}
+	if n, ok := r.integer("log.cleaner.min.compaction.lag.ms", 0, math.MaxInt64); ok {
+		lc.MinCompactionLagMs = n
+	}
+	if v, ok := r.lookup("log.cleaner.min.cleanable.ratio"); ok {
+		if f, err := strconv.ParseFloat(v, 64); err != nil || !(f >= 0 && f <= 1) {
+			r.bad("log.cleaner.min.cleanable.ratio", v, "want a number from 0 to 1")
+		} else {
+			lc.MinCleanableDirtyRatio = max(f, math.SmallestNonzeroFloat64)
+		}
+	}
 	if n, ok := r.integer("log.cleaner.backoff.ms", 0, math.MaxInt64); ok {
 		c.Storage.Cleaner.BackoffMs = max(n, 1) // Kafka's 0 (no wait) is 1 ms here
 	}

@@ -125,6 +125,9 @@ var keyCases = []struct {
 	{"message.max.bytes", map[string]string{"message.max.bytes": "2000000"}, func(c *serveConfig) { c.broker.MessageMaxBytes = 2000000 }},
 	{"fetch.max.bytes", map[string]string{"fetch.max.bytes": "1048576"}, func(c *serveConfig) { c.broker.FetchMaxBytes = 1 << 20 }},
 	{"compression.type", map[string]string{"compression.type": "zstd"}, func(c *serveConfig) { c.broker.CompressionType = "zstd" }},
+	{"log.cleaner.delete.retention.ms", map[string]string{"log.cleaner.delete.retention.ms": "0"}, func(c *serveConfig) { c.broker.Storage.Log.DeleteRetentionMs = 1 }},
+	{"log.cleaner.min.compaction.lag.ms", map[string]string{"log.cleaner.min.compaction.lag.ms": "60000"}, func(c *serveConfig) { c.broker.Storage.Log.MinCompactionLagMs = 60000 }},
+	{"log.cleaner.min.cleanable.ratio", map[string]string{"log.cleaner.min.cleanable.ratio": "0.1"}, func(c *serveConfig) { c.broker.Storage.Log.MinCleanableDirtyRatio = 0.1 }},
 	{"log.message.timestamp.type", map[string]string{"log.message.timestamp.type": "LogAppendTime"}, func(c *serveConfig) { c.broker.LogMessageTimestampType = "LogAppendTime" }},
 	{"log.message.timestamp.before.max.ms", map[string]string{"log.message.timestamp.before.max.ms": "86400000"}, func(c *serveConfig) { c.broker.LogMessageTimestampBeforeMaxMs = 86400000 }},
 	{"log.message.timestamp.after.max.ms 0", map[string]string{"log.message.timestamp.after.max.ms": "0"}, func(c *serveConfig) { c.broker.LogMessageTimestampAfterMaxMs = 1 }},
@@ -311,6 +314,7 @@ func TestBrokerConfigErrors(t *testing.T) {
 		{"zero message.max.bytes", map[string]string{"message.max.bytes": "0"}, []string{`message.max.bytes="0": want at least 1`}},
 		{"compression", map[string]string{"compression.type": "brotli"}, []string{`compression.type="brotli": want one of producer, uncompressed, gzip, snappy, lz4, zstd`}},
 		{"timestamp type", map[string]string{"log.message.timestamp.type": "createtime"}, []string{`log.message.timestamp.type="createtime"`}},
+		{"cleanable ratio above 1", map[string]string{"log.cleaner.min.cleanable.ratio": "1.5"}, []string{`log.cleaner.min.cleanable.ratio="1.5": want a number from 0 to 1`}},
 		{"negative timestamp bound", map[string]string{"log.message.timestamp.before.max.ms": "-1"}, []string{`log.message.timestamp.before.max.ms="-1"`}},
 		{"boolean", map[string]string{"auto.create.topics.enable": "yes"}, []string{`auto.create.topics.enable="yes": want true or false`}},
 		{"min.insync.replicas", map[string]string{"min.insync.replicas": "0"}, []string{`min.insync.replicas="0": want at least 1`}},
@@ -395,5 +399,21 @@ log.retention.check.interval.ms=300000
 	want.OffsetsTopicReplicationFactor = 1
 	if !reflect.DeepEqual(cfg.broker, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", cfg.broker, want)
+	}
+}
+
+// TestTopicConfigSynonymsAreBrokerKeys: every broker setting a topic config
+// takes its default from (what DescribeConfigs lists as its synonym) is a
+// key gregor serve reads, and its default value reads back as the default.
+func TestTopicConfigSynonymsAreBrokerKeys(t *testing.T) {
+	def := broker.DefaultConfig()
+	props := broker.TopicConfigDefaults(&def)
+	got, _, err := brokerConfig(props)
+	if err != nil {
+		t.Fatalf("the topic configs' broker synonyms, at their defaults: %v", err)
+	}
+	want := serveConfig{broker: broker.DefaultConfig(), adminListener: defaultAdminListener}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the defaults read back as\n%+v\nwant\n%+v", got, want)
 	}
 }
