@@ -37,10 +37,13 @@
 // partitions are appended on their append lanes' goroutines, side by side,
 // each lane in queue order (appendlanes.go), and the request answers when
 // the last is done; a Fetch that must wait parks on its partitions
-// (replica.Waiter) and answers from its own goroutine when an append wakes it
-// or max_wait_ms passes; requests that need the controller answer from their
-// own goroutine. netio bounds the requests in flight per connection and
-// overall, which bounds those goroutines. One goroutine (runMetadata) owns
+// (replica.Waiter) and answers from its own goroutine once appends bring its
+// min_bytes or max_wait_ms passes; requests that need the controller answer
+// from their own goroutine. netio bounds the requests in flight per
+// connection and overall, which bounds those goroutines; a waiting Fetch
+// gives back its share of the overall bound (netio.Request.Park), as Kafka's
+// purgatory keeps it out of the request queue, and stays bounded by its
+// connection's share and max.connections. One goroutine (runMetadata) owns
 // the map of hosted partitions' membership; lookups take its read lock. A
 // mutex guards the append lanes (appendLanes.mu): which partitions have one
 // and what each has queued.
