@@ -90,6 +90,9 @@ var topicConfigs = []topicConfig{
 	{name: "max.message.bytes", brokerName: "message.max.bytes", kind: kindInt,
 		doc: "the largest record batch the topic accepts", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(int64(c.MessageMaxBytes)) }},
+	{name: "max.compaction.lag.ms", brokerName: "log.cleaner.max.compaction.lag.ms", kind: kindLong,
+		doc: "the longest time a record stays uncompacted: older dirty segments are cleaned whatever the dirty ratio", check: atLeast(1),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.MaxCompactionLagMs) }},
 	{name: "message.timestamp.after.max.ms", brokerName: "log.message.timestamp.after.max.ms", kind: kindLong,
 		doc: "how far ahead of the broker's clock a CreateTime timestamp may be", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(c.LogMessageTimestampAfterMaxMs) }},
@@ -260,6 +263,9 @@ func (b *Broker) logConfig(overrides map[string]string) segment.Config {
 	}
 	if n, ok := num("min.compaction.lag.ms"); ok {
 		c.MinCompactionLagMs = n
+	}
+	if n, ok := num("max.compaction.lag.ms"); ok {
+		c.MaxCompactionLagMs = n
 	}
 	c.EnsureDefaults()
 	return c

@@ -113,6 +113,11 @@ type LogToClean struct {
 	// CleanableRatio is DirtyBytes / (CleanBytes + DirtyBytes), what
 	// min.cleanable.dirty.ratio is compared with.
 	CleanableRatio float64
+	// OverdueMs is how long ago max.compaction.lag.ms passed for the
+	// oldest cleanable dirty segment (by its first batch's timestamp), or
+	// 0 if it has not: a log with OverdueMs > 0 is cleaned whatever its
+	// ratio, the most overdue first (Kafka's maxCompactionDelay).
+	OverdueMs int64
 }
 
 // LogToClean returns the log's cleaning state at time now.
@@ -150,18 +155,35 @@ func (l *Log) logToCleanLocked(cfg *Config, nowMs int64) LogToClean {
 	if total := t.CleanBytes + t.DirtyBytes; total > 0 {
 		t.CleanableRatio = float64(t.DirtyBytes) / float64(total)
 	}
+	if cfg.MaxCompactionLagMs < math.MaxInt64 {
+		for _, s := range closed {
+			if s.next <= fd || s.base >= fu {
+				continue
+			}
+			first := s.ix.firstTs
+			if first < 0 {
+				first = s.largestTimestamp()
+			}
+			if late := nowMs - first - cfg.MaxCompactionLagMs; first <= nowMs && late > 0 {
+				t.OverdueMs = late
+			}
+			break
+		}
+	}
 	return t
 }
 
 // NeedsCleaning reports whether a compacting log is dirty enough at time now
-// to be cleaned: min.cleanable.dirty.ratio reached, with something to clean.
+// to be cleaned: min.cleanable.dirty.ratio reached or max.compaction.lag.ms
+// passed, with something to clean.
 func (l *Log) NeedsCleaning(now time.Time) bool {
 	cfg := l.Config()
 	if !cfg.compacts() {
 		return false
 	}
 	t := l.LogToClean(now)
-	return t.DirtyBytes > 0 && t.FirstDirtyOffset < t.FirstUncleanableOffset && t.CleanableRatio >= cfg.MinCleanableDirtyRatio
+	return t.DirtyBytes > 0 && t.FirstDirtyOffset < t.FirstUncleanableOffset &&
+		(t.CleanableRatio >= cfg.MinCleanableDirtyRatio || t.OverdueMs > 0)
 }
 
 // CleanerCheckpoint returns the offset below which the log is clean, and

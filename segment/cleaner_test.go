@@ -718,3 +718,49 @@ func TestCleanKeepsUndecodableBatches(t *testing.T) {
 		t.Fatalf("records below 4: %v, want %v", got, want)
 	}
 }
+
+// TestMaxCompactionLag: a compacted log whose oldest dirty segment began
+// longer than max.compaction.lag.ms ago is due for cleaning whatever its
+// dirty ratio, and its active segment rolls at that age.
+func TestMaxCompactionLag(t *testing.T) {
+	cfg := compactConfig()
+	cfg.MinCleanableDirtyRatio = 0.99
+	l := openLog(t, filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
+	fill := func(n int, ts int64) {
+		for range n {
+			appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv("same", strings.Repeat("v", 200))))
+		}
+	}
+	fill(20, 5000)
+	clean(t, testCleaner(), l, time.UnixMilli(5000))
+	fill(8, 5000)
+	if tc := l.LogToClean(time.UnixMilli(10_000)); tc.DirtyBytes == 0 || tc.CleanableRatio >= 0.99 || l.NeedsCleaning(time.UnixMilli(10_000)) {
+		t.Fatalf("%+v: want a little dirt, not enough to clean for the ratio", tc)
+	}
+	cfg.MaxCompactionLagMs = 3000
+	if err := l.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if tc := l.LogToClean(time.UnixMilli(7000)); tc.OverdueMs != 0 || l.NeedsCleaning(time.UnixMilli(7000)) {
+		t.Fatalf("2 s after its first batch, 3 s allowed: %+v", tc)
+	}
+	if tc := l.LogToClean(time.UnixMilli(10_000)); tc.OverdueMs != 2000 || !l.NeedsCleaning(time.UnixMilli(10_000)) {
+		t.Fatalf("5 s after its first batch, 3 s allowed: %+v, want 2000 ms overdue", tc)
+	}
+
+	segments := func() int {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		return len(l.mu.segments)
+	}
+	fill(1, 20_000)
+	before := segments()
+	fill(1, 22_000)
+	if segments() != before {
+		t.Fatal("the active segment rolled within max.compaction.lag.ms")
+	}
+	fill(1, 23_500)
+	if segments() != before+1 {
+		t.Fatalf("%d segments, want %d: the active segment did not roll past max.compaction.lag.ms", segments(), before+1)
+	}
+}

@@ -61,6 +61,12 @@ type Config struct {
 	// of the recent past: min.compaction.lag.ms
 	// [log.cleaner.min.compaction.lag.ms], 0.
 	MinCompactionLagMs int64
+	// MaxCompactionLagMs bounds how long a record stays uncleaned (KIP-354):
+	// a compacted log whose oldest dirty segment began longer ago than this
+	// is cleaned whatever its dirty ratio, and its active segment rolls at
+	// this age so that its records can be: max.compaction.lag.ms
+	// [log.cleaner.max.compaction.lag.ms], unbounded.
+	MaxCompactionLagMs int64
 }
 
 // Kafka's defaults.
@@ -98,6 +104,7 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.FlushMs, math.MaxInt64)
 	setDefault(&c.DeleteRetentionMs, DefaultDeleteRetentionMs)
 	setDefault(&c.MinCleanableDirtyRatio, DefaultMinCleanableDirtyRatio)
+	setDefault(&c.MaxCompactionLagMs, math.MaxInt64)
 }
 
 func setDefault[T int | int64 | float64](v *T, d T) {
@@ -150,10 +157,23 @@ func (c *Config) Validate() error {
 	if c.MinCompactionLagMs < 0 {
 		bad("min.compaction.lag.ms", c.MinCompactionLagMs, "want at least 0")
 	}
+	if c.MaxCompactionLagMs < 1 {
+		bad("max.compaction.lag.ms", c.MaxCompactionLagMs, "want at least 1")
+	}
 	return errors.Join(errs...)
 }
 
-func (c *Config) deletes() bool  { return strings.Contains(c.CleanupPolicy, "delete") }
+func (c *Config) deletes() bool { return strings.Contains(c.CleanupPolicy, "delete") }
+
+// rollMs is the age at which the active segment rolls: segment.ms, or
+// max.compaction.lag.ms when that is sooner and the log compacts, so that
+// no record waits in the active segment, which is never cleaned, past it.
+func (c *Config) rollMs() int64 {
+	if c.compacts() {
+		return min(c.SegmentMs, c.MaxCompactionLagMs)
+	}
+	return c.SegmentMs
+}
 func (c *Config) compacts() bool { return strings.Contains(c.CleanupPolicy, "compact") }
 
 // OpenOptions says how a log is being opened, as opposed to how it behaves.

@@ -467,7 +467,7 @@ func (l *Log) shouldRoll(s *segment, h batch.Header, next, pos int64, nOff, nTim
 	switch {
 	case pos+size > l.cfg.SegmentBytes:
 		return true
-	case s.ix.firstTs >= 0 && h.MaxTimestamp()-s.ix.firstTs > l.cfg.SegmentMs:
+	case s.ix.firstTs >= 0 && h.MaxTimestamp()-s.ix.firstTs > l.cfg.rollMs():
 		return true
 	case next+int64(h.LastOffsetDelta())-s.base > math.MaxInt32:
 		return true

@@ -444,7 +444,8 @@ func (m *Manager) CheckpointCleanerOffsets() error {
 
 // CleanLogs is one round of the log cleaner: every log whose cleanup.policy
 // has compact and whose dirty ratio has reached its min.cleanable.dirty.ratio
-// gets a cleaning pass, the dirtiest first (Kafka cleans the "filthiest" log
+// (or whose max.compaction.lag.ms has passed) gets a cleaning pass, the most
+// overdue and then the dirtiest first (Kafka cleans the "filthiest" log
 // first too), and the cleaner checkpoints are written after each. It returns
 // how many passes made progress; stop ends the round early. A log whose pass
 // finds damage is left alone until restart, as Kafka marks it uncleanable.
@@ -452,9 +453,10 @@ func (m *Manager) CheckpointCleanerOffsets() error {
 func (m *Manager) CleanLogs(stop <-chan struct{}) (int, error) {
 	now := m.now()
 	type candidate struct {
-		tp    TopicPartition
-		l     *Log
-		ratio float64
+		tp      TopicPartition
+		l       *Log
+		ratio   float64
+		overdue int64
 	}
 	var all []candidate
 	m.mu.Lock()
@@ -467,7 +469,8 @@ func (m *Manager) CleanLogs(stop <-chan struct{}) (int, error) {
 	for _, c := range all {
 		live[c.l] = true
 		if !m.uncleanable[c.l] && c.l.NeedsCleaning(now) {
-			c.ratio = c.l.LogToClean(now).CleanableRatio
+			t := c.l.LogToClean(now)
+			c.ratio, c.overdue = t.CleanableRatio, t.OverdueMs
 			dirty = append(dirty, c)
 		}
 	}
@@ -476,7 +479,10 @@ func (m *Manager) CleanLogs(stop <-chan struct{}) (int, error) {
 			delete(m.uncleanable, l)
 		}
 	}
-	slices.SortFunc(dirty, func(a, b candidate) int { return cmp.Compare(b.ratio, a.ratio) })
+	// The most overdue for max.compaction.lag.ms first, then the dirtiest.
+	slices.SortFunc(dirty, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(b.overdue, a.overdue), cmp.Compare(b.ratio, a.ratio))
+	})
 	var errs []error
 	cleaned := 0
 	for _, c := range dirty {

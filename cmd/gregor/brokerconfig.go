@@ -535,6 +535,7 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	if n, ok := r.integer("log.cleaner.min.compaction.lag.ms", 0, math.MaxInt64); ok {
 		lc.MinCompactionLagMs = n
 	}
+	r.setInt64("log.cleaner.max.compaction.lag.ms", 1, &lc.MaxCompactionLagMs)
 	if v, ok := r.lookup("log.cleaner.min.cleanable.ratio"); ok {
 		if f, err := strconv.ParseFloat(v, 64); err != nil || !(f >= 0 && f <= 1) {
 			r.bad("log.cleaner.min.cleanable.ratio", v, "want a number from 0 to 1")

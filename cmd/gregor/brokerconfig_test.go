@@ -127,6 +127,7 @@ var keyCases = []struct {
 	{"compression.type", map[string]string{"compression.type": "zstd"}, func(c *serveConfig) { c.broker.CompressionType = "zstd" }},
 	{"log.cleaner.delete.retention.ms", map[string]string{"log.cleaner.delete.retention.ms": "0"}, func(c *serveConfig) { c.broker.Storage.Log.DeleteRetentionMs = 1 }},
 	{"log.cleaner.min.compaction.lag.ms", map[string]string{"log.cleaner.min.compaction.lag.ms": "60000"}, func(c *serveConfig) { c.broker.Storage.Log.MinCompactionLagMs = 60000 }},
+	{"log.cleaner.max.compaction.lag.ms", map[string]string{"log.cleaner.max.compaction.lag.ms": "3600000"}, func(c *serveConfig) { c.broker.Storage.Log.MaxCompactionLagMs = 3600000 }},
 	{"log.cleaner.min.cleanable.ratio", map[string]string{"log.cleaner.min.cleanable.ratio": "0.1"}, func(c *serveConfig) { c.broker.Storage.Log.MinCleanableDirtyRatio = 0.1 }},
 	{"log.message.timestamp.type", map[string]string{"log.message.timestamp.type": "LogAppendTime"}, func(c *serveConfig) { c.broker.LogMessageTimestampType = "LogAppendTime" }},
 	{"log.message.timestamp.before.max.ms", map[string]string{"log.message.timestamp.before.max.ms": "86400000"}, func(c *serveConfig) { c.broker.LogMessageTimestampBeforeMaxMs = 86400000 }},
