@@ -400,6 +400,24 @@ func TestTopicConfigsApplyToLogs(t *testing.T) {
 	if !errors.Is(err, kerr.InvalidConfig) {
 		t.Fatalf("a non-numeric retention.ms: %v, want INVALID_CONFIG", err)
 	}
+	// Kafka refuses a min.compaction.lag.ms above max.compaction.lag.ms,
+	// at creation and as an alteration would leave the topic.
+	conflict, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "min.compaction.lag.ms", Value: kmsg.StringPtr("7200000")}}, "cfg")
+	if err == nil {
+		var r kadm.AlterConfigsResponse
+		r, err = conflict.On("cfg", nil)
+		err = errors.Join(err, r.Err)
+	}
+	if !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("min.compaction.lag.ms above the topic's max.compaction.lag.ms: %v, want INVALID_CONFIG", err)
+	}
+	created, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"min.compaction.lag.ms": kmsg.StringPtr("2"), "max.compaction.lag.ms": kmsg.StringPtr("1")}, "lags")
+	if err == nil {
+		err = created.Err
+	}
+	if !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("a topic created with min.compaction.lag.ms above max.compaction.lag.ms: %v, want INVALID_CONFIG", err)
+	}
 }
 
 // TestActiveControllerFailover stops the node that is the active controller

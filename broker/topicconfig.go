@@ -204,6 +204,21 @@ func (topicConfigValidator) ValidateConfig(resourceType int8, name, value string
 	return validateTopicConfig(name, value)
 }
 
+// ValidateConfigSet checks the rules between a topic's configs that Kafka
+// checks: min.compaction.lag.ms not above max.compaction.lag.ms, when the
+// topic sets both (the broker defaults are not the controller's to know).
+func (topicConfigValidator) ValidateConfigSet(resourceType int8, configs map[string]string) error {
+	if resourceType != raft.ResourceTopic {
+		return nil
+	}
+	minLag, minErr := strconv.ParseInt(configs["min.compaction.lag.ms"], 10, 64)
+	maxLag, maxErr := strconv.ParseInt(configs["max.compaction.lag.ms"], 10, 64)
+	if minErr == nil && maxErr == nil && minLag > maxLag {
+		return fmt.Errorf("conflict topic config setting min.compaction.lag.ms (%d) > max.compaction.lag.ms (%d)", minLag, maxLag)
+	}
+	return nil
+}
+
 func (topicConfigValidator) IsListConfig(resourceType int8, name string) bool {
 	tc, ok := lookupTopicConfig(name)
 	return ok && resourceType == raft.ResourceTopic && tc.kind == kindList

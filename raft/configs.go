@@ -26,6 +26,15 @@ type ConfigValidator interface {
 	IsListConfig(resourceType int8, name string) bool
 }
 
+// ConfigSetValidator is a ConfigValidator that also checks a resource's
+// configs together, for rules between them (Kafka refuses a
+// min.compaction.lag.ms above max.compaction.lag.ms). The controller calls
+// it with every config a topic is created with, and with a resource's
+// configs as an IncrementalAlterConfigs would leave them.
+type ConfigSetValidator interface {
+	ValidateConfigSet(resourceType int8, configs map[string]string) error
+}
+
 // SetConfigValidator makes v check every config value the controller's
 // decisions store (CreateTopics, IncrementalAlterConfigs) and say which
 // configs are lists. nil, the default, accepts every value and treats no
@@ -54,6 +63,17 @@ func (c *Controller) validateTopicConfigs(configs map[string]string) *apiError {
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		if fail := c.validateConfig(ResourceTopic, name, configs[name]); fail != nil {
 			return fail
+		}
+	}
+	return c.validateConfigSet(ResourceTopic, configs)
+}
+
+// validateConfigSet checks a resource's configs together, when the
+// validator can.
+func (c *Controller) validateConfigSet(resourceType int8, configs map[string]string) *apiError {
+	if v, ok := c.configs.(ConfigSetValidator); ok {
+		if err := v.ValidateConfigSet(resourceType, configs); err != nil {
+			return failf(kerr.InvalidConfig, "%v", err)
 		}
 	}
 	return nil
@@ -231,6 +251,22 @@ func (c *Controller) alterConfigs(im *Image, rr *kmsg.IncrementalAlterConfigsReq
 		}
 		records = append(records, &ConfigChange{ResourceType: resourceType, ResourceName: rr.ResourceName,
 			Name: cfg.Name, Value: value, Delete: !set})
+	}
+	if len(records) > 0 {
+		after := maps.Clone(current)
+		if after == nil {
+			after = map[string]string{}
+		}
+		for _, r := range records {
+			if ch := r.(*ConfigChange); ch.Delete {
+				delete(after, ch.Name)
+			} else {
+				after[ch.Name] = ch.Value
+			}
+		}
+		if fail := c.validateConfigSet(resourceType, after); fail != nil {
+			return nil, fail
+		}
 	}
 	return records, nil
 }
