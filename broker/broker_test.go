@@ -376,6 +376,7 @@ func TestTopicConfigsApplyToLogs(t *testing.T) {
 	resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
 		{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("60000")},
 		{Op: kadm.SetConfig, Name: "max.compaction.lag.ms", Value: kmsg.StringPtr("3600000")},
+		{Op: kadm.SetConfig, Name: "segment.jitter.ms", Value: kmsg.StringPtr("60000")},
 		{Op: kadm.DeleteConfig, Name: "segment.bytes"},
 	}, "cfg")
 	if err == nil {
@@ -389,7 +390,8 @@ func TestTopicConfigsApplyToLogs(t *testing.T) {
 	// The change reaches the log once the broker has published it.
 	c.WaitForImage(func(*raft.Image) bool {
 		cfg := p.Log().Config()
-		return cfg.RetentionMs == 60000 && cfg.MaxCompactionLagMs == 3600000 && cfg.SegmentBytes == segment.DefaultSegmentBytes
+		return cfg.RetentionMs == 60000 && cfg.MaxCompactionLagMs == 3600000 && cfg.SegmentJitterMs == 60000 &&
+			cfg.SegmentBytes == segment.DefaultSegmentBytes
 	})
 	bad, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("soon")}}, "cfg")
 	if err == nil {

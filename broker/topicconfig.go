@@ -131,6 +131,9 @@ var topicConfigs = []topicConfig{
 	{name: "segment.index.bytes", brokerName: "log.index.size.max.bytes", kind: kindInt,
 		doc: "the size of each index file", check: atLeast(4),
 		brokerDefault: func(c *Config) string { return i64(int64(c.Storage.Log.SegmentIndexBytes)) }},
+	{name: "segment.jitter.ms", brokerName: "log.roll.jitter.ms", kind: kindLong,
+		doc: "the most each segment's roll is brought forward, at random, so that partitions do not roll together", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.SegmentJitterMs) }},
 	{name: "segment.ms", brokerName: "log.roll.ms", kind: kindLong,
 		doc: "roll the active segment once its records span this long", check: atLeast(1),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.SegmentMs) }},
@@ -241,6 +244,9 @@ func (b *Broker) logConfig(overrides map[string]string) segment.Config {
 	}
 	if n, ok := num("segment.ms"); ok {
 		c.SegmentMs = n
+	}
+	if n, ok := num("segment.jitter.ms"); ok {
+		c.SegmentJitterMs = n
 	}
 	if n, ok := num("segment.index.bytes"); ok && n <= math.MaxInt32 {
 		c.SegmentIndexBytes = int(n)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -20,6 +21,10 @@ type Config struct {
 	// SegmentMs rolls the active segment once the timestamps of its batches span
 	// this long: segment.ms [log.roll.ms], 7 days.
 	SegmentMs int64
+	// SegmentJitterMs is the most a segment's roll age is shortened by, at
+	// random per segment, so that the partitions of a topic created together
+	// do not all roll at once: segment.jitter.ms [log.roll.jitter.ms], 0.
+	SegmentJitterMs int64
 	// SegmentIndexBytes is the preallocated size of each index file; a full index
 	// rolls the segment: segment.index.bytes [log.index.size.max.bytes], 10 MiB.
 	SegmentIndexBytes int
@@ -122,6 +127,9 @@ func (c *Config) Validate() error {
 	if c.SegmentBytes < 14 || c.SegmentBytes > math.MaxInt32 {
 		bad("segment.bytes", c.SegmentBytes, "want 14 to 2147483647")
 	}
+	if c.SegmentJitterMs < 0 {
+		bad("segment.jitter.ms", c.SegmentJitterMs, "want at least 0")
+	}
 	if c.SegmentMs < 1 {
 		bad("segment.ms", c.SegmentMs, "want at least 1")
 	}
@@ -164,6 +172,15 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) deletes() bool { return strings.Contains(c.CleanupPolicy, "delete") }
+
+// rollJitter draws a segment's roll jitter, as Kafka's randomSegmentJitter:
+// uniform below min(segment.jitter.ms, the roll age), 0 without jitter.
+func (c *Config) rollJitter() int64 {
+	if c.SegmentJitterMs <= 0 {
+		return 0
+	}
+	return rand.Int64N(min(c.SegmentJitterMs, c.rollMs()))
+}
 
 // rollMs is the age at which the active segment rolls: segment.ms, or
 // max.compaction.lag.ms when that is sooner and the log compacts, so that

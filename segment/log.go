@@ -142,6 +142,7 @@ func Open(dir string, cfg Config, o OpenOptions) (*Log, error) {
 		return nil, fmt.Errorf("segment: opening %s: %w", dir, err)
 	}
 	l.mu.segments = segs
+	segs[len(segs)-1].rollJitter = cfg.rollJitter()
 	l.mu.logStart = segs[0].base
 	l.mu.logEnd = segs[len(segs)-1].next
 	l.flush.recoveryPoint = l.mu.logEnd
@@ -467,7 +468,7 @@ func (l *Log) shouldRoll(s *segment, h batch.Header, next, pos int64, nOff, nTim
 	switch {
 	case pos+size > l.cfg.SegmentBytes:
 		return true
-	case s.ix.firstTs >= 0 && h.MaxTimestamp()-s.ix.firstTs > l.cfg.rollMs():
+	case s.ix.firstTs >= 0 && h.MaxTimestamp()-s.ix.firstTs > l.cfg.rollMs()-s.rollJitter:
 		return true
 	case next+int64(h.LastOffsetDelta())-s.base > math.MaxInt32:
 		return true

@@ -424,3 +424,46 @@ func TestFlushMs(t *testing.T) {
 		t.Fatalf("an append after flush.ms did not fsync: %d fsyncs, recovery point %d", ops.syncs, l.RecoveryPoint())
 	}
 }
+
+// TestSegmentJitter: segment.jitter.ms rolls each segment up to that much
+// before segment.ms, by an amount drawn per segment: never before
+// segment.ms minus the jitter, always by segment.ms, and in between for
+// some segments and not others.
+func TestSegmentJitter(t *testing.T) {
+	cfg := testConfig()
+	cfg.SegmentMs, cfg.SegmentJitterMs = 1000, 500
+	l := openLog(t, filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
+	segments := func() int {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		return len(l.mu.segments)
+	}
+	at := func(ts int64) { appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv("k", "v"))) }
+	// Each trial starts a segment at ts, appends at ts+span and reports
+	// whether that rolled it; the next trial's first batch rolls for sure.
+	ts := int64(10_000)
+	rolled := func(span int64) bool {
+		ts += 5000
+		at(ts)
+		n := segments()
+		at(ts + span)
+		return segments() > n
+	}
+	between := 0
+	for range 40 {
+		if rolled(500) {
+			t.Fatal("a segment rolled within segment.ms minus segment.jitter.ms")
+		}
+		if !rolled(1001) {
+			t.Fatal("a segment did not roll past segment.ms")
+		}
+		if rolled(800) {
+			between++
+		}
+	}
+	// Each of 40 segments rolls at 800 ms with probability 0.6: all or
+	// none of them doing so has odds of about 1 in 10^9.
+	if between == 0 || between == 40 {
+		t.Fatalf("%d of 40 segments rolled at 800 ms, with segment.ms 1000 and segment.jitter.ms 500", between)
+	}
+}

@@ -104,6 +104,9 @@ type segment struct {
 	maxTimestamp int64 // published: largest batch max timestamp, -1 if none
 
 	ix indexer // appender's: the index rule's running state
+	// rollJitter is how much sooner than its roll age this segment rolls
+	// (segment.jitter.ms), drawn when it becomes the active segment.
+	rollJitter int64
 }
 
 func (s *segment) path(suffix string) string {
@@ -117,7 +120,8 @@ func createSegment(dir string, base int64, cfg *Config) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &segment{base: base, file: newFile(f), next: base, maxTimestamp: -1, ix: newIndexer(cfg.IndexIntervalBytes)}
+	s := &segment{base: base, file: newFile(f), next: base, maxTimestamp: -1, ix: newIndexer(cfg.IndexIntervalBytes),
+		rollJitter: cfg.rollJitter()}
 	for _, p := range []string{name + indexSuffix, name + timeIndexSuffix} {
 		os.Remove(p) // stale index of an earlier segment with this base
 	}

@@ -490,6 +490,14 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	case rollHoursOK:
 		lc.SegmentMs = rollHours * int64(time.Hour/time.Millisecond)
 	}
+	jitterMs, jitterMsOK := r.integer("log.roll.jitter.ms", 0, math.MaxInt64)
+	jitterHours, jitterHoursOK := r.integer("log.roll.jitter.hours", 0, math.MaxInt32)
+	switch {
+	case jitterMsOK:
+		lc.SegmentJitterMs = jitterMs
+	case jitterHoursOK:
+		lc.SegmentJitterMs = jitterHours * int64(time.Hour/time.Millisecond)
+	}
 	// 24 bytes is segment's floor: room for two time index entries.
 	r.setInt("log.index.size.max.bytes", 24, &lc.SegmentIndexBytes)
 	if n, ok := r.integer("log.index.interval.bytes", 0, math.MaxInt32); ok {
