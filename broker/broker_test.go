@@ -373,18 +373,22 @@ func TestTopicConfigsApplyToLogs(t *testing.T) {
 	adm := kadm.NewClient(newClient(t, c))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("60000")},
-		{Op: kadm.SetConfig, Name: "max.compaction.lag.ms", Value: kmsg.StringPtr("3600000")},
-		{Op: kadm.SetConfig, Name: "segment.jitter.ms", Value: kmsg.StringPtr("60000")},
-		{Op: kadm.DeleteConfig, Name: "segment.bytes"},
-	}, "cfg")
-	if err == nil {
-		var r kadm.AlterConfigsResponse
-		r, err = resps.On("cfg", nil)
-		err = errors.Join(err, r.Err)
+	// alter changes cfg's configs and returns the topic's error, if any.
+	alter := func(changes ...kadm.AlterConfig) error {
+		resps, err := adm.AlterTopicConfigs(ctx, changes, "cfg")
+		if err == nil {
+			var r kadm.AlterConfigsResponse
+			r, err = resps.On("cfg", nil)
+			err = errors.Join(err, r.Err)
+		}
+		return err
 	}
-	if err != nil {
+	if err := alter(
+		kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("60000")},
+		kadm.AlterConfig{Op: kadm.SetConfig, Name: "max.compaction.lag.ms", Value: kmsg.StringPtr("3600000")},
+		kadm.AlterConfig{Op: kadm.SetConfig, Name: "segment.jitter.ms", Value: kmsg.StringPtr("60000")},
+		kadm.AlterConfig{Op: kadm.DeleteConfig, Name: "segment.bytes"},
+	); err != nil {
 		t.Fatal(err)
 	}
 	// The change reaches the log once the broker has published it.
@@ -393,24 +397,12 @@ func TestTopicConfigsApplyToLogs(t *testing.T) {
 		return cfg.RetentionMs == 60000 && cfg.MaxCompactionLagMs == 3600000 && cfg.SegmentJitterMs == 60000 &&
 			cfg.SegmentBytes == segment.DefaultSegmentBytes
 	})
-	bad, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("soon")}}, "cfg")
-	if err == nil {
-		var r kadm.AlterConfigsResponse
-		r, err = bad.On("cfg", nil)
-		err = errors.Join(err, r.Err)
-	}
-	if !errors.Is(err, kerr.InvalidConfig) {
+	if err := alter(kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("soon")}); !errors.Is(err, kerr.InvalidConfig) {
 		t.Fatalf("a non-numeric retention.ms: %v, want INVALID_CONFIG", err)
 	}
 	// Kafka refuses a min.compaction.lag.ms above max.compaction.lag.ms,
 	// at creation and as an alteration would leave the topic.
-	conflict, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "min.compaction.lag.ms", Value: kmsg.StringPtr("7200000")}}, "cfg")
-	if err == nil {
-		var r kadm.AlterConfigsResponse
-		r, err = conflict.On("cfg", nil)
-		err = errors.Join(err, r.Err)
-	}
-	if !errors.Is(err, kerr.InvalidConfig) {
+	if err := alter(kadm.AlterConfig{Op: kadm.SetConfig, Name: "min.compaction.lag.ms", Value: kmsg.StringPtr("7200000")}); !errors.Is(err, kerr.InvalidConfig) {
 		t.Fatalf("min.compaction.lag.ms above the topic's max.compaction.lag.ms: %v, want INVALID_CONFIG", err)
 	}
 	created, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"min.compaction.lag.ms": kmsg.StringPtr("2"), "max.compaction.lag.ms": kmsg.StringPtr("1")}, "lags")
