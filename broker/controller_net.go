@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -71,13 +70,10 @@ func (s *controllerServer) serve() {
 			}
 			retry.Reset()
 			if !s.track(c) {
+				// Closed or full: close ends the listener, so the next
+				// Accept returns.
 				c.Close()
-				select {
-				case <-s.closed:
-					return
-				default:
-					continue
-				}
+				continue
 			}
 			s.wg.Add(1)
 			go func() {
@@ -153,7 +149,9 @@ func (s *controllerServer) serveKafka(c net.Conn, first byte) {
 			s.b.logger.Warn("controller listener: closing a connection with a bad frame size", "size", n, "remote", c.RemoteAddr())
 			return
 		}
-		frame, err := readControllerFrame(c, int(n))
+		// Into a buffer that grows with the bytes that arrive: a peer
+		// announcing a large frame holds about what it sent.
+		frame, err := netio.ReadFrame(c, int(n))
 		if err != nil {
 			return
 		}
@@ -169,18 +167,6 @@ func (s *controllerServer) serveKafka(c net.Conn, first byte) {
 			return
 		}
 	}
-}
-
-// readControllerFrame reads an n-byte frame into a buffer that grows as the
-// bytes arrive, so that a peer announcing a large frame and sending little of
-// it holds little memory.
-func readControllerFrame(c net.Conn, n int) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(min(n, 64<<10))
-	if _, err := io.CopyN(&buf, c, int64(n)); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // controllerAPIs are the requests the controller listener answers.

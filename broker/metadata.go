@@ -17,8 +17,8 @@ import (
 func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) {
 	im := b.image()
 	var missing []string
-	asked := map[string]bool{}
 	if b.cfg.AutoCreateTopicsEnable && (req.Version < 4 || req.AllowAutoTopicCreation) && req.Topics != nil {
+		asked := map[string]bool{}
 		for _, t := range req.Topics {
 			if t.Topic == nil {
 				continue

@@ -352,7 +352,7 @@ func BenchmarkReadRequestFrame(b *testing.B) {
 						}
 					} else {
 						var err error
-						if frame, err = readRequestFrame(r, size); err != nil {
+						if frame, err = ReadFrame(r, size); err != nil {
 							b.Fatal(err)
 						}
 					}

@@ -66,13 +66,15 @@ func releaseFrame(b []byte) {
 // straight into their own buffer.
 const firstFrameChunk = 1 << 20
 
-// readRequestFrame reads a size-byte frame from r into a buffer that grows,
+// ReadFrame reads a size-byte frame from r into a buffer that grows,
 // fourfold from firstFrameChunk, as its bytes arrive: a peer that announces
 // a large frame and sends little of it holds at most four times what it
 // sent, and a large frame's bytes are copied a third of a time more in all
 // (BenchmarkReadRequestFrame: the copies against reading a frame into a
 // buffer of its announced size).
-func readRequestFrame(r io.Reader, size int) ([]byte, error) {
+// The engines read request frames with it; other listeners of Kafka-framed
+// requests (the controller's) may too.
+func ReadFrame(r io.Reader, size int) ([]byte, error) {
 	frame := newFrame(min(size, firstFrameChunk))
 	got := 0
 	for {

@@ -519,7 +519,7 @@ func (c *npConn) readFrame(r netpoll.Reader, size int) ([]byte, error) {
 	c.midFrame.Store(true)
 	defer c.midFrame.Store(false)
 	// As the bytes arrive, into a buffer that grows with them
-	// (readRequestFrame).
+	// (ReadFrame).
 	frame := newFrame(min(size, firstFrameChunk))
 	for got := 0; got < size; {
 		if got == len(frame) {

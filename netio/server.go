@@ -360,7 +360,7 @@ func (c *conn) readLoop() {
 		c.slots <- sl // never blocks: room bounds the slots
 		c.pending.Add(1)
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
-		frame, err := readRequestFrame(c.nc, int(size))
+		frame, err := ReadFrame(c.nc, int(size))
 		if err != nil {
 			sl.respond(Response{NoResponse: true})
 			c.closeWith(err)
