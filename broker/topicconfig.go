@@ -227,18 +227,21 @@ func (topicConfigValidator) IsListConfig(resourceType int8, name string) bool {
 	return ok && resourceType == raft.ResourceTopic && tc.kind == kindList
 }
 
+// overrideNum is a topic's numeric override of name, if it sets one.
+func overrideNum(overrides map[string]string, name string) (int64, bool) {
+	v, ok := overrides[name]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
+}
+
 // logConfig is a topic's log settings: the broker's log.* defaults with the
 // topic's overrides on top. Values were validated when stored.
 func (b *Broker) logConfig(overrides map[string]string) segment.Config {
 	c := b.cfg.Storage.Log
-	num := func(name string) (int64, bool) {
-		v, ok := overrides[name]
-		if !ok {
-			return 0, false
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		return n, err == nil
-	}
+	num := func(name string) (int64, bool) { return overrideNum(overrides, name) }
 	if n, ok := num("segment.bytes"); ok {
 		c.SegmentBytes = n
 	}
@@ -328,27 +331,19 @@ type topicSettings struct {
 }
 
 func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
-	s := topicSettings{maxMessageBytes: int(b.cfg.MessageMaxBytes), minInsyncReplicas: b.cfg.MinInsyncReplicas}
-	if v, ok := overrides["max.message.bytes"]; ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			s.maxMessageBytes = n
-		}
+	s := topicSettings{maxMessageBytes: int(b.cfg.MessageMaxBytes), minInsyncReplicas: b.cfg.MinInsyncReplicas,
+		tsBeforeMaxMs: b.cfg.LogMessageTimestampBeforeMaxMs, tsAfterMaxMs: b.cfg.LogMessageTimestampAfterMaxMs}
+	if n, ok := overrideNum(overrides, "max.message.bytes"); ok {
+		s.maxMessageBytes = int(n)
 	}
-	if v, ok := overrides["min.insync.replicas"]; ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			s.minInsyncReplicas = n
-		}
+	if n, ok := overrideNum(overrides, "min.insync.replicas"); ok {
+		s.minInsyncReplicas = int(n)
 	}
-	s.tsBeforeMaxMs, s.tsAfterMaxMs = b.cfg.LogMessageTimestampBeforeMaxMs, b.cfg.LogMessageTimestampAfterMaxMs
-	if v, ok := overrides["message.timestamp.before.max.ms"]; ok {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			s.tsBeforeMaxMs = n
-		}
+	if n, ok := overrideNum(overrides, "message.timestamp.before.max.ms"); ok {
+		s.tsBeforeMaxMs = n
 	}
-	if v, ok := overrides["message.timestamp.after.max.ms"]; ok {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			s.tsAfterMaxMs = n
-		}
+	if n, ok := overrideNum(overrides, "message.timestamp.after.max.ms"); ok {
+		s.tsAfterMaxMs = n
 	}
 	ts := b.cfg.LogMessageTimestampType
 	if v, ok := overrides["message.timestamp.type"]; ok {
