@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -446,6 +447,9 @@ func benchFetch(b *testing.B, bb *benchBroker, fetchAll func(b *testing.B, addr,
 	prod := benchProducer(b, bb.addr)
 	produceN(b, prod, topic, b.N)
 	prod.Close()
+	// Collect the producer's garbage now, so that the consumer's
+	// figures do not pay for it.
+	runtime.GC()
 	b.SetBytes(benchRecordSize)
 	cpu0, self0 := cpuSeconds(b, bb.pid), selfCPUSeconds()
 	b.ResetTimer()
