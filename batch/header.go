@@ -135,6 +135,14 @@ func (h Header) SetMaxTimestampLogAppendTime(ts int64) {
 	h.SetCRC()
 }
 
+// SetMaxTimestamp sets a CreateTime batch's largest timestamp, as a broker
+// does when the producer's header disagrees with its records. The field is
+// under the CRC, which is recomputed.
+func (h Header) SetMaxTimestamp(ts int64) {
+	binary.BigEndian.PutUint64(h[offMaxTimestamp:], uint64(ts))
+	h.SetCRC()
+}
+
 // SetCRC recomputes the CRC over bytes [21, Size()).
 func (h Header) SetCRC() {
 	binary.BigEndian.PutUint32(h[offCRC:], CRC32C(h[CRCStart:h.Size()]))

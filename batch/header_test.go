@@ -124,6 +124,10 @@ func TestHeaderFieldsAndRewrites(t *testing.T) {
 	if h.BaseOffset() != 1<<40 || h.LastOffset() != 1<<40+int64(len(recs)-1) || h.NextOffset() != h.LastOffset()+1 {
 		t.Error("offsets")
 	}
+	h.SetMaxTimestamp(1700000000200)
+	if err := Validate(b, 0); err != nil || h.LogAppendTime() || h.MaxTimestamp() != 1700000000200 {
+		t.Fatalf("after SetMaxTimestamp: %v, max %d", err, h.MaxTimestamp())
+	}
 	h.SetMaxTimestampLogAppendTime(1800000000000)
 	if err := Validate(b, 0); err != nil || !h.LogAppendTime() || h.MaxTimestamp() != 1800000000000 || h.Codec() != CodecLZ4 {
 		t.Fatalf("after LogAppendTime: %v", err)

@@ -16,6 +16,13 @@ func Recompress(dst []byte, h Header, c Codec, maxDecompressed int) ([]byte, err
 			return dst, err
 		}
 	}
+	return RecompressRecords(dst, h, records, c)
+}
+
+// RecompressRecords is Recompress for a caller that already holds h's
+// records section uncompressed (records): a broker that decompressed the
+// batch to check its records need not decompress it again.
+func RecompressRecords(dst []byte, h Header, records []byte, c Codec) ([]byte, error) {
 	start := len(dst)
 	out := append(dst, h[:HeaderSize]...)
 	out, err := Compress(c, out, records)

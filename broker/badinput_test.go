@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -208,6 +209,23 @@ func codecBatch(t *testing.T, codec batch.Codec, n int, valueSize int) []byte {
 	return b
 }
 
+// withSection returns a copy of the valid batch b (of codec none) whose
+// records section is replaced by section compressed with codec, its length
+// and CRC set to match: a batch well-formed on the outside with whatever
+// inside.
+func withSection(t *testing.T, b []byte, codec batch.Codec, section []byte) []byte {
+	t.Helper()
+	out := append([]byte(nil), b[:batch.HeaderSize]...)
+	out, err := batch.Compress(codec, out, section)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.BigEndian.PutUint16(out[21:], binary.BigEndian.Uint16(out[21:])|uint16(codec))
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	batch.Header(out).SetCRC()
+	return out
+}
+
 // producePart is one partition's records in a Produce request.
 type producePart struct {
 	topic     string
@@ -261,6 +279,15 @@ func TestProduceBadInput(t *testing.T) {
 	batch.Header(unparsable).SetCRC()
 	// Compresses to a few dozen bytes, 8 KiB once the topic recompresses it.
 	compressible := codecBatch(t, batch.CodecGzip, 8, 1024)
+	// Compressed batches whose CRC holds but whose insides do not: records
+	// that do not parse, fewer records than the header counts, and a
+	// section that is not lz4 at all.
+	three := recordBatch(t, 3, 10)
+	unparsableLZ4 := withSection(t, three, batch.CodecLZ4, bytes.Repeat([]byte{0xff}, 64))
+	shortSnappy := withSection(t, three, batch.CodecSnappy, recordBatch(t, 2, 10)[batch.HeaderSize:])
+	notLZ4 := withSection(t, three, batch.CodecNone, bytes.Repeat([]byte{0x5a}, 64))
+	binary.BigEndian.PutUint16(notLZ4[21:], binary.BigEndian.Uint16(notLZ4[21:])|uint16(batch.CodecLZ4))
+	batch.Header(notLZ4).SetCRC()
 	for _, tc := range []struct {
 		name      string
 		acks      int16
@@ -278,6 +305,10 @@ func TestProduceBadInput(t *testing.T) {
 		{"invalid acks", 2, "bad", 0, good, kerr.InvalidRequiredAcks},
 		{"no records", 1, "bad", 0, nil, kerr.InvalidRecord},
 		{"records that do not parse", 1, "bad", 0, unparsable, kerr.InvalidRecord},
+		{"compressed records that do not parse", 1, "bad", 0, unparsableLZ4, kerr.InvalidRecord},
+		{"compressed records fewer than counted", 1, "bad", 0, shortSnappy, kerr.InvalidRecord},
+		{"compressed records that do not decompress", 1, "bad", 0, notLZ4, kerr.CorruptMessage},
+		{"recompressed records that do not parse", 1, "recompress", 0, withSection(t, three, batch.CodecGzip, []byte{1, 2, 3}), kerr.InvalidRecord},
 		{"negative sequence with a producer id", 1, "bad", 0, idempotentBatch(t, 7, 0, -5, 1), kerr.InvalidRecord},
 		{"zstd before Produce v7", 1, "bad", 0, codecBatch(t, batch.CodecZstd, 2, 10), kerr.UnsupportedCompressionType},
 		{"over max.message.bytes once recompressed", 1, "recompress", 0, compressible, kerr.MessageTooLarge},
@@ -472,5 +503,59 @@ func TestProduceTimestampBounds(t *testing.T) {
 		if p := produceRaw(r, 9, 1, tc.topic, 0, at(tc.ts)); p.ErrorCode != tc.want {
 			t.Errorf("%s, timestamp %v from now: %v, want %v", tc.topic, tc.ts.Sub(now).Round(time.Minute), kerr.ErrorForCode(p.ErrorCode), kerr.ErrorForCode(tc.want))
 		}
+	}
+	// Every record is checked, not only the batch's first and largest
+	// timestamps: the second record here is older than the first. Its
+	// index comes back in record_errors.
+	bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+	bld.Add(now.UnixMilli(), nil, []byte("v"), nil)
+	bld.Add(now.Add(-2*time.Hour).UnixMilli(), nil, []byte("v"), nil)
+	older, err := bld.AppendBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := produceRaw(r, 9, 1, "bounded", 0, older)
+	if p.ErrorCode != kerr.InvalidTimestamp.Code || len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != 1 {
+		t.Fatalf("a second record two hours old: %v, record errors %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	}
+}
+
+// TestProduceRecordChecks: inside a compressed batch, records must carry
+// offset deltas 0, 1, 2, … (INVALID_RECORD with the record's index), and a
+// batch whose header's largest timestamp disagrees with its records is
+// stored with the records' largest, as Kafka's validator rewrites it.
+func TestProduceRecordChecks(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "t", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+
+	three := recordBatch(t, 3, 10)
+	var section []byte
+	for i, delta := range []int32{0, 1, 3} {
+		section = batch.AppendRecord(section, &batch.Record{TimestampDelta: int64(i), OffsetDelta: delta, Value: []byte("v")})
+	}
+	p := produceRaw(r, 9, 1, "t", 0, withSection(t, three, batch.CodecSnappy, section))
+	if p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != 2 {
+		t.Fatalf("offset deltas 0, 1, 3 compressed: %v, record errors %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	}
+
+	wrongMax := recordBatch(t, 3, 10)
+	h := batch.Header(wrongMax)
+	want := h.MaxTimestamp()
+	h.SetMaxTimestamp(want + 1e6)
+	if p := produceRaw(r, 9, 1, "t", 0, wrongMax); p.ErrorCode != 0 {
+		t.Fatalf("a batch with a wrong max timestamp: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.MaxBytes, req.SessionEpoch = 12, 1<<20, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "t"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	got := r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches
+	if err := batch.Validate(got, 0); err != nil || batch.Header(got).MaxTimestamp() != want {
+		t.Fatalf("stored batch: %v, max timestamp %d, want %d", err, batch.Header(got).MaxTimestamp(), want)
 	}
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,6 +93,11 @@ func (c *produceCall) run(j *produceJob) {
 		msg := err.Error()
 		j.out.ErrorMessage = &msg
 		j.out.BaseOffset, j.out.LogStartOffset = -1, -1
+		if re := (*recordError)(nil); errors.As(err, &re) {
+			e := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+			e.RelativeOffset, e.ErrorMessage = re.index, &msg
+			j.out.ErrorRecords = append(j.out.ErrorRecords, e)
+		}
 		c.rq.log().Debug("produce failed", "topic", j.topic, "partition", j.in.Partition, "err", err)
 	} else {
 		j.out.BaseOffset = res.FirstOffset
@@ -170,20 +176,19 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 	if h.ProducerID() >= 0 && h.BaseSequence() < 0 {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "Invalid sequence number %d in record batch with producerId %d", h.BaseSequence(), h.ProducerID())
 	}
-	if !s.logAppendTime {
-		if err := checkTimestamps(h, time.Now().UnixMilli(), s.tsBeforeMaxMs, s.tsAfterMaxMs); err != nil {
-			return replica.AppendResult{}, err
-		}
+	scratch := recordsScratch.Get().(*[]byte)
+	defer putRecordsScratch(scratch)
+	section, maxTs, err := checkRecords(h, topic, partition, s, time.Now().UnixMilli(), scratch)
+	if err != nil {
+		return replica.AppendResult{}, err
 	}
-	maxDecompressed := max(s.maxMessageBytes, 1<<20) * 64
-	if s.compacted || h.Codec() == batch.CodecNone {
-		if err := checkRecords(h, topic, partition, s.compacted, maxDecompressed); err != nil {
-			return replica.AppendResult{}, err
-		}
+	if !s.logAppendTime && maxTs != h.MaxTimestamp() {
+		// The time index and ListOffsets trust the header's largest
+		// timestamp; like Kafka's validator, set it from the records.
+		h.SetMaxTimestamp(maxTs)
 	}
 	if !s.keepCompression && h.Codec() != s.compression {
-		var err error
-		if records, err = batch.Recompress(nil, h, s.compression, maxDecompressed); err != nil {
+		if records, err = batch.RecompressRecords(nil, h, section, s.compression); err != nil {
 			return replica.AppendResult{}, err
 		}
 		if len(records) > s.maxMessageBytes {
@@ -199,48 +204,87 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 }
 
 // checkRecords walks a batch's records, as Kafka's LogValidator does, so
-// that a batch whose CRC holds but whose records do not parse is refused
-// (INVALID_RECORD) instead of stored for every consumer to fail on. With
-// requireKey (a compacted topic: compaction keeps the newest record per key,
-// so a keyless record has no place there) every record must have a key.
-// The caller walks uncompressed batches, which costs a few percent of the
-// CRC, and compressed ones only for compacted topics: decompressing every
-// batch kept as sent would cost more than the rest of the append (Kafka
-// does it; Gregor leaves a compressed batch's records to its consumers).
-func checkRecords(h batch.Header, topic string, partition int32, requireKey bool, maxDecompressed int) error {
-	rr, _, err := batch.DecodeRecords(h, nil, maxDecompressed)
-	if err != nil {
-		return err
-	}
-	var r batch.Record
-	for rr.Next(&r) {
-		if requireKey && r.Key == nil {
-			return kerrf(kerr.InvalidRecord, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)
+// that a batch whose CRC holds but whose records do not parse, or number
+// other than its header says, is refused (INVALID_RECORD; a compressed
+// section that does not decompress, or decompresses past the bound of
+// max(max.message.bytes, 1 MiB) x 64, is CORRUPT_MESSAGE) instead of stored
+// for every consumer to fail on. Each record must also pass the topic's
+// checks: a key on a compacted topic (compaction keeps the newest record per
+// key, so a keyless record has no place there), a CreateTime timestamp
+// within message.timestamp.before/after.max.ms of now (INVALID_TIMESTAMP),
+// and inside a compressed batch offset deltas 0, 1, 2, … (Kafka checks
+// those only there). A record that fails is reported with its index
+// (recordError).
+//
+// It returns the uncompressed records section (h's own bytes, or for a
+// compressed batch the section decompressed into *scratch, which keeps the
+// grown buffer for the next batch) and the records' largest timestamp.
+// Walking an uncompressed batch costs less than its CRC; a compressed one
+// costs its decompression, which Kafka pays too (BenchmarkCheckRecords).
+func checkRecords(h batch.Header, topic string, partition int32, s topicSettings, now int64, scratch *[]byte) (section []byte, maxTs int64, err error) {
+	section = h.Records()
+	compressed := h.Codec() != batch.CodecNone
+	if compressed {
+		limit := max(s.maxMessageBytes, 1<<20) * 64
+		out, err := batch.Decompress(h.Codec(), (*scratch)[:0], section, limit)
+		*scratch = out[:0]
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s-%d: %w", topic, partition, err)
 		}
+		section = out
+	}
+	rr := batch.NewRecordReader(section, h.RecordCount())
+	var r batch.Record
+	maxTs = -1 // Kafka's NO_TIMESTAMP
+	for i := int32(0); rr.Next(&r); i++ {
+		if s.compacted && r.Key == nil {
+			return nil, 0, &recordError{i, kerrf(kerr.InvalidRecord, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)}
+		}
+		if compressed && r.OffsetDelta != i {
+			return nil, 0, &recordError{i, kerrf(kerr.InvalidRecord, "Inner record %d inside the compressed record batch does not have incremental offsets, expected offset is %d in topic partition %s-%d.",
+				r.OffsetDelta, i, topic, partition)}
+		}
+		ts := h.BaseTimestamp() + r.TimestampDelta
+		if !s.logAppendTime && ts != -1 {
+			// Differences as unsigned, so that no timestamp overflows them.
+			behind := ts < now && uint64(now)-uint64(ts) > uint64(s.tsBeforeMaxMs)
+			ahead := ts > now && uint64(ts)-uint64(now) > uint64(s.tsAfterMaxMs)
+			if behind || ahead {
+				return nil, 0, &recordError{i, kerrf(kerr.InvalidTimestamp, "Timestamp %d of message with offset %d is out of range: the broker's clock reads %d, and the timestamp must be within [%d ms before, %d ms after] it",
+					ts, i, now, s.tsBeforeMaxMs, s.tsAfterMaxMs)}
+			}
+		}
+		maxTs = max(maxTs, ts)
 	}
 	if err := rr.Err(); err != nil {
-		return kerrf(kerr.InvalidRecord, "%s-%d: %v", topic, partition, err)
+		return nil, 0, kerrf(kerr.InvalidRecord, "%s-%d: %v", topic, partition, err)
 	}
-	return nil
+	return section, maxTs, nil
 }
 
-// checkTimestamps refuses a CreateTime batch whose timestamps lie more than
-// beforeMax behind or afterMax ahead of now (INVALID_TIMESTAMP), as Kafka's
-// LogValidator does per record. Here the batch's first and largest
-// timestamps are checked, from its header, so that a compressed batch need
-// not be decompressed: a record timestamped before the batch's first one is
-// the only one this can miss.
-func checkTimestamps(h batch.Header, now, beforeMax, afterMax int64) error {
-	for _, ts := range [2]int64{h.BaseTimestamp(), h.MaxTimestamp()} {
-		// Differences as unsigned, so that no timestamp overflows them.
-		behind := ts < now && uint64(now)-uint64(ts) > uint64(beforeMax)
-		ahead := ts > now && uint64(ts)-uint64(now) > uint64(afterMax)
-		if ts >= 0 && (behind || ahead) {
-			return kerrf(kerr.InvalidTimestamp, "Timestamp %d of a record is out of range: the broker's clock reads %d, and the timestamp must be within [%d ms before, %d ms after] it",
-				ts, now, beforeMax, afterMax)
-		}
+// recordError is a check one record of a batch failed: Produce v8 and later
+// answer its index in record_errors, as Kafka does.
+type recordError struct {
+	index int32
+	err   error
+}
+
+func (e *recordError) Error() string { return e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
+
+// recordsScratch holds the buffers compressed batches are decompressed into
+// for checkRecords, so that a steady stream of compressed produce requests
+// reuses a few buffers instead of allocating one per batch.
+var recordsScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledScratch bounds what recordsScratch keeps: an unusually large
+// batch's buffer goes to the collector rather than staying pooled.
+const maxPooledScratch = 8 << 20
+
+func putRecordsScratch(p *[]byte) {
+	if cap(*p) <= maxPooledScratch {
+		recordsScratch.Put(p)
 	}
-	return nil
 }
 
 // kerrf is a Kafka error with a message for the client.
