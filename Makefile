@@ -84,7 +84,7 @@ bench-broker:
 
 # Longer fuzzing than the seed corpora `make test` runs: every target in turn.
 fuzz:
-	@for pkg in ./batch ./segment; do \
+	@for pkg in $$($(GO) list $(PKGS)); do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$pkg $$target ($(FUZZTIME))"; \
 			$(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \

@@ -271,6 +271,13 @@ func (b *Broker) Close() error {
 			b.ctrlNet.close()
 		}
 		if b.logs != nil {
+			// Each partition's producer state goes to a snapshot
+			// before its log closes.
+			b.partitions.Lock()
+			for _, h := range b.partitions.m {
+				h.p.Close()
+			}
+			b.partitions.Unlock()
 			errs = append(errs, b.logs.Close())
 		}
 	})

@@ -80,6 +80,36 @@ func TestIdempotentProducerRetriesAndGaps(t *testing.T) {
 	}
 }
 
+// TestProducerStateSurvivesRestart: after a restart, a producer whose
+// batches lie in rolled segments is still known: a retry is a duplicate, a
+// gap is out of order, an older epoch is fenced (the producer-state
+// snapshot of the clean shutdown).
+func TestProducerStateSurvivesRestart(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "roll", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("1024")})
+	r := dialRaw(t, c.Addrs()[0])
+	retried := idempotentBatch(t, 11, 0, 0, 2)
+	for i, b := range [][]byte{retried, idempotentBatch(t, 12, 0, 0, 1), idempotentBatch(t, 13, 5, 0, 1), recordBatch(t, 1, 900)} {
+		if p := produceRaw(r, 9, -1, "roll", 0, b); p.ErrorCode != 0 {
+			t.Fatalf("batch %d: %v", i, kerr.ErrorForCode(p.ErrorCode))
+		}
+	}
+	c.Restart(0)
+	r = dialRaw(t, c.Addrs()[0])
+	if p := produceRaw(r, 9, -1, "roll", 0, retried); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Errorf("retry after restart: %v at %d, want a duplicate at 0", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if p := produceRaw(r, 9, -1, "roll", 0, idempotentBatch(t, 12, 0, 50, 1)); p.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
+		t.Errorf("gap after restart: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := produceRaw(r, 9, -1, "roll", 0, idempotentBatch(t, 13, 4, 0, 1)); p.ErrorCode != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("older epoch after restart: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := produceRaw(r, 9, -1, "roll", 0, recordBatch(t, 1, 1)); p.BaseOffset != 5 {
+		t.Errorf("log end %d, want 5: something was appended twice or not at all", p.BaseOffset)
+	}
+}
+
 func TestTransactionalProducerIsRefused(t *testing.T) {
 	c := testcluster.Start(t, 1, nil)
 	r := dialRaw(t, c.Addrs()[0])

@@ -14,4 +14,35 @@
 // atomically with the append it duplicates; mu guards the leadership fields
 // and the parked waiters. The high watermark is an atomic, read without locks
 // by every fetch. Locks are taken in the order appendMu, mu.
+//
+// # Producer-state snapshots
+//
+// A partition remembers each idempotent producer's epoch and last five
+// batches (producer.go). So that a broker that restarts still recognises a
+// retry, that state is written to the partition directory, as Kafka's
+// ProducerStateManager writes <offset>.snapshot: when an append rolls a
+// segment, and at Close. A snapshot named for offset O holds the state of
+// every batch below O; on open the newest snapshot at or below the log end
+// is loaded and the batch headers from O on are replayed (a snapshot past the
+// log end, left by a crash that lost an unflushed tail, and one that does not
+// decode are removed). Two are kept. The file is replaced atomically
+// (segment.ReplaceFile); integers are big-endian:
+//
+//	<20-digit O>.producers
+//	    int16   version (1)
+//	    uint32  CRC-32C of every byte after this field
+//	    int64   O
+//	    int32   producer count
+//	    per producer, ascending by id:
+//	        int64  producer id
+//	        int16  epoch
+//	        int64  last write, ms (for producer.id.expiration.ms)
+//	        int8   batches n (1-5), oldest first:
+//	            int32 first sequence   int32 last sequence
+//	            int64 first offset     int64 last offset
+//	            int64 LogAppendTime stamp, -1 for CreateTime
+//
+// Kafka's snapshot keeps a producer's last batch only; keeping all five lets
+// a producer with five requests in flight across a restart have each retry
+// answered as a duplicate.
 package replica

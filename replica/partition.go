@@ -53,24 +53,32 @@ func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time) *Par
 	return p
 }
 
-// loadProducers rebuilds the idempotent producers' state from the batch
-// headers of the active segment, so that a producer retrying across a
-// broker restart is still recognised. Kafka snapshots this state at each
-// roll; reading one segment's headers (one 61-byte pread per batch) bounds
-// the work the same way: a producer whose last write is in an older segment
-// is forgotten, as if expired, and may start again at any sequence.
-// A failed read leaves the state empty, which only loses deduplication.
+// loadProducers rebuilds the idempotent producers' state, so that a
+// producer retrying across a broker restart is still recognised: from the
+// newest snapshot (written at each roll and at Close, as Kafka's are) and
+// the batch headers after it, one 61-byte pread per batch. Without a
+// snapshot (a log that never rolled, or whose snapshots were lost) it reads
+// the active segment's headers; a producer whose last write lies before
+// that is forgotten, as if expired, and may start again at any sequence. A
+// failure only loses deduplication, and is logged.
 func (p *Partition) loadProducers() {
-	segs := p.log.Segments()
-	if len(segs) == 0 {
-		return
+	dir, end := p.log.Dir(), p.log.LogEndOffset()
+	s, from, found, err := loadSnapshot(dir, end)
+	if err != nil {
+		p.log.Logger().Warn("reading producer-state snapshots", "err", err)
 	}
-	from, end := segs[len(segs)-1].BaseOffset, p.log.LogEndOffset()
+	if found {
+		p.producers = s
+	} else if segs := p.log.Segments(); len(segs) > 0 {
+		from = segs[len(segs)-1].BaseOffset
+	}
+	from = max(from, p.log.LogStartOffset())
 	if from >= end {
 		return
 	}
 	regions, err := p.log.Read(nil, from, math.MaxInt32, end)
 	if err != nil {
+		p.log.Logger().Warn("reading batch headers for producer state", "from", from, "err", err)
 		return
 	}
 	defer segment.ReleaseAll(regions)
@@ -79,6 +87,7 @@ func (p *Partition) loadProducers() {
 	for _, r := range regions {
 		for pos := r.Position; pos+batch.HeaderSize <= r.Position+r.Length; {
 			if _, err := r.File.OS().ReadAt(hdr[:], pos); err != nil {
+				p.log.Logger().Warn("reading batch headers for producer state", "from", from, "err", err)
 				return
 			}
 			h := batch.Header(hdr[:])
@@ -86,7 +95,9 @@ func (p *Partition) loadProducers() {
 			if size < batch.HeaderSize || pos+size > r.Position+r.Length {
 				break
 			}
-			if pid := h.ProducerID(); pid >= 0 && !h.Control() {
+			// The first region may begin with the batch holding from,
+			// which the snapshot already covers.
+			if pid := h.ProducerID(); pid >= 0 && !h.Control() && h.BaseOffset() >= from {
 				first := h.BaseSequence()
 				appendTime := int64(-1)
 				if h.LogAppendTime() {
@@ -98,6 +109,23 @@ func (p *Partition) loadProducers() {
 			pos += size
 		}
 	}
+}
+
+// snapshotProducersLocked writes the producer state as of the log end.
+// appendMu is held, so no append moves the log end meanwhile.
+func (p *Partition) snapshotProducersLocked() {
+	if err := writeSnapshot(p.log.Dir(), &p.producers, p.log.LogEndOffset()); err != nil {
+		p.log.Logger().Warn("writing a producer-state snapshot", "err", err)
+	}
+}
+
+// Close writes a snapshot of the producer state as of the log end, so that
+// a broker shutting down cleanly finds it whole on restart without reading
+// any batch. The caller closes the log afterwards.
+func (p *Partition) Close() {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	p.snapshotProducersLocked()
 }
 
 // TopicPartition names the partition.
@@ -205,6 +233,9 @@ func (p *Partition) Append(b []byte, o AppendOptions) (AppendResult, error) {
 	if idempotent {
 		p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: firstSeq, lastSeq: lastSeq,
 			firstOffset: info.FirstOffset, lastOffset: info.LastOffset, appendTime: appendTime}, nowMs)
+	}
+	if info.Rolled {
+		p.snapshotProducersLocked()
 	}
 	p.advanceLocked(p.log.LogEndOffset())
 	return AppendResult{FirstOffset: info.FirstOffset, LastOffset: info.LastOffset,

@@ -87,15 +87,24 @@ func (f *checkpointFormat[T]) encode(entries []T) []byte {
 	return buf
 }
 
-// write replaces the file at path with entries: tmp file, fsync, rename,
-// fsync of the directory. On an error before the rename, the old file is
-// untouched and the tmp file is removed.
+// write replaces the file at path with entries (ReplaceFile).
 func (f *checkpointFormat[T]) write(path string, entries []T) error {
-	data := f.encode(entries)
+	if err := ReplaceFile(path, f.encode(entries)); err != nil {
+		return fmt.Errorf("segment: write %s: %w", f.what, err)
+	}
+	return nil
+}
+
+// ReplaceFile replaces the file at path with data so that a reader, or a
+// restart after a crash, finds the old file or the new one, never a mix:
+// "<path>.tmp" is written and fsynced, renamed over path, and the directory
+// fsynced. On an error before the rename the old file is untouched and the
+// tmp file removed. Writers of one path must be serialized by their owner.
+func ReplaceFile(path string, data []byte) error {
 	tmp := path + ".tmp"
 	fd, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("segment: write %s %s: %w", f.what, path, err)
+		return err
 	}
 	_, err = fd.Write(data)
 	if err == nil {
@@ -111,19 +120,11 @@ func (f *checkpointFormat[T]) write(path string, entries []T) error {
 		// The write already failed; a failure to remove the tmp file adds
 		// nothing the caller can act on, and the next write truncates it.
 		_ = os.Remove(tmp)
-		return fmt.Errorf("segment: write %s %s: %w", f.what, path, err)
+		return err
 	}
 	// The rename is durable only once the directory entry is.
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("segment: write %s %s: open directory: %w", f.what, path, err)
-	}
-	err = dir.Sync()
-	if cerr := dir.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("segment: write %s %s: sync directory: %w", f.what, path, err)
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%s: sync directory: %w", path, err)
 	}
 	return nil
 }

@@ -21,6 +21,9 @@
 //	        00000000000000000000.log.cleaned   the cleaner's output, not yet committed
 //	        00000000000000000000.log.swap      committed cleaner output, not yet renamed
 //	        (and .index/.timeindex .cleaned/.swap beside them)
+//	        00000000000000001234.producers     the replica's producer-state snapshot
+//	                                           as of offset 1234 (replica/doc.go);
+//	                                           the log leaves it alone
 //
 // The checkpoint files' text format is drawn in checkpoint.go.
 //

@@ -111,6 +111,10 @@ type AppendInfo struct {
 	Batches      int
 	Records      int64
 	Bytes        int
+	// Rolled says the append started a new segment: the moment a caller
+	// keeping state beside the log (a replica's producer state) writes a
+	// snapshot of it, as Kafka does at each roll.
+	Rolled bool
 }
 
 // Open opens (creating if needed) the log in dir, recovering it if it was not
@@ -433,6 +437,7 @@ func (l *Log) appendLocked(batches []byte, leaderEpoch int32) (AppendInfo, error
 			if s, err = l.roll(s, next); err != nil {
 				return AppendInfo{}, err
 			}
+			info.Rolled = true
 			groupStart, pos = start, 0
 			nOff, nTime = s.index.n, s.timeIndex.n
 		}
@@ -1008,6 +1013,9 @@ func (l *Log) Config() Config {
 
 // Dir is the partition directory.
 func (l *Log) Dir() string { return l.dir }
+
+// Logger is where the log reports, for those keeping state beside it.
+func (l *Log) Logger() *slog.Logger { return l.logger }
 
 // LogStartOffset is the first offset the log holds.
 func (l *Log) LogStartOffset() int64 {

@@ -1,0 +1,214 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gregor/segment"
+)
+
+// Producer-state snapshots: the idempotent producers' state of a partition
+// as of an offset, so that a broker that restarts still recognises a retry
+// of a batch whose segment has since rolled. See doc.go for the format.
+
+const (
+	snapshotSuffix  = ".producers"
+	snapshotVersion = 1
+	// snapshotsKept is how many snapshots a partition keeps: the newest
+	// may lie past the log end after recovery truncates an unflushed tail,
+	// and the one before it then still saves a scan.
+	snapshotsKept = 2
+	// snapshotHeaderSize: version, CRC, offset, producer count.
+	snapshotHeaderSize = 2 + 4 + 8 + 4
+	// snapshotEntryMin is a producer without batches; each batch adds
+	// snapshotBatchSize.
+	snapshotEntryMin  = 8 + 2 + 8 + 1
+	snapshotBatchSize = 4 + 4 + 8 + 8 + 8
+)
+
+var crc32c = crc32.MakeTable(crc32.Castagnoli)
+
+// snapshotName is the file of the snapshot as of offset: the offset in 20
+// digits, as segment files are named, so that names sort by offset.
+func snapshotName(offset int64) string {
+	return fmt.Sprintf("%020d%s", offset, snapshotSuffix)
+}
+
+// encodeSnapshot is the file of s as of offset.
+func encodeSnapshot(s *producerStates, offset int64) []byte {
+	n := 0
+	for _, e := range s.m {
+		n += snapshotEntryMin + e.n*snapshotBatchSize
+	}
+	b := make([]byte, snapshotHeaderSize, snapshotHeaderSize+n)
+	binary.BigEndian.PutUint16(b, snapshotVersion)
+	binary.BigEndian.PutUint64(b[6:], uint64(offset))
+	binary.BigEndian.PutUint32(b[14:], uint32(len(s.m)))
+	pids := make([]int64, 0, len(s.m))
+	for pid := range s.m {
+		pids = append(pids, pid)
+	}
+	slices.Sort(pids) // the same state makes the same file
+	for _, pid := range pids {
+		e := s.m[pid]
+		b = binary.BigEndian.AppendUint64(b, uint64(pid))
+		b = binary.BigEndian.AppendUint16(b, uint16(e.epoch))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.lastWriteMs))
+		b = append(b, byte(e.n))
+		for i := range e.n { // oldest first
+			m := &e.batches[(e.next-e.n+i+producerBatchesKept)%producerBatchesKept]
+			b = binary.BigEndian.AppendUint32(b, uint32(m.firstSeq))
+			b = binary.BigEndian.AppendUint32(b, uint32(m.lastSeq))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.firstOffset))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.lastOffset))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.appendTime))
+		}
+	}
+	binary.BigEndian.PutUint32(b[2:], crc32.Checksum(b[6:], crc32c))
+	return b
+}
+
+// errSnapshot is a snapshot file that does not decode.
+var errSnapshot = errors.New("replica: bad producer-state snapshot")
+
+// decodeSnapshot parses a snapshot file into the state and the offset it is
+// as of. Anything that does not decode exactly is errSnapshot.
+func decodeSnapshot(b []byte) (producerStates, int64, error) {
+	bad := func(format string, args ...any) (producerStates, int64, error) {
+		return producerStates{}, 0, fmt.Errorf("%w: %s", errSnapshot, fmt.Sprintf(format, args...))
+	}
+	if len(b) < snapshotHeaderSize {
+		return bad("%d bytes, shorter than its header", len(b))
+	}
+	if v := binary.BigEndian.Uint16(b); v != snapshotVersion {
+		return bad("version %d", v)
+	}
+	if got, want := crc32.Checksum(b[6:], crc32c), binary.BigEndian.Uint32(b[2:]); got != want {
+		return bad("CRC %08x, file says %08x", got, want)
+	}
+	offset := int64(binary.BigEndian.Uint64(b[6:]))
+	count := int(binary.BigEndian.Uint32(b[14:]))
+	p := b[snapshotHeaderSize:]
+	if offset < 0 || count > len(p)/snapshotEntryMin {
+		return bad("offset %d, %d producers in %d bytes", offset, count, len(p))
+	}
+	s := producerStates{m: make(map[int64]*producerEntry, count)}
+	prev := int64(-1)
+	for i := range count {
+		if len(p) < snapshotEntryMin {
+			return bad("producer %d truncated", i)
+		}
+		pid := int64(binary.BigEndian.Uint64(p))
+		e := &producerEntry{epoch: int16(binary.BigEndian.Uint16(p[8:])), lastWriteMs: int64(binary.BigEndian.Uint64(p[10:]))}
+		n := int(p[18])
+		p = p[snapshotEntryMin:]
+		// Ids ascend, as encodeSnapshot writes them: no id twice.
+		if pid <= prev || n < 1 || n > producerBatchesKept || len(p) < n*snapshotBatchSize {
+			return bad("producer %d: id %d after %d, with %d batches", i, pid, prev, n)
+		}
+		prev = pid
+		for j := range n {
+			e.batches[j] = batchMeta{
+				firstSeq:    int32(binary.BigEndian.Uint32(p)),
+				lastSeq:     int32(binary.BigEndian.Uint32(p[4:])),
+				firstOffset: int64(binary.BigEndian.Uint64(p[8:])),
+				lastOffset:  int64(binary.BigEndian.Uint64(p[16:])),
+				appendTime:  int64(binary.BigEndian.Uint64(p[24:])),
+			}
+			p = p[snapshotBatchSize:]
+		}
+		e.n, e.next = n, n%producerBatchesKept
+		s.m[pid] = e
+	}
+	if len(p) != 0 {
+		return bad("%d trailing bytes", len(p))
+	}
+	return s, offset, nil
+}
+
+// snapshotOffsets lists the offsets of the snapshots in dir, ascending.
+func snapshotOffsets(dir string) ([]int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var offsets []int64
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), snapshotSuffix)
+		if !ok || len(name) != 20 || !e.Type().IsRegular() {
+			continue
+		}
+		if o, err := strconv.ParseInt(name, 10, 64); err == nil && o >= 0 {
+			offsets = append(offsets, o)
+		}
+	}
+	slices.Sort(offsets)
+	return offsets, nil
+}
+
+// writeSnapshot writes s as of offset into dir and removes all but the
+// newest snapshotsKept snapshots.
+func writeSnapshot(dir string, s *producerStates, offset int64) error {
+	if err := segment.ReplaceFile(filepath.Join(dir, snapshotName(offset)), encodeSnapshot(s, offset)); err != nil {
+		return err
+	}
+	offsets, err := snapshotOffsets(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, o := range offsets[:max(len(offsets)-snapshotsKept, 0)] {
+		if err := os.Remove(filepath.Join(dir, snapshotName(o))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadSnapshot reads the newest snapshot in dir as of at most logEnd.
+// Snapshots past logEnd (the log was truncated below them, by recovery of
+// an unflushed tail) and snapshots that do not decode are removed. found is
+// false when none is left.
+func loadSnapshot(dir string, logEnd int64) (s producerStates, offset int64, found bool, err error) {
+	offsets, err := snapshotOffsets(dir)
+	if err != nil {
+		return producerStates{}, 0, false, err
+	}
+	var errs []error
+	remove := func(o int64) {
+		if err := os.Remove(filepath.Join(dir, snapshotName(o))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	for i := len(offsets) - 1; i >= 0; i-- {
+		o := offsets[i]
+		if o > logEnd {
+			remove(o)
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, snapshotName(o)))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s, at, err := decodeSnapshot(data)
+		if err == nil && at != o {
+			err = fmt.Errorf("%w: as of offset %d", errSnapshot, at)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", snapshotName(o), err))
+			remove(o)
+			continue
+		}
+		return s, o, true, errors.Join(errs...)
+	}
+	return producerStates{}, 0, false, errors.Join(errs...)
+}

@@ -1,0 +1,190 @@
+package replica
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"gregor/segment"
+)
+
+// smallSegments is a log config whose segments roll every few batches.
+func smallSegments() segment.Config {
+	cfg := segment.DefaultConfig()
+	cfg.SegmentBytes = 400
+	return cfg
+}
+
+func openAt(t *testing.T, dir string, cfg segment.Config, clean bool) (*Partition, *segment.Log) {
+	t.Helper()
+	log, err := segment.Open(dir, cfg, segment.OpenOptions{CleanShutdown: clean})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil)
+	if err := p.BecomeLeader(1); err != nil {
+		t.Fatal(err)
+	}
+	return p, log
+}
+
+func mustAppend(t *testing.T, p *Partition, b []byte) AppendResult {
+	t.Helper()
+	res, err := p.Append(b, AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestProducerStateSurvivesRollAndReopen: a producer whose batches lie in
+// rolled segments is still recognised after a reopen, whether the
+// partition was closed (its snapshot is as of the log end) or the process
+// died (the snapshot of the last roll, then the batch headers after it):
+// retries of its last five batches are duplicates, a gap is out of order,
+// an older epoch is fenced.
+func TestProducerStateSurvivesRollAndReopen(t *testing.T) {
+	for _, closed := range []bool{true, false} {
+		dir := t.TempDir()
+		p, log := openAt(t, dir, smallSegments(), false)
+		var sent [][]byte
+		var offsets []int64
+		for i := range 4 {
+			b := idempotentBatch(t, 42, 3, int32(i*3), 3)
+			sent = append(sent, b)
+			offsets = append(offsets, mustAppend(t, p, b).FirstOffset)
+		}
+		for i := range 6 { // another producer rolls segments past producer 42's
+			mustAppend(t, p, idempotentBatch(t, 7, 0, int32(i*10), 10))
+		}
+		// One more batch of producer 42 after the last roll: the
+		// snapshot of the roll does not hold it, the active segment does.
+		b := idempotentBatch(t, 42, 3, 12, 3)
+		sent, offsets = append(sent, b), append(offsets, mustAppend(t, p, b).FirstOffset)
+		if n := len(log.Segments()); n < 3 {
+			t.Fatalf("%d segments, the test needs rolls", n)
+		}
+		if closed {
+			p.Close()
+		}
+		if err := log.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p, log = openAt(t, dir, smallSegments(), closed)
+		for i, b := range sent {
+			if res, err := p.Append(b, AppendOptions{}); err != nil || !res.Duplicate || res.FirstOffset != offsets[i] {
+				t.Fatalf("closed=%v: retry of batch %d after reopen: %+v %v, want a duplicate at %d", closed, i, res, err, offsets[i])
+			}
+		}
+		if _, err := p.Append(idempotentBatch(t, 42, 3, 99, 1), AppendOptions{}); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
+			t.Fatalf("closed=%v: gap after reopen: %v", closed, err)
+		}
+		if _, err := p.Append(idempotentBatch(t, 42, 2, 15, 1), AppendOptions{}); !errors.Is(err, kerr.InvalidProducerEpoch) {
+			t.Fatalf("closed=%v: older epoch after reopen: %v", closed, err)
+		}
+		if _, err := p.Append(idempotentBatch(t, 42, 3, 15, 1), AppendOptions{}); err != nil {
+			t.Fatalf("closed=%v: the next sequence after reopen: %v", closed, err)
+		}
+		log.Close()
+	}
+}
+
+// TestSnapshotsKeptAndStale: a partition keeps its newest snapshots only;
+// one past the log end (the log lost an unflushed tail) or one that does
+// not decode is removed on open and the next older one used.
+func TestSnapshotsKeptAndStale(t *testing.T) {
+	dir := t.TempDir()
+	p, log := openAt(t, dir, smallSegments(), false)
+	first := idempotentBatch(t, 42, 0, 0, 3)
+	mustAppend(t, p, first)
+	for i := range 12 {
+		mustAppend(t, p, idempotentBatch(t, 7, 0, int32(i*10), 10))
+	}
+	offsets, err := snapshotOffsets(dir)
+	if err != nil || len(offsets) != snapshotsKept {
+		t.Fatalf("snapshots %v (%v), want the newest %d", offsets, err, snapshotsKept)
+	}
+	end := log.LogEndOffset()
+	p.Close()
+	log.Close()
+
+	// A snapshot past the log end that forgets producer 42, and a
+	// corrupt one at the log end: both go, and the one before them,
+	// which holds producer 42, is used.
+	empty := producerStates{}
+	if err := os.WriteFile(filepath.Join(dir, snapshotName(end+100)), encodeSnapshot(&empty, end+100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	corrupt := encodeSnapshot(&empty, end)
+	corrupt[len(corrupt)-1] ^= 1
+	if err := os.WriteFile(filepath.Join(dir, snapshotName(end)), corrupt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, log = openAt(t, dir, smallSegments(), true)
+	defer log.Close()
+	if res, err := p.Append(first, AppendOptions{}); err != nil || !res.Duplicate || res.FirstOffset != 0 {
+		t.Fatalf("retry of the first batch: %+v %v, want a duplicate at 0", res, err)
+	}
+	offsets, _ = snapshotOffsets(dir)
+	for _, o := range offsets {
+		if o >= end {
+			t.Fatalf("snapshot at %d left behind (log end %d): %v", o, end, offsets)
+		}
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	var s producerStates
+	for i := range 7 { // producer 1 wraps its ring of five
+		s.record(1, 4, batchMeta{firstSeq: int32(i * 2), lastSeq: int32(i*2 + 1), firstOffset: int64(i * 2), lastOffset: int64(i*2 + 1), appendTime: -1}, 100)
+	}
+	s.record(5, 0, batchMeta{firstSeq: 0, lastSeq: 0, firstOffset: 20, lastOffset: 20, appendTime: 1234}, 200)
+	got, offset, err := decodeSnapshot(encodeSnapshot(&s, 21))
+	if err != nil || offset != 21 {
+		t.Fatalf("decode: %v, offset %d", err, offset)
+	}
+	for pid, want := range s.m {
+		e := got.m[pid]
+		if e == nil || e.epoch != want.epoch || e.lastWriteMs != want.lastWriteMs || e.n != want.n || *e.last() != *want.last() {
+			t.Fatalf("producer %d: got %+v, want %+v", pid, e, want)
+		}
+		for i := range want.n {
+			g, w := e.batches[(e.next-e.n+i+producerBatchesKept)%producerBatchesKept], want.batches[(want.next-want.n+i+producerBatchesKept)%producerBatchesKept]
+			if g != w {
+				t.Fatalf("producer %d batch %d: got %+v, want %+v", pid, i, g, w)
+			}
+		}
+	}
+	if len(got.m) != len(s.m) {
+		t.Fatalf("%d producers, want %d", len(got.m), len(s.m))
+	}
+	// Encoding is deterministic: the same state, the same bytes.
+	if !reflect.DeepEqual(encodeSnapshot(&got, 21), encodeSnapshot(&s, 21)) {
+		t.Fatal("re-encoding differs")
+	}
+}
+
+// FuzzDecodeSnapshot: no input panics the decoder, and whatever decodes
+// encodes back to the same bytes.
+func FuzzDecodeSnapshot(f *testing.F) {
+	var s producerStates
+	s.record(9, 1, batchMeta{firstSeq: 5, lastSeq: 9, firstOffset: 100, lastOffset: 104, appendTime: -1}, 7)
+	f.Add(encodeSnapshot(&s, 105))
+	f.Add(encodeSnapshot(&producerStates{}, 0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, offset, err := decodeSnapshot(b)
+		if err != nil {
+			if !errors.Is(err, errSnapshot) {
+				t.Fatalf("error %v is not errSnapshot", err)
+			}
+			return
+		}
+		if again := encodeSnapshot(&got, offset); !reflect.DeepEqual(again, b) {
+			t.Fatalf("decoded and encoded again:\n% x\nwant\n% x", again, b)
+		}
+	})
+}
