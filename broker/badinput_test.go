@@ -559,3 +559,83 @@ func TestProduceRecordChecks(t *testing.T) {
 		t.Fatalf("stored batch: %v, max timestamp %d, want %d", err, batch.Header(got).MaxTimestamp(), want)
 	}
 }
+
+// TestProduceAnswersLikeKafka: the corners of a Produce answer where Kafka
+// has a rule: every record that fails is listed in record_errors; errors
+// after the partition was found carry its log start offset; a partition
+// named twice is appended once, with its last batch; a batch's baseOffset
+// must be 0; a transactional_id on plain batches is no error; and
+// InitProducerId refuses an empty transactional id as INVALID_REQUEST.
+func TestProduceAnswersLikeKafka(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "t", 2, nil)
+	createTopic(t, c, "cmp", 1, map[string]*string{"cleanup.policy": kmsg.StringPtr("compact"),
+		"message.timestamp.before.max.ms": kmsg.StringPtr("3600000")})
+	r := dialRaw(t, c.Addrs()[0])
+
+	// Two keyless records on a compacted topic: both listed.
+	p := produceRaw(r, 9, -1, "cmp", 0, recordBatch(t, 2, 4))
+	if p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) != 2 || p.ErrorRecords[0].RelativeOffset != 0 || p.ErrorRecords[1].RelativeOffset != 1 {
+		t.Fatalf("two keyless records on a compacted topic: %v, record errors %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	}
+	if p.LogStartOffset != 0 {
+		t.Fatalf("INVALID_RECORD with log_start_offset %d, want the partition's 0", p.LogStartOffset)
+	}
+	// A keyless record and an old one: the timestamp decides the code.
+	bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+	bld.Add(time.Now().UnixMilli(), nil, []byte("v"), nil)
+	bld.Add(time.Now().Add(-2*time.Hour).UnixMilli(), []byte("k"), []byte("v"), nil)
+	if p := produceRaw(r, 9, -1, "cmp", 0, must(bld.AppendBatch(nil))); p.ErrorCode != kerr.InvalidTimestamp.Code || len(p.ErrorRecords) != 2 {
+		t.Fatalf("a keyless and an old record: %v, record errors %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	}
+
+	// An out-of-order sequence carries the log start offset too; an
+	// unknown partition does not.
+	produceRaw(r, 9, -1, "t", 0, idempotentBatch(t, 5, 0, 0, 1))
+	if p := produceRaw(r, 9, -1, "t", 0, idempotentBatch(t, 5, 0, 9, 1)); p.ErrorCode != kerr.OutOfOrderSequenceNumber.Code || p.LogStartOffset != 0 {
+		t.Fatalf("out of order: %v, log_start_offset %d", kerr.ErrorForCode(p.ErrorCode), p.LogStartOffset)
+	}
+	if p := produceRaw(r, 9, -1, "t", 7, recordBatch(t, 1, 1)); p.LogStartOffset != -1 {
+		t.Fatalf("unknown partition: log_start_offset %d, want -1", p.LogStartOffset)
+	}
+
+	// Partition 1 named twice, topic t twice: one answer each, the last
+	// batch (two records) appended alone.
+	req := produceRequest(9, -1, producePart{"t", 1, recordBatch(t, 1, 1)}, producePart{"t", 1, recordBatch(t, 2, 1)})
+	other := kmsg.NewProduceRequestTopic()
+	other.Topic = "t"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = 0, recordBatch(t, 1, 1)
+	other.Partitions = append(other.Partitions, rp)
+	req.Topics = append(req.Topics, other)
+	resp := r.do(req).(*kmsg.ProduceResponse)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 2 {
+		t.Fatalf("answers: %+v, want one topic with partitions 1 and 0", resp.Topics)
+	}
+	if p := produceRaw(r, 9, -1, "t", 1, recordBatch(t, 1, 1)); p.BaseOffset != 2 {
+		t.Fatalf("partition 1's next offset %d, want 2: only the last batch named is appended", p.BaseOffset)
+	}
+
+	offset77 := recordBatch(t, 1, 1)
+	binary.BigEndian.PutUint64(offset77, 77)
+	if p := produceRaw(r, 9, -1, "t", 0, offset77); p.ErrorCode != kerr.InvalidRecord.Code {
+		t.Fatalf("baseOffset 77: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	req = produceRequest(9, -1, producePart{"t", 0, recordBatch(t, 1, 1)})
+	req.TransactionID = kmsg.StringPtr("tx")
+	if p := r.do(req).(*kmsg.ProduceResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 {
+		t.Fatalf("transactional_id with a plain batch: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.Version, ip.TransactionalID = 4, kmsg.StringPtr("")
+	if resp := r.do(ip).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("InitProducerId with transactional_id \"\": %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -15,6 +15,12 @@ import (
 func (b *Broker) handleInitProducerID(rq *request, req *kmsg.InitProducerIDRequest) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil && *req.TransactionalID == "" {
+		// Kafka's coordinator answers an empty transactional id so.
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		rq.reply(resp)
+		return
+	}
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		rq.log().Info("refusing a transactional producer: transactions are not supported", "transactional.id", *req.TransactionalID)

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,22 +29,47 @@ import (
 // next request is read meanwhile.
 func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) {
 	call := &produceCall{b: b, rq: rq, req: req, im: b.image(), resp: req.ResponseKind().(*kmsg.ProduceResponse)}
+	// Kafka gathers a request's batches into a map by partition: a
+	// partition named twice is appended once, with its last batch, and
+	// answered once; a topic named twice is answered once.
+	type place struct{ topic, partition int }
+	last := make(map[segment.TopicPartition]place)
+	for ti, rt := range req.Topics {
+		for pi, rp := range rt.Partitions {
+			last[segment.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = place{ti, pi}
+		}
+	}
+	answerOf := make(map[string]int, len(req.Topics))
 	total := 0
-	for _, rt := range req.Topics {
-		st := kmsg.NewProduceResponseTopic()
-		st.Topic = rt.Topic
+	for ti, rt := range req.Topics {
 		var settings topicSettings
 		if t, ok := call.im.Topic(rt.Topic); ok {
 			settings = b.topicSettings(t.Configs)
 		}
-		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
-		for i, rp := range rt.Partitions {
-			st.Partitions[i] = kmsg.NewProduceResponseTopicPartition()
-			st.Partitions[i].Partition = rp.Partition
-			call.jobs = append(call.jobs, produceJob{topic: rt.Topic, in: rp, settings: settings, out: &st.Partitions[i]})
+		for pi, rp := range rt.Partitions {
+			if last[segment.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] != (place{ti, pi}) {
+				continue
+			}
+			k, ok := answerOf[rt.Topic]
+			if !ok {
+				k = len(call.resp.Topics)
+				answerOf[rt.Topic] = k
+				st := kmsg.NewProduceResponseTopic()
+				st.Topic = rt.Topic
+				call.resp.Topics = append(call.resp.Topics, st)
+			}
+			out := kmsg.NewProduceResponseTopicPartition()
+			out.Partition = rp.Partition
+			st := &call.resp.Topics[k]
+			st.Partitions = append(st.Partitions, out)
+			call.jobs = append(call.jobs, produceJob{topic: rt.Topic, in: rp, settings: settings, answer: place{k, len(st.Partitions) - 1}})
 			total += len(rp.Records)
 		}
-		call.resp.Topics = append(call.resp.Topics, st)
+	}
+	// The answers no longer move: point each job at its own.
+	for i := range call.jobs {
+		j := &call.jobs[i]
+		j.out = &call.resp.Topics[j.answer.topic].Partitions[j.answer.partition]
 	}
 	if len(call.jobs) == 0 {
 		call.finish()
@@ -81,6 +107,7 @@ type produceJob struct {
 	topic    string
 	in       kmsg.ProduceRequestTopicPartition
 	settings topicSettings
+	answer   struct{ topic, partition int } // out's place in the response
 	out      *kmsg.ProduceResponseTopicPartition
 }
 
@@ -89,14 +116,24 @@ type produceJob struct {
 func (c *produceCall) run(j *produceJob) {
 	res, err := c.b.producePartition(c.im, c.req, j.topic, j.in.Partition, j.in.Records, j.settings)
 	if err != nil {
-		j.out.ErrorCode = errorCode(err)
+		code := errorCode(err)
+		j.out.ErrorCode = code
 		msg := err.Error()
 		j.out.ErrorMessage = &msg
 		j.out.BaseOffset, j.out.LogStartOffset = -1, -1
-		if re := (*recordError)(nil); errors.As(err, &re) {
-			e := kmsg.NewProduceResponseTopicPartitionErrorRecord()
-			e.RelativeOffset, e.ErrorMessage = re.index, &msg
-			j.out.ErrorRecords = append(j.out.ErrorRecords, e)
+		if !unknownLogAppend(code) {
+			// Kafka answers the partition's log start with every
+			// error but those that leave it unknown.
+			if p, _, kerrCode := c.b.leaderFor(c.im, j.topic, j.in.Partition, -1); kerrCode == nil {
+				j.out.LogStartOffset = p.LogStartOffset()
+			}
+		}
+		if re := (*recordErrors)(nil); errors.As(err, &re) {
+			for _, f := range re.faults {
+				e := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+				e.RelativeOffset, e.ErrorMessage = f.index, &f.msg
+				j.out.ErrorRecords = append(j.out.ErrorRecords, e)
+			}
 		}
 		c.rq.log().Debug("produce failed", "topic", j.topic, "partition", j.in.Partition, "err", err)
 	} else {
@@ -149,9 +186,6 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 		return replica.AppendResult{}, kerrf(kerr.NotEnoughReplicas, "The size of the current ISR %d is insufficient to satisfy the min.isr requirement of %d for partition %s-%d",
 			len(pi.ISR), s.minInsyncReplicas, topic, partition)
 	}
-	if req.TransactionID != nil {
-		return replica.AppendResult{}, kerrf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported by this broker")
-	}
 	if len(records) == 0 {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", req.Version)
 	}
@@ -167,6 +201,10 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 		return replica.AppendResult{}, err
 	}
 	h := batch.Header(records)
+	if h.BaseOffset() != 0 {
+		// Kafka 4 refuses it so: a client's offsets are the broker's to give.
+		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "The baseOffset of the record batch in the append to %s-%d should be 0, but it is %d", topic, partition, h.BaseOffset())
+	}
 	if h.Transactional() || h.Control() {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "transactional and control batches are not supported by this broker")
 	}
@@ -213,8 +251,8 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 // key, so a keyless record has no place there), a CreateTime timestamp
 // within message.timestamp.before/after.max.ms of now (INVALID_TIMESTAMP),
 // and inside a compressed batch offset deltas 0, 1, 2, … (Kafka checks
-// those only there). A record that fails is reported with its index
-// (recordError).
+// those only there). The records that fail are gathered with their
+// indexes (recordErrors).
 //
 // It returns the uncompressed records section (h's own bytes, or for a
 // compressed batch the section decompressed into *scratch, which keeps the
@@ -235,14 +273,17 @@ func checkRecords(h batch.Header, topic string, partition int32, s topicSettings
 	}
 	rr := batch.NewRecordReader(section, h.RecordCount())
 	var r batch.Record
+	var faults *recordErrors // nil until a record fails
 	maxTs = -1 // Kafka's NO_TIMESTAMP
 	for i := int32(0); rr.Next(&r); i++ {
-		if s.compacted && r.Key == nil {
-			return nil, 0, &recordError{i, kerrf(kerr.InvalidRecord, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)}
-		}
 		if compressed && r.OffsetDelta != i {
-			return nil, 0, &recordError{i, kerrf(kerr.InvalidRecord, "Inner record %d inside the compressed record batch does not have incremental offsets, expected offset is %d in topic partition %s-%d.",
-				r.OffsetDelta, i, topic, partition)}
+			// Kafka stops at the first of these.
+			faults = faults.add(kerr.InvalidRecord, i, fmt.Sprintf("Inner record %d inside the compressed record batch does not have incremental offsets, expected offset is %d in topic partition %s-%d.",
+				r.OffsetDelta, i, topic, partition))
+			return nil, 0, faults
+		}
+		if s.compacted && r.Key == nil {
+			faults = faults.add(kerr.InvalidRecord, i, fmt.Sprintf("Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition))
 		}
 		ts := h.BaseTimestamp() + r.TimestampDelta
 		if !s.logAppendTime && ts != -1 {
@@ -250,8 +291,8 @@ func checkRecords(h batch.Header, topic string, partition int32, s topicSettings
 			behind := ts < now && uint64(now)-uint64(ts) > uint64(s.tsBeforeMaxMs)
 			ahead := ts > now && uint64(ts)-uint64(now) > uint64(s.tsAfterMaxMs)
 			if behind || ahead {
-				return nil, 0, &recordError{i, kerrf(kerr.InvalidTimestamp, "Timestamp %d of message with offset %d is out of range: the broker's clock reads %d, and the timestamp must be within [%d ms before, %d ms after] it",
-					ts, i, now, s.tsBeforeMaxMs, s.tsAfterMaxMs)}
+				faults = faults.add(kerr.InvalidTimestamp, i, fmt.Sprintf("Timestamp %d of message with offset %d is out of range: the broker's clock reads %d, and the timestamp must be within [%d ms before, %d ms after] it",
+					ts, i, now, s.tsBeforeMaxMs, s.tsAfterMaxMs))
 			}
 		}
 		maxTs = max(maxTs, ts)
@@ -259,18 +300,73 @@ func checkRecords(h batch.Header, topic string, partition int32, s topicSettings
 	if err := rr.Err(); err != nil {
 		return nil, 0, kerrf(kerr.InvalidRecord, "%s-%d: %v", topic, partition, err)
 	}
+	if faults != nil {
+		return nil, 0, faults
+	}
 	return section, maxTs, nil
 }
 
-// recordError is a check one record of a batch failed: Produce v8 and later
-// answer its index in record_errors, as Kafka does.
-type recordError struct {
-	index int32
-	err   error
+// recordErrors are the records of a batch that failed their checks, as
+// Kafka's validator gathers them: Produce v8 and later answer each index in
+// record_errors. The error is INVALID_TIMESTAMP when any timestamp failed,
+// else INVALID_RECORD. At most maxRecordErrors are listed, so that a large
+// batch of bad records cannot make a response many times its size (a
+// client fails the records not listed with the batch, as it would anyway).
+type recordErrors struct {
+	faults    []recordFault
+	n         int // faults found, listed or not
+	timestamp bool
 }
 
-func (e *recordError) Error() string { return e.err.Error() }
-func (e *recordError) Unwrap() error { return e.err }
+type recordFault struct {
+	index int32
+	msg   string
+}
+
+const maxRecordErrors = 1000
+
+// add notes a failed record; on a nil e it makes the list.
+func (e *recordErrors) add(code *kerr.Error, index int32, msg string) *recordErrors {
+	if e == nil {
+		e = new(recordErrors)
+	}
+	e.n++
+	e.timestamp = e.timestamp || code == kerr.InvalidTimestamp
+	if len(e.faults) < maxRecordErrors {
+		e.faults = append(e.faults, recordFault{index, msg})
+	}
+	return e
+}
+
+func (e *recordErrors) Error() string {
+	if e.n == 1 {
+		return e.faults[0].msg
+	}
+	shown := e.faults[:min(len(e.faults), 3)]
+	msgs := make([]string, len(shown))
+	for i, f := range shown {
+		msgs[i] = fmt.Sprintf("record %d: %s", f.index, f.msg)
+	}
+	return fmt.Sprintf("One or more records have been rejected due to %d record errors in total, and only showing the first three errors at most: %s", e.n, strings.Join(msgs, "; "))
+}
+
+func (e *recordErrors) Unwrap() error {
+	if e.timestamp {
+		return kerr.InvalidTimestamp
+	}
+	return kerr.InvalidRecord
+}
+
+// unknownLogAppend reports the errors Kafka answers without the
+// partition's log start offset (its UNKNOWN_LOG_APPEND_INFO).
+func unknownLogAppend(code int16) bool {
+	switch code {
+	case kerr.UnknownTopicOrPartition.Code, kerr.NotLeaderForPartition.Code, kerr.MessageTooLarge.Code,
+		kerr.RecordListTooLarge.Code, kerr.CorruptMessage.Code, kerr.KafkaStorageError.Code:
+		return true
+	}
+	return false
+}
 
 // recordsScratch holds the buffers compressed batches are decompressed into
 // for checkRecords, so that a steady stream of compressed produce requests
