@@ -385,21 +385,17 @@ func TestFetchAndListOffsetsBadInput(t *testing.T) {
 		t.Fatalf("Fetch v10 of a zstd topic: %v", kerr.ErrorForCode(p.ErrorCode))
 	}
 
-	lo := kmsg.NewPtrListOffsetsRequest()
-	lo.Version, lo.ReplicaID = 7, -1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = "f"
-	for _, ts := range []int64{-1, -2, -3} {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Timestamp = ts
-		rt.Partitions = append(rt.Partitions, rp)
+	// One partition at a time: a partition named twice in one request is
+	// INVALID_REQUEST (TestListOffsetsVersionsAndDuplicates).
+	var ps []kmsg.ListOffsetsResponseTopicPartition
+	for _, ask := range []struct {
+		partition int32
+		ts        int64
+	}{{0, -1}, {0, -2}, {0, -3}, {9, -1}} {
+		req := listOffsetsRequest(7, "f", 1, ask.ts)
+		req.Topics[0].Partitions[0].Partition = ask.partition
+		ps = append(ps, r.do(req).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0])
 	}
-	bad := kmsg.NewListOffsetsRequestTopicPartition()
-	bad.Partition, bad.Timestamp = 9, -1
-	rt.Partitions = append(rt.Partitions, bad)
-	lo.Topics = append(lo.Topics, rt)
-	resp := r.do(lo).(*kmsg.ListOffsetsResponse)
-	ps := resp.Topics[0].Partitions
 	if ps[0].Offset != 5 || ps[1].Offset != 0 || ps[2].ErrorCode != 0 || ps[2].Offset < 0 || ps[2].Offset > 4 {
 		t.Fatalf("latest %d earliest %d max-timestamp %d (%v)", ps[0].Offset, ps[1].Offset, ps[2].Offset, kerr.ErrorForCode(ps[2].ErrorCode))
 	}

@@ -14,6 +14,9 @@ func (b *Broker) handleDescribeCluster(rq *request, req *kmsg.DescribeClusterReq
 	resp.ClusterID = b.cfg.ClusterID
 	resp.ControllerID = b.cfg.NodeID
 	resp.EndpointType = 1 // brokers
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = clusterOperations
+	}
 	if req.EndpointType != 1 {
 		// Only brokers are described here (v0 requests always ask for
 		// them). Kafka's codes: controllers are the other listener's

@@ -26,9 +26,16 @@ type fetch struct {
 	resp     fetchResponse
 	regions  []segment.Region // every region resp holds, to release
 	bytes    int64
-	full     bool // no room left under the request's max_bytes
-	failed   bool
+	full     bool     // no room left under the request's max_bytes
+	failed   bool     // a partition's read failed: Kafka answers at once
 	parkable []parked // partitions to wait on when there is too little data
+
+	// unknown counts the partitions the image does not know (or, before
+	// Fetch v10, that are zstd): Kafka sets them aside without ending the
+	// long poll, but a partition that becomes unknown while the fetch
+	// waits (its topic deleted) ends it. unknownAtStart is the first
+	// read's count.
+	unknown, unknownAtStart int
 }
 
 type parked struct {
@@ -43,14 +50,18 @@ type parked struct {
 // another goroutine.
 func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
 	f := &fetch{b: b, rq: rq, req: req, deadline: rq.start.Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)}
-	if req.SessionID != 0 {
-		// This broker hands out no fetch sessions (it answers session id 0,
-		// so clients send full fetches); an id is one it never gave.
+	if req.SessionEpoch > 0 {
+		// This broker hands out no fetch sessions (it answers session id
+		// 0, so clients send full fetches): an incremental fetch names a
+		// session it never gave. Epoch 0 or -1 is a full fetch, whatever
+		// the id, as in Kafka's FetchManager.
 		f.resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		f.send()
 		return
 	}
+	dedupeFetch(req)
 	f.read()
+	f.unknownAtStart = f.unknown
 	if f.enough() {
 		f.send()
 		return
@@ -62,7 +73,57 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
 
 // enough reports whether the fetch should be answered now.
 func (f *fetch) enough() bool {
-	return f.failed || f.full || f.bytes >= int64(f.req.MinBytes) || !time.Now().Before(f.deadline) || len(f.parkable) == 0
+	return f.failed || f.full || f.unknown > f.unknownAtStart || f.bytes >= int64(f.req.MinBytes) || !time.Now().Before(f.deadline) || len(f.parkable) == 0
+}
+
+// dedupeFetch keeps one entry of each partition the request names more
+// than once: the last, in the first one's place, as Kafka's map of fetch
+// data does. A topic entry left empty goes.
+func dedupeFetch(req *kmsg.FetchRequest) {
+	n := 0
+	for _, rt := range req.Topics {
+		n += len(rt.Partitions)
+	}
+	if n < 2 {
+		return
+	}
+	type key struct {
+		name      string
+		id        [16]byte
+		partition int32
+	}
+	keyOf := func(rt *kmsg.FetchRequestTopic, p int32) key {
+		if req.Version >= 13 {
+			return key{id: rt.TopicID, partition: p}
+		}
+		return key{name: rt.Topic, partition: p}
+	}
+	last := make(map[key]kmsg.FetchRequestTopicPartition, n)
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		for _, rp := range rt.Partitions {
+			last[keyOf(rt, rp.Partition)] = rp
+		}
+	}
+	if len(last) == n {
+		return
+	}
+	topics := req.Topics[:0]
+	for i := range req.Topics {
+		rt := req.Topics[i]
+		kept := rt.Partitions[:0]
+		for _, rp := range rt.Partitions {
+			k := keyOf(&rt, rp.Partition)
+			if v, ok := last[k]; ok {
+				kept = append(kept, v)
+				delete(last, k)
+			}
+		}
+		if rt.Partitions = kept; len(kept) > 0 {
+			topics = append(topics, rt)
+		}
+	}
+	req.Topics = topics
 }
 
 // wait parks the fetch until it has enough or its time is up.
@@ -111,7 +172,7 @@ func (f *fetch) read() {
 	req, b := f.req, f.b
 	im := b.image()
 	f.resp = fetchResponse{SessionID: 0}
-	f.bytes, f.full, f.failed, f.parkable = 0, false, false, f.parkable[:0]
+	f.bytes, f.full, f.failed, f.unknown, f.parkable = 0, false, false, 0, f.parkable[:0]
 	remaining := int64(b.cfg.FetchMaxBytes)
 	if req.Version >= 3 && req.MaxBytes >= 0 {
 		remaining = min(remaining, int64(req.MaxBytes))
@@ -139,18 +200,21 @@ func (f *fetch) read() {
 			if req.IsolationLevel == 1 {
 				fp.AbortedTransactions = []fetchAborted{}
 			}
+			imageErr := true // the image, not the partition, answers
 			switch {
 			case t == nil && req.Version >= 13:
 				fp.ErrorCode = kerr.UnknownTopicID.Code
-			case t == nil:
+			case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions):
 				fp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case zstdTopic:
 				fp.ErrorCode = kerr.UnsupportedCompressionType.Code
 			default:
+				imageErr = false
 				f.readPartition(im, t.Name, rp, &fp, &remaining)
+				f.failed = f.failed || fp.ErrorCode != 0
 			}
-			if fp.ErrorCode != 0 {
-				f.failed = true
+			if imageErr {
+				f.unknown++
 			}
 			ft.Partitions = append(ft.Partitions, fp)
 		}
@@ -160,11 +224,19 @@ func (f *fetch) read() {
 }
 
 func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequestTopicPartition, fp *fetchPartition, remaining *int64) {
-	p, pi, kerrCode := f.b.leaderFor(im, topic, rp.Partition, rp.CurrentLeaderEpoch)
+	// Kafka fills current_leader only from Fetch v16 (KIP-951), past
+	// what Gregor serves.
+	p, _, kerrCode := f.b.leaderFor(im, topic, rp.Partition, rp.CurrentLeaderEpoch)
 	if kerrCode != nil {
 		fp.ErrorCode = kerrCode.Code
-		if pi != nil && f.req.Version >= 12 && pi.Leader >= 0 {
-			fp.CurrentLeader = &fetchLeader{LeaderID: pi.Leader, LeaderEpoch: pi.LeaderEpoch}
+		return
+	}
+	if f.req.ReplicaID >= 0 {
+		// A follower's fetch; with one replica per partition no broker
+		// follows this one. Kafka's answer to a replica not in the set:
+		fp.ErrorCode = kerr.NotLeaderForPartition.Code
+		if rp.CurrentLeaderEpoch >= 0 {
+			fp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 		}
 		return
 	}
@@ -179,6 +251,8 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 	start := len(f.regions)
 	res, err := p.Read(f.regions, rp.FetchOffset, int(max(maxBytes, 0)))
 	if err != nil {
+		// Kafka answers a failed read without offsets.
+		fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = -1, -1, -1
 		if errors.Is(err, segment.ErrOffsetOutOfRange) {
 			fp.ErrorCode = kerr.OffsetOutOfRange.Code
 		} else {

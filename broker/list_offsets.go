@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"gregor/raft"
+	"gregor/segment"
 )
 
 // ListOffsets' special timestamps.
@@ -21,6 +24,13 @@ const (
 func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	im := b.image()
+	// Kafka answers every entry of a partition named twice INVALID_REQUEST.
+	named := make(map[segment.TopicPartition]int)
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			named[segment.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}]++
+		}
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -28,12 +38,83 @@ func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			b.listOffset(im, rq, req, rt.Topic, rp, &sp)
+			switch {
+			case named[segment.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] > 1:
+				sp.ErrorCode = kerr.InvalidRequest.Code
+			case !timestampSupported(rp.Timestamp, req.Version):
+				sp.ErrorCode = kerr.UnsupportedVersion.Code
+			case req.Version == 0:
+				b.listOffsetsV0(im, req, rt.Topic, rp, &sp)
+			default:
+				b.listOffset(im, rq, req, rt.Topic, rp, &sp)
+			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	rq.reply(resp)
+}
+
+// timestampSupported reports whether ListOffsets version v knows the
+// special (negative) timestamp ts, as Kafka's ReplicaManager checks: -1 and
+// -2 always, -3 from v7; others (-4 and -5 are v8 and v9's, past what
+// Gregor serves) never.
+func timestampSupported(ts int64, v int16) bool {
+	return ts >= earliestTimestamp || (ts == maxTimestamp && v >= 7)
+}
+
+// listOffsetsV0 answers ListOffsets v0 as Kafka's legacy path does
+// (UnifiedLog.legacyFetchOffsetsBefore): up to max_num_offsets offsets,
+// newest first, from the segments' first offsets and the log end, paired
+// with when each was last written: latest lists from the log end, earliest
+// the log start, and a time from the last segment written by then.
+func (b *Broker) listOffsetsV0(im *raft.Image, req *kmsg.ListOffsetsRequest, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
+	p, _, kerrCode := b.leaderFor(im, topic, rp.Partition, -1)
+	if kerrCode != nil {
+		sp.ErrorCode = kerrCode.Code
+		return
+	}
+	segs, err := p.Log().ModTimes()
+	if err != nil {
+		sp.ErrorCode = errorCode(err)
+		return
+	}
+	start := p.LogStartOffset()
+	type point struct {
+		offset int64
+		at     time.Time
+	}
+	points := make([]point, 0, len(segs)+1)
+	for _, s := range segs {
+		points = append(points, point{max(s.BaseOffset, start), s.ModTime})
+	}
+	if end := p.LogEndOffset(); len(segs) > 0 && end > segs[len(segs)-1].BaseOffset {
+		points = append(points, point{end, time.Now()})
+	}
+	from := -1
+	switch rp.Timestamp {
+	case latestTimestamp:
+		from = len(points) - 1
+	case earliestTimestamp:
+		from = min(0, len(points)-1)
+	default:
+		for i := len(points) - 1; i >= 0 && from < 0; i-- {
+			if points[i].at.UnixMilli() <= rp.Timestamp {
+				from = i
+			}
+		}
+	}
+	sp.OldStyleOffsets = []int64{}
+	hw := p.HighWatermark()
+	for i := from; i >= 0 && len(sp.OldStyleOffsets) < int(rp.MaxNumOffsets); i-- {
+		o := points[i].offset
+		if req.ReplicaID < 0 && o > hw {
+			o = hw // a consumer is told of committed offsets only
+		}
+		if n := len(sp.OldStyleOffsets); n == 0 || sp.OldStyleOffsets[n-1] != o {
+			sp.OldStyleOffsets = append(sp.OldStyleOffsets, o)
+		}
+	}
 }
 
 func (b *Broker) listOffset(im *raft.Image, rq *request, req *kmsg.ListOffsetsRequest, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
@@ -75,10 +156,6 @@ func (b *Broker) listOffset(im *raft.Image, rq *request, req *kmsg.ListOffsetsRe
 			}
 		}
 	default:
-		if rp.Timestamp < 0 {
-			sp.ErrorCode = kerr.InvalidRequest.Code
-			return
-		}
 		o, t, found, err := p.Log().OffsetForTimestamp(rp.Timestamp, b.maxDecompressed())
 		if err != nil {
 			sp.ErrorCode = errorCode(err)
@@ -95,13 +172,6 @@ func (b *Broker) listOffset(im *raft.Image, rq *request, req *kmsg.ListOffsetsRe
 			sp.LeaderEpoch = epoch
 		} else {
 			sp.LeaderEpoch = epochAt(offset)
-		}
-	}
-	if req.Version == 0 {
-		// v0 answers a list of offsets before the timestamp; the one
-		// offset is what every client asks for.
-		if offset >= 0 && rp.MaxNumOffsets > 0 {
-			sp.OldStyleOffsets = []int64{offset}
 		}
 	}
 }

@@ -131,14 +131,46 @@ func (b *Broker) metadata(im *raft.Image, req *kmsg.MetadataRequest, created map
 	// (this one, which forwards admin requests to the active controller).
 	resp.ControllerID = b.cfg.NodeID
 
+	if req.IncludeClusterAuthorizedOperations && req.Version <= 10 {
+		resp.AuthorizedOperations = clusterOperations
+	}
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, t := range im.TopicsByName() {
-			resp.Topics = append(resp.Topics, b.topicMetadata(im, t))
+			resp.Topics = append(resp.Topics, b.topicMetadata(im, t, req))
 		}
 		return resp
 	}
+	if req.Version < 12 {
+		for _, rt := range req.Topics {
+			if rt.Topic == nil || rt.TopicID != [16]byte{} {
+				// Topic ids in Metadata came with v12; Kafka refuses
+				// the whole request before it.
+				for _, rt := range req.Topics {
+					mt := kmsg.NewMetadataResponseTopic()
+					mt.Topic, mt.TopicID, mt.ErrorCode = rt.Topic, rt.TopicID, kerr.InvalidRequest.Code
+					resp.Topics = append(resp.Topics, mt)
+				}
+				return resp
+			}
+		}
+	}
+	// Kafka answers the set of topics asked for: a name or id asked twice
+	// is answered once.
+	type asked struct {
+		name string
+		id   [16]byte
+	}
+	seen := make(map[asked]bool, len(req.Topics))
 	for _, rt := range req.Topics {
+		k := asked{id: rt.TopicID}
+		if rt.Topic != nil {
+			k = asked{name: *rt.Topic}
+		}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		var t *raft.TopicImage
 		var name string
 		switch {
@@ -149,7 +181,7 @@ func (b *Broker) metadata(im *raft.Image, req *kmsg.MetadataRequest, created map
 			t = im.Topics[raft.UUID(rt.TopicID)]
 		}
 		if t != nil {
-			resp.Topics = append(resp.Topics, b.topicMetadata(im, t))
+			resp.Topics = append(resp.Topics, b.topicMetadata(im, t, req))
 			continue
 		}
 		mt := kmsg.NewMetadataResponseTopic()
@@ -175,11 +207,14 @@ func (b *Broker) metadata(im *raft.Image, req *kmsg.MetadataRequest, created map
 	return resp
 }
 
-func (b *Broker) topicMetadata(im *raft.Image, t *raft.TopicImage) kmsg.MetadataResponseTopic {
+func (b *Broker) topicMetadata(im *raft.Image, t *raft.TopicImage, req *kmsg.MetadataRequest) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
 	mt.IsInternal = t.Name == "__consumer_offsets"
+	if req.IncludeTopicAuthorizedOperations {
+		mt.AuthorizedOperations = topicOperations
+	}
 	for i, pi := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = int32(i)
@@ -198,6 +233,16 @@ func (b *Broker) topicMetadata(im *raft.Image, t *raft.TopicImage) kmsg.Metadata
 	}
 	return mt
 }
+
+// Authorized operations, as Kafka's bit fields of ACL operation codes
+// (AclOperation: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
+// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE
+// 12). Without an authorizer Kafka answers every operation a resource type
+// supports, and Gregor has none.
+const (
+	topicOperations   = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
+	clusterOperations = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12
+)
 
 // liveBroker is what Metadata and DescribeCluster tell clients of a broker.
 type liveBroker struct {

@@ -274,7 +274,7 @@ func checkRecords(h batch.Header, topic string, partition int32, s topicSettings
 	rr := batch.NewRecordReader(section, h.RecordCount())
 	var r batch.Record
 	var faults *recordErrors // nil until a record fails
-	maxTs = -1 // Kafka's NO_TIMESTAMP
+	maxTs = -1               // Kafka's NO_TIMESTAMP
 	for i := int32(0); rr.Next(&r); i++ {
 		if compressed && r.OffsetDelta != i {
 			// Kafka stops at the first of these.

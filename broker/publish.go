@@ -87,16 +87,24 @@ func (b *Broker) reconcile(im *raft.Image) {
 		}
 	}
 	b.partitions.Lock()
-	var gone []segment.TopicPartition
+	gone := map[segment.TopicPartition]hosted{}
 	for tp, h := range b.partitions.m {
 		if !want[tp] {
-			h.p.BecomeFollower(-1)
 			delete(b.partitions.m, tp)
-			gone = append(gone, tp)
+			gone[tp] = h
 		}
 	}
 	b.partitions.Unlock()
-	for _, tp := range gone {
+	b.metrics.partitions.Store(uint64(len(want)))
+	b.reconcileCoordinators(im)
+	// The image is served before the fetches parked on the partitions it
+	// removed are woken, so that they read those as gone
+	// (UNKNOWN_TOPIC_OR_PARTITION), not as led here: Kafka's publisher
+	// sets its metadata cache before it applies the change to its
+	// replicas.
+	b.publish(im)
+	for tp, h := range gone {
+		h.p.BecomeFollower(-1)
 		// Fetches still holding regions of the log keep reading them: the
 		// files stay open until released.
 		if err := b.logs.Delete(tp); err != nil {
@@ -105,9 +113,6 @@ func (b *Broker) reconcile(im *raft.Image) {
 			b.logger.Info("deleted a partition this broker no longer hosts", "partition", tp)
 		}
 	}
-	b.metrics.partitions.Store(uint64(len(want)))
-	b.reconcileCoordinators(im)
-	b.publish(im)
 }
 
 // hostPartition returns the hosted replica of tp, opening or creating its

@@ -1070,5 +1070,29 @@ func (l *Log) Segments() []SegmentInfo {
 	return out
 }
 
+// SegmentModTime is a segment's first offset and when its file was last
+// written.
+type SegmentModTime struct {
+	BaseOffset int64
+	ModTime    time.Time
+}
+
+// ModTimes lists each segment's file modification time, in order: what
+// Kafka's ListOffsets v0 answers timestamps by (its offsets "before" a time
+// are the segments last written by then).
+func (l *Log) ModTimes() ([]SegmentModTime, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]SegmentModTime, len(l.mu.segments))
+	for i, s := range l.mu.segments {
+		fi, err := s.file.OS().Stat()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = SegmentModTime{s.base, fi.ModTime()}
+	}
+	return out, nil
+}
+
 // LeaderEpochs is the partition's leader-epoch cache, kept in step with the log.
 func (l *Log) LeaderEpochs() *LeaderEpochCache { return l.epochs }

@@ -1,0 +1,303 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/broker"
+	"gregor/internal/testcluster"
+)
+
+// The read path's corners where Kafka has a rule (KafkaApis.handleFetchRequest,
+// ReplicaManager, FetchManager, handleListOffsetRequest,
+// handleTopicMetadataRequest), each found by an audit against Kafka's source.
+
+func fetchRequest(version int16, topic string, partitions ...int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.ReplicaID, req.MaxBytes, req.SessionEpoch = version, -1, 1<<20, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	for _, p := range partitions {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = p, 1<<20, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// whenParked runs wake from another goroutine once b has a fetch parked,
+// and reports wake's error.
+func whenParked(b *broker.Broker, wake func() error) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for deadline := time.Now().Add(20 * time.Second); b.FetchesWaiting() == 0; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				done <- errors.New("no fetch parked within 20 s")
+				return
+			}
+		}
+		done <- wake()
+	}()
+	return done
+}
+
+// TestFetchUnknownPartitionsKeepLongPoll: a partition the metadata does
+// not know is answered with its error, but does not end the long poll of
+// the partitions it does know: the fetch parks, and an append wakes it.
+func TestFetchUnknownPartitionsKeepLongPoll(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "lp", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	cl := newClient(t, c, kgo.DefaultProduceTopic("lp"))
+	tp, _ := c.Brokers[0].Image().Topic("lp")
+	for _, tc := range []struct {
+		name string
+		add  func(*kmsg.FetchRequest)
+		want int16
+	}{
+		{"unknown topic", func(req *kmsg.FetchRequest) {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.Partitions = "nope", slices.Clone(req.Topics[0].Partitions)
+			req.Topics = append(req.Topics, rt)
+		}, kerr.UnknownTopicOrPartition.Code},
+		{"unknown partition", func(req *kmsg.FetchRequest) {
+			p := req.Topics[0].Partitions[0]
+			p.Partition = 7
+			req.Topics[0].Partitions = append(req.Topics[0].Partitions, p)
+		}, kerr.UnknownTopicOrPartition.Code},
+		{"unknown topic id", func(req *kmsg.FetchRequest) {
+			req.Version, req.Topics[0].TopicID = 13, tp.ID
+			rt := kmsg.NewFetchRequestTopic()
+			rt.TopicID, rt.Partitions = [16]byte{9, 9, 9}, slices.Clone(req.Topics[0].Partitions)
+			req.Topics = append(req.Topics, rt)
+		}, kerr.UnknownTopicID.Code},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _ := c.Brokers[0].Partition("lp", 0)
+			req := fetchRequest(12, "lp", 0)
+			req.Topics[0].Partitions[0].FetchOffset = p.LogEndOffset()
+			req.MinBytes, req.MaxWaitMillis = 1, 60_000
+			tc.add(req)
+			done := whenParked(c.Brokers[0], func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				return cl.ProduceSync(ctx, &kgo.Record{Value: []byte("wake")}).FirstErr()
+			})
+			resp := r.do(req).(*kmsg.FetchResponse)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			known, unknown := resp.Topics[0].Partitions[0], resp.Topics[len(resp.Topics)-1].Partitions[len(resp.Topics[len(resp.Topics)-1].Partitions)-1]
+			if known.ErrorCode != 0 || len(known.RecordBatches) == 0 || unknown.ErrorCode != tc.want {
+				t.Fatalf("known partition: %v, %d bytes; unknown one: %v, want %v",
+					kerr.ErrorForCode(known.ErrorCode), len(known.RecordBatches), kerr.ErrorForCode(unknown.ErrorCode), kerr.ErrorForCode(tc.want))
+			}
+		})
+	}
+}
+
+// TestParkedFetchOnDeletedTopic: a fetch parked on a topic that is then
+// deleted is answered at once with UNKNOWN_TOPIC_OR_PARTITION (not
+// NOT_LEADER_OR_FOLLOWER naming this broker, from the image before the
+// deletion), and without a current_leader (Kafka fills it from Fetch v16).
+func TestParkedFetchOnDeletedTopic(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "del", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	adm := kadm.NewClient(newClient(t, c))
+	req := fetchRequest(12, "del", 0)
+	req.MinBytes, req.MaxWaitMillis = 1, 120_000
+	done := whenParked(c.Brokers[0], func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		resp, err := adm.DeleteTopics(ctx, "del")
+		if err == nil {
+			err = resp.Error()
+		}
+		return err
+	})
+	fp := r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if fp.ErrorCode != kerr.UnknownTopicOrPartition.Code || fp.CurrentLeader.LeaderID >= 0 {
+		t.Fatalf("parked fetch of a deleted topic: %v, current leader %d/%d", kerr.ErrorForCode(fp.ErrorCode), fp.CurrentLeader.LeaderID, fp.CurrentLeader.LeaderEpoch)
+	}
+}
+
+// TestFetchSessionsAndReplicas: without fetch sessions, epoch 0 or -1 is
+// a full fetch whatever the session id, and a positive epoch names a
+// session the broker never gave; a fetch from a replica id (no broker
+// follows this one) is NOT_LEADER_OR_FOLLOWER, or UNKNOWN_LEADER_EPOCH
+// with an epoch; a partition named twice is answered once; a failed read
+// carries no offsets.
+func TestFetchSessionsAndReplicas(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "f", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	produceRaw(r, 9, 1, "f", 0, recordBatch(t, 3, 10))
+	for _, tc := range []struct {
+		id, epoch int32
+		want      int16
+	}{{1234, -1, 0}, {1234, 0, 0}, {0, 5, kerr.FetchSessionIDNotFound.Code}, {1234, 5, kerr.FetchSessionIDNotFound.Code}} {
+		req := fetchRequest(12, "f", 0)
+		req.SessionID, req.SessionEpoch = tc.id, tc.epoch
+		if got := r.do(req).(*kmsg.FetchResponse).ErrorCode; got != tc.want {
+			t.Errorf("session %d epoch %d: %v, want %v", tc.id, tc.epoch, kerr.ErrorForCode(got), kerr.ErrorForCode(tc.want))
+		}
+	}
+
+	tp, _ := c.Brokers[0].Image().Topic("f")
+	for epoch, want := range map[int32]int16{tp.Partitions[0].LeaderEpoch: kerr.UnknownLeaderEpoch.Code, -1: kerr.NotLeaderForPartition.Code} {
+		req := fetchRequest(12, "f", 0)
+		req.ReplicaID = 7
+		req.Topics[0].Partitions[0].CurrentLeaderEpoch = epoch
+		if fp := r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]; fp.ErrorCode != want || len(fp.RecordBatches) != 0 {
+			t.Errorf("replica 7, current epoch %d: %v with %d bytes, want %v", epoch, kerr.ErrorForCode(fp.ErrorCode), len(fp.RecordBatches), kerr.ErrorForCode(want))
+		}
+	}
+
+	if ps := r.do(fetchRequest(12, "f", 0, 0)).(*kmsg.FetchResponse).Topics[0].Partitions; len(ps) != 1 {
+		t.Errorf("partition 0 named twice: %d answers", len(ps))
+	}
+
+	req := fetchRequest(12, "f", 0)
+	req.Topics[0].Partitions[0].FetchOffset = 99
+	if fp := r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]; fp.ErrorCode != kerr.OffsetOutOfRange.Code ||
+		fp.HighWatermark != -1 || fp.LastStableOffset != -1 || fp.LogStartOffset != -1 {
+		t.Errorf("past the end: %v, high watermark %d, last stable %d, log start %d, want OFFSET_OUT_OF_RANGE and -1s",
+			kerr.ErrorForCode(fp.ErrorCode), fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset)
+	}
+}
+
+func listOffsetsRequest(version int16, topic string, maxNum int32, timestamps ...int64) *kmsg.ListOffsetsRequest {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version, req.ReplicaID = version, -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for _, ts := range timestamps {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp, rp.CurrentLeaderEpoch, rp.MaxNumOffsets = ts, -1, maxNum
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// TestListOffsetsVersionsAndDuplicates: a special timestamp the version
+// does not know is UNSUPPORTED_VERSION; a partition named twice is
+// INVALID_REQUEST in every entry; v0 lists, newest first and up to
+// max_num_offsets, the log end and each segment's first offset.
+func TestListOffsetsVersionsAndDuplicates(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "lo", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("1024")})
+	r := dialRaw(t, c.Addrs()[0])
+	for range 4 {
+		produceRaw(r, 9, 1, "lo", 0, recordBatch(t, 2, 400))
+	}
+	for _, tc := range []struct {
+		version int16
+		ts      int64
+	}{{6, -3}, {7, -4}, {7, -10}, {0, -3}} {
+		sp := r.do(listOffsetsRequest(tc.version, "lo", 1, tc.ts)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		if sp.ErrorCode != kerr.UnsupportedVersion.Code {
+			t.Errorf("v%d timestamp %d: %v, want UNSUPPORTED_VERSION", tc.version, tc.ts, kerr.ErrorForCode(sp.ErrorCode))
+		}
+	}
+	if sp := r.do(listOffsetsRequest(7, "lo", 1, -3)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]; sp.ErrorCode != 0 {
+		t.Errorf("v7 max timestamp: %v", kerr.ErrorForCode(sp.ErrorCode))
+	}
+	for _, sp := range r.do(listOffsetsRequest(7, "lo", 1, -1, -1)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions {
+		if sp.ErrorCode != kerr.InvalidRequest.Code {
+			t.Errorf("partition 0 named twice: %v, want INVALID_REQUEST", kerr.ErrorForCode(sp.ErrorCode))
+		}
+	}
+
+	p, _ := c.Brokers[0].Partition("lo", 0)
+	want := []int64{p.LogEndOffset()}
+	segs := p.Log().Segments()
+	for i := len(segs) - 1; i >= 0; i-- {
+		if segs[i].BaseOffset < want[len(want)-1] {
+			want = append(want, segs[i].BaseOffset)
+		}
+	}
+	if len(want) < 4 {
+		t.Fatalf("offsets %v: the test needs several segments", want)
+	}
+	for _, tc := range []struct {
+		ts     int64
+		maxNum int32
+		want   []int64
+	}{
+		{-1, 100, want},
+		{-1, 2, want[:2]},
+		{-2, 100, []int64{0}},
+		{time.Now().Add(time.Hour).UnixMilli(), 100, want},
+		{time.Now().Add(-time.Hour).UnixMilli(), 100, []int64{}},
+	} {
+		sp := r.do(listOffsetsRequest(0, "lo", tc.maxNum, tc.ts)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		if sp.ErrorCode != 0 || !slices.Equal(sp.OldStyleOffsets, tc.want) {
+			t.Errorf("v0 timestamp %d, max %d: %v %v, want %v", tc.ts, tc.maxNum, kerr.ErrorForCode(sp.ErrorCode), sp.OldStyleOffsets, tc.want)
+		}
+	}
+}
+
+// TestMetadataSetsAndOperations: Metadata answers the set of topics asked
+// for (a name twice, once); topic ids before v12 are INVALID_REQUEST; the
+// authorized operations asked for are every operation the resource type
+// has (no authorizer), in Metadata and DescribeCluster.
+func TestMetadataSetsAndOperations(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "md", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 12
+	for _, name := range []string{"md", "md", "absent", "absent"} {
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(name)
+		md.Topics = append(md.Topics, mt)
+	}
+	if ts := r.do(md).(*kmsg.MetadataResponse).Topics; len(ts) != 2 {
+		t.Errorf("two names asked twice each: %d topics answered", len(ts))
+	}
+
+	tp, _ := c.Brokers[0].Image().Topic("md")
+	md = kmsg.NewPtrMetadataRequest()
+	md.Version = 10
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.TopicID = tp.ID
+	md.Topics = append(md.Topics, mt)
+	if got := r.do(md).(*kmsg.MetadataResponse).Topics[0].ErrorCode; got != kerr.InvalidRequest.Code {
+		t.Errorf("Metadata v10 by topic id: %v, want INVALID_REQUEST", kerr.ErrorForCode(got))
+	}
+
+	const topicOps, clusterOps = 0b1101_1111_1000, 0b1_1111_1010_0000
+	md = kmsg.NewPtrMetadataRequest()
+	md.Version, md.IncludeTopicAuthorizedOperations, md.IncludeClusterAuthorizedOperations = 10, true, true
+	mt = kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr("md")
+	md.Topics = append(md.Topics, mt)
+	resp := r.do(md).(*kmsg.MetadataResponse)
+	if resp.AuthorizedOperations != clusterOps || resp.Topics[0].AuthorizedOperations != topicOps {
+		t.Errorf("authorized operations: cluster %b, topic %b", resp.AuthorizedOperations, resp.Topics[0].AuthorizedOperations)
+	}
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	dc.IncludeClusterAuthorizedOperations = true
+	if got := r.do(dc).(*kmsg.DescribeClusterResponse).ClusterAuthorizedOperations; got != clusterOps {
+		t.Errorf("DescribeCluster authorized operations %b", got)
+	}
+	md.IncludeTopicAuthorizedOperations, md.IncludeClusterAuthorizedOperations = false, false
+	if resp := r.do(md).(*kmsg.MetadataResponse); resp.Topics[0].AuthorizedOperations != -2147483648 {
+		t.Errorf("authorized operations not asked for: %d, want Kafka's INT_MIN", resp.Topics[0].AuthorizedOperations)
+	}
+}
