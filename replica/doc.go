@@ -21,11 +21,13 @@
 // batches (producer.go). So that a broker that restarts still recognises a
 // retry, that state is written to the partition directory, as Kafka's
 // ProducerStateManager writes <offset>.snapshot: when an append rolls a
-// segment, and at Close. A snapshot named for offset O holds the state of
-// every batch below O; on open the newest snapshot at or below the log end
-// is loaded and the batch headers from O on are replayed (a snapshot past the
-// log end, left by a crash that lost an unflushed tail, and one that does not
-// decode are removed). Two are kept. The file is replaced atomically
+// segment, and at Close if the state changed since the last one (so that a
+// shutdown does not fsync a file per partition of plain producers). A
+// snapshot named for offset O holds the state of every batch below O; on
+// open the newest snapshot at or below the log end is loaded and the batch
+// headers from O on are replayed (a snapshot past the log end, left by a
+// crash that lost an unflushed tail, and one that does not decode are
+// removed). Two are kept. The file is replaced atomically
 // (segment.ReplaceFile); integers are big-endian:
 //
 //	<20-digit O>.producers

@@ -26,6 +26,11 @@ type Partition struct {
 
 	appendMu  sync.Mutex
 	producers producerStates // guarded by appendMu
+	// producersChanged says the state differs from the newest snapshot's
+	// (guarded by appendMu): Close writes one only then, so that a broker
+	// with many partitions of plain producers does not fsync a snapshot
+	// per partition on every shutdown.
+	producersChanged bool
 
 	// hw is the high watermark: the offset below which every record is
 	// committed and visible to consumers.
@@ -105,6 +110,7 @@ func (p *Partition) loadProducers() {
 				}
 				p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: first, lastSeq: addSequence(first, h.LastOffsetDelta()),
 					firstOffset: h.BaseOffset(), lastOffset: h.LastOffset(), appendTime: appendTime}, nowMs)
+				p.producersChanged = true
 			}
 			pos += size
 		}
@@ -116,16 +122,21 @@ func (p *Partition) loadProducers() {
 func (p *Partition) snapshotProducersLocked() {
 	if err := writeSnapshot(p.log.Dir(), &p.producers, p.log.LogEndOffset()); err != nil {
 		p.log.Logger().Warn("writing a producer-state snapshot", "err", err)
+		return
 	}
+	p.producersChanged = false
 }
 
-// Close writes a snapshot of the producer state as of the log end, so that
-// a broker shutting down cleanly finds it whole on restart without reading
-// any batch. The caller closes the log afterwards.
+// Close writes a snapshot of the producer state as of the log end, if it
+// changed since the last one, so that a broker shutting down cleanly finds
+// it whole on restart without reading the batches since. The caller closes
+// the log afterwards.
 func (p *Partition) Close() {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	p.snapshotProducersLocked()
+	if p.producersChanged {
+		p.snapshotProducersLocked()
+	}
 }
 
 // TopicPartition names the partition.
@@ -233,6 +244,7 @@ func (p *Partition) Append(b []byte, o AppendOptions) (AppendResult, error) {
 	if idempotent {
 		p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: firstSeq, lastSeq: lastSeq,
 			firstOffset: info.FirstOffset, lastOffset: info.LastOffset, appendTime: appendTime}, nowMs)
+		p.producersChanged = true
 	}
 	if info.Rolled {
 		p.snapshotProducersLocked()
@@ -276,7 +288,9 @@ func (p *Partition) wakeLocked() {
 func (p *Partition) ExpireProducers(before time.Time) int {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	return p.producers.expire(before.UnixMilli())
+	n := p.producers.expire(before.UnixMilli())
+	p.producersChanged = p.producersChanged || n > 0
+	return n
 }
 
 // ReadResult is one partition's part of a fetch.

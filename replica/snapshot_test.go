@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"gregor/batch"
 	"gregor/segment"
 )
 
@@ -187,4 +188,46 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			t.Fatalf("decoded and encoded again:\n% x\nwant\n% x", again, b)
 		}
 	})
+}
+
+// TestCloseSnapshotsOnlyChanges: Close writes a snapshot only when the
+// producer state changed since the last one, so that a shutdown does not
+// fsync a file for every partition of plain producers.
+func TestCloseSnapshotsOnlyChanges(t *testing.T) {
+	dir := t.TempDir()
+	p, log := openAt(t, dir, segment.DefaultConfig(), false)
+	mustAppend(t, p, recordBatchOf(t, 3))
+	p.Close()
+	if offsets, _ := snapshotOffsets(dir); len(offsets) != 0 {
+		t.Fatalf("plain producers only: snapshots %v", offsets)
+	}
+	mustAppend(t, p, idempotentBatch(t, 42, 0, 0, 2))
+	p.Close()
+	offsets, _ := snapshotOffsets(dir)
+	if len(offsets) != 1 || offsets[0] != log.LogEndOffset() {
+		t.Fatalf("after an idempotent append: snapshots %v, want one at %d", offsets, log.LogEndOffset())
+	}
+	log.Close()
+
+	p, log = openAt(t, dir, segment.DefaultConfig(), true)
+	defer log.Close()
+	mustAppend(t, p, recordBatchOf(t, 1))
+	p.Close()
+	if again, _ := snapshotOffsets(dir); !reflect.DeepEqual(again, offsets) {
+		t.Fatalf("nothing changed since the snapshot: snapshots %v, want %v", again, offsets)
+	}
+}
+
+// recordBatchOf builds a batch of n records without a producer id.
+func recordBatchOf(t *testing.T, n int) []byte {
+	t.Helper()
+	bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+	for i := range n {
+		bld.Add(999_000, nil, []byte{byte(i)}, nil)
+	}
+	b, err := bld.AppendBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
