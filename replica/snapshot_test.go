@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"gregor/batch"
 	"gregor/segment"
 )
 
@@ -219,15 +218,4 @@ func TestCloseSnapshotsOnlyChanges(t *testing.T) {
 }
 
 // recordBatchOf builds a batch of n records without a producer id.
-func recordBatchOf(t *testing.T, n int) []byte {
-	t.Helper()
-	bld := batch.NewBuilder(batch.DefaultBuilderOptions())
-	for i := range n {
-		bld.Add(999_000, nil, []byte{byte(i)}, nil)
-	}
-	b, err := bld.AppendBatch(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func recordBatchOf(t *testing.T, n int) []byte { return idempotentBatch(t, -1, -1, -1, n) }
