@@ -76,6 +76,39 @@ func (f *fetch) enough() bool {
 	return f.failed || f.full || f.unknown > f.unknownAtStart || f.bytes >= int64(f.req.MinBytes) || !time.Now().Before(f.deadline) || len(f.parkable) == 0
 }
 
+// fetchNamesTwice reports whether the request names a partition twice, by
+// comparing every pair: for the few partitions of most fetches this costs
+// less than the map dedupeFetch builds, and allocates nothing.
+func fetchNamesTwice(req *kmsg.FetchRequest) bool {
+	sameTopic := func(a, b *kmsg.FetchRequestTopic) bool {
+		if req.Version >= 13 {
+			return a.TopicID == b.TopicID
+		}
+		return a.Topic == b.Topic
+	}
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		for pi, a := range rt.Partitions {
+			for tj := ti; tj < len(req.Topics); tj++ {
+				other := &req.Topics[tj]
+				if !sameTopic(rt, other) {
+					continue
+				}
+				rest := other.Partitions
+				if tj == ti {
+					rest = rest[pi+1:]
+				}
+				for _, b := range rest {
+					if a.Partition == b.Partition {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
 // dedupeFetch keeps one entry of each partition the request names more
 // than once: the last, in the first one's place, as Kafka's map of fetch
 // data does. A topic entry left empty goes.
@@ -84,7 +117,7 @@ func dedupeFetch(req *kmsg.FetchRequest) {
 	for _, rt := range req.Topics {
 		n += len(rt.Partitions)
 	}
-	if n < 2 {
+	if n < 2 || (n <= 64 && !fetchNamesTwice(req)) {
 		return
 	}
 	type key struct {
