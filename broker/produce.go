@@ -29,47 +29,23 @@ import (
 // next request is read meanwhile.
 func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) {
 	call := &produceCall{b: b, rq: rq, req: req, im: b.image(), resp: req.ResponseKind().(*kmsg.ProduceResponse)}
-	// Kafka gathers a request's batches into a map by partition: a
-	// partition named twice is appended once, with its last batch, and
-	// answered once; a topic named twice is answered once.
-	type place struct{ topic, partition int }
-	last := make(map[segment.TopicPartition]place)
-	for ti, rt := range req.Topics {
-		for pi, rp := range rt.Partitions {
-			last[segment.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = place{ti, pi}
-		}
-	}
-	answerOf := make(map[string]int, len(req.Topics))
+	dedupeProduce(req)
 	total := 0
-	for ti, rt := range req.Topics {
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
 		var settings topicSettings
 		if t, ok := call.im.Topic(rt.Topic); ok {
 			settings = b.topicSettings(t.Configs)
 		}
-		for pi, rp := range rt.Partitions {
-			if last[segment.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] != (place{ti, pi}) {
-				continue
-			}
-			k, ok := answerOf[rt.Topic]
-			if !ok {
-				k = len(call.resp.Topics)
-				answerOf[rt.Topic] = k
-				st := kmsg.NewProduceResponseTopic()
-				st.Topic = rt.Topic
-				call.resp.Topics = append(call.resp.Topics, st)
-			}
-			out := kmsg.NewProduceResponseTopicPartition()
-			out.Partition = rp.Partition
-			st := &call.resp.Topics[k]
-			st.Partitions = append(st.Partitions, out)
-			call.jobs = append(call.jobs, produceJob{topic: rt.Topic, in: rp, settings: settings, answer: place{k, len(st.Partitions) - 1}})
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			st.Partitions[i] = kmsg.NewProduceResponseTopicPartition()
+			st.Partitions[i].Partition = rp.Partition
+			call.jobs = append(call.jobs, produceJob{topic: rt.Topic, in: rp, settings: settings, out: &st.Partitions[i]})
 			total += len(rp.Records)
 		}
-	}
-	// The answers no longer move: point each job at its own.
-	for i := range call.jobs {
-		j := &call.jobs[i]
-		j.out = &call.resp.Topics[j.answer.topic].Partitions[j.answer.partition]
+		call.resp.Topics = append(call.resp.Topics, st)
 	}
 	if len(call.jobs) == 0 {
 		call.finish()
@@ -81,6 +57,70 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) {
 		j := &call.jobs[i]
 		b.appends.enqueue(segment.TopicPartition{Topic: j.topic, Partition: j.in.Partition}, func() { call.run(j) }, inline)
 	}
+}
+
+// dedupeProduce rewrites a request that names a topic or a partition more
+// than once as Kafka's map of batches by partition sees it: each topic
+// once, in its first place, each partition once, with its last batch in
+// its first place. A request without repeats, every client's, is left as
+// it is without allocating.
+func dedupeProduce(req *kmsg.ProduceRequest) {
+	if !produceNamesTwice(req) {
+		return
+	}
+	type place struct{ topic, partition int }
+	at := make(map[segment.TopicPartition]place)
+	var topics []kmsg.ProduceRequestTopic
+	topicAt := make(map[string]int)
+	for _, rt := range req.Topics {
+		ti, ok := topicAt[rt.Topic]
+		if !ok {
+			ti = len(topics)
+			topicAt[rt.Topic] = ti
+			topics = append(topics, kmsg.ProduceRequestTopic{Topic: rt.Topic})
+		}
+		for _, rp := range rt.Partitions {
+			tp := segment.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+			if pl, ok := at[tp]; ok {
+				topics[pl.topic].Partitions[pl.partition] = rp
+				continue
+			}
+			at[tp] = place{ti, len(topics[ti].Partitions)}
+			topics[ti].Partitions = append(topics[ti].Partitions, rp)
+		}
+	}
+	req.Topics = topics
+}
+
+// produceNamesTwice reports whether a request names a topic in two entries
+// or a partition twice in one, by comparing pairs (without allocating) where
+// there are few, by a set where one topic has many partitions.
+func produceNamesTwice(req *kmsg.ProduceRequest) bool {
+	for i, rt := range req.Topics {
+		for _, other := range req.Topics[i+1:] {
+			if other.Topic == rt.Topic {
+				return true
+			}
+		}
+		if len(rt.Partitions) > 64 {
+			seen := make(map[int32]bool, len(rt.Partitions))
+			for _, rp := range rt.Partitions {
+				if seen[rp.Partition] {
+					return true
+				}
+				seen[rp.Partition] = true
+			}
+			continue
+		}
+		for j, a := range rt.Partitions {
+			for _, b := range rt.Partitions[j+1:] {
+				if a.Partition == b.Partition {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // parallelProduceMinBytes is the size of a Produce request from which its
@@ -107,7 +147,6 @@ type produceJob struct {
 	topic    string
 	in       kmsg.ProduceRequestTopicPartition
 	settings topicSettings
-	answer   struct{ topic, partition int } // out's place in the response
 	out      *kmsg.ProduceResponseTopicPartition
 }
 

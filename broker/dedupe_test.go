@@ -93,3 +93,61 @@ func TestDedupeFetchAllocs(t *testing.T) {
 		t.Fatalf("dedupeFetch of 16 distinct partitions allocates %.1f times", allocs)
 	}
 }
+
+// TestDedupeProduce: a topic named in two entries is merged into the
+// first; a partition named twice keeps its last batch in its first place;
+// a request without repeats is left alone, without allocating.
+func TestDedupeProduce(t *testing.T) {
+	part := func(p int32, records string) kmsg.ProduceRequestTopicPartition {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = p, []byte(records)
+		return rp
+	}
+	topic := func(name string, ps ...kmsg.ProduceRequestTopicPartition) kmsg.ProduceRequestTopic {
+		return kmsg.ProduceRequestTopic{Topic: name, Partitions: ps}
+	}
+	show := func(req *kmsg.ProduceRequest) string {
+		out := ""
+		for _, rt := range req.Topics {
+			out += rt.Topic + ":"
+			for _, rp := range rt.Partitions {
+				out += fmt.Sprintf(" %d=%s", rp.Partition, rp.Records)
+			}
+			out += ";"
+		}
+		return out
+	}
+	many := make([]kmsg.ProduceRequestTopicPartition, 0, 101)
+	for p := range int32(100) {
+		many = append(many, part(p, "x"))
+	}
+	for _, tc := range []struct {
+		name string
+		in   []kmsg.ProduceRequestTopic
+		want string
+	}{
+		{"no repeats", []kmsg.ProduceRequestTopic{topic("a", part(0, "x"), part(1, "y")), topic("b", part(0, "z"))}, "a: 0=x 1=y;b: 0=z;"},
+		{"a partition twice", []kmsg.ProduceRequestTopic{topic("a", part(0, "x"), part(1, "y"), part(0, "z"))}, "a: 0=z 1=y;"},
+		{"a topic twice", []kmsg.ProduceRequestTopic{topic("a", part(0, "x")), topic("b", part(0, "y")), topic("a", part(1, "z"), part(0, "w"))}, "a: 0=w 1=z;b: 0=y;"},
+		{"many partitions, one twice", []kmsg.ProduceRequestTopic{topic("a", append(slices.Clone(many), part(7, "q"))...)}, ""},
+	} {
+		req := kmsg.NewPtrProduceRequest()
+		req.Topics = tc.in
+		dedupeProduce(req)
+		got := show(req)
+		if tc.want == "" {
+			if n := len(req.Topics[0].Partitions); n != 100 || string(req.Topics[0].Partitions[7].Records) != "q" {
+				t.Errorf("%s: %d partitions, partition 7 %q", tc.name, n, req.Topics[0].Partitions[7].Records)
+			}
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Topics = []kmsg.ProduceRequestTopic{topic("a", many[:16]...), topic("b", many[:16]...)}
+	if allocs := testing.AllocsPerRun(100, func() { dedupeProduce(req) }); allocs != 0 {
+		t.Fatalf("dedupeProduce of a request without repeats allocates %.1f times", allocs)
+	}
+}
