@@ -317,12 +317,12 @@ func checkRecords(h batch.Header, topic string, partition int32, s topicSettings
 	for i := int32(0); rr.Next(&r); i++ {
 		if compressed && r.OffsetDelta != i {
 			// Kafka stops at the first of these.
-			faults = faults.add(kerr.InvalidRecord, i, fmt.Sprintf("Inner record %d inside the compressed record batch does not have incremental offsets, expected offset is %d in topic partition %s-%d.",
-				r.OffsetDelta, i, topic, partition))
+			faults = faults.add(kerr.InvalidRecord, i, "Inner record %d inside the compressed record batch does not have incremental offsets, expected offset is %d in topic partition %s-%d.",
+				r.OffsetDelta, i, topic, partition)
 			return nil, 0, faults
 		}
 		if s.compacted && r.Key == nil {
-			faults = faults.add(kerr.InvalidRecord, i, fmt.Sprintf("Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition))
+			faults = faults.add(kerr.InvalidRecord, i, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)
 		}
 		ts := h.BaseTimestamp() + r.TimestampDelta
 		if !s.logAppendTime && ts != -1 {
@@ -330,8 +330,8 @@ func checkRecords(h batch.Header, topic string, partition int32, s topicSettings
 			behind := ts < now && uint64(now)-uint64(ts) > uint64(s.tsBeforeMaxMs)
 			ahead := ts > now && uint64(ts)-uint64(now) > uint64(s.tsAfterMaxMs)
 			if behind || ahead {
-				faults = faults.add(kerr.InvalidTimestamp, i, fmt.Sprintf("Timestamp %d of message with offset %d is out of range: the broker's clock reads %d, and the timestamp must be within [%d ms before, %d ms after] it",
-					ts, i, now, s.tsBeforeMaxMs, s.tsAfterMaxMs))
+				faults = faults.add(kerr.InvalidTimestamp, i, "Timestamp %d of message with offset %d is out of range: the broker's clock reads %d, and the timestamp must be within [%d ms before, %d ms after] it",
+					ts, i, now, s.tsBeforeMaxMs, s.tsAfterMaxMs)
 			}
 		}
 		maxTs = max(maxTs, ts)
@@ -364,15 +364,17 @@ type recordFault struct {
 
 const maxRecordErrors = 1000
 
-// add notes a failed record; on a nil e it makes the list.
-func (e *recordErrors) add(code *kerr.Error, index int32, msg string) *recordErrors {
+// add notes a failed record; on a nil e it makes the list. The message is
+// formatted only for the records listed, so that a batch of many bad
+// records costs no more than maxRecordErrors messages.
+func (e *recordErrors) add(code *kerr.Error, index int32, format string, args ...any) *recordErrors {
 	if e == nil {
 		e = new(recordErrors)
 	}
 	e.n++
 	e.timestamp = e.timestamp || code == kerr.InvalidTimestamp
 	if len(e.faults) < maxRecordErrors {
-		e.faults = append(e.faults, recordFault{index, msg})
+		e.faults = append(e.faults, recordFault{index, fmt.Sprintf(format, args...)})
 	}
 	return e
 }
