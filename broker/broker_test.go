@@ -242,13 +242,21 @@ func TestFetchWaitsForMinBytes(t *testing.T) {
 // waitFetchesWaiting waits, within a bound, until b has n fetches parked.
 func waitFetchesWaiting(t *testing.T, b *broker.Broker, n int64) {
 	t.Helper()
+	if err := fetchesWaiting(b, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fetchesWaiting waits up to 20 s until b has n fetches parked; safe to
+// call from any goroutine.
+func fetchesWaiting(b *broker.Broker, n int64) error {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		if b.FetchesWaiting() == n {
-			return
+			return nil
 		}
 		runtime.Gosched()
 	}
-	t.Fatalf("%d fetches waiting, want %d", b.FetchesWaiting(), n)
+	return fmt.Errorf("%d fetches waiting, want %d", b.FetchesWaiting(), n)
 }
 
 // TestOffsetForLeaderEpoch: a leader records its epoch at the log end when

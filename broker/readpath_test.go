@@ -2,8 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"errors"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -40,11 +38,9 @@ func fetchRequest(version int16, topic string, partitions ...int32) *kmsg.FetchR
 func whenParked(b *broker.Broker, wake func() error) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		for deadline := time.Now().Add(20 * time.Second); b.FetchesWaiting() == 0; runtime.Gosched() {
-			if time.Now().After(deadline) {
-				done <- errors.New("no fetch parked within 20 s")
-				return
-			}
+		if err := fetchesWaiting(b, 1); err != nil {
+			done <- err
+			return
 		}
 		done <- wake()
 	}()
