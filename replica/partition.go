@@ -66,6 +66,12 @@ func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time) *Par
 // the active segment's headers; a producer whose last write lies before
 // that is forgotten, as if expired, and may start again at any sequence. A
 // failure only loses deduplication, and is logged.
+//
+// A replayed batch dates its producer's last write by the batch's largest
+// timestamp, as Kafka's ProducerStateManager does, capped at the load time:
+// the header holds no other trace of when the append happened, and dating it
+// at the load time instead would give every replayed producer a whole
+// producer.id.expiration.ms more at each restart.
 func (p *Partition) loadProducers() {
 	dir, end := p.log.Dir(), p.log.LogEndOffset()
 	s, from, found, err := loadSnapshot(dir, end)
@@ -109,7 +115,7 @@ func (p *Partition) loadProducers() {
 					appendTime = h.MaxTimestamp()
 				}
 				p.producers.record(pid, h.ProducerEpoch(), batchMeta{firstSeq: first, lastSeq: addSequence(first, h.LastOffsetDelta()),
-					firstOffset: h.BaseOffset(), lastOffset: h.LastOffset(), appendTime: appendTime}, nowMs)
+					firstOffset: h.BaseOffset(), lastOffset: h.LastOffset(), appendTime: appendTime}, min(h.MaxTimestamp(), nowMs))
 				p.producersChanged = true
 			}
 			pos += size

@@ -247,3 +247,38 @@ func TestProducerStateSurvivesReopen(t *testing.T) {
 		t.Fatalf("the next sequence after reopen: %v", err)
 	}
 }
+
+// A producer replayed from batch headers (no snapshot covers its batches) is
+// dated by its batch's timestamp, not by when the log was reopened: a
+// restart does not extend its producer.id.expiration.ms.
+func TestReplayedProducerKeepsItsAge(t *testing.T) {
+	dir := t.TempDir()
+	tp := segment.TopicPartition{Topic: "t", Partition: 0}
+	open := func(nowMs int64) (*Partition, *segment.Log) {
+		log, err := segment.Open(dir, segment.DefaultConfig(), segment.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := New(tp, log, func() time.Time { return time.UnixMilli(nowMs) })
+		p.BecomeLeader(1)
+		return p, log
+	}
+	p, log := open(1_000_000)
+	// idempotentBatch's records carry timestamp 999_000.
+	if _, err := p.Append(idempotentBatch(t, 42, 0, 0, 2), AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Closing the log but not the partition writes no snapshot, as after
+	// a kill: the reopened partition replays the batch header.
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, log = open(5_000_000)
+	defer log.Close()
+	if n := p.ExpireProducers(time.UnixMilli(999_000)); n != 0 {
+		t.Fatalf("expired %d producers that wrote at the cutoff", n)
+	}
+	if n := p.ExpireProducers(time.UnixMilli(999_001)); n != 1 {
+		t.Fatalf("expired %d producers last written at 999000 with the cutoff after it, want 1", n)
+	}
+}
