@@ -290,6 +290,13 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 			fp.ErrorCode = kerr.OffsetOutOfRange.Code
 		} else {
 			fp.ErrorCode = errorCode(err)
+			if fp.ErrorCode == kerr.KafkaStorageError.Code && f.req.Version <= 5 {
+				// As Kafka answers: a client of Fetch v5 or older
+				// may not know KAFKA_STORAGE_ERROR and would give
+				// up, where NOT_LEADER_OR_FOLLOWER makes it
+				// refresh its metadata and retry.
+				fp.ErrorCode = kerr.NotLeaderForPartition.Code
+			}
 			f.b.logger.Warn("fetch read failed", "partition", p.TopicPartition(), "err", err)
 		}
 		return

@@ -176,6 +176,38 @@ func TestFetchSessionsAndReplicas(t *testing.T) {
 	}
 }
 
+// TestFetchStorageErrorByVersion: a partition whose log has failed answers
+// Fetch with KAFKA_STORAGE_ERROR from v6, the version that brought the
+// error, and NOT_LEADER_OR_FOLLOWER before it, as Kafka does, so that an
+// older client retries rather than gives up.
+func TestFetchStorageErrorByVersion(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "se", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	produceRaw(r, 9, 1, "se", 0, recordBatch(t, 3, 10))
+	p, ok := c.Brokers[0].Partition("se", 0)
+	if !ok {
+		t.Fatal("partition se-0 not hosted")
+	}
+	// A closed log answers as a failed one: KAFKA_STORAGE_ERROR.
+	if err := p.Log().Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		version int16
+		want    *kerr.Error
+	}{{4, kerr.NotLeaderForPartition}, {5, kerr.NotLeaderForPartition}, {6, kerr.KafkaStorageError}, {13, kerr.KafkaStorageError}} {
+		req := fetchRequest(tc.version, "se", 0)
+		if tc.version >= 13 {
+			tp, _ := c.Brokers[0].Image().Topic("se")
+			req.Topics[0].TopicID = tp.ID
+		}
+		if got := r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; got != tc.want.Code {
+			t.Errorf("Fetch v%d on a failed log: %v, want %v", tc.version, kerr.ErrorForCode(got), tc.want)
+		}
+	}
+}
+
 func listOffsetsRequest(version int16, topic string, maxNum int32, timestamps ...int64) *kmsg.ListOffsetsRequest {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.Version, req.ReplicaID = version, -1
