@@ -158,6 +158,8 @@ func (b *Broker) Partition(topic string, partition int32) (*replica.Partition, b
 // for a request that names the leader epoch it knows (KIP-320; -1 when it
 // does not), FENCED_LEADER_EPOCH when that epoch is older than the leader's
 // and UNKNOWN_LEADER_EPOCH when it is newer (this broker has not caught up).
+// Only -1 means "not known", as in Kafka: any other negative epoch is older
+// than every leader's, so fenced.
 func (b *Broker) leaderFor(im *raft.Image, topic string, partition, currentLeaderEpoch int32) (*replica.Partition, *raft.PartitionImage, *kerr.Error) {
 	t, ok := im.Topic(topic)
 	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
@@ -179,7 +181,7 @@ func (b *Broker) leaderFor(im *raft.Image, topic string, partition, currentLeade
 	switch {
 	case !leader:
 		return nil, pi, kerr.NotLeaderForPartition
-	case currentLeaderEpoch >= 0 && currentLeaderEpoch < epoch:
+	case currentLeaderEpoch != -1 && currentLeaderEpoch < epoch:
 		return nil, pi, kerr.FencedLeaderEpoch
 	case currentLeaderEpoch > epoch:
 		return nil, pi, kerr.UnknownLeaderEpoch

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -204,6 +205,52 @@ func TestFetchStorageErrorByVersion(t *testing.T) {
 		}
 		if got := r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; got != tc.want.Code {
 			t.Errorf("Fetch v%d on a failed log: %v, want %v", tc.version, kerr.ErrorForCode(got), tc.want)
+		}
+	}
+}
+
+// TestCurrentLeaderEpoch: Fetch, ListOffsets and OffsetForLeaderEpoch check
+// the leader epoch a client names (KIP-320) as Kafka does: -1 is "not
+// known" and passes, the leader's own passes, a newer one is
+// UNKNOWN_LEADER_EPOCH and an older one, any other negative included,
+// FENCED_LEADER_EPOCH.
+func TestCurrentLeaderEpoch(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "le", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	produceRaw(r, 9, 1, "le", 0, recordBatch(t, 3, 10))
+	tp, _ := c.Brokers[0].Image().Topic("le")
+	epoch := tp.Partitions[0].LeaderEpoch
+	for _, tc := range []struct {
+		current int32
+		want    int16
+	}{
+		{-1, 0},
+		{epoch, 0},
+		{epoch + 1, kerr.UnknownLeaderEpoch.Code},
+		{-2, kerr.FencedLeaderEpoch.Code},
+		{math.MinInt32, kerr.FencedLeaderEpoch.Code},
+	} {
+		fetch := fetchRequest(12, "le", 0)
+		fetch.Topics[0].Partitions[0].CurrentLeaderEpoch = tc.current
+		list := listOffsetsRequest(7, "le", 1, -1)
+		list.Topics[0].Partitions[0].CurrentLeaderEpoch = tc.current
+		ofle := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		ofle.Version, ofle.ReplicaID = 4, -1
+		ot := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		ot.Topic = "le"
+		op := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		op.CurrentLeaderEpoch, op.LeaderEpoch = tc.current, epoch
+		ot.Partitions = append(ot.Partitions, op)
+		ofle.Topics = append(ofle.Topics, ot)
+		for api, got := range map[string]int16{
+			"Fetch":                r.do(fetch).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode,
+			"ListOffsets":          r.do(list).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode,
+			"OffsetForLeaderEpoch": r.do(ofle).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0].ErrorCode,
+		} {
+			if got != tc.want {
+				t.Errorf("%s naming epoch %d (the leader's is %d): %v, want %v", api, tc.current, epoch, kerr.ErrorForCode(got), kerr.ErrorForCode(tc.want))
+			}
 		}
 	}
 }
