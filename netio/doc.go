@@ -7,8 +7,12 @@
 // descriptor, so that record bytes go from the page cache to the socket
 // without passing through the process, and concurrent sends of one file
 // never share a file position. When the socket is full the sender parks on
-// Go's runtime poller (no spinning, no OS thread held). Stats counts the
-// bytes sent each way, so tests can prove which path a response took.
+// Go's runtime poller (no spinning, no OS thread held). A file sendfile
+// cannot send (EINVAL, ENOSYS or EOPNOTSUPP: a filesystem without splice
+// support) has the rest of its region copied through a pooled 256 KiB
+// buffer instead, logged once per engine, as Java's transferTo falls back
+// for Kafka (sendfile.go). Stats counts the bytes sent each way, so tests
+// can prove which path a response took.
 //
 // # Two engines, one contract
 //

@@ -107,11 +107,13 @@ func (netpollLogWriter) Write(p []byte) (int, error) {
 // dispatch (call Serve, in request order) and one write. Lock order:
 // connection mu, then tok.
 type NetpollServer struct {
-	cfg    Config
-	h      Handler
-	logger *slog.Logger
-	epoch  time.Time
-	nextID atomic.Uint64
+	cfg      Config
+	h        Handler
+	logger   *slog.Logger
+	sendfile sendfileFunc
+	fallback fallbackNote
+	epoch    time.Time
+	nextID   atomic.Uint64
 
 	counters
 
@@ -141,11 +143,9 @@ func NewNetpollServer(cfg Config, h Handler, o Options) (*NetpollServer, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.ensureDefaults()
 	netpollLog.Store(o.Logger)
-	e := &NetpollServer{cfg: cfg, h: h, logger: o.Logger, epoch: time.Now()}
+	e := &NetpollServer{cfg: cfg, h: h, logger: o.Logger, sendfile: o.sendfile, epoch: time.Now()}
 	e.mu.conns = map[*npConn]struct{}{}
 	e.mu.perIP = map[string]int{}
 	e.mu.pending = map[int]string{}
@@ -436,6 +436,7 @@ type npWrite struct {
 	left                 int64             // sendfile: bytes left
 	region               Part
 	err                  error
+	unsupported          error // sendfile cannot send region's file: copy it
 	iov                  [64]unix.Iovec
 }
 
@@ -750,27 +751,34 @@ func writev(fd int, iov []unix.Iovec) (int, error) {
 	return int(n), nil
 }
 
-// sendFile writes a file region with sendfile(2) at an explicit offset.
+// sendFile writes a file region with sendfile(2) at an explicit offset, or
+// copies it if sendfile cannot send the file.
 func (c *npConn) sendFile(p Part) error {
 	rc, err := p.File.SyscallConn()
 	if err != nil {
 		return err
 	}
 	w := c.w
-	w.pos, w.left, w.region, w.err = p.Offset, p.Length, p, nil
+	w.pos, w.left, w.region, w.err, w.unsupported = p.Offset, p.Length, p, nil, nil
 	var sendErr error
 	ctlErr := rc.Control(func(ffd uintptr) {
 		w.file = int(ffd)
 		sendErr = c.sysWrite(w.sendfileFn)
 	})
 	w.region = Part{}
-	return errors.Join(ctlErr, sendErr, w.err)
+	if err := errors.Join(ctlErr, sendErr, w.err); err != nil || w.unsupported == nil {
+		return err
+	}
+	c.e.fallback.note(c.e.logger, p.File, w.unsupported)
+	return copyRegion(p.File, w.pos, w.left, func(b []byte) error {
+		return c.writeBytes([]Part{{Bytes: b}})
+	})
 }
 
 // sendfileOp sends the rest of the region; false means EAGAIN.
 func (w *npWrite) sendfileOp(fd int) bool {
 	for w.left > 0 {
-		n, err := unix.Sendfile(fd, w.file, &w.pos, int(min(w.left, 1<<30)))
+		n, err := w.e.sendfile(fd, w.file, &w.pos, int(min(w.left, 1<<30)))
 		if n > 0 {
 			w.left -= int64(n)
 			w.e.sendfileBytes.Add(uint64(n))
@@ -781,6 +789,9 @@ func (w *npWrite) sendfileOp(fd int) bool {
 			return false
 		case err == unix.EINTR:
 			continue
+		case sendfileUnsupported(err):
+			w.unsupported = err
+			return true
 		case err != nil:
 			w.err = err
 			return true

@@ -113,9 +113,11 @@ type Stats struct {
 // backpressure of TCP: a flooding client fills its own socket buffers, not the
 // broker's memory.
 type Server struct {
-	cfg    Config
-	h      Handler
-	logger *slog.Logger
+	cfg      Config
+	h        Handler
+	logger   *slog.Logger
+	sendfile sendfileFunc
+	fallback fallbackNote
 
 	inflight chan struct{} // one token per request being handled, server-wide
 	nextID   atomic.Uint64
@@ -135,6 +137,18 @@ type Server struct {
 // Options are the server's collaborators.
 type Options struct {
 	Logger *slog.Logger
+
+	// sendfile stands in for unix.Sendfile: tests make it fail.
+	sendfile sendfileFunc
+}
+
+func (o *Options) ensureDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.sendfile == nil {
+		o.sendfile = unix.Sendfile
+	}
 }
 
 // NewServer returns a std engine that passes requests to h, whatever
@@ -144,10 +158,8 @@ func NewServer(cfg Config, h Handler, o Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	s := &Server{cfg: cfg, h: h, logger: o.Logger, inflight: make(chan struct{}, cfg.QueuedMaxRequests)}
+	o.ensureDefaults()
+	s := &Server{cfg: cfg, h: h, logger: o.Logger, sendfile: o.sendfile, inflight: make(chan struct{}, cfg.QueuedMaxRequests)}
 	s.mu.conns = map[*conn]struct{}{}
 	s.mu.perIP = map[string]int{}
 	return s, nil
@@ -480,13 +492,12 @@ func (c *conn) write(parts []Part) error {
 // sendFile writes a file region with sendfile(2) at an explicit offset. When
 // the socket buffer is full (EAGAIN) the goroutine parks on the poller until
 // the socket is writable: no spinning, and no OS thread held by a stalled
-// client. A connection that is not a socket gets a plain copy.
+// client. A connection that is not a socket, or a file sendfile cannot send,
+// gets a copy.
 func (c *conn) sendFile(p Part) error {
 	sc, ok := c.nc.(syscall.Conn)
 	if !ok {
-		n, err := io.Copy(c.nc, io.NewSectionReader(p.File, p.Offset, p.Length))
-		c.s.copiedBytes.Add(uint64(n))
-		return err
+		return c.copyRegion(p.File, p.Offset, p.Length)
 	}
 	sock, err := sc.SyscallConn()
 	if err != nil {
@@ -497,11 +508,11 @@ func (c *conn) sendFile(p Part) error {
 		return err
 	}
 	off, remaining := p.Offset, p.Length
-	var sendErr error
+	var sendErr, unsupported error
 	ctlErr := file.Control(func(ffd uintptr) {
 		err := sock.Write(func(sfd uintptr) bool {
 			for remaining > 0 {
-				n, err := unix.Sendfile(int(sfd), int(ffd), &off, int(min(remaining, 1<<30)))
+				n, err := c.s.sendfile(int(sfd), int(ffd), &off, int(min(remaining, 1<<30)))
 				if n > 0 {
 					remaining -= int64(n)
 					c.s.sendfileBytes.Add(uint64(n))
@@ -512,6 +523,9 @@ func (c *conn) sendFile(p Part) error {
 					return false // park until writable
 				case errors.Is(err, unix.EINTR):
 					continue
+				case sendfileUnsupported(err):
+					unsupported = err
+					return true
 				case err != nil:
 					sendErr = err
 					return true
@@ -526,5 +540,22 @@ func (c *conn) sendFile(p Part) error {
 			sendErr = err
 		}
 	})
-	return errors.Join(ctlErr, sendErr)
+	if err := errors.Join(ctlErr, sendErr); err != nil || unsupported == nil {
+		return err
+	}
+	c.s.fallback.note(c.s.logger, p.File, unsupported)
+	return c.copyRegion(p.File, off, remaining)
+}
+
+// copyRegion writes length bytes of f from off through memory, moving the
+// write deadline on with every chunk, as sendfile's progress does.
+func (c *conn) copyRegion(f *os.File, off, length int64) error {
+	return copyRegion(f, off, length, func(b []byte) error {
+		n, err := c.nc.Write(b)
+		c.s.copiedBytes.Add(uint64(n))
+		if n > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
+		}
+		return err
+	})
 }

@@ -10,11 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -57,8 +61,14 @@ func startTCP(t *testing.T, engine string, cfg Config, h Handler) (Engine, strin
 // loopback one (nil: the loopback one).
 func startTCPWrapped(t *testing.T, engine string, cfg Config, h Handler, wrap func(net.Listener) net.Listener) (Engine, string) {
 	t.Helper()
+	return startTCPWith(t, engine, cfg, h, Options{Logger: quiet}, wrap)
+}
+
+// startTCPWith is startTCPWrapped with the engine's Options.
+func startTCPWith(t *testing.T, engine string, cfg Config, h Handler, o Options, wrap func(net.Listener) net.Listener) (Engine, string) {
+	t.Helper()
 	cfg.Engine = engine
-	s, err := New(cfg, h, Options{Logger: quiet})
+	s, err := New(cfg, h, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +171,72 @@ func testSendfileResponse(t *testing.T, engine string) {
 	st := s.Stats()
 	if st.SendfileBytes != length || st.CopiedBytes != 4+3 {
 		t.Fatalf("sent %d bytes by sendfile and %d by copy, want %d and 7", st.SendfileBytes, st.CopiedBytes, length)
+	}
+}
+
+// TestSendfileFallsBackToCopy: when sendfile(2) says it cannot send the
+// file (EINVAL, ENOSYS, EOPNOTSUPP: a filesystem without splice support),
+// the rest of the region is copied through memory, from where sendfile
+// stopped, and the counters tell the two apart. Any other sendfile error
+// ends the connection.
+func TestSendfileFallsBackToCopy(t *testing.T) { forEachEngine(t, testSendfileFallsBackToCopy) }
+
+func testSendfileFallsBackToCopy(t *testing.T, engine string) {
+	path := filepath.Join(t.TempDir(), "segment.log")
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const off, length, sentFirst = 100, 900_000, 4096
+	for _, tc := range []struct {
+		err      syscall.Errno
+		fallback bool
+	}{{unix.EINVAL, true}, {unix.ENOSYS, true}, {unix.EOPNOTSUPP, true}, {unix.EIO, false}} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			// The first call sends a little of the region; every later
+			// one fails with tc.err.
+			var calls atomic.Int32
+			sendfile := func(out, in int, offset *int64, count int) (int, error) {
+				if calls.Add(1) == 1 {
+					return unix.Sendfile(out, in, offset, min(count, sentFirst))
+				}
+				return 0, tc.err
+			}
+			var done sync.WaitGroup
+			s, addr := startTCPWith(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+				done.Add(1)
+				hdr := binary.BigEndian.AppendUint32(nil, uint32(length+1))
+				respond(Response{Parts: []Part{{Bytes: hdr}, {File: f, Offset: off, Length: length}, {Bytes: []byte(">")}},
+					Done: done.Done})
+			}), Options{Logger: quiet, sendfile: sendfile}, nil)
+			c := dial(t, addr)
+			c.Write(frame([]byte("fetch")))
+			if !tc.fallback {
+				var hdr [4]byte
+				io.ReadFull(c, hdr[:])
+				if n, err := io.Copy(io.Discard, c); err != nil || n >= length {
+					t.Fatalf("after sendfile failed with %v: read %d more bytes (%v), want the connection closed short of the region", tc.err, n, err)
+				}
+				return
+			}
+			got := readFrame(t, c)
+			if want := append(slices.Clone(data[off:off+length]), '>'); !bytes.Equal(got, want) {
+				t.Fatal("the response differs from the file region it was made of")
+			}
+			done.Wait()
+			st := s.Stats()
+			if st.SendfileBytes != sentFirst || st.CopiedBytes != length-sentFirst+4+1 {
+				t.Fatalf("sent %d bytes by sendfile and %d by copy, want %d and %d", st.SendfileBytes, st.CopiedBytes, sentFirst, length-sentFirst+5)
+			}
+		})
 	}
 }
 
