@@ -393,7 +393,7 @@ func BenchmarkBroker(b *testing.B) {
 	}
 	b.Run("op=fetch/consumers=2", func(b *testing.B) {
 		benchFetch(b, startBenchBroker(b, "fetch.sendfile.enable=true\n"), func(b *testing.B, addr, topic string, n int) {
-			franzFetchParallel(b, addr, topic, n, 2)
+			franzFetchParallel(b, addr, topic, n, franzFetch{consumers: 2})
 		})
 	})
 	b.Run("op=fetch-gregor/sendfile=true", func(b *testing.B) {
@@ -403,6 +403,28 @@ func BenchmarkBroker(b *testing.B) {
 		b.Run("op=fetch-raw/read="+read, func(b *testing.B) {
 			benchFetch(b, startBenchBroker(b, "fetch.sendfile.enable=true\n"), func(b *testing.B, addr, topic string, n int) {
 				rawFetchAll(b, addr, topic, n, read == "stream")
+			})
+		})
+	}
+}
+
+// BenchmarkFetchTuning measures what franz-go's own knobs do for its
+// consumer on the fetch load of BenchmarkBroker (op=fetch/sendfile=true):
+// smaller fetches, whose responses fit the CPU's last-level cache (32 MiB
+// here) where a 64 MiB one does not, and franz-go's record pools
+// (kgo.WithPools, Record.Recycle), which decode into reused records. Not
+// part of make bench-broker; the README quotes a run of it.
+func BenchmarkFetchTuning(b *testing.B) {
+	for _, ff := range []franzFetch{
+		{consumers: 1},
+		{consumers: 1, pooled: true},
+		{consumers: 1, maxBytes: 16 << 20, partitionBytes: 1 << 20},
+		{consumers: 1, maxBytes: 16 << 20, partitionBytes: 1 << 20, pooled: true},
+	} {
+		ff = ff.withDefaults()
+		b.Run(fmt.Sprintf("max=%dMiB/partition=%dMiB/pooled=%v", ff.maxBytes>>20, ff.partitionBytes>>20, ff.pooled), func(b *testing.B) {
+			benchFetch(b, startBenchBroker(b, "fetch.sendfile.enable=true\n"), func(b *testing.B, addr, topic string, n int) {
+				franzFetchParallel(b, addr, topic, n, ff)
 			})
 		})
 	}
@@ -466,16 +488,21 @@ func reportCPU(b *testing.B, bb *benchBroker, cpu0, self0 float64) {
 
 // franzFetchAll consumes n records of topic from the start with franz-go's
 // consumer.
-func franzFetchAll(b *testing.B, addr, topic string, n int) { franzFetchParallel(b, addr, topic, n, 1) }
+func franzFetchAll(b *testing.B, addr, topic string, n int) {
+	franzFetchParallel(b, addr, topic, n, franzFetch{consumers: 1})
+}
 
 // franzFetchParallel consumes n records of topic from the start with
-// consumers franz-go clients, each reading its share of the partitions
-// (partition p goes to client p mod consumers) on a connection of its own.
+// ff.consumers franz-go clients, each reading its share of the partitions
+// (partition p goes to client p mod consumers) on a connection of its own,
+// fetching as ff says.
 // franz-go keeps one fetch in flight per broker, so one client's transfers
 // and decoding take turns; several clients let one decode while another's
 // response is on the wire, and show whether the cores, rather than the
 // turn-taking, bound the rate.
-func franzFetchParallel(b *testing.B, addr, topic string, n, consumers int) {
+func franzFetchParallel(b *testing.B, addr, topic string, n int, ff franzFetch) {
+	ff = ff.withDefaults()
+	consumers := ff.consumers
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var (
@@ -493,9 +520,13 @@ func franzFetchParallel(b *testing.B, addr, topic string, n, consumers int) {
 		for p := int32(i); p < benchPartitions; p += int32(consumers) {
 			parts[p] = kgo.NewOffset().AtStart()
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
+		opts := []kgo.Opt{kgo.SeedBrokers(addr),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
-			kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(8<<20))
+			kgo.FetchMaxBytes(ff.maxBytes), kgo.FetchMaxPartitionBytes(ff.partitionBytes)}
+		if ff.pooled {
+			opts = append(opts, kgo.WithPools(new(recordPool)))
+		}
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -510,7 +541,11 @@ func franzFetchParallel(b *testing.B, addr, topic string, n, consumers int) {
 					return
 				}
 				fs.EachError(func(t string, p int32, err error) { fail(fmt.Errorf("fetch %s-%d: %w", t, p, err)) })
-				if got.Add(int64(fs.NumRecords())) >= int64(n) {
+				nrec := fs.NumRecords()
+				if ff.pooled {
+					fs.EachRecord((*kgo.Record).Recycle)
+				}
+				if got.Add(int64(nrec)) >= int64(n) {
 					// Wake the other clients' PollFetches.
 					cancel()
 				}
@@ -522,6 +557,34 @@ func franzFetchParallel(b *testing.B, addr, topic string, n, consumers int) {
 		b.Fatal(firstErr)
 	}
 }
+
+// franzFetch is how franzFetchParallel's clients fetch.
+type franzFetch struct {
+	consumers                int
+	maxBytes, partitionBytes int32
+	pooled                   bool // decode into pooled records, recycled once counted
+}
+
+func (f franzFetch) withDefaults() franzFetch {
+	if f.maxBytes == 0 {
+		f.maxBytes, f.partitionBytes = 64<<20, 8<<20
+	}
+	return f
+}
+
+// recordPool is a kgo.PoolRecords: franz-go decodes each fetched batch into
+// a slice it takes from here, and puts it back once every record of it has
+// been recycled.
+type recordPool struct{ p sync.Pool }
+
+func (rp *recordPool) GetRecords(n int) []kgo.Record {
+	if s, ok := rp.p.Get().(*[]kgo.Record); ok && cap(*s) >= n {
+		return (*s)[:0]
+	}
+	return make([]kgo.Record, 0, n)
+}
+
+func (rp *recordPool) PutRecords(s []kgo.Record) { rp.p.Put(&s) }
 
 // gregorFetchAll consumes n records of topic's partitions from the start
 // with Gregor's own consumer, fetch sizes as franzFetchAll's.
