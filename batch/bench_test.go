@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"fmt"
 	"context"
 	"testing"
 	"time"
@@ -77,6 +78,36 @@ func BenchmarkCompress(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					out, _ = Compress(c, out[:0], in)
+				}
+				b.ReportMetric(float64(len(in))/float64(len(out)), "ratio")
+			})
+		}
+	}
+}
+
+// BenchmarkCompressLevel compresses a 1 MiB batch of JSON-like records at
+// Kafka's levels (KIP-390) around each codec's default: what a topic's or
+// producer's compression.<codec>.level trades between speed and ratio.
+func BenchmarkCompressLevel(b *testing.B) {
+	in := recordsSection(b, jsonRecords(1, 1024))
+	for _, tc := range []struct {
+		c      Codec
+		levels []int
+	}{
+		{CodecGzip, []int{1, GzipDefaultLevel, 9}},
+		{CodecLZ4, []int{LZ4DefaultLevel, 1, 17}},
+		{CodecZstd, []int{1, ZstdDefaultLevel, 6, 10}},
+	} {
+		for _, level := range tc.levels {
+			b.Run(fmt.Sprintf("codec=%s/level=%d", tc.c, level), func(b *testing.B) {
+				out, err := CompressLevel(tc.c, level, nil, in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(len(in)))
+				b.ReportAllocs()
+				for b.Loop() {
+					out, _ = CompressLevel(tc.c, level, out[:0], in)
 				}
 				b.ReportMetric(float64(len(in))/float64(len(out)), "ratio")
 			})

@@ -62,23 +62,56 @@ type lz4Decoder struct {
 	src bytes.Reader
 }
 
+// Encoders are pooled per codec and level (level.go maps Kafka's levels
+// onto the libraries').
 var (
-	gzipEncoders = sync.Pool{New: func() any {
-		e := new(streamEncoder)
-		e.w, _ = gzip.NewWriterLevel(&e.out, gzip.DefaultCompression)
-		return e
-	}}
-	gzipDecoders = sync.Pool{New: func() any { return new(gzipDecoder) }}
+	gzipEncoders [len(gzipLevels)]sync.Pool
+	lz4Encoders  [len(lz4Levels)]sync.Pool
+	zstdEncoders [zstd.SpeedBestCompression + 1]sync.Pool
+)
 
+func init() {
+	for i, level := range gzipLevels {
+		gzipEncoders[i].New = func() any {
+			e := new(streamEncoder)
+			var err error
+			if e.w, err = gzip.NewWriterLevel(&e.out, level); err != nil {
+				panic(err) // a level from the table: cannot fail
+			}
+			return e
+		}
+	}
 	// Kafka's own LZ4 writer uses 64 KiB independent blocks; so do we, which
 	// also keeps each reader's and writer's block buffer small.
-	lz4Encoders = sync.Pool{New: func() any {
-		w := lz4.NewWriter(nil)
-		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ConcurrencyOption(1)); err != nil {
-			panic(err) // constant options: cannot fail
+	for i, level := range lz4Levels {
+		lz4Encoders[i].New = func() any {
+			w := lz4.NewWriter(nil)
+			if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ConcurrencyOption(1), lz4.CompressionLevelOption(level)); err != nil {
+				panic(err) // constant options: cannot fail
+			}
+			return &streamEncoder{w: w}
 		}
-		return &streamEncoder{w: w}
-	}}
+	}
+	// A 1 MiB window covers a whole batch of the usual sizes, so compression
+	// sees all of it, while keeping what a consumer must allocate modest.
+	for level := zstd.SpeedFastest; level <= zstd.SpeedBestCompression; level++ {
+		zstdEncoders[level].New = func() any {
+			e, err := zstd.NewWriter(nil,
+				zstd.WithEncoderConcurrency(1),
+				zstd.WithEncoderLevel(level),
+				zstd.WithWindowSize(1<<20),
+				zstd.WithZeroFrames(true))
+			if err != nil {
+				panic(err)
+			}
+			return e
+		}
+	}
+}
+
+var (
+	gzipDecoders = sync.Pool{New: func() any { return new(gzipDecoder) }}
+
 	lz4Decoders = sync.Pool{New: func() any {
 		d := new(lz4Decoder)
 		d.r = lz4.NewReader(&d.src)
@@ -88,18 +121,6 @@ var (
 		return d
 	}}
 
-	// A 1 MiB window covers a whole batch of the usual sizes, so compression
-	// sees all of it, while keeping what a consumer must allocate modest.
-	zstdEncoders = sync.Pool{New: func() any {
-		e, err := zstd.NewWriter(nil,
-			zstd.WithEncoderConcurrency(1),
-			zstd.WithWindowSize(1<<20),
-			zstd.WithZeroFrames(true))
-		if err != nil {
-			panic(err)
-		}
-		return e
-	}}
 	// Concurrency 1: no goroutines, one block decoder per instance. The cap
 	// limit makes DecodeAll stop at cap(dst), which is how maxSize is enforced
 	// per call (the pool's decoders are shared by callers with different
@@ -118,15 +139,27 @@ var (
 
 // Compress appends the compressed form of src to dst: gzip, raw snappy blocks
 // (which every Kafka client reads), the LZ4 frame format, or a zstd frame.
-// CodecNone appends src unchanged.
+// CodecNone appends src unchanged. It compresses at the codec's default
+// level, as CompressLevel with DefaultLevel(c).
 func Compress(c Codec, dst, src []byte) ([]byte, error) {
+	return CompressLevel(c, DefaultLevel(c), dst, src)
+}
+
+// CompressLevel is Compress at a level on Kafka's scale for the codec
+// (KIP-390; see CheckLevel). Snappy has no levels and ignores it.
+func CompressLevel(c Codec, level int, dst, src []byte) ([]byte, error) {
+	if err := CheckLevel(c, level); err != nil {
+		return dst, err
+	}
 	switch c {
 	case CodecNone:
 		return append(dst, src...), nil
 	case CodecGzip, CodecLZ4:
-		pool := &gzipEncoders
-		if c == CodecLZ4 {
-			pool = &lz4Encoders
+		var pool *sync.Pool
+		if c == CodecGzip {
+			pool = &gzipEncoders[gzipLevelIndex(level)]
+		} else {
+			pool = &lz4Encoders[lz4LevelIndex(level)]
 		}
 		e := pool.Get().(*streamEncoder)
 		dst, err := e.compress(dst, src)
@@ -144,9 +177,10 @@ func Compress(c Codec, dst, src []byte) ([]byte, error) {
 		enc := s2.EncodeSnappy(dst[len(dst):len(dst)+n], src)
 		return dst[:len(dst)+len(enc)], nil
 	case CodecZstd:
-		e := zstdEncoders.Get().(*zstd.Encoder)
+		pool := &zstdEncoders[zstd.EncoderLevelFromZstd(level)]
+		e := pool.Get().(*zstd.Encoder)
 		dst = e.EncodeAll(src, dst)
-		zstdEncoders.Put(e)
+		pool.Put(e)
 		return dst, nil
 	}
 	return dst, fmt.Errorf("%w: codec id %d", ErrCodec, int8(c))

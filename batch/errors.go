@@ -34,6 +34,9 @@ var (
 	ErrRecord         = &Error{kerr.CorruptMessage, "malformed record"}
 	ErrDecompressSize = &Error{kerr.CorruptMessage, "decompressed records exceed the size limit"}
 	ErrDecompress     = &Error{kerr.CorruptMessage, "records do not decompress"}
+	// ErrLevel is a compression level outside its codec's range: a
+	// configuration error, not a bad batch.
+	ErrLevel = &Error{kerr.InvalidConfig, "compression level out of range"}
 )
 
 // KafkaCode returns the Kafka error code for err: 0 for nil, the code of the Kafka
