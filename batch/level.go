@@ -51,6 +51,20 @@ func lz4LevelIndex(level int) int {
 	return min(level, 9)
 }
 
+// LevelRange is the range of levels Kafka accepts for c (gzip also takes
+// -1, its default); 0, 0 for codecs without levels.
+func LevelRange(c Codec) (lo, hi int) {
+	switch c {
+	case CodecGzip:
+		return gzipMinLevel, gzipMaxLevel
+	case CodecLZ4:
+		return lz4MinLevel, lz4MaxLevel
+	case CodecZstd:
+		return zstdMinLevel, zstdMaxLevel
+	}
+	return 0, 0
+}
+
 // DefaultLevel is the level Kafka compresses c at when none is configured
 // (0 for codecs without levels).
 func DefaultLevel(c Codec) int {
@@ -68,18 +82,8 @@ func DefaultLevel(c Codec) int {
 // CheckLevel reports a level outside the range Kafka accepts for c, in
 // Kafka's words. Codecs without levels (none, snappy) accept any.
 func CheckLevel(c Codec, level int) error {
-	var lo, hi int
-	switch c {
-	case CodecGzip:
-		if level == GzipDefaultLevel {
-			return nil
-		}
-		lo, hi = gzipMinLevel, gzipMaxLevel
-	case CodecLZ4:
-		lo, hi = lz4MinLevel, lz4MaxLevel
-	case CodecZstd:
-		lo, hi = zstdMinLevel, zstdMaxLevel
-	default:
+	lo, hi := LevelRange(c)
+	if lo == hi || (c == CodecGzip && level == GzipDefaultLevel) {
 		return nil
 	}
 	if level < lo || level > hi {

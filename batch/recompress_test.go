@@ -10,7 +10,7 @@ func TestRecompress(t *testing.T) {
 		src := buildBatch(t, opts, recs)
 		for _, to := range []Codec{CodecNone, CodecGzip, CodecSnappy, CodecLZ4, CodecZstd} {
 			prefix := []byte("keep")
-			out, err := Recompress(prefix, Header(src), to, 1<<20)
+			out, err := Recompress(prefix, Header(src), to, DefaultLevel(to), 1<<20)
 			if err != nil {
 				t.Fatalf("%v -> %v: %v", from, to, err)
 			}
@@ -33,7 +33,7 @@ func TestRecompress(t *testing.T) {
 
 func TestRecompressBomb(t *testing.T) {
 	src := buildBatch(t, codecOpts(CodecZstd), jsonRecords(2, 200))
-	if _, err := Recompress(nil, Header(src), CodecNone, 100); err == nil {
+	if _, err := Recompress(nil, Header(src), CodecNone, 0, 100); err == nil {
 		t.Fatal("records over the decompression bound were recompressed")
 	}
 }

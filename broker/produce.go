@@ -265,7 +265,7 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 		h.SetMaxTimestamp(maxTs)
 	}
 	if !s.keepCompression && h.Codec() != s.compression {
-		if records, err = batch.RecompressRecords(nil, h, section, s.compression); err != nil {
+		if records, err = batch.RecompressRecords(nil, h, section, s.compression, s.level); err != nil {
 			return replica.AppendResult{}, err
 		}
 		if len(records) > s.maxMessageBytes {

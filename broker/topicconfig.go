@@ -58,6 +58,21 @@ func oneOf(values ...string) func(string) error {
 
 func i64(v int64) string { return strconv.FormatInt(v, 10) }
 
+// level checks a compression level for c on Kafka's scale (KIP-390).
+func level(c batch.Codec) func(string) error {
+	return func(v string) error {
+		n, _ := strconv.ParseInt(v, 10, 32)
+		if batch.CheckLevel(c, int(n)) == nil {
+			return nil
+		}
+		lo, hi := batch.LevelRange(c)
+		if c == batch.CodecGzip {
+			return fmt.Errorf("Value must be between %d and %d, or %d for the codec's default", lo, hi, batch.GzipDefaultLevel)
+		}
+		return fmt.Errorf("Value must be between %d and %d", lo, hi)
+	}
+}
+
 // topicConfigs are the topic configs, in the order DescribeConfigs lists them.
 var topicConfigs = []topicConfig{
 	{name: "cleanup.policy", brokerName: "log.cleanup.policy", kind: kindList,
@@ -71,10 +86,19 @@ var topicConfigs = []topicConfig{
 			return nil
 		},
 		brokerDefault: func(c *Config) string { return c.Storage.Log.CleanupPolicy }},
+	{name: "compression.gzip.level", brokerName: "compression.gzip.level", kind: kindInt,
+		doc:   "the level a topic of compression.type gzip recompresses at: 1 (fastest) to 9 (smallest), or -1, the codec's default",
+		check: level(batch.CodecGzip), brokerDefault: func(c *Config) string { return strconv.Itoa(c.CompressionGzipLevel) }},
+	{name: "compression.lz4.level", brokerName: "compression.lz4.level", kind: kindInt,
+		doc:   "the level a topic of compression.type lz4 recompresses at: 1 to 17; 9, the default, is the fast compressor",
+		check: level(batch.CodecLZ4), brokerDefault: func(c *Config) string { return strconv.Itoa(c.CompressionLZ4Level) }},
 	{name: "compression.type", brokerName: "compression.type", kind: kindString,
 		doc:           "producer keeps batches as the producer compressed them; otherwise the broker recompresses",
 		check:         oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
 		brokerDefault: func(c *Config) string { return c.CompressionType }},
+	{name: "compression.zstd.level", brokerName: "compression.zstd.level", kind: kindInt,
+		doc:   "the level a topic of compression.type zstd recompresses at: -131072 to 22",
+		check: level(batch.CodecZstd), brokerDefault: func(c *Config) string { return strconv.Itoa(c.CompressionZstdLevel) }},
 	{name: "delete.retention.ms", brokerName: "log.cleaner.delete.retention.ms", kind: kindLong,
 		doc: "how long the cleaner keeps tombstones (null values) in compacted topics", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.DeleteRetentionMs) }},
@@ -320,6 +344,7 @@ func normalizeCleanupPolicy(v string) string {
 type topicSettings struct {
 	maxMessageBytes int
 	compression     batch.Codec
+	level           int  // compression's level, on Kafka's scale
 	keepCompression bool // compression.type=producer
 	logAppendTime   bool
 	// tsBeforeMaxMs and tsAfterMaxMs bound CreateTime timestamps around
@@ -371,5 +396,26 @@ func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
 		}
 		s.compression = c
 	}
+	s.level = b.compressionLevel(s.compression, overrides)
 	return s
+}
+
+// compressionLevel is the level a topic recompresses with codec at: its
+// compression.<codec>.level, or the broker's.
+func (b *Broker) compressionLevel(codec batch.Codec, overrides map[string]string) int {
+	var level int
+	switch codec {
+	case batch.CodecGzip:
+		level = b.cfg.CompressionGzipLevel
+	case batch.CodecLZ4:
+		level = b.cfg.CompressionLZ4Level
+	case batch.CodecZstd:
+		level = b.cfg.CompressionZstdLevel
+	default:
+		return 0
+	}
+	if n, ok := overrideNum(overrides, "compression."+codec.String()+".level"); ok {
+		level = int(n)
+	}
+	return level
 }
