@@ -1,8 +1,8 @@
 package batch
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
