@@ -87,6 +87,9 @@ type AccumulatorConfig struct {
 	MaxBlockMs int
 	// CompressionType is compression.type: the codec batches are written with.
 	CompressionType Codec
+	// CompressionLevel is CompressionType's level, on Kafka's scale (the
+	// producer's compression.<codec>.level); 0 is the codec's default.
+	CompressionLevel int
 }
 
 // DefaultAccumulatorConfig returns the Java producer's defaults.
@@ -117,6 +120,10 @@ func (c AccumulatorConfig) Validate() error {
 	}
 	if !c.CompressionType.Valid() {
 		errs = append(errs, fmt.Errorf("compression.type = %d: not a codec Kafka defines", int8(c.CompressionType)))
+	} else if c.CompressionLevel != 0 {
+		if err := CheckLevel(c.CompressionType, c.CompressionLevel); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -334,7 +341,7 @@ func NewAccumulator[P comparable, D any](cfg AccumulatorConfig, now func() time.
 	}
 	a.maxFreeBatches = max(accPoolMin, int(cfg.BufferMemory/int64(cfg.BatchSize)))
 	a.opts = DefaultBuilderOptions()
-	a.opts.Codec = cfg.CompressionType
+	a.opts.Codec, a.opts.Level = cfg.CompressionType, cfg.CompressionLevel
 	a.mu.parts = make(map[P]*accPartition[P, D])
 	a.mu.drainFrom = make(map[int32]int)
 	a.mu.freed = make(chan struct{})

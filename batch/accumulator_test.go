@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -110,6 +111,11 @@ func TestAccumulatorConfigValidateReportsEveryField(t *testing.T) {
 	err := AccumulatorConfig{BatchSize: 0, LingerMs: -1, BufferMemory: 10, MaxBlockMs: -5, CompressionType: 9}.Validate()
 	if err == nil {
 		t.Fatal("bad config validated")
+	}
+	cfg := DefaultAccumulatorConfig()
+	cfg.CompressionType, cfg.CompressionLevel = CodecZstd, 23
+	if err := cfg.Validate(); !errors.Is(err, ErrLevel) {
+		t.Errorf("zstd level 23: %v, want ErrLevel", err)
 	}
 	for _, want := range []string{"batch.size = 0", "linger.ms = -1", "buffer.memory = 10", "max.block.ms = -5", "compression.type = 9"} {
 		if !strings.Contains(err.Error(), want) {
@@ -278,6 +284,46 @@ func TestAccumulatorEveryCodecRoundTrips(t *testing.T) {
 			}
 			if a.Buffered() != 0 {
 				t.Fatalf("buffered %d after release", a.Buffered())
+			}
+		})
+	}
+}
+
+// The producer's compression level (compression.<codec>.level) reaches the
+// encoder: each drained batch's records are exactly what CompressLevel
+// writes at that level, and 0 is the codec's default.
+func TestAccumulatorCompressionLevel(t *testing.T) {
+	for _, tc := range []struct {
+		c            Codec
+		level, wantL int
+	}{{CodecGzip, 9, 9}, {CodecGzip, 0, GzipDefaultLevel}, {CodecLZ4, 3, 3}, {CodecZstd, 12, 12}, {CodecZstd, 0, ZstdDefaultLevel}} {
+		t.Run(fmt.Sprintf("%s/%d", tc.c, tc.level), func(t *testing.T) {
+			clk := newAccClock()
+			cfg := DefaultAccumulatorConfig()
+			cfg.CompressionType, cfg.CompressionLevel = tc.c, tc.level
+			a := newAccForTest(t, cfg, clk.now)
+			for i, v := range jsonValues(9, 40) {
+				accMust(t, a.Append(context.Background(), accTP{"t", 0}, int64(1000+i), nil, v, nil, i))
+			}
+			clk.advance(time.Hour)
+			got, _ := accDrainReady(a, clk.now(), nil)
+			if len(got) == 0 {
+				t.Fatal("nothing drained")
+			}
+			for _, b := range got {
+				h := Header(b.Bytes())
+				records, err := Decompress(tc.c, nil, h.Records(), 64<<20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := CompressLevel(tc.c, tc.wantL, nil, records)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(h.Records(), want) {
+					t.Fatalf("records compressed to %d bytes, want %s level %d's %d", len(h.Records()), tc.c, tc.wantL, len(want))
+				}
+				a.Release(b)
 			}
 		})
 	}

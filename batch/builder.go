@@ -14,7 +14,10 @@ import (
 // (the broker assigns it); DefaultBuilderOptions returns exactly that. The zero
 // BuilderOptions is not those defaults: its zeros are real ids.
 type BuilderOptions struct {
-	Codec                Codec
+	Codec Codec
+	// Level is Codec's compression level on Kafka's scale (CompressLevel);
+	// 0 is the codec's default (zstd's own 0 is its default too).
+	Level                int
 	ProducerID           int64 // -1: no producer id
 	ProducerEpoch        int16 // -1: no producer epoch
 	BaseSequence         int32 // -1: no sequence numbers
@@ -189,7 +192,11 @@ func (b *Builder) AppendBatch(dst []byte) ([]byte, error) {
 	var hdr [HeaderSize]byte
 	dst = append(dst, hdr[:]...)
 	var err error
-	if dst, err = Compress(b.opts.Codec, dst, records); err != nil {
+	level := b.opts.Level
+	if level == 0 {
+		level = DefaultLevel(b.opts.Codec)
+	}
+	if dst, err = CompressLevel(b.opts.Codec, level, dst, records); err != nil {
 		return dst[:start], err
 	}
 	if err := b.putHeader(dst[start:]); err != nil {

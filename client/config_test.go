@@ -9,7 +9,8 @@ func TestProducerConfigDefaultsAreKafkas(t *testing.T) {
 	c := DefaultProducerConfig()
 	if c.Acks != "all" || c.LingerMs != 5 || c.BatchSize != 16384 || c.BufferMemory != 32<<20 || c.MaxBlockMs != 60000 ||
 		!c.EnableIdempotence || c.MaxInFlightRequestsPerConnection != 5 || c.Retries != 2147483647 || c.RetryBackoffMs != 100 ||
-		c.DeliveryTimeoutMs != 120000 || c.RequestTimeoutMs != 30000 || c.MetadataMaxAgeMs != 300000 || c.CompressionType != "none" {
+		c.DeliveryTimeoutMs != 120000 || c.RequestTimeoutMs != 30000 || c.MetadataMaxAgeMs != 300000 || c.CompressionType != "none" ||
+		c.CompressionGzipLevel != -1 || c.CompressionLZ4Level != 9 || c.CompressionZstdLevel != 3 {
 		t.Fatalf("defaults differ from the Java producer's: %+v", c)
 	}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "bootstrap.servers") {
@@ -26,6 +27,7 @@ func TestProducerConfigValidateReportsEveryBadField(t *testing.T) {
 		BootstrapServers: []string{"nohostport"}, Acks: "2", LingerMs: -1, BatchSize: 0, CompressionType: "brotli",
 		BufferMemory: 10, MaxBlockMs: -1, MaxInFlightRequestsPerConnection: 0, Retries: -1, RetryBackoffMs: -1,
 		RequestTimeoutMs: 0, DeliveryTimeoutMs: -5, Partitioner: "random", MetadataMaxAgeMs: 0, MaxRequestSize: 1,
+		CompressionGzipLevel: 10, CompressionLZ4Level: -1, CompressionZstdLevel: 23,
 	}
 	err := c.Validate()
 	if err == nil {
@@ -34,7 +36,8 @@ func TestProducerConfigValidateReportsEveryBadField(t *testing.T) {
 	for _, want := range []string{`"nohostport"`, `acks = "2"`, "linger.ms = -1", "batch.size = 0", `compression.type = "brotli"`,
 		"buffer.memory = 10", "max.block.ms = -1", "max.in.flight.requests.per.connection = 0", "retries = -1",
 		"retry.backoff.ms = -1", "request.timeout.ms = 0", "delivery.timeout.ms = -5", `partitioner = "random"`,
-		"metadata.max.age.ms = 0", "max.request.size = 1"} {
+		"metadata.max.age.ms = 0", "max.request.size = 1",
+		"compression.gzip.level = 10", "compression.lz4.level = -1", "compression.zstd.level = 23"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}

@@ -180,11 +180,12 @@ func NewProducer(cfg ProducerConfig, opts ...Option) (*Producer, error) {
 		cbSignal: make(chan struct{}, 1), cbStop: make(chan struct{}), cbDone: make(chan struct{})}
 	var err error
 	p.acc, err = batch.NewAccumulator[TopicPartition, recordMeta](batch.AccumulatorConfig{
-		BatchSize:       cfg.BatchSize,
-		LingerMs:        cfg.LingerMs,
-		BufferMemory:    cfg.BufferMemory,
-		MaxBlockMs:      cfg.MaxBlockMs,
-		CompressionType: codec,
+		BatchSize:        cfg.BatchSize,
+		LingerMs:         cfg.LingerMs,
+		BufferMemory:     cfg.BufferMemory,
+		MaxBlockMs:       cfg.MaxBlockMs,
+		CompressionType:  codec,
+		CompressionLevel: cfg.compressionLevel(codec),
 	}, nil)
 	if err != nil {
 		return nil, err
