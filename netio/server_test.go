@@ -181,11 +181,15 @@ func testSendfileResponse(t *testing.T, engine string) {
 // ends the connection.
 func TestSendfileFallsBackToCopy(t *testing.T) { forEachEngine(t, testSendfileFallsBackToCopy) }
 
-func testSendfileFallsBackToCopy(t *testing.T, engine string) {
+// patternFile writes size bytes of a pattern that repeats only every 256
+// bytes (so a shifted copy differs) to a new file, and opens it for the
+// test; the file is closed at cleanup.
+func patternFile(t *testing.T, size int) (*os.File, []byte) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "segment.log")
-	data := make([]byte, 1<<20)
+	data := make([]byte, size)
 	for i := range data {
-		data[i] = byte(i * 13)
+		data[i] = byte(i * 7)
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
@@ -194,7 +198,12 @@ func testSendfileFallsBackToCopy(t *testing.T, engine string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
+	return f, data
+}
+
+func testSendfileFallsBackToCopy(t *testing.T, engine string) {
+	f, data := patternFile(t, 1<<20)
 	const off, length, sentFirst = 100, 900_000, 4096
 	for _, tc := range []struct {
 		err      syscall.Errno
@@ -248,16 +257,7 @@ func testSendfileFallsBackToCopy(t *testing.T, engine string) {
 func TestSlowReaderParks(t *testing.T) { forEachEngine(t, testSlowReaderParks) }
 
 func testSlowReaderParks(t *testing.T, engine string) {
-	path := filepath.Join(t.TempDir(), "big.log")
-	data := make([]byte, 16<<20)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, _ := os.Open(path)
-	defer f.Close()
+	f, data := patternFile(t, 16<<20)
 	s, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
 		hdr := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
 		if string(req.Frame) == "copy" { // the same bytes from memory: writev meets EAGAIN too
