@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/klauspost/compress/gzip"
@@ -49,6 +50,61 @@ func lz4LevelIndex(level int) int {
 		return 0
 	}
 	return min(level, 9)
+}
+
+// LevelConfig is the name of c's level setting (compression.<codec>.level)
+// for topics, brokers and producers alike; "" for codecs without levels.
+func (c Codec) LevelConfig() string {
+	switch c {
+	case CodecGzip:
+		return "compression.gzip.level"
+	case CodecLZ4:
+		return "compression.lz4.level"
+	case CodecZstd:
+		return "compression.zstd.level"
+	}
+	return ""
+}
+
+// Levels are the three level settings of a topic, broker or producer. A
+// zero level is its codec's default: Kafka refuses 0 for gzip and lz4, and
+// zstd's 0 is its default.
+type Levels struct{ Gzip, LZ4, Zstd int }
+
+// DefaultLevels are Kafka's defaults.
+func DefaultLevels() Levels {
+	return Levels{Gzip: GzipDefaultLevel, LZ4: LZ4DefaultLevel, Zstd: ZstdDefaultLevel}
+}
+
+// Of is the level c compresses at (0 for codecs without levels).
+func (l Levels) Of(c Codec) int {
+	var level int
+	switch c {
+	case CodecGzip:
+		level = l.Gzip
+	case CodecLZ4:
+		level = l.LZ4
+	case CodecZstd:
+		level = l.Zstd
+	default:
+		return 0
+	}
+	if level == 0 {
+		return DefaultLevel(c)
+	}
+	return level
+}
+
+// Check reports every level outside its codec's range, naming its setting.
+func (l Levels) Check() error {
+	var errs []error
+	for _, c := range [...]Codec{CodecGzip, CodecLZ4, CodecZstd} {
+		level := l.Of(c) // a zero level is the default, which passes
+		if err := CheckLevel(c, level); err != nil {
+			errs = append(errs, fmt.Errorf("%s = %d: %w", c.LevelConfig(), level, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // LevelRange is the range of levels Kafka accepts for c (gzip also takes

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -85,5 +86,34 @@ func TestCompressLevels(t *testing.T) {
 			t.Errorf("%s: level %d wrote %d bytes, level %d %d: want the higher level smaller on JSON",
 				tc.c, tc.smaller, sizes[tc.smaller], tc.fast, sizes[tc.fast])
 		}
+	}
+}
+
+// TestLevels: a zero level is its codec's default, a codec without levels
+// has none, and Check names the setting of every bad level.
+func TestLevels(t *testing.T) {
+	var zero Levels
+	for _, c := range allCodecs {
+		if got, want := zero.Of(c), DefaultLevel(c); got != want {
+			t.Errorf("zero Levels.Of(%s) = %d, want the default %d", c, got, want)
+		}
+	}
+	if got := (Levels{Gzip: 1, LZ4: 2, Zstd: 19}).Of(CodecZstd); got != 19 {
+		t.Errorf("Of(zstd) = %d, want 19", got)
+	}
+	if err := zero.Check(); err != nil {
+		t.Errorf("zero levels: %v", err)
+	}
+	if err := DefaultLevels().Check(); err != nil {
+		t.Errorf("default levels: %v", err)
+	}
+	err := Levels{Gzip: 10, LZ4: 18, Zstd: 23}.Check()
+	for _, want := range []string{"compression.gzip.level = 10", "compression.lz4.level = 18", "compression.zstd.level = 23"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check: %v, want it to name %q", err, want)
+		}
+	}
+	if !errors.Is(err, ErrLevel) {
+		t.Errorf("Check: %v, want ErrLevel", err)
 	}
 }

@@ -22,7 +22,7 @@ import (
 // INVALID_CONFIG. The level is checked exactly: the stored records section
 // must be what batch.CompressLevel writes at that level.
 func TestCompressionLevels(t *testing.T) {
-	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.CompressionZstdLevel = 10 })
+	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.CompressionLevels.Zstd = 10 })
 	createTopic(t, c, "gz1", 1, map[string]*string{"compression.type": kmsg.StringPtr("gzip"), "compression.gzip.level": kmsg.StringPtr("1")})
 	createTopic(t, c, "gz9", 1, map[string]*string{"compression.type": kmsg.StringPtr("gzip"), "compression.gzip.level": kmsg.StringPtr("9")})
 	createTopic(t, c, "lz", 1, map[string]*string{"compression.type": kmsg.StringPtr("lz4"), "compression.lz4.level": kmsg.StringPtr("4")})

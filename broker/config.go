@@ -63,12 +63,10 @@ type Config struct {
 	// CompressionType is compression.type, the default of the topic config
 	// of that name: "producer" keeps batches as the producer compressed them.
 	CompressionType string
-	// CompressionGzipLevel, CompressionLZ4Level and CompressionZstdLevel
-	// are compression.gzip.level, .lz4.level and .zstd.level (KIP-390): the
-	// level a topic recompresses at by default, on Kafka's scale
-	// (batch.CheckLevel). -1, 9 and 3; a zero zstd level is zstd's own
-	// default, 3.
-	CompressionGzipLevel, CompressionLZ4Level, CompressionZstdLevel int
+	// CompressionLevels are compression.gzip.level, .lz4.level and
+	// .zstd.level (KIP-390): the levels a topic recompresses at by default,
+	// on Kafka's scale. -1, 9 and 3.
+	CompressionLevels batch.Levels
 	// LogMessageTimestampType is log.message.timestamp.type: CreateTime or
 	// LogAppendTime.
 	LogMessageTimestampType string
@@ -157,9 +155,10 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.MessageMaxBytes, DefaultMessageMaxBytes)
 	setDefault(&c.FetchMaxBytes, DefaultFetchMaxBytes)
 	setDefault(&c.CompressionType, "producer")
-	setDefault(&c.CompressionGzipLevel, batch.GzipDefaultLevel)
-	setDefault(&c.CompressionLZ4Level, batch.LZ4DefaultLevel)
-	setDefault(&c.CompressionZstdLevel, batch.ZstdDefaultLevel)
+	def := batch.DefaultLevels()
+	setDefault(&c.CompressionLevels.Gzip, def.Gzip)
+	setDefault(&c.CompressionLevels.LZ4, def.LZ4)
+	setDefault(&c.CompressionLevels.Zstd, def.Zstd)
 	setDefault(&c.LogMessageTimestampType, "CreateTime")
 	setDefault(&c.LogMessageTimestampBeforeMaxMs, math.MaxInt64)
 	setDefault(&c.LogMessageTimestampAfterMaxMs, math.MaxInt64)
@@ -226,13 +225,8 @@ func (c *Config) Validate() error {
 	if err := validateTopicConfig("compression.type", c.CompressionType); err != nil {
 		bad("compression.type: %v", err)
 	}
-	for _, l := range []struct {
-		codec batch.Codec
-		level int
-	}{{batch.CodecGzip, c.CompressionGzipLevel}, {batch.CodecLZ4, c.CompressionLZ4Level}, {batch.CodecZstd, c.CompressionZstdLevel}} {
-		if err := batch.CheckLevel(l.codec, l.level); err != nil {
-			bad("compression.%s.level: %v", l.codec, err)
-		}
+	if err := c.CompressionLevels.Check(); err != nil {
+		bad("%v", err)
 	}
 	if err := validateTopicConfig("message.timestamp.type", c.LogMessageTimestampType); err != nil {
 		bad("log.message.timestamp.type: %v", err)

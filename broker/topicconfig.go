@@ -88,17 +88,17 @@ var topicConfigs = []topicConfig{
 		brokerDefault: func(c *Config) string { return c.Storage.Log.CleanupPolicy }},
 	{name: "compression.gzip.level", brokerName: "compression.gzip.level", kind: kindInt,
 		doc:   "the level a topic of compression.type gzip recompresses at: 1 (fastest) to 9 (smallest), or -1, the codec's default",
-		check: level(batch.CodecGzip), brokerDefault: func(c *Config) string { return strconv.Itoa(c.CompressionGzipLevel) }},
+		check: level(batch.CodecGzip), brokerDefault: func(c *Config) string { return strconv.Itoa(c.CompressionLevels.Gzip) }},
 	{name: "compression.lz4.level", brokerName: "compression.lz4.level", kind: kindInt,
 		doc:   "the level a topic of compression.type lz4 recompresses at: 1 to 17; 9, the default, is the fast compressor",
-		check: level(batch.CodecLZ4), brokerDefault: func(c *Config) string { return strconv.Itoa(c.CompressionLZ4Level) }},
+		check: level(batch.CodecLZ4), brokerDefault: func(c *Config) string { return strconv.Itoa(c.CompressionLevels.LZ4) }},
 	{name: "compression.type", brokerName: "compression.type", kind: kindString,
 		doc:           "producer keeps batches as the producer compressed them; otherwise the broker recompresses",
 		check:         oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
 		brokerDefault: func(c *Config) string { return c.CompressionType }},
 	{name: "compression.zstd.level", brokerName: "compression.zstd.level", kind: kindInt,
 		doc:   "the level a topic of compression.type zstd recompresses at: -131072 to 22",
-		check: level(batch.CodecZstd), brokerDefault: func(c *Config) string { return strconv.Itoa(c.CompressionZstdLevel) }},
+		check: level(batch.CodecZstd), brokerDefault: func(c *Config) string { return strconv.Itoa(c.CompressionLevels.Zstd) }},
 	{name: "delete.retention.ms", brokerName: "log.cleaner.delete.retention.ms", kind: kindLong,
 		doc: "how long the cleaner keeps tombstones (null values) in compacted topics", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.DeleteRetentionMs) }},
@@ -396,26 +396,10 @@ func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
 		}
 		s.compression = c
 	}
-	s.level = b.compressionLevel(s.compression, overrides)
+	// The topic's compression.<codec>.level, or the broker's.
+	s.level = b.cfg.CompressionLevels.Of(s.compression)
+	if n, ok := overrideNum(overrides, s.compression.LevelConfig()); ok {
+		s.level = int(n)
+	}
 	return s
-}
-
-// compressionLevel is the level a topic recompresses with codec at: its
-// compression.<codec>.level, or the broker's.
-func (b *Broker) compressionLevel(codec batch.Codec, overrides map[string]string) int {
-	var level int
-	switch codec {
-	case batch.CodecGzip:
-		level = b.cfg.CompressionGzipLevel
-	case batch.CodecLZ4:
-		level = b.cfg.CompressionLZ4Level
-	case batch.CodecZstd:
-		level = b.cfg.CompressionZstdLevel
-	default:
-		return 0
-	}
-	if n, ok := overrideNum(overrides, "compression."+codec.String()+".level"); ok {
-		level = int(n)
-	}
-	return level
 }

@@ -28,12 +28,10 @@ type ProducerConfig struct {
 	BatchSize int
 	// CompressionType is compression.type: none, gzip, snappy, lz4 or zstd.
 	CompressionType string
-	// CompressionGzipLevel, CompressionLZ4Level and CompressionZstdLevel are
-	// compression.gzip.level, .lz4.level and .zstd.level (KIP-390): the
-	// level of the codec compression.type names, on Kafka's scale
-	// (batch.CheckLevel). -1, 9 and 3; 0, which Kafka refuses for gzip and
-	// lz4 and which is zstd's default, is the codec's default.
-	CompressionGzipLevel, CompressionLZ4Level, CompressionZstdLevel int
+	// CompressionLevels are compression.gzip.level, .lz4.level and
+	// .zstd.level (KIP-390): the level of the codec compression.type
+	// names, on Kafka's scale. -1, 9 and 3; 0 is the codec's default.
+	CompressionLevels batch.Levels
 	// BufferMemory is buffer.memory: the bytes of records the producer may
 	// hold before Produce blocks. 32 MiB.
 	BufferMemory int64
@@ -85,9 +83,7 @@ func DefaultProducerConfig() ProducerConfig {
 		LingerMs:                         5,
 		BatchSize:                        16384,
 		CompressionType:                  "none",
-		CompressionGzipLevel:             batch.GzipDefaultLevel,
-		CompressionLZ4Level:              batch.LZ4DefaultLevel,
-		CompressionZstdLevel:             batch.ZstdDefaultLevel,
+		CompressionLevels:                batch.DefaultLevels(),
 		BufferMemory:                     32 << 20,
 		MaxBlockMs:                       60000,
 		EnableIdempotence:                true,
@@ -100,20 +96,6 @@ func DefaultProducerConfig() ProducerConfig {
 		MetadataMaxAgeMs:                 300000,
 		MaxRequestSize:                   1 << 20,
 	}
-}
-
-// compressionLevel is the configured level of codec (0 for codecs without
-// levels).
-func (c ProducerConfig) compressionLevel(codec batch.Codec) int {
-	switch codec {
-	case batch.CodecGzip:
-		return c.CompressionGzipLevel
-	case batch.CodecLZ4:
-		return c.CompressionLZ4Level
-	case batch.CodecZstd:
-		return c.CompressionZstdLevel
-	}
-	return 0
 }
 
 // Validate reports every bad field with its value.
@@ -134,13 +116,8 @@ func (c ProducerConfig) Validate() error {
 	if _, err := batch.ParseCodec(c.CompressionType); err != nil {
 		bad("compression.type = %q: must be none, gzip, snappy, lz4 or zstd", c.CompressionType)
 	}
-	for _, l := range []struct {
-		codec batch.Codec
-		level int
-	}{{batch.CodecGzip, c.CompressionGzipLevel}, {batch.CodecLZ4, c.CompressionLZ4Level}, {batch.CodecZstd, c.CompressionZstdLevel}} {
-		if err := batch.CheckLevel(l.codec, l.level); err != nil && l.level != 0 {
-			bad("compression.%s.level = %d: %v", l.codec, l.level, err)
-		}
+	if err := c.CompressionLevels.Check(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BufferMemory <= batch.HeaderSize {
 		bad("buffer.memory = %d: must be > %d", c.BufferMemory, batch.HeaderSize)

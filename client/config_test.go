@@ -3,6 +3,8 @@ package client
 import (
 	"strings"
 	"testing"
+
+	"gregor/batch"
 )
 
 func TestProducerConfigDefaultsAreKafkas(t *testing.T) {
@@ -10,7 +12,7 @@ func TestProducerConfigDefaultsAreKafkas(t *testing.T) {
 	if c.Acks != "all" || c.LingerMs != 5 || c.BatchSize != 16384 || c.BufferMemory != 32<<20 || c.MaxBlockMs != 60000 ||
 		!c.EnableIdempotence || c.MaxInFlightRequestsPerConnection != 5 || c.Retries != 2147483647 || c.RetryBackoffMs != 100 ||
 		c.DeliveryTimeoutMs != 120000 || c.RequestTimeoutMs != 30000 || c.MetadataMaxAgeMs != 300000 || c.CompressionType != "none" ||
-		c.CompressionGzipLevel != -1 || c.CompressionLZ4Level != 9 || c.CompressionZstdLevel != 3 {
+		c.CompressionLevels != (batch.Levels{Gzip: -1, LZ4: 9, Zstd: 3}) {
 		t.Fatalf("defaults differ from the Java producer's: %+v", c)
 	}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "bootstrap.servers") {
@@ -27,7 +29,7 @@ func TestProducerConfigValidateReportsEveryBadField(t *testing.T) {
 		BootstrapServers: []string{"nohostport"}, Acks: "2", LingerMs: -1, BatchSize: 0, CompressionType: "brotli",
 		BufferMemory: 10, MaxBlockMs: -1, MaxInFlightRequestsPerConnection: 0, Retries: -1, RetryBackoffMs: -1,
 		RequestTimeoutMs: 0, DeliveryTimeoutMs: -5, Partitioner: "random", MetadataMaxAgeMs: 0, MaxRequestSize: 1,
-		CompressionGzipLevel: 10, CompressionLZ4Level: -1, CompressionZstdLevel: 23,
+		CompressionLevels: batch.Levels{Gzip: 10, LZ4: -1, Zstd: 23},
 	}
 	err := c.Validate()
 	if err == nil {

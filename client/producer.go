@@ -185,7 +185,7 @@ func NewProducer(cfg ProducerConfig, opts ...Option) (*Producer, error) {
 		BufferMemory:     cfg.BufferMemory,
 		MaxBlockMs:       cfg.MaxBlockMs,
 		CompressionType:  codec,
-		CompressionLevel: cfg.compressionLevel(codec),
+		CompressionLevel: cfg.CompressionLevels.Of(codec),
 	}, nil)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"gregor/batch"
 	"gregor/broker"
 	"gregor/netio"
 	"gregor/raft"
@@ -570,21 +571,25 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	r.setInt32("message.max.bytes", 1, &c.MessageMaxBytes)
 	r.setInt32("fetch.max.bytes", 1024, &c.FetchMaxBytes)
 	r.setOneOf("compression.type", &c.CompressionType, "producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
-	// Kafka's scales (KIP-390); gzip also takes -1, its default.
-	if n, ok := r.integer("compression.gzip.level", -1, 9); ok {
-		if n == 0 {
-			r.bad("compression.gzip.level", "0", "want 1 to 9, or -1")
-		} else {
-			c.CompressionGzipLevel = int(n)
+	// Kafka's scales (KIP-390). zstd's 0 is its default level, as a zero
+	// in Config is; gzip also takes -1, its default, but not 0.
+	for _, l := range []struct {
+		codec batch.Codec
+		p     *int
+	}{{batch.CodecGzip, &c.CompressionLevels.Gzip}, {batch.CodecLZ4, &c.CompressionLevels.LZ4}, {batch.CodecZstd, &c.CompressionLevels.Zstd}} {
+		key := l.codec.LevelConfig()
+		lo, hi := batch.LevelRange(l.codec)
+		from := lo
+		if l.codec == batch.CodecGzip {
+			from = batch.GzipDefaultLevel
 		}
-	}
-	if n, ok := r.integer("compression.lz4.level", 1, 17); ok {
-		c.CompressionLZ4Level = int(n)
-	}
-	if n, ok := r.integer("compression.zstd.level", -131072, 22); ok {
-		// zstd's 0 is its default level, 3; Config's 0 is unset, which
-		// comes to the same.
-		c.CompressionZstdLevel = int(n)
+		if n, ok := r.integer(key, int64(from), int64(hi)); ok {
+			if batch.CheckLevel(l.codec, int(n)) != nil { // gzip's 0
+				r.bad(key, strconv.FormatInt(n, 10), "want %d to %d, or %d", lo, hi, from)
+			} else {
+				*l.p = int(n)
+			}
+		}
 	}
 	r.setOneOf("log.message.timestamp.type", &c.LogMessageTimestampType, "CreateTime", "LogAppendTime")
 	// Kafka's 0 (exactly the broker's clock) is 1 ms here: 0 is unset.
