@@ -268,7 +268,7 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 		// A follower's fetch; with one replica per partition no broker
 		// follows this one. Kafka's answer to a replica not in the set:
 		fp.ErrorCode = kerr.NotLeaderForPartition.Code
-		if rp.CurrentLeaderEpoch >= 0 {
+		if rp.CurrentLeaderEpoch != -1 { // given: leaderFor has checked it
 			fp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 		}
 		return
