@@ -90,9 +90,13 @@
 // request callback that leaves input unparsed is called again at once), so
 // the netpoll engine bounds what it holds instead: requests beyond the
 // bounds wait, parsed, in a per-connection backlog of at most
-// MaxInFlightPerConnection frames and socket.request.max.bytes bytes, and a
-// client that sends more than that without reading its answers is closed
-// and counted in InputOverflows. A connection therefore holds at most
+// MaxInFlightPerConnection frames and socket.request.max.bytes bytes, all
+// backlogs together holding at most queued.max.requests frames and
+// socket.request.max.bytes bytes; a connection whose next frame does not fit
+// (its client sends more than that without reading its answers, or the
+// server is that far behind) is closed and counted in InputOverflows. The
+// server therefore holds at most queued.max.requests requests with the
+// handler and as many waiting, and a connection at most
 // MaxInFlightPerConnection frames with the handler, as many waiting, one
 // being read (copied out of netpoll's buffer as it arrives, so never held
 // twice), and whatever netpoll reads while Serve runs, which is why Serve
@@ -113,5 +117,6 @@
 // line and is handed the next one released). Per connection, netpoll's
 // request callback owns reading; the connection's mu guards its backlog, its
 // queue of requests in order and the flags that let one goroutine at a time
-// dispatch (call Serve) and one write. Lock order: connection, then tok.
+// dispatch (call Serve) and one write. Lock order: connection, then tok or
+// the backlog's bound.
 package netio

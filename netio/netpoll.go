@@ -78,11 +78,15 @@ func (netpollLogWriter) Write(p []byte) (int, error) {
 // requests are unanswered or QueuedMaxRequests are in flight server-wide,
 // wait in a per-connection backlog of at most MaxInFlightPerConnection frames
 // and socket.request.max.bytes bytes (one frame of any allowed size always
-// fits). A client that sends more than that without reading its answers is
-// closed and counted in Stats.InputOverflows. So one connection holds at most
+// fits), and all backlogs together hold at most QueuedMaxRequests frames and
+// socket.request.max.bytes bytes. A connection whose frame does not fit, its
+// own backlog or the server's being full, is closed and counted in
+// Stats.InputOverflows. So one connection holds at most
 // MaxInFlightPerConnection frames with the handler, as many waiting, one
 // frame being read, and what netpoll reads while the handler's Serve runs on
-// the reading goroutine: Serve must return quickly, as Handler says.
+// the reading goroutine: Serve must return quickly, as Handler says; and the
+// server holds at most QueuedMaxRequests frames with the handler, as many
+// waiting, and one frame being read per connection.
 //
 // Responses are written by a goroutine started when the oldest unanswered
 // request of a connection is answered; it writes every answer that is ready,
@@ -105,7 +109,7 @@ func (netpollLogWriter) Write(p []byte) (int, error) {
 // request callback owns reading; a connection's mu guards its backlog, its
 // queue of requests in order, and the flags that let one goroutine at a time
 // dispatch (call Serve, in request order) and one write. Lock order:
-// connection mu, then tok.
+// connection mu, then tok or bl.
 type NetpollServer struct {
 	cfg      Config
 	h        Handler
@@ -124,6 +128,16 @@ type NetpollServer struct {
 		sync.Mutex
 		used    int
 		waiters []*npConn
+	}
+
+	// bl bounds the frames waiting in backlogs server-wide, as each
+	// connection's are bounded: QueuedMaxRequests frames and
+	// socket.request.max.bytes bytes, one frame of any allowed size always
+	// fitting in an empty backlog. Without it the backlogs of many
+	// connections together would grow with their number.
+	bl struct {
+		sync.Mutex
+		frames, bytes int
 	}
 
 	mu struct {
@@ -545,8 +559,9 @@ func (c *npConn) readFrame(r netpoll.Reader, size int) ([]byte, error) {
 	return frame, nil
 }
 
-// enqueue adds a frame to the backlog, or closes a connection whose backlog
-// is full: its client sent more than the engine holds for it.
+// enqueue adds a frame to the backlog, or closes the connection if the frame
+// does not fit: its client sent more than the engine holds for it, or the
+// server holds as many waiting requests as it takes from all clients.
 func (c *npConn) enqueue(frame []byte) bool {
 	c.mu.Lock()
 	if c.mu.closed {
@@ -554,12 +569,18 @@ func (c *npConn) enqueue(frame []byte) bool {
 		return false
 	}
 	n := len(c.mu.backlog)
+	full := "" // why the frame does not fit
 	if n >= c.e.cfg.MaxInFlightPerConnection || (n > 0 && c.mu.backlogBytes+len(frame) > int(c.e.cfg.SocketRequestMaxBytes)) {
+		full = "it sent more requests than are held for it unanswered"
+	} else if !c.e.reserveBacklog(len(frame)) {
+		full = "the requests waiting server-wide are at queued.max.requests or socket.request.max.bytes"
+	}
+	if full != "" {
 		inFlight := len(c.mu.queue)
 		c.mu.Unlock()
 		c.e.overflows.Add(1)
-		c.e.logger.Warn("closing a connection: it sent more requests than are held for it unanswered",
-			"remote", c.remote, "in_flight", inFlight, "waiting", n)
+		c.e.logger.Warn("closing a connection: "+full,
+			"remote", c.remote, "in_flight", inFlight, "waiting", n, "frame_bytes", len(frame))
 		c.close()
 		return false
 	}
@@ -567,6 +588,28 @@ func (c *npConn) enqueue(frame []byte) bool {
 	c.mu.backlogBytes += len(frame)
 	c.mu.Unlock()
 	return true
+}
+
+// reserveBacklog makes room for a frame of n bytes in the server-wide
+// backlog (bl), or reports that there is none.
+func (e *NetpollServer) reserveBacklog(n int) bool {
+	e.bl.Lock()
+	defer e.bl.Unlock()
+	if e.bl.frames > 0 && (e.bl.frames >= e.cfg.QueuedMaxRequests || e.bl.bytes+n > int(e.cfg.SocketRequestMaxBytes)) {
+		return false
+	}
+	e.bl.frames++
+	e.bl.bytes += n
+	return true
+}
+
+// releaseBacklog gives back the server-wide backlog's room for frames
+// that have left a backlog, to the handler or dropped.
+func (e *NetpollServer) releaseBacklog(frames, bytes int) {
+	e.bl.Lock()
+	e.bl.frames -= frames
+	e.bl.bytes -= bytes
+	e.bl.Unlock()
 }
 
 // pump gives backlogged frames to the handler, in order, while the
@@ -584,6 +627,7 @@ func (c *npConn) pump() {
 		c.mu.backlog[0] = nil
 		c.mu.backlog = c.mu.backlog[1:]
 		c.mu.backlogBytes -= len(frame)
+		c.e.releaseBacklog(1, len(frame))
 		sl := &npSlot{c: c}
 		c.mu.queue = append(c.mu.queue, sl)
 		c.mu.Unlock()
@@ -914,6 +958,7 @@ func (c *npConn) closeFrom(fromNetpoll bool) {
 	if c.mu.wfile != nil {
 		c.mu.wfile.Close() // wakes a writer parked on the poller
 	}
+	c.e.releaseBacklog(len(c.mu.backlog), c.mu.backlogBytes)
 	c.mu.backlog, c.mu.backlogBytes = nil, 0
 	c.idle.Stop()
 	fin := c.finishLocked()

@@ -96,13 +96,126 @@ func TestParkedRequestsHoldNoQueueToken(t *testing.T) {
 			}
 		}
 		// Every token comes back once, parked or not.
-		for deadline := time.Now().Add(20 * time.Second); inUse(e) != 0; {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d queue tokens in use after every request was answered", inUse(e))
-			}
-			runtime.Gosched()
-		}
+		until(t, "every queue token to come back", func() bool { return inUse(e) == 0 })
 	})
+}
+
+// until waits for cond, failing the test if it does not hold within 20s: a
+// bounded wait on a condition the test cannot be told of otherwise.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20s for %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
+// backlogged is what the netpoll engine holds read and waiting, server-wide.
+func backlogged(e *NetpollServer) (frames, bytes int) {
+	e.bl.Lock()
+	defer e.bl.Unlock()
+	return e.bl.frames, e.bl.bytes
+}
+
+// TestNetpollBacklogIsBoundedServerWide: with queued.max.requests in the
+// handler, the requests netpoll reads from many connections wait in their
+// backlogs, all together at most queued.max.requests frames and
+// socket.request.max.bytes bytes; a connection whose request does not fit
+// is closed and counted, so connections each within their own bound cannot
+// together grow the broker's memory with their number. Those that fit are
+// served once the handler catches up, and the room comes back.
+func TestNetpollBacklogIsBoundedServerWide(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		queued  int
+		sizes   []int // frames from one connection each, after the handler is full
+		refused int   // the one that does not fit
+	}{
+		{name: "frames", queued: 2, sizes: []int{10, 10, 10}, refused: 2},
+		{name: "bytes", queued: 3, sizes: []int{600, 600, 400}, refused: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var held []func()
+			ending := false // answer at once: the test is over
+			arrived := make(chan struct{}, 16)
+			cfg := Config{QueuedMaxRequests: tc.queued, SocketRequestMaxBytes: 1000}
+			en, addr := startTCP(t, EngineNetpoll, cfg, HandlerFunc(func(req *Request, respond func(Response)) {
+				f := append([]byte(nil), req.Frame...)
+				mu.Lock()
+				if ending {
+					mu.Unlock()
+					respond(bytesResponse(f))
+					return
+				}
+				held = append(held, func() { respond(bytesResponse(f)) })
+				mu.Unlock()
+				arrived <- struct{}{}
+			}))
+			e := en.(*NetpollServer)
+			answerAll := func() {
+				mu.Lock()
+				h := held
+				held = nil
+				mu.Unlock()
+				for _, respond := range h {
+					respond()
+				}
+			}
+			t.Cleanup(func() { // before the engine's Close, which waits for every request
+				mu.Lock()
+				ending = true
+				mu.Unlock()
+				answerAll()
+			})
+			// Fill the handler: queued.max.requests requests on one connection.
+			busy := dial(t, addr)
+			for i := range tc.queued {
+				busy.Write(frame([]byte{byte(i)}))
+				within(t, arrived, "a request to fill the handler")
+			}
+			conns := make([]net.Conn, len(tc.sizes))
+			waiting, waitingBytes := 0, 0
+			for i, size := range tc.sizes {
+				conns[i] = dial(t, addr)
+				conns[i].Write(frame(bytes.Repeat([]byte{byte(i)}, size)))
+				if i == tc.refused {
+					if _, err := conns[i].Read(make([]byte, 1)); !isClosedErr(err) {
+						t.Fatalf("connection %d, over the server-wide backlog, stayed open: %v", i, err)
+					}
+					continue
+				}
+				waiting++
+				waitingBytes += size
+				until(t, "a request to wait in its backlog", func() bool {
+					f, b := backlogged(e)
+					return f == waiting && b == waitingBytes
+				})
+			}
+			if n := e.Stats().InputOverflows; n != 1 {
+				t.Fatalf("%d input overflows counted, want 1", n)
+			}
+			// The handler catches up: the waiting requests are served.
+			for range len(tc.sizes) - 1 {
+				answerAll()
+				within(t, arrived, "a waiting request to reach the handler")
+			}
+			answerAll()
+			for i, c := range conns {
+				if i == tc.refused {
+					continue
+				}
+				if got := readFrame(t, c); !bytes.Equal(got, bytes.Repeat([]byte{byte(i)}, tc.sizes[i])) {
+					t.Fatalf("connection %d answered %d bytes", i, len(got))
+				}
+			}
+			if f, b := backlogged(e); f != 0 || b != 0 {
+				t.Fatalf("%d frames of %d bytes still counted waiting after all were served", f, b)
+			}
+		})
+	}
 }
 
 // inUse is how many of queued.max.requests an engine has handed out.

@@ -100,9 +100,11 @@ type Stats struct {
 	CopiedBytes         uint64 // response bytes written from memory
 	RejectedConnections uint64 // over max.connections or max.connections.per.ip
 	OversizeFrames      uint64 // frames over socket.request.max.bytes
-	// InputOverflows counts connections the netpoll engine closed for
-	// sending more requests than it holds unanswered (MaxInFlightPerConnection
-	// with the handler and as many again read and waiting). The std engine
+	// InputOverflows counts connections the netpoll engine closed because a
+	// request they sent did not fit: the connection already had
+	// MaxInFlightPerConnection requests with the handler and as many read
+	// and waiting, or the waiting requests of all connections were at
+	// QueuedMaxRequests (or socket.request.max.bytes bytes). The std engine
 	// stops reading instead, so for it this stays zero.
 	InputOverflows uint64
 }
