@@ -64,7 +64,7 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 				} else {
 					c.Value, c.Source, c.IsDefault = kmsg.StringPtr(def), sourceDefaultConfig, true
 				}
-				if req.IncludeSynonyms {
+				if req.IncludeSynonyms && tc.brokerName != "" {
 					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(tc.brokerName, def, sourceDefaultConfig))
 				}
 				if req.IncludeDocumentation {
@@ -125,7 +125,7 @@ func (b *Broker) brokerConfigs(*raft.Image) [][2]string {
 		{"socket.request.max.bytes", strconv.Itoa(int(c.Net.SocketRequestMaxBytes))},
 	}
 	for _, tc := range topicConfigs {
-		if tc.brokerName != tc.name || !strings.HasPrefix(tc.name, "log.") {
+		if tc.brokerName != "" && (tc.brokerName != tc.name || !strings.HasPrefix(tc.name, "log.")) {
 			out = append(out, [2]string{tc.brokerName, tc.brokerDefault(c)})
 		}
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -28,6 +29,8 @@ const (
 // topicConfig is one topic-level config Gregor understands: its name, the
 // broker config that holds its default, its type, and what values it takes.
 type topicConfig struct {
+	// brokerName is empty for a config with no broker synonym, whose
+	// default is fixed.
 	name, brokerName string
 	kind             configKind
 	doc              string
@@ -35,6 +38,25 @@ type topicConfig struct {
 	check func(string) error
 	// brokerDefault reads the broker's value (the default of the config).
 	brokerDefault func(*Config) string
+}
+
+// verbatimError is a check's error that Kafka reports as it stands, not as
+// "Invalid value v for configuration name: why".
+type verbatimError string
+
+func (e verbatimError) Error() string { return string(e) }
+
+// fixed is the default of a config that has no broker synonym.
+func fixed(v string) func(*Config) string { return func(*Config) string { return v } }
+
+// tieredStorageOff refuses remote.storage.enable=true as a Kafka broker
+// without tiered storage (remote.log.storage.system.enable=false, its
+// default) does; Gregor has none to turn on.
+func tieredStorageOff(v string) error {
+	if v == "true" {
+		return verbatimError("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.")
+	}
+	return nil
 }
 
 func atLeast(lo int64) func(string) error {
@@ -114,6 +136,12 @@ var topicConfigs = []topicConfig{
 	{name: "max.message.bytes", brokerName: "message.max.bytes", kind: kindInt,
 		doc: "the largest record batch the topic accepts", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(int64(c.MessageMaxBytes)) }},
+	{name: "local.retention.bytes", kind: kindLong,
+		doc: "with tiered storage, the bytes a partition keeps on local disk; -2 for retention.bytes. Gregor has no tiered storage, so retention.bytes governs, as on a Kafka broker without it", check: atLeast(-2),
+		brokerDefault: fixed("-2")},
+	{name: "local.retention.ms", kind: kindLong,
+		doc: "with tiered storage, how long a partition keeps records on local disk; -2 for retention.ms. Gregor has no tiered storage, so retention.ms governs, as on a Kafka broker without it", check: atLeast(-2),
+		brokerDefault: fixed("-2")},
 	{name: "max.compaction.lag.ms", brokerName: "log.cleaner.max.compaction.lag.ms", kind: kindLong,
 		doc: "the longest time a record stays uncompacted: older dirty segments are cleaned whatever the dirty ratio", check: atLeast(1),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.MaxCompactionLagMs) }},
@@ -143,6 +171,13 @@ var topicConfigs = []topicConfig{
 	{name: "min.insync.replicas", brokerName: "min.insync.replicas", kind: kindInt,
 		doc: "the ISR size an acks=all produce needs", check: atLeast(1),
 		brokerDefault: func(c *Config) string { return i64(int64(c.MinInsyncReplicas)) }},
+	{name: "remote.log.copy.disable", kind: kindBoolean,
+		doc: "with tiered storage, stop copying segments to remote storage; Gregor has none", brokerDefault: fixed("false")},
+	{name: "remote.log.delete.on.disable", kind: kindBoolean,
+		doc: "with tiered storage, delete the remote copies when it is turned off; Gregor has none", brokerDefault: fixed("false")},
+	{name: "remote.storage.enable", kind: kindBoolean,
+		doc:   "tier the topic's old segments to remote storage (KIP-405); Gregor has no tiered storage, so only false is taken, as by a Kafka broker without it",
+		check: tieredStorageOff, brokerDefault: fixed("false")},
 	{name: "retention.bytes", brokerName: "log.retention.bytes", kind: kindLong,
 		doc: "delete old segments while the partition is larger than this; -1 for no limit", check: atLeast(-1),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.RetentionBytes) }},
@@ -172,7 +207,9 @@ var topicConfigs = []topicConfig{
 func TopicConfigDefaults(c *Config) map[string]string {
 	out := make(map[string]string, len(topicConfigs))
 	for _, tc := range topicConfigs {
-		out[tc.brokerName] = tc.brokerDefault(c)
+		if tc.brokerName != "" {
+			out[tc.brokerName] = tc.brokerDefault(c)
+		}
 	}
 	return out
 }
@@ -211,7 +248,8 @@ func validateTopicConfig(name, value string) error {
 	}
 	if tc.check != nil {
 		if err := tc.check(value); err != nil {
-			if strings.HasPrefix(err.Error(), "Invalid value") {
+			var verbatim verbatimError
+			if strings.HasPrefix(err.Error(), "Invalid value") || errors.As(err, &verbatim) {
 				return err
 			}
 			return invalid(err.Error())

@@ -98,6 +98,8 @@ var ignoredKeys = map[string]string{
 	"transaction.state.log.min.isr":                    "Gregor has no transactions",
 	"share.coordinator.state.topic.replication.factor": "Gregor has no share groups",
 	"share.coordinator.state.topic.min.isr":            "Gregor has no share groups",
+	"log.local.retention.ms":                           "Gregor has no tiered storage, so local retention is log.retention.ms",
+	"log.local.retention.bytes":                        "Gregor has no tiered storage, so local retention is log.retention.bytes",
 }
 
 // rejectedKeys are Kafka keys that Gregor recognizes but cannot honour;
@@ -564,6 +566,12 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	r.setInt32("num.partitions", 1, &c.Controller.NumPartitions)
 	if n, ok := r.integer("default.replication.factor", 1, math.MaxInt16); ok {
 		c.Controller.DefaultReplicationFactor = int16(n)
+	}
+	// Tiered storage (KIP-405) is off in Kafka by default and absent here.
+	var tiered bool
+	r.setBool("remote.log.storage.system.enable", &tiered)
+	if tiered {
+		r.bad("remote.log.storage.system.enable", "true", "Gregor has no tiered storage: its logs are on local disk only")
 	}
 	r.setBool("auto.create.topics.enable", &c.AutoCreateTopicsEnable)
 	r.setBool("fetch.sendfile.enable", &c.FetchSendfileEnable)

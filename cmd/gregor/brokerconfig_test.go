@@ -247,6 +247,9 @@ func TestBrokerConfigWarnings(t *testing.T) {
 			[]string{`num.io.threads="8" ignored`, `num.network.threads="3" ignored`,
 				"socket.receive.buffer.bytes", "socket.send.buffer.bytes",
 				"transaction.state.log.min.isr", "transaction.state.log.replication.factor"}},
+		{"tiered storage off", map[string]string{"remote.log.storage.system.enable": "false",
+			"log.local.retention.ms": "-2", "log.local.retention.bytes": "1000"},
+			[]string{`log.local.retention.bytes="1000" ignored: Gregor has no tiered storage`, `log.local.retention.ms="-2" ignored`}},
 		{"a deployment without voters", map[string]string{"node.id": "2"},
 			[]string{"node 2 forms a single-node quorum of its own (2@127.0.0.1:9093)"}},
 		{"bootstrap servers beside voters", map[string]string{"controller.quorum.voters": "1@127.0.0.1:9093", "controller.quorum.bootstrap.servers": "x:1"},
@@ -336,6 +339,8 @@ func TestBrokerConfigErrors(t *testing.T) {
 		{"duration overflow", map[string]string{"connections.max.idle.ms": "9223372036854775807"}, []string{`connections.max.idle.ms="9223372036854775807": want 1 to`}},
 		{"admin.listener not host:port", map[string]string{"admin.listener": "9094"}, []string{`admin.listener="9094": address 9094: missing port in address`}},
 		{"admin.listener on a listener's port", map[string]string{"admin.listener": "127.0.0.1:9092"}, []string{`admin.listener="127.0.0.1:9092": port 9092 is also in listeners`}},
+		{"tiered storage", map[string]string{"remote.log.storage.system.enable": "true"},
+			[]string{`remote.log.storage.system.enable="true": Gregor has no tiered storage`}},
 		{"ZooKeeper", map[string]string{"zookeeper.connect": "localhost:2181"}, []string{`zookeeper.connect="localhost:2181": ZooKeeper mode is not supported`}},
 		{"every bad value is reported", map[string]string{
 			"num.partitions": "0", "log.retention.ms": "soon", "max.connections": "-3", "log.flush.interval.messages": "0", "bogus": "1"},
