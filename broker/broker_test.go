@@ -425,15 +425,17 @@ func TestTopicConfigsApplyToLogs(t *testing.T) {
 		kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("60000")},
 		kadm.AlterConfig{Op: kadm.SetConfig, Name: "max.compaction.lag.ms", Value: kmsg.StringPtr("3600000")},
 		kadm.AlterConfig{Op: kadm.SetConfig, Name: "segment.jitter.ms", Value: kmsg.StringPtr("60000")},
+		kadm.AlterConfig{Op: kadm.SetConfig, Name: "file.delete.delay.ms", Value: kmsg.StringPtr("0")},
 		kadm.AlterConfig{Op: kadm.DeleteConfig, Name: "segment.bytes"},
 	); err != nil {
 		t.Fatal(err)
 	}
-	// The change reaches the log once the broker has published it.
+	// The change reaches the log once the broker has published it. Kafka's
+	// file.delete.delay.ms=0 is 1 ms (zero is "the default" in segment.Config).
 	c.WaitForImage(func(*raft.Image) bool {
 		cfg := p.Log().Config()
 		return cfg.RetentionMs == 60000 && cfg.MaxCompactionLagMs == 3600000 && cfg.SegmentJitterMs == 60000 &&
-			cfg.SegmentBytes == segment.DefaultSegmentBytes
+			cfg.FileDeleteDelayMs == 1 && cfg.SegmentBytes == segment.DefaultSegmentBytes
 	})
 	if err := alter(kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("soon")}); !errors.Is(err, kerr.InvalidConfig) {
 		t.Fatalf("a non-numeric retention.ms: %v, want INVALID_CONFIG", err)

@@ -124,6 +124,9 @@ var topicConfigs = []topicConfig{
 	{name: "delete.retention.ms", brokerName: "log.cleaner.delete.retention.ms", kind: kindLong,
 		doc: "how long the cleaner keeps tombstones (null values) in compacted topics", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.DeleteRetentionMs) }},
+	{name: "file.delete.delay.ms", brokerName: "log.segment.delete.delay.ms", kind: kindLong,
+		doc: "how long a deleted segment's files stay on disk, renamed *.deleted, before they are removed", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.FileDeleteDelayMs) }},
 	{name: "flush.messages", brokerName: "log.flush.interval.messages", kind: kindLong,
 		doc: "fsync after this many records", check: atLeast(1),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.FlushMessages) }},
@@ -346,6 +349,9 @@ func (b *Broker) logConfig(overrides map[string]string) segment.Config {
 			}
 			c.MinCleanableDirtyRatio = f
 		}
+	}
+	if n, ok := num("file.delete.delay.ms"); ok {
+		c.FileDeleteDelayMs = max(n, 1)
 	}
 	if n, ok := num("min.compaction.lag.ms"); ok {
 		c.MinCompactionLagMs = n

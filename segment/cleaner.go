@@ -889,7 +889,8 @@ func (l *Log) cleanStep(step string) error {
 //     the directory. The log's .swap file is the commit point: from then on
 //     recovery completes the swap (completeSwaps).
 //  2. put ns in the segment list in place of srcs.
-//  3. delete the other replaced segments' files; fsync the directory.
+//  3. rename the other replaced segments' files *.deleted (removed after
+//     file.delete.delay.ms); fsync the directory.
 //  4. rename the indexes, then the log, to their final names, replacing the
 //     first replaced segment's files; fsync the directory.
 //
@@ -898,6 +899,8 @@ func (l *Log) cleanStep(step string) error {
 // Close changed the log since the pass's snapshot, nothing is swapped.
 func (l *Log) swapCleaned(srcs []cleanSource, gen uint64, ns *segment) error {
 	logPath, indexPath, timePath := segmentPaths(l.dir, ns.base)
+	cfg := l.Config()
+	delay := cfg.fileDeleteDelay()
 	l.swapMu.Lock()
 	defer l.swapMu.Unlock()
 	l.mu.RLock()
@@ -939,7 +942,7 @@ func (l *Log) swapCleaned(srcs []cleanSource, gen uint64, ns *segment) error {
 	}
 
 	for _, src := range srcs[1:] {
-		if err := src.s.unlink(); err != nil {
+		if err := l.retire(src.s, delay); err != nil {
 			return l.fail(err)
 		}
 	}

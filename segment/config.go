@@ -72,6 +72,14 @@ type Config struct {
 	// this age so that its records can be: max.compaction.lag.ms
 	// [log.cleaner.max.compaction.lag.ms], unbounded.
 	MaxCompactionLagMs int64
+	// FileDeleteDelayMs is how long the files of a segment that retention,
+	// truncation or the cleaner deleted stay on disk, renamed *.deleted,
+	// before they are removed: file.delete.delay.ms
+	// [log.segment.delete.delay.ms], 1 minute. Readers already hold what they
+	// read (reference-counted regions), so the delay is Kafka's for the
+	// operator: space comes back that long after a deletion. As zero means
+	// the default here, 1 ms stands for Kafka's 0.
+	FileDeleteDelayMs int64
 }
 
 // Kafka's defaults.
@@ -83,6 +91,7 @@ const (
 	DefaultRetentionMs        = 7 * 24 * 60 * 60 * 1000
 	DefaultRetentionBytes     = -1
 	DefaultDeleteRetentionMs  = 24 * 60 * 60 * 1000
+	DefaultFileDeleteDelayMs  = 60 * 1000
 	// DefaultMinCleanableDirtyRatio is min.cleanable.dirty.ratio's default.
 	DefaultMinCleanableDirtyRatio = 0.5
 )
@@ -110,6 +119,7 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.DeleteRetentionMs, DefaultDeleteRetentionMs)
 	setDefault(&c.MinCleanableDirtyRatio, DefaultMinCleanableDirtyRatio)
 	setDefault(&c.MaxCompactionLagMs, math.MaxInt64)
+	setDefault(&c.FileDeleteDelayMs, DefaultFileDeleteDelayMs)
 }
 
 func setDefault[T int | int64 | float64](v *T, d T) {
@@ -168,7 +178,16 @@ func (c *Config) Validate() error {
 	if c.MaxCompactionLagMs < 1 {
 		bad("max.compaction.lag.ms", c.MaxCompactionLagMs, "want at least 1")
 	}
+	if c.FileDeleteDelayMs < 0 {
+		bad("file.delete.delay.ms", c.FileDeleteDelayMs, "want at least 0")
+	}
 	return errors.Join(errs...)
+}
+
+// fileDeleteDelay is FileDeleteDelayMs as a duration, the largest one for
+// delays beyond it (centuries).
+func (c *Config) fileDeleteDelay() time.Duration {
+	return time.Duration(min(c.FileDeleteDelayMs, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
 }
 
 func (c *Config) deletes() bool { return strings.Contains(c.CleanupPolicy, "delete") }

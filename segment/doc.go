@@ -21,6 +21,9 @@
 //	        00000000000000000000.log.cleaned   the cleaner's output, not yet committed
 //	        00000000000000000000.log.swap      committed cleaner output, not yet renamed
 //	        (and .index/.timeindex .cleaned/.swap beside them)
+//	        00000000000000000000.log.deleted   a deleted segment's files, removed
+//	        (and .index/.timeindex .deleted)   file.delete.delay.ms later, at Close,
+//	                                           or at the next open after a crash
 //	        00000000000000001234.producers     the replica's producer-state snapshot
 //	                                           as of offset 1234 (replica/doc.go);
 //	                                           the log leaves it alone
@@ -116,7 +119,8 @@
 //	2  rename the indexes, then the log, to .swap;       before the log's rename: as 1;
 //	   fsync the dir. 00..0.log.swap: COMMITTED          after it, open completes 3 and 4
 //	3  swap the segment list (under the log's lock);
-//	   delete the other replaced segments; fsync the dir
+//	   rename the other replaced segments *.deleted;
+//	   fsync the dir
 //	4  rename the .swap files to their final names,
 //	   replacing segment 0's; fsync the dir
 //
@@ -147,6 +151,7 @@
 // published under a RWMutex; the appender writes bytes and index entries
 // beyond the published ends first and publishes them after, so readers never
 // wait for disk writes. Read returns reference-counted regions of segment
-// files; a segment deleted while a reader holds a region is unlinked at once
-// and closed when the last region is released.
+// files; a segment deleted while a reader holds a region is renamed
+// *.deleted at once (removed file.delete.delay.ms later, delete.go) and
+// closed when the last region is released.
 package segment

@@ -75,6 +75,14 @@ type Log struct {
 
 	failed atomic.Pointer[error]
 
+	// retiring holds the files of deleted segments until
+	// file.delete.delay.ms has passed (delete.go).
+	retiring struct {
+		sync.Mutex
+		pending map[*retired]struct{}
+		closed  bool
+	}
+
 	// cleaner is the log's place in compaction: the offset below which it is
 	// clean (its cleaner-offset-checkpoint entry) and a channel closed at the
 	// end of each cleaning pass.
@@ -837,7 +845,9 @@ func (l *Log) Truncate(offset int64) error {
 		return l.fail(err)
 	}
 	for _, d := range removed {
-		if err := d.remove(); err != nil {
+		err := l.retire(d, l.cfg.fileDeleteDelay())
+		d.release()
+		if err != nil {
 			return l.fail(err)
 		}
 	}
@@ -874,7 +884,7 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	l.truncations++
 	var err error
 	for _, s := range old {
-		err = errors.Join(err, s.unlink())
+		err = errors.Join(err, l.retire(s, l.cfg.fileDeleteDelay()))
 	}
 	if err != nil {
 		return l.fail(err)
@@ -939,7 +949,9 @@ func (l *Log) EnforceRetention() (int, error) {
 	start := l.mu.logStart
 	l.mu.Unlock()
 	for _, s := range removed {
-		if err := s.remove(); err != nil {
+		err := l.retire(s, l.cfg.fileDeleteDelay())
+		s.release()
+		if err != nil {
 			return n, l.fail(err)
 		}
 		l.logger.Info("deleted a segment past retention", "segment", s.base, "log_start", start)
@@ -988,6 +1000,7 @@ func (l *Log) Close() error {
 		err = errors.Join(err, s.close())
 	}
 	l.mu.Unlock()
+	l.removeAllRetired()
 	return err
 }
 

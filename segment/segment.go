@@ -171,10 +171,15 @@ func (s *segment) remove() error {
 	return err
 }
 
+// paths are the names of the segment's files: log, offset index, time index.
+func (s *segment) paths() []string {
+	return []string{s.file.Name(), s.path(indexSuffix), s.path(timeIndexSuffix)}
+}
+
 // unlink deletes the segment's file names; the open files stay usable.
 func (s *segment) unlink() error {
 	var err error
-	for _, p := range []string{s.file.Name(), s.path(indexSuffix), s.path(timeIndexSuffix)} {
+	for _, p := range s.paths() {
 		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = errors.Join(err, rerr)
 		}

@@ -64,8 +64,8 @@ const defaultAdminListener = "127.0.0.1:9094"
 //   - Where Gregor's config uses zero for "the default", a Kafka value of
 //     zero that means something else is mapped onto its equivalent:
 //     log.index.interval.bytes=0 (index every batch) becomes 1;
-//     log.retention.ms=0, log.flush.interval.ms=0 and
-//     log.cleaner.backoff.ms=0 become 1 ms;
+//     log.retention.ms=0, log.flush.interval.ms=0,
+//     log.cleaner.backoff.ms=0 and log.segment.delete.delay.ms=0 become 1 ms;
 //     log.retention.bytes=0 becomes 1 (keep nothing but the active segment).
 //     Zeros with no such equivalent (message.max.bytes=0, say) are errors.
 //   - metadata.log.dir holds the quorum's log in its __cluster_metadata-0
@@ -547,6 +547,9 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 		lc.MinCompactionLagMs = n
 	}
 	r.setInt64("log.cleaner.max.compaction.lag.ms", 1, &lc.MaxCompactionLagMs)
+	if n, ok := r.integer("log.segment.delete.delay.ms", 0, math.MaxInt64); ok {
+		lc.FileDeleteDelayMs = max(n, 1)
+	}
 	if v, ok := r.lookup("log.cleaner.min.cleanable.ratio"); ok {
 		if f, err := strconv.ParseFloat(v, 64); err != nil || !(f >= 0 && f <= 1) {
 			r.bad("log.cleaner.min.cleanable.ratio", v, "want a number from 0 to 1")
