@@ -95,6 +95,17 @@ func level(c batch.Codec) func(string) error {
 	}
 }
 
+// onlyDefault takes a config Gregor does not implement at its default value
+// alone, whose behaviour is Gregor's: why says what Gregor lacks.
+func onlyDefault(def, why string) func(string) error {
+	return func(v string) error {
+		if v != def {
+			return fmt.Errorf("%s; only %q is taken", why, def)
+		}
+		return nil
+	}
+}
+
 // topicConfigs are the topic configs, in the order DescribeConfigs lists them.
 var topicConfigs = []topicConfig{
 	{name: "cleanup.policy", brokerName: "log.cleanup.policy", kind: kindList,
@@ -133,12 +144,15 @@ var topicConfigs = []topicConfig{
 	{name: "flush.ms", brokerName: "log.flush.interval.ms", kind: kindLong,
 		doc: "fsync when the last fsync is this old", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.FlushMs) }},
+	{name: "follower.replication.throttled.replicas", kind: kindList,
+		doc:   "the replicas whose fetching from the leader is throttled; Gregor has no replication throttles",
+		check: onlyDefault("", "Gregor has no replication throttles"), brokerDefault: fixed("")},
 	{name: "index.interval.bytes", brokerName: "log.index.interval.bytes", kind: kindInt,
 		doc: "bytes of log between offset index entries", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(int64(c.Storage.Log.IndexIntervalBytes)) }},
-	{name: "max.message.bytes", brokerName: "message.max.bytes", kind: kindInt,
-		doc: "the largest record batch the topic accepts", check: atLeast(0),
-		brokerDefault: func(c *Config) string { return i64(int64(c.MessageMaxBytes)) }},
+	{name: "leader.replication.throttled.replicas", kind: kindList,
+		doc:   "the replicas whose serving of followers is throttled; Gregor has no replication throttles",
+		check: onlyDefault("", "Gregor has no replication throttles"), brokerDefault: fixed("")},
 	{name: "local.retention.bytes", kind: kindLong,
 		doc: "with tiered storage, the bytes a partition keeps on local disk; -2 for retention.bytes. Gregor has no tiered storage, so retention.bytes governs, as on a Kafka broker without it", check: atLeast(-2),
 		brokerDefault: fixed("-2")},
@@ -148,6 +162,9 @@ var topicConfigs = []topicConfig{
 	{name: "max.compaction.lag.ms", brokerName: "log.cleaner.max.compaction.lag.ms", kind: kindLong,
 		doc: "the longest time a record stays uncompacted: older dirty segments are cleaned whatever the dirty ratio", check: atLeast(1),
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.MaxCompactionLagMs) }},
+	{name: "max.message.bytes", brokerName: "message.max.bytes", kind: kindInt,
+		doc: "the largest record batch the topic accepts", check: atLeast(0),
+		brokerDefault: func(c *Config) string { return i64(int64(c.MessageMaxBytes)) }},
 	{name: "message.timestamp.after.max.ms", brokerName: "log.message.timestamp.after.max.ms", kind: kindLong,
 		doc: "how far ahead of the broker's clock a CreateTime timestamp may be", check: atLeast(0),
 		brokerDefault: func(c *Config) string { return i64(c.LogMessageTimestampAfterMaxMs) }},
@@ -174,6 +191,9 @@ var topicConfigs = []topicConfig{
 	{name: "min.insync.replicas", brokerName: "min.insync.replicas", kind: kindInt,
 		doc: "the ISR size an acks=all produce needs", check: atLeast(1),
 		brokerDefault: func(c *Config) string { return i64(int64(c.MinInsyncReplicas)) }},
+	{name: "preallocate", brokerName: "log.preallocate", kind: kindBoolean,
+		doc:   "preallocate each new segment file to segment.bytes; Gregor does not",
+		check: onlyDefault("false", "Gregor does not preallocate segment files"), brokerDefault: fixed("false")},
 	{name: "remote.log.copy.disable", kind: kindBoolean,
 		doc: "with tiered storage, stop copying segments to remote storage; Gregor has none", brokerDefault: fixed("false")},
 	{name: "remote.log.delete.on.disable", kind: kindBoolean,

@@ -576,6 +576,11 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	if tiered {
 		r.bad("remote.log.storage.system.enable", "true", "Gregor has no tiered storage: its logs are on local disk only")
 	}
+	var prealloc bool
+	r.setBool("log.preallocate", &prealloc)
+	if prealloc {
+		r.bad("log.preallocate", "true", "Gregor does not preallocate segment files")
+	}
 	r.setBool("auto.create.topics.enable", &c.AutoCreateTopicsEnable)
 	r.setBool("fetch.sendfile.enable", &c.FetchSendfileEnable)
 	r.setBool("unclean.leader.election.enable", &c.Controller.UncleanLeaderElectionEnable)

@@ -1,0 +1,141 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"gregor/internal/testcluster"
+)
+
+// TestConfigsGregorLacksAtTheirDefaults: the topic configs of features
+// Gregor does not have are taken at the values that turn the feature off,
+// which are Kafka's defaults and mean exactly what Gregor does, and refused
+// otherwise with INVALID_CONFIG and a reason; so a topic copied from a Kafka
+// cluster or created by a tool that sets every config still works.
+//   - Tiered storage (KIP-405), as a Kafka broker without it, its default,
+//     takes it: remote.storage.enable=false, the local retentions and the
+//     remote.log switches are stored and described; remote.storage.enable
+//     =true is refused with Kafka's own message.
+//   - preallocate=false and empty replication throttle lists.
+func TestConfigsGregorLacksAtTheirDefaults(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	set := map[string]string{
+		"remote.storage.enable":                   "false",
+		"local.retention.ms":                      "3600000",
+		"local.retention.bytes":                   "-2",
+		"remote.log.copy.disable":                 "true",
+		"remote.log.delete.on.disable":            "false",
+		"preallocate":                             "false",
+		"leader.replication.throttled.replicas":   "",
+		"follower.replication.throttled.replicas": "",
+	}
+	configs := map[string]*string{}
+	for k, v := range set {
+		configs[k] = kmsg.StringPtr(v)
+	}
+	createTopic(t, c, "tiered-off", 1, configs)
+	createTopic(t, c, "plain", 1, nil)
+
+	adm := kadm.NewClient(newClient(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rcs, err := adm.DescribeTopicConfigs(ctx, "tiered-off", "plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := map[string]string{"remote.storage.enable": "false", "local.retention.ms": "-2", "local.retention.bytes": "-2",
+		"remote.log.copy.disable": "false", "remote.log.delete.on.disable": "false",
+		"preallocate": "false", "leader.replication.throttled.replicas": "", "follower.replication.throttled.replicas": ""}
+	for topic, want := range map[string]map[string]string{"tiered-off": set, "plain": defaults} {
+		rc, err := rcs.On(topic, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]kadm.Config{}
+		for _, cfg := range rc.Configs {
+			got[cfg.Key] = cfg
+		}
+		for name, value := range want {
+			cfg, ok := got[name]
+			switch {
+			case !ok:
+				t.Errorf("%s: DescribeConfigs lists no %s", topic, name)
+			case cfg.Value == nil || *cfg.Value != value:
+				t.Errorf("%s: %s = %v, want %s", topic, name, cfg.MaybeValue(), value)
+			case topic == "plain" && cfg.Source != kmsg.ConfigSourceDefaultConfig:
+				t.Errorf("%s: %s from %v, want the default", topic, name, cfg.Source)
+			}
+		}
+	}
+
+	const kafkaMsg = "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."
+	for name, value := range map[string]string{"remote.storage.enable": "true", "local.retention.ms": "-3", "local.retention.bytes": "x",
+		"remote.log.copy.disable": "yes", "preallocate": "true", "leader.replication.throttled.replicas": "0:1",
+		"follower.replication.throttled.replicas": "*"} {
+		resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{name: kmsg.StringPtr(value)}, "refused")
+		if err == nil {
+			err = resp.Err
+		}
+		if !errors.Is(err, kerr.InvalidConfig) || resp.ErrMessage == "" {
+			t.Errorf("create with %s=%s: %v (%q), want INVALID_CONFIG with a reason", name, value, err, resp.ErrMessage)
+		}
+		if name == "remote.storage.enable" && resp.ErrMessage != kafkaMsg {
+			t.Errorf("create with %s=%s: message %q, want Kafka's %q", name, value, resp.ErrMessage, kafkaMsg)
+		}
+		alters, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: name, Value: kmsg.StringPtr(value)}}, "plain")
+		if err == nil {
+			var ar kadm.AlterConfigsResponse
+			ar, err = alters.On("plain", nil)
+			err = errors.Join(err, ar.Err)
+		}
+		if !errors.Is(err, kerr.InvalidConfig) {
+			t.Errorf("alter to %s=%s: %v, want INVALID_CONFIG", name, value, err)
+		}
+	}
+}
+
+// kafkaTopicConfigs are Kafka 4.0's topic configs (TopicConfig), sorted.
+var kafkaTopicConfigs = []string{
+	"cleanup.policy", "compression.gzip.level", "compression.lz4.level", "compression.type", "compression.zstd.level",
+	"delete.retention.ms", "file.delete.delay.ms", "flush.messages", "flush.ms", "follower.replication.throttled.replicas",
+	"index.interval.bytes", "leader.replication.throttled.replicas", "local.retention.bytes", "local.retention.ms",
+	"max.compaction.lag.ms", "max.message.bytes", "message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
+	"message.timestamp.type", "min.cleanable.dirty.ratio", "min.compaction.lag.ms", "min.insync.replicas", "preallocate",
+	"remote.log.copy.disable", "remote.log.delete.on.disable", "remote.storage.enable", "retention.bytes", "retention.ms",
+	"segment.bytes", "segment.index.bytes", "segment.jitter.ms", "segment.ms", "unclean.leader.election.enable",
+}
+
+// TestEveryKafkaTopicConfigIsDescribed: DescribeConfigs lists exactly
+// Kafka's topic configs, in order, each with a value.
+func TestEveryKafkaTopicConfigIsDescribed(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "all", 1, nil)
+	adm := kadm.NewClient(newClient(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rcs, err := adm.DescribeTopicConfigs(ctx, "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On("all", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, cfg := range rc.Configs {
+		names = append(names, cfg.Key)
+		if cfg.Value == nil {
+			t.Errorf("%s has no value", cfg.Key)
+		}
+	}
+	if !slices.Equal(names, kafkaTopicConfigs) {
+		t.Errorf("described configs\n%q\nwant Kafka's\n%q", names, kafkaTopicConfigs)
+	}
+}
