@@ -79,7 +79,7 @@ bench-broker:
 			$(GO) test -run='^$$' -bench="^BenchmarkEngines\$$/^engine=$$e\$$/^op=(produce|fetch|fetch-raw)\$$" -benchtime=300000x -count=1 ./cmd/gregor | tee -a $(BROKER_RESULTS)/engines.txt; \
 		done; \
 	done
-	$(GO) test -run='^$$' -bench='^BenchmarkEngines$$//^op=(idle-connections|flood-oversized|flood-pipelined)$$' -benchtime=1x -count=$(BENCHCOUNT) ./cmd/gregor | tee -a $(BROKER_RESULTS)/engines.txt
+	$(GO) test -run='^$$' -bench='^BenchmarkEngines$$//^op=(idle-connections|flood-oversized|flood-pipelined|flood-pipelined-conns)$$' -benchtime=1x -count=$(BENCHCOUNT) ./cmd/gregor | tee -a $(BROKER_RESULTS)/engines.txt
 	$(BENCHSTAT) -col /engine $(BROKER_RESULTS)/engines.txt | tee $(BROKER_RESULTS)/engines-benchstat.txt
 
 # Longer fuzzing than the seed corpora `make test` runs: every target in turn.

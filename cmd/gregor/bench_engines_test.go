@@ -70,7 +70,7 @@ func BenchmarkEngines(b *testing.B) {
 		for _, flood := range []struct {
 			op  string
 			run func(*testing.B, *benchBroker)
-		}{{"flood-oversized", benchFloodOversized}, {"flood-pipelined", benchFloodPipelined}} {
+		}{{"flood-oversized", benchFloodOversized}, {"flood-pipelined", benchFloodPipelined}, {"flood-pipelined-conns", benchFloodPipelinedConns}} {
 			b.Run("engine="+engine+"/op="+flood.op, func(b *testing.B) {
 				benchRound++ // a broker of its own per round, as above
 				bb := startBenchBroker(b, fmt.Sprintf("%s# round %d\n", extra, benchRound))

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +37,10 @@ const (
 	// pipelinedBytes bounds what op=flood-pipelined writes: acks=0
 	// Produce requests of one 1 MiB batch, never reading.
 	pipelinedBytes = 1 << 30
+	// pipelinedConns is how many connections op=flood-pipelined-conns
+	// floods from at once, pipelinedBytes/pipelinedConns each: every one
+	// within a connection's bound, all together far beyond it.
+	pipelinedConns = 128
 	// floodIOTimeout bounds every blocking socket call of a flood, so a
 	// broker that neither reads nor closes stops the round instead of
 	// hanging it.
@@ -93,22 +99,14 @@ func benchFloodPipelined(b *testing.B, bb *benchBroker) {
 	}
 	start := time.Now()
 	for b.Loop() {
-		fd := dialBlocking(b, sa)
-		n := int64(0)
-		for n < pipelinedBytes {
-			w, err := sendAll(fd, req)
-			n += int64(w)
-			if err != nil {
-				if !isPeerClosed(err) {
-					unix.Close(fd)
-					b.Fatalf("after %d bytes: %v", n, err)
-				}
-				closed++
-				break
-			}
+		n, shut, err := floodConn(sa, req, pipelinedBytes)
+		if err != nil {
+			b.Fatal(err)
 		}
 		wrote += n
-		unix.Close(fd)
+		if shut {
+			closed++
+		}
 	}
 	elapsed := time.Since(start)
 	ps := procStats(b, bb.pid)
@@ -116,6 +114,75 @@ func benchFloodPipelined(b *testing.B, bb *benchBroker) {
 	b.ReportMetric(float64(wrote)/float64(b.N)/(1<<20), "client-wrote-MiB")
 	b.ReportMetric(float64(wrote)/elapsed.Seconds()/(1<<20), "client-wrote-MiB/s")
 	b.ReportMetric(float64(closed)/float64(b.N), "closed-by-broker")
+}
+
+// benchFloodPipelinedConns floods as benchFloodPipelined does from
+// pipelinedConns connections at once, each writing
+// pipelinedBytes/pipelinedConns: a load each connection's bound admits and
+// only the server-wide bounds (queued.max.requests; netpoll's backlogs)
+// hold. It reports the broker's peak memory growth, what the clients wrote
+// and how fast, and how many connections the broker closed.
+func benchFloodPipelinedConns(b *testing.B, bb *benchBroker) {
+	benchRound++
+	topic := fmt.Sprintf("flood-%d", benchRound)
+	createBenchTopic(b, bb.addr, topic)
+	req := floodProduceRequest(b, topic)
+	sa := sockaddr(b, bb.addr)
+	var wrote, closed atomic.Int64
+	rss0 := procStats(b, bb.pid).RSSBytes
+	if err := bench.ResetPeakRSS(bb.pid); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		errs := make(chan error, pipelinedConns)
+		for range pipelinedConns {
+			wg.Go(func() {
+				n, shut, err := floodConn(sa, req, pipelinedBytes/pipelinedConns)
+				wrote.Add(n)
+				if shut {
+					closed.Add(1)
+				}
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	ps := procStats(b, bb.pid)
+	b.ReportMetric(float64(ps.PeakRSSBytes-rss0)/(1<<20), "broker-peak-rss-grew-MiB")
+	b.ReportMetric(float64(wrote.Load())/float64(b.N)/(1<<20), "client-wrote-MiB")
+	b.ReportMetric(float64(wrote.Load())/elapsed.Seconds()/(1<<20), "client-wrote-MiB/s")
+	b.ReportMetric(float64(closed.Load())/float64(b.N), "closed-by-broker")
+}
+
+// floodConn connects and writes req over and over, up to limit bytes,
+// never reading. It returns how much went out and whether the broker
+// closed the connection first.
+func floodConn(sa unix.Sockaddr, req []byte, limit int64) (wrote int64, closed bool, err error) {
+	fd, err := dialBlockingErr(sa)
+	if err != nil {
+		return 0, false, err
+	}
+	defer unix.Close(fd)
+	for wrote < limit {
+		w, err := sendAll(fd, req)
+		wrote += int64(w)
+		if err != nil {
+			if isPeerClosed(err) {
+				return wrote, true, nil
+			}
+			return wrote, false, fmt.Errorf("after %d bytes: %w", wrote, err)
+		}
+	}
+	return wrote, false, nil
 }
 
 // floodProduceRequest is one framed acks=0 Produce request (v9) carrying a
@@ -157,22 +224,32 @@ func sockaddr(b *testing.B, addr string) *unix.SockaddrInet4 {
 // dialBlocking connects a blocking socket whose reads and writes give up
 // after floodIOTimeout.
 func dialBlocking(b *testing.B, sa unix.Sockaddr) int {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := dialBlockingErr(sa)
 	if err != nil {
 		b.Fatal(err)
+	}
+	return fd
+}
+
+// dialBlockingErr is dialBlocking for goroutines other than the
+// benchmark's, which must not call b.Fatal.
+func dialBlockingErr(sa unix.Sockaddr) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
 	}
 	tv := unix.NsecToTimeval(floodIOTimeout.Nanoseconds())
 	for _, opt := range []int{unix.SO_RCVTIMEO, unix.SO_SNDTIMEO} {
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &tv); err != nil {
 			unix.Close(fd)
-			b.Fatal(err)
+			return -1, err
 		}
 	}
 	if err := connect(fd, sa); err != nil {
 		unix.Close(fd)
-		b.Fatal(err)
+		return -1, err
 	}
-	return fd
+	return fd, nil
 }
 
 // connect connects a blocking socket. A signal (the Go runtime preempts
