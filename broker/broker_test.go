@@ -398,6 +398,18 @@ func TestFetchCopyPathWhenSendfileDisabled(t *testing.T) {
 	}
 }
 
+// alterTopic changes topic's configs and returns the request's error or
+// the topic's, if any.
+func alterTopic(ctx context.Context, adm *kadm.Client, topic string, changes ...kadm.AlterConfig) error {
+	resps, err := adm.AlterTopicConfigs(ctx, changes, topic)
+	if err == nil {
+		var r kadm.AlterConfigsResponse
+		r, err = resps.On(topic, nil)
+		err = errors.Join(err, r.Err)
+	}
+	return err
+}
+
 func TestTopicConfigsApplyToLogs(t *testing.T) {
 	c := testcluster.Start(t, 1, nil)
 	createTopic(t, c, "cfg", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("1048576")})
@@ -411,16 +423,7 @@ func TestTopicConfigsApplyToLogs(t *testing.T) {
 	adm := kadm.NewClient(newClient(t, c))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	// alter changes cfg's configs and returns the topic's error, if any.
-	alter := func(changes ...kadm.AlterConfig) error {
-		resps, err := adm.AlterTopicConfigs(ctx, changes, "cfg")
-		if err == nil {
-			var r kadm.AlterConfigsResponse
-			r, err = resps.On("cfg", nil)
-			err = errors.Join(err, r.Err)
-		}
-		return err
-	}
+	alter := func(changes ...kadm.AlterConfig) error { return alterTopic(ctx, adm, "cfg", changes...) }
 	if err := alter(
 		kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("60000")},
 		kadm.AlterConfig{Op: kadm.SetConfig, Name: "max.compaction.lag.ms", Value: kmsg.StringPtr("3600000")},

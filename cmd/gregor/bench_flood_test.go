@@ -87,33 +87,54 @@ func benchFloodOversized(b *testing.B, bb *benchBroker) {
 // managed to write and how fast, and whether the broker closed the
 // connection.
 func benchFloodPipelined(b *testing.B, bb *benchBroker) {
-	benchRound++
-	topic := fmt.Sprintf("flood-%d", benchRound)
-	createBenchTopic(b, bb.addr, topic)
-	req := floodProduceRequest(b, topic)
-	sa := sockaddr(b, bb.addr)
-	var wrote, closed int64
-	rss0 := procStats(b, bb.pid).RSSBytes
-	if err := bench.ResetPeakRSS(bb.pid); err != nil {
-		b.Fatal(err)
-	}
-	start := time.Now()
+	f := startPipelinedFlood(b, bb)
 	for b.Loop() {
-		n, shut, err := floodConn(sa, req, pipelinedBytes)
+		n, shut, err := floodConn(f.sa, f.req, pipelinedBytes)
 		if err != nil {
 			b.Fatal(err)
 		}
-		wrote += n
+		f.wrote.Add(n)
 		if shut {
-			closed++
+			f.closed.Add(1)
 		}
 	}
-	elapsed := time.Since(start)
+	f.report(b, bb)
+}
+
+// pipelinedFlood is a pipelined flood's request, target and tallies.
+type pipelinedFlood struct {
+	req           []byte
+	sa            unix.Sockaddr
+	rss0          int64
+	start         time.Time
+	wrote, closed atomic.Int64
+}
+
+// startPipelinedFlood makes a new topic on bb and the request that floods
+// it, and starts measuring the broker's peak memory.
+func startPipelinedFlood(b *testing.B, bb *benchBroker) *pipelinedFlood {
+	benchRound++
+	topic := fmt.Sprintf("flood-%d", benchRound)
+	createBenchTopic(b, bb.addr, topic)
+	f := &pipelinedFlood{req: floodProduceRequest(b, topic), sa: sockaddr(b, bb.addr), rss0: procStats(b, bb.pid).RSSBytes}
+	if err := bench.ResetPeakRSS(bb.pid); err != nil {
+		b.Fatal(err)
+	}
+	f.start = time.Now()
+	return f
+}
+
+// report gives the broker's peak memory growth, what the clients wrote
+// per round and how fast, and how many connections the broker closed per
+// round.
+func (f *pipelinedFlood) report(b *testing.B, bb *benchBroker) {
+	elapsed := time.Since(f.start)
 	ps := procStats(b, bb.pid)
-	b.ReportMetric(float64(ps.PeakRSSBytes-rss0)/(1<<20), "broker-peak-rss-grew-MiB")
-	b.ReportMetric(float64(wrote)/float64(b.N)/(1<<20), "client-wrote-MiB")
-	b.ReportMetric(float64(wrote)/elapsed.Seconds()/(1<<20), "client-wrote-MiB/s")
-	b.ReportMetric(float64(closed)/float64(b.N), "closed-by-broker")
+	wrote := float64(f.wrote.Load())
+	b.ReportMetric(float64(ps.PeakRSSBytes-f.rss0)/(1<<20), "broker-peak-rss-grew-MiB")
+	b.ReportMetric(wrote/float64(b.N)/(1<<20), "client-wrote-MiB")
+	b.ReportMetric(wrote/elapsed.Seconds()/(1<<20), "client-wrote-MiB/s")
+	b.ReportMetric(float64(f.closed.Load())/float64(b.N), "closed-by-broker")
 }
 
 // benchFloodPipelinedConns floods as benchFloodPipelined does from
@@ -123,26 +144,16 @@ func benchFloodPipelined(b *testing.B, bb *benchBroker) {
 // hold. It reports the broker's peak memory growth, what the clients wrote
 // and how fast, and how many connections the broker closed.
 func benchFloodPipelinedConns(b *testing.B, bb *benchBroker) {
-	benchRound++
-	topic := fmt.Sprintf("flood-%d", benchRound)
-	createBenchTopic(b, bb.addr, topic)
-	req := floodProduceRequest(b, topic)
-	sa := sockaddr(b, bb.addr)
-	var wrote, closed atomic.Int64
-	rss0 := procStats(b, bb.pid).RSSBytes
-	if err := bench.ResetPeakRSS(bb.pid); err != nil {
-		b.Fatal(err)
-	}
-	start := time.Now()
+	f := startPipelinedFlood(b, bb)
 	for b.Loop() {
 		var wg sync.WaitGroup
 		errs := make(chan error, pipelinedConns)
 		for range pipelinedConns {
 			wg.Go(func() {
-				n, shut, err := floodConn(sa, req, pipelinedBytes/pipelinedConns)
-				wrote.Add(n)
+				n, shut, err := floodConn(f.sa, f.req, pipelinedBytes/pipelinedConns)
+				f.wrote.Add(n)
 				if shut {
-					closed.Add(1)
+					f.closed.Add(1)
 				}
 				if err != nil {
 					errs <- err
@@ -155,12 +166,7 @@ func benchFloodPipelinedConns(b *testing.B, bb *benchBroker) {
 			b.Fatal(err)
 		}
 	}
-	elapsed := time.Since(start)
-	ps := procStats(b, bb.pid)
-	b.ReportMetric(float64(ps.PeakRSSBytes-rss0)/(1<<20), "broker-peak-rss-grew-MiB")
-	b.ReportMetric(float64(wrote.Load())/float64(b.N)/(1<<20), "client-wrote-MiB")
-	b.ReportMetric(float64(wrote.Load())/elapsed.Seconds()/(1<<20), "client-wrote-MiB/s")
-	b.ReportMetric(float64(closed.Load())/float64(b.N), "closed-by-broker")
+	f.report(b, bb)
 }
 
 // floodConn connects and writes req over and over, up to limit bytes,
