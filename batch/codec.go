@@ -177,6 +177,9 @@ func CompressLevel(c Codec, level int, dst, src []byte) ([]byte, error) {
 		enc := s2.EncodeSnappy(dst[len(dst):len(dst)+n], src)
 		return dst[:len(dst)+len(enc)], nil
 	case CodecZstd:
+		if level == 0 { // zstd's 0 is its default level, in libzstd and Kafka
+			level = DefaultLevel(CodecZstd)
+		}
 		pool := &zstdEncoders[zstd.EncoderLevelFromZstd(level)]
 		e := pool.Get().(*zstd.Encoder)
 		dst = e.EncodeAll(src, dst)

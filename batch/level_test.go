@@ -82,6 +82,10 @@ func TestCompressLevels(t *testing.T) {
 		if atDefault, _ := CompressLevel(tc.c, DefaultLevel(tc.c), nil, in); !bytes.Equal(def, atDefault) {
 			t.Errorf("%s: Compress differs from CompressLevel at the default level %d", tc.c, DefaultLevel(tc.c))
 		}
+		// zstd's level 0 is its default level, in libzstd as in Kafka.
+		if at0, _ := CompressLevel(tc.c, 0, nil, in); tc.c == CodecZstd && !bytes.Equal(def, at0) {
+			t.Errorf("zstd level 0 differs from the default level %d", DefaultLevel(tc.c))
+		}
 		if sizes[tc.smaller] >= sizes[tc.fast] {
 			t.Errorf("%s: level %d wrote %d bytes, level %d %d: want the higher level smaller on JSON",
 				tc.c, tc.smaller, sizes[tc.smaller], tc.fast, sizes[tc.fast])
