@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gregor/batch"
 	"gregor/segment"
 )
 
@@ -34,7 +34,6 @@ const (
 	snapshotBatchSize = 4 + 4 + 8 + 8 + 8
 )
 
-var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
 // snapshotName is the file of the snapshot as of offset: the offset in 20
 // digits, as segment files are named, so that names sort by offset.
@@ -72,7 +71,7 @@ func encodeSnapshot(s *producerStates, offset int64) []byte {
 			b = binary.BigEndian.AppendUint64(b, uint64(m.appendTime))
 		}
 	}
-	binary.BigEndian.PutUint32(b[2:], crc32.Checksum(b[6:], crc32c))
+	binary.BigEndian.PutUint32(b[2:], batch.CRC32C(b[6:]))
 	return b
 }
 
@@ -91,7 +90,7 @@ func decodeSnapshot(b []byte) (producerStates, int64, error) {
 	if v := binary.BigEndian.Uint16(b); v != snapshotVersion {
 		return bad("version %d", v)
 	}
-	if got, want := crc32.Checksum(b[6:], crc32c), binary.BigEndian.Uint32(b[2:]); got != want {
+	if got, want := batch.CRC32C(b[6:]), binary.BigEndian.Uint32(b[2:]); got != want {
 		return bad("CRC %08x, file says %08x", got, want)
 	}
 	offset := int64(binary.BigEndian.Uint64(b[6:]))
