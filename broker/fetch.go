@@ -50,11 +50,11 @@ type parked struct {
 // another goroutine.
 func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
 	f := &fetch{b: b, rq: rq, req: req, deadline: rq.start.Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)}
-	if req.SessionEpoch > 0 {
+	if req.SessionEpoch != 0 && req.SessionEpoch != -1 {
 		// This broker hands out no fetch sessions (it answers session id
-		// 0, so clients send full fetches): an incremental fetch names a
-		// session it never gave. Epoch 0 or -1 is a full fetch, whatever
-		// the id, as in Kafka's FetchManager.
+		// 0, so clients send full fetches): an incremental fetch (any
+		// epoch but 0 and -1) names a session it never gave. Epoch 0 or
+		// -1 is a full fetch, whatever the id, as in Kafka's FetchManager.
 		f.resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		f.send()
 		return

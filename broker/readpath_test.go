@@ -146,7 +146,7 @@ func TestFetchSessionsAndReplicas(t *testing.T) {
 	for _, tc := range []struct {
 		id, epoch int32
 		want      int16
-	}{{1234, -1, 0}, {1234, 0, 0}, {0, 5, kerr.FetchSessionIDNotFound.Code}, {1234, 5, kerr.FetchSessionIDNotFound.Code}} {
+	}{{1234, -1, 0}, {1234, 0, 0}, {0, 5, kerr.FetchSessionIDNotFound.Code}, {1234, 5, kerr.FetchSessionIDNotFound.Code}, {0, -5, kerr.FetchSessionIDNotFound.Code}} {
 		req := fetchRequest(12, "f", 0)
 		req.SessionID, req.SessionEpoch = tc.id, tc.epoch
 		if got := r.do(req).(*kmsg.FetchResponse).ErrorCode; got != tc.want {
