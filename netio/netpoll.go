@@ -657,6 +657,9 @@ func (sl *npSlot) respond(r Response) {
 	start := !c.mu.writing && c.mu.queue[0] == sl
 	if start {
 		c.mu.writing = true
+		// The idle check reads a writing connection's lastWrite: from
+		// now, not a stale one, so a writer about to start is not stalled.
+		c.lastWrite.Store(c.e.now())
 	}
 	c.mu.Unlock()
 	if start {
