@@ -83,9 +83,12 @@
 //     instead of ending it.
 //
 // How the last bound holds differs. The std engine stops reading a
-// connection at its bound (and every connection while queued.max.requests
-// are in flight): the client's further requests stay in its own socket and
-// TCP pushes back on it, so a flood costs the broker nothing. netpoll cannot
+// connection at its bound (and every connection, once it has read one whole
+// frame it cannot hand over, while queued.max.requests are in flight): the
+// client's further requests stay in its own socket and TCP pushes back on
+// it, so a flood costs the broker at most one waiting frame per connection
+// (up to socket.request.max.bytes each; there is no server-wide byte bound
+// on them, as Kafka has none by default: queued.max.request.bytes=-1). netpoll cannot
 // stop reading one connection (its poller reads any readable socket, and a
 // request callback that leaves input unparsed is called again at once), so
 // the netpoll engine bounds what it holds instead: requests beyond the
