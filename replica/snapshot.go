@@ -34,7 +34,6 @@ const (
 	snapshotBatchSize = 4 + 4 + 8 + 8 + 8
 )
 
-
 // snapshotName is the file of the snapshot as of offset: the offset in 20
 // digits, as segment files are named, so that names sort by offset.
 func snapshotName(offset int64) string {
