@@ -155,12 +155,15 @@ func testSendfileResponse(t *testing.T, engine string) {
 	const off, length = 100, 50_000
 	var done sync.WaitGroup
 	s, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
-		done.Add(1)
 		hdr := binary.BigEndian.AppendUint32(nil, uint32(length+3))
 		respond(Response{Parts: []Part{{Bytes: hdr}, {Bytes: []byte("<<")}, {File: f, Offset: off, Length: length}, {Bytes: []byte(">")}},
 			Done: done.Done})
 	}))
 	c := dial(t, addr)
+	// Added here, not in the handler: the handler runs on another goroutine
+	// and only a TCP round trip, which the race detector cannot see, would
+	// order its Add before this goroutine's Wait.
+	done.Add(1)
 	c.Write(frame([]byte("fetch")))
 	got := readFrame(t, c)
 	want := append(append([]byte("<<"), data[off:off+length]...), '>')
@@ -221,12 +224,12 @@ func testSendfileFallsBackToCopy(t *testing.T, engine string) {
 			}
 			var done sync.WaitGroup
 			s, addr := startTCPWith(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
-				done.Add(1)
 				hdr := binary.BigEndian.AppendUint32(nil, uint32(length+1))
 				respond(Response{Parts: []Part{{Bytes: hdr}, {File: f, Offset: off, Length: length}, {Bytes: []byte(">")}},
 					Done: done.Done})
 			}), Options{Logger: quiet, sendfile: sendfile}, nil)
 			c := dial(t, addr)
+			done.Add(1) // before the request, as in testSendfileResponse
 			c.Write(frame([]byte("fetch")))
 			if !tc.fallback {
 				var hdr [4]byte
