@@ -17,7 +17,7 @@ import (
 func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) {
 	im := b.image()
 	var missing []string
-	if b.cfg.AutoCreateTopicsEnable && (req.Version < 4 || req.AllowAutoTopicCreation) && req.Topics != nil {
+	if b.cfg.AutoCreateTopicsEnable && (req.Version < 4 || req.AllowAutoTopicCreation) && req.Topics != nil && !idsBeforeV12(req) {
 		asked := map[string]bool{}
 		for _, t := range req.Topics {
 			if t.Topic == nil {
@@ -99,6 +99,16 @@ func (b *Broker) autoCreate(topics []string) map[string]int16 {
 	return out
 }
 
+// idsBeforeV12 reports whether req names a topic by id (or by neither name
+// nor id) in a version before 12, which brought topic ids to Metadata.
+// Kafka refuses such a request whole, before anything else, auto-creation
+// of the names beside the id included.
+func idsBeforeV12(req *kmsg.MetadataRequest) bool {
+	return req.Version < 12 && slices.ContainsFunc(req.Topics, func(rt kmsg.MetadataRequestTopic) bool {
+		return rt.Topic == nil || rt.TopicID != [16]byte{}
+	})
+}
+
 // waitForImage waits until cond holds for the local image (a broker-only
 // node applies the controller's records a moment after it answers), or ctx
 // ends.
@@ -141,19 +151,13 @@ func (b *Broker) metadata(im *raft.Image, req *kmsg.MetadataRequest, created map
 		}
 		return resp
 	}
-	if req.Version < 12 {
+	if idsBeforeV12(req) {
 		for _, rt := range req.Topics {
-			if rt.Topic == nil || rt.TopicID != [16]byte{} {
-				// Topic ids in Metadata came with v12; Kafka refuses
-				// the whole request before it.
-				for _, rt := range req.Topics {
-					mt := kmsg.NewMetadataResponseTopic()
-					mt.Topic, mt.TopicID, mt.ErrorCode = rt.Topic, rt.TopicID, kerr.InvalidRequest.Code
-					resp.Topics = append(resp.Topics, mt)
-				}
-				return resp
-			}
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic, mt.TopicID, mt.ErrorCode = rt.Topic, rt.TopicID, kerr.InvalidRequest.Code
+			resp.Topics = append(resp.Topics, mt)
 		}
+		return resp
 	}
 	// Kafka answers the set of topics asked for: a name or id asked twice
 	// is answered once.

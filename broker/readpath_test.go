@@ -347,13 +347,23 @@ func TestMetadataSetsAndOperations(t *testing.T) {
 	}
 
 	tp, _ := c.Brokers[0].Image().Topic("md")
+	// A refused request has no side effects: the name beside the id is
+	// not auto-created.
 	md = kmsg.NewPtrMetadataRequest()
-	md.Version = 10
+	md.Version, md.AllowAutoTopicCreation = 10, true
 	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr("not-made")
+	md.Topics = append(md.Topics, mt)
+	mt = kmsg.NewMetadataRequestTopic()
 	mt.TopicID = tp.ID
 	md.Topics = append(md.Topics, mt)
-	if got := r.do(md).(*kmsg.MetadataResponse).Topics[0].ErrorCode; got != kerr.InvalidRequest.Code {
-		t.Errorf("Metadata v10 by topic id: %v, want INVALID_REQUEST", kerr.ErrorForCode(got))
+	for _, got := range r.do(md).(*kmsg.MetadataResponse).Topics {
+		if got.ErrorCode != kerr.InvalidRequest.Code {
+			t.Errorf("Metadata v10 by topic id: %v, want INVALID_REQUEST", kerr.ErrorForCode(got.ErrorCode))
+		}
+	}
+	if _, ok := c.Brokers[0].Image().Topic("not-made"); ok {
+		t.Error("a Metadata request refused as INVALID_REQUEST auto-created the topic it named")
 	}
 
 	const topicOps, clusterOps = 0b1101_1111_1000, 0b1_1111_1010_0000
