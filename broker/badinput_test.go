@@ -629,6 +629,54 @@ func TestProduceAnswersLikeKafka(t *testing.T) {
 	}
 }
 
+// TestProduceLogStartOffsetLikeKafka: a failed partition's answer carries
+// its log start offset exactly when Kafka's does: not for what Kafka refuses
+// before it looks at a log (invalid acks, an unknown topic or partition, a
+// partition led elsewhere, the internal offsets topic, an empty or
+// multi-batch records field, zstd before v7) nor for the exceptions it
+// answers with UNKNOWN_LOG_APPEND_INFO (a corrupt or oversized batch); for
+// every other failure, yes.
+func TestProduceLogStartOffsetLikeKafka(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "t", 1, nil)
+	createTopic(t, c, "isr", 1, map[string]*string{"min.insync.replicas": kmsg.StringPtr("2")})
+	r := dialRaw(t, c.Addrs()[0])
+	produceRaw(r, 9, -1, "t", 0, idempotentBatch(t, 5, 0, 0, 1))
+	corrupt := recordBatch(t, 1, 1)
+	corrupt[len(corrupt)-1] ^= 1
+	offset7 := recordBatch(t, 1, 1)
+	binary.BigEndian.PutUint64(offset7, 7)
+	for _, tc := range []struct {
+		name      string
+		version   int16
+		acks      int16
+		topic     string
+		partition int32
+		records   []byte
+		code      *kerr.Error
+		logStart  int64
+	}{
+		{"acks 2", 9, 2, "t", 0, recordBatch(t, 1, 1), kerr.InvalidRequiredAcks, -1},
+		{"unknown partition", 9, -1, "t", 7, recordBatch(t, 1, 1), kerr.UnknownTopicOrPartition, -1},
+		{"internal topic", 9, -1, "__consumer_offsets", 0, recordBatch(t, 1, 1), nil, -1},
+		{"no records", 9, -1, "t", 0, []byte{}, kerr.InvalidRecord, -1},
+		{"two batches", 9, -1, "t", 0, append(recordBatch(t, 1, 1), recordBatch(t, 1, 1)...), kerr.InvalidRecord, -1},
+		{"zstd in v6", 6, -1, "t", 0, codecBatch(t, batch.CodecZstd, 1, 1), kerr.UnsupportedCompressionType, -1},
+		{"bad CRC", 9, -1, "t", 0, corrupt, kerr.CorruptMessage, -1},
+		{"base offset 7", 9, -1, "t", 0, offset7, kerr.InvalidRecord, 0},
+		{"sequence gap", 9, -1, "t", 0, idempotentBatch(t, 5, 0, 9, 1), kerr.OutOfOrderSequenceNumber, 0},
+		{"ISR below min.insync.replicas", 9, -1, "isr", 0, recordBatch(t, 1, 1), kerr.NotEnoughReplicas, 0},
+	} {
+		p := produceRaw(r, tc.version, tc.acks, tc.topic, tc.partition, tc.records)
+		if tc.code != nil && p.ErrorCode != tc.code.Code || p.ErrorCode == 0 {
+			t.Errorf("%s: %v, want %v", tc.name, kerr.ErrorForCode(p.ErrorCode), tc.code)
+		}
+		if p.LogStartOffset != tc.logStart || p.BaseOffset != -1 {
+			t.Errorf("%s: log_start_offset %d and base_offset %d, want %d and -1", tc.name, p.LogStartOffset, p.BaseOffset, tc.logStart)
+		}
+	}
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)

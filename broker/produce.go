@@ -155,18 +155,10 @@ type produceJob struct {
 func (c *produceCall) run(j *produceJob) {
 	res, err := c.b.producePartition(c.im, c.req, j.topic, j.in.Partition, j.in.Records, j.settings)
 	if err != nil {
-		code := errorCode(err)
-		j.out.ErrorCode = code
+		j.out.ErrorCode = errorCode(err)
 		msg := err.Error()
 		j.out.ErrorMessage = &msg
-		j.out.BaseOffset, j.out.LogStartOffset = -1, -1
-		if !unknownLogAppend(code) {
-			// Kafka answers the partition's log start with every
-			// error but those that leave it unknown.
-			if p, _, kerrCode := c.b.leaderFor(c.im, j.topic, j.in.Partition, -1); kerrCode == nil {
-				j.out.LogStartOffset = p.LogStartOffset()
-			}
-		}
+		j.out.BaseOffset, j.out.LogStartOffset = res.FirstOffset, res.LogStartOffset
 		if re := (*recordErrors)(nil); errors.As(err, &re) {
 			for _, f := range re.faults {
 				e := kmsg.NewProduceResponseTopicPartitionErrorRecord()
@@ -203,30 +195,72 @@ func (c *produceCall) finish() {
 	c.rq.conn.Release()
 }
 
-// producePartition checks and appends one partition's records.
+// producePartition checks and appends one partition's records. On failure
+// the result's LogStartOffset is what the answer carries: -1 where Kafka
+// refuses before it looks at the partition's log (refuseBeforeLog), the
+// log's start offset for the failures Kafka reports with it.
 func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topic string, partition int32, records []byte, s topicSettings) (replica.AppendResult, error) {
+	failed := replica.AppendResult{FirstOffset: -1, LastOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
+	p, pi, kerrCode := b.leaderFor(im, topic, partition, -1)
+	if err := refuseBeforeLog(req, topic, partition, records, kerrCode); err != nil {
+		return failed, err
+	}
+	res, err := appendChecked(p, pi, req, topic, partition, records, s)
+	if err != nil {
+		if !unknownLogAppend(errorCode(err)) {
+			failed.LogStartOffset = p.LogStartOffset()
+		}
+		return failed, err
+	}
+	return res, nil
+}
+
+// refuseBeforeLog makes the checks Kafka makes before it finds a partition's
+// log, in its order: the topic and partition exist and the request's records
+// field holds one batch (KafkaApis), the acks are valid, the topic is not
+// the internal one, and this broker leads the partition (ReplicaManager).
+// leaderErr is leaderFor's verdict on the partition.
+func refuseBeforeLog(req *kmsg.ProduceRequest, topic string, partition int32, records []byte, leaderErr *kerr.Error) error {
+	if leaderErr == kerr.UnknownTopicOrPartition {
+		return kerrf(leaderErr, "%s-%d: %s", topic, partition, leaderErr.Description)
+	}
+	if len(records) == 0 {
+		return kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", req.Version)
+	}
+	if len(records) >= batch.HeaderSize {
+		h := batch.Header(records)
+		if n := int64(h.BatchLength()) + 12; n >= batch.HeaderSize && n < int64(len(records)) {
+			return kerrf(kerr.InvalidRecord, "Produce requests with version %d are only allowed to contain exactly one record batch per partition", req.Version)
+		}
+		if h.Codec() == batch.CodecZstd && req.Version < 7 {
+			return kerrf(kerr.UnsupportedCompressionType, "Produce requests with version %d cannot carry zstd-compressed records (version 7 and later can)", req.Version)
+		}
+	}
 	switch req.Acks {
 	case -1, 0, 1:
 	default:
-		return replica.AppendResult{}, kerrf(kerr.InvalidRequiredAcks, "acks must be -1, 0 or 1, not %d", req.Acks)
-	}
-	p, pi, kerrCode := b.leaderFor(im, topic, partition, -1)
-	if kerrCode != nil {
-		return replica.AppendResult{}, kerrf(kerrCode, "%s-%d: %s", topic, partition, kerrCode.Description)
+		return kerrf(kerr.InvalidRequiredAcks, "acks must be -1, 0 or 1, not %d", req.Acks)
 	}
 	if topic == offsetsTopic {
 		// Only the group coordinators write there: a client's records
 		// would be read back as commits.
-		return replica.AppendResult{}, kerrf(kerr.InvalidTopicException, "Cannot append to internal topic %s", topic)
+		return kerrf(kerr.InvalidTopicException, "Cannot append to internal topic %s", topic)
 	}
+	if leaderErr != nil {
+		return kerrf(leaderErr, "%s-%d: %s", topic, partition, leaderErr.Description)
+	}
+	return nil
+}
+
+// appendChecked validates one partition's batch as Kafka's LogValidator
+// does, against the topic's settings, and appends it to p, the partition's
+// log, which this broker leads.
+func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.ProduceRequest, topic string, partition int32, records []byte, s topicSettings) (replica.AppendResult, error) {
 	if req.Acks == -1 && len(pi.ISR) < s.minInsyncReplicas {
 		// Kafka refuses before appending: acks=all promises
 		// min.insync.replicas copies, which the ISR cannot give.
 		return replica.AppendResult{}, kerrf(kerr.NotEnoughReplicas, "The size of the current ISR %d is insufficient to satisfy the min.isr requirement of %d for partition %s-%d",
 			len(pi.ISR), s.minInsyncReplicas, topic, partition)
-	}
-	if len(records) == 0 {
-		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", req.Version)
 	}
 	if len(records) > s.maxMessageBytes {
 		// Checked here, not only by Validate, for which 0 means no limit:
@@ -234,9 +268,6 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 		return replica.AppendResult{}, kerrf(kerr.MessageTooLarge, "the batch is %d bytes, more than max.message.bytes %d", len(records), s.maxMessageBytes)
 	}
 	if err := batch.Validate(records, s.maxMessageBytes); err != nil {
-		if errors.Is(err, batch.ErrLength) && len(records) > batch.HeaderSize && int(batch.Header(records).BatchLength())+12 < len(records) {
-			return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "a produce request must carry exactly one record batch per partition")
-		}
 		return replica.AppendResult{}, err
 	}
 	h := batch.Header(records)
@@ -246,9 +277,6 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 	}
 	if h.Transactional() || h.Control() {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "transactional and control batches are not supported by this broker")
-	}
-	if h.Codec() == batch.CodecZstd && req.Version < 7 {
-		return replica.AppendResult{}, kerrf(kerr.UnsupportedCompressionType, "Produce requests with version %d cannot carry zstd-compressed records (version 7 and later can)", req.Version)
 	}
 	if h.ProducerID() >= 0 && h.BaseSequence() < 0 {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "Invalid sequence number %d in record batch with producerId %d", h.BaseSequence(), h.ProducerID())
@@ -273,11 +301,7 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 				len(records), s.compression, s.maxMessageBytes)
 		}
 	}
-	res, err := p.Append(records, replica.AppendOptions{LogAppendTime: s.logAppendTime})
-	if err != nil {
-		return res, err
-	}
-	return res, nil
+	return p.Append(records, replica.AppendOptions{LogAppendTime: s.logAppendTime})
 }
 
 // checkRecords walks a batch's records, as Kafka's LogValidator does, so
@@ -399,7 +423,8 @@ func (e *recordErrors) Unwrap() error {
 }
 
 // unknownLogAppend reports the errors Kafka answers without the
-// partition's log start offset (its UNKNOWN_LOG_APPEND_INFO).
+// partition's log start offset (its UNKNOWN_LOG_APPEND_INFO) even once it
+// has found the partition's log.
 func unknownLogAppend(code int16) bool {
 	switch code {
 	case kerr.UnknownTopicOrPartition.Code, kerr.NotLeaderForPartition.Code, kerr.MessageTooLarge.Code,
