@@ -131,6 +131,19 @@ func TestBadRequestsCloseTheConnection(t *testing.T) {
 		r.write(r.frame(kmsg.Metadata.Int16(), 1, false, []byte{0, 0x0f, 0x42}))
 		r.expectClosed()
 	})
+	// A tag count of 2^32-1 in a few bytes: kmsg alone would count to it
+	// for over a minute, past the connection's 20 s deadline (kshape).
+	bomb := []byte{0xff, 0xff, 0xff, 0xff, 0x0f}
+	t.Run("tag count in the body the bytes cannot hold", func(t *testing.T) {
+		r := dialRaw(t, addr)
+		r.write(r.frame(kmsg.ApiVersions.Int16(), 3, true, append([]byte{1, 1}, bomb...)))
+		r.expectClosed()
+	})
+	t.Run("tag count in the header the bytes cannot hold", func(t *testing.T) {
+		r := dialRaw(t, addr)
+		r.write(r.frame(kmsg.Metadata.Int16(), 12, false, bomb))
+		r.expectClosed()
+	})
 	t.Run("short header", func(t *testing.T) {
 		r := dialRaw(t, addr)
 		r.write([]byte{0, 0, 0, 3, 0, 3, 0})

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/internal/kshape"
 	"gregor/netio"
 )
 
@@ -193,10 +194,18 @@ func (s *controllerServer) answer(frame []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s version %d", kmsg.NameForKey(key), version)
 	}
 	req.SetVersion(version)
+	src := r.Src
 	if req.IsFlexible() {
-		kmsg.SkipTags(&r)
+		var err error
+		if src, err = kshape.SkipTags(src); err != nil {
+			return nil, fmt.Errorf("a request header: %w", err)
+		}
 	}
-	if err := req.ReadFrom(r.Src); err != nil {
+	// As on the client listener: bounded before kmsg decodes (kshape).
+	if err := kshape.Check(key, version, src); err != nil {
+		return nil, fmt.Errorf("malformed %s: %w", kmsg.NameForKey(key), err)
+	}
+	if err := req.ReadFrom(src); err != nil {
 		return nil, fmt.Errorf("malformed %s: %w", kmsg.NameForKey(key), err)
 	}
 	if s.b.ctrl == nil {

@@ -59,3 +59,29 @@ func TestControllerListenerBoundsConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerListenerRefusesTagBombs: the controller listener walks a
+// request (kshape) before kmsg decodes it, as the client listener does: an
+// AllocateProducerIds announcing 2^32-1 tagged fields in five bytes closes
+// the connection at once instead of holding a core for a minute, and the
+// listener answers the next request. (An API with a known tag 0, such as
+// BrokerHeartbeat, escapes kmsg's loop by chance: once out of bytes every
+// key reads as 0, whose decoding fails.)
+func TestControllerListenerRefusesTagBombs(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	addr := c.Config(0).Quorum.Addr
+	req := kmsg.NewPtrAllocateProducerIDsRequest()
+	req.BrokerID, req.BrokerEpoch = 99, 1
+	body := req.AppendTo(nil)
+	bomb := append(body[:len(body)-1:len(body)-1], 0xff, 0xff, 0xff, 0xff, 0x0f)
+	r := dialRaw(t, addr)
+	r.write(r.frame(req.Key(), req.Version, true, bomb))
+	r.expectClosed()
+	hb := kmsg.NewPtrBrokerHeartbeatRequest()
+	hb.BrokerID, hb.BrokerEpoch = 99, 1
+	r = dialRaw(t, addr)
+	r.write(r.frameOf(hb))
+	if _, err := r.read(); err != nil {
+		t.Fatalf("a heartbeat after the refused request: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/internal/kshape"
 	"gregor/netio"
 )
 
@@ -109,14 +110,21 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 	}
 	body := kmsg.RequestForKey(key)
 	body.SetVersion(version)
+	src := r.Src
 	if body.IsFlexible() {
-		kmsg.SkipTags(&r)
+		var err error
+		if src, err = kshape.SkipTags(src); err != nil {
+			b.refuse(nr, respond, fmt.Sprintf("a request header with malformed tagged fields: %v", err))
+			return
+		}
 	}
-	if !r.Ok() {
-		b.refuse(nr, respond, "a request header with malformed tagged fields")
+	// kmsg alone can spend minutes on a few bytes announcing more than
+	// they hold (kshape); the walk costs at most the body's size.
+	if err := kshape.Check(key, version, src); err != nil {
+		b.refuse(nr, respond, fmt.Sprintf("a malformed %s v%d request: %v", kmsg.NameForKey(key), version, err))
 		return
 	}
-	if err := body.ReadFrom(r.Src); err != nil {
+	if err := body.ReadFrom(src); err != nil {
 		b.refuse(nr, respond, fmt.Sprintf("a malformed %s v%d request: %v", kmsg.NameForKey(key), version, err))
 		return
 	}
