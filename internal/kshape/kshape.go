@@ -12,7 +12,8 @@
 // so a large frame can also make it allocate many times the frame's size
 // before it finds the elements are not there. A body that passes the walk
 // holds every element and tag it announces, so kmsg's work and allocations
-// stay in proportion to the bytes.
+// stay in proportion to the bytes (allocations up to about 20 times them: an
+// element of a few bytes decodes into a struct of several words).
 //
 // The layouts are Kafka's request schemas (the message JSON files of
 // Apache Kafka) for the versions Gregor's broker speaks, tagged fields left
@@ -40,6 +41,7 @@ const (
 	wString                 // int16 length, or a compact length in flexible versions; nullable or not
 	wBytes                  // int32 length, or a compact length in flexible versions; nullable or not
 	wArray                  // int32 count, or a compact count; of elem's structs, or of a primitive (one elem field)
+	wTagged                 // a tagged field holding a struct (elem), in the enclosing struct's tag section
 )
 
 // wireField is one field of a request layout, present in versions
@@ -50,6 +52,7 @@ type wireField struct {
 	since, before int16
 	elem          []wireField // wArray: the element's fields
 	primitive     bool        // wArray: elements are elem[0] alone, with no tag section
+	tag           uint32      // wTagged: its key
 }
 
 func (f wireField) in(version int16) bool {
@@ -68,6 +71,16 @@ func byts(name string) wireField { return wireField{name: name, kind: wBytes} }
 // structs is an array of structs with the given fields.
 func structs(name string, elem ...wireField) wireField {
 	return wireField{name: name, kind: wArray, elem: elem}
+}
+
+// taggedStruct is a tagged field whose value is a struct, itself ending in
+// a tag section. Only these need a layout: a tag's bytes are otherwise
+// skipped whole, and kmsg decodes a known tag of a primitive or an array of
+// primitives within the tag's bytes, at a cost bounded by them. kmsg
+// decodes a known tag in every flexible version, whatever versions Kafka
+// gives the field, so a tagged field's layout applies in all of them.
+func taggedStruct(name string, tag uint32, elem ...wireField) wireField {
+	return wireField{name: name, kind: wTagged, tag: tag, elem: elem}
 }
 
 // list is an array of a primitive (int32s, strings).
@@ -103,6 +116,7 @@ var shapes = map[int16]wireShape{
 		structs("forgotten_topics_data", str("topic").until(13), uuid("topic_id").from(13),
 			list("partitions", i32(""))).from(7),
 		str("rack_id").from(11),
+		taggedStruct("replica_state", 1, i32("replica_id"), i64("replica_epoch")),
 	}},
 	kmsg.ListOffsets.Int16(): {0, 7, 6, []wireField{
 		i32("replica_id"), i8("isolation_level").from(2),
@@ -265,6 +279,9 @@ type step struct {
 	fixed int    // opFixed: the run's bytes
 	name  string // the field (of a run, its first), for errors
 	elem  []step // opArray: one element's program
+	// opTags: the programs of the tags whose values are structs, by key
+	// (wTagged).
+	known map[uint32][]step
 }
 
 type opcode uint8
@@ -293,6 +310,7 @@ var programs = func() map[int16][][]step {
 // version; not a primitive array's element).
 func compile(fields []wireField, version int16, flexible, tagged bool) []step {
 	var prog []step
+	var known map[uint32][]step
 	for _, f := range fields {
 		if !f.in(version) {
 			continue
@@ -312,12 +330,20 @@ func compile(fields []wireField, version int16, flexible, tagged bool) []step {
 			s.op = opBytes
 		case wArray:
 			s = step{op: opArray, elem: compile(f.elem, version, flexible, flexible && !f.primitive)}
+		case wTagged:
+			if tagged {
+				if known == nil {
+					known = make(map[uint32][]step)
+				}
+				known[f.tag] = compile(f.elem, version, flexible, true)
+			}
+			continue
 		}
 		s.name = f.name
 		prog = append(prog, s)
 	}
 	if tagged {
-		prog = append(prog, step{op: opTags, name: "tagged fields"})
+		prog = append(prog, step{op: opTags, name: "tagged fields", known: known})
 	}
 	return prog
 }
@@ -371,7 +397,7 @@ func (w *walker) run(prog []step) {
 				}
 			}
 		case opTags:
-			w.tags(s.name)
+			w.tags(s.name, s.known)
 		}
 	}
 }
@@ -428,14 +454,29 @@ func (w *walker) uvarint(field string) uint32 {
 // tags walks a tag section: a count, then each tag's key, size and bytes.
 // Each tag takes at least two bytes, so a count the bytes do not hold
 // fails as soon as they run out.
-func (w *walker) tags(field string) {
+// A tag whose value is a struct (known) is walked within its own bytes,
+// as kmsg decodes it.
+func (w *walker) tags(field string, known map[uint32][]step) {
 	n := w.uvarint(field)
 	for i := uint32(0); i < n && w.err == nil; i++ {
-		w.uvarint(field)
-		size := w.uvarint(field)
-		if w.err == nil {
-			w.skip(field, int(size))
+		key := w.uvarint(field)
+		size := int(w.uvarint(field))
+		if w.err != nil {
+			return
 		}
+		if size > len(w.src) {
+			w.skip(field, size)
+			return
+		}
+		if prog, ok := known[key]; ok {
+			inner := walker{src: w.src[:size], flexible: true}
+			inner.run(prog)
+			if inner.err != nil {
+				w.err, w.src = inner.err, nil
+				return
+			}
+		}
+		w.src = w.src[size:]
 	}
 }
 
@@ -443,6 +484,6 @@ func (w *walker) tags(field string) {
 // header's), bounded by src's bytes as Check is, and returns the rest.
 func SkipTags(src []byte) ([]byte, error) {
 	w := walker{src: src, flexible: true}
-	w.tags("tagged fields")
+	w.tags("tagged fields", nil)
 	return w.src, w.err
 }

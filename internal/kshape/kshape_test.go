@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -17,7 +18,7 @@ func TestShapesMatchKmsg(t *testing.T) {
 	for key, sh := range shapes {
 		for v := sh.min; v <= sh.max; v++ {
 			req := kmsg.RequestForKey(key)
-			fill(reflect.ValueOf(req).Elem())
+			fill(reflect.ValueOf(req).Elem(), 99, []byte{1, 2, 3})
 			req.SetVersion(v)
 			body := req.AppendTo(nil)
 			name := kmsg.NameForKey(key)
@@ -42,19 +43,19 @@ func TestShapesMatchKmsg(t *testing.T) {
 
 // fill sets every field of a kmsg request struct to a value that is
 // encoded: numbers and strings non-zero, two elements in every array, and
-// an unknown tag on every struct.
-func fill(v reflect.Value) {
+// on every struct an unknown tag of the given key and value.
+func fill(v reflect.Value, tag uint32, value []byte) {
 	switch v.Kind() {
 	case reflect.Struct:
 		if tags, ok := v.Addr().Interface().(*kmsg.Tags); ok {
-			tags.Set(99, []byte{1, 2, 3})
+			tags.Set(tag, value)
 			return
 		}
 		for i := range v.NumField() {
 			if v.Type().Field(i).Name == "Version" {
 				continue
 			}
-			fill(v.Field(i))
+			fill(v.Field(i), tag, value)
 		}
 	case reflect.Bool:
 		v.SetBool(true)
@@ -64,15 +65,15 @@ func fill(v reflect.Value) {
 		v.SetString("ab")
 	case reflect.Pointer:
 		v.Set(reflect.New(v.Type().Elem()))
-		fill(v.Elem())
+		fill(v.Elem(), tag, value)
 	case reflect.Array:
 		for i := range v.Len() {
-			fill(v.Index(i))
+			fill(v.Index(i), tag, value)
 		}
 	case reflect.Slice:
 		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
 		for i := range 2 {
-			fill(v.Index(i))
+			fill(v.Index(i), tag, value)
 		}
 	case reflect.Uint8:
 		v.SetUint(7)
@@ -104,6 +105,45 @@ func TestTagBombsFailFast(t *testing.T) {
 	}
 }
 
+// TestKnownTagsCannotStallKmsg: kmsg decodes a tag it knows by its
+// layout, and a struct-valued one ends in a tag section whose count it
+// trusts. In every struct of every flexible layout, for every tag key kmsg
+// might know (0-3), a value of some fixed bytes followed by a tag count of
+// 2^32-1 is either refused by Check or decoded by kmsg at once. Waiting for
+// the decode is bounded: kmsg would take over a minute.
+func TestKnownTagsCannotStallKmsg(t *testing.T) {
+	bomb := []byte{0xff, 0xff, 0xff, 0xff, 0x0f}
+	for key, sh := range shapes {
+		for v := max(sh.min, sh.flexible); v <= sh.max; v++ {
+			for tag := uint32(0); tag < 4; tag++ {
+				for fixed := range 17 {
+					value := append(make([]byte, fixed), bomb...)
+					req := kmsg.RequestForKey(key)
+					fill(reflect.ValueOf(req).Elem(), tag, value)
+					req.SetVersion(v)
+					body := req.AppendTo(nil)
+					if Check(key, v, body) != nil {
+						continue
+					}
+					decoded := make(chan struct{})
+					go func() {
+						defer close(decoded)
+						dec := kmsg.RequestForKey(key)
+						dec.SetVersion(v)
+						dec.ReadFrom(body)
+					}()
+					select {
+					case <-decoded:
+					case <-time.After(10 * time.Second):
+						t.Fatalf("%s v%d, tag %d holding %d bytes and a tag count of 2^32-1: Check passed it, and kmsg is still decoding it after 10 s",
+							kmsg.NameForKey(key), v, tag, fixed)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestCheckVersions: a version outside a layout is refused, not walked with
 // the wrong layout.
 func TestCheckVersions(t *testing.T) {
@@ -121,7 +161,7 @@ func TestCheckVersions(t *testing.T) {
 func FuzzCheck(f *testing.F) {
 	for key, sh := range shapes {
 		req := kmsg.RequestForKey(key)
-		fill(reflect.ValueOf(req).Elem())
+		fill(reflect.ValueOf(req).Elem(), 99, []byte{1, 2, 3})
 		req.SetVersion(sh.max)
 		f.Add(key, sh.max, req.AppendTo(nil))
 	}
