@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -312,7 +313,9 @@ func TestProduceBadInput(t *testing.T) {
 		{"bad CRC", 1, "bad", 0, corrupt, kerr.CorruptMessage},
 		{"over max.message.bytes", 1, "bad", 0, recordBatch(t, 2, 4096), kerr.MessageTooLarge},
 		{"two batches", 1, "bad", 0, twoBatches, kerr.InvalidRecord},
-		{"truncated batch", 1, "bad", 0, good[:40], kerr.CorruptMessage},
+		// Fewer bytes than the batch announces are no batch at all
+		// to Kafka's batch iterator.
+		{"truncated batch", 1, "bad", 0, good[:40], kerr.InvalidRecord},
 		{"unknown topic", 1, "nope", 0, good, kerr.UnknownTopicOrPartition},
 		{"unknown partition", 1, "bad", 7, good, kerr.UnknownTopicOrPartition},
 		{"invalid acks", 2, "bad", 0, good, kerr.InvalidRequiredAcks},
@@ -659,6 +662,16 @@ func TestProduceLogStartOffsetLikeKafka(t *testing.T) {
 	corrupt[len(corrupt)-1] ^= 1
 	offset7 := recordBatch(t, 1, 1)
 	binary.BigEndian.PutUint64(offset7, 7)
+	// Base offset 7 and a bad CRC: Kafka's log checks the offset first.
+	offset7Corrupt := slices.Clone(offset7)
+	offset7Corrupt[len(offset7Corrupt)-1] ^= 1
+	withMagic := func(m byte) []byte {
+		b := recordBatch(t, 1, 1)
+		b[16] = m
+		return b
+	}
+	tiny := recordBatch(t, 1, 1)
+	binary.BigEndian.PutUint32(tiny[8:], 13)
 	for _, tc := range []struct {
 		name      string
 		version   int16
@@ -676,6 +689,12 @@ func TestProduceLogStartOffsetLikeKafka(t *testing.T) {
 		{"two batches", 9, -1, "t", 0, append(recordBatch(t, 1, 1), recordBatch(t, 1, 1)...), kerr.InvalidRecord, -1},
 		{"zstd in v6", 6, -1, "t", 0, codecBatch(t, batch.CodecZstd, 1, 1), kerr.UnsupportedCompressionType, -1},
 		{"bad CRC", 9, -1, "t", 0, corrupt, kerr.CorruptMessage, -1},
+		{"truncated batch", 9, -1, "t", 0, corrupt[:40], kerr.InvalidRecord, -1},
+		{"magic 1", 9, -1, "t", 0, withMagic(1), kerr.InvalidRecord, -1},
+		{"magic 5", 9, -1, "t", 0, withMagic(5), kerr.CorruptMessage, -1},
+		{"batch length 13", 9, -1, "t", 0, tiny, kerr.CorruptMessage, -1},
+		{"magic 1 with acks 2", 9, 2, "t", 0, withMagic(1), kerr.InvalidRecord, -1},
+		{"base offset 7 and a bad CRC", 9, -1, "t", 0, offset7Corrupt, kerr.InvalidRecord, 0},
 		{"base offset 7", 9, -1, "t", 0, offset7, kerr.InvalidRecord, 0},
 		{"sequence gap", 9, -1, "t", 0, idempotentBatch(t, 5, 0, 9, 1), kerr.OutOfOrderSequenceNumber, 0},
 		{"ISR below min.insync.replicas", 9, -1, "isr", 0, recordBatch(t, 1, 1), kerr.NotEnoughReplicas, 0},

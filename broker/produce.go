@@ -217,24 +217,15 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 
 // refuseBeforeLog makes the checks Kafka makes before it finds a partition's
 // log, in its order: the topic and partition exist and the request's records
-// field holds one batch (KafkaApis), the acks are valid, the topic is not
-// the internal one, and this broker leads the partition (ReplicaManager).
-// leaderErr is leaderFor's verdict on the partition.
+// field holds one batch of magic 2 (KafkaApis), the acks are valid, the
+// topic is not the internal one, and this broker leads the partition
+// (ReplicaManager). leaderErr is leaderFor's verdict on the partition.
 func refuseBeforeLog(req *kmsg.ProduceRequest, topic string, partition int32, records []byte, leaderErr *kerr.Error) error {
 	if leaderErr == kerr.UnknownTopicOrPartition {
 		return kerrf(leaderErr, "%s-%d: %s", topic, partition, leaderErr.Description)
 	}
-	if len(records) == 0 {
-		return kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", req.Version)
-	}
-	if len(records) >= batch.HeaderSize {
-		h := batch.Header(records)
-		if n := int64(h.BatchLength()) + 12; n >= batch.HeaderSize && n < int64(len(records)) {
-			return kerrf(kerr.InvalidRecord, "Produce requests with version %d are only allowed to contain exactly one record batch per partition", req.Version)
-		}
-		if h.Codec() == batch.CodecZstd && req.Version < 7 {
-			return kerrf(kerr.UnsupportedCompressionType, "Produce requests with version %d cannot carry zstd-compressed records (version 7 and later can)", req.Version)
-		}
+	if err := oneBatch(req.Version, records); err != nil {
+		return err
 	}
 	switch req.Acks {
 	case -1, 0, 1:
@@ -252,6 +243,46 @@ func refuseBeforeLog(req *kmsg.ProduceRequest, topic string, partition int32, re
 	return nil
 }
 
+// oneBatch reads a Produce records field as Kafka's ProduceRequest does with
+// its batch iterator, before any log is looked at: bytes too few for a
+// batch's length and magic, or for the length the batch announces, are no
+// batch at all; a length under the smallest record's (14) or a magic Kafka
+// has never had is corrupt; the batch must be of magic 2, not zstd before
+// v7, and alone. Whether the batch itself is whole and sound is the log's
+// to check (appendChecked).
+func oneBatch(version int16, records []byte) error {
+	const logOverhead, upToMagic, minRecordOverhead = 12, 17, 14
+	noBatch := kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", version)
+	if len(records) < logOverhead {
+		return noBatch
+	}
+	h := batch.Header(records)
+	size := h.BatchLength()
+	if size < minRecordOverhead {
+		return kerrf(kerr.CorruptMessage, "Record size %d is less than the minimum record overhead (%d)", size, minRecordOverhead)
+	}
+	if len(records) < upToMagic {
+		return noBatch
+	}
+	if m := h.Magic(); m < 0 || m > 2 {
+		return kerrf(kerr.CorruptMessage, "Invalid magic found in record: %d", m)
+	}
+	end := int64(size) + logOverhead
+	if end > int64(len(records)) {
+		return noBatch
+	}
+	if h.Magic() != 2 {
+		return kerrf(kerr.InvalidRecord, "Produce requests with version %d are only allowed to contain record batches with magic version 2", version)
+	}
+	if h.Codec() == batch.CodecZstd && version < 7 {
+		return kerrf(kerr.UnsupportedCompressionType, "Produce requests with version %d cannot carry zstd-compressed records (version 7 and later can)", version)
+	}
+	if int64(len(records))-end >= logOverhead {
+		return kerrf(kerr.InvalidRecord, "Produce requests with version %d are only allowed to contain exactly one record batch per partition", version)
+	}
+	return nil
+}
+
 // appendChecked validates one partition's batch as Kafka's LogValidator
 // does, against the topic's settings, and appends it to p, the partition's
 // log, which this broker leads.
@@ -262,6 +293,12 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 		return replica.AppendResult{}, kerrf(kerr.NotEnoughReplicas, "The size of the current ISR %d is insufficient to satisfy the min.isr requirement of %d for partition %s-%d",
 			len(pi.ISR), s.minInsyncReplicas, topic, partition)
 	}
+	h := batch.Header(records) // oneBatch has seen it to be whole, of magic 2
+	if h.BaseOffset() != 0 {
+		// Kafka 4 refuses it so, first of the log's checks: a client's
+		// offsets are the broker's to give.
+		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "The baseOffset of the record batch in the append to %s-%d should be 0, but it is %d", topic, partition, h.BaseOffset())
+	}
 	if len(records) > s.maxMessageBytes {
 		// Checked here, not only by Validate, for which 0 means no limit:
 		// a topic's max.message.bytes=0 refuses every batch, as Kafka's.
@@ -269,11 +306,6 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 	}
 	if err := batch.Validate(records, s.maxMessageBytes); err != nil {
 		return replica.AppendResult{}, err
-	}
-	h := batch.Header(records)
-	if h.BaseOffset() != 0 {
-		// Kafka 4 refuses it so: a client's offsets are the broker's to give.
-		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "The baseOffset of the record batch in the append to %s-%d should be 0, but it is %d", topic, partition, h.BaseOffset())
 	}
 	if h.Transactional() || h.Control() {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "transactional and control batches are not supported by this broker")
