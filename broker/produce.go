@@ -252,9 +252,11 @@ func refuseBeforeLog(req *kmsg.ProduceRequest, topic string, partition int32, re
 // to check (appendChecked).
 func oneBatch(version int16, records []byte) error {
 	const logOverhead, upToMagic, minRecordOverhead = 12, 17, 14
-	noBatch := kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", version)
+	noBatch := func() error {
+		return kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", version)
+	}
 	if len(records) < logOverhead {
-		return noBatch
+		return noBatch()
 	}
 	h := batch.Header(records)
 	size := h.BatchLength()
@@ -262,14 +264,14 @@ func oneBatch(version int16, records []byte) error {
 		return kerrf(kerr.CorruptMessage, "Record size %d is less than the minimum record overhead (%d)", size, minRecordOverhead)
 	}
 	if len(records) < upToMagic {
-		return noBatch
+		return noBatch()
 	}
 	if m := h.Magic(); m < 0 || m > 2 {
 		return kerrf(kerr.CorruptMessage, "Invalid magic found in record: %d", m)
 	}
 	end := int64(size) + logOverhead
 	if end > int64(len(records)) {
-		return noBatch
+		return noBatch()
 	}
 	if h.Magic() != 2 {
 		return kerrf(kerr.InvalidRecord, "Produce requests with version %d are only allowed to contain record batches with magic version 2", version)
