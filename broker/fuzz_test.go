@@ -269,38 +269,11 @@ func fuzzSeedRequests() []kmsg.Request {
 	mt.Topic = kmsg.StringPtr("t")
 	md.Topics = append(md.Topics, mt)
 	add(md)
-	for _, rec := range [][]byte{records, idempotent} {
-		pr := kmsg.NewPtrProduceRequest()
-		pr.Acks = -1
-		pt := kmsg.NewProduceRequestTopic()
-		pt.Topic = "t"
-		pp := kmsg.NewProduceRequestTopicPartition()
-		pp.Records = rec
-		pt.Partitions = append(pt.Partitions, pp)
-		pr.Topics = append(pr.Topics, pt)
-		add(pr)
-	}
-	fr := kmsg.NewPtrFetchRequest()
-	fr.MaxBytes, fr.SessionEpoch = 1<<20, -1
-	ft := kmsg.NewFetchRequestTopic()
-	ft.Topic = "t"
-	for p := range int32(3) {
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.Partition, fp.PartitionMaxBytes = p, 1<<20
-		ft.Partitions = append(ft.Partitions, fp)
-	}
-	fr.Topics = append(fr.Topics, ft)
-	add(fr)
-	lo := kmsg.NewPtrListOffsetsRequest()
-	lt := kmsg.NewListOffsetsRequestTopic()
-	lt.Topic = "t"
-	for _, ts := range []int64{-1, -2, -3, 0} {
-		lp := kmsg.NewListOffsetsRequestTopicPartition()
-		lp.Timestamp = ts
-		lt.Partitions = append(lt.Partitions, lp)
-	}
-	lo.Topics = append(lo.Topics, lt)
-	add(lo)
+	// Versions are set per seed; the builders' are placeholders.
+	add(produceRequest(9, -1, producePart{"t", 0, records}))
+	add(produceRequest(9, -1, producePart{"t", 1, idempotent}))
+	add(fetchRequest(12, "t", 0, 1, 2))
+	add(listOffsetsRequest(7, "t", 1, -1, -2, -3, 0))
 	oe := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	ot := kmsg.NewOffsetForLeaderEpochRequestTopic()
 	ot.Topic = "t"
