@@ -521,7 +521,36 @@ func (m *franzMember) kill(tr *groupTracker) {
 // checkDescribed checks the coordinator's view of the group against the
 // members': Stable, with exactly these members (by member id and client
 // id), each assigned the partitions it owns.
+//
+// The two views are compared until they agree, again after each event the
+// members report, within a bound: the coordinator can be Stable in a
+// generation whose assignment a member's client has not yet applied (a
+// cooperative rebalance taking a partition back in a second round), and
+// the member's callbacks then bring the views together.
 func checkDescribed(t *testing.T, ctx context.Context, adm *kadm.Client, group, protocol string, tr *groupTracker, members ...*franzMember) {
+	t.Helper()
+	bound := time.After(10 * time.Second)
+	for {
+		tr.mu.Lock()
+		changed := tr.changed
+		tr.mu.Unlock()
+		wrong := describedMismatches(t, ctx, adm, group, protocol, tr, members)
+		if len(wrong) == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-bound:
+			t.Fatalf("the coordinator's view of %s still differs from its members' after 10 s:\n%s", group, strings.Join(wrong, "\n"))
+		case <-ctx.Done():
+			t.Fatalf("the coordinator's view of %s differs from its members': %v\n%s", group, ctx.Err(), strings.Join(wrong, "\n"))
+		}
+	}
+}
+
+// describedMismatches lists how the coordinator's description of group
+// differs from what checkDescribed expects.
+func describedMismatches(t *testing.T, ctx context.Context, adm *kadm.Client, group, protocol string, tr *groupTracker, members []*franzMember) []string {
 	t.Helper()
 	described, err := adm.DescribeGroups(ctx, group)
 	if err != nil {
@@ -529,32 +558,35 @@ func checkDescribed(t *testing.T, ctx context.Context, adm *kadm.Client, group, 
 	}
 	g := described[group]
 	if g.Err != nil || g.State != "Stable" || g.ProtocolType != "consumer" || g.Protocol != protocol || len(g.Members) != len(members) {
-		t.Fatalf("described %s: err %v, state %q, protocol %q/%q, %d members; want Stable, consumer/%s, %d members",
-			group, g.Err, g.State, g.ProtocolType, g.Protocol, len(g.Members), protocol, len(members))
+		return []string{fmt.Sprintf("described %s: err %v, state %q, protocol %q/%q, %d members; want Stable, consumer/%s, %d members",
+			group, g.Err, g.State, g.ProtocolType, g.Protocol, len(g.Members), protocol, len(members))}
 	}
+	var wrong []string
 	for _, dm := range g.Members {
 		i := slices.IndexFunc(members, func(m *franzMember) bool { return m.memberID() == dm.MemberID })
 		if i < 0 {
-			t.Fatalf("described member %s (client %s) is none of the live members", dm.MemberID, dm.ClientID)
+			wrong = append(wrong, fmt.Sprintf("described member %s (client %s) is none of the live members", dm.MemberID, dm.ClientID))
+			continue
 		}
 		m := members[i]
 		if dm.ClientID != m.name || dm.ClientHost != "/127.0.0.1" {
-			t.Errorf("member %s: client %q host %q; want %q, /127.0.0.1", m.name, dm.ClientID, dm.ClientHost, m.name)
+			wrong = append(wrong, fmt.Sprintf("member %s: client %q host %q; want %q, /127.0.0.1", m.name, dm.ClientID, dm.ClientHost, m.name))
 		}
 		var got []int32
 		if a, ok := dm.Assigned.AsConsumer(); ok {
 			for _, at := range a.Topics {
 				if at.Topic != tr.topic {
-					t.Errorf("member %s is assigned topic %q", m.name, at.Topic)
+					wrong = append(wrong, fmt.Sprintf("member %s is assigned topic %q", m.name, at.Topic))
 				}
 				got = append(got, at.Partitions...)
 			}
 		}
 		slices.Sort(got)
 		if want := tr.owned(m.name); !slices.Equal(got, want) {
-			t.Errorf("the coordinator has %s assigned %v; it owns %v", m.name, got, want)
+			wrong = append(wrong, fmt.Sprintf("the coordinator has %s assigned %v; it owns %v", m.name, got, want))
 		}
 	}
+	return wrong
 }
 
 // TestGroupFranzShareLeaveAndDie runs a kgo consumer group through the
