@@ -687,6 +687,8 @@ func TestProduceLogStartOffsetLikeKafka(t *testing.T) {
 		{"internal topic", 9, -1, "__consumer_offsets", 0, recordBatch(t, 1, 1), nil, -1},
 		{"no records", 9, -1, "t", 0, []byte{}, kerr.InvalidRecord, -1},
 		{"two batches", 9, -1, "t", 0, append(recordBatch(t, 1, 1), recordBatch(t, 1, 1)...), kerr.InvalidRecord, -1},
+		{"a second batch of length 13", 9, -1, "t", 0, append(recordBatch(t, 1, 1), tiny[:12]...), kerr.CorruptMessage, -1},
+		{"a second batch of magic 5", 9, -1, "t", 0, append(recordBatch(t, 1, 1), withMagic(5)[:17]...), kerr.CorruptMessage, -1},
 		{"zstd in v6", 6, -1, "t", 0, codecBatch(t, batch.CodecZstd, 1, 1), kerr.UnsupportedCompressionType, -1},
 		{"bad CRC", 9, -1, "t", 0, corrupt, kerr.CorruptMessage, -1},
 		{"truncated batch", 9, -1, "t", 0, corrupt[:40], kerr.InvalidRecord, -1},
@@ -706,6 +708,49 @@ func TestProduceLogStartOffsetLikeKafka(t *testing.T) {
 		if p.LogStartOffset != tc.logStart || p.BaseOffset != -1 {
 			t.Errorf("%s: log_start_offset %d and base_offset %d, want %d and -1", tc.name, p.LogStartOffset, p.BaseOffset, tc.logStart)
 		}
+	}
+}
+
+// TestProduceTrimsBytesAfterTheBatch: bytes after a Produce partition's batch
+// that are no whole batch end Kafka's iteration; Kafka appends the batch
+// without them, and so does Gregor, where it once refused the request.
+func TestProduceTrimsBytesAfterTheBatch(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "t", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	next := recordBatch(t, 1, 1)
+	for i, tail := range [][]byte{
+		{0, 0, 0, 0, 0},    // too short for a batch's length
+		next[:16],          // its length, not yet its magic
+		next[:len(next)-1], // one byte short of the length it announces
+	} {
+		p := produceRaw(r, 9, -1, "t", 0, append(recordBatch(t, 2, 1), tail...))
+		if p.ErrorCode != 0 || p.BaseOffset != int64(2*i) {
+			t.Fatalf("a batch and %d bytes after it: %v at offset %d, want offset %d", len(tail), kerr.ErrorForCode(p.ErrorCode), p.BaseOffset, 2*i)
+		}
+	}
+	// The log holds the three batches, whole, and nothing between them: a
+	// fetch returns them back to back, each checked.
+	f := fetchOnce(r, "t", 0, 0, 0)
+	if f.ErrorCode != 0 || f.HighWatermark != 6 {
+		t.Fatalf("fetch: %v, high watermark %d, want 6", kerr.ErrorForCode(f.ErrorCode), f.HighWatermark)
+	}
+	var n int
+	for rest := f.RecordBatches; len(rest) > 0; n++ {
+		size := batch.Header(rest).Size()
+		if size > len(rest) {
+			t.Fatalf("batch %d: %d bytes announced, %d left", n, size, len(rest))
+		}
+		if err := batch.Validate(rest[:size], 0); err != nil {
+			t.Fatalf("batch %d: %v", n, err)
+		}
+		if got := batch.Header(rest).BaseOffset(); got != int64(2*n) {
+			t.Fatalf("batch %d at offset %d, want %d", n, got, 2*n)
+		}
+		rest = rest[size:]
+	}
+	if n != 3 {
+		t.Fatalf("fetched %d batches, want 3", n)
 	}
 }
 

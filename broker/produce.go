@@ -202,10 +202,11 @@ func (c *produceCall) finish() {
 func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topic string, partition int32, records []byte, s topicSettings) (replica.AppendResult, error) {
 	failed := replica.AppendResult{FirstOffset: -1, LastOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
 	p, pi, kerrCode := b.leaderFor(im, topic, partition, -1)
-	if err := refuseBeforeLog(req, topic, partition, records, kerrCode); err != nil {
+	b1, err := refuseBeforeLog(req, topic, partition, records, kerrCode)
+	if err != nil {
 		return failed, err
 	}
-	res, err := appendChecked(p, pi, req, topic, partition, records, s)
+	res, err := appendChecked(p, pi, req, topic, partition, b1, s)
 	if err != nil {
 		if !unknownLogAppend(errorCode(err)) {
 			failed.LogStartOffset = p.LogStartOffset()
@@ -219,70 +220,89 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 // log, in its order: the topic and partition exist and the request's records
 // field holds one batch of magic 2 (KafkaApis), the acks are valid, the
 // topic is not the internal one, and this broker leads the partition
-// (ReplicaManager). leaderErr is leaderFor's verdict on the partition.
-func refuseBeforeLog(req *kmsg.ProduceRequest, topic string, partition int32, records []byte, leaderErr *kerr.Error) error {
+// (ReplicaManager). leaderErr is leaderFor's verdict on the partition. It
+// returns the batch oneBatch found.
+func refuseBeforeLog(req *kmsg.ProduceRequest, topic string, partition int32, records []byte, leaderErr *kerr.Error) ([]byte, error) {
 	if leaderErr == kerr.UnknownTopicOrPartition {
-		return kerrf(leaderErr, "%s-%d: %s", topic, partition, leaderErr.Description)
+		return nil, kerrf(leaderErr, "%s-%d: %s", topic, partition, leaderErr.Description)
 	}
-	if err := oneBatch(req.Version, records); err != nil {
-		return err
+	b, err := oneBatch(req.Version, records)
+	if err != nil {
+		return nil, err
 	}
 	switch req.Acks {
 	case -1, 0, 1:
 	default:
-		return kerrf(kerr.InvalidRequiredAcks, "acks must be -1, 0 or 1, not %d", req.Acks)
+		return nil, kerrf(kerr.InvalidRequiredAcks, "acks must be -1, 0 or 1, not %d", req.Acks)
 	}
 	if topic == offsetsTopic {
 		// Only the group coordinators write there: a client's records
 		// would be read back as commits.
-		return kerrf(kerr.InvalidTopicException, "Cannot append to internal topic %s", topic)
+		return nil, kerrf(kerr.InvalidTopicException, "Cannot append to internal topic %s", topic)
 	}
 	if leaderErr != nil {
-		return kerrf(leaderErr, "%s-%d: %s", topic, partition, leaderErr.Description)
+		return nil, kerrf(leaderErr, "%s-%d: %s", topic, partition, leaderErr.Description)
 	}
-	return nil
+	return b, nil
 }
 
 // oneBatch reads a Produce records field as Kafka's ProduceRequest does with
-// its batch iterator, before any log is looked at: bytes too few for a
-// batch's length and magic, or for the length the batch announces, are no
-// batch at all; a length under the smallest record's (14) or a magic Kafka
-// has never had is corrupt; the batch must be of magic 2, not zstd before
-// v7, and alone. Whether the batch itself is whole and sound is the log's
-// to check (appendChecked).
-func oneBatch(version int16, records []byte) error {
-	const logOverhead, upToMagic, minRecordOverhead = 12, 17, 14
-	noBatch := func() error {
-		return kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", version)
+// its batch iterator, before any log is looked at: the field must hold one
+// batch (nextBatch), of magic 2, not zstd before v7, and no second one.
+// Whether the batch itself is whole and sound is the log's to check
+// (appendChecked).
+//
+// It returns the batch without the bytes after it: bytes that are no whole
+// batch are the end of the iteration to Kafka, and its log trims them
+// (UnifiedLog.trimInvalidBytes) rather than refusing the append.
+func oneBatch(version int16, records []byte) ([]byte, error) {
+	n, err := nextBatch(records)
+	if err != nil {
+		return nil, err
 	}
-	if len(records) < logOverhead {
-		return noBatch()
+	if n == 0 {
+		return nil, kerrf(kerr.InvalidRecord, "Produce requests with version %d must have at least one record batch per partition", version)
 	}
 	h := batch.Header(records)
-	size := h.BatchLength()
-	if size < minRecordOverhead {
-		return kerrf(kerr.CorruptMessage, "Record size %d is less than the minimum record overhead (%d)", size, minRecordOverhead)
-	}
-	if len(records) < upToMagic {
-		return noBatch()
-	}
-	if m := h.Magic(); m < 0 || m > 2 {
-		return kerrf(kerr.CorruptMessage, "Invalid magic found in record: %d", m)
-	}
-	end := int64(size) + logOverhead
-	if end > int64(len(records)) {
-		return noBatch()
-	}
 	if h.Magic() != 2 {
-		return kerrf(kerr.InvalidRecord, "Produce requests with version %d are only allowed to contain record batches with magic version 2", version)
+		return nil, kerrf(kerr.InvalidRecord, "Produce requests with version %d are only allowed to contain record batches with magic version 2", version)
 	}
 	if h.Codec() == batch.CodecZstd && version < 7 {
-		return kerrf(kerr.UnsupportedCompressionType, "Produce requests with version %d cannot carry zstd-compressed records (version 7 and later can)", version)
+		return nil, kerrf(kerr.UnsupportedCompressionType, "Produce requests with version %d cannot carry zstd-compressed records (version 7 and later can)", version)
 	}
-	if int64(len(records))-end >= logOverhead {
-		return kerrf(kerr.InvalidRecord, "Produce requests with version %d are only allowed to contain exactly one record batch per partition", version)
+	if more, err := nextBatch(records[n:]); err != nil {
+		return nil, err
+	} else if more > 0 {
+		return nil, kerrf(kerr.InvalidRecord, "Produce requests with version %d are only allowed to contain exactly one record batch per partition", version)
 	}
-	return nil
+	return records[:n], nil
+}
+
+// nextBatch is the length of the batch b starts with, log overhead
+// included, as Kafka's ByteBufferLogInputStream reads it: 0 when b is too
+// short for a batch's length and magic, or for the length it announces (the
+// iteration ends there); CORRUPT_MESSAGE for a length under the smallest
+// record's (14) or a magic Kafka has never had.
+func nextBatch(b []byte) (int, error) {
+	const logOverhead, upToMagic, minRecordOverhead = 12, 17, 14
+	if len(b) < logOverhead {
+		return 0, nil
+	}
+	h := batch.Header(b)
+	size := h.BatchLength()
+	if size < minRecordOverhead {
+		return 0, kerrf(kerr.CorruptMessage, "Record size %d is less than the minimum record overhead (%d)", size, minRecordOverhead)
+	}
+	if len(b) < upToMagic {
+		return 0, nil
+	}
+	if m := h.Magic(); m < 0 || m > 2 {
+		return 0, kerrf(kerr.CorruptMessage, "Invalid magic found in record: %d", m)
+	}
+	if int64(size)+logOverhead > int64(len(b)) {
+		return 0, nil
+	}
+	return int(size) + logOverhead, nil
 }
 
 // appendChecked validates one partition's batch as Kafka's LogValidator
