@@ -58,15 +58,14 @@ func (s *controllerServer) serve() {
 		for {
 			c, err := s.ln.Accept()
 			if err != nil {
-				select {
-				case <-s.closed:
-					return
-				default:
-				}
-				if retry.Wait(err, s.b.logger) {
+				if retry.Wait(err, s.b.logger, s.closed) {
 					continue
 				}
-				s.b.logger.Error("controller listener stopped", "err", err)
+				select {
+				case <-s.closed:
+				default:
+					s.b.logger.Error("controller listener stopped", "err", err)
+				}
 				return
 			}
 			retry.Reset()

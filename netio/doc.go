@@ -78,9 +78,9 @@
 //   - A frame's buffer grows with the bytes that arrive (fourfold from
 //     1 MiB), so a peer announcing a large frame holds at most four times
 //     what it sent.
-//   - Accept errors that pass (out of file descriptors, a connection aborted
-//     before it was accepted) pause accepting, 5 ms doubling to a second,
-//     instead of ending it.
+//   - Accept errors that pass (out of file descriptors or kernel memory)
+//     pause accepting, 5 ms doubling to a second, instead of ending it;
+//     Close ends a pause at once.
 //
 // How the last bound holds differs. The std engine stops reading a
 // connection at its bound (and every connection, once it has read one whole

@@ -3,8 +3,10 @@ package netio
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -258,6 +261,80 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	if got := readFrame(t, c); string(got) != "after EMFILE" {
 		t.Fatalf("answer %q", got)
 	}
+}
+
+// noListener is a listener with nothing to accept, for emfileListener
+// inside a synctest bubble.
+type noListener struct{}
+
+func (noListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (noListener) Close() error              { return nil }
+func (noListener) Addr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// TestCloseEndsAcceptRetry (inside a synctest bubble, whose clock moves only
+// when every goroutine waits): a server out of file descriptors keeps
+// accepting, pausing up to a second between tries, and Close ends the pause
+// at once instead of waiting it out.
+func TestCloseEndsAcceptRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := NewServer(Config{}, HandlerFunc(func(*Request, func(Response)) {}), Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(&emfileListener{Listener: noListener{}, failures: math.MaxInt}) }()
+		// 5 ms doubling reaches the one-second pause within 2 s.
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		select {
+		case err := <-served:
+			t.Fatalf("Serve returned %v while the listener was only out of descriptors", err)
+		default:
+		}
+		closedAt := time.Now()
+		s.Close()
+		synctest.Wait()
+		select {
+		case err := <-served:
+			if !errors.Is(err, ErrServerClosed) {
+				t.Fatalf("Serve returned %v, want ErrServerClosed", err)
+			}
+		default:
+			t.Fatal("Serve still pausing after Close")
+		}
+		if waited := time.Since(closedAt); waited != 0 {
+			t.Fatalf("Close waited %v of the accept pause", waited)
+		}
+	})
+}
+
+// TestAcceptRetryPassesOnlyPassingErrors: out of descriptors or memory the
+// loop pauses and goes on; any other error, or done closed, ends it.
+func TestAcceptRetryPassesOnlyPassingErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		done := make(chan struct{})
+		for _, tc := range []struct {
+			err  error
+			pass bool
+		}{
+			{syscall.EMFILE, true},
+			{os.NewSyscallError("accept4", syscall.ENFILE), true},
+			{syscall.ENOBUFS, true},
+			{syscall.ENOMEM, true},
+			{net.ErrClosed, false},
+			{syscall.EINVAL, false},
+		} {
+			var a AcceptRetry
+			if got := a.Wait(tc.err, quiet, done); got != tc.pass {
+				t.Errorf("Wait(%v) = %v, want %v", tc.err, got, tc.pass)
+			}
+		}
+		close(done)
+		var a AcceptRetry
+		if a.Wait(syscall.EMFILE, quiet, done) {
+			t.Error("Wait went on after done was closed")
+		}
+	})
 }
 
 // TestStalledReaderIsClosed: a client that sends a request and never reads

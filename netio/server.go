@@ -123,6 +123,7 @@ type Server struct {
 
 	inflight chan struct{} // one token per request being handled, server-wide
 	nextID   atomic.Uint64
+	done     chan struct{} // closed by Close: ends accept loops' waits
 
 	counters
 
@@ -161,7 +162,8 @@ func NewServer(cfg Config, h Handler, o Options) (*Server, error) {
 		return nil, err
 	}
 	o.ensureDefaults()
-	s := &Server{cfg: cfg, h: h, logger: o.Logger, sendfile: o.sendfile, inflight: make(chan struct{}, cfg.QueuedMaxRequests)}
+	s := &Server{cfg: cfg, h: h, logger: o.Logger, sendfile: o.sendfile, inflight: make(chan struct{}, cfg.QueuedMaxRequests),
+		done: make(chan struct{})}
 	s.mu.conns = map[*conn]struct{}{}
 	s.mu.perIP = map[string]int{}
 	return s, nil
@@ -184,16 +186,15 @@ func (s *Server) Serve(l net.Listener) error {
 	for {
 		nc, err := l.Accept()
 		if err != nil {
-			s.mu.Lock()
-			closed := s.mu.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			if retry.Wait(err, s.logger) {
+			if retry.Wait(err, s.logger, s.done) {
 				continue
 			}
-			return err
+			select {
+			case <-s.done:
+				return ErrServerClosed
+			default:
+				return err
+			}
 		}
 		retry.Reset()
 		s.accept(nc)
@@ -201,29 +202,37 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // AcceptRetry paces an accept loop through errors that pass: out of file
-// descriptors (EMFILE, ENFILE) or buffers, a connection aborted before it
-// was accepted. Returning on them would leave the port bound and no one
-// accepting, so that clients connect and hang; instead the loop waits, 5 ms
-// doubling to a second, and tries again, as net/http's does. The zero
-// value is ready to use.
+// descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM).
+// Returning on them would leave the port bound and no one accepting, so that
+// clients connect and hang; instead the loop waits, 5 ms doubling to a
+// second, and tries again, as net/http's does. (Go's Accept already retries
+// a connection aborted before it was accepted.) The zero value is ready to
+// use.
 type AcceptRetry struct{ delay time.Duration }
 
 // Wait reports whether err passes, after waiting the next delay; false
-// means the listener is done.
-func (a *AcceptRetry) Wait(err error, logger *slog.Logger) bool {
+// means the listener is done, or done was closed while waiting, so that
+// closing a server never waits out a second's delay.
+func (a *AcceptRetry) Wait(err error, logger *slog.Logger, done <-chan struct{}) bool {
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
 		return true
 	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE), errors.Is(err, syscall.ENOBUFS),
-		errors.Is(err, syscall.ENOMEM), errors.Is(err, syscall.ECONNABORTED):
+		errors.Is(err, syscall.ENOMEM):
 	default:
 		return false
 	}
 	a.delay = min(max(2*a.delay, 5*time.Millisecond), time.Second)
 	logger.Warn("accepting a connection failed; retrying", "err", err, "retry_in", a.delay)
-	time.Sleep(a.delay)
-	return true
+	t := time.NewTimer(a.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		return false
+	}
 }
 
 // Reset starts the delays over after an accept succeeds.
@@ -264,6 +273,9 @@ func (s *Server) accept(nc net.Conn) {
 // the requests they hold.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.mu.closed {
+		close(s.done)
+	}
 	s.mu.closed = true
 	var err error
 	for _, l := range s.mu.listeners {
