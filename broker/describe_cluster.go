@@ -18,16 +18,13 @@ func (b *Broker) handleDescribeCluster(rq *request, req *kmsg.DescribeClusterReq
 		resp.ClusterAuthorizedOperations = clusterOperations
 	}
 	if req.EndpointType != 1 {
-		// Only brokers are described here (v0 requests always ask for
-		// them). Kafka's codes: controllers are the other listener's
-		// (MISMATCHED_ENDPOINT_TYPE), any other type is unknown
-		// (UNSUPPORTED_ENDPOINT_TYPE); v0 has INVALID_REQUEST for both.
+		// Only brokers are described here (v0 has no endpoint type: it
+		// decodes as kmsg's default, brokers). Kafka's codes: controllers
+		// are the other listener's (MISMATCHED_ENDPOINT_TYPE), any other
+		// type is unknown (UNSUPPORTED_ENDPOINT_TYPE).
 		code, msg := kerr.UnsupportedEndpointType, "Unsupported endpoint type "+strconv.Itoa(int(req.EndpointType))
 		if req.EndpointType == 2 {
 			code, msg = kerr.MismatchedEndpointType, "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER"
-		}
-		if req.Version == 0 {
-			code = kerr.InvalidRequest
 		}
 		resp.ErrorCode, resp.ErrorMessage = code.Code, kmsg.StringPtr(msg)
 		rq.reply(resp)
