@@ -105,6 +105,7 @@ func (b *Broker) reconcile(im *raft.Image) {
 	b.publish(im)
 	for tp, h := range gone {
 		h.p.BecomeFollower(-1)
+		h.p.Detach()
 		// Fetches still holding regions of the log keep reading them: the
 		// files stay open until released.
 		if err := b.logs.Delete(tp); err != nil {
@@ -126,6 +127,7 @@ func (b *Broker) hostPartition(tp segment.TopicPartition, id raft.UUID, cfg segm
 	}
 	if ok {
 		h.p.BecomeFollower(-1)
+		h.p.Detach()
 		b.partitions.Lock()
 		delete(b.partitions.m, tp)
 		b.partitions.Unlock()

@@ -21,14 +21,22 @@
 // batches (producer.go). So that a broker that restarts still recognises a
 // retry, that state is written to the partition directory, as Kafka's
 // ProducerStateManager writes <offset>.snapshot: when an append rolls a
-// segment, and at Close if the state changed since the last one (so that a
-// shutdown does not fsync a file per partition of plain producers). A
+// segment, and at Close if the state changed since the last one or its
+// background fsync failed (so that a shutdown does not fsync a file per
+// partition of plain producers). A
 // snapshot named for offset O holds the state of every batch below O; on
 // open the newest snapshot at or below the log end is loaded and the batch
 // headers from O on are replayed (a snapshot past the log end, left by a
 // crash that lost an unflushed tail, and one that does not decode are
-// removed). Two are kept. The file is replaced atomically
-// (segment.ReplaceFile); integers are big-endian:
+// removed). Two are kept. The file is replaced atomically (written to
+// <name>.tmp and renamed). A roll's snapshot is written under the append
+// lock, so a broker process that dies still finds it, and fsynced in the
+// background, as Kafka's has been since KAFKA-15046, so that the append does
+// not wait for two fsyncs (the file's and the directory's): 0.74x the mean
+// append time with a roll every 64 appends (BenchmarkAppendRolling). A
+// machine crash before that fsync can tear the newest snapshot; its CRC
+// fails and the one before is used. Close's snapshot is fsynced before Close
+// returns (segment.ReplaceFile). Integers are big-endian:
 //
 //	<20-digit O>.producers
 //	    int16   version (1)

@@ -31,6 +31,8 @@ type Partition struct {
 	// with many partitions of plain producers does not fsync a snapshot
 	// per partition on every shutdown.
 	producersChanged bool
+	// snapshots syncs the snapshots of rolls in the background.
+	snapshots snapshotSyncer
 
 	// hw is the high watermark: the offset below which every record is
 	// committed and visible to consumers.
@@ -51,6 +53,7 @@ func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time) *Par
 		now = time.Now
 	}
 	p := &Partition{tp: tp, log: log, now: now}
+	p.snapshots.logger, p.snapshots.sync = log.Logger(), segment.SyncReplaced
 	// A single-replica partition's committed data is its whole log.
 	p.hw.Store(log.LogEndOffset())
 	p.mu.leaderEpoch = -1
@@ -123,26 +126,32 @@ func (p *Partition) loadProducers() {
 	}
 }
 
-// snapshotProducersLocked writes the producer state as of the log end.
-// appendMu is held, so no append moves the log end meanwhile.
-func (p *Partition) snapshotProducersLocked() {
-	if err := writeSnapshot(p.log.Dir(), &p.producers, p.log.LogEndOffset()); err != nil {
+// Close writes a snapshot of the producer state as of the log end, if it
+// changed since the last one written, once the background writes of rolls
+// are done, so that a broker shutting down cleanly finds it whole on
+// restart without reading the batches since. The caller closes the log
+// afterwards.
+func (p *Partition) Close() {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if failed := p.snapshots.wait(); !p.producersChanged && !failed {
+		return
+	}
+	if _, err := writeSnapshot(p.log.Dir(), &p.producers, p.log.LogEndOffset(), true); err != nil {
 		p.log.Logger().Warn("writing a producer-state snapshot", "err", err)
 		return
 	}
 	p.producersChanged = false
 }
 
-// Close writes a snapshot of the producer state as of the log end, if it
-// changed since the last one, so that a broker shutting down cleanly finds
-// it whole on restart without reading the batches since. The caller closes
-// the log afterwards.
-func (p *Partition) Close() {
+// Detach waits for the appends and background snapshot writes in progress,
+// for a partition this broker no longer leads (BecomeFollower was called),
+// before its log is deleted: no write then recreates a file in the
+// directory being removed.
+func (p *Partition) Detach() {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	if p.producersChanged {
-		p.snapshotProducersLocked()
-	}
+	p.snapshots.wait()
 }
 
 // TopicPartition names the partition.
@@ -253,7 +262,16 @@ func (p *Partition) Append(b []byte, o AppendOptions) (AppendResult, error) {
 		p.producersChanged = true
 	}
 	if info.Rolled {
-		p.snapshotProducersLocked()
+		// Written under appendMu, so that no append moves the log end
+		// meanwhile; synced in the background.
+		path, err := writeSnapshot(p.log.Dir(), &p.producers, p.log.LogEndOffset(), false)
+		if path != "" {
+			p.snapshots.schedule(path)
+			p.producersChanged = false
+		}
+		if err != nil {
+			p.log.Logger().Warn("writing a producer-state snapshot", "err", err)
+		}
 	}
 	p.advanceLocked(p.log.LogEndOffset())
 	return AppendResult{FirstOffset: info.FirstOffset, LastOffset: info.LastOffset,

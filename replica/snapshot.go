@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gregor/batch"
 	"gregor/segment"
@@ -153,11 +155,23 @@ func snapshotOffsets(dir string) ([]int64, error) {
 }
 
 // writeSnapshot writes s as of offset into dir and removes all but the
-// newest snapshotsKept snapshots.
-func writeSnapshot(dir string, s *producerStates, offset int64) error {
-	if err := segment.ReplaceFile(filepath.Join(dir, snapshotName(offset)), encodeSnapshot(s, offset)); err != nil {
-		return err
+// newest snapshotsKept snapshots. With sync it returns once the snapshot is
+// durable; without, it returns the path for SyncReplaced (a snapshot holds
+// its own CRC, so one a machine crash tears is removed on load).
+func writeSnapshot(dir string, s *producerStates, offset int64, sync bool) (path string, err error) {
+	path = filepath.Join(dir, snapshotName(offset))
+	replace := segment.ReplaceFileNoSync
+	if sync {
+		replace = segment.ReplaceFile
 	}
+	if err := replace(path, encodeSnapshot(s, offset)); err != nil {
+		return "", err
+	}
+	return path, pruneSnapshots(dir)
+}
+
+// pruneSnapshots removes all but the newest snapshotsKept snapshots in dir.
+func pruneSnapshots(dir string) error {
 	offsets, err := snapshotOffsets(dir)
 	if err != nil {
 		return err
@@ -209,4 +223,66 @@ func loadSnapshot(dir string, logEnd int64) (s producerStates, offset int64, fou
 		return s, o, true, errors.Join(errs...)
 	}
 	return producerStates{}, 0, false, errors.Join(errs...)
+}
+
+// snapshotSyncer makes the snapshots of rolls durable on a goroutine of its
+// own, so that an append does not wait for their fsyncs, as Kafka's roll has
+// not since KAFKA-15046: the snapshot is written under the append lock, so
+// a process that dies still finds it, and fsynced here. It syncs one at a
+// time and only the newest: a snapshot scheduled while another waits
+// replaces it, since it holds every batch the older one does. A machine
+// crash before the sync loses only time: the torn snapshot fails its CRC
+// and the partition loads the one before, replaying the batch headers
+// after it.
+type snapshotSyncer struct {
+	logger *slog.Logger
+	sync   func(path string) error // segment.SyncReplaced; tests stall it
+
+	mu      sync.Mutex
+	pending string // the newest snapshot's path not yet being synced
+	running bool   // the goroutine is syncing or about to
+	failed  bool   // a sync failed since the last wait
+	done    sync.WaitGroup
+}
+
+// schedule has the snapshot at path synced.
+func (w *snapshotSyncer) schedule(path string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending = path
+	if !w.running {
+		w.running = true
+		w.done.Go(w.run)
+	}
+}
+
+func (w *snapshotSyncer) run() {
+	for {
+		w.mu.Lock()
+		path := w.pending
+		w.pending = ""
+		if path == "" {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		if err := w.sync(path); err != nil {
+			w.logger.Warn("syncing a producer-state snapshot", "path", path, "err", err)
+			w.mu.Lock()
+			w.failed = true
+			w.mu.Unlock()
+		}
+	}
+}
+
+// wait returns once every scheduled snapshot is synced, reporting whether
+// any sync failed since the last wait. The caller keeps schedule from being
+// called meanwhile (it holds the partition's appendMu).
+func (w *snapshotSyncer) wait() (failed bool) {
+	w.done.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	failed, w.failed = w.failed, false
+	return failed
 }

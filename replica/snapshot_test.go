@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -219,3 +221,93 @@ func TestCloseSnapshotsOnlyChanges(t *testing.T) {
 
 // recordBatchOf builds a batch of n records without a producer id.
 func recordBatchOf(t *testing.T, n int) []byte { return idempotentBatch(t, -1, -1, -1, n) }
+
+// TestRollSnapshotSyncedInBackground: an append that rolls a segment writes
+// the producer-state snapshot but does not wait for its fsync, which runs
+// in the background, one at a time and newest first; a process that dies
+// before the fsync still finds the snapshot; Close waits for the fsyncs
+// and, if one failed, writes the snapshot again, durably.
+func TestRollSnapshotSyncedInBackground(t *testing.T) {
+	dir := t.TempDir()
+	p, log := openAt(t, dir, smallSegments(), false)
+	defer log.Close()
+	var (
+		mu     sync.Mutex
+		synced []string
+	)
+	release := make(chan struct{})
+	p.snapshots.sync = func(path string) error {
+		<-release
+		mu.Lock()
+		defer mu.Unlock()
+		synced = append(synced, filepath.Base(path))
+		return nil
+	}
+	// Appends that roll finish while the first fsync is stalled.
+	first := idempotentBatch(t, 42, 0, 0, 3)
+	batches := [][]byte{first}
+	for i := range 12 {
+		batches = append(batches, idempotentBatch(t, 7, 0, int32(i*10), 10))
+	}
+	appended := make(chan error, 1)
+	go func() {
+		for _, b := range batches {
+			if _, err := p.Append(b, AppendOptions{}); err != nil {
+				appended <- err
+				return
+			}
+		}
+		appended <- nil
+	}()
+	select {
+	case err := <-appended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("appends that roll waited for a snapshot's fsync")
+	}
+	if n := len(log.Segments()); n < 4 {
+		t.Fatalf("%d segments, the test needs several rolls", n)
+	}
+	offsets, err := snapshotOffsets(dir)
+	if err != nil || len(offsets) != snapshotsKept {
+		t.Fatalf("snapshots %v (%v), want the newest %d written at once", offsets, err, snapshotsKept)
+	}
+	// A process that died now leaves these files: a partition opened
+	// over them finds the snapshots and still knows producer 42.
+	crashed := filepath.Join(t.TempDir(), "crashed")
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	reopened, relog := openAt(t, crashed, smallSegments(), false)
+	if res, err := reopened.Append(first, AppendOptions{}); err != nil || !res.Duplicate {
+		t.Fatalf("retry of the first batch over the unsynced snapshot: %+v %v, want a duplicate", res, err)
+	}
+	relog.Close()
+
+	close(release)
+	p.snapshots.wait()
+	// The roll the goroutine started with, then only the newest of the
+	// rolls that came while it was stalled.
+	newest := snapshotName(offsets[len(offsets)-1])
+	if len(synced) == 0 || len(synced) > 2 || synced[len(synced)-1] != newest {
+		t.Fatalf("synced %v, want at most two, the last %s", synced, newest)
+	}
+
+	// A failed fsync has Close write the snapshot again, durably, even
+	// with nothing appended since the roll (the last append rolls). The
+	// files are removed first to see that it does.
+	p.snapshots.sync = func(string) error { return errors.New("injected") }
+	for n, segs := 0, len(log.Segments()); len(log.Segments()) == segs; n++ {
+		mustAppend(t, p, idempotentBatch(t, 100, 0, int32(n*10), 10))
+	}
+	offsets, _ = snapshotOffsets(dir)
+	for _, o := range offsets {
+		os.Remove(filepath.Join(dir, snapshotName(o)))
+	}
+	p.Close()
+	if offsets, _ := snapshotOffsets(dir); len(offsets) != 1 || offsets[0] != log.LogEndOffset() {
+		t.Fatalf("after a failed fsync, Close left snapshots %v, want one at the log end %d", offsets, log.LogEndOffset())
+	}
+}

@@ -100,14 +100,46 @@ func (f *checkpointFormat[T]) write(path string, entries []T) error {
 // "<path>.tmp" is written and fsynced, renamed over path, and the directory
 // fsynced. On an error before the rename the old file is untouched and the
 // tmp file removed. Writers of one path must be serialized by their owner.
-func ReplaceFile(path string, data []byte) error {
+func ReplaceFile(path string, data []byte) error { return replaceFile(path, data, true) }
+
+// ReplaceFileNoSync is ReplaceFile without its fsyncs, for a writer that
+// cannot wait for them: a reader, or a process restarted after it died,
+// finds the old file or the new one, but after the machine crashes the new
+// one may be missing or torn until SyncReplaced has made it durable, so data
+// must carry its own check (a CRC).
+func ReplaceFileNoSync(path string, data []byte) error { return replaceFile(path, data, false) }
+
+// SyncReplaced makes a ReplaceFileNoSync of path durable: it fsyncs the file
+// and its directory. A file removed since is no error.
+func SyncReplaced(path string) error {
+	fd, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = fd.Sync()
+	if cerr := fd.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%s: sync directory: %w", path, err)
+	}
+	return nil
+}
+
+func replaceFile(path string, data []byte, sync bool) error {
 	tmp := path + ".tmp"
 	fd, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	_, err = fd.Write(data)
-	if err == nil {
+	if err == nil && sync {
 		err = fd.Sync()
 	}
 	if cerr := fd.Close(); err == nil {
@@ -121,6 +153,9 @@ func ReplaceFile(path string, data []byte) error {
 		// nothing the caller can act on, and the next write truncates it.
 		_ = os.Remove(tmp)
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	// The rename is durable only once the directory entry is.
 	if err := syncDir(filepath.Dir(path)); err != nil {

@@ -329,3 +329,31 @@ func FuzzOffsetCheckpointParse(f *testing.F) {
 		}
 	})
 }
+
+// TestReplaceFileNoSync: the unsynced replace leaves the new bytes whole
+// under the path and no tmp file, and SyncReplaced syncs it, or nothing
+// once it is gone.
+func TestReplaceFileNoSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	for _, data := range []string{"old", "the new bytes"} {
+		if err := ReplaceFileNoSync(path, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(path); err != nil || string(got) != data {
+			t.Fatalf("read %q, %v; want %q", got, err, data)
+		}
+		if _, err := os.Stat(path + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("tmp file left behind: %v", err)
+		}
+	}
+	if err := SyncReplaced(path); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path)
+	if err := SyncReplaced(path); err != nil {
+		t.Fatalf("a file removed since: %v", err)
+	}
+	if err := SyncReplaced(filepath.Join(t.TempDir(), "dir", "f")); err != nil {
+		t.Fatalf("a directory removed since: %v", err)
+	}
+}
