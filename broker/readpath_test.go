@@ -3,7 +3,10 @@ package broker_test
 import (
 	"context"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 
 	"gregor/broker"
 	"gregor/internal/testcluster"
+	"gregor/raft"
 )
 
 // The read path's corners where Kafka has a rule (KafkaApis.handleFetchRequest,
@@ -129,6 +133,49 @@ func TestParkedFetchOnDeletedTopic(t *testing.T) {
 	}
 	if fp.ErrorCode != kerr.UnknownTopicOrPartition.Code || fp.CurrentLeader.LeaderID >= 0 {
 		t.Fatalf("parked fetch of a deleted topic: %v, current leader %d/%d", kerr.ErrorForCode(fp.ErrorCode), fp.CurrentLeader.LeaderID, fp.CurrentLeader.LeaderEpoch)
+	}
+}
+
+// TestDeletedTopicRecreatedEmpty: a topic deleted and created again at once
+// under the same name starts empty, while the old partition's files wait in
+// a renamed <topic>-<partition>.<id>-delete directory for
+// file.delete.delay.ms, as Kafka's do, instead of being removed on the
+// metadata path.
+func TestDeletedTopicRecreatedEmpty(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "again", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	if p := produceRaw(r, 9, 1, "again", 0, recordBatch(t, 3, 10)); p.ErrorCode != 0 {
+		t.Fatalf("produce: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	adm := kadm.NewClient(newClient(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if resp, err := adm.DeleteTopics(ctx, "again"); err != nil || resp.Error() != nil {
+		t.Fatalf("delete: %v %v", err, resp.Error())
+	}
+	c.WaitForImage(func(im *raft.Image) bool { _, ok := im.Topic("again"); return !ok })
+	createTopic(t, c, "again", 1, nil)
+	if fp := fetchOnce(r, "again", 0, 0, 0); fp.ErrorCode != 0 || fp.HighWatermark != 0 || len(fp.RecordBatches) != 0 {
+		t.Fatalf("the topic created again: %v, high watermark %d, %d bytes; want it empty",
+			kerr.ErrorForCode(fp.ErrorCode), fp.HighWatermark, len(fp.RecordBatches))
+	}
+	logDir := c.Config(0).Storage.LogDirs[0]
+	entries, err := os.ReadDir(logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waiting []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "again-0.") && strings.HasSuffix(e.Name(), "-delete") {
+			waiting = append(waiting, e.Name())
+		}
+	}
+	if len(waiting) != 1 {
+		t.Fatalf("log dir %v: want one again-0.<id>-delete directory", entries)
+	}
+	if st, err := os.Stat(filepath.Join(logDir, waiting[0], "00000000000000000000.log")); err != nil || st.Size() == 0 {
+		t.Fatalf("the deleted partition's records: %v", err)
 	}
 }
 

@@ -27,6 +27,9 @@
 //	        00000000000000001234.producers     the replica's producer-state snapshot
 //	                                           as of offset 1234 (replica/doc.go);
 //	                                           the log leaves it alone
+//	    <topic>-<partition>.<32 hex>-delete/   a deleted partition's directory, removed
+//	                                           file.delete.delay.ms later, or that
+//	                                           long after the next start (dirdelete.go)
 //
 // The checkpoint files' text format is drawn in checkpoint.go.
 //

@@ -126,6 +126,15 @@ type Manager struct {
 		dirOf  map[TopicPartition]string
 		closed bool
 	}
+
+	// deleting holds the deleted partitions' directories waiting to be
+	// removed (dirdelete.go).
+	deleting struct {
+		sync.Mutex
+		timers   map[string]*time.Timer // by path
+		closed   bool
+		removals sync.WaitGroup // removals under way
+	}
 }
 
 // ManagerOptions are the Manager's clock and logger.
@@ -172,6 +181,7 @@ func OpenManager(cfg ManagerConfig, o ManagerOptions) (*Manager, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		m.stopRemovals()
 		for _, l := range m.mu.logs {
 			l.Close()
 		}
@@ -233,8 +243,14 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 	}
 	var tps []TopicPartition
 	for _, e := range entries {
-		if tp, ok := parsePartitionDir(e.Name()); ok && e.IsDir() {
+		if !e.IsDir() {
+			continue
+		}
+		if tp, ok := parsePartitionDir(e.Name()); ok {
 			tps = append(tps, tp)
+		} else if isDeleteDir(e.Name()) {
+			// Deleted before the last stop, not yet removed.
+			m.removeDirLater(filepath.Join(dir, e.Name()), m.cfg.Log.fileDeleteDelay())
 		}
 	}
 	work := make(chan TopicPartition)
@@ -328,24 +344,6 @@ func (m *Manager) GetOrCreate(tp TopicPartition, cfg Config) (*Log, error) {
 	}
 	m.mu.logs[tp], m.mu.dirOf[tp] = l, dir
 	return l, nil
-}
-
-// Delete closes a partition's log and removes its directory.
-func (m *Manager) Delete(tp TopicPartition) error {
-	m.mu.Lock()
-	if m.mu.closed {
-		m.mu.Unlock()
-		return ErrClosed
-	}
-	l, ok := m.mu.logs[tp]
-	delete(m.mu.logs, tp)
-	delete(m.mu.dirOf, tp)
-	m.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	err := l.Close()
-	return errors.Join(err, os.RemoveAll(l.Dir()))
 }
 
 // Partitions lists the partitions this manager holds, in order.
@@ -598,6 +596,7 @@ func (m *Manager) Close() error {
 	}
 	m.mu.closed = true
 	m.mu.Unlock()
+	m.stopRemovals()
 	failedDirs := map[string]bool{}
 	var errs []error
 	for tp, l := range m.mu.logs {

@@ -1,0 +1,134 @@
+package segment
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Deleting a partition's directory, as Kafka's LogManager.asyncDelete does:
+// the log is closed and its directory renamed
+// <topic>-<partition>.<32 hex digits>-delete at once, so that a partition of
+// the same name can be created right away and a restart does not load it,
+// then removed file.delete.delay.ms later on a goroutine of its own:
+// removing a large partition's files takes time the caller (the broker's
+// metadata path) must not wait for. A directory still waiting when the
+// Manager closes is left for the next start, which schedules every *-delete
+// directory it finds in the same way. Readers holding regions of the log's
+// files keep reading them: they hold the open files, not their names.
+
+// deleteDirSuffix ends the name of a partition directory waiting to be
+// removed.
+const deleteDirSuffix = "-delete"
+
+// maxDirName is the longest file name the filesystems Gregor runs on take.
+const maxDirName = 255
+
+// deleteDirName is the name a deleted partition's directory is renamed to:
+// Kafka's, with the topic cut short when the name would pass maxDirName (a
+// topic name may have 249 characters).
+func deleteDirName(tp TopicPartition) string {
+	var id [16]byte
+	rand.Read(id[:])
+	suffix := "-" + strconv.Itoa(int(tp.Partition)) + "." + hex.EncodeToString(id[:]) + deleteDirSuffix
+	return tp.Topic[:min(len(tp.Topic), maxDirName-len(suffix))] + suffix
+}
+
+// isDeleteDir reports whether a log dir entry name is a deleted partition's
+// directory.
+func isDeleteDir(name string) bool {
+	rest, ok := strings.CutSuffix(name, deleteDirSuffix)
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i <= 0 || len(rest)-i-1 != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(rest[i+1:])
+	return err == nil
+}
+
+// removeDirLater has the directory at path removed after delay, unless the
+// Manager closes first.
+func (m *Manager) removeDirLater(path string, delay time.Duration) {
+	m.deleting.Lock()
+	defer m.deleting.Unlock()
+	if m.deleting.closed {
+		return
+	}
+	if m.deleting.timers == nil {
+		m.deleting.timers = map[string]*time.Timer{}
+	}
+	m.deleting.timers[path] = time.AfterFunc(delay, func() {
+		m.deleting.Lock()
+		if _, ok := m.deleting.timers[path]; !ok || m.deleting.closed {
+			m.deleting.Unlock()
+			return
+		}
+		delete(m.deleting.timers, path)
+		m.deleting.removals.Add(1)
+		m.deleting.Unlock()
+		defer m.deleting.removals.Done()
+		if err := os.RemoveAll(path); err != nil {
+			m.logger.Warn("removing a deleted partition's directory", "dir", path, "err", err)
+			return
+		}
+		m.logger.Info("removed a deleted partition's directory", "dir", path)
+	})
+}
+
+// stopRemovals stops the removals not begun, leaving their directories for
+// the next start, and waits for those under way.
+func (m *Manager) stopRemovals() {
+	m.deleting.Lock()
+	m.deleting.closed = true
+	for _, t := range m.deleting.timers {
+		t.Stop()
+	}
+	m.deleting.timers = nil
+	m.deleting.Unlock()
+	m.deleting.removals.Wait()
+}
+
+// deleteDirsWaiting is how many deleted partitions' directories wait to be
+// removed (tests).
+func (m *Manager) deleteDirsWaiting() int {
+	m.deleting.Lock()
+	defer m.deleting.Unlock()
+	return len(m.deleting.timers)
+}
+
+// Delete closes a partition's log and renames its directory to be removed
+// file.delete.delay.ms later (see above). The partition is gone from the
+// Manager even when an error is returned.
+func (m *Manager) Delete(tp TopicPartition) error {
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	l, ok := m.mu.logs[tp]
+	delete(m.mu.logs, tp)
+	delete(m.mu.dirOf, tp)
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	err := l.Close()
+	parent := filepath.Dir(l.Dir())
+	to := filepath.Join(parent, deleteDirName(tp))
+	if rerr := os.Rename(l.Dir(), to); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	// The rename must survive a crash, or a restart would load the
+	// partition again.
+	err = errors.Join(err, syncDir(parent))
+	m.removeDirLater(to, m.cfg.Log.fileDeleteDelay())
+	return err
+}

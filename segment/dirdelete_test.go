@@ -1,0 +1,136 @@
+package segment
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// deleteDirs lists the *-delete directories in dir.
+func deleteDirs(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && isDeleteDir(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestDeleteRemovesTheDirectoryLater (inside a synctest bubble, whose clock
+// moves only when every goroutine waits): a deleted partition's directory
+// is renamed at once, so the partition can be created again empty, and
+// removed file.delete.delay.ms later, not before; a region read before the
+// deletion still reads; a Manager that closes first leaves the directory,
+// and the next start neither loads it nor keeps it past the delay.
+func TestDeleteRemovesTheDirectoryLater(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const delay = 60 * time.Second
+		dir := t.TempDir()
+		cfg := managerConfig(dir)
+		cfg.Log.FileDeleteDelayMs = delay.Milliseconds()
+		m, err := OpenManager(cfg, ManagerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp := TopicPartition{"orders", 3}
+		l, err := m.GetOrCreate(tp, cfg.Log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendBatch(t, l, offsetBatch(t, 0, 5))
+		regions, err := l.Read(nil, 0, 1<<20, 1<<62)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ReleaseAll(regions)
+
+		if err := m.Delete(tp); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, tp.String())); !os.IsNotExist(err) {
+			t.Fatalf("the partition's directory is still under its name: %v", err)
+		}
+		waiting := deleteDirs(t, dir)
+		if len(waiting) != 1 || !strings.HasPrefix(waiting[0], "orders-3.") {
+			t.Fatalf("directories waiting: %v, want one orders-3.<id>-delete", waiting)
+		}
+		buf := make([]byte, 12)
+		if _, err := regions[0].File.OS().ReadAt(buf, regions[0].Position); err != nil {
+			t.Fatalf("a region read before the deletion: %v", err)
+		}
+		again, err := m.GetOrCreate(tp, cfg.Log)
+		if err != nil || again.LogEndOffset() != 0 {
+			t.Fatalf("the partition created again: %v, log end %d; want an empty log", err, again.LogEndOffset())
+		}
+
+		time.Sleep(delay - time.Second)
+		synctest.Wait()
+		if got := deleteDirs(t, dir); len(got) != 1 {
+			t.Fatalf("removed before file.delete.delay.ms: %v", got)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if got := deleteDirs(t, dir); len(got) != 0 || m.deleteDirsWaiting() != 0 {
+			t.Fatalf("still waiting after file.delete.delay.ms: %v", got)
+		}
+
+		// Deleted, then the Manager closes before the delay: the
+		// directory stays, and the next start removes it after the delay
+		// without loading it.
+		if err := m.Delete(tp); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := deleteDirs(t, dir); len(got) != 1 {
+			t.Fatalf("after Close: %v, want the directory left for the next start", got)
+		}
+		m, err = OpenManager(cfg, ManagerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if got := m.Partitions(); len(got) != 0 {
+			t.Fatalf("the next start loaded %v", got)
+		}
+		time.Sleep(delay + time.Second)
+		synctest.Wait()
+		if got := deleteDirs(t, dir); len(got) != 0 {
+			t.Fatalf("the next start left %v", got)
+		}
+	})
+}
+
+// TestDeleteDirName: the name is Kafka's, <topic>-<partition>.<32 hex
+// digits>-delete, cut to 255 bytes at the topic's end for long topics, and
+// recognised as such, never as a partition.
+func TestDeleteDirName(t *testing.T) {
+	for _, topic := range []string{"orders", "a-b-c", strings.Repeat("x", 249)} {
+		name := deleteDirName(TopicPartition{topic, 2147483647})
+		if len(name) > maxDirName || !isDeleteDir(name) || !strings.HasSuffix(name, deleteDirSuffix) {
+			t.Errorf("topic of %d bytes: %q (%d bytes)", len(topic), name, len(name))
+		}
+		if _, ok := parsePartitionDir(name); ok {
+			t.Errorf("%q parses as a partition", name)
+		}
+	}
+	if name := deleteDirName(TopicPartition{"orders", 0}); !strings.HasPrefix(name, "orders-0.") {
+		t.Errorf("%q", name)
+	}
+	for _, name := range []string{"orders-0", "orders-0-delete", "orders-0.abc-delete", "orders-0." + strings.Repeat("g", 32) + "-delete",
+		".lock", "-delete"} {
+		if isDeleteDir(name) {
+			t.Errorf("isDeleteDir(%q) = true", name)
+		}
+	}
+}
