@@ -104,9 +104,10 @@ func (m *Manager) deleteDirsWaiting() int {
 	return len(m.deleting.timers)
 }
 
-// Delete closes a partition's log and renames its directory to be removed
-// file.delete.delay.ms later (see above). The partition is gone from the
-// Manager even when an error is returned.
+// Delete closes a partition's log, without writing its pages back first,
+// and renames its directory to be removed file.delete.delay.ms later (see
+// above). The partition is gone from the Manager even when an error is
+// returned.
 func (m *Manager) Delete(tp TopicPartition) error {
 	m.mu.Lock()
 	if m.mu.closed {
@@ -120,7 +121,7 @@ func (m *Manager) Delete(tp TopicPartition) error {
 	if !ok {
 		return nil
 	}
-	err := l.Close()
+	err := l.close(false)
 	parent := filepath.Dir(l.Dir())
 	to := filepath.Join(parent, deleteDirName(tp))
 	if rerr := os.Rename(l.Dir(), to); rerr != nil {

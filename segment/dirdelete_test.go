@@ -27,8 +27,8 @@ func deleteDirs(t *testing.T, dir string) []string {
 
 // TestDeleteRemovesTheDirectoryLater (inside a synctest bubble, whose clock
 // moves only when every goroutine waits): a deleted partition's directory
-// is renamed at once, so the partition can be created again empty, and
-// removed file.delete.delay.ms later, not before; a region read before the
+// is renamed at once, without an fsync of its log, so the partition can be
+// created again empty, and removed file.delete.delay.ms later, not before; a region read before the
 // deletion still reads; a Manager that closes first leaves the directory,
 // and the next start neither loads it nor keeps it past the delay.
 func TestDeleteRemovesTheDirectoryLater(t *testing.T) {
@@ -53,8 +53,14 @@ func TestDeleteRemovesTheDirectoryLater(t *testing.T) {
 		}
 		defer ReleaseAll(regions)
 
+		if l.RecoveryPoint() != 0 {
+			t.Fatalf("recovery point %d before the deletion, want 0: nothing flushed", l.RecoveryPoint())
+		}
 		if err := m.Delete(tp); err != nil {
 			t.Fatal(err)
+		}
+		if l.RecoveryPoint() != 0 {
+			t.Fatalf("recovery point %d after the deletion: the deleted log was flushed", l.RecoveryPoint())
 		}
 		if _, err := os.Stat(filepath.Join(dir, tp.String())); !os.IsNotExist(err) {
 			t.Fatalf("the partition's directory is still under its name: %v", err)

@@ -978,7 +978,12 @@ func (s *segment) largestTimestamp() int64 {
 // indexes. Regions still held by readers stay readable until released. A
 // cleaning pass under way is stopped first; what it had not swapped in is
 // dropped.
-func (l *Log) Close() error {
+func (l *Log) Close() error { return l.close(true) }
+
+// close is Close, without the fsync when flush is false: a log about to be
+// deleted (Manager.Delete) does not write its pages back first, as Kafka's
+// asyncDelete only closes the handles of its log.
+func (l *Log) close(flush bool) error {
 	l.cleanAbort.Store(true)
 	l.cleanMu.Lock()
 	defer l.cleanMu.Unlock()
@@ -993,7 +998,10 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.background.Wait()
-	err := l.flushTo(l.mu.logEnd)
+	var err error
+	if flush {
+		err = l.flushTo(l.mu.logEnd)
+	}
 	l.mu.Lock()
 	l.mu.closed = true
 	for _, s := range l.mu.segments {
