@@ -1101,16 +1101,37 @@ type SegmentModTime struct {
 // ModTimes lists each segment's file modification time, in order: what
 // Kafka's ListOffsets v0 answers timestamps by (its offsets "before" a time
 // are the segments last written by then).
+//
+// The files are held, not the lock, while they are stat'ed: an fstat per
+// segment of a long log would hold up every append meanwhile.
 func (l *Log) ModTimes() ([]SegmentModTime, error) {
+	type held struct {
+		base int64
+		file *File
+	}
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	out := make([]SegmentModTime, len(l.mu.segments))
+	if l.mu.closed {
+		l.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	files := make([]held, len(l.mu.segments))
 	for i, s := range l.mu.segments {
-		fi, err := s.file.OS().Stat()
+		s.file.acquire()
+		files[i] = held{s.base, s.file}
+	}
+	l.mu.RUnlock()
+	defer func() {
+		for _, h := range files {
+			h.file.Release()
+		}
+	}()
+	out := make([]SegmentModTime, len(files))
+	for i, h := range files {
+		fi, err := h.file.OS().Stat()
 		if err != nil {
 			return nil, err
 		}
-		out[i] = SegmentModTime{s.base, fi.ModTime()}
+		out[i] = SegmentModTime{h.base, fi.ModTime()}
 	}
 	return out, nil
 }

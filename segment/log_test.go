@@ -467,3 +467,41 @@ func TestSegmentJitter(t *testing.T) {
 		t.Fatalf("%d of 40 segments rolled at 800 ms, with segment.ms 1000 and segment.jitter.ms 500", between)
 	}
 }
+
+// TestModTimes: one entry per segment, in order, each the segment's file
+// time; the files' references are given back; a closed log answers
+// ErrClosed.
+func TestModTimes(t *testing.T) {
+	cfg := testConfig()
+	cfg.SegmentBytes = 400
+	l := openLog(t, t.TempDir(), cfg, OpenOptions{})
+	for range 4 {
+		appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 3))
+	}
+	segs := l.Segments()
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, the test needs rolls", len(segs))
+	}
+	got, err := l.ModTimes()
+	if err != nil || len(got) != len(segs) {
+		t.Fatalf("ModTimes: %d entries, %v; want %d", len(got), err, len(segs))
+	}
+	l.mu.RLock()
+	for i, s := range l.mu.segments {
+		fi, err := os.Stat(s.file.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i].BaseOffset != segs[i].BaseOffset || !got[i].ModTime.Equal(fi.ModTime()) {
+			t.Errorf("segment %d: %+v, want base %d at %v", i, got[i], segs[i].BaseOffset, fi.ModTime())
+		}
+		if refs := s.file.refs.Load(); refs != 1 {
+			t.Errorf("segment %d: %d references after ModTimes, want the log's one", i, refs)
+		}
+	}
+	l.mu.RUnlock()
+	l.Close()
+	if _, err := l.ModTimes(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ModTimes of a closed log: %v", err)
+	}
+}
