@@ -28,15 +28,16 @@
 // open the newest snapshot at or below the log end is loaded and the batch
 // headers from O on are replayed (a snapshot past the log end, left by a
 // crash that lost an unflushed tail, and one that does not decode are
-// removed). Two are kept. The file is replaced atomically (written to
-// <name>.tmp and renamed). A roll's snapshot is written under the append
-// lock, so a broker process that dies still finds it, and fsynced in the
-// background, as Kafka's has been since KAFKA-15046, so that the append does
-// not wait for two fsyncs (the file's and the directory's): 0.74x the mean
-// append time with a roll every 64 appends (BenchmarkAppendRolling). A
-// machine crash before that fsync can tear the newest snapshot; its CRC
-// fails and the one before is used. Close's snapshot is fsynced before Close
-// returns (segment.ReplaceFile). Integers are big-endian:
+// removed). The file is replaced atomically (written to <name>.tmp and
+// renamed). A roll's snapshot is written under the append lock, so a broker
+// process that dies still finds it, and fsynced in the background, as
+// Kafka's has been since KAFKA-15046, so that the append does not wait for
+// two fsyncs (the file's and the directory's): 0.74x the mean append time
+// with a roll every 64 appends (BenchmarkAppendRolling). Close's snapshot is
+// fsynced before Close returns. Once a snapshot is durable, the ones before
+// it are removed but the newest; until then none is, so a machine crash
+// that tears the snapshots not yet synced (their CRC fails) still leaves
+// the durable one before them. Integers are big-endian:
 //
 //	<20-digit O>.producers
 //	    int16   version (1)

@@ -144,10 +144,10 @@ func (p *Partition) Close() {
 	p.producersChanged = false
 }
 
-// Detach waits for the appends and background snapshot writes in progress,
+// Detach waits for the appends and background snapshot syncs in progress,
 // for a partition this broker no longer leads (BecomeFollower was called),
-// before its log is deleted: no write then recreates a file in the
-// directory being removed.
+// before its log is deleted, so that none of them fails on the renamed
+// directory.
 func (p *Partition) Detach() {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
@@ -264,13 +264,12 @@ func (p *Partition) Append(b []byte, o AppendOptions) (AppendResult, error) {
 	if info.Rolled {
 		// Written under appendMu, so that no append moves the log end
 		// meanwhile; synced in the background.
-		path, err := writeSnapshot(p.log.Dir(), &p.producers, p.log.LogEndOffset(), false)
-		if path != "" {
-			p.snapshots.schedule(path)
-			p.producersChanged = false
-		}
-		if err != nil {
+		end := p.log.LogEndOffset()
+		if path, err := writeSnapshot(p.log.Dir(), &p.producers, end, false); err != nil {
 			p.log.Logger().Warn("writing a producer-state snapshot", "err", err)
+		} else {
+			p.snapshots.schedule(path, end)
+			p.producersChanged = false
 		}
 	}
 	p.advanceLocked(p.log.LogEndOffset())

@@ -154,30 +154,39 @@ func snapshotOffsets(dir string) ([]int64, error) {
 	return offsets, nil
 }
 
-// writeSnapshot writes s as of offset into dir and removes all but the
-// newest snapshotsKept snapshots. With sync it returns once the snapshot is
-// durable; without, it returns the path for SyncReplaced (a snapshot holds
-// its own CRC, so one a machine crash tears is removed on load).
+// writeSnapshot writes s as of offset into dir. With sync it returns once
+// the snapshot is durable, and prunes the older ones (pruneSnapshots);
+// without, it returns the path for the syncer, which prunes once the
+// snapshot is durable: until then the ones before it are what a machine
+// crash leaves (a snapshot holds its own CRC, so one the crash tears is
+// removed on load).
 func writeSnapshot(dir string, s *producerStates, offset int64, sync bool) (path string, err error) {
 	path = filepath.Join(dir, snapshotName(offset))
-	replace := segment.ReplaceFileNoSync
-	if sync {
-		replace = segment.ReplaceFile
+	if !sync {
+		return path, segment.ReplaceFileNoSync(path, encodeSnapshot(s, offset))
 	}
-	if err := replace(path, encodeSnapshot(s, offset)); err != nil {
+	if err := segment.ReplaceFile(path, encodeSnapshot(s, offset)); err != nil {
 		return "", err
 	}
-	return path, pruneSnapshots(dir)
+	return path, pruneSnapshots(dir, offset)
 }
 
-// pruneSnapshots removes all but the newest snapshotsKept snapshots in dir.
-func pruneSnapshots(dir string) error {
+// pruneSnapshots removes the snapshots in dir older than durable, the
+// newest one known to be durable, but the newest snapshotsKept-1 of them.
+// Newer ones, not yet durable, stay.
+func pruneSnapshots(dir string, durable int64) error {
 	offsets, err := snapshotOffsets(dir)
 	if err != nil {
 		return err
 	}
+	older := offsets[:0]
+	for _, o := range offsets {
+		if o < durable {
+			older = append(older, o)
+		}
+	}
 	var errs []error
-	for _, o := range offsets[:max(len(offsets)-snapshotsKept, 0)] {
+	for _, o := range older[:max(len(older)-(snapshotsKept-1), 0)] {
 		if err := os.Remove(filepath.Join(dir, snapshotName(o))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -230,26 +239,28 @@ func loadSnapshot(dir string, logEnd int64) (s producerStates, offset int64, fou
 // not since KAFKA-15046: the snapshot is written under the append lock, so
 // a process that dies still finds it, and fsynced here. It syncs one at a
 // time and only the newest: a snapshot scheduled while another waits
-// replaces it, since it holds every batch the older one does. A machine
-// crash before the sync loses only time: the torn snapshot fails its CRC
-// and the partition loads the one before, replaying the batch headers
-// after it.
+// replaces it, since it holds every batch the older one does. Older
+// snapshots are pruned only once a newer one is durable, so a machine crash
+// before a sync loses only time: the unsynced snapshot, torn, fails its CRC,
+// and the partition loads the durable one before it and replays the batch
+// headers after it.
 type snapshotSyncer struct {
 	logger *slog.Logger
 	sync   func(path string) error // segment.SyncReplaced; tests stall it
 
 	mu      sync.Mutex
 	pending string // the newest snapshot's path not yet being synced
+	offset  int64  // pending's offset
 	running bool   // the goroutine is syncing or about to
 	failed  bool   // a sync failed since the last wait
 	done    sync.WaitGroup
 }
 
-// schedule has the snapshot at path synced.
-func (w *snapshotSyncer) schedule(path string) {
+// schedule has the snapshot at path, as of offset, synced.
+func (w *snapshotSyncer) schedule(path string, offset int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.pending = path
+	w.pending, w.offset = path, offset
 	if !w.running {
 		w.running = true
 		w.done.Go(w.run)
@@ -259,7 +270,7 @@ func (w *snapshotSyncer) schedule(path string) {
 func (w *snapshotSyncer) run() {
 	for {
 		w.mu.Lock()
-		path := w.pending
+		path, offset := w.pending, w.offset
 		w.pending = ""
 		if path == "" {
 			w.running = false
@@ -267,7 +278,11 @@ func (w *snapshotSyncer) run() {
 			return
 		}
 		w.mu.Unlock()
-		if err := w.sync(path); err != nil {
+		err := w.sync(path)
+		if err == nil {
+			err = pruneSnapshots(filepath.Dir(path), offset)
+		}
+		if err != nil {
 			w.logger.Warn("syncing a producer-state snapshot", "path", path, "err", err)
 			w.mu.Lock()
 			w.failed = true

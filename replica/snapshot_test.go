@@ -106,6 +106,7 @@ func TestSnapshotsKeptAndStale(t *testing.T) {
 	for i := range 12 {
 		mustAppend(t, p, idempotentBatch(t, 7, 0, int32(i*10), 10))
 	}
+	p.snapshots.wait()
 	offsets, err := snapshotOffsets(dir)
 	if err != nil || len(offsets) != snapshotsKept {
 		t.Fatalf("snapshots %v (%v), want the newest %d", offsets, err, snapshotsKept)
@@ -270,9 +271,12 @@ func TestRollSnapshotSyncedInBackground(t *testing.T) {
 	if n := len(log.Segments()); n < 4 {
 		t.Fatalf("%d segments, the test needs several rolls", n)
 	}
+	// Each roll's snapshot is written at once, and none is pruned before
+	// a newer one is durable: a machine crash now may tear any of them,
+	// so the older ones must stay.
 	offsets, err := snapshotOffsets(dir)
-	if err != nil || len(offsets) != snapshotsKept {
-		t.Fatalf("snapshots %v (%v), want the newest %d written at once", offsets, err, snapshotsKept)
+	if rolls := len(log.Segments()) - 1; err != nil || len(offsets) != rolls {
+		t.Fatalf("snapshots %v (%v), want one per roll (%d), none pruned before a sync", offsets, err, rolls)
 	}
 	// A process that died now leaves these files: a partition opened
 	// over them finds the snapshots and still knows producer 42.
@@ -293,6 +297,10 @@ func TestRollSnapshotSyncedInBackground(t *testing.T) {
 	newest := snapshotName(offsets[len(offsets)-1])
 	if len(synced) == 0 || len(synced) > 2 || synced[len(synced)-1] != newest {
 		t.Fatalf("synced %v, want at most two, the last %s", synced, newest)
+	}
+	// The newest durable, the older ones are pruned.
+	if got, _ := snapshotOffsets(dir); !reflect.DeepEqual(got, offsets[len(offsets)-snapshotsKept:]) {
+		t.Fatalf("snapshots after the sync %v, want the newest %d of %v", got, snapshotsKept, offsets)
 	}
 
 	// A failed fsync has Close write the snapshot again, durably, even
