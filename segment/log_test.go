@@ -482,6 +482,8 @@ func TestModTimes(t *testing.T) {
 	if len(segs) < 3 {
 		t.Fatalf("%d segments, the test needs rolls", len(segs))
 	}
+	// The rolls' background fsyncs hold references of their own.
+	l.background.Wait()
 	got, err := l.ModTimes()
 	if err != nil || len(got) != len(segs) {
 		t.Fatalf("ModTimes: %d entries, %v; want %d", len(got), err, len(segs))
