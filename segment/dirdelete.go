@@ -3,7 +3,6 @@ package segment
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,6 +20,9 @@ import (
 // Manager closes is left for the next start, which schedules every *-delete
 // directory it finds in the same way. Readers holding regions of the log's
 // files keep reading them: they hold the open files, not their names.
+
+// renameDir is os.Rename; a test makes it fail.
+var renameDir = os.Rename
 
 // deleteDirSuffix ends the name of a partition directory waiting to be
 // removed.
@@ -106,8 +108,11 @@ func (m *Manager) deleteDirsWaiting() int {
 
 // Delete closes a partition's log, without writing its pages back first,
 // and renames its directory to be removed file.delete.delay.ms later (see
-// above). The partition is gone from the Manager even when an error is
-// returned.
+// above); if the rename fails, the directory is removed at once. The
+// partition is gone from the Manager either way; an error means its
+// directory may still hold it under its name. Delete and GetOrCreate of one
+// partition must not overlap (the broker calls both from its metadata
+// goroutine).
 func (m *Manager) Delete(tp TopicPartition) error {
 	m.mu.Lock()
 	if m.mu.closed {
@@ -121,15 +126,20 @@ func (m *Manager) Delete(tp TopicPartition) error {
 	if !ok {
 		return nil
 	}
-	err := l.close(false)
+	if err := l.close(false); err != nil {
+		m.logger.Warn("closing a deleted partition's log", "partition", tp, "err", err)
+	}
 	parent := filepath.Dir(l.Dir())
 	to := filepath.Join(parent, deleteDirName(tp))
-	if rerr := os.Rename(l.Dir(), to); rerr != nil {
-		return errors.Join(err, rerr)
+	if err := renameDir(l.Dir(), to); err != nil {
+		m.logger.Warn("renaming a deleted partition's directory; removing it now", "partition", tp, "err", err)
+		return os.RemoveAll(l.Dir())
 	}
-	// The rename must survive a crash, or a restart would load the
-	// partition again.
-	err = errors.Join(err, syncDir(parent))
+	// Unless the rename survives a crash, a restart loads the partition
+	// again, as it would had the crash come a moment before.
+	if err := syncDir(parent); err != nil {
+		m.logger.Warn("syncing a log dir after renaming a deleted partition", "dir", parent, "err", err)
+	}
 	m.removeDirLater(to, m.cfg.Log.fileDeleteDelay())
-	return err
+	return nil
 }

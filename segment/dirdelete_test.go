@@ -140,3 +140,35 @@ func TestDeleteDirName(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteWhenRenameFails: a directory that cannot be renamed is removed
+// at once, so that the partition's name is free all the same.
+func TestDeleteWhenRenameFails(t *testing.T) {
+	dir := t.TempDir()
+	cfg := managerConfig(dir)
+	m, err := OpenManager(cfg, ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tp := TopicPartition{"orders", 0}
+	l, err := m.GetOrCreate(tp, cfg.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendBatch(t, l, offsetBatch(t, 0, 5))
+	renameDir = func(string, string) error { return os.ErrPermission }
+	defer func() { renameDir = os.Rename }()
+	if err := m.Delete(tp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, tp.String())); !os.IsNotExist(err) {
+		t.Fatalf("the directory that could not be renamed is still there: %v", err)
+	}
+	if got := deleteDirs(t, dir); len(got) != 0 || m.deleteDirsWaiting() != 0 {
+		t.Fatalf("waiting: %v", got)
+	}
+	if again, err := m.GetOrCreate(tp, cfg.Log); err != nil || again.LogEndOffset() != 0 {
+		t.Fatalf("the partition created again: %v", err)
+	}
+}
