@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// deletedNames lists the *.deleted files in dir.
-func deletedNames(t *testing.T, dir string) []string {
+// entryNames lists the names of dir's entries that keep holds for.
+func entryNames(t *testing.T, dir string, keep func(os.DirEntry) bool) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -19,11 +19,17 @@ func deletedNames(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), deletedSuffix) {
+		if keep(e) {
 			out = append(out, e.Name())
 		}
 	}
 	return out
+}
+
+// deletedNames lists the *.deleted files in dir.
+func deletedNames(t *testing.T, dir string) []string {
+	t.Helper()
+	return entryNames(t, dir, func(e os.DirEntry) bool { return strings.HasSuffix(e.Name(), deletedSuffix) })
 }
 
 // TestFileDeleteDelay: the files of a segment that retention, truncation or

@@ -12,17 +12,7 @@ import (
 // deleteDirs lists the *-delete directories in dir.
 func deleteDirs(t *testing.T, dir string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		if e.IsDir() && isDeleteDir(e.Name()) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
+	return entryNames(t, dir, func(e os.DirEntry) bool { return e.IsDir() && isDeleteDir(e.Name()) })
 }
 
 // TestDeleteRemovesTheDirectoryLater (inside a synctest bubble, whose clock
