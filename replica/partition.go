@@ -126,11 +126,11 @@ func (p *Partition) loadProducers() {
 	}
 }
 
-// Close writes a snapshot of the producer state as of the log end, if it
-// changed since the last one written, once the background writes of rolls
-// are done, so that a broker shutting down cleanly finds it whole on
-// restart without reading the batches since. The caller closes the log
-// afterwards.
+// Close writes a snapshot of the producer state as of the log end, durably,
+// once the background syncs of rolls are done, if the state changed since
+// the last one written or a sync failed, so that a broker shutting down
+// cleanly finds it whole on restart without reading the batches since. The
+// caller closes the log afterwards.
 func (p *Partition) Close() {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
