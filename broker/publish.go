@@ -104,7 +104,6 @@ func (b *Broker) reconcile(im *raft.Image) {
 	// replicas.
 	b.publish(im)
 	for tp, h := range gone {
-		h.p.BecomeFollower(-1)
 		h.p.Detach()
 		// Fetches still holding regions of the log keep reading them: the
 		// files stay open until released.
@@ -126,7 +125,6 @@ func (b *Broker) hostPartition(tp segment.TopicPartition, id raft.UUID, cfg segm
 		return h, nil
 	}
 	if ok {
-		h.p.BecomeFollower(-1)
 		h.p.Detach()
 		b.partitions.Lock()
 		delete(b.partitions.m, tp)

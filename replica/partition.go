@@ -144,13 +144,14 @@ func (p *Partition) Close() {
 	p.producersChanged = false
 }
 
-// Detach waits for the appends and background snapshot syncs in progress,
-// for a partition this broker no longer leads (BecomeFollower was called),
-// before its log is deleted, so that none of them fails on the renamed
-// directory.
+// Detach readies a partition this broker no longer hosts for its log's
+// deletion: it leads no more (BecomeFollower(-1): parked fetches wake and
+// appends are refused), and the appends and background snapshot syncs in
+// progress are done, so that none of them fails on the renamed directory.
 func (p *Partition) Detach() {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	p.becomeFollowerLocked(-1)
 	p.snapshots.wait()
 }
 
@@ -177,6 +178,11 @@ func (p *Partition) BecomeLeader(epoch int32) error {
 func (p *Partition) BecomeFollower(epoch int32) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	p.becomeFollowerLocked(epoch)
+}
+
+// becomeFollowerLocked is BecomeFollower with appendMu held.
+func (p *Partition) becomeFollowerLocked(epoch int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mu.leader, p.mu.leaderEpoch = false, epoch
