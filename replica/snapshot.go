@@ -187,11 +187,18 @@ func pruneSnapshots(dir string, durable int64) error {
 	}
 	var errs []error
 	for _, o := range older[:max(len(older)-(snapshotsKept-1), 0)] {
-		if err := os.Remove(filepath.Join(dir, snapshotName(o))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
+		errs = append(errs, removeSnapshot(dir, o))
 	}
 	return errors.Join(errs...)
+}
+
+// removeSnapshot removes the snapshot in dir as of o; one already gone is
+// no error.
+func removeSnapshot(dir string, o int64) error {
+	if err := os.Remove(filepath.Join(dir, snapshotName(o))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // loadSnapshot reads the newest snapshot in dir as of at most logEnd.
@@ -204,11 +211,7 @@ func loadSnapshot(dir string, logEnd int64) (s producerStates, offset int64, fou
 		return producerStates{}, 0, false, err
 	}
 	var errs []error
-	remove := func(o int64) {
-		if err := os.Remove(filepath.Join(dir, snapshotName(o))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
+	remove := func(o int64) { errs = append(errs, removeSnapshot(dir, o)) }
 	for i := len(offsets) - 1; i >= 0; i-- {
 		o := offsets[i]
 		if o > logEnd {
