@@ -103,15 +103,21 @@ func (b *Broker) reconcile(im *raft.Image) {
 	// sets its metadata cache before it applies the change to its
 	// replicas.
 	b.publish(im)
+	if len(gone) == 0 {
+		return
+	}
+	tps := make([]segment.TopicPartition, 0, len(gone))
 	for tp, h := range gone {
 		h.p.Detach()
-		// Fetches still holding regions of the log keep reading them: the
-		// files stay open until released.
-		if err := b.logs.Delete(tp); err != nil {
-			b.logger.Error("deleting a partition's log", "partition", tp, "err", err)
-		} else {
-			b.logger.Info("deleted a partition this broker no longer hosts", "partition", tp)
-		}
+		tps = append(tps, tp)
+	}
+	// Fetches still holding regions of the logs keep reading them: the
+	// files stay open until released. One call for them all rewrites each
+	// log dir's checkpoints once, not once per partition.
+	if err := b.logs.Delete(tps...); err != nil {
+		b.logger.Error("deleting the logs of partitions this broker no longer hosts", "partitions", len(tps), "err", err)
+	} else {
+		b.logger.Info("deleted partitions this broker no longer hosts", "partitions", tps)
 	}
 }
 

@@ -3,8 +3,11 @@ package segment
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,40 +109,72 @@ func (m *Manager) deleteDirsWaiting() int {
 	return len(m.deleting.timers)
 }
 
-// Delete closes a partition's log, without writing its pages back first,
-// and renames its directory to be removed file.delete.delay.ms later (see
-// above); if the rename fails, the directory is removed at once. The
-// partition is gone from the Manager either way; an error means its
-// directory may still hold it under its name. Delete and GetOrCreate of one
-// partition must not overlap (the broker calls both from its metadata
-// goroutine).
-func (m *Manager) Delete(tp TopicPartition) error {
+// Delete closes the logs of partitions, without writing their pages back
+// first, and renames each one's directory to be removed
+// file.delete.delay.ms later (see above); a directory whose rename fails is
+// removed at once. Then, as Kafka's asyncDelete does, it rewrites the
+// recovery-point and cleaner-offset checkpoints of the dirs that held them,
+// once for them all: an entry left there would apply to a partition of the
+// same name created next, after a crash, and skip its recovery or its
+// cleaning below the old log's offsets. The partitions are gone from the
+// Manager either way; an error means a directory may still hold one under
+// its name, or a checkpoint may still list one. Delete
+// and GetOrCreate of one partition must not overlap (the broker calls both
+// from its metadata goroutine), nor may Delete and Close.
+func (m *Manager) Delete(tps ...TopicPartition) error {
+	type gone struct {
+		tp  TopicPartition
+		l   *Log
+		dir string
+	}
+	var logs []gone
 	m.mu.Lock()
 	if m.mu.closed {
 		m.mu.Unlock()
 		return ErrClosed
 	}
-	l, ok := m.mu.logs[tp]
-	delete(m.mu.logs, tp)
-	delete(m.mu.dirOf, tp)
+	for _, tp := range tps {
+		if l, ok := m.mu.logs[tp]; ok {
+			logs = append(logs, gone{tp, l, m.mu.dirOf[tp]})
+			delete(m.mu.logs, tp)
+			delete(m.mu.dirOf, tp)
+		}
+	}
 	m.mu.Unlock()
-	if !ok {
+	if len(logs) == 0 {
 		return nil
 	}
-	if err := l.close(false); err != nil {
-		m.logger.Warn("closing a deleted partition's log", "partition", tp, "err", err)
+	var errs []error
+	var renamed []string
+	var dirs []string
+	for _, g := range logs {
+		if err := g.l.close(false); err != nil {
+			m.logger.Warn("closing a deleted partition's log", "partition", g.tp, "err", err)
+		}
+		if !slices.Contains(dirs, g.dir) {
+			dirs = append(dirs, g.dir)
+		}
+		to := filepath.Join(g.dir, deleteDirName(g.tp))
+		if err := renameDir(g.l.Dir(), to); err != nil {
+			m.logger.Warn("renaming a deleted partition's directory; removing it now", "partition", g.tp, "err", err)
+			if err := os.RemoveAll(g.l.Dir()); err != nil {
+				errs = append(errs, fmt.Errorf("segment: deleting %s: %w", g.tp, err))
+			}
+			continue
+		}
+		renamed = append(renamed, to)
 	}
-	parent := filepath.Dir(l.Dir())
-	to := filepath.Join(parent, deleteDirName(tp))
-	if err := renameDir(l.Dir(), to); err != nil {
-		m.logger.Warn("renaming a deleted partition's directory; removing it now", "partition", tp, "err", err)
-		return os.RemoveAll(l.Dir())
+	for _, d := range dirs {
+		// Unless the renames survive a crash, a restart loads the
+		// partitions again, as it would had the crash come a moment
+		// before.
+		if err := syncDir(d); err != nil {
+			m.logger.Warn("syncing a log dir after renaming deleted partitions", "dir", d, "err", err)
+		}
 	}
-	// Unless the rename survives a crash, a restart loads the partition
-	// again, as it would had the crash come a moment before.
-	if err := syncDir(parent); err != nil {
-		m.logger.Warn("syncing a log dir after renaming a deleted partition", "dir", parent, "err", err)
+	errs = append(errs, m.checkpointRecoveryPoints(dirs), m.checkpointCleanerOffsets(dirs))
+	for _, to := range renamed {
+		m.removeDirLater(to, m.cfg.Log.fileDeleteDelay())
 	}
-	m.removeDirLater(to, m.cfg.Log.fileDeleteDelay())
-	return nil
+	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,5 +161,88 @@ func TestDeleteWhenRenameFails(t *testing.T) {
 	}
 	if again, err := m.GetOrCreate(tp, cfg.Log); err != nil || again.LogEndOffset() != 0 {
 		t.Fatalf("the partition created again: %v", err)
+	}
+}
+
+// TestDeleteRewritesCheckpoints: deleting partitions rewrites their dir's
+// recovery-point and cleaner-offset checkpoints without them, keeping the
+// other partitions' entries, so that a partition of the same name created
+// next is recovered in full after a crash. A stale recovery point would
+// skip the new log's older segments, and a torn byte in one would survive.
+func TestDeleteRewritesCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	cfg := managerConfig(dir)
+	cfg.Log.FileDeleteDelayMs = time.Hour.Milliseconds()
+	m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := func(l *Log, batches int) {
+		for range batches {
+			appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 4))
+		}
+	}
+	old, other, kept := TopicPartition{"orders", 0}, TopicPartition{"orders", 1}, TopicPartition{"keep", 0}
+	for _, tp := range []TopicPartition{old, other, kept} {
+		l, err := m.GetOrCreate(tp, cfg.Log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fill(l, 200)
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		l.listCleanerCheckpoint()
+	}
+	if err := errors.Join(m.CheckpointRecoveryPoints(), m.CheckpointCleanerOffsets()); err != nil {
+		t.Fatal(err)
+	}
+	oldEnd := func() int64 { l, _ := m.Get(old); return l.LogEndOffset() }()
+
+	if err := m.Delete(old, other); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName} {
+		entries, err := ReadOffsetCheckpoint(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 1 || entries[0].Topic != "keep" {
+			t.Fatalf("%s after the deletion: %v, want keep-0's entry alone", name, entries)
+		}
+	}
+
+	l, err := m.GetOrCreate(old, cfg.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(l, 60)
+	if n := len(l.Segments()); n < 3 || l.LogEndOffset() >= oldEnd {
+		t.Fatalf("the new log has %d segments and ends at %d: want several, below the old log's end %d", n, l.LogEndOffset(), oldEnd)
+	}
+	end := l.LogEndOffset()
+	crashManager(m)
+	first := filepath.Join(dir, old.String(), segmentName(0)+logSuffix)
+	f, err := os.OpenFile(first, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const torn = 1000 // inside a batch of the first segment, not the active one
+	if _, err := f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, torn); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	l, _ = m.Get(old)
+	if got := l.LogEndOffset(); got >= end {
+		t.Fatalf("after a crash the new log ends at %d, as before it: the torn first segment was not recovered", got)
+	}
+	if _, listed := l.CleanerCheckpoint(); listed {
+		t.Fatal("the new log took the deleted log's cleaner checkpoint")
 	}
 }

@@ -109,7 +109,8 @@ func parsePartitionDir(name string) (TopicPartition, bool) {
 // themselves are safe for concurrent use. The cleaner, its uncleanable set
 // and the cleaner checkpoints belong to the one goroutine that cleans (Run's,
 // or a caller of CleanLogs); cleanerCheckpointMu serialises the checkpoint
-// writes it shares with Close.
+// writes it shares with Delete and Close, as recoveryCheckpointMu does those
+// of the recovery points.
 type Manager struct {
 	cfg    ManagerConfig
 	now    func() time.Time
@@ -119,6 +120,8 @@ type Manager struct {
 	cleaner             *Cleaner
 	uncleanable         map[*Log]bool // logs a pass found damaged: not retried until restart
 	cleanerCheckpointMu sync.Mutex
+
+	recoveryCheckpointMu sync.Mutex
 
 	mu struct {
 		sync.Mutex
@@ -405,6 +408,16 @@ func (m *Manager) FlushDue() error {
 
 // CheckpointRecoveryPoints writes each log dir's recovery-point checkpoint.
 func (m *Manager) CheckpointRecoveryPoints() error {
+	return m.checkpointRecoveryPoints(m.cfg.LogDirs)
+}
+
+// checkpointRecoveryPoints writes the recovery-point checkpoints of dirs.
+// Its callers (Run, Delete, Close) take turns, each listing the logs once
+// the last has written: a list taken before a partition was deleted can
+// never be written after the list that leaves it out.
+func (m *Manager) checkpointRecoveryPoints(dirs []string) error {
+	m.recoveryCheckpointMu.Lock()
+	defer m.recoveryCheckpointMu.Unlock()
 	m.mu.Lock()
 	byDir := map[string][]PartitionOffset{}
 	for tp, l := range m.mu.logs {
@@ -413,7 +426,7 @@ func (m *Manager) CheckpointRecoveryPoints() error {
 	}
 	m.mu.Unlock()
 	var errs []error
-	for _, d := range m.cfg.LogDirs {
+	for _, d := range dirs {
 		errs = append(errs, WriteOffsetCheckpoint(filepath.Join(d, RecoveryPointCheckpointFileName), byDir[d]))
 	}
 	return errors.Join(errs...)
@@ -422,6 +435,12 @@ func (m *Manager) CheckpointRecoveryPoints() error {
 // CheckpointCleanerOffsets writes each log dir's cleaner-offset checkpoint:
 // the first dirty offset of every log that has one.
 func (m *Manager) CheckpointCleanerOffsets() error {
+	return m.checkpointCleanerOffsets(m.cfg.LogDirs)
+}
+
+// checkpointCleanerOffsets writes the cleaner-offset checkpoints of dirs,
+// its callers taking turns as checkpointRecoveryPoints's do.
+func (m *Manager) checkpointCleanerOffsets(dirs []string) error {
 	m.cleanerCheckpointMu.Lock()
 	defer m.cleanerCheckpointMu.Unlock()
 	m.mu.Lock()
@@ -434,7 +453,7 @@ func (m *Manager) CheckpointCleanerOffsets() error {
 	}
 	m.mu.Unlock()
 	var errs []error
-	for _, d := range m.cfg.LogDirs {
+	for _, d := range dirs {
 		errs = append(errs, WriteOffsetCheckpoint(filepath.Join(d, CleanerOffsetCheckpointFileName), byDir[d]))
 	}
 	return errors.Join(errs...)
