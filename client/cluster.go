@@ -80,11 +80,18 @@ type cluster struct {
 
 	mu struct {
 		sync.Mutex
-		conns   map[int32]*conn // seeds use negative ids: -1 is seeds[0]
-		topics  map[string]bool
-		changed chan struct{}
-		err     error // the last refresh's error, nil after a success
-		closed  bool
+		conns  map[int32]*conn // seeds use negative ids: -1 is seeds[0]
+		topics map[string]bool
+		// newTopic: a topic was added since the last refresh began, so
+		// the next one goes at once, not a retry.backoff.ms after the
+		// last (Kafka's Metadata.requestUpdateForNewTopics does the
+		// same): a client's first record for a topic would otherwise
+		// wait out the backoff after the refresh every client makes
+		// when it starts.
+		newTopic bool
+		changed  chan struct{}
+		err      error // the last refresh's error, nil after a success
+		closed   bool
 	}
 }
 
@@ -139,6 +146,7 @@ func (c *cluster) addTopics(topics ...string) {
 			added = true
 		}
 	}
+	c.mu.newTopic = c.mu.newTopic || added
 	c.mu.Unlock()
 	if added {
 		c.requestRefresh()
@@ -234,17 +242,14 @@ func (c *cluster) loop() {
 		}
 		// At most one refresh per retry.backoff.ms, doubling while refreshes
 		// keep failing or leave something missing (up to 10x), so a missing
-		// topic or a dead cluster costs a few requests a second, not a loop.
+		// topic or a dead cluster costs a few requests a second, not a loop;
+		// but a topic added meanwhile is asked for at once.
 		wait := c.cfg.retryBackoff << min(failures, 3)
 		wait = min(wait, 10*c.cfg.retryBackoff)
-		if d := time.Until(last.Add(wait)); d > 0 {
-			backoff.Reset(d)
-			select {
-			case <-c.ctx.Done():
-				return
-			case <-backoff.C:
-			}
+		if !c.waitBackoff(backoff, last.Add(wait)) {
+			return
 		}
+		c.takeNewTopic() // this refresh asks for every topic added so far
 		last = time.Now()
 		incomplete, err := c.refresh()
 		maxAge.Reset(c.cfg.maxAge)
@@ -255,6 +260,33 @@ func (c *cluster) loop() {
 			failures = 0
 		}
 	}
+}
+
+// waitBackoff waits on t until the time until, or until a topic is added;
+// false if the cluster closes first.
+func (c *cluster) waitBackoff(t *time.Timer, until time.Time) bool {
+	for {
+		d := time.Until(until)
+		if d <= 0 || c.takeNewTopic() {
+			return true
+		}
+		t.Reset(d)
+		select {
+		case <-c.ctx.Done():
+			return false
+		case <-t.C:
+		case <-c.trigger: // perhaps a new topic
+		}
+	}
+}
+
+// takeNewTopic reports whether a topic was added since it last did.
+func (c *cluster) takeNewTopic() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	added := c.mu.newTopic
+	c.mu.newTopic = false
+	return added
 }
 
 // refresh fetches metadata for the topics of interest from the first broker

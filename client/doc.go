@@ -163,5 +163,7 @@
 //   - Time: every request has request.timeout.ms; every record gets its
 //     callback within delivery.timeout.ms (plus one request timeout for a
 //     batch in flight); metadata refreshes at most once per
-//     retry.backoff.ms, backing off to 10x while failing.
+//     retry.backoff.ms, backing off to 10x while failing, except that a
+//     topic the client has not asked about before is looked up at once
+//     (as Kafka's requestUpdateForNewTopics).
 package client
