@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -131,6 +132,28 @@ func DefaultLevel(c Codec) int {
 		return LZ4DefaultLevel
 	case CodecZstd:
 		return ZstdDefaultLevel
+	}
+	return 0
+}
+
+// LibraryLevel is the level a checked Kafka level of c (0: the codec's
+// default) compresses at in the library Gregor uses for c, as that
+// library's option takes it: compress/gzip's level, pierrec/lz4's
+// CompressionLevel, klauspost/compress's zstd.EncoderLevel; 0 for codecs
+// without levels. Another client built on the same libraries (franz-go,
+// whose CompressionCodec.WithLevel takes these) then compresses as Gregor
+// does, which is what the harness needs to compare the two.
+func LibraryLevel(c Codec, level int) int {
+	if level == 0 {
+		level = DefaultLevel(c)
+	}
+	switch c {
+	case CodecGzip:
+		return gzipLevels[gzipLevelIndex(level)]
+	case CodecLZ4:
+		return int(lz4Levels[lz4LevelIndex(level)])
+	case CodecZstd:
+		return int(zstd.EncoderLevelFromZstd(level))
 	}
 	return 0
 }

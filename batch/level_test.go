@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -119,5 +122,25 @@ func TestLevels(t *testing.T) {
 	}
 	if !errors.Is(err, ErrLevel) {
 		t.Errorf("Check: %v, want ErrLevel", err)
+	}
+}
+
+// TestLibraryLevel: the library level a Kafka level maps to is the one
+// CompressLevel uses, as a client built on the same libraries takes it.
+func TestLibraryLevel(t *testing.T) {
+	for _, tc := range []struct {
+		c           Codec
+		level, want int
+	}{
+		{CodecGzip, 0, gzip.DefaultCompression}, {CodecGzip, -1, gzip.DefaultCompression}, {CodecGzip, 1, 1}, {CodecGzip, 9, 9},
+		{CodecLZ4, 0, int(lz4.Fast)}, {CodecLZ4, 9, int(lz4.Fast)}, {CodecLZ4, 1, int(lz4.Level1)},
+		{CodecLZ4, 8, int(lz4.Level8)}, {CodecLZ4, 10, int(lz4.Level9)}, {CodecLZ4, 17, int(lz4.Level9)},
+		{CodecZstd, 0, int(zstd.SpeedDefault)}, {CodecZstd, -5, int(zstd.SpeedFastest)}, {CodecZstd, 3, int(zstd.SpeedDefault)},
+		{CodecZstd, 9, int(zstd.SpeedBetterCompression)}, {CodecZstd, 22, int(zstd.SpeedBestCompression)},
+		{CodecSnappy, 0, 0}, {CodecNone, 0, 0},
+	} {
+		if got := LibraryLevel(tc.c, tc.level); got != tc.want {
+			t.Errorf("LibraryLevel(%s, %d) = %d, want %d", tc.c, tc.level, got, tc.want)
+		}
 	}
 }

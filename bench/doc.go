@@ -14,10 +14,13 @@
 // warmupDurationSeconds, payload
 // (text or random), the producer's Kafka settings under producer:,
 // replicationFactor, minInsyncReplicas, and sweep: value lists for acks,
-// linger.ms, batch.size, compression.type, replicationFactor and
-// minInsyncReplicas. The sweep's cartesian product gives the scenarios,
-// nested in a fixed order (replicationFactor outermost, linger.ms
-// innermost) so neighbouring scenarios differ in one setting.
+// linger.ms, batch.size, compression.type, the codecs' levels
+// (compression.gzip.level, .lz4.level, .zstd.level: KIP-390's, on Kafka's
+// scale, which both clients map onto the same library levels,
+// batch.LibraryLevel), replicationFactor, minInsyncReplicas and client.
+// The sweep's cartesian product gives the scenarios, nested in a fixed
+// order (replicationFactor outermost, client innermost) so neighbouring
+// scenarios differ in one setting.
 //
 // Parsing is strict because a benchmark that silently ignores a misspelt
 // setting measures the wrong thing for minutes: ParseWorkload walks the
@@ -25,7 +28,7 @@
 // setting, wrong type, out-of-range value and impossible combination
 // (minInsyncReplicas above replicationFactor, an empty list, a bad acks
 // value, idempotence without acks=all, a batch.size that cannot hold one
-// record), each with its line, field and value, all at once. The cluster's
+// record, a swept level of a codec no scenario uses), each with its line, field and value, all at once. The cluster's
 // size is checked by Validate once it is known.
 //
 // # A run

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"gregor/batch"
 )
 
 // The franz-go (kgo) driver: --client franz.
@@ -18,21 +20,35 @@ func init() { RegisterDriver("franz", franzDriver{}) }
 
 type franzDriver struct{}
 
-// franzCodec maps compression.type to kgo's codec.
-func franzCodec(name string) (kgo.CompressionCodec, error) {
+// franzCodec maps compression.type and its level on Kafka's scale (0: the
+// codec's default) to kgo's codec. kgo compresses with the libraries
+// Gregor's client uses and takes their levels, so batch.LibraryLevel gives
+// both clients the same compressor at every level. (kgo's own lz4 default
+// is the fast compressor, as Kafka's default level 9 is.)
+func franzCodec(name string, level int) (kgo.CompressionCodec, error) {
+	var codec kgo.CompressionCodec
 	switch name {
 	case "", "none":
 		return kgo.NoCompression(), nil
 	case "gzip":
-		return kgo.GzipCompression(), nil
+		codec = kgo.GzipCompression()
 	case "snappy":
 		return kgo.SnappyCompression(), nil
 	case "lz4":
-		return kgo.Lz4Compression(), nil
+		codec = kgo.Lz4Compression()
 	case "zstd":
-		return kgo.ZstdCompression(), nil
+		codec = kgo.ZstdCompression()
+	default:
+		return kgo.CompressionCodec{}, fmt.Errorf("compression.type %q: unknown codec", name)
 	}
-	return kgo.CompressionCodec{}, fmt.Errorf("compression.type %q: unknown codec", name)
+	c, err := batch.ParseCodec(name)
+	if err != nil {
+		return kgo.CompressionCodec{}, err
+	}
+	if err := batch.CheckLevel(c, level); level != 0 && err != nil {
+		return kgo.CompressionCodec{}, fmt.Errorf("%s: %w", c.LevelConfig(), err)
+	}
+	return codec.WithLevel(batch.LibraryLevel(c, level)), nil
 }
 
 // franzProducerOpts translates Kafka's producer settings into kgo options.
@@ -47,7 +63,7 @@ func franzCodec(name string) (kgo.CompressionCodec, error) {
 // capped at max.request.size, and it refuses a request limit below 1 KiB.
 func franzProducerOpts(cfg ProducerConfig) ([]kgo.Opt, error) {
 	s := cfg.Settings
-	codec, err := franzCodec(s.CompressionType)
+	codec, err := franzCodec(s.CompressionType, s.Level())
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,8 @@ func gregorProducerConfig(cfg ProducerConfig) (client.ProducerConfig, error) {
 	if pc.CompressionType == "" {
 		pc.CompressionType = "none"
 	}
+	// 0 is the codec's default level, in both configs.
+	pc.CompressionLevels = s.Levels()
 	pc.EnableIdempotence = s.EnableIdempotence
 	pc.MaxInFlightRequestsPerConnection = s.MaxInFlight
 	pc.BufferMemory = s.BufferMemory

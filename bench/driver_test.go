@@ -1,12 +1,16 @@
 package bench
 
 import (
+	"bytes"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"gregor/batch"
 )
 
 func TestDrivers(t *testing.T) {
@@ -89,5 +93,71 @@ func TestMaxRequestSize(t *testing.T) {
 	cfg.Settings = s
 	if pc, err := gregorProducerConfig(cfg); err != nil || pc.MaxRequestSize != 1<<20 {
 		t.Errorf("gregor with 0: %d, %v", pc.MaxRequestSize, err)
+	}
+}
+
+// TestCompressionLevels checks that a workload's compression levels reach
+// both clients, each at the library level Gregor's codecs use: Gregor's
+// client takes them as its compression.<codec>.level settings, and
+// franz-go's compressor, built from franzCodec, writes gzip byte for byte
+// as Gregor does and compresses lz4 and zstd harder at a higher level
+// (their frames differ from Gregor's, so only sizes compare).
+func TestCompressionLevels(t *testing.T) {
+	s := DefaultProducerSettings()
+	s.CompressionType, s.GzipLevel, s.LZ4Level, s.ZstdLevel = "zstd", 9, 12, 19
+	pc, err := gregorProducerConfig(ProducerConfig{Bootstrap: []string{"127.0.0.1:1"}, Settings: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.CompressionLevels != (batch.Levels{Gzip: 9, LZ4: 12, Zstd: 19}) {
+		t.Errorf("gregor: levels %+v", pc.CompressionLevels)
+	}
+	if s.Level() != 19 {
+		t.Errorf("zstd's level %d, want 19", s.Level())
+	}
+
+	// Text drawn from a small vocabulary: compressible, and unlike a
+	// repeated string, compressible more at higher levels.
+	words := strings.Fields("user event click view page cart order item price search home about login logout")
+	rng := rand.New(rand.NewPCG(1, 2))
+	var src []byte
+	for len(src) < 256<<10 {
+		src = append(src, words[rng.IntN(len(words))]...)
+		src = append(src, ' ')
+	}
+	franz := func(name string, level int) []byte {
+		t.Helper()
+		codec, err := franzCodec(name, level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		comp, err := kgo.DefaultCompressor(codec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		out, _ := comp.Compress(&buf, src)
+		return bytes.Clone(out)
+	}
+	for _, level := range []int{0, -1, 1, 5, 9} {
+		want, err := batch.CompressLevel(batch.CodecGzip, batch.Levels{Gzip: level}.Of(batch.CodecGzip), nil, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := franz("gzip", level); !bytes.Equal(got, want) {
+			t.Errorf("gzip level %d: franz-go wrote %d bytes, Gregor %d", level, len(got), len(want))
+		}
+	}
+	for _, tc := range []struct {
+		codec     string
+		low, high int
+	}{{"lz4", 9, 17}, {"zstd", 1, 19}} { // lz4's default 9 is its fast compressor
+		low, high := len(franz(tc.codec, tc.low)), len(franz(tc.codec, tc.high))
+		if high >= low {
+			t.Errorf("%s: level %d gave %d bytes, level %d %d: the level did not reach the compressor", tc.codec, tc.high, high, tc.low, low)
+		}
+	}
+	if _, err := franzCodec("lz4", 18); err == nil {
+		t.Error("lz4 level 18 accepted")
 	}
 }

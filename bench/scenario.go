@@ -62,6 +62,12 @@ func (w *Workload) Scenarios() []Scenario {
 			dims = append(dims, dim{key, mapStrings(w.Sweep.BatchSize, strconv.Itoa), func(sc *Scenario, i int) { sc.Producer.BatchSize = w.Sweep.BatchSize[i] }})
 		case key == "compression.type" && w.Sweep.CompressionType != nil:
 			dims = append(dims, dim{key, w.Sweep.CompressionType, func(sc *Scenario, i int) { sc.Producer.CompressionType = w.Sweep.CompressionType[i] }})
+		case key == "compression.gzip.level" && w.Sweep.GzipLevel != nil:
+			dims = append(dims, dim{key, mapStrings(w.Sweep.GzipLevel, strconv.Itoa), func(sc *Scenario, i int) { sc.Producer.GzipLevel = w.Sweep.GzipLevel[i] }})
+		case key == "compression.lz4.level" && w.Sweep.LZ4Level != nil:
+			dims = append(dims, dim{key, mapStrings(w.Sweep.LZ4Level, strconv.Itoa), func(sc *Scenario, i int) { sc.Producer.LZ4Level = w.Sweep.LZ4Level[i] }})
+		case key == "compression.zstd.level" && w.Sweep.ZstdLevel != nil:
+			dims = append(dims, dim{key, mapStrings(w.Sweep.ZstdLevel, strconv.Itoa), func(sc *Scenario, i int) { sc.Producer.ZstdLevel = w.Sweep.ZstdLevel[i] }})
 		case key == "replicationFactor" && w.Sweep.ReplicationFactor != nil:
 			dims = append(dims, dim{key, mapStrings(w.Sweep.ReplicationFactor, strconv.Itoa), func(sc *Scenario, i int) { sc.ReplicationFactor = w.Sweep.ReplicationFactor[i] }})
 		case key == "minInsyncReplicas" && w.Sweep.MinInsyncReplicas != nil:
@@ -118,6 +124,7 @@ func slug(settings []Setting) string {
 		return "baseline"
 	}
 	short := map[string]string{"compression.type": "compression", "linger.ms": "linger", "batch.size": "batch",
+		"compression.gzip.level": "gzip-level", "compression.lz4.level": "lz4-level", "compression.zstd.level": "zstd-level",
 		"replicationFactor": "rf", "minInsyncReplicas": "minisr"}
 	var parts []string
 	for _, s := range settings {

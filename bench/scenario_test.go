@@ -2,6 +2,7 @@ package bench
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -62,6 +63,36 @@ sweep:
 	}
 	if got := w.Sweep.Swept(); !slices.Equal(got, []string{"minInsyncReplicas", "acks", "compression.type", "linger.ms"}) {
 		t.Errorf("swept = %q", got)
+	}
+}
+
+// TestSweepCompressionLevels: a level sweeps inside its codec, which the
+// scenarios compress at; the names and slugs say which level.
+func TestSweepCompressionLevels(t *testing.T) {
+	w, err := ParseWorkload([]byte(minimal+`producer:
+  compression.type: zstd
+sweep:
+  linger.ms: [0, 5]
+  compression.zstd.level: [1, 9]
+`), "w.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scs := w.Scenarios()
+	var names []string
+	for _, sc := range scs {
+		names = append(names, sc.Name)
+		if want := sc.Value("compression.zstd.level"); want != strconv.Itoa(sc.Producer.ZstdLevel) || sc.Producer.Level() != sc.Producer.ZstdLevel {
+			t.Errorf("%s: zstd level %d", sc.Name, sc.Producer.ZstdLevel)
+		}
+	}
+	want := []string{"compression.zstd.level=1 linger.ms=0", "compression.zstd.level=1 linger.ms=5",
+		"compression.zstd.level=9 linger.ms=0", "compression.zstd.level=9 linger.ms=5"}
+	if !slices.Equal(names, want) {
+		t.Errorf("scenarios %q, want %q", names, want)
+	}
+	if scs[3].Slug != "04_zstd-level-9_linger-5" {
+		t.Errorf("slug %q", scs[3].Slug)
 	}
 }
 

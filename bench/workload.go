@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"gregor/batch"
 )
 
 // Workload is one benchmark definition, read from YAML. Its fields are the
@@ -106,6 +108,36 @@ type ProducerSettings struct {
 	// clients needs the same value for both (franz-go's own default is
 	// 100 MiB, Kafka's socket.request.max.bytes).
 	MaxRequestSize int `json:"max.request.size,omitempty"`
+	// GzipLevel, LZ4Level and ZstdLevel are compression.gzip.level,
+	// compression.lz4.level and compression.zstd.level (KIP-390, the Java
+	// producer's since Kafka 3.8): the level compression.type compresses
+	// at, on Kafka's scale (batch.CheckLevel); 0 is the codec's default.
+	GzipLevel int `json:"compression.gzip.level,omitempty"`
+	LZ4Level  int `json:"compression.lz4.level,omitempty"`
+	ZstdLevel int `json:"compression.zstd.level,omitempty"`
+}
+
+// Levels are the settings' compression levels, 0 for a codec's default.
+func (s ProducerSettings) Levels() batch.Levels {
+	return batch.Levels{Gzip: s.GzipLevel, LZ4: s.LZ4Level, Zstd: s.ZstdLevel}
+}
+
+// Level is the level the settings' compression.type compresses at: its
+// setting, 0 for the codec's default or a codec without levels.
+func (s ProducerSettings) Level() int {
+	c, err := batch.ParseCodec(s.CompressionType)
+	if err != nil {
+		return 0
+	}
+	switch c {
+	case batch.CodecGzip:
+		return s.GzipLevel
+	case batch.CodecLZ4:
+		return s.LZ4Level
+	case batch.CodecZstd:
+		return s.ZstdLevel
+	}
+	return 0
 }
 
 // DefaultProducerSettings are Kafka 4.0's producer defaults.
@@ -132,6 +164,9 @@ type Sweep struct {
 	LingerMs          []int    `json:"linger.ms,omitempty"`
 	BatchSize         []int    `json:"batch.size,omitempty"`
 	CompressionType   []string `json:"compression.type,omitempty"`
+	GzipLevel         []int    `json:"compression.gzip.level,omitempty"`
+	LZ4Level          []int    `json:"compression.lz4.level,omitempty"`
+	ZstdLevel         []int    `json:"compression.zstd.level,omitempty"`
 	ReplicationFactor []int    `json:"replicationFactor,omitempty"`
 	MinInsyncReplicas []int    `json:"minInsyncReplicas,omitempty"`
 	// Client sweeps the load generator (driver names): each other
@@ -228,13 +263,15 @@ const (
 // producerKeys are the settings accepted under producer:, in the order
 // error messages list them.
 var producerKeys = []string{"acks", "linger.ms", "batch.size", "compression.type", "enable.idempotence",
-	"max.in.flight.requests.per.connection", "buffer.memory", "request.timeout.ms", "delivery.timeout.ms", "max.request.size"}
+	"max.in.flight.requests.per.connection", "buffer.memory", "request.timeout.ms", "delivery.timeout.ms", "max.request.size",
+	"compression.gzip.level", "compression.lz4.level", "compression.zstd.level"}
 
 // sweepKeys are the settings a sweep may vary, in the order scenarios
 // nest them: the last varies fastest, so that neighbouring scenarios differ
 // in linger.ms, the setting most often tuned, or, when clients are swept,
 // only in the client, run one right after the other.
-var sweepKeys = []string{"replicationFactor", "minInsyncReplicas", "acks", "compression.type", "batch.size", "linger.ms", "client"}
+var sweepKeys = []string{"replicationFactor", "minInsyncReplicas", "acks", "compression.type",
+	"compression.gzip.level", "compression.lz4.level", "compression.zstd.level", "batch.size", "linger.ms", "client"}
 
 var topKeys = []string{"name", "topics", "partitionsPerTopic", "messageSize", "payload", "payloadFile", "keyDistributor",
 	"subscriptionsPerTopic", "producersPerTopic", "consumerPerSubscription", "consumerGroups", "producerRate", "consumerBacklogSizeGB",
@@ -476,6 +513,25 @@ func (w *Workload) check() error {
 			once(fmt.Sprintf("producer.enable.idempotence: true needs acks=all, but %s includes acks=%s", w.fieldName("acks"), sc.Producer.Acks))
 		}
 	}
+	// A swept level whose codec no scenario compresses with would run the
+	// same scenarios once per level. (A single level of an unused codec is
+	// ignored, as by Kafka's producer.)
+	codecs := map[string]bool{}
+	for _, sc := range w.Scenarios() {
+		codecs[sc.Producer.CompressionType] = true
+	}
+	for _, l := range []struct {
+		key, codec string
+		swept      bool
+	}{
+		{"compression.gzip.level", "gzip", w.Sweep.GzipLevel != nil},
+		{"compression.lz4.level", "lz4", w.Sweep.LZ4Level != nil},
+		{"compression.zstd.level", "zstd", w.Sweep.ZstdLevel != nil},
+	} {
+		if l.swept && !codecs[l.codec] {
+			add("sweep.%s: no scenario compresses with %s (%s)", l.key, l.codec, w.fieldName("compression.type"))
+		}
+	}
 	if w.MessageSize+batchOverhead > w.Producer.MaxRequestSize {
 		add("producer.max.request.size: %d cannot hold one record of messageSize %d (a batch needs about %d bytes more)",
 			w.Producer.MaxRequestSize, w.MessageSize, batchOverhead)
@@ -525,6 +581,12 @@ func (s *Sweep) has(key string) bool {
 		return s.BatchSize != nil
 	case "compression.type":
 		return s.CompressionType != nil
+	case "compression.gzip.level":
+		return s.GzipLevel != nil
+	case "compression.lz4.level":
+		return s.LZ4Level != nil
+	case "compression.zstd.level":
+		return s.ZstdLevel != nil
 	case "client":
 		return s.Client != nil
 	case "replicationFactor":
@@ -675,6 +737,30 @@ func (p *parser) compression(n *yaml.Node, field string) string {
 	return s
 }
 
+// level parses a compression level of codec c: a level Kafka accepts for it
+// (batch.CheckLevel: gzip 1 to 9 or -1, lz4 1 to 17, zstd -131072 to 22).
+func (p *parser) level(n *yaml.Node, field string, c batch.Codec) int {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		p.errorf(n, field, "want an integer, got %s", describe(n))
+		return 0
+	}
+	var v int64
+	if err := n.Decode(&v); err != nil {
+		p.errorf(n, field, "%q: %v", n.Value, err)
+		return 0
+	}
+	if v < math.MinInt32 || v > math.MaxInt32 || batch.CheckLevel(c, int(v)) != nil {
+		lo, hi := batch.LevelRange(c)
+		extra := ""
+		if c == batch.CodecGzip {
+			extra = ", or -1 (the default)"
+		}
+		p.errorf(n, field, "%d: want %d to %d%s", v, lo, hi, extra)
+		return 0
+	}
+	return int(v)
+}
+
 // producerSetting parses one producer setting into ps.
 func (p *parser) producerSetting(ps *ProducerSettings, idemSet *bool, field, key string, v *yaml.Node) {
 	switch key {
@@ -699,6 +785,12 @@ func (p *parser) producerSetting(ps *ProducerSettings, idemSet *bool, field, key
 		ps.DeliveryTimeoutMs = p.intIn(v, field, 100, 3600000)
 	case "max.request.size":
 		ps.MaxRequestSize = p.intIn(v, field, 1<<10, maxRequestSize)
+	case "compression.gzip.level":
+		ps.GzipLevel = p.level(v, field, batch.CodecGzip)
+	case "compression.lz4.level":
+		ps.LZ4Level = p.level(v, field, batch.CodecLZ4)
+	case "compression.zstd.level":
+		ps.ZstdLevel = p.level(v, field, batch.CodecZstd)
 	}
 }
 
@@ -744,6 +836,12 @@ func (p *parser) sweep(w *Workload, n *yaml.Node, producerSet map[string]bool, r
 				w.Sweep.BatchSize = append(w.Sweep.BatchSize, p.intIn(item, field, 512, maxBatchSize))
 			case "compression.type":
 				w.Sweep.CompressionType = append(w.Sweep.CompressionType, p.compression(item, field))
+			case "compression.gzip.level":
+				w.Sweep.GzipLevel = append(w.Sweep.GzipLevel, p.level(item, field, batch.CodecGzip))
+			case "compression.lz4.level":
+				w.Sweep.LZ4Level = append(w.Sweep.LZ4Level, p.level(item, field, batch.CodecLZ4))
+			case "compression.zstd.level":
+				w.Sweep.ZstdLevel = append(w.Sweep.ZstdLevel, p.level(item, field, batch.CodecZstd))
 			case "replicationFactor":
 				w.Sweep.ReplicationFactor = append(w.Sweep.ReplicationFactor, p.intIn(item, field, 1, maxReplicationFactor))
 			case "minInsyncReplicas":

@@ -57,13 +57,17 @@ producer:
   request.timeout.ms: 5000
   delivery.timeout.ms: 60000
   max.request.size: 16777216
+  compression.gzip.level: 1
+  compression.lz4.level: 17
+  compression.zstd.level: -5
 `
 	w, err := ParseWorkload([]byte(src), "w.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ProducerSettings{Acks: AcksLeader, LingerMs: 7, BatchSize: 65536, CompressionType: "zstd", EnableIdempotence: false,
-		MaxInFlight: 3, BufferMemory: 1 << 20, RequestTimeoutMs: 5000, DeliveryTimeoutMs: 60000, MaxRequestSize: 16 << 20}
+		MaxInFlight: 3, BufferMemory: 1 << 20, RequestTimeoutMs: 5000, DeliveryTimeoutMs: 60000, MaxRequestSize: 16 << 20,
+		GzipLevel: 1, LZ4Level: 17, ZstdLevel: -5}
 	if w.Producer != want {
 		t.Errorf("producer = %+v, want %+v", w.Producer, want)
 	}
@@ -130,6 +134,12 @@ func TestParseWorkloadErrors(t *testing.T) {
 		{"RF swept and set", minimal + "replicationFactor: 1\nsweep:\n  replicationFactor: [1, 2]\n", []string{"sweep.replicationFactor", "also set as a single value"}},
 		{"zero RF in sweep", minimal + "sweep:\n  replicationFactor: [0]\n", []string{"sweep.replicationFactor", "0: want 1 to"}},
 		{"small batch in sweep", minimal + "sweep:\n  batch.size: [1024, 16384]\n", []string{"sweep.batch.size", "1024 cannot hold one record"}},
+		{"gzip level 0", minimal + "producer:\n  compression.type: gzip\n  compression.gzip.level: 0\n", []string{"producer.compression.gzip.level", "0: want 1 to 9, or -1"}},
+		{"lz4 level too high", minimal + "producer:\n  compression.type: lz4\n  compression.lz4.level: 18\n", []string{"producer.compression.lz4.level", "18: want 1 to 17"}},
+		{"zstd level too high in sweep", minimal + "producer:\n  compression.type: zstd\nsweep:\n  compression.zstd.level: [3, 23]\n", []string{"sweep.compression.zstd.level", "23: want -131072 to 22"}},
+		{"level not a number", minimal + "producer:\n  compression.type: zstd\n  compression.zstd.level: max\n", []string{"producer.compression.zstd.level", "want an integer", `"max"`}},
+		{"swept level of an unused codec", minimal + "sweep:\n  compression.type: [none, lz4]\n  compression.gzip.level: [1, 9]\n", []string{"sweep.compression.gzip.level: no scenario compresses with gzip (sweep.compression.type)"}},
+		{"level swept and set", minimal + "producer:\n  compression.type: lz4\n  compression.lz4.level: 1\nsweep:\n  compression.lz4.level: [1, 9]\n", []string{"sweep.compression.lz4.level", "also set under producer"}},
 		{"producer not a mapping", minimal + "producer: fast\n", []string{"producer", "want a mapping", `"fast"`}},
 	}
 	for _, tt := range tests {
