@@ -116,9 +116,10 @@ func (m *Manager) deleteDirsWaiting() int {
 // recovery-point and cleaner-offset checkpoints of the dirs that held them,
 // once for them all: an entry left there would apply to a partition of the
 // same name created next, after a crash, and skip its recovery or its
-// cleaning below the old log's offsets. The partitions are gone from the
-// Manager either way; an error means a directory may still hold one under
-// its name, or a checkpoint may still list one. Delete
+// cleaning below the old log's offsets. A checkpoint it cannot rewrite is
+// logged, not returned: the next periodic write, or the next start, drops
+// the entries. The partitions are gone from the Manager either way; an
+// error means a directory may still hold one under its name. Delete
 // and GetOrCreate of one partition must not overlap (the broker calls both
 // from its metadata goroutine), nor may Delete and Close.
 func (m *Manager) Delete(tps ...TopicPartition) error {
@@ -172,7 +173,9 @@ func (m *Manager) Delete(tps ...TopicPartition) error {
 			m.logger.Warn("syncing a log dir after renaming deleted partitions", "dir", d, "err", err)
 		}
 	}
-	errs = append(errs, m.checkpointRecoveryPoints(dirs), m.checkpointCleanerOffsets(dirs))
+	if err := errors.Join(m.checkpointRecoveryPoints(dirs), m.checkpointCleanerOffsets(dirs)); err != nil {
+		m.logger.Error("rewriting the checkpoints after deleting partitions", "dirs", dirs, "err", err)
+	}
 	for _, to := range renamed {
 		m.removeDirLater(to, m.cfg.Log.fileDeleteDelay())
 	}

@@ -164,14 +164,16 @@ func TestDeleteWhenRenameFails(t *testing.T) {
 	}
 }
 
-// TestDeleteRewritesCheckpoints: deleting partitions rewrites their dir's
-// recovery-point and cleaner-offset checkpoints without them, keeping the
-// other partitions' entries, so that a partition of the same name created
-// next is recovered in full after a crash. A stale recovery point would
-// skip the new log's older segments, and a torn byte in one would survive.
+// TestDeleteRewritesCheckpoints: deleting partitions rewrites the
+// recovery-point and cleaner-offset checkpoints of the dirs that held them
+// without them, once for the batch, and leaves the other dirs' files
+// alone, so that a partition of the same name created next is recovered
+// in full after a crash. A stale recovery point would skip the new log's
+// older segments, and a torn byte in one would survive.
 func TestDeleteRewritesCheckpoints(t *testing.T) {
-	dir := t.TempDir()
-	cfg := managerConfig(dir)
+	root := t.TempDir()
+	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
+	cfg := managerConfig(dirs...)
 	cfg.Log.FileDeleteDelayMs = time.Hour.Milliseconds()
 	m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
 	if err != nil {
@@ -181,35 +183,51 @@ func TestDeleteRewritesCheckpoints(t *testing.T) {
 		for range batches {
 			appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 4))
 		}
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// One partition per dir: a, b, c in placement order.
 	old, other, kept := TopicPartition{"orders", 0}, TopicPartition{"orders", 1}, TopicPartition{"keep", 0}
-	for _, tp := range []TopicPartition{old, other, kept} {
+	for i, tp := range []TopicPartition{old, other, kept} {
 		l, err := m.GetOrCreate(tp, cfg.Log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fill(l, 200)
-		if err := l.Flush(); err != nil {
-			t.Fatal(err)
+		if d, _ := m.DirOf(tp); d != dirs[i] {
+			t.Fatalf("%s went to %s, want %s", tp, d, dirs[i])
 		}
+		fill(l, 200)
 		l.listCleanerCheckpoint()
 	}
 	if err := errors.Join(m.CheckpointRecoveryPoints(), m.CheckpointCleanerOffsets()); err != nil {
 		t.Fatal(err)
 	}
 	oldEnd := func() int64 { l, _ := m.Get(old); return l.LogEndOffset() }()
+	keptLog, _ := m.Get(kept)
+	keptPoint := keptLog.RecoveryPoint()
+	fill(keptLog, 10) // a rewrite of c's checkpoint would show the new point
 
 	if err := m.Delete(old, other); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName} {
+	read := func(dir, name string) []PartitionOffset {
+		t.Helper()
 		entries, err := ReadOffsetCheckpoint(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(entries) != 1 || entries[0].Topic != "keep" {
-			t.Fatalf("%s after the deletion: %v, want keep-0's entry alone", name, entries)
+		return entries
+	}
+	for _, d := range dirs[:2] {
+		for _, name := range []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName} {
+			if got := read(d, name); len(got) != 0 {
+				t.Fatalf("%s of %s after the deletion: %v, want no entries", name, filepath.Base(d), got)
+			}
 		}
+	}
+	if got := read(dirs[2], RecoveryPointCheckpointFileName); len(got) != 1 || got[0] != (PartitionOffset{"keep", 0, keptPoint}) {
+		t.Fatalf("c's recovery points after the deletion: %v, want keep 0 %d as written before it", got, keptPoint)
 	}
 
 	l, err := m.GetOrCreate(old, cfg.Log)
@@ -222,7 +240,7 @@ func TestDeleteRewritesCheckpoints(t *testing.T) {
 	}
 	end := l.LogEndOffset()
 	crashManager(m)
-	first := filepath.Join(dir, old.String(), segmentName(0)+logSuffix)
+	first := filepath.Join(dirs[0], old.String(), segmentName(0)+logSuffix)
 	f, err := os.OpenFile(first, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -244,5 +262,100 @@ func TestDeleteRewritesCheckpoints(t *testing.T) {
 	}
 	if _, listed := l.CleanerCheckpoint(); listed {
 		t.Fatal("the new log took the deleted log's cleaner checkpoint")
+	}
+}
+
+// TestDeleteDoesNotWaitForARollSync (inside a synctest bubble): deleting a
+// partition whose rolled segment is still being synced in the background
+// returns without waiting for that sync, which then ends without marking
+// the deleted log failed: whether it was syncing the segment's data or, its
+// directory since renamed, the directory entry.
+func TestDeleteDoesNotWaitForARollSync(t *testing.T) {
+	for _, step := range []string{"data", "directory"} {
+		t.Run("step="+step, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				cfg := managerConfig(dir)
+				m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				tp := TopicPartition{"orders", 0}
+				l, err := m.GetOrCreate(tp, cfg.Log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ops := &faultyOps{}
+				l.io = ops
+				gate := make(chan struct{})
+				if step == "data" {
+					ops.syncGate = gate
+				} else {
+					ops.dirGate = gate
+				}
+				for len(l.Segments()) < 2 {
+					appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 4))
+				}
+				synctest.Wait() // the roll's sync waits at the gate
+				deleted := make(chan error, 1)
+				go func() { deleted <- m.Delete(tp) }()
+				synctest.Wait()
+				select {
+				case err := <-deleted:
+					if err != nil {
+						t.Fatal(err)
+					}
+				default:
+					close(gate)
+					t.Fatal("Delete waited for the rolled segment's sync")
+				}
+				close(gate)
+				l.background.Wait()
+				if p := l.failed.Load(); p != nil {
+					t.Fatalf("the deleted log failed after its deletion: %v", *p)
+				}
+			})
+		})
+	}
+}
+
+// TestOpenDropsEntriesOfMissingPartitions: a start rewrites the checkpoints
+// without the entries of partitions it did not find (deleted, when a crash
+// came before Delete rewrote the checkpoints), keeping the others'.
+func TestOpenDropsEntriesOfMissingPartitions(t *testing.T) {
+	dir := t.TempDir()
+	cfg := managerConfig(dir)
+	m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.GetOrCreate(TopicPartition{"keep", 0}, cfg.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendBatch(t, l, offsetBatch(t, 0, 4))
+	crashManager(m)
+	stale := []PartitionOffset{{"gone", 0, 800}, {"keep", 0, 0}}
+	for _, name := range []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName} {
+		if err := WriteOffsetCheckpoint(filepath.Join(dir, name), stale); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for name, want := range map[string]PartitionOffset{
+		RecoveryPointCheckpointFileName: {"keep", 0, 4}, // recovered and synced to its end
+		CleanerOffsetCheckpointFileName: {"keep", 0, 0},
+	} {
+		got, err := ReadOffsetCheckpoint(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s after the start: %v, want %v alone", name, got, want)
+		}
 	}
 }

@@ -104,12 +104,14 @@ type Log struct {
 type fileOps interface {
 	writeAt(f *os.File, b []byte, off int64) (int, error)
 	datasync(f *os.File) error
+	syncDir(dir string) error // a rolled segment's directory entry
 }
 
 type osFileOps struct{}
 
 func (osFileOps) writeAt(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) }
 func (osFileOps) datasync(f *os.File) error                            { return unix.Fdatasync(int(f.Fd())) }
+func (osFileOps) syncDir(dir string) error                             { return syncDir(dir) }
 
 // AppendInfo describes what an Append added.
 type AppendInfo struct {
@@ -537,10 +539,16 @@ func (l *Log) roll(old *segment, next int64) (*segment, error) {
 	l.background.Add(1)
 	go func() {
 		defer l.background.Done()
-		if err := syncDir(l.dir); err != nil {
-			l.fail(err)
+		if err := l.io.syncDir(l.dir); err != nil {
+			// A log closed without a flush (deleted) may have had its
+			// directory renamed or removed: nothing failed.
+			if l.usable() == nil {
+				l.fail(err)
+			}
 			return
 		}
+		// Once the log is closed, flushTo ends with ErrClosed, or finishes
+		// an fsync of files it holds a reference to.
 		l.flushTo(next)
 	}()
 	return ns, nil
@@ -997,9 +1005,13 @@ func (l *Log) close(flush bool) error {
 	if closed {
 		return nil
 	}
-	l.background.Wait()
+	// Closing with a flush waits for the rolled segments' fsyncs under
+	// way; without (a deleted log), their goroutines finish on their own,
+	// each holding the files it syncs, so a deletion does not wait for a
+	// whole segment's writeback.
 	var err error
 	if flush {
+		l.background.Wait()
 		err = l.flushTo(l.mu.logEnd)
 	}
 	l.mu.Lock()

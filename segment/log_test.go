@@ -196,6 +196,18 @@ type faultyOps struct {
 	failSync  error
 	syncs     int
 	syncGate  chan struct{} // when set, the first datasync waits on it
+	dirGate   chan struct{} // when set, the first syncDir waits on it
+}
+
+func (f *faultyOps) syncDir(dir string) error {
+	f.mu.Lock()
+	gate := f.dirGate
+	f.dirGate = nil
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return f.osFileOps.syncDir(dir)
 }
 
 func (f *faultyOps) writeAt(file *os.File, b []byte, off int64) (int, error) {

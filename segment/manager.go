@@ -183,6 +183,13 @@ func OpenManager(cfg ManagerConfig, o ManagerOptions) (*Manager, error) {
 		wg.Go(func() { errs[i] = m.loadDir(dir, o.ConfigFor) })
 	}
 	wg.Wait()
+	// The checkpoints are written again at once, without the entries of
+	// partitions not found: deleted before a crash that came ahead of
+	// Delete's rewrite, they must not apply to a partition of the same name
+	// created later. Every log just opened is durable up to its end.
+	if err := errors.Join(errs...); err == nil {
+		errs = append(errs, m.CheckpointRecoveryPoints(), m.CheckpointCleanerOffsets())
+	}
 	if err := errors.Join(errs...); err != nil {
 		m.stopRemovals()
 		for _, l := range m.mu.logs {
