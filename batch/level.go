@@ -141,8 +141,9 @@ func DefaultLevel(c Codec) int {
 // library's option takes it: compress/gzip's level, pierrec/lz4's
 // CompressionLevel, klauspost/compress's zstd.EncoderLevel; 0 for codecs
 // without levels. Another client built on the same libraries (franz-go,
-// whose CompressionCodec.WithLevel takes these) then compresses as Gregor
-// does, which is what the harness needs to compare the two.
+// whose CompressionCodec.WithLevel takes these) then compresses at the
+// level Gregor does, which is what the harness needs to compare the two
+// (its frame options, such as lz4's block size, may still differ).
 func LibraryLevel(c Codec, level int) int {
 	if level == 0 {
 		level = DefaultLevel(c)

@@ -28,7 +28,7 @@
 // setting, wrong type, out-of-range value and impossible combination
 // (minInsyncReplicas above replicationFactor, an empty list, a bad acks
 // value, idempotence without acks=all, a batch.size that cannot hold one
-// record, a swept level of a codec no scenario uses), each with its line, field and value, all at once. The cluster's
+// record, a swept level beside scenarios of another codec), each with its line, field and value, all at once. The cluster's
 // size is checked by Validate once it is known.
 //
 // # A run

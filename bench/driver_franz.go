@@ -23,8 +23,11 @@ type franzDriver struct{}
 // franzCodec maps compression.type and its level on Kafka's scale (0: the
 // codec's default) to kgo's codec. kgo compresses with the libraries
 // Gregor's client uses and takes their levels, so batch.LibraryLevel gives
-// both clients the same compressor at every level. (kgo's own lz4 default
-// is the fast compressor, as Kafka's default level 9 is.)
+// both clients the same library level (kgo's own lz4 default is the fast
+// compressor, as Kafka's default level 9 is). The frames still differ
+// beyond gzip: kgo writes lz4 in 4 MiB blocks where Gregor writes 64 KiB
+// ones, and gives zstd a 64 KiB window where Gregor's is 1 MiB, so the
+// same level compresses a little differently.
 func franzCodec(name string, level int) (kgo.CompressionCodec, error) {
 	var codec kgo.CompressionCodec
 	switch name {

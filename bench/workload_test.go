@@ -138,7 +138,9 @@ func TestParseWorkloadErrors(t *testing.T) {
 		{"lz4 level too high", minimal + "producer:\n  compression.type: lz4\n  compression.lz4.level: 18\n", []string{"producer.compression.lz4.level", "18: want 1 to 17"}},
 		{"zstd level too high in sweep", minimal + "producer:\n  compression.type: zstd\nsweep:\n  compression.zstd.level: [3, 23]\n", []string{"sweep.compression.zstd.level", "23: want -131072 to 22"}},
 		{"level not a number", minimal + "producer:\n  compression.type: zstd\n  compression.zstd.level: max\n", []string{"producer.compression.zstd.level", "want an integer", `"max"`}},
-		{"swept level of an unused codec", minimal + "sweep:\n  compression.type: [none, lz4]\n  compression.gzip.level: [1, 9]\n", []string{"sweep.compression.gzip.level: no scenario compresses with gzip (sweep.compression.type)"}},
+		{"swept level of an unused codec", minimal + "sweep:\n  compression.type: [none, lz4]\n  compression.gzip.level: [1, 9]\n", []string{"sweep.compression.gzip.level: the scenarios with compression.type=none would repeat once per level (sweep.compression.type)"}},
+		{"swept level beside another codec", minimal + "sweep:\n  compression.type: [zstd, lz4]\n  compression.zstd.level: [1, 9]\n", []string{"sweep.compression.zstd.level: the scenarios with compression.type=lz4 would repeat", "with compression.type zstd alone"}},
+		{"swept level without its codec", minimal + "sweep:\n  compression.lz4.level: [1, 9]\n", []string{"sweep.compression.lz4.level: the scenarios with compression.type=none would repeat once per level (producer.compression.type)"}},
 		{"level swept and set", minimal + "producer:\n  compression.type: lz4\n  compression.lz4.level: 1\nsweep:\n  compression.lz4.level: [1, 9]\n", []string{"sweep.compression.lz4.level", "also set under producer"}},
 		{"producer not a mapping", minimal + "producer: fast\n", []string{"producer", "want a mapping", `"fast"`}},
 	}
