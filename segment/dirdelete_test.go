@@ -16,6 +16,22 @@ func deleteDirs(t *testing.T, dir string) []string {
 	return entryNames(t, dir, func(e os.DirEntry) bool { return e.IsDir() && isDeleteDir(e.Name()) })
 }
 
+// managerWithLog opens a Manager over cfg's dirs and creates tp's log in it.
+// The caller closes the Manager (or crashes it).
+func managerWithLog(t *testing.T, cfg ManagerConfig, tp TopicPartition) (*Manager, *Log) {
+	t.Helper()
+	m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.GetOrCreate(tp, cfg.Log)
+	if err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	return m, l
+}
+
 // TestDeleteRemovesTheDirectoryLater (inside a synctest bubble, whose clock
 // moves only when every goroutine waits): a deleted partition's directory
 // is renamed at once, without an fsync of its log, so the partition can be
@@ -28,15 +44,8 @@ func TestDeleteRemovesTheDirectoryLater(t *testing.T) {
 		dir := t.TempDir()
 		cfg := managerConfig(dir)
 		cfg.Log.FileDeleteDelayMs = delay.Milliseconds()
-		m, err := OpenManager(cfg, ManagerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		tp := TopicPartition{"orders", 3}
-		l, err := m.GetOrCreate(tp, cfg.Log)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, l := managerWithLog(t, cfg, tp)
 		appendBatch(t, l, offsetBatch(t, 0, 5))
 		regions, err := l.Read(nil, 0, 1<<20, 1<<62)
 		if err != nil {
@@ -137,16 +146,9 @@ func TestDeleteDirName(t *testing.T) {
 func TestDeleteWhenRenameFails(t *testing.T) {
 	dir := t.TempDir()
 	cfg := managerConfig(dir)
-	m, err := OpenManager(cfg, ManagerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	tp := TopicPartition{"orders", 0}
-	l, err := m.GetOrCreate(tp, cfg.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, l := managerWithLog(t, cfg, tp)
+	defer m.Close()
 	appendBatch(t, l, offsetBatch(t, 0, 5))
 	renameDir = func(string, string) error { return os.ErrPermission }
 	defer func() { renameDir = os.Rename }()
@@ -276,16 +278,9 @@ func TestDeleteDoesNotWaitForARollSync(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				dir := t.TempDir()
 				cfg := managerConfig(dir)
-				m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer m.Close()
 				tp := TopicPartition{"orders", 0}
-				l, err := m.GetOrCreate(tp, cfg.Log)
-				if err != nil {
-					t.Fatal(err)
-				}
+				m, l := managerWithLog(t, cfg, tp)
+				defer m.Close()
 				ops := &faultyOps{}
 				l.io = ops
 				gate := make(chan struct{})
@@ -326,14 +321,7 @@ func TestDeleteDoesNotWaitForARollSync(t *testing.T) {
 func TestOpenDropsEntriesOfMissingPartitions(t *testing.T) {
 	dir := t.TempDir()
 	cfg := managerConfig(dir)
-	m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := m.GetOrCreate(TopicPartition{"keep", 0}, cfg.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, l := managerWithLog(t, cfg, TopicPartition{"keep", 0})
 	appendBatch(t, l, offsetBatch(t, 0, 4))
 	crashManager(m)
 	stale := []PartitionOffset{{"gone", 0, 800}, {"keep", 0, 0}}
@@ -342,7 +330,8 @@ func TestOpenDropsEntriesOfMissingPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger}); err != nil {
+	m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()

@@ -419,24 +419,9 @@ func (m *Manager) CheckpointRecoveryPoints() error {
 }
 
 // checkpointRecoveryPoints writes the recovery-point checkpoints of dirs.
-// Its callers (Run, Delete, Close) take turns, each listing the logs once
-// the last has written: a list taken before a partition was deleted can
-// never be written after the list that leaves it out.
 func (m *Manager) checkpointRecoveryPoints(dirs []string) error {
-	m.recoveryCheckpointMu.Lock()
-	defer m.recoveryCheckpointMu.Unlock()
-	m.mu.Lock()
-	byDir := map[string][]PartitionOffset{}
-	for tp, l := range m.mu.logs {
-		d := m.mu.dirOf[tp]
-		byDir[d] = append(byDir[d], PartitionOffset{tp.Topic, tp.Partition, l.RecoveryPoint()})
-	}
-	m.mu.Unlock()
-	var errs []error
-	for _, d := range dirs {
-		errs = append(errs, WriteOffsetCheckpoint(filepath.Join(d, RecoveryPointCheckpointFileName), byDir[d]))
-	}
-	return errors.Join(errs...)
+	return m.writeCheckpoints(&m.recoveryCheckpointMu, RecoveryPointCheckpointFileName, dirs,
+		func(l *Log) (int64, bool) { return l.RecoveryPoint(), true })
 }
 
 // CheckpointCleanerOffsets writes each log dir's cleaner-offset checkpoint:
@@ -445,15 +430,23 @@ func (m *Manager) CheckpointCleanerOffsets() error {
 	return m.checkpointCleanerOffsets(m.cfg.LogDirs)
 }
 
-// checkpointCleanerOffsets writes the cleaner-offset checkpoints of dirs,
-// its callers taking turns as checkpointRecoveryPoints's do.
+// checkpointCleanerOffsets writes the cleaner-offset checkpoints of dirs.
 func (m *Manager) checkpointCleanerOffsets(dirs []string) error {
-	m.cleanerCheckpointMu.Lock()
-	defer m.cleanerCheckpointMu.Unlock()
+	return m.writeCheckpoints(&m.cleanerCheckpointMu, CleanerOffsetCheckpointFileName, dirs, (*Log).CleanerCheckpoint)
+}
+
+// writeCheckpoints writes the offset checkpoint called name in each of dirs:
+// the entry of every log of the dir that has one. Its callers (Run, the
+// cleaner, Delete, Close) take turns under mu, each listing the logs once
+// the last has written: a list taken before a partition was deleted can
+// never be written after the list that leaves it out.
+func (m *Manager) writeCheckpoints(mu *sync.Mutex, name string, dirs []string, entry func(*Log) (int64, bool)) error {
+	mu.Lock()
+	defer mu.Unlock()
 	m.mu.Lock()
 	byDir := map[string][]PartitionOffset{}
 	for tp, l := range m.mu.logs {
-		if off, ok := l.CleanerCheckpoint(); ok {
+		if off, ok := entry(l); ok {
 			d := m.mu.dirOf[tp]
 			byDir[d] = append(byDir[d], PartitionOffset{tp.Topic, tp.Partition, off})
 		}
@@ -461,7 +454,7 @@ func (m *Manager) checkpointCleanerOffsets(dirs []string) error {
 	m.mu.Unlock()
 	var errs []error
 	for _, d := range dirs {
-		errs = append(errs, WriteOffsetCheckpoint(filepath.Join(d, CleanerOffsetCheckpointFileName), byDir[d]))
+		errs = append(errs, WriteOffsetCheckpoint(filepath.Join(d, name), byDir[d]))
 	}
 	return errors.Join(errs...)
 }
