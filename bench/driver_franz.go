@@ -29,24 +29,25 @@ type franzDriver struct{}
 // ones, and gives zstd a 64 KiB window where Gregor's is 1 MiB, so the
 // same level compresses a little differently.
 func franzCodec(name string, level int) (kgo.CompressionCodec, error) {
-	var codec kgo.CompressionCodec
-	switch name {
-	case "", "none":
-		return kgo.NoCompression(), nil
-	case "gzip":
-		codec = kgo.GzipCompression()
-	case "snappy":
-		return kgo.SnappyCompression(), nil
-	case "lz4":
-		codec = kgo.Lz4Compression()
-	case "zstd":
-		codec = kgo.ZstdCompression()
-	default:
-		return kgo.CompressionCodec{}, fmt.Errorf("compression.type %q: unknown codec", name)
+	if name == "" {
+		name = "none"
 	}
 	c, err := batch.ParseCodec(name)
 	if err != nil {
-		return kgo.CompressionCodec{}, err
+		return kgo.CompressionCodec{}, fmt.Errorf("compression.type %q: unknown codec", name)
+	}
+	var codec kgo.CompressionCodec
+	switch c {
+	case batch.CodecNone:
+		return kgo.NoCompression(), nil
+	case batch.CodecSnappy:
+		return kgo.SnappyCompression(), nil
+	case batch.CodecGzip:
+		codec = kgo.GzipCompression()
+	case batch.CodecLZ4:
+		codec = kgo.Lz4Compression()
+	case batch.CodecZstd:
+		codec = kgo.ZstdCompression()
 	}
 	if err := batch.CheckLevel(c, level); level != 0 && err != nil {
 		return kgo.CompressionCodec{}, fmt.Errorf("%s: %w", c.LevelConfig(), err)

@@ -122,22 +122,14 @@ func (s ProducerSettings) Levels() batch.Levels {
 	return batch.Levels{Gzip: s.GzipLevel, LZ4: s.LZ4Level, Zstd: s.ZstdLevel}
 }
 
-// Level is the level the settings' compression.type compresses at: its
-// setting, 0 for the codec's default or a codec without levels.
+// Level is the level the settings' compression.type compresses at (its
+// default when unset; 0 for a codec without levels or an unknown one).
 func (s ProducerSettings) Level() int {
 	c, err := batch.ParseCodec(s.CompressionType)
 	if err != nil {
 		return 0
 	}
-	switch c {
-	case batch.CodecGzip:
-		return s.GzipLevel
-	case batch.CodecLZ4:
-		return s.LZ4Level
-	case batch.CodecZstd:
-		return s.ZstdLevel
-	}
-	return 0
+	return s.Levels().Of(c)
 }
 
 // DefaultProducerSettings are Kafka 4.0's producer defaults.
@@ -490,8 +482,9 @@ func (w *Workload) Validate(brokers int) error {
 func (w *Workload) check() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if n := w.Scenarios(); len(n) > maxScenarios {
-		return &WorkloadError{Source: w.Source, Errs: []error{fmt.Errorf("sweep: %d scenarios, more than %d", len(n), maxScenarios)}}
+	scenarios := w.Scenarios()
+	if len(scenarios) > maxScenarios {
+		return &WorkloadError{Source: w.Source, Errs: []error{fmt.Errorf("sweep: %d scenarios, more than %d", len(scenarios), maxScenarios)}}
 	}
 	seen := map[string]bool{}
 	once := func(msg string) {
@@ -500,7 +493,23 @@ func (w *Workload) check() error {
 			add("%s", msg)
 		}
 	}
-	for _, sc := range w.Scenarios() {
+	// A level swept where a scenario compresses with another codec would
+	// run that scenario once per level, the same each time.
+	type sweptLevel struct{ key, codec string }
+	var levels []sweptLevel
+	for _, l := range []struct {
+		sweptLevel
+		swept bool
+	}{
+		{sweptLevel{"compression.gzip.level", "gzip"}, w.Sweep.GzipLevel != nil},
+		{sweptLevel{"compression.lz4.level", "lz4"}, w.Sweep.LZ4Level != nil},
+		{sweptLevel{"compression.zstd.level", "zstd"}, w.Sweep.ZstdLevel != nil},
+	} {
+		if l.swept {
+			levels = append(levels, l.sweptLevel)
+		}
+	}
+	for _, sc := range scenarios {
 		if sc.MinInsyncReplicas > sc.ReplicationFactor {
 			once(fmt.Sprintf("%s: %d is more than replicationFactor %d: acks=all could never be satisfied",
 				w.fieldName("minInsyncReplicas"), sc.MinInsyncReplicas, sc.ReplicationFactor))
@@ -512,25 +521,10 @@ func (w *Workload) check() error {
 		if w.idempotenceSet && w.Producer.EnableIdempotence && sc.Producer.Acks != AcksAll {
 			once(fmt.Sprintf("producer.enable.idempotence: true needs acks=all, but %s includes acks=%s", w.fieldName("acks"), sc.Producer.Acks))
 		}
-	}
-	// A level swept where a scenario compresses with another codec would
-	// run that scenario once per level, the same each time.
-	for _, l := range []struct {
-		key, codec string
-		swept      bool
-	}{
-		{"compression.gzip.level", "gzip", w.Sweep.GzipLevel != nil},
-		{"compression.lz4.level", "lz4", w.Sweep.LZ4Level != nil},
-		{"compression.zstd.level", "zstd", w.Sweep.ZstdLevel != nil},
-	} {
-		if !l.swept {
-			continue
-		}
-		for _, sc := range w.Scenarios() {
+		for _, l := range levels {
 			if sc.Producer.CompressionType != l.codec {
 				once(fmt.Sprintf("sweep.%s: the scenarios with compression.type=%s would repeat once per level (%s); sweep %s's levels with compression.type %s alone",
 					l.key, sc.Producer.CompressionType, w.fieldName("compression.type"), l.codec, l.codec))
-				break
 			}
 		}
 	}
@@ -678,13 +672,8 @@ func (p *parser) str(n *yaml.Node, field string) string {
 }
 
 func (p *parser) intIn(n *yaml.Node, field string, lo, hi int) int {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-		p.errorf(n, field, "want an integer, got %s", describe(n))
-		return lo
-	}
-	var v int64
-	if err := n.Decode(&v); err != nil {
-		p.errorf(n, field, "%q: %v", n.Value, err)
+	v, ok := p.integer(n, field)
+	if !ok {
 		return lo
 	}
 	if v < int64(lo) || v > int64(hi) {
@@ -692,6 +681,20 @@ func (p *parser) intIn(n *yaml.Node, field string, lo, hi int) int {
 		return lo
 	}
 	return int(v)
+}
+
+// integer parses an integer scalar, reporting anything else.
+func (p *parser) integer(n *yaml.Node, field string) (int64, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		p.errorf(n, field, "want an integer, got %s", describe(n))
+		return 0, false
+	}
+	var v int64
+	if err := n.Decode(&v); err != nil {
+		p.errorf(n, field, "%q: %v", n.Value, err)
+		return 0, false
+	}
+	return v, true
 }
 
 func (p *parser) float(n *yaml.Node, field string) float64 {
@@ -742,13 +745,8 @@ func (p *parser) compression(n *yaml.Node, field string) string {
 // level parses a compression level of codec c: a level Kafka accepts for it
 // (batch.CheckLevel: gzip 1 to 9 or -1, lz4 1 to 17, zstd -131072 to 22).
 func (p *parser) level(n *yaml.Node, field string, c batch.Codec) int {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-		p.errorf(n, field, "want an integer, got %s", describe(n))
-		return 0
-	}
-	var v int64
-	if err := n.Decode(&v); err != nil {
-		p.errorf(n, field, "%q: %v", n.Value, err)
+	v, ok := p.integer(n, field)
+	if !ok {
 		return 0
 	}
 	if v < math.MinInt32 || v > math.MaxInt32 || batch.CheckLevel(c, int(v)) != nil {
