@@ -40,8 +40,14 @@ type Broker struct {
 	incarnation raft.UUID
 	epoch       atomic.Int64 // the broker epoch the controller gave this incarnation; 0 before
 	fenced      atomic.Bool
-	ready       chan struct{} // closed once registered and unfenced
-	readyOnce   sync.Once
+	// leaving is set when a controlled shutdown begins: from then on every
+	// heartbeat, the lifecycle loop's too, asks to shut down, as Kafka's
+	// BrokerLifecycleManager does. A heartbeat that did not would unfence
+	// the broker the controller has just fenced for its shutdown, and the
+	// controller would place new partitions on a stopped broker.
+	leaving   atomic.Bool
+	ready     chan struct{} // closed once registered and unfenced
+	readyOnce sync.Once
 
 	partitions struct {
 		sync.RWMutex
@@ -434,8 +440,9 @@ func (b *Broker) runLifecycle() {
 		// Not registered yet, or the controller forgot this incarnation
 		// (a heartbeat answered STALE_BROKER_EPOCH): register, here and
 		// only here, so that two registrations never race.
+		// Not once a shutdown has begun: the broker is leaving.
 		for b.epoch.Load() == 0 {
-			if !b.register() {
+			if b.leaving.Load() || !b.register() {
 				return
 			}
 		}
@@ -445,7 +452,7 @@ func (b *Broker) runLifecycle() {
 			interval /= 4
 		}
 		if time.Since(last) >= interval {
-			b.heartbeat(false)
+			b.heartbeat()
 			last = time.Now()
 		}
 		select {
@@ -505,12 +512,15 @@ func (b *Broker) register() bool {
 	return true
 }
 
-func (b *Broker) heartbeat(wantShutdown bool) *kmsg.BrokerHeartbeatResponse {
+// heartbeat sends one BrokerHeartbeat (asking to shut down once the broker
+// is leaving) and notes whether the controller has the broker fenced. nil
+// means no answer came.
+func (b *Broker) heartbeat() *kmsg.BrokerHeartbeatResponse {
 	req := kmsg.NewPtrBrokerHeartbeatRequest()
 	req.BrokerID = b.cfg.NodeID
 	req.BrokerEpoch = b.epoch.Load()
 	req.CurrentMetadataOffset = int64(b.image().Offset)
-	req.WantShutdown = wantShutdown
+	req.WantShutdown = b.leaving.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.BrokerHeartbeatInterval)
 	defer cancel()
 	resp, err := b.controllerOnce(ctx, req)
@@ -544,9 +554,10 @@ func (b *Broker) heartbeat(wantShutdown bool) *kmsg.BrokerHeartbeatResponse {
 // away and fence it, as Kafka's controlled shutdown does, so clients move
 // to the new leaders before the listener closes.
 func (b *Broker) controlledShutdown() {
+	b.leaving.Store(true)
 	deadline := time.Now().Add(b.cfg.ControlledShutdownTimeout)
 	for time.Now().Before(deadline) {
-		r := b.heartbeat(true)
+		r := b.heartbeat()
 		if r != nil && r.ShouldShutdown {
 			b.logger.Info("controlled shutdown complete")
 			return

@@ -508,6 +508,24 @@ func TestActiveControllerFailover(t *testing.T) {
 	}
 }
 
+// TestHeartbeatsKeepALeavingBrokerFenced: once a controlled shutdown has
+// fenced a broker, the heartbeats its lifecycle loop sends until Close stops
+// the loop keep it fenced. One that did not ask to shut down unfenced it, and
+// a controller that took over then placed new partitions on the stopped
+// broker (TestActiveControllerFailover failed so in CI).
+func TestHeartbeatsKeepALeavingBrokerFenced(t *testing.T) {
+	c := testcluster.StartMixed(t, 1, 1, nil)
+	b := c.Brokers[1]
+	b.ControlledShutdown()
+	r := b.Heartbeat()
+	if r == nil || r.ErrorCode != 0 || !r.IsFenced || !r.ShouldShutdown {
+		t.Fatalf("a heartbeat after the controlled shutdown got %+v, want fenced and told to shut down", r)
+	}
+	if bi := c.Brokers[0].Image().Brokers[2]; bi == nil || !bi.Fenced {
+		t.Fatalf("the controller's image has the leaving broker as %+v, want fenced", bi)
+	}
+}
+
 func TestControllerOnlyNode(t *testing.T) {
 	c := testcluster.StartMixed(t, 1, 2, func(i int, cfg *broker.Config) {
 		if i == 0 {
