@@ -21,9 +21,9 @@ type Config struct {
 	// ConnectionsMaxIdle closes a connection with no request in flight and
 	// none arriving for this long: connections.max.idle.ms, 10 minutes.
 	ConnectionsMaxIdle time.Duration
-	// QueuedMaxRequests bounds the requests being handled across all
-	// connections: queued.max.requests, 500. Connections stop being read
-	// while it is reached.
+	// QueuedMaxRequests bounds the requests being handled (read and not
+	// yet answered) across all connections: queued.max.requests, 500.
+	// Connections stop being read while it is reached.
 	QueuedMaxRequests int
 	// MaxInFlightPerConnection bounds the requests of one connection being
 	// handled or waiting for their turn to be answered; its reading stops at

@@ -68,13 +68,15 @@
 //     long poll is not idle.
 //   - MaxInFlightPerConnection bounds the requests of one connection that
 //     the handler holds or that wait for their turn to be written, and
-//     queued.max.requests the whole requests being handled across all
+//     queued.max.requests the whole requests the handler holds across all
 //     connections. The handler never holds more than these. As Kafka's, the
 //     second counts whole requests only: a frame is read before it takes a
 //     token (so a connection that sends part of a frame and stalls holds
-//     none), and a request its handler parks (Request.Park: a long-poll
-//     fetch waiting for appends) gives its token back while it waits, so
-//     that idle consumers cannot starve the producers that would wake them.
+//     none), a request gives its token back once answered (so a client that
+//     does not read its answers holds only its own connection's places),
+//     and a request its handler parks (Request.Park: a long-poll fetch
+//     waiting for appends) gives its token back while it waits, so that
+//     idle consumers cannot starve the producers that would wake them.
 //   - A frame's buffer grows with the bytes that arrive (fourfold from
 //     1 MiB), so a peer announcing a large frame holds at most four times
 //     what it sent.

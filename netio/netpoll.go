@@ -459,19 +459,18 @@ type npSlot struct {
 	c        *npConn
 	resp     Response
 	answered bool // guarded by c.mu
-	parked   bool // guarded by c.mu: its token was given back (Request.Park)
+	released bool // guarded by c.mu: its token was given back (parked or answered)
 }
 
-// park gives the slot's token back, once, unless it has been answered
-// (its writer gives it back then).
+// park gives the slot's token back (Request.Park), once.
 func (sl *npSlot) park() {
 	c := sl.c
 	c.mu.Lock()
-	if sl.answered || sl.parked {
+	if sl.released {
 		c.mu.Unlock()
 		return
 	}
-	sl.parked = true
+	sl.released = true
 	c.mu.Unlock()
 	c.e.release()
 }
@@ -654,6 +653,11 @@ func (sl *npSlot) respond(r Response) {
 		return
 	}
 	sl.answered, sl.resp = true, r
+	// The request leaves queued.max.requests once answered (see the std
+	// engine's slot.respond): an answer its client is slow to read holds
+	// only its place in this connection's queue.
+	release := !sl.released
+	sl.released = true
 	start := !c.mu.writing && c.mu.queue[0] == sl
 	if start {
 		c.mu.writing = true
@@ -662,6 +666,9 @@ func (sl *npSlot) respond(r Response) {
 		c.lastWrite.Store(c.e.now())
 	}
 	c.mu.Unlock()
+	if release {
+		c.e.release()
+	}
 	if start {
 		go c.writeLoop()
 	}
@@ -688,7 +695,7 @@ func (c *npConn) writeLoop() {
 			return
 		}
 		sl := c.mu.queue[0]
-		closed, parked := c.mu.closed, sl.parked
+		closed := c.mu.closed
 		c.mu.Unlock()
 		r := sl.resp
 		var err error
@@ -702,9 +709,6 @@ func (c *npConn) writeLoop() {
 		c.mu.queue[0] = nil
 		c.mu.queue = c.mu.queue[1:]
 		c.mu.Unlock()
-		if !parked {
-			c.e.release()
-		}
 		switch {
 		case err != nil:
 			c.closeWith(err)

@@ -103,6 +103,38 @@ func TestParkedRequestsHoldNoQueueToken(t *testing.T) {
 	})
 }
 
+// TestUnreadAnswersHoldNoQueueToken: a client that pipelines requests with
+// large answers and never reads them holds only its own connection's
+// places: its answered requests give their queue.max.requests tokens back,
+// so another client's request is still served.
+func TestUnreadAnswersHoldNoQueueToken(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const queued, big = 2, 32 << 20
+		answered := make(chan struct{}, queued)
+		e, addr := startTCP(t, engine, Config{QueuedMaxRequests: queued, MaxInFlightPerConnection: queued}, HandlerFunc(func(req *Request, respond func(Response)) {
+			if string(req.Frame) != "big" {
+				respond(bytesResponse(req.Frame))
+				return
+			}
+			// More than loopback's socket buffers hold: the first
+			// answer's write stalls and the second waits behind it.
+			respond(Response{Parts: []Part{{Bytes: frame(make([]byte, big))}}})
+			answered <- struct{}{}
+		}))
+		hog := dial(t, addr)
+		for range queued {
+			hog.Write(frame([]byte("big")))
+			within(t, answered, "the hog's request to be answered")
+		}
+		c := dial(t, addr)
+		c.Write(frame([]byte("small")))
+		if got := readFrame(t, c); string(got) != "small" {
+			t.Fatalf("answer %q", got)
+		}
+		until(t, "every queue token to come back", func() bool { return inUse(e) == 0 })
+	})
+}
+
 // until waits for cond, failing the test if it does not hold within 20s: a
 // bounded wait on a condition the test cannot be told of otherwise.
 func until(t *testing.T, what string, cond func() bool) {

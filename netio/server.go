@@ -436,8 +436,16 @@ func (c *conn) closeWith(err error) {
 	c.close()
 }
 
+// respond hands the answer to the write loop. The request leaves
+// queued.max.requests here, when its handler lets go of it, as a request
+// leaves Kafka's request queue once a handler takes it: an answer its client
+// is slow to read holds only its connection's place (room), never a token
+// every other connection needs.
 func (sl *slot) respond(r Response) {
-	sl.once.Do(func() { sl.resp <- r })
+	sl.once.Do(func() {
+		sl.releaseToken()
+		sl.resp <- r
+	})
 }
 
 func (c *conn) writeLoop() {
@@ -457,7 +465,6 @@ func (c *conn) writeLoop() {
 		if r.Done != nil {
 			r.Done()
 		}
-		sl.releaseToken()
 		c.pending.Add(-1)
 		<-c.room
 		if err != nil {
