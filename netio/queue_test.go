@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"math"
@@ -132,6 +134,44 @@ func TestUnreadAnswersHoldNoQueueToken(t *testing.T) {
 			t.Fatalf("answer %q", got)
 		}
 		until(t, "every queue token to come back", func() bool { return inUse(e) == 0 })
+	})
+}
+
+// TestSlowFrameIsNotIdle (std engine, inside a synctest bubble): a frame
+// whose bytes keep arriving, however slowly, is read whole, even when it
+// takes longer than connections.max.idle.ms; one that stops half way for
+// that long closes its connection.
+func TestSlowFrameIsNotIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const idle = 300 * time.Millisecond
+		_, dialPipe := pipeServer(t, Config{ConnectionsMaxIdle: idle}, HandlerFunc(func(req *Request, respond func(Response)) {
+			respond(bytesResponse([]byte(fmt.Sprint(len(req.Frame)))))
+		}))
+		c := dialPipe()
+		f := frame(make([]byte, 64<<10))
+		go func() {
+			// 1 KiB every 20 ms: over a second in all, never idle.
+			for off := 0; off < len(f); off += 1 << 10 {
+				if _, err := c.Write(f[off:min(off+1<<10, len(f))]); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		if got := readFrame(t, c); string(got) != fmt.Sprint(64<<10) {
+			t.Fatalf("answer %q", got)
+		}
+		stalled := make(chan struct{})
+		go func() {
+			defer close(stalled)
+			c.Write(f[:1<<10])
+			time.Sleep(2 * idle)
+			c.Write(f[1<<10:]) // fails: the connection is closed
+		}()
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("a frame stalled half way: read %v, want the connection closed", err)
+		}
+		<-stalled
 	})
 }
 

@@ -385,8 +385,7 @@ func (c *conn) readLoop() {
 		sl := &slot{s: c.s, resp: make(chan Response, 1)}
 		c.slots <- sl // never blocks: room bounds the slots
 		c.pending.Add(1)
-		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
-		frame, err := ReadFrame(c.nc, int(size))
+		frame, err := ReadFrame(bodyReader{c}, int(size))
 		if err != nil {
 			sl.respond(Response{NoResponse: true})
 			c.closeWith(err)
@@ -422,6 +421,16 @@ func (c *conn) readIdle(b []byte) error {
 		}
 		return err
 	}
+}
+
+// bodyReader reads a frame's body, moving the read deadline on before
+// every read: a frame that keeps arriving, however slowly, is not idle;
+// one stalled half way for connections.max.idle.ms is.
+type bodyReader struct{ c *conn }
+
+func (r bodyReader) Read(p []byte) (int, error) {
+	r.c.nc.SetReadDeadline(time.Now().Add(r.c.s.cfg.ConnectionsMaxIdle))
+	return r.c.nc.Read(p)
 }
 
 func (c *conn) closeWith(err error) {
