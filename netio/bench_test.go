@@ -335,7 +335,7 @@ func memNow() (heap, stack uint64, goroutines int) {
 // it straight into a buffer of its announced size (impl=whole): the cost of
 // not trusting the announced size.
 func BenchmarkReadRequestFrame(b *testing.B) {
-	for _, size := range []int{512 << 10, 4 << 20, 16 << 20} {
+	for _, size := range []int{64 << 10, 512 << 10, 1 << 20, 4 << 20, 16 << 20} {
 		src := make([]byte, size)
 		for _, impl := range []string{"whole", "grow"} {
 			b.Run(fmt.Sprintf("size=%dKiB/impl=%s", size>>10, impl), func(b *testing.B) {

@@ -77,9 +77,9 @@
 //     and a request its handler parks (Request.Park: a long-poll fetch
 //     waiting for appends) gives its token back while it waits, so that
 //     idle consumers cannot starve the producers that would wake them.
-//   - A frame's buffer grows with the bytes that arrive (fourfold from
-//     1 MiB), so a peer announcing a large frame holds at most four times
-//     what it sent.
+//   - A frame's buffer grows with the bytes that arrive (64 KiB, then
+//     1 MiB, then fourfold), so a peer announcing a large frame holds at
+//     most 64 KiB, or 1 MiB, or four times what it sent (framepool.go).
 //   - Accept errors that pass (out of file descriptors or kernel memory)
 //     pause accepting, 5 ms doubling to a second, instead of ending it;
 //     Close ends a pause at once.

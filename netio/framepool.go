@@ -61,15 +61,21 @@ func releaseFrame(b []byte) {
 	}
 }
 
-// firstFrameChunk is how much of a frame is read before more memory is
-// given to it: frames up to this size (most produce requests) are read
-// straight into their own buffer.
-const firstFrameChunk = 1 << 20
+// A frame's buffer starts at firstFrameChunk, the smallest pooled frame, so
+// that a peer that sends a size and nothing more holds 64 KiB, not what it
+// announced. Once that is full it grows to secondFrameChunk, so that a
+// megabyte produce request (the common large one) is copied once more by
+// 64 KiB, not by the 320 KiB a fourfold step would copy; then fourfold.
+const (
+	firstFrameChunk  = minPooledFrame
+	secondFrameChunk = 1 << 20
+)
 
-// ReadFrame reads a size-byte frame from r into a buffer that grows,
-// fourfold from firstFrameChunk, as its bytes arrive: a peer that announces
-// a large frame and sends little of it holds at most four times what it
-// sent, and a large frame's bytes are copied a third of a time more in all
+// ReadFrame reads a size-byte frame from r into a buffer that grows as its
+// bytes arrive: a peer that announces a large frame and sends little of it
+// holds 64 KiB until it has sent that much, 1 MiB until it has sent 256
+// KiB, and at most four times what it sent beyond, and a large frame's
+// bytes are copied a third of a time more in all
 // (BenchmarkReadRequestFrame: the copies against reading a frame into a
 // buffer of its announced size).
 // The engines read request frames with it; other listeners of Kafka-framed
@@ -91,10 +97,11 @@ func ReadFrame(r io.Reader, size int) ([]byte, error) {
 	}
 }
 
-// growFrame returns a buffer of four times frame's length (at most size)
-// holding frame's bytes, and gives frame back to its pool.
+// growFrame returns a buffer of secondFrameChunk bytes or four times
+// frame's length, whichever is more (at most size), holding frame's bytes,
+// and gives frame back to its pool.
 func growFrame(frame []byte, size int) []byte {
-	next := newFrame(min(size, 4*len(frame)))
+	next := newFrame(min(size, max(secondFrameChunk, 4*len(frame))))
 	copy(next, frame)
 	releaseFrame(frame)
 	return next

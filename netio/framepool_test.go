@@ -3,6 +3,7 @@ package netio
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"testing"
 )
 
@@ -78,4 +79,53 @@ func TestReleasedFramesCarryNoOldBytes(t *testing.T) {
 			readFrame(t, c)
 		}
 	})
+}
+
+// grantReader checks, at every read into a frame's buffer, how much memory
+// ReadFrame has set aside against what has arrived, and delivers at most
+// step bytes a read.
+type grantReader struct {
+	t          *testing.T
+	src        []byte
+	step, sent int
+}
+
+func (r *grantReader) Read(p []byte) (int, error) {
+	// p is the unfilled rest of the buffer: sent+len(p) is all of it.
+	limit := max(64<<10, 4*r.sent)
+	if r.sent >= 64<<10 {
+		limit = max(limit, 1<<20)
+	}
+	if held := r.sent + len(p); held > limit {
+		r.t.Fatalf("a frame buffer of %d bytes after %d arrived", held, r.sent)
+	}
+	if len(r.src) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.step)], r.src)
+	r.src, r.sent = r.src[n:], r.sent+n
+	return n, nil
+}
+
+// TestFrameBufferFollowsArrivals: a peer announcing a large frame holds 64
+// KiB until it has sent that much, then 1 MiB or four times what it has
+// sent, whether it stops after the
+// size, in the middle, or sends it all; a whole frame arrives intact.
+func TestFrameBufferFollowsArrivals(t *testing.T) {
+	const size = 48 << 20
+	for _, sent := range []int{0, 1, 100 << 10, 5 << 20, size} {
+		src := bytes.Repeat([]byte("frame"), sent/5+1)[:sent]
+		r := &grantReader{t: t, src: src, step: 32 << 10}
+		frame, err := ReadFrame(r, size)
+		if sent < size {
+			if err == nil {
+				t.Fatalf("%d of %d bytes sent: no error", sent, size)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(frame, src) {
+			t.Fatalf("a whole frame: err %v, intact %v", err, bytes.Equal(frame, src))
+		}
+		releaseFrame(frame)
+	}
 }
