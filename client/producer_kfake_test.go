@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,6 +161,48 @@ func TestKfakeOutOfOrderOnNextBatchFailsItAndBumpsEpoch(t *testing.T) {
 	checkCallbacksInOrder(t, after, false)
 	if inits.Hits() < 2 {
 		t.Fatalf("%d InitProducerId requests; want a second one for the new epoch", inits.Hits())
+	}
+}
+
+// A batch the broker wrote but answered with a retriable error
+// (NOT_ENOUGH_REPLICAS_AFTER_APPEND) waits out retry.backoff.ms; meanwhile
+// another partition's batch fails for good, and the producer moves to a new
+// producer id. The waiting batch is resent under its old numbering, which
+// the broker recognises as a duplicate, not renumbered under the new id,
+// which the broker would write again. Later records of its partition go
+// under the new id.
+func TestKfakeBumpKeepsAWrittenRetrysNumbering(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(2, "dup"))
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "dup", Partitions: []int32{0}, Err: kerr.NotEnoughReplicasAfterAppend})
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "dup", Partitions: []int32{1}, Err: kerr.InvalidRecord})
+	inits := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Observe: true, Count: -1})
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.RetryBackoffMs, cfg.LingerMs = 500, 0
+	p := newTestProducer(t, cfg)
+	res := newResults()
+	ctx := context.Background()
+	must(t, p.Produce(ctx, &Record{Topic: "dup", Partition: 0, Value: []byte("written")}, res.callback(0, "written")))
+	must(t, p.Produce(ctx, &Record{Topic: "dup", Partition: 1, Value: []byte("refused")}, res.callback(1, "refused")))
+	for _, r := range res.wait(t, 10*time.Second) {
+		if want := r.value == "refused"; errors.Is(r.err, kerr.InvalidRecord) != want || (!want && r.err != nil) {
+			t.Fatalf("record %q: %v", r.value, r.err)
+		}
+	}
+	res = newResults()
+	must(t, p.Produce(ctx, &Record{Topic: "dup", Partition: 0, Value: []byte("end")}, res.callback(0, "end")))
+	if end := res.wait(t, 10*time.Second); end[0].err != nil {
+		t.Fatal(end[0].err)
+	}
+	if inits.Hits() < 2 {
+		t.Fatalf("%d InitProducerId requests; want a second one after the failure", inits.Hits())
+	}
+	cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), TopicPartition{"dup", 0})
+	var values []string
+	for _, r := range consumeN(t, cons, 2, 10*time.Second) {
+		values = append(values, string(r.Value))
+	}
+	if !slices.Equal(values, []string{"written", "end"}) {
+		t.Fatalf("partition 0 holds %q, want the written record once, then the last", values)
 	}
 }
 

@@ -44,8 +44,10 @@ type pbatch struct {
 	retryAt  time.Time
 	lastErr  error
 
-	// Sequence assigned on first send under (pid, epoch), kept across
-	// retries; -1 before that or after an epoch bump.
+	// Sequence assigned on first send under its partition's (pid, epoch),
+	// kept across retries, so that a resend of a batch that was written is
+	// a duplicate the broker drops; -1 before that, or after its partition
+	// restarted its sequences (startSequences).
 	seq   int32
 	pid   int64
 	epoch int16
@@ -71,6 +73,16 @@ type partState struct {
 	retrying bool
 	held     bool // has a batchQueued batch; set by sendAll each round
 
+	// The producer id and epoch this partition's sequences belong to. After
+	// a bump they stay the old ones while the partition has batches that
+	// were numbered under them and are not settled (stale): those are
+	// resent as they were, and nothing new is sent for the partition until
+	// they settle, as Java keeps a partition on its old epoch while it has
+	// batches in flight.
+	pid      int64
+	epoch    int16
+	stale    bool
+	restart  bool  // a batch numbered here failed: start again at 0 at the bump
 	nextSeq  int32 // sequence for the next batch sent first time
 	ackedSeq int32 // sequence after the last acknowledged batch
 	// lastAckedOffset is the last offset acknowledged (-1 none), to tell an
@@ -254,7 +266,7 @@ func earliest(ts ...time.Time) time.Time {
 func (s *sender) part(tp TopicPartition) *partState {
 	ps := s.parts[tp]
 	if ps == nil {
-		ps = &partState{tp: tp, lastAckedOffset: -1}
+		ps = &partState{tp: tp, lastAckedOffset: -1, pid: s.pid, epoch: s.epoch}
 		s.parts[tp] = ps
 	}
 	return ps
@@ -385,22 +397,56 @@ func (s *sender) handlePID(r pidResult, now time.Time) {
 	}
 	bumped := s.havePID
 	s.pid, s.epoch, s.havePID = r.id, r.epoch, true
-	if s.needBump {
-		s.needBump = false
-		// Every partition starts again at sequence 0 under the new epoch;
-		// batches not yet acknowledged are renumbered when next sent, in
-		// queue order.
-		for _, ps := range s.parts {
-			ps.nextSeq, ps.ackedSeq = 0, 0
-			for _, b := range ps.batches {
-				if b.state != batchDone {
-					b.seq = -1
-					s.markRetrying(ps)
-				}
-			}
+	s.needBump = false
+	// A partition whose numbered batch failed starts again at sequence 0
+	// under the new producer id: the failure left a gap the broker would
+	// refuse every later batch for, so its unsettled batches are
+	// renumbered when next sent, in queue order. Any other partition
+	// keeps its old numbering while it has unsettled numbered batches
+	// (one waiting to be resent may have been written: renumbered, it
+	// would be written twice), and moves on once they settle.
+	for _, ps := range s.parts {
+		if ps.restart || !ps.numberedUnsettled() {
+			s.startSequences(ps)
+		} else {
+			ps.stale = true
 		}
 	}
 	s.log.Debug("producer id", "id", r.id, "epoch", r.epoch, "bumped", bumped)
+}
+
+// numberedUnsettled reports whether the partition has a batch with a
+// sequence number that is not settled yet.
+func (ps *partState) numberedUnsettled() bool {
+	for _, b := range ps.batches {
+		if b.state != batchDone && b.seq >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// startSequences moves the partition to the current producer id and epoch,
+// at sequence 0; its unsettled batches are numbered again when next sent.
+func (s *sender) startSequences(ps *partState) {
+	ps.pid, ps.epoch, ps.stale, ps.restart = s.pid, s.epoch, false, false
+	ps.nextSeq, ps.ackedSeq = 0, 0
+	for _, b := range ps.batches {
+		if b.state != batchDone {
+			b.seq = -1
+			s.markRetrying(ps)
+		}
+	}
+}
+
+// refreshStale moves every stale partition whose old batches have all
+// settled to the current producer id.
+func (s *sender) refreshStale() {
+	for _, ps := range s.parts {
+		if ps.stale && !ps.numberedUnsettled() {
+			s.startSequences(ps)
+		}
+	}
 }
 
 // nextSendable is the partition's next batch to send, or nil. Batches go in
@@ -450,6 +496,9 @@ func (s *sender) sendAll(now time.Time) {
 	if s.idempotent && (!s.havePID || s.needBump) {
 		return
 	}
+	if s.idempotent {
+		s.refreshStale()
+	}
 	md := s.p.cl.snapshot()
 	for round := 0; ; round++ {
 		if round > 0 {
@@ -462,7 +511,7 @@ func (s *sender) sendAll(now time.Time) {
 		}
 		s.collectRetries(md, now)
 		for _, pe := range s.pending {
-			if ps := s.parts[pe.Partition]; ps != nil && (ps.held || ps.inflight >= s.maxInFlight) {
+			if ps := s.parts[pe.Partition]; ps != nil && (ps.held || ps.stale || ps.inflight >= s.maxInFlight) {
 				continue
 			}
 			leader := md.leader(pe.Partition.Topic, pe.Partition.Partition)
@@ -506,7 +555,7 @@ func (s *sender) sendAll(now time.Time) {
 					pb := s.track(b)
 					s.drained[i] = nil
 					if s.idempotent {
-						pb.seq, pb.pid, pb.epoch = s.stamped[i], s.pid, s.epoch
+						pb.seq, pb.pid, pb.epoch = s.stamped[i], pb.part.pid, pb.part.epoch
 					}
 					if b.Err != nil {
 						s.fail(pb, fmt.Errorf("client: encoding a batch for %s: %w", pb.part.tp, b.Err))
@@ -529,13 +578,14 @@ func (s *sender) sendAll(now time.Time) {
 }
 
 // stamp numbers a batch as Drain encodes it, just before its first send: the
-// partition's next sequence under the current producer id and epoch.
+// partition's next sequence under its producer id and epoch (the current
+// ones: nothing is drained for a stale partition).
 func (s *sender) stamp(tp TopicPartition, records int) (int64, int16, int32) {
 	ps := s.part(tp)
 	seq := ps.nextSeq
 	ps.nextSeq = addSeq(seq, records)
 	s.stamped = append(s.stamped, seq)
-	return s.pid, s.epoch, seq
+	return ps.pid, ps.epoch, seq
 }
 
 // collectRetries puts each retrying partition's next batch to resend on its
@@ -599,8 +649,8 @@ func (s *sender) send(id int32, cn *conn, list []*pbatch) {
 	copy(pr.batches, list)
 	for _, b := range list {
 		ps := b.part
-		if s.idempotent && (b.seq < 0 || b.pid != s.pid || b.epoch != s.epoch) {
-			b.seq, b.pid, b.epoch = ps.nextSeq, s.pid, s.epoch
+		if s.idempotent && b.seq < 0 {
+			b.seq, b.pid, b.epoch = ps.nextSeq, ps.pid, ps.epoch
 			ps.nextSeq = addSeq(ps.nextSeq, b.b.Records())
 			b.b.SetProducer(b.pid, b.epoch, b.seq)
 		}
@@ -710,7 +760,7 @@ func (s *sender) succeed(b *pbatch, baseOffset, appendTime int64) {
 	ps := b.part
 	b.state = batchDone
 	b.baseOffset, b.appendTime = baseOffset, appendTime
-	if s.idempotent && b.pid == s.pid && b.epoch == s.epoch && b.seq >= 0 {
+	if s.idempotent && b.pid == ps.pid && b.epoch == ps.epoch && b.seq >= 0 {
 		// Answers may come out of order (a resent batch acknowledged after
 		// a later one): keep the furthest point, allowing for wrap-around.
 		end := addSeq(b.seq, b.b.Records())
@@ -734,7 +784,7 @@ func (s *sender) handleError(b *pbatch, err error, a *kmsg.ProduceResponseTopicP
 		// trusted to be ordered or unique any more.
 		s.setFatal(fmt.Errorf("client: producer fenced on %s: %w", ps.tp, err))
 	case s.idempotent && errors.Is(err, kerr.OutOfOrderSequenceNumber):
-		if b.pid == s.pid && b.epoch == s.epoch && b.seq == ps.ackedSeq && !s.needBump {
+		if b.pid == ps.pid && b.epoch == ps.epoch && b.seq == ps.ackedSeq && !ps.restart {
 			// The batch follows the last acknowledged one, yet the broker
 			// says it does not: the broker lost the producer's state (an
 			// unclean leader election, say). Retrying could reorder or lose
@@ -749,7 +799,7 @@ func (s *sender) handleError(b *pbatch, err error, a *kmsg.ProduceResponseTopicP
 			s.retry(b, err, now)
 		}
 	case s.idempotent && errors.Is(err, kerr.UnknownProducerID):
-		s.needBump = true
+		s.needBump, ps.restart = true, true
 		if a.LogStartOffset > ps.lastAckedOffset {
 			// Retention removed every record of this producer, and with
 			// them its state: safe to start again under a new epoch.
@@ -805,9 +855,10 @@ func (s *sender) retry(b *pbatch, err error, now time.Time) {
 }
 
 // fail settles a batch with an error. A batch that had a sequence number
-// leaves a gap the broker would reject every later batch for, so the
-// producer moves to a new epoch (Java adjusts the later sequences instead;
-// a new epoch is simpler and as safe).
+// leaves a gap the broker would reject every later batch of its partition
+// for, so the producer moves to a new producer id and that partition starts
+// again at sequence 0 (Java bumps the epoch and rewrites that partition's
+// sequences alike).
 func (s *sender) fail(b *pbatch, err error) {
 	if b.state == batchDone {
 		return
@@ -817,8 +868,8 @@ func (s *sender) fail(b *pbatch, err error) {
 	}
 	b.state = batchDone
 	b.err = err
-	if s.idempotent && b.seq >= 0 && b.pid == s.pid && b.epoch == s.epoch && s.fatal == nil {
-		s.needBump = true
+	if s.idempotent && b.seq >= 0 && b.pid == b.part.pid && b.epoch == b.part.epoch && s.fatal == nil {
+		s.needBump, b.part.restart = true, true
 	}
 	s.markDirty(b.part)
 }
