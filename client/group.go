@@ -298,7 +298,10 @@ func (c *Consumer) CommitSync(ctx context.Context) error {
 	if err := c.groupUsable(); err != nil {
 		return err
 	}
-	return c.grp.commit(ctx, c.groupPositions(c.grp.ownedList(), false, nil))
+	g := c.grp
+	return g.commitFrom(ctx, func() map[TopicPartition]commitOffset {
+		return c.groupPositions(g.ownedList(), false, nil)
+	})
 }
 
 // CommitOffsets commits offsets for the consumer's group: for each
@@ -661,7 +664,7 @@ func (g *group) giveUp(ctx context.Context, tps []TopicPartition, lost, commit b
 		g.log.Debug("revoking partitions", "partitions", len(tps))
 		if commit {
 			cctx, cancel := context.WithTimeout(ctx, g.requestTimeout)
-			if err := g.commit(cctx, g.c.groupPositions(tps, true, nil)); err != nil {
+			if err := g.commitFrom(cctx, func() map[TopicPartition]commitOffset { return g.c.groupPositions(tps, true, nil) }); err != nil {
 				g.log.Warn("committing revoked partitions", "err", err)
 			}
 			cancel()
@@ -1221,17 +1224,16 @@ func (g *group) metadataChanged() (string, bool) {
 // Poll (enable.auto.commit): the records the application has had and come
 // back for more after, so none is counted consumed before it is handled.
 func (g *group) commitAuto() {
-	g.mu.Lock()
-	owned := g.ownedLocked()
-	committed := maps.Clone(g.mu.committed)
-	g.mu.Unlock()
-	offsets := g.c.groupPositions(owned, true, committed)
-	if len(offsets) == 0 {
-		return
-	}
 	ctx, cancel := context.WithTimeout(g.ctx, g.requestTimeout)
 	defer cancel()
-	if err := g.commit(ctx, offsets); err != nil && g.ctx.Err() == nil {
+	err := g.commitFrom(ctx, func() map[TopicPartition]commitOffset {
+		g.mu.Lock()
+		owned := g.ownedLocked()
+		committed := maps.Clone(g.mu.committed)
+		g.mu.Unlock()
+		return g.c.groupPositions(owned, true, committed)
+	})
+	if err != nil && g.ctx.Err() == nil {
 		g.log.Warn("auto-commit failed", "err", err)
 	}
 }
@@ -1243,11 +1245,21 @@ func (g *group) commitAuto() {
 // generation the group has left fails it with ErrCommitFailed and makes the
 // member rejoin.
 func (g *group) commit(ctx context.Context, offsets map[TopicPartition]commitOffset) error {
+	return g.commitFrom(ctx, func() map[TopicPartition]commitOffset { return offsets })
+}
+
+// commitFrom is commit of the offsets that offsets returns, called once it
+// is this commit's turn: offsets read from positions are then read after
+// every earlier commit has been answered (and has moved what auto-commit
+// may commit, groupCommitted), never before one that commits later
+// offsets.
+func (g *group) commitFrom(ctx context.Context, offsetsFn func() map[TopicPartition]commitOffset) error {
+	g.commitMu.Lock()
+	defer g.commitMu.Unlock()
+	offsets := offsetsFn()
 	if len(offsets) == 0 {
 		return nil
 	}
-	g.commitMu.Lock()
-	defer g.commitMu.Unlock()
 	tps := make([]TopicPartition, 0, len(offsets))
 	for tp := range offsets {
 		tps = append(tps, tp)
@@ -1312,6 +1324,7 @@ func (g *group) commit(ctx context.Context, offsets map[TopicPartition]commitOff
 // generation or membership rejoins, a fenced static member stops.
 func (g *group) commitAnswer(resp *kmsg.OffsetCommitResponse, offsets map[TopicPartition]commitOffset, gen int32, memberID string) error {
 	var first error
+	done := make(map[TopicPartition]commitOffset, len(offsets))
 	g.mu.Lock()
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
@@ -1324,10 +1337,12 @@ func (g *group) commitAnswer(resp *kmsg.OffsetCommitResponse, offsets map[TopicP
 			}
 			if o, ok := offsets[tp]; ok {
 				g.mu.committed[tp] = o.offset
+				done[tp] = o
 			}
 		}
 	}
 	g.mu.Unlock()
+	g.c.groupCommitted(done)
 	switch {
 	case first == nil:
 		return nil
@@ -1573,6 +1588,21 @@ func (c *Consumer) groupRemove(tps []TopicPartition) {
 		c.mu.next = 0
 	}
 	c.broadcastLocked()
+}
+
+// groupCommitted makes offsets, just committed, what auto-commit and a
+// revocation commit until the next Poll: a commit the application made
+// after a Poll says what it has handled, and committing the positions as of
+// that Poll afterwards would move its offsets back (Java's auto-commit runs
+// inside poll, so it never commits behind a commitSync made since).
+func (c *Consumer) groupCommitted(offsets map[TopicPartition]commitOffset) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tp, o := range offsets {
+		if p := c.mu.parts[tp]; p != nil {
+			p.committable, p.committableEpoch = o.offset, o.epoch
+		}
+	}
 }
 
 // groupPositions returns the offsets to commit for tps: their positions,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -455,6 +456,56 @@ func TestGroupCommitsSurviveNewConsumer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAutoCommitNeverUndoesACommitSync: a Poll returns records 5..9 (the
+// position as of it is 5); the application handles them and commits with
+// CommitSync (10). An auto-commit before the next Poll then has nothing to
+// commit; it used to commit 5, so a restart read 5..9 again. After the next
+// Poll it commits that Poll's position as before.
+func TestAutoCommitNeverUndoesACommitSync(t *testing.T) {
+	const topic = "back"
+	addrs := newFake(t, kfake.SeedTopics(1, topic)).ListenAddrs()
+	produceSpread(t, addrs, topic, 1, 20, "v")
+	cfg := groupConfig(addrs, "back")
+	cfg.EnableAutoCommit = true
+	cfg.AutoCommitIntervalMs = int(time.Hour / time.Millisecond) // the test calls commitAuto itself
+	cfg.MaxPollRecords = 5
+	c := newTestConsumer(t, cfg)
+	must(t, c.Subscribe([]string{topic}, nil))
+	consumeN(t, c, 10, 20*time.Second)
+	tp := TopicPartition{topic, 0}
+	adm, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	must(t, err)
+	defer adm.Close()
+	committed := func() int64 {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		offs, err := kadm.NewClient(adm).FetchOffsets(ctx, "back")
+		must(t, err)
+		o, ok := offs.Lookup(tp.Topic, tp.Partition)
+		if !ok {
+			return -1
+		}
+		return o.At
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, c.CommitSync(ctx))
+	if got := committed(); got != 10 {
+		t.Fatalf("CommitSync committed %d, want 10", got)
+	}
+	c.grp.commitAuto()
+	if got := committed(); got != 10 {
+		t.Fatalf("auto-commit after CommitSync moved the committed offset from 10 to %d", got)
+	}
+	consumeN(t, c, 5, 20*time.Second) // the Poll that returns 10..14 starts at 10
+	consumeN(t, c, 1, 20*time.Second) // and this one at 15
+	c.grp.commitAuto()
+	if got := committed(); got != 15 {
+		t.Fatalf("auto-commit after two more Polls committed %d, want 15", got)
 	}
 }
 
