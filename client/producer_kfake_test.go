@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,6 +203,42 @@ func TestKfakeBumpKeepsAWrittenRetrysNumbering(t *testing.T) {
 	}
 	if !slices.Equal(values, []string{"written", "end"}) {
 		t.Fatalf("partition 0 holds %q, want the written record once, then the last", values)
+	}
+}
+
+// TestSenderNeverWaitsOnItsOwnResults: a request started on a connection
+// that has died is answered at once, on the sender's own goroutine; with
+// the results channel full (more requests in flight than it holds, as with
+// many brokers) that answer must not wait for the sender to empty it.
+func TestSenderNeverWaitsOnItsOwnResults(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "t"))
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.EnableIdempotence = false
+	s := newSender(newTestProducer(t, cfg)) // not running: this test is its goroutine
+	defer close(s.done)
+	for len(s.results) < cap(s.results) {
+		s.results <- &produceReq{}
+	}
+	dead := &conn{}
+	dead.mu.dead, dead.mu.err = true, errors.New("test: the connection died")
+	ps := s.part(TopicPartition{"t", 0})
+	pb := &pbatch{b: &producerBatch{}, part: ps, seq: -1}
+	ps.batches = append(ps.batches, pb)
+	sent := make(chan struct{})
+	go func() {
+		s.send(1, dead, []*pbatch{pb})
+		close(sent)
+	}()
+	select {
+	case <-sent:
+	case <-time.After(30 * time.Second):
+		t.Fatal("send waited 30s on the sender's own full results channel")
+	}
+	for range cap(s.results) {
+		<-s.results
+	}
+	if r := <-s.results; r.err == nil || r.batches[0] != pb {
+		t.Fatalf("the dead connection's answer: %+v", r)
 	}
 }
 

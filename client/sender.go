@@ -681,6 +681,16 @@ func (s *sender) send(id int32, cn *conn, list []*pbatch) {
 			select {
 			case s.results <- pr:
 			case <-s.done:
+			default:
+				// Full. A dead connection calls this on the sender's
+				// own goroutine, the one that empties results: waiting
+				// here would wait for ever.
+				go func() {
+					select {
+					case s.results <- pr:
+					case <-s.done:
+					}
+				}()
 			}
 		}})
 }
