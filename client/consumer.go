@@ -668,6 +668,14 @@ func (c *Consumer) fetch(node int32, md *metadata, fps []fetchPart) error {
 		switch {
 		case d.err == nil && d.ch == nil:
 		case errors.Is(d.err, kerr.OffsetOutOfRange):
+			// The reset decides where reading goes on: records fetched
+			// ahead of it and not yet returned are dropped, as Java
+			// drops a fetch for an offset it no longer reads from, so
+			// none of them comes after the reset (a reset to earliest
+			// would read them again; one to latest would move the
+			// position back to them).
+			clear(p.buffered)
+			p.buffered = nil
 			if reset := c.autoReset(); reset != nil {
 				c.log.Info("offset out of range; resetting", "partition", p.tp, "offset", fp.offset, "to", reset.String())
 				p.reset, p.position, p.fetchOffset = reset, -1, -1

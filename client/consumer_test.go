@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"gregor/internal/testcluster"
 )
@@ -165,6 +167,47 @@ func TestConsumerSeekAndMaxPollRecords(t *testing.T) {
 				t.Fatalf("after Seek(At(5)): first offset %d", o)
 			}
 		})
+	}
+}
+
+// TestConsumerOutOfRangeDropsRecordsFetchedAhead: records fetched ahead of
+// Poll (offsets 0..9, buffered) are followed by OFFSET_OUT_OF_RANGE for the
+// next fetch, at 10; the reset (earliest: 0) decides where reading goes on,
+// so 0..9 come once, from the fetch after the reset, not also from before.
+func TestConsumerOutOfRangeDropsRecordsFetchedAhead(t *testing.T) {
+	const topic = "ahead"
+	c := newFake(t, kfake.SeedTopics(1, topic))
+	addrs := c.ListenAddrs()
+	at := func(offset int64) func(kmsg.Request) bool {
+		return func(r kmsg.Request) bool {
+			for _, rt := range r.(*kmsg.FetchRequest).Topics {
+				for _, rp := range rt.Partitions {
+					if rp.FetchOffset == offset {
+						return true
+					}
+				}
+			}
+			return false
+		}
+	}
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.OffsetOutOfRange, When: at(10)})
+	fromStart := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Observe: true, Count: -1, When: at(0)})
+	produceOneBatch(t, addrs, topic, 10, time.Now(), "v")
+	cons := newTestConsumer(t, testConsumerConfig(addrs), TopicPartition{topic, 0})
+	// Poll nothing until the fetch after the reset has been sent: by then
+	// 0..9 were buffered and the fetch at 10 answered out of range.
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	must(t, fromStart.Wait(wctx, 2))
+	produceOneBatch(t, addrs, topic, 1, time.Now(), "end")
+	var offsets []int64
+	for _, r := range consumeN(t, cons, 11, 10*time.Second) {
+		offsets = append(offsets, r.Offset)
+	}
+	for i, o := range offsets {
+		if o != int64(i) {
+			t.Fatalf("consumed offsets %v: records fetched before the reset came after it", offsets)
+		}
 	}
 }
 
