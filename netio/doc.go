@@ -81,8 +81,12 @@
 //     1 MiB, then fourfold), so a peer announcing a large frame holds at
 //     most 64 KiB, or 1 MiB, or four times what it sent (framepool.go).
 //   - Accept errors that pass (out of file descriptors or kernel memory)
-//     pause accepting, 5 ms doubling to a second, instead of ending it;
-//     Close ends a pause at once.
+//     do not end accepting. std pauses it, 5 ms doubling to a second, and
+//     Close ends a pause at once. netpoll, whose poller would be woken
+//     again at once by a connection left waiting, refuses the waiting
+//     connections while the process is out of descriptors: each is taken
+//     on a descriptor held in reserve and closed (RejectedConnections), as
+//     at max.connections, and clients retry after their reconnect backoff.
 //
 // How the last bound holds differs. The std engine stops reading a
 // connection at its bound (and every connection, once it has read one whole

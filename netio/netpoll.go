@@ -195,7 +195,7 @@ func (e *NetpollServer) Serve(l net.Listener) error {
 		l.Close()
 		return err
 	}
-	nl := &npListener{e: e, l: l, fd: fd, addr: l.Addr(), registered: make(chan struct{})}
+	nl := &npListener{e: e, l: l, fd: fd, spare: openSpare(), addr: l.Addr(), registered: make(chan struct{})}
 	evl, err := netpoll.NewEventLoop(e.onRequest, netpoll.WithOnPrepare(e.onPrepare))
 	if err != nil {
 		nl.Close()
@@ -1011,8 +1011,12 @@ type npListener struct {
 	addr net.Addr
 	evl  netpoll.EventLoop
 
-	mu        sync.Mutex
-	fd        int // -1 once closed
+	mu sync.Mutex
+	fd int // -1 once closed
+	// spare is a descriptor held in reserve (on /dev/null; -1 if none):
+	// when the process runs out, it is given up for a moment to take a
+	// waiting connection off the queue and close it (refuse).
+	spare     int
 	closeOnce sync.Once
 	closeErr  error
 
@@ -1042,6 +1046,10 @@ func (l *npListener) Close() error {
 			unix.Close(l.fd)
 			l.fd = -1
 		}
+		if l.spare >= 0 {
+			unix.Close(l.spare)
+			l.spare = -1
+		}
 		l.mu.Unlock()
 		if err := l.l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			l.closeErr = err
@@ -1059,9 +1067,16 @@ func (l *npListener) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			return nil, net.ErrClosed
 		}
-		fd, sa, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		refused := false
+		if err == unix.EMFILE || err == unix.ENFILE {
+			refused, err = l.refuseLocked()
+		}
 		l.mu.Unlock()
 		switch {
+		case refused:
+			l.e.logger.Warn("connection refused: out of file descriptors", "listener", l.addr)
+			continue
 		case err == unix.EAGAIN:
 			return nil, nil
 		case err == unix.EINTR || err == unix.ECONNABORTED:
@@ -1079,6 +1094,44 @@ func (l *npListener) Accept() (net.Conn, error) {
 		}
 		return &npAccepted{fd: fd, local: l.addr, remote: remote}, nil
 	}
+}
+
+// accept4 is unix.Accept4; a test makes it run out of descriptors.
+var accept4 = unix.Accept4
+
+// openSpare opens a descriptor to hold in reserve, -1 if it cannot.
+func openSpare() int {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// refuseLocked is accept for a process out of file descriptors (EMFILE,
+// ENFILE): it closes the spare, takes the waiting connection on the freed
+// descriptor, closes it, and takes the spare again. The poller watches the
+// listener level-triggered, so a connection left waiting would wake it at
+// once, again and again; netpoll's own answer to the error (a goroutine
+// retrying accept) would outlive Close. A client refused so sees its
+// connection closed and tries again after its reconnect backoff, as with
+// max.connections. Without a spare it reports the error (netpoll's answer
+// then stands); with no connection left waiting, EAGAIN. Called with l.mu
+// held.
+func (l *npListener) refuseLocked() (bool, error) {
+	if l.spare < 0 {
+		if l.spare = openSpare(); l.spare < 0 {
+			return false, unix.EMFILE
+		}
+	}
+	unix.Close(l.spare)
+	fd, _, err := accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	if err == nil {
+		l.e.rejected.Add(1) // counted before the client can see it
+		unix.Close(fd)
+	}
+	l.spare = openSpare()
+	return err == nil, err
 }
 
 func sockaddrToAddr(sa unix.Sockaddr) net.Addr {

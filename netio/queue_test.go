@@ -15,10 +15,13 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestPartialFramesHoldNoQueueToken: connections that send part of a frame
@@ -332,6 +335,43 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	c.Write(frame([]byte("after EMFILE")))
 	if got := readFrame(t, c); string(got) != "after EMFILE" {
 		t.Fatalf("answer %q", got)
+	}
+}
+
+// TestNetpollRefusesWhenOutOfDescriptors: a netpoll engine whose process
+// is out of file descriptors takes the waiting connection on its spare
+// descriptor and closes it (counted as refused), then serves the next
+// connection as usual; netpoll never sees the error, so no retry goroutine
+// of its own is left running after Close.
+func TestNetpollRefusesWhenOutOfDescriptors(t *testing.T) {
+	var failures atomic.Int32
+	failures.Store(1)
+	t.Cleanup(func() { accept4 = unix.Accept4 }) // after the server's Close
+	accept4 = func(fd, flags int) (int, unix.Sockaddr, error) {
+		if failures.Add(-1) >= 0 {
+			return -1, nil, unix.EMFILE
+		}
+		return unix.Accept4(fd, flags)
+	}
+	e, addr := startTCP(t, EngineNetpoll, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+		respond(bytesResponse(req.Frame))
+	}))
+	refused := dial(t, addr)
+	if _, err := refused.Read(make([]byte, 1)); !isClosedErr(err) {
+		t.Fatalf("a connection met by EMFILE stayed open: %v", err)
+	}
+	if n := e.Stats().RejectedConnections; n != 1 {
+		t.Fatalf("%d connections counted refused, want 1", n)
+	}
+	c := dial(t, addr)
+	c.Write(frame([]byte("after EMFILE")))
+	if got := readFrame(t, c); string(got) != "after EMFILE" {
+		t.Fatalf("answer %q", got)
+	}
+	e.Close()
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "netpoll.(*server).OnRead") {
+		t.Fatalf("a netpoll accept goroutine outlived Close:\n%s", stacks)
 	}
 }
 
