@@ -262,8 +262,8 @@ func (s *Server) accept(nc net.Conn) {
 		room:  make(chan struct{}, s.cfg.MaxInFlightPerConnection), closed: make(chan struct{})}
 	s.mu.conns[c] = struct{}{}
 	s.mu.perIP[ip]++
+	s.wg.Add(2) // under mu: a Close that follows waits for these two
 	s.mu.Unlock()
-	s.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
 }
