@@ -118,6 +118,10 @@ type Consumer struct {
 		closed   bool
 		// subscribed: the group assigns the partitions, not Assign.
 		subscribed bool
+		// polls counts the Polls that set committable (in a group), so a
+		// commit answered after a newer Poll does not set it back
+		// (groupCommitted).
+		polls uint64
 	}
 }
 
@@ -292,6 +296,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]*ConsumedRecord, error) {
 		c.grp.pollStart()
 		defer c.grp.pollEnd()
 		c.mu.Lock()
+		c.mu.polls++
 		for _, p := range c.mu.order {
 			p.committable, p.committableEpoch = p.position, p.epoch
 		}

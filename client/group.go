@@ -1256,6 +1256,7 @@ func (g *group) commit(ctx context.Context, offsets map[TopicPartition]commitOff
 func (g *group) commitFrom(ctx context.Context, offsetsFn func() map[TopicPartition]commitOffset) error {
 	g.commitMu.Lock()
 	defer g.commitMu.Unlock()
+	polls := g.c.groupPolls() // before the offsets: a Poll after it wins
 	offsets := offsetsFn()
 	if len(offsets) == 0 {
 		return nil
@@ -1299,7 +1300,7 @@ func (g *group) commitFrom(ctx context.Context, offsetsFn func() map[TopicPartit
 		}
 		r, err := cn.do(ctx, req, maxOffsetCommitVersion, 0)
 		if err == nil {
-			err = g.commitAnswer(r.(*kmsg.OffsetCommitResponse), offsets, gen, memberID)
+			err = g.commitAnswer(r.(*kmsg.OffsetCommitResponse), offsets, polls, gen, memberID)
 			if err == nil {
 				return nil
 			}
@@ -1322,7 +1323,7 @@ func (g *group) commitFrom(ctx context.Context, offsetsFn func() map[TopicPartit
 
 // commitAnswer records what was committed and acts on the errors: a lost
 // generation or membership rejoins, a fenced static member stops.
-func (g *group) commitAnswer(resp *kmsg.OffsetCommitResponse, offsets map[TopicPartition]commitOffset, gen int32, memberID string) error {
+func (g *group) commitAnswer(resp *kmsg.OffsetCommitResponse, offsets map[TopicPartition]commitOffset, polls uint64, gen int32, memberID string) error {
 	var first error
 	done := make(map[TopicPartition]commitOffset, len(offsets))
 	g.mu.Lock()
@@ -1342,7 +1343,7 @@ func (g *group) commitAnswer(resp *kmsg.OffsetCommitResponse, offsets map[TopicP
 		}
 	}
 	g.mu.Unlock()
-	g.c.groupCommitted(done)
+	g.c.groupCommitted(done, polls)
 	switch {
 	case first == nil:
 		return nil
@@ -1590,14 +1591,26 @@ func (c *Consumer) groupRemove(tps []TopicPartition) {
 	c.broadcastLocked()
 }
 
+// groupPolls is the count of Polls that set the committable offsets.
+func (c *Consumer) groupPolls() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.polls
+}
+
 // groupCommitted makes offsets, just committed, what auto-commit and a
 // revocation commit until the next Poll: a commit the application made
 // after a Poll says what it has handled, and committing the positions as of
 // that Poll afterwards would move its offsets back (Java's auto-commit runs
-// inside poll, so it never commits behind a commitSync made since).
-func (c *Consumer) groupCommitted(offsets map[TopicPartition]commitOffset) {
+// inside poll, so it never commits behind a commitSync made since). A
+// commit read before the latest Poll (polls, counted before its offsets
+// were read) changes nothing: that Poll's positions are newer.
+func (c *Consumer) groupCommitted(offsets map[TopicPartition]commitOffset, polls uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.mu.polls != polls {
+		return
+	}
 	for tp, o := range offsets {
 		if p := c.mu.parts[tp]; p != nil {
 			p.committable, p.committableEpoch = o.offset, o.epoch

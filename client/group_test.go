@@ -509,6 +509,62 @@ func TestAutoCommitNeverUndoesACommitSync(t *testing.T) {
 	}
 }
 
+// TestCommitAnsweredAfterAPollKeepsThatPoll: an auto-commit sends the
+// position as of one Poll (5); while its OffsetCommit is on the way, the
+// application Polls again (its position then: 10). The answer does not set
+// what auto-commit commits back to 5, so the next auto-commit commits 10.
+func TestCommitAnsweredAfterAPollKeepsThatPoll(t *testing.T) {
+	const topic = "racing"
+	c := newFake(t, kfake.SeedTopics(1, topic))
+	addrs := c.ListenAddrs()
+	produceSpread(t, addrs, topic, 1, 20, "v")
+	cfg := groupConfig(addrs, "racing")
+	cfg.EnableAutoCommit = true
+	cfg.AutoCommitIntervalMs = int(time.Hour / time.Millisecond) // the test calls commitAuto itself
+	cfg.MaxPollRecords = 5
+	cons := newTestConsumer(t, cfg)
+	must(t, cons.Subscribe([]string{topic}, nil))
+	consumeN(t, cons, 5, 20*time.Second)
+	consumeN(t, cons, 5, 20*time.Second) // this Poll started at 5
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c.ControlKey(int16(kmsg.OffsetCommit), func(kmsg.Request) (kmsg.Response, error, bool) {
+		once.Do(func() {
+			close(arrived)
+			c.SleepControl(func() { <-release })
+		})
+		return nil, nil, false
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cons.grp.commitAuto()
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no auto-commit reached the broker within 20s")
+	}
+	consumeN(t, cons, 1, 20*time.Second) // a Poll starting at 10
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the held auto-commit was not answered within 20s")
+	}
+	cons.grp.commitAuto()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	must(t, err)
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offs, err := kadm.NewClient(adm).FetchOffsets(ctx, "racing")
+	must(t, err)
+	if o, _ := offs.Lookup(topic, 0); o.At != 10 {
+		t.Fatalf("after a Poll made while a commit was answered, auto-commit committed %d, want 10", o.At)
+	}
+}
+
 // KIP-429: with cooperative-sticky, a member joining a group takes half of
 // the partitions without the owner giving up the other half: the owner
 // revokes only what moves, and a second rebalance hands that over. No
