@@ -45,9 +45,15 @@ type Broker struct {
 	// BrokerLifecycleManager does. A heartbeat that did not would unfence
 	// the broker the controller has just fenced for its shutdown, and the
 	// controller would place new partitions on a stopped broker.
-	leaving   atomic.Bool
-	ready     chan struct{} // closed once registered and unfenced
-	readyOnce sync.Once
+	leaving atomic.Bool
+	// heartbeatMu lets one heartbeat at a time be on its way, as Kafka's
+	// BrokerLifecycleManager sends them from one queue: a lifecycle
+	// heartbeat built before leaving was set must be answered before the
+	// shutdown's first is sent, or it could reach the controller after the
+	// fence and undo it.
+	heartbeatMu sync.Mutex
+	ready       chan struct{} // closed once registered and unfenced
+	readyOnce   sync.Once
 
 	partitions struct {
 		sync.RWMutex
@@ -516,6 +522,8 @@ func (b *Broker) register() bool {
 // is leaving) and notes whether the controller has the broker fenced. nil
 // means no answer came.
 func (b *Broker) heartbeat() *kmsg.BrokerHeartbeatResponse {
+	b.heartbeatMu.Lock()
+	defer b.heartbeatMu.Unlock()
 	req := kmsg.NewPtrBrokerHeartbeatRequest()
 	req.BrokerID = b.cfg.NodeID
 	req.BrokerEpoch = b.epoch.Load()
