@@ -465,32 +465,9 @@ func TestGroupCommitsSurviveNewConsumer(t *testing.T) {
 // commit; it used to commit 5, so a restart read 5..9 again. After the next
 // Poll it commits that Poll's position as before.
 func TestAutoCommitNeverUndoesACommitSync(t *testing.T) {
-	const topic = "back"
-	addrs := newFake(t, kfake.SeedTopics(1, topic)).ListenAddrs()
-	produceSpread(t, addrs, topic, 1, 20, "v")
-	cfg := groupConfig(addrs, "back")
-	cfg.EnableAutoCommit = true
-	cfg.AutoCommitIntervalMs = int(time.Hour / time.Millisecond) // the test calls commitAuto itself
-	cfg.MaxPollRecords = 5
-	c := newTestConsumer(t, cfg)
-	must(t, c.Subscribe([]string{topic}, nil))
-	consumeN(t, c, 10, 20*time.Second)
-	tp := TopicPartition{topic, 0}
-	adm, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	must(t, err)
-	defer adm.Close()
-	committed := func() int64 {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		offs, err := kadm.NewClient(adm).FetchOffsets(ctx, "back")
-		must(t, err)
-		o, ok := offs.Lookup(tp.Topic, tp.Partition)
-		if !ok {
-			return -1
-		}
-		return o.At
-	}
+	addrs := newFake(t, kfake.SeedTopics(1, "back")).ListenAddrs()
+	c := autoCommitMember(t, addrs, "back")
+	committed := func() int64 { return committedOffset(t, addrs, "back") }
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	must(t, c.CommitSync(ctx))
@@ -514,18 +491,9 @@ func TestAutoCommitNeverUndoesACommitSync(t *testing.T) {
 // application Polls again (its position then: 10). The answer does not set
 // what auto-commit commits back to 5, so the next auto-commit commits 10.
 func TestCommitAnsweredAfterAPollKeepsThatPoll(t *testing.T) {
-	const topic = "racing"
-	c := newFake(t, kfake.SeedTopics(1, topic))
+	c := newFake(t, kfake.SeedTopics(1, "racing"))
 	addrs := c.ListenAddrs()
-	produceSpread(t, addrs, topic, 1, 20, "v")
-	cfg := groupConfig(addrs, "racing")
-	cfg.EnableAutoCommit = true
-	cfg.AutoCommitIntervalMs = int(time.Hour / time.Millisecond) // the test calls commitAuto itself
-	cfg.MaxPollRecords = 5
-	cons := newTestConsumer(t, cfg)
-	must(t, cons.Subscribe([]string{topic}, nil))
-	consumeN(t, cons, 5, 20*time.Second)
-	consumeN(t, cons, 5, 20*time.Second) // this Poll started at 5
+	cons := autoCommitMember(t, addrs, "racing")
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	c.ControlKey(int16(kmsg.OffsetCommit), func(kmsg.Request) (kmsg.Response, error, bool) {
@@ -553,16 +521,45 @@ func TestCommitAnsweredAfterAPollKeepsThatPoll(t *testing.T) {
 		t.Fatal("the held auto-commit was not answered within 20s")
 	}
 	cons.grp.commitAuto()
+	if got := committedOffset(t, addrs, "racing"); got != 10 {
+		t.Fatalf("after a Poll made while a commit was answered, auto-commit committed %d, want 10", got)
+	}
+}
+
+// autoCommitMember is a member of group (auto-commit on, its timer an
+// hour: the test calls commitAuto itself) on partition 0 of topic group,
+// filled with 20 records, after two Polls of 5: the position as of the
+// latest Poll is 5, the position 10.
+func autoCommitMember(t *testing.T, addrs []string, group string) *Consumer {
+	t.Helper()
+	produceSpread(t, addrs, group, 1, 20, "v")
+	cfg := groupConfig(addrs, group)
+	cfg.EnableAutoCommit = true
+	cfg.AutoCommitIntervalMs = int(time.Hour / time.Millisecond)
+	cfg.MaxPollRecords = 5
+	c := newTestConsumer(t, cfg)
+	must(t, c.Subscribe([]string{group}, nil))
+	consumeN(t, c, 5, 20*time.Second)
+	consumeN(t, c, 5, 20*time.Second)
+	return c
+}
+
+// committedOffset is group's committed offset of partition 0 of topic
+// group, -1 for none, as franz-go's admin client reads it.
+func committedOffset(t *testing.T, addrs []string, group string) int64 {
+	t.Helper()
 	adm, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	must(t, err)
 	defer adm.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	offs, err := kadm.NewClient(adm).FetchOffsets(ctx, "racing")
+	offs, err := kadm.NewClient(adm).FetchOffsets(ctx, group)
 	must(t, err)
-	if o, _ := offs.Lookup(topic, 0); o.At != 10 {
-		t.Fatalf("after a Poll made while a commit was answered, auto-commit committed %d, want 10", o.At)
+	o, ok := offs.Lookup(group, 0)
+	if !ok {
+		return -1
 	}
+	return o.At
 }
 
 // KIP-429: with cooperative-sticky, a member joining a group takes half of
