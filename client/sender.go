@@ -132,6 +132,7 @@ type sender struct {
 	brokers  map[int32]*brokerState
 	dirty    []*partState
 	retrying []*partState // partitions that may hold batches to send again
+	stale    []*partState // partitions still on an older producer id
 
 	results chan *produceReq
 	pidCh   chan pidResult
@@ -408,8 +409,9 @@ func (s *sender) handlePID(r pidResult, now time.Time) {
 	for _, ps := range s.parts {
 		if ps.restart || !ps.numberedUnsettled() {
 			s.startSequences(ps)
-		} else {
+		} else if !ps.stale {
 			ps.stale = true
+			s.stale = append(s.stale, ps)
 		}
 	}
 	s.log.Debug("producer id", "id", r.id, "epoch", r.epoch, "bumped", bumped)
@@ -440,13 +442,21 @@ func (s *sender) startSequences(ps *partState) {
 }
 
 // refreshStale moves every stale partition whose old batches have all
-// settled to the current producer id.
+// settled to the current producer id. It runs on every pass of the sender,
+// so it walks only the stale partitions (none but after a bump).
 func (s *sender) refreshStale() {
-	for _, ps := range s.parts {
-		if ps.stale && !ps.numberedUnsettled() {
+	keep := s.stale[:0]
+	for _, ps := range s.stale {
+		switch {
+		case !ps.stale: // restarted by a later bump
+		case ps.numberedUnsettled():
+			keep = append(keep, ps)
+		default:
 			s.startSequences(ps)
 		}
 	}
+	clear(s.stale[len(keep):])
+	s.stale = keep
 }
 
 // nextSendable is the partition's next batch to send, or nil. Batches go in
@@ -496,9 +506,7 @@ func (s *sender) sendAll(now time.Time) {
 	if s.idempotent && (!s.havePID || s.needBump) {
 		return
 	}
-	if s.idempotent {
-		s.refreshStale()
-	}
+	s.refreshStale()
 	md := s.p.cl.snapshot()
 	for round := 0; ; round++ {
 		if round > 0 {
