@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/broker"
 	"gregor/internal/testcluster"
 )
 
@@ -438,4 +439,52 @@ func TestGroupCoordinatorsOnThreeNodes(t *testing.T) {
 			t.Errorf("JoinGroup at the coordinator: %s, want MEMBER_ID_REQUIRED", code(resp.ErrorCode))
 		}
 	})
+}
+
+// TestJoinsWaitingOnAGroupLeaveTheRequestBound: JoinGroups waiting out a
+// join phase do not hold queued.max.requests, so a group with more members
+// than that bound does not stop the broker reading its connections.
+func TestJoinsWaitingOnAGroupLeaveTheRequestBound(t *testing.T) {
+	const bound = 4
+	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) {
+		cfg.Net.QueuedMaxRequests = bound
+		// The join phase outlasts the test: every JoinGroup waits.
+		cfg.Group.GroupInitialRebalanceDelayMs = 300_000
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, c))
+	loadCoordinators(t, ctx, adm, "big")
+	const members = bound + 1
+	for i := range members {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Version = 5
+		req.Group, req.ProtocolType = "big", "consumer"
+		// Static members join without MEMBER_ID_REQUIRED's round trip.
+		req.InstanceID = kmsg.StringPtr(fmt.Sprint("member-", i))
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 30_000, 300_000
+		p := kmsg.NewJoinGroupRequestProtocol()
+		meta := kmsg.NewConsumerMemberMetadata()
+		p.Name, p.Metadata = "range", meta.AppendTo(nil)
+		req.Protocols = append(req.Protocols, p)
+		r := dialRaw(t, c.Addrs()[0])
+		r.write(r.frameOf(req))
+	}
+	// The broker answers while every member waits in the join phase.
+	for {
+		described, err := adm.DescribeGroups(ctx, "big")
+		if err == nil {
+			err = described.Error()
+		}
+		if err != nil {
+			t.Fatalf("describing a group whose JoinGroups wait: %v", err)
+		}
+		g := described["big"]
+		if len(g.Members) == members {
+			if g.State != "PreparingRebalance" {
+				t.Fatalf("group state %s, want PreparingRebalance", g.State)
+			}
+			return
+		}
+	}
 }

@@ -236,8 +236,16 @@ func (s *shard) rearm() {
 	}
 }
 
-// park numbers a request that may be answered later.
+// park numbers a request that may be answered later. Such a request waits
+// on its group (a join or sync phase may last the rebalance timeout), not on
+// the broker, so it leaves queued.max.requests, as Kafka holds joins in
+// purgatory outside its request queue: a group of as many members as that
+// bound would otherwise stop every connection, its own late joiners and its
+// leader's SyncGroup among them.
 func (s *shard) park(rq *request) uint64 {
+	if rq.conn != nil {
+		rq.conn.Park()
+	}
 	s.nextID++
 	s.waiting[s.nextID] = rq
 	return s.nextID
