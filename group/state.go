@@ -192,17 +192,17 @@ func strPtr(s string) *string {
 func (m *member) isStatic() bool { return m.instanceID != nil }
 
 // matches is Kafka's ClassicGroupMember.matches: the same protocols, with
-// the same metadata, in the same order.
+// the same metadata, in the same order (a repeated name counts at its first
+// place, as m keeps it).
 func (m *member) matches(ps []kmsg.JoinGroupRequestProtocol) bool {
-	if len(ps) != len(m.protocols) {
-		return false
-	}
-	for i, p := range ps {
-		if p.Name != m.protocols[i].name || !bytes.Equal(p.Metadata, m.protocols[i].metadata) {
-			return false
+	i := 0
+	same := true
+	eachFirst(ps, func(p kmsg.JoinGroupRequestProtocol) {
+		if same = same && i < len(m.protocols) && p.Name == m.protocols[i].name && bytes.Equal(p.Metadata, m.protocols[i].metadata); same {
+			i++
 		}
-	}
-	return true
+	})
+	return same && i == len(m.protocols)
 }
 
 // metadata returns m's metadata for protocol name.
@@ -227,44 +227,58 @@ func (m *member) vote(candidate func(string) bool) string {
 }
 
 // copyProtocols copies a request's protocols, bytes included, because the
-// request's buffers belong to the caller. Each name counts once, as it
-// would in Kafka's keyed protocol collection.
+// request's buffers belong to the caller. A name listed twice keeps its
+// first place and metadata, which is all Kafka's keyed protocol collection
+// ever finds: counted twice, it could make a protocol look supported by
+// every member.
 func copyProtocols(ps []kmsg.JoinGroupRequestProtocol) []protocol {
 	out := make([]protocol, 0, len(ps))
-	for _, p := range ps {
+	eachFirst(ps, func(p kmsg.JoinGroupRequestProtocol) {
 		out = append(out, protocol{name: p.Name, metadata: bytes.Clone(p.Metadata)})
-	}
+	})
 	return out
 }
 
-// incSupported and decSupported count m's protocols in g.supported. A name
-// m lists twice counts once: otherwise a member could make a protocol look
-// supported by every member.
-func (g *group) incSupported(m *member) {
-	for i, p := range m.protocols {
-		if !seenBefore(m.protocols[:i], p.name) {
-			g.supported[p.name]++
+// eachFirst calls fn with the first protocol of each name in ps, in order,
+// in time linear in len(ps): a JoinGroup may list tens of thousands, and
+// every group of the coordinator waits while one is counted.
+func eachFirst(ps []kmsg.JoinGroupRequestProtocol, fn func(kmsg.JoinGroupRequestProtocol)) {
+	const few = 8 // a member lists one to three; a scan beats a map
+	if len(ps) <= few {
+	next:
+		for i, p := range ps {
+			for _, q := range ps[:i] {
+				if q.Name == p.Name {
+					continue next
+				}
+			}
+			fn(p)
 		}
+		return
+	}
+	seen := make(map[string]struct{}, len(ps))
+	for _, p := range ps {
+		if _, dup := seen[p.Name]; !dup {
+			seen[p.Name] = struct{}{}
+			fn(p)
+		}
+	}
+}
+
+// incSupported and decSupported count m's protocols, each name once (see
+// copyProtocols), in g.supported.
+func (g *group) incSupported(m *member) {
+	for _, p := range m.protocols {
+		g.supported[p.name]++
 	}
 }
 
 func (g *group) decSupported(m *member) {
-	for i, p := range m.protocols {
-		if !seenBefore(m.protocols[:i], p.name) {
-			if g.supported[p.name]--; g.supported[p.name] <= 0 {
-				delete(g.supported, p.name)
-			}
+	for _, p := range m.protocols {
+		if g.supported[p.name]--; g.supported[p.name] <= 0 {
+			delete(g.supported, p.name)
 		}
 	}
-}
-
-func seenBefore(ps []protocol, name string) bool {
-	for _, p := range ps {
-		if p.name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // supportsProtocols is Kafka's ClassicGroup.supportsProtocols: an Empty
