@@ -151,6 +151,7 @@ func (c *Coordinator) schedule(t *timer, delayMs int64) {
 func (c *Coordinator) transition(g *group, to State) {
 	from := g.state
 	g.prevState, g.state = from, to
+	g.stateSince = c.now
 	if c.observe != nil {
 		c.observe(g, from, to)
 	}
@@ -238,6 +239,7 @@ func (c *Coordinator) join(reqID uint64, client Client, req *kmsg.JoinGroupReque
 			return
 		}
 		g = newGroup(req.Group)
+		g.stateSince = c.now // Empty, as Kafka creates a group
 		c.groups[req.Group] = g
 		created = true
 	}

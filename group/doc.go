@@ -120,8 +120,10 @@
 // (skipped, see above); Kafka's later versions (KIP-848) are skipped too.
 // A group's records all go to the partition abs(javaHashCode(group.id)) mod
 // offsets.topic.num.partitions, as Kafka puts them. Offsets of groups with
-// no members expire offsets.retention.minutes after their commit
-// (KIP-211), and an Empty group with no offsets left is forgotten.
+// no members expire offsets.retention.minutes after the group became Empty,
+// or, for a group known only by its offsets (a standalone consumer's, or
+// any after a reload), after their commit (KIP-211); an Empty group with no
+// offsets left is forgotten.
 //
 // # The protocol, briefly
 //

@@ -382,10 +382,15 @@ func (c *Coordinator) deleteGroupOffsets(group string) []Record {
 	return recs
 }
 
-// ExpireOffsets returns the tombstones of offsets older than
-// offsets.retention.minutes (by commit timestamp) in groups that are Empty
-// or exist only through their offsets: a group in use keeps its offsets
-// whatever their age (KIP-211). It also forgets Empty groups with no
+// ExpireOffsets returns the tombstones of offsets past
+// offsets.retention.minutes in groups no member uses, as Kafka's
+// offsetExpirationCondition counts it (KIP-211): a group in use keeps its
+// offsets whatever their age; an Empty group of a protocol type (consumers)
+// loses them all once it has been Empty that long, however long ago they
+// were committed, since a client commits only the offsets that moved; and
+// offsets of a group that exists only through them (a standalone
+// consumer's, or any after a reload: group metadata is not persisted)
+// expire by their commit timestamp. It also forgets Empty groups with no
 // offsets left, as Kafka's cleanup does, so that groups whose members have
 // all gone do not stay in memory for ever. The shell appends the
 // tombstones, then replays them.
@@ -396,12 +401,17 @@ func (c *Coordinator) ExpireOffsets(now time.Time) []Record {
 	horizon := now.UnixMilli() - c.cfg.OffsetsRetentionMs
 	var recs []Record
 	for _, id := range slices.Sorted(maps.Keys(c.offsets)) {
-		if g := c.groups[id]; g != nil && g.state != Empty {
+		g := c.groups[id]
+		if g != nil && g.state != Empty {
 			continue
 		}
 		offs := c.offsets[id]
 		for _, tp := range sortedPartitions(offs) {
-			if offs[tp].CommitTimestamp < horizon {
+			since := offs[tp].CommitTimestamp
+			if g != nil && g.protocolType != "" {
+				since = g.stateSince.UnixMilli()
+			}
+			if since < horizon {
 				recs = append(recs, offsetTombstone(id, tp))
 			}
 		}

@@ -2,6 +2,7 @@ package group
 
 import (
 	"bytes"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -106,6 +107,10 @@ type group struct {
 	sync timer // the deadline for SyncGroups after a join phase
 	// syncGeneration is the generation the sync timer was set for.
 	syncGeneration int32
+	// stateSince is when the group entered its state (Kafka's
+	// currentStateTimestamp): an Empty group's offsets expire counting
+	// from it.
+	stateSince time.Time
 }
 
 // member is one member of a group.
