@@ -14,7 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/broker"
 	"gregor/internal/testcluster"
+	"gregor/raft"
 )
 
 // offsetFetchGroups renders an OffsetFetch v8+ response's groups as
@@ -262,4 +264,95 @@ func TestGroupAdmin(t *testing.T) {
 			t.Errorf("ListGroups after deleting every group: %v", got)
 		}
 	})
+}
+
+// TestDeletingATopicDropsItsCommittedOffsets: as Kafka's coordinator does
+// when a topic is deleted, every group loses its offsets of the topic, so
+// a topic created again under the same name starts without them; the
+// group's offsets of other topics stay.
+func TestDeletingATopicDropsItsCommittedOffsets(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "recreated", 2, nil)
+	createTopic(t, c, "kept", 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, c))
+	offs := kadm.Offsets{}
+	offs.AddOffset("recreated", 0, 500, -1)
+	offs.AddOffset("recreated", 1, 600, -1)
+	offs.AddOffset("kept", 0, 7, -1)
+	for _, g := range []string{"one", "two"} {
+		resp, err := adm.CommitOffsets(ctx, g, offs)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			t.Fatalf("committing %s's offsets: %v", g, err)
+		}
+	}
+	if _, err := adm.DeleteTopics(ctx, "recreated"); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitForImage(func(im *raft.Image) bool { _, ok := im.Topic("recreated"); return !ok })
+	createTopic(t, c, "recreated", 2, nil)
+	for _, g := range []string{"one", "two"} {
+		got, err := adm.FetchOffsets(ctx, g)
+		if err == nil {
+			err = got.Error()
+		}
+		if err != nil {
+			t.Fatalf("fetching %s's offsets: %v", g, err)
+		}
+		if o, ok := got.Lookup("recreated", 0); ok && o.At >= 0 {
+			t.Errorf("group %s: the new topic starts at the deleted one's committed offset %d", g, o.At)
+		}
+		if o, ok := got.Lookup("kept", 0); !ok || o.At != 7 {
+			t.Errorf("group %s: kept-0 at %+v, want 7", g, o)
+		}
+	}
+}
+
+// TestExpiryOutgrowingABatchStillExpires: the tombstones of every expired
+// offset of a coordinator go out in batches of at most message.max.bytes;
+// as one batch they failed every check, and nothing ever expired.
+func TestExpiryOutgrowingABatchStillExpires(t *testing.T) {
+	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) {
+		cfg.OffsetsTopicNumPartitions = 1
+		cfg.MessageMaxBytes = 10_000
+		cfg.Group.OffsetsRetentionMs = 1
+		cfg.OffsetsRetentionCheckInterval = 50 * time.Millisecond
+	})
+	createTopic(t, c, "wide", 100, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, c))
+	// Six groups of 100 offsets: about 30 KB of tombstones.
+	const groups = 6
+	for g := range groups {
+		offs := kadm.Offsets{}
+		for p := range int32(100) {
+			offs.AddOffset("wide", p, 7, -1)
+		}
+		resp, err := adm.CommitOffsets(ctx, fmt.Sprint("group-", g), offs)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	}
+	for g := range groups {
+		for {
+			got, err := adm.FetchOffsets(ctx, fmt.Sprint("group-", g))
+			if err == nil {
+				err = got.Error()
+			}
+			if err != nil {
+				t.Fatalf("group-%d: offsets committed with a 1 ms retention are not expired: %v", g, err)
+			}
+			if _, ok := got.Lookup("wide", 99); !ok {
+				break
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ type coordinators struct {
 	shards   map[int32]*shard
 	closed   bool       // the broker is closing: start no more
 	creating sync.Mutex // one creation of offsetsTopic at a time
+	// topicIDs are the topics of the last image noticed
+	// (noticeDeletedTopics), by name.
+	topicIDs map[string]raft.UUID
 }
 
 // shard is the group coordinator of one partition of offsetsTopic. One
@@ -48,10 +52,16 @@ type shard struct {
 	prev      *shard // the partition's previous coordinator, finished before this one loads
 
 	in       chan func()
+	deleted  chan struct{} // a send: topics were deleted (takeDeleted)
 	quit     chan struct{} // closed to unload it
 	stopping chan struct{} // closed once it receives no more work
 	done     chan struct{} // closed when it has ended
 	loaded   atomic.Bool
+
+	gone struct {
+		sync.Mutex
+		topics map[string]bool // deleted topics not yet dropped
+	}
 
 	// Owned by run.
 	c       *group.Coordinator
@@ -103,12 +113,83 @@ func (b *Broker) reconcileCoordinators(im *raft.Image) {
 			continue
 		}
 		s := &shard{b: b, partition: i, epoch: epoch, p: p, prev: cs.shards[i], c: c,
-			in: make(chan func()), quit: make(chan struct{}), stopping: make(chan struct{}), done: make(chan struct{}),
+			in: make(chan func()), deleted: make(chan struct{}, 1), quit: make(chan struct{}), stopping: make(chan struct{}), done: make(chan struct{}),
 			waiting: map[uint64]*request{}, builder: batch.NewBuilder(batch.DefaultBuilderOptions())}
 		cs.shards[i] = s
 		b.wg.Add(1)
 		go func() { defer b.wg.Done(); s.run() }()
 	}
+}
+
+// noticeDeletedTopics tells every coordinator the topics that im no longer
+// has under the id the last image noticed gave them (deleted, or deleted
+// and created again), so that they drop those topics' committed offsets as
+// Kafka's onPartitionsDeleted does. It runs once im is published, so a
+// commit served after the drop is checked against im and cannot bring a
+// deleted topic's offsets back.
+func (b *Broker) noticeDeletedTopics(im *raft.Image) {
+	cs := &b.coords
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var deleted []string
+	for name, id := range cs.topicIDs {
+		if t, ok := im.Topic(name); !ok || t.ID != id {
+			deleted = append(deleted, name)
+		}
+	}
+	cs.topicIDs = make(map[string]raft.UUID, len(im.Topics))
+	for _, t := range im.Topics {
+		cs.topicIDs[t.Name] = t.ID
+	}
+	if len(deleted) == 0 {
+		return
+	}
+	for _, s := range cs.shards {
+		s.gone.Lock()
+		if s.gone.topics == nil {
+			s.gone.topics = map[string]bool{}
+		}
+		for _, name := range deleted {
+			s.gone.topics[name] = true
+		}
+		s.gone.Unlock()
+		select {
+		case s.deleted <- struct{}{}:
+		default: // it has yet to take an earlier notice, which takes these too
+		}
+	}
+}
+
+// takeDeleted returns the deleted topics noticed since the last call.
+func (s *shard) takeDeleted() map[string]bool {
+	s.gone.Lock()
+	defer s.gone.Unlock()
+	topics := s.gone.topics
+	s.gone.topics = nil
+	return topics
+}
+
+// dropDeleted drops the committed offsets of every topic im does not have.
+func (s *shard) dropDeleted(log *slog.Logger, im *raft.Image) {
+	s.drop(log, func(topic string) bool { _, ok := im.Topic(topic); return !ok })
+}
+
+func (s *shard) dropTopics(log *slog.Logger, topics map[string]bool) {
+	if len(topics) > 0 {
+		s.drop(log, func(topic string) bool { return topics[topic] })
+	}
+}
+
+func (s *shard) drop(log *slog.Logger, gone func(topic string) bool) {
+	recs := s.c.DeleteTopicOffsets(gone)
+	if len(recs) == 0 {
+		return
+	}
+	if err := s.appendInBatches(recs); err != nil {
+		log.Warn("writing the tombstones of deleted topics' offsets", "err", err)
+		return
+	}
+	log.Info("dropped the committed offsets of deleted topics", "offsets", len(recs))
 }
 
 // stopCoordinators unloads every coordinator (the broker is closing).
@@ -149,6 +230,9 @@ func (s *shard) run() {
 		close(s.stopping)
 		return
 	}
+	// Topics deleted while no coordinator of this partition ran, and the
+	// old offsets of topics created again since, as far as names tell.
+	s.dropDeleted(log, s.b.node.Image())
 	s.loaded.Store(true)
 	log.Info("group coordinator loaded", "records", n, "groups.with.offsets", s.c.GroupsWithOffsets(), "took", time.Since(start))
 
@@ -160,17 +244,23 @@ func (s *shard) run() {
 	for {
 		select {
 		case fn := <-s.in:
+			// Work handed over after a deletion was noticed sees it done.
+			s.dropTopics(log, s.takeDeleted())
 			fn()
 		case <-s.timer.C:
 			s.flush(s.c.Tick(s.replies[:0], s.b.now()))
+		case <-s.deleted:
+			s.dropTopics(log, s.takeDeleted())
 		case <-expire.C:
 			if recs := s.c.ExpireOffsets(s.b.now()); len(recs) > 0 {
-				if err := s.append(recs); err != nil {
+				if err := s.appendInBatches(recs); err != nil {
 					log.Warn("writing the tombstones of expired offsets", "err", err)
 				} else {
 					log.Info("expired committed offsets", "offsets", len(recs))
 				}
 			}
+			// Again, should a drop have failed to append.
+			s.dropDeleted(log, s.b.node.Image())
 		case <-s.quit:
 			s.flush(s.c.Unload(s.replies[:0]))
 			close(s.stopping)
@@ -291,6 +381,32 @@ type errAppend struct {
 }
 
 func (e *errAppend) Error() string { return e.code.Message + ": " + e.err.Error() }
+
+// appendInBatches appends recs in as many batches as message.max.bytes
+// needs, one after another, as Kafka writes its coordinator's cleanup: the
+// tombstones of a partition's expired offsets can outgrow one batch, and a
+// batch too large would fail every round, for ever. A failure leaves the
+// batches before it written.
+func (s *shard) appendInBatches(recs []group.Record) error {
+	// A RecordBatch v2 header, and a record's varints at their longest
+	// with its attributes and header count.
+	const batchOverhead, recordOverhead = 61, 32
+	limit := int(s.b.cfg.MessageMaxBytes) - batchOverhead
+	for len(recs) > 0 {
+		n, size := 0, 0
+		for ; n < len(recs); n++ {
+			size += recordOverhead + len(recs[n].Key) + len(recs[n].Value)
+			if n > 0 && size > limit {
+				break
+			}
+		}
+		if err := s.append(recs[:n]); err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
 
 // append writes recs to the partition as one batch and, once the high
 // watermark covers them (acks=all), replays them into the coordinator.

@@ -103,6 +103,7 @@ func (b *Broker) reconcile(im *raft.Image) {
 	// sets its metadata cache before it applies the change to its
 	// replicas.
 	b.publish(im)
+	b.noticeDeletedTopics(im)
 	if len(gone) == 0 {
 		return
 	}

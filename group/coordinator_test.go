@@ -251,6 +251,8 @@ func (a args) list(k string) []string {
 //	offset-fetch group=G    input lines: TOPIC P…; none asks for all
 //	offset-delete group=G   input lines: TOPIC P…
 //	expire                  ExpireOffsets, its tombstones appended
+//	delete-topics topics=T,…
+//	                        DeleteTopicOffsets, its tombstones appended
 //	reload                  a new coordinator replays every record appended
 //	unload
 //	state [group=G]         the groups' internal state
@@ -514,6 +516,10 @@ func runCommand(t *testing.T, hp **harness, d *datadriven.TestData) (string, err
 
 	case "expire":
 		h.append(t, &b, h.c.ExpireOffsets(h.time()))
+
+	case "delete-topics":
+		gone := a.list("topics")
+		h.append(t, &b, h.c.DeleteTopicOffsets(func(topic string) bool { return slices.Contains(gone, topic) }))
 
 	case "reload":
 		// A new coordinator (as after a failover) loads what was appended.

@@ -382,6 +382,27 @@ func (c *Coordinator) deleteGroupOffsets(group string) []Record {
 	return recs
 }
 
+// DeleteTopicOffsets returns the tombstones of every group's committed
+// offsets of the topics gone says were deleted, as Kafka's
+// onPartitionsDeleted writes them: a topic created again under the same
+// name starts without the old one's offsets, and a group in use does not
+// keep those of a topic it can no longer read. The shell appends the
+// tombstones, then replays them.
+func (c *Coordinator) DeleteTopicOffsets(gone func(topic string) bool) []Record {
+	if c.unloaded {
+		return nil
+	}
+	var recs []Record
+	for _, id := range slices.Sorted(maps.Keys(c.offsets)) {
+		for _, tp := range sortedPartitions(c.offsets[id]) {
+			if gone(tp.Topic) {
+				recs = append(recs, offsetTombstone(id, tp))
+			}
+		}
+	}
+	return recs
+}
+
 // ExpireOffsets returns the tombstones of offsets past
 // offsets.retention.minutes in groups no member uses, as Kafka's
 // offsetExpirationCondition counts it (KIP-211): a group in use keeps its
