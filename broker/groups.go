@@ -32,6 +32,10 @@ type coordinators struct {
 	shards   map[int32]*shard
 	closed   bool       // the broker is closing: start no more
 	creating sync.Mutex // one creation of offsetsTopic at a time
+	// stopped are coordinators unloaded since their partition left this
+	// broker, kept until they end so that one started should the partition
+	// come back loads only after their last append.
+	stopped map[int32]*shard
 	// topicIDs are the topics of the last image noticed
 	// (noticeDeletedTopics), by name.
 	topicIDs map[string]raft.UUID
@@ -91,11 +95,22 @@ func (b *Broker) reconcileCoordinators(im *raft.Image) {
 	if cs.closed {
 		return
 	}
+	for i, s := range cs.stopped {
+		select {
+		case <-s.done:
+			delete(cs.stopped, i)
+		default:
+		}
+	}
 	for i, s := range cs.shards {
 		if epoch, ok := want[i]; !ok || epoch != s.epoch {
 			s.unload()
 			if !ok {
 				delete(cs.shards, i)
+				if cs.stopped == nil {
+					cs.stopped = map[int32]*shard{}
+				}
+				cs.stopped[i] = s
 			}
 		}
 	}
@@ -112,7 +127,12 @@ func (b *Broker) reconcileCoordinators(im *raft.Image) {
 			b.logger.Error("starting a group coordinator", "err", err)
 			continue
 		}
-		s := &shard{b: b, partition: i, epoch: epoch, p: p, prev: cs.shards[i], c: c,
+		prev := cs.shards[i]
+		if prev == nil {
+			prev = cs.stopped[i]
+		}
+		delete(cs.stopped, i)
+		s := &shard{b: b, partition: i, epoch: epoch, p: p, prev: prev, c: c,
 			in: make(chan func()), deleted: make(chan struct{}, 1), quit: make(chan struct{}), stopping: make(chan struct{}), done: make(chan struct{}),
 			waiting: map[uint64]*request{}, builder: batch.NewBuilder(batch.DefaultBuilderOptions())}
 		cs.shards[i] = s
