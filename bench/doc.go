@@ -73,7 +73,8 @@
 // its send time in its first 8 bytes, so end-to-end latency is measured
 // to the microsecond rather than to the record timestamp's millisecond.
 // Latencies go into HdrHistograms of microseconds with 3 significant
-// digits (Recorder); each scenario's are written as .hgrm files.
+// digits (Recorder); each scenario's are written as .hgrm files, with
+// values in milliseconds as OMB writes them.
 // Embedded brokers' CPU seconds come from /proc/<pid>/stat at the start
 // and end of the measured phase, their peak RSS from VmHWM in
 // /proc/<pid>/status, reset per scenario through /proc/<pid>/clear_refs.

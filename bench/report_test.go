@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Regenerate the golden report after a deliberate change, and read the
@@ -199,5 +200,34 @@ func TestPlotsWithNothingToShow(t *testing.T) {
 	report, _ := os.ReadFile(filepath.Join(dir, "report.md"))
 	if !strings.Contains(string(report), "No scenario ran to the end without errors or lost records.") {
 		t.Errorf("report:\n%s", report)
+	}
+}
+
+// TestReportHgrmUnits: the .hgrm files hold milliseconds (as OMB writes
+// them), though the histograms record microseconds; the report must say
+// which, or a reader of a .hgrm file is off by a thousand.
+func TestReportHgrmUnits(t *testing.T) {
+	r := NewRecorder()
+	r.Record(5 * time.Millisecond)
+	var hgrm bytes.Buffer
+	if err := WriteHgrm(&hgrm, r.Histogram()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := ParseHgrm(&hgrm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Max < 4.99 || h.Max > 5.01 { // 3 significant digits
+		t.Errorf(".hgrm max %v for a 5 ms latency, want 5 (milliseconds)", h.Max)
+	}
+	var b bytes.Buffer
+	if err := WriteReport(&b, readTestSummary(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := "`.hgrm` files, with values in milliseconds"; !strings.Contains(b.String(), want) {
+		t.Errorf("report does not say the .hgrm values are milliseconds (lacks %q)", want)
+	}
+	if strings.Contains(b.String(), "HdrHistograms in microseconds") {
+		t.Error("report still calls the .hgrm values microseconds")
 	}
 }
