@@ -166,11 +166,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		r.bootstrap = cfg.Bootstrap
 	}
-	if r.admin, err = newAdmin(r.bootstrap, cfg.Timeout); err != nil {
+	adm, err := newAdmin(r.bootstrap, cfg.Timeout)
+	if err != nil {
 		return nil, err
 	}
-	defer r.admin.close()
-	brokers, err := r.admin.brokers(ctx, r.bootstrap)
+	defer adm.close()
+	r.admin = adm
+	brokers, err := adm.brokers(ctx, r.bootstrap)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInterrupted, err)
@@ -320,11 +322,21 @@ type runner struct {
 	sum       *Summary
 	cluster   *Cluster
 	bootstrap []string
-	admin     *admin
+	admin     scenarioAdmin
 	prof      *profiler
 	dir       string
 	files     []string
 	runID     string
+}
+
+// scenarioAdmin is what a scenario asks of the cluster's admin API (admin
+// implements it): an interface so that a test can run a scenario against a
+// fake cluster in a synctest bubble, where the harness's own deadlines and
+// drains play out in virtual time.
+type scenarioAdmin interface {
+	createTopics(ctx context.Context, topics []string, partitions, rf, minISR int) error
+	deleteTopics(ctx context.Context, topics []string) error
+	endOffsets(ctx context.Context, topics []string) (int64, error)
 }
 
 // hists are a scenario's histograms, written to .hgrm files.
