@@ -48,7 +48,8 @@ type Config struct {
 	Timeout time.Duration
 	// DrainTimeout bounds the wait, after the measured phase, for the
 	// producers' last acknowledgements and the consumers' last records
-	// (default 30 s).
+	// (default 30 s). A producer still blocked in Produce that long after
+	// the measured phase is released first, and the drain starts then.
 	DrainTimeout time.Duration
 	// Progress receives a line every ProgressInterval (default 5 s) and a
 	// final line per scenario, in kafka-producer-perf-test's format.
@@ -607,8 +608,11 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 		consWG.Go(func() { consumeLoop(consCtx, c, stats, consumerGroup[i]) })
 	}
 
-	// Producers.
-	prodCtx, cancelProd := context.WithCancel(ctx)
+	// Producers. Their deadline releases one blocked in Produce (a full
+	// buffer against a cluster that stopped answering, which the Producer
+	// contract allows until ctx ends): the drain's bound applies from the
+	// end of the measured phase, so every scenario ends by itself.
+	prodCtx, cancelProd := context.WithDeadline(ctx, end.Add(lateSlack+r.cfg.DrainTimeout))
 	defer cancelProd()
 	payload := newPayloadSource(makePayloads(w, uint64(sc.Index))...)
 	perProducer := w.ProducerRate / float64(len(producers))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -226,4 +227,109 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// fakeAdmin stands in for the cluster's admin API, so that a scenario runs
+// in a synctest bubble: topics come and go at once, and the n-th reading of
+// the end offsets (from 1) gives stored(n), or an error without stored.
+type fakeAdmin struct {
+	mu     sync.Mutex
+	reads  int
+	stored func(n int) int64
+}
+
+func (*fakeAdmin) createTopics(context.Context, []string, int, int, int) error { return nil }
+func (*fakeAdmin) deleteTopics(context.Context, []string) error                { return nil }
+
+func (a *fakeAdmin) endOffsets(context.Context, []string) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reads++
+	if a.stored == nil {
+		return 0, errors.New("fake admin: no end offsets")
+	}
+	return a.stored(a.reads), nil
+}
+
+// producerDriver builds every producer with its function, and no consumers.
+type producerDriver func() Producer
+
+func (d producerDriver) NewProducer(context.Context, ProducerConfig) (Producer, error) {
+	return d(), nil
+}
+func (producerDriver) NewConsumer(context.Context, ConsumerConfig) (Consumer, error) {
+	return nil, errors.New("producerDriver: no consumers")
+}
+
+// runOneScenario runs the first scenario of a workload of one topic without
+// consumers (yaml adds to it) through d against adm, in the caller's synctest
+// bubble.
+func runOneScenario(ctx context.Context, t *testing.T, yaml string, d Driver, adm scenarioAdmin, cfg Config) ScenarioResult {
+	t.Helper()
+	w, err := ParseWorkload([]byte("name: unit\nsubscriptionsPerTopic: 0\n"+yaml), "unit.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Workload = w
+	cfg.setDefaults()
+	r := &runner{cfg: cfg, w: w, driver: d, admin: adm, sum: &Summary{}}
+	res, _ := r.runScenario(ctx, w.Scenarios()[0])
+	return res
+}
+
+// stuckProducer answers its first few records, then behaves as a client
+// whose buffer is full against a cluster that stopped answering: Produce
+// blocks until ctx ends, as the Producer contract allows. A fallback an
+// hour on only keeps a harness that never releases it from running
+// forever; releasedBy says what ended the wait.
+type stuckProducer struct {
+	answered   int
+	n          int
+	releasedBy error
+	releasedAt time.Time
+}
+
+var errStuckFallback = errors.New("stuckProducer: released by its own fallback, not by the harness")
+
+func (p *stuckProducer) Produce(ctx context.Context, _ string, _ int32, _, _ []byte, _ time.Time, done func(error)) error {
+	p.n++
+	if p.n <= p.answered {
+		done(nil)
+		return nil
+	}
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		p.releasedBy = ctx.Err()
+	case <-t.C:
+		p.releasedBy = errStuckFallback
+	}
+	p.releasedAt = time.Now()
+	return p.releasedBy
+}
+func (p *stuckProducer) Flush(context.Context) error { return nil }
+func (p *stuckProducer) Close() error                { return nil }
+
+// TestRunScenarioReleasesBlockedProducer: a producer blocked in Produce
+// against a cluster that stopped answering is released by the harness
+// once the drain's bound has passed after the measured phase, so the
+// scenario ends by itself.
+func TestRunScenarioReleasesBlockedProducer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &stuckProducer{answered: 10}
+		start := time.Now()
+		res := runOneScenario(t.Context(), t, "producerRate: 100\ntestDurationSeconds: 1\n",
+			producerDriver(func() Producer { return p }), &fakeAdmin{}, Config{DrainTimeout: 2 * time.Second})
+		if !errors.Is(p.releasedBy, context.DeadlineExceeded) {
+			t.Fatalf("the blocked Produce ended with %v, want the harness's deadline", p.releasedBy)
+		}
+		if want := start.Add(time.Second + lateSlack + 2*time.Second); p.releasedAt.After(want) {
+			t.Errorf("released %v after the start, want by the end of the measured phase + lateSlack + DrainTimeout (%v)",
+				p.releasedAt.Sub(start), want.Sub(start))
+		}
+		if res.RecordsSent != 10 || res.RecordsAcked != 10 || res.Interrupted {
+			t.Errorf("sent %d acked %d interrupted %v, want the 10 answered records", res.RecordsSent, res.RecordsAcked, res.Interrupted)
+		}
+	})
 }
