@@ -49,7 +49,9 @@
 // for the last acknowledgements and deliveries.
 //
 // After the drain the harness reads the topics' end offsets: how many
-// records the cluster holds. That is the consumers' target, and the only
+// records the cluster holds (again, within the drain, while they trail the
+// count acknowledged and still grow: high watermarks lag a leader's
+// answer). That is the consumers' target, and the only
 // count of what arrived with acks=0, which gets no answer; acknowledged
 // records missing from the log are reported as lost, and such scenarios
 // are left out of the best settings and the cost ratios.

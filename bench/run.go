@@ -448,22 +448,32 @@ func (r *runner) waitGroupsSettled(ctx context.Context, groups []*benchGroup) er
 // every loop's count bounded.
 const maxUnpacedRate = 10_000_000
 
-// runScenario runs one scenario: fresh topics, consumers from their start,
-// producers for warmup plus the measured phase, then a bounded drain. It
-// returns the figures and the histograms; the topics are deleted.
+// Reading the end offsets after the drain: every storedPoll, until they
+// reach the count acknowledged or have not grown for storedSettleReads
+// readings in a row.
+const (
+	storedPoll        = 100 * time.Millisecond
+	storedSettleReads = 10
+)
+
 // storedRecords counts the records the cluster holds once the producers
-// have flushed. With acks=0 a flush only means the requests were written to
-// the socket, and the broker may still be reading them: the count is taken
-// again every 100 ms until it stops growing (or ctx ends), so records in
-// flight are not reported as lost.
-func (r *runner) storedRecords(ctx context.Context, topics []string, unacknowledged bool) (int64, error) {
+// have flushed: the sum of the end offsets, which are high watermarks and
+// can trail what was acknowledged for a moment. With acks=0 a flush only
+// means the requests were written to the socket, and the broker may still
+// be reading them; with acks=1 and replicationFactor > 1 the leader answers
+// before its followers have fetched the records, and only their fetches
+// move the high watermark. So the count is taken again (see storedPoll)
+// until it reaches acked, or stops growing for storedSettleReads readings,
+// or ctx (the drain) ends: records on their way are not reported as lost,
+// and records really missing cost a bounded wait.
+func (r *runner) storedRecords(ctx context.Context, topics []string, acked int64) (int64, error) {
 	stored, err := r.admin.endOffsets(ctx, topics)
-	if err != nil || !unacknowledged {
+	if err != nil {
 		return stored, err
 	}
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(storedPoll)
 	defer tick.Stop()
-	for {
+	for unchanged := 0; stored < acked && unchanged < storedSettleReads; {
 		select {
 		case <-ctx.Done():
 			return stored, nil
@@ -473,13 +483,18 @@ func (r *runner) storedRecords(ctx context.Context, topics []string, unacknowled
 		if err != nil {
 			return stored, nil
 		}
-		if next == stored {
-			return stored, nil
+		if next > stored {
+			stored, unchanged = next, 0
+		} else {
+			unchanged++
 		}
-		stored = next
 	}
+	return stored, nil
 }
 
+// runScenario runs one scenario: fresh topics, consumers from their start,
+// producers for warmup plus the measured phase, then a bounded drain. It
+// returns the figures and the histograms; the topics are deleted.
 func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResult, h hists) {
 	w := r.w
 	res.Scenario = sc
@@ -687,7 +702,7 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	// only count of records that arrived.
 	target := stats.acked.Load()
 	if !interrupted {
-		if stored, err := r.storedRecords(drainCtx, res.Topics, sc.Producer.Acks == AcksNone); err == nil {
+		if stored, err := r.storedRecords(drainCtx, res.Topics, stats.acked.Load()); err == nil {
 			res.RecordsStored, target = stored, stored
 		} else {
 			stats.noteError(fmt.Errorf("listing end offsets: %w", err))

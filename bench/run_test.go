@@ -333,3 +333,39 @@ func TestRunScenarioReleasesBlockedProducer(t *testing.T) {
 		}
 	})
 }
+
+// TestRunScenarioStoredCatchesUp: the end offsets are high watermarks,
+// which can trail the acknowledged count right after the flush (acks=1
+// with followers still to fetch). The harness reads them again until they
+// reach it, so records on their way are not reported as lost; a count that
+// stays short stops the reading after storedSettleReads unchanged readings.
+func TestRunScenarioStoredCatchesUp(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		stored    func(n int) int64
+		want      int64
+		wantReads int
+	}{
+		{"catches up", func(n int) int64 { return min(40+20*int64(n), 100) }, 100, 3},
+		{"already there", func(int) int64 { return 100 }, 100, 1},
+		{"stays short", func(n int) int64 { return min(90+int64(n), 95) }, 95, 5 + storedSettleReads},
+		// Still growing when the 2.05 s drain ends: one reading at the
+		// flush, then one every storedPoll.
+		{"bounded by the drain", func(n int) int64 { return int64(n) }, 21, 21},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				adm := &fakeAdmin{stored: tt.stored}
+				p := &stallingProducer{ackAfter: time.Millisecond, sendToAck: NewRecorder()}
+				res := runOneScenario(t.Context(), t, "producerRate: 100\ntestDurationSeconds: 1\nproducer:\n  acks: 1\n",
+					producerDriver(func() Producer { return p }), adm, Config{DrainTimeout: 2050 * time.Millisecond})
+				if res.RecordsAcked != 100 {
+					t.Fatalf("acked %d, want 100 (100/s for 1 s)", res.RecordsAcked)
+				}
+				if res.RecordsStored != tt.want || adm.reads != tt.wantReads {
+					t.Errorf("stored %d after %d readings, want %d after %d", res.RecordsStored, adm.reads, tt.want, tt.wantReads)
+				}
+			})
+		})
+	}
+}
