@@ -47,7 +47,13 @@ func (p *Pacer) Next() time.Time {
 // throughput is what the cluster sustained in the window and latency is
 // what the window's records saw, however late they were answered.
 type loadStats struct {
-	windowStart, windowEnd time.Time
+	windowStart time.Time
+	// windowEnd is the planned end of the measured phase, or the time of
+	// an interrupt once endWindow has moved it there: the acknowledgements
+	// and deliveries of the drain that follows an interrupt must not count
+	// toward a phase that ended with it. An atomic, since the clients'
+	// goroutines read it while the harness moves it.
+	windowEnd atomic.Pointer[time.Time]
 
 	produceLat, e2eLat *Recorder
 
@@ -82,15 +88,24 @@ type loadStats struct {
 const maxErrorTexts = 5
 
 func newLoadStats(windowStart, windowEnd time.Time) *loadStats {
-	s := &loadStats{windowStart: windowStart, windowEnd: windowEnd, produceLat: NewRecorder(), e2eLat: NewRecorder(),
+	s := &loadStats{windowStart: windowStart, produceLat: NewRecorder(), e2eLat: NewRecorder(),
 		caughtUp: make(chan struct{})}
+	s.windowEnd.Store(&windowEnd)
 	s.consumeTarget.Store(math.MaxInt64)
 	s.mu.ivStart = time.Now()
 	return s
 }
 
 func (s *loadStats) inWindow(t time.Time) bool {
-	return !t.Before(s.windowStart) && t.Before(s.windowEnd)
+	return !t.Before(s.windowStart) && t.Before(*s.windowEnd.Load())
+}
+
+// endWindow ends the measured window at t, if that is sooner than its end:
+// an interrupt ends the measured phase.
+func (s *loadStats) endWindow(t time.Time) {
+	if t.Before(*s.windowEnd.Load()) {
+		s.windowEnd.Store(&t)
+	}
 }
 
 func (s *loadStats) noteError(err error) {

@@ -649,16 +649,23 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	var cpu0, cpu1 []float64
 	self := []int{os.Getpid()}
 	var self0, self1 []float64
+	// An interrupt ends the measured window where it happens, before the
+	// drain starts: an interrupt in the warmup leaves no measured phase at
+	// all, and one in the measured phase leaves the acknowledgements the
+	// drain brings out of the window they would be divided by.
 	measuredEnd := end
 	var phaseWG sync.WaitGroup
 	phaseWG.Go(func() {
 		if !sleepUntil(ctx, warmEnd) {
+			measuredEnd = warmEnd
+			stats.endWindow(warmEnd)
 			return
 		}
 		cpu0, self0 = readCPU(pids), readCPU(self)
 		r.prof.start(ctx, sc.Slug, w.TestDuration)
 		if !sleepUntil(ctx, end) {
 			measuredEnd = time.Now()
+			stats.endWindow(measuredEnd)
 		}
 		cpu1, self1 = readCPU(pids), readCPU(self)
 	})

@@ -369,3 +369,55 @@ func TestRunScenarioStoredCatchesUp(t *testing.T) {
 		})
 	}
 }
+
+// TestRunScenarioInterruptedInWarmup: an interrupt during the warmup leaves
+// no measured phase, and the scenario says so rather than reporting a full
+// measured phase of zeros.
+func TestRunScenarioInterruptedInWarmup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		time.AfterFunc(700*time.Millisecond, cancel)
+		p := &stallingProducer{ackAfter: time.Millisecond, sendToAck: NewRecorder()}
+		res := runOneScenario(ctx, t, "producerRate: 100\nwarmupDurationSeconds: 30\ntestDurationSeconds: 10\n",
+			producerDriver(func() Producer { return p }), &fakeAdmin{}, Config{})
+		const want = "interrupted before the measured phase"
+		if res.Error != want || !res.Interrupted || res.MeasuredSeconds != 0 || res.ProduceRecordsPerSec != 0 {
+			t.Fatalf("interrupted 0.7 s into a 30 s warmup: error %q, interrupted %v, measured %v s, %v records/s; want %q and no measured phase",
+				res.Error, res.Interrupted, res.MeasuredSeconds, res.ProduceRecordsPerSec, want)
+		}
+		var b strings.Builder
+		if err := WriteReport(&b, &Summary{Interrupted: true, Scenarios: []ScenarioResult{res}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the report does not say %q:\n%s", want, b.String())
+		}
+	})
+}
+
+// TestRunScenarioInterruptedWindow: an interrupt ends the measured window.
+// Records answered 1.5 s after they are sent, interrupted just before 1 s
+// into the measured phase: none was acknowledged within it, so its
+// throughput is zero, though the drain brings in every acknowledgement
+// (whose latencies, of records intended in the window, all count).
+func TestRunScenarioInterruptedWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		time.AfterFunc(999500*time.Microsecond, cancel) // after the 1000th record, at 999 ms
+		p := &stallingProducer{ackAfter: 1500 * time.Millisecond, sendToAck: NewRecorder()}
+		res := runOneScenario(ctx, t, "producerRate: 1000\ntestDurationSeconds: 60\n",
+			producerDriver(func() Producer { return p }), &fakeAdmin{}, Config{})
+		if !res.Interrupted || res.MeasuredSeconds != 0.9995 {
+			t.Fatalf("interrupted %v, measured %v s; want interrupted after 0.9995 s", res.Interrupted, res.MeasuredSeconds)
+		}
+		if res.RecordsAcked != 1000 || res.ProduceLatency.Count != 1000 {
+			t.Errorf("acked %d, %d latencies; want the 1000 records sent, all answered in the drain", res.RecordsAcked, res.ProduceLatency.Count)
+		}
+		if res.RecordsAckedInWindow != 0 || res.ProduceRecordsPerSec != 0 || res.ProduceMiBPerSec != 0 {
+			t.Errorf("%d acknowledged in the window, %v records/s, %v MiB/s: the drain's acknowledgements counted toward the interrupted phase",
+				res.RecordsAckedInWindow, res.ProduceRecordsPerSec, res.ProduceMiBPerSec)
+		}
+	})
+}
