@@ -68,12 +68,18 @@
 // At a fixed producerRate, the Pacer gives each record its intended send
 // time and latency counts from it, so a stall that delays sending is
 // charged to the records it delayed (coordinated omission correction, as
-// wrk2 and OMB do); as fast as possible, latency counts from just before
-// the send, including time blocked on a full buffer. Values are drawn from
-// a pool of distinct generated records (a batch of copies of one record
-// would compress 60-90x, which no real stream does). Each value carries
-// its send time in its first 8 bytes, so end-to-end latency is measured
-// to the microsecond rather than to the record timestamp's millisecond.
+// wrk2 and OMB do). A fixed-rate producer still behind schedule just after
+// the measured phase gives up on the records left, the ones that waited
+// longest: each counts as not sent, with the latency it had seen by then
+// (a lower bound, as wrk2 records it), and the report marks such a
+// scenario's percentiles as lower bounds and leaves it out of the best
+// settings and the cost ratios. As fast as possible, latency counts from
+// just before the send, including time blocked on a full buffer. Values
+// are drawn from a pool of distinct generated records (a batch of copies
+// of one record would compress 60-90x, which no real stream does). Each
+// value carries its send time in its first 8 bytes, so end-to-end latency
+// is measured to the microsecond rather than to the record timestamp's
+// millisecond.
 // Latencies go into HdrHistograms of microseconds with 3 significant
 // digits (Recorder); each scenario's are written as .hgrm files, with
 // values in milliseconds as OMB writes them.

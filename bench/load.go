@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -61,6 +62,10 @@ type loadStats struct {
 	ackedInWindow, ackedBytesInWindow       atomic.Int64
 	consumed, consumeErrors                 atomic.Int64
 	consumedInWindow, consumedBytesInWindow atomic.Int64
+
+	// notSent are records a fixed-rate producer gave up on, never sending
+	// them (producerLoop.giveUp).
+	notSent atomic.Int64
 
 	// redelivered are records a consumer group handed out again after a
 	// rebalance: counted once, when first delivered.
@@ -354,7 +359,10 @@ type producerLoop struct {
 
 // run sends until end, maxRecords or ctx, whichever comes first. At a
 // fixed rate it waits for each record's intended time; when behind
-// schedule it sends at once, and the lateness counts in the latency.
+// schedule it sends at once, and the lateness counts in the latency. A
+// fixed-rate loop still behind schedule lateSlack after end, or whose ctx
+// passes its deadline (the harness's bound on a producer blocked in
+// Produce), gives up on the records left (giveUp).
 func (l *producerLoop) run(ctx context.Context) error {
 	var pacer *Pacer
 	if l.rate > 0 {
@@ -363,7 +371,15 @@ func (l *producerLoop) run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	for range l.maxRecords {
+	// stopped ends the loop when ctx has ended, with the record intended
+	// at intended and n-1 more still to send.
+	stopped := func(intended time.Time, n int64) error {
+		if pacer != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			l.giveUp(pacer, intended, n)
+		}
+		return ctx.Err()
+	}
+	for i := range l.maxRecords {
 		var intended time.Time
 		if pacer != nil {
 			intended = pacer.Next()
@@ -379,8 +395,9 @@ func (l *producerLoop) run(ctx context.Context) error {
 				}
 			} else if -d > 0 && time.Now().After(l.end.Add(lateSlack)) {
 				// Behind schedule past the end: the rate was not met.
-				// Stop rather than run on; the harness reports the
-				// records never sent.
+				// Stop rather than run on, giving up on the records
+				// left, which count in the latencies all the same.
+				l.giveUp(pacer, intended, l.maxRecords-i)
 				return nil
 			}
 		} else {
@@ -392,8 +409,8 @@ func (l *producerLoop) run(ctx context.Context) error {
 				return nil
 			}
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return stopped(intended, l.maxRecords-i)
 		}
 		bp := l.payload.get(intended)
 		size := len(*bp)
@@ -404,7 +421,7 @@ func (l *producerLoop) run(ctx context.Context) error {
 		if err != nil {
 			l.payload.put(bp)
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return stopped(intended, l.maxRecords-i)
 			}
 			l.stats.errors.Add(1)
 			l.stats.noteError(err)
@@ -413,6 +430,24 @@ func (l *producerLoop) run(ctx context.Context) error {
 		l.stats.sent.Add(1)
 	}
 	return nil
+}
+
+// giveUp counts the records from the one intended at intended (at most n,
+// those intended before end) as not sent, and records for each one in the
+// window the latency it has seen so far, now - intended: a lower bound, as
+// wrk2 records it. These are the records that waited longest; leaving them
+// out would hide the very backlog that stopped the producer (coordinated
+// omission at the end of the run).
+func (l *producerLoop) giveUp(pacer *Pacer, intended time.Time, n int64) {
+	now := time.Now()
+	var count int64
+	for t := intended; count < n && t.Before(l.end); t = pacer.Next() {
+		count++
+		if l.stats.inWindow(t) {
+			l.stats.produceLat.Record(now.Sub(t))
+		}
+	}
+	l.stats.notSent.Add(count)
 }
 
 // groupOffsets is what a consumer group has delivered: one past the highest

@@ -310,3 +310,74 @@ func TestKeySource(t *testing.T) {
 		t.Errorf("random keys: %d distinct of 1000", len(seen))
 	}
 }
+
+// TestGiveUpStallAtEnd: a 1.5 s stall from 4 s into a 5 s run at 1000
+// records/s. The producer, blocked until 5.5 s, is then past the end and
+// behind schedule, and gives up on the 999 records meant for 4.001-4.999 s:
+// the ones that waited longest. Each still counts in the latencies, from
+// its intended send time to the give-up (501-1499 ms, lower bounds), and
+// as not sent; without them p99 would show no stall at all.
+func TestGiveUpStallAtEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		end := start.Add(5 * time.Second)
+		p := &stallingProducer{stallFrom: start.Add(4 * time.Second), stallTo: start.Add(5500 * time.Millisecond),
+			ackAfter: time.Millisecond, sendToAck: NewRecorder()}
+		stats := newLoadStats(start, end)
+		loop := &producerLoop{p: p, topic: "t", rate: 1000, start: start, end: end, maxRecords: 100_000,
+			keys: newKeySource(NoKey, 1), payload: newPayloadSource(make([]byte, 100)), stats: stats}
+		if err := loop.run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		p.Flush(t.Context())
+		s := Summarize(stats.produceLat.Histogram())
+		t.Logf("sent %d, not sent %d, %d latencies: p99 %v ms, max %v ms", stats.sent.Load(), stats.notSent.Load(), s.Count, s.P99Ms, s.MaxMs)
+		if sent, notSent := stats.sent.Load(), stats.notSent.Load(); sent != 4001 || notSent != 999 {
+			t.Errorf("sent %d, not sent %d; want 4001 and 999", sent, notSent)
+		}
+		if s.Count != 5000 {
+			t.Errorf("%d latencies of the 5000 records intended in the window", s.Count)
+		}
+		// The 50th worst of the 1000 stalled records: about 1450 ms.
+		if s.P99Ms < 1400 || s.P99Ms > 1500 {
+			t.Errorf("p99 = %v ms, want about 1450: the stall at the end is missing from the percentiles", s.P99Ms)
+		}
+	})
+}
+
+// slowProducer is a cluster that takes one record per per: Produce blocks
+// that long, as on a full buffer, then the record is acknowledged.
+type slowProducer struct{ per time.Duration }
+
+func (p *slowProducer) Produce(_ context.Context, _ string, _ int32, _, _ []byte, _ time.Time, done func(error)) error {
+	<-time.After(p.per)
+	done(nil)
+	return nil
+}
+func (p *slowProducer) Flush(context.Context) error { return nil }
+func (p *slowProducer) Close() error                { return nil }
+
+// TestGiveUpOverload: asked for 1000 records/s, the cluster takes 500. By
+// 5.1 s the producer has sent 2551 records; it gives up on the other 2449,
+// and every one of the 5000 intended records is in the latencies, the
+// given-up ones as lower bounds (which is why the report marks such a
+// scenario's percentiles as such and leaves it out of the comparisons).
+func TestGiveUpOverload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		end := start.Add(5 * time.Second)
+		stats := newLoadStats(start, end)
+		loop := &producerLoop{p: &slowProducer{2 * time.Millisecond}, topic: "t", rate: 1000, start: start, end: end, maxRecords: 100_000,
+			keys: newKeySource(NoKey, 1), payload: newPayloadSource(make([]byte, 100)), stats: stats}
+		if err := loop.run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		s := Summarize(stats.produceLat.Histogram())
+		if sent, notSent := stats.sent.Load(), stats.notSent.Load(); sent != 2551 || notSent != 2449 {
+			t.Errorf("sent %d, not sent %d; want 2551 and 2449", sent, notSent)
+		}
+		if s.Count != 5000 {
+			t.Errorf("%d latencies of the 5000 records intended", s.Count)
+		}
+	})
+}

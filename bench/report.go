@@ -74,7 +74,10 @@ func WriteReport(w io.Writer, s *Summary, plots []string) error {
 	b.WriteString("- Rates are over the measured phase: records acknowledged (produce) or received (consume) in it, divided by its length. MiB are 2^20 bytes of record values, before compression, as kafka-producer-perf-test counts its MB.\n")
 	b.WriteString("- Produce latency runs from the send (at a fixed rate: from the intended send time) to the acknowledgement; end-to-end latency from the same point to a consumer's receipt, read from a timestamp the record carries. Both are recorded in HdrHistograms of microseconds with 3 significant digits; each scenario's distributions are in its `.hgrm` files, with values in milliseconds.\n")
 	b.WriteString("- \"of bound\" divides a throughput by the machine limit that bounds it: produce by the lower of one loopback TCP stream and page-cache appends into fresh pages divided by the replication factor (every replica writes the bytes on this machine); consume by one loopback TCP stream. The bytes compared are those that cross the wire and reach the page cache: the record values divided by the compression ratio. Against a remote cluster these are this machine's limits, not the cluster's.\n")
-	b.WriteString("- Best settings and cost ratios leave out scenarios with errors or with acknowledged records missing from the log afterwards. Cost ratios compare scenarios that differ in one setting only, from one value to the next; above 1 means more throughput (or more latency) at the second value. The figure is the geometric mean over every such pair, with the range.\n")
+	b.WriteString("- Best settings and cost ratios leave out scenarios with errors, with acknowledged records missing from the log afterwards, or that did not keep up (records not sent at the rate asked for, or not acknowledged by the end of the drain). Cost ratios compare scenarios that differ in one setting only, from one value to the next; above 1 means more throughput (or more latency) at the second value. The figure is the geometric mean over every such pair, with the range.\n")
+	if slices.ContainsFunc(s.Scenarios, func(r ScenarioResult) bool { return r.fellShort() }) {
+		b.WriteString("- Latencies marked ≥ are lower bounds: the scenario did not keep up, and its slowest records were never sent (counted from their intended send time to when the producer gave up) or never acknowledged (not counted).\n")
+	}
 	if s.Target.Embedded {
 		b.WriteString("- Broker CPU is user+system seconds of all brokers over the measured phase (/proc/<pid>/stat); peak RSS is the highest VmHWM of any broker over the scenario.\n")
 	}
@@ -188,12 +191,17 @@ func writeResults(b *strings.Builder, s *Summary) {
 		if r.CompressionRatio > 0 {
 			wire = 1 / r.CompressionRatio
 		}
+		// A scenario that fell short has its percentiles as lower bounds.
+		atLeast := ""
+		if r.fellShort() {
+			atLeast = "≥ "
+		}
 		row = append(row,
 			fmtNum(r.ProduceRecordsPerSec),
 			fmtNum(r.ProduceMiBPerSec)+fraction(r.ProduceMiBPerSec*wire, pb, pn),
 			fmtNum(r.ConsumeMiBPerSec)+fraction(r.ConsumeMiBPerSec*wire, cb, "TCP"),
-			fmt.Sprintf("%s / %s / %s", fmtNum(r.ProduceLatency.P50Ms), fmtNum(r.ProduceLatency.P99Ms), fmtNum(r.ProduceLatency.P999Ms)),
-			dashIfZero(r.EndToEndLatency.Count, fmt.Sprintf("%s / %s", fmtNum(r.EndToEndLatency.P50Ms), fmtNum(r.EndToEndLatency.P99Ms))),
+			atLeast+fmt.Sprintf("%s / %s / %s", fmtNum(r.ProduceLatency.P50Ms), fmtNum(r.ProduceLatency.P99Ms), fmtNum(r.ProduceLatency.P999Ms)),
+			dashIfZero(r.EndToEndLatency.Count, atLeast+fmt.Sprintf("%s / %s", fmtNum(r.EndToEndLatency.P50Ms), fmtNum(r.EndToEndLatency.P99Ms))),
 			dashIfZero(r.Batches, fmtNum(r.AvgBatchRecords)),
 			compressionCell(r),
 		)
@@ -205,7 +213,7 @@ func writeResults(b *strings.Builder, s *Summary) {
 		}
 		row = append(row, errorCell(r))
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
-		if !r.OK() || r.NotSent > 0 || r.Unacknowledged > 0 || r.Lost() > 0 {
+		if !r.clean() {
 			failed = append(failed, r)
 		}
 	}
@@ -224,7 +232,7 @@ func writeResults(b *strings.Builder, s *Summary) {
 				what = append(what, fmt.Sprintf("%d records failed", r.Errors))
 			}
 			if r.NotSent > 0 {
-				what = append(what, fmt.Sprintf("the producers fell %d records behind the rate asked for", r.NotSent))
+				what = append(what, fmt.Sprintf("the producers did not keep up: %d records never sent at the rate asked for (their latencies count until the producers gave up, so the latency percentiles are lower bounds)", r.NotSent))
 			}
 			if lost := r.Lost(); lost > 0 {
 				why := ""
@@ -235,7 +243,7 @@ func writeResults(b *strings.Builder, s *Summary) {
 					lost, 100*float64(lost)/float64(r.RecordsAcked), why))
 			}
 			if r.Unacknowledged > 0 {
-				what = append(what, fmt.Sprintf("%d records unacknowledged when the drain timed out", r.Unacknowledged))
+				what = append(what, fmt.Sprintf("%d records unacknowledged when the drain timed out (missing from the latencies, so the percentiles are lower bounds)", r.Unacknowledged))
 			}
 			for _, e := range r.ErrorTexts {
 				what = append(what, "`"+oneLine(e)+"`")
@@ -268,6 +276,9 @@ func errorCell(r ScenarioResult) string {
 	if r.NotSent > 0 {
 		parts = append(parts, fmt.Sprintf("%d not sent", r.NotSent))
 	}
+	if r.Unacknowledged > 0 {
+		parts = append(parts, fmt.Sprintf("%d unacknowledged", r.Unacknowledged))
+	}
 	if lost := r.Lost(); lost > 0 {
 		parts = append(parts, fmt.Sprintf("%d lost", lost))
 	}
@@ -286,7 +297,7 @@ func writeBest(b *strings.Builder, s *Summary) {
 		}
 	}
 	if len(ok) == 0 {
-		b.WriteString("No scenario ran to the end without errors or lost records.\n\n")
+		b.WriteString("No scenario ran to the end without errors, lost records, or records not sent or not acknowledged.\n\n")
 		return
 	}
 	best := func(title string, better func(a, c ScenarioResult) bool, show func(r ScenarioResult) string) {
@@ -317,9 +328,17 @@ func writeBest(b *strings.Builder, s *Summary) {
 }
 
 // clean reports a scenario fit to compare: it ran to the end without
-// errors, and the cluster held every record it acknowledged (an acks=0
-// scenario that lost records was faster only at losing them).
-func (r *ScenarioResult) clean() bool { return r.OK() && r.Lost() == 0 }
+// errors, the cluster held every record it acknowledged (an acks=0
+// scenario that lost records was faster only at losing them), and it did
+// not fall short (fellShort), since its latencies would be lower bounds
+// that look better than the scenarios that kept up.
+func (r *ScenarioResult) clean() bool { return r.OK() && r.Lost() == 0 && !r.fellShort() }
+
+// fellShort reports a scenario whose producers did not keep up: records
+// never sent at the rate asked for, or sent and never answered. Either
+// way the slowest records' latencies are lower bounds or missing, so the
+// percentiles are lower bounds.
+func (r *ScenarioResult) fellShort() bool { return r.NotSent > 0 || r.Unacknowledged > 0 }
 
 // settingCost is what changing one setting from one value to the next
 // did, over every pair of scenarios that differ in it alone.

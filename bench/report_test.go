@@ -198,7 +198,7 @@ func TestPlotsWithNothingToShow(t *testing.T) {
 		t.Errorf("files %q", files)
 	}
 	report, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	if !strings.Contains(string(report), "No scenario ran to the end without errors or lost records.") {
+	if !strings.Contains(string(report), "No scenario ran to the end without errors, lost records, or records not sent or not acknowledged.") {
 		t.Errorf("report:\n%s", report)
 	}
 }
@@ -229,5 +229,45 @@ func TestReportHgrmUnits(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "HdrHistograms in microseconds") {
 		t.Error("report still calls the .hgrm values microseconds")
+	}
+}
+
+// TestReportLeavesOutShortfalls: a scenario that did not keep up (records
+// never sent at the rate asked for, or never acknowledged) has latency
+// percentiles that are lower bounds, so it is no candidate for the best
+// settings nor a side of a cost ratio, and the report says why.
+func TestReportLeavesOutShortfalls(t *testing.T) {
+	r := ScenarioResult{MeasuredSeconds: 5, RecordsStored: -1, NotSent: 2449}
+	r.Producer.Acks = AcksAll
+	if r.clean() {
+		t.Error("a scenario with records not sent is clean")
+	}
+	r.NotSent, r.Unacknowledged = 0, 1000
+	if r.clean() {
+		t.Error("a scenario with records unacknowledged is clean")
+	}
+
+	s := readTestSummary(t)
+	s.Scenarios[1].NotSent = 100       // #2, the highest throughput
+	s.Scenarios[0].Unacknowledged = 10 // #1, the lowest p99
+	var b strings.Builder
+	if err := WriteReport(&b, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	report := b.String()
+	for _, must := range []string{
+		"| ≥ 3.00 / 12.0 / 18.0 | ≥ 3.90 / 16.8 |", "| ≥ 2.10 / 9.00 / 13.5 |", "| 0, 100 not sent |", "| 0, 10 unacknowledged |",
+		"#2 acks=1 linger.ms=5: the producers did not keep up: 100 records never sent",
+		"#1 acks=1 linger.ms=0: 10 records unacknowledged",
+		"- Latencies marked ≥ are lower bounds",
+		"Highest produce throughput: #5", "Lowest produce p99 latency: #4",
+		"| linger.ms | 0 | 5 | 1 |", "| acks | 1 | all | 0 |",
+	} {
+		if !strings.Contains(report, must) {
+			t.Errorf("report lacks %q", must)
+		}
+	}
+	if got := settingCosts(s); len(got) == 0 || got[0].Key != "acks" || got[0].Pairs != 0 {
+		t.Errorf("acks costs %+v: want no pair, #1 and #2 being out", got)
 	}
 }

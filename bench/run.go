@@ -745,10 +745,7 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	res.RecordsAckedInWindow = stats.ackedInWindow.Load()
 	res.Errors = stats.errors.Load()
 	res.Unacknowledged = max(res.RecordsSent-res.RecordsAcked-res.Errors, 0)
-	if perProducer > 0 && !interrupted {
-		want := int64(math.Ceil((w.WarmupDuration + w.TestDuration).Seconds() * w.ProducerRate))
-		res.NotSent = max(want-res.RecordsSent-1, 0) // -1: rounding of the last intended time
-	}
+	res.NotSent = stats.notSent.Load()
 	res.ConsumeErrors = stats.consumeErrors.Load()
 	res.RecordsConsumed = stats.consumed.Load()
 	res.RecordsRedelivered = stats.redelivered.Load()

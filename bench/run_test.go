@@ -331,6 +331,11 @@ func TestRunScenarioReleasesBlockedProducer(t *testing.T) {
 		if res.RecordsSent != 10 || res.RecordsAcked != 10 || res.Interrupted {
 			t.Errorf("sent %d acked %d interrupted %v, want the 10 answered records", res.RecordsSent, res.RecordsAcked, res.Interrupted)
 		}
+		// The other 90 were given up when it was released, and count in
+		// the latencies up to then, as lower bounds.
+		if res.NotSent != 90 || res.ProduceLatency.Count != 100 {
+			t.Errorf("not sent %d, %d latencies; want 90 given up and all 100 intended records counted", res.NotSent, res.ProduceLatency.Count)
+		}
 	})
 }
 

@@ -53,10 +53,15 @@ type ScenarioResult struct {
 	RecordsAcked         int64 `json:"recordsAcked"`
 	RecordsAckedInWindow int64 `json:"recordsAckedInWindow"`
 	// Unacknowledged were sent but neither acknowledged nor failed when
-	// the drain timeout ended the scenario.
+	// the drain timeout ended the scenario; their latencies are missing
+	// from the histograms, whose percentiles are then lower bounds.
 	Unacknowledged int64 `json:"unacknowledged"`
-	// NotSent is how many records a fixed-rate producer should have sent
-	// by the end of the measured phase but had not: the rate was not met.
+	// NotSent is how many records fixed-rate producers gave up on, never
+	// sending them, because they were still behind schedule just after
+	// the measured phase (or still blocked in Produce when the drain's
+	// bound passed): the rate was not met. Their latencies are in the
+	// produce histogram as lower bounds (from the intended send time to
+	// when the producer gave up), so the percentiles are lower bounds too.
 	NotSent int64 `json:"notSent"`
 	// RecordsStored is the sum of the topics' end offsets after the drain
 	// (-1 if unknown): below RecordsAcked, acknowledged records were lost,
