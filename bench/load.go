@@ -64,8 +64,10 @@ type loadStats struct {
 	consumedInWindow, consumedBytesInWindow atomic.Int64
 
 	// notSent are records a fixed-rate producer gave up on, never sending
-	// them (producerLoop.giveUp).
-	notSent atomic.Int64
+	// them (producerLoop.giveUp); refused are records Produce refused up
+	// front. Neither is in sent, and errors counts only failures answered
+	// through done, so that sent - acked - errors is what went unanswered.
+	notSent, refused atomic.Int64
 
 	// redelivered are records a consumer group handed out again after a
 	// rebalance: counted once, when first delivered.
@@ -423,7 +425,7 @@ func (l *producerLoop) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return stopped(intended, l.maxRecords-i)
 			}
-			l.stats.errors.Add(1)
+			l.stats.refused.Add(1)
 			l.stats.noteError(err)
 			continue
 		}

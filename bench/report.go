@@ -228,7 +228,9 @@ func writeResults(b *strings.Builder, s *Summary) {
 			if r.Interrupted {
 				what = append(what, "interrupted")
 			}
-			if r.Errors > 0 {
+			if r.Refused > 0 {
+				what = append(what, fmt.Sprintf("%d records failed (%d refused by the client before they were sent)", r.Errors, r.Refused))
+			} else if r.Errors > 0 {
 				what = append(what, fmt.Sprintf("%d records failed", r.Errors))
 			}
 			if r.NotSent > 0 {

@@ -743,8 +743,11 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	res.RecordsSent = stats.sent.Load()
 	res.RecordsAcked = stats.acked.Load()
 	res.RecordsAckedInWindow = stats.ackedInWindow.Load()
-	res.Errors = stats.errors.Load()
-	res.Unacknowledged = max(res.RecordsSent-res.RecordsAcked-res.Errors, 0)
+	// Records Produce refused were never sent: they fail, but are not
+	// among the sent records that went unanswered.
+	res.Refused = stats.refused.Load()
+	res.Errors = stats.errors.Load() + res.Refused
+	res.Unacknowledged = max(res.RecordsSent-res.RecordsAcked-stats.errors.Load(), 0)
 	res.NotSent = stats.notSent.Load()
 	res.ConsumeErrors = stats.consumeErrors.Load()
 	res.RecordsConsumed = stats.consumed.Load()

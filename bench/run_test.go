@@ -426,3 +426,43 @@ func TestRunScenarioInterruptedWindow(t *testing.T) {
 		}
 	})
 }
+
+// halfRefusing refuses every other record up front (Produce's error: never
+// queued, never sent) and queues the others, which are never answered.
+type halfRefusing struct{ n int }
+
+func (p *halfRefusing) Produce(context.Context, string, int32, []byte, []byte, time.Time, func(error)) error {
+	p.n++
+	if p.n%2 == 0 {
+		return errors.New("refused")
+	}
+	return nil
+}
+func (p *halfRefusing) Flush(context.Context) error { return nil }
+func (p *halfRefusing) Close() error                { return nil }
+
+// TestRunScenarioRefusedNotUnacknowledged: records Produce refused were
+// never sent, so they fail without standing for sent records that were
+// answered; every record sent and never answered is unacknowledged.
+func TestRunScenarioRefusedNotUnacknowledged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &halfRefusing{}
+		res := runOneScenario(t.Context(), t, "producerRate: 1000\ntestDurationSeconds: 1\n",
+			producerDriver(func() Producer { return p }), &fakeAdmin{}, Config{DrainTimeout: time.Second})
+		if res.RecordsSent != 500 || res.Refused != 500 || res.Errors != 500 {
+			t.Errorf("sent %d, refused %d, errors %d; want 500 of each", res.RecordsSent, res.Refused, res.Errors)
+		}
+		if res.Unacknowledged != 500 {
+			t.Errorf("unacknowledged %d, want the 500 records sent and never answered", res.Unacknowledged)
+		}
+		var b strings.Builder
+		if err := WriteReport(&b, &Summary{Scenarios: []ScenarioResult{res}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, must := range []string{"500 records failed (500 refused by the client before they were sent)", "500 records unacknowledged"} {
+			if !strings.Contains(b.String(), must) {
+				t.Errorf("report lacks %q", must)
+			}
+		}
+	})
+}

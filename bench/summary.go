@@ -66,8 +66,11 @@ type ScenarioResult struct {
 	// RecordsStored is the sum of the topics' end offsets after the drain
 	// (-1 if unknown): below RecordsAcked, acknowledged records were lost,
 	// which acks=0 allows since it gets no answer.
-	RecordsStored   int64 `json:"recordsStored"`
+	RecordsStored int64 `json:"recordsStored"`
+	// Errors are records that failed: answered with an error, or refused
+	// by the client before they were sent (Refused of them).
 	Errors          int64 `json:"errors"`
+	Refused         int64 `json:"refused,omitempty"`
 	Retries         int64 `json:"retries"`
 	ConsumeErrors   int64 `json:"consumeErrors"`
 	RecordsConsumed int64 `json:"recordsConsumed"`
