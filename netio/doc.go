@@ -23,10 +23,14 @@
 // goroutine that the connection's reading (or, under netpoll, writing)
 // waits on, so it must hand slow work elsewhere; respond may be called from
 // any goroutine, at once or later, and responses still leave in request
-// order; NoResponse lets a request's turn pass; CloseAfter
-// closes the connection once its response is written; Done is called exactly
+// order; NoResponse lets a request's turn pass; CloseAfter closes the
+// connection once its response is written; Response.Done is called exactly
 // once, after the response is written or dropped because the connection
-// closed; Close returns once the handlers have answered everything they hold.
+// closed; Request.Done is closed as the connection closes, for whatever
+// reason (the client left, idleness, CloseAfter, Close), so that a handler
+// holding a request (a long poll) can give it up at once, though it must
+// still respond (the answer is dropped); Close returns once the handlers
+// have answered everything they hold.
 // A frame belongs to its handler, which may give a large one back with
 // Request.Release for a later frame to be read into (framepool.go).
 //

@@ -139,6 +139,56 @@ func TestDoneOnceWhenDropped(t *testing.T) {
 	})
 }
 
+// TestRequestDoneWhenConnectionCloses: Request.Done stays open while the
+// connection does, and closes when its client goes away and when the server
+// closes, so a handler holding a request (a long poll) can give it up; the
+// handler still answers, and Close waits for that. A Request no engine made
+// never reports done.
+func TestRequestDoneWhenConnectionCloses(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		held := make(chan *Request, 2)
+		quit := make(chan struct{}) // the test's end, failed or not
+		s, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+			held <- req
+			// A long poll that only its connection's end gives up.
+			go func() {
+				select {
+				case <-req.Done():
+				case <-quit:
+				}
+				respond(Response{NoResponse: true})
+			}()
+		}))
+		t.Cleanup(func() { close(quit) }) // before startTCP's Close, which waits for the answers
+		leaving, staying := dial(t, addr), dial(t, addr)
+		leaving.Write(frame([]byte("leaving")))
+		left := within(t, held, "the leaving client's request")
+		staying.Write(frame([]byte("staying")))
+		stays := within(t, held, "the staying client's request")
+		for _, req := range []*Request{left, stays} {
+			select {
+			case <-req.Done():
+				t.Fatalf("%q: Done closed while its connection is open", req.Frame)
+			default:
+			}
+		}
+		leaving.Close()
+		within(t, left.Done(), "Done after the client closed its connection")
+		select {
+		case <-stays.Done():
+			t.Fatal("another connection's close closed Done")
+		default:
+		}
+		closed := make(chan error)
+		go func() { closed <- s.Close() }()
+		within(t, stays.Done(), "Done as the server closes")
+		within(t, closed, "Close")
+	})
+	if (&Request{}).Done() != nil {
+		t.Fatal("a Request no engine made has a Done channel")
+	}
+}
+
 // TestCloseAfter: CloseAfter closes the connection once its response is
 // written, and NoResponse lets the request's turn pass silently.
 func TestCloseAfter(t *testing.T) {

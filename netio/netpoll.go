@@ -316,7 +316,7 @@ func (e *NetpollServer) onPrepare(nc netpoll.Connection) context.Context {
 		unix.Shutdown(fd, unix.SHUT_RDWR)
 		return ctx
 	}
-	c := &npConn{e: e, nc: nc, id: e.nextID.Add(1), ip: ip, remote: nc.RemoteAddr(), wfd: wfd}
+	c := &npConn{e: e, nc: nc, id: e.nextID.Add(1), ip: ip, remote: nc.RemoteAddr(), wfd: wfd, done: make(chan struct{})}
 	c.lastActive.Store(e.now())
 	c.idle = time.AfterFunc(math.MaxInt64, c.idleCheck)
 	e.mu.conns[c] = struct{}{}
@@ -406,6 +406,9 @@ type npConn struct {
 	// once that wraps it.
 	wfd  int
 	idle *time.Timer
+	// done is closed when the connection closes (closeFrom): its
+	// requests' Done.
+	done chan struct{}
 
 	lastActive atomic.Int64 // e.now() when bytes last arrived
 	lastWrite  atomic.Int64 // e.now() when a write last started or made progress
@@ -630,7 +633,7 @@ func (c *npConn) pump() {
 		sl := &npSlot{c: c}
 		c.mu.queue = append(c.mu.queue, sl)
 		c.mu.Unlock()
-		c.e.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.remote, parker: sl}, sl.respond)
+		c.e.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.remote, parker: sl, done: c.done}, sl.respond)
 		c.mu.Lock()
 	}
 	c.mu.dispatching = false
@@ -961,6 +964,7 @@ func (c *npConn) closeFrom(fromNetpoll bool) {
 		return
 	}
 	c.mu.closed = true
+	close(c.done)
 	unix.Shutdown(c.wfd, unix.SHUT_RDWR)
 	if c.mu.wfile != nil {
 		c.mu.wfile.Close() // wakes a writer parked on the poller

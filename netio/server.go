@@ -47,7 +47,8 @@ type Request struct {
 	ConnID     uint64
 	RemoteAddr net.Addr
 
-	parker parker // the engine's slot for the request
+	parker parker          // the engine's slot for the request
+	done   <-chan struct{} // closed when the connection closes (Done)
 }
 
 // parker is an engine's way to park a request (Request.Park).
@@ -66,6 +67,17 @@ func (r *Request) Park() {
 		r.parker.park()
 	}
 }
+
+// Done returns a channel that is closed once the request's connection
+// closes: its client went away, it was idle too long, a response asked to
+// close it, or the server is closing. A handler that holds a request for
+// long (a long-poll fetch waiting for appends) waits on it too, so that a
+// request no one will read the answer of ends at once instead of holding
+// its goroutine, timers and whatever it has read until its own time is up.
+// The handler must still respond, with anything (NoResponse will do): the
+// engine counts the request until then, and drops the answer. A Request no
+// engine made (a test's) has a nil channel, which never closes.
+func (r *Request) Done() <-chan struct{} { return r.done }
 
 // Release gives Frame's memory back to the engine for a later request's
 // frame (framepool.go). A handler may call it once nothing refers to any
@@ -325,7 +337,7 @@ type conn struct {
 	pending atomic.Int32
 
 	closeOnce sync.Once
-	closed    chan struct{}
+	closed    chan struct{} // closed by close; its requests' Done
 }
 
 // slot is one request's place in the connection's order.
@@ -402,7 +414,7 @@ func (c *conn) readLoop() {
 			sl.respond(Response{NoResponse: true})
 			return
 		}
-		c.s.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), parker: sl}, sl.respond)
+		c.s.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), parker: sl, done: c.closed}, sl.respond)
 	}
 }
 
