@@ -259,6 +259,18 @@ func fetchesWaiting(b *broker.Broker, n int64) error {
 	return fmt.Errorf("%d fetches waiting, want %d", b.FetchesWaiting(), n)
 }
 
+// until waits for cond, failing the test if it does not hold within 20 s:
+// a bounded wait on a condition the test cannot be told of otherwise.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20s for %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
 // TestOffsetForLeaderEpoch: a leader records its epoch at the log end when
 // elected, so the current epoch ends at the log end even before anything is
 // appended in it, and an earlier epoch ends where the next one starts.

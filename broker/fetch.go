@@ -66,6 +66,11 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
 		f.send()
 		return
 	}
+	// What was read is not sent: wait reads again when woken. Holding its
+	// regions would keep segments that retention deletes meanwhile open,
+	// their disk space held, for up to max_wait_ms (which a client may set
+	// to weeks); Kafka's purgatory holds no log data either.
+	f.release()
 	// Waiting on appends, not on the broker: out of queued.max.requests.
 	rq.conn.Park()
 	go f.wait()
@@ -159,14 +164,17 @@ func dedupeFetch(req *kmsg.FetchRequest) {
 	req.Topics = topics
 }
 
-// wait parks the fetch until it has enough or its time is up.
+// wait parks the fetch until appends may have brought it enough, reads
+// again, and answers once it has enough or its time is up. It holds no file
+// region while parked (handleFetch and each pass that is not enough release
+// theirs), and reads afresh after every wake.
 func (f *fetch) wait() {
 	f.b.metrics.fetchWaiting.Add(1)
 	defer f.b.metrics.fetchWaiting.Add(-1)
 	w := replica.NewWaiter()
 	timer := time.NewTimer(time.Until(f.deadline))
 	defer timer.Stop()
-	for !f.enough() {
+	for {
 		parked := 0
 		for _, pk := range f.parkable {
 			if !pk.p.Park(w, pk.seenHW) {
@@ -188,16 +196,24 @@ func (f *fetch) wait() {
 		case <-w.C(): // drain a wake that raced with the unpark
 		default:
 		}
-		f.release()
 		f.read()
-		select {
-		case <-f.b.stop:
-			f.send()
-			return
-		default:
+		if f.enough() || f.stopping() {
+			break
 		}
+		f.release()
 	}
 	f.send()
+}
+
+// stopping reports whether the broker is closing: a waiting fetch then
+// answers with what it has.
+func (f *fetch) stopping() bool {
+	select {
+	case <-f.b.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // read builds the response from the partitions' current state.
@@ -316,11 +332,13 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 	f.parkable = append(f.parkable, parked{p: p, seenHW: res.HighWatermark})
 }
 
-// release gives back the regions of a response that will not be sent.
+// release gives back the regions of a response that will not be sent, and
+// the response that refers to them, so that nothing sends a released region.
 func (f *fetch) release() {
 	segment.ReleaseAll(f.regions)
 	clear(f.regions)
 	f.regions = f.regions[:0]
+	f.resp = fetchResponse{}
 }
 
 // send encodes the response and hands it to netio, which releases the

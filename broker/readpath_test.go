@@ -136,6 +136,62 @@ func TestParkedFetchOnDeletedTopic(t *testing.T) {
 	}
 }
 
+// deletedSegmentsOpen counts this process's descriptors open on segment
+// .log files under dir that retention has deleted (renamed *.deleted, or
+// already removed): disk space a reader keeps from being freed.
+func deletedSegmentsOpen(t *testing.T, dir string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd to count open files: %v", err)
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) && strings.Contains(target, ".log.deleted") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestParkedFetchHoldsNoSegmentOpen: a fetch that found data but less than
+// min_bytes waits holding none of the segment files it read, and reads
+// again when woken, as Kafka's purgatory does; otherwise the segments
+// retention deletes meanwhile would stay open, their disk space held, for
+// up to max_wait_ms, which a client may set to weeks.
+func TestParkedFetchHoldsNoSegmentOpen(t *testing.T) {
+	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.LogRetentionCheckInterval = 100 * time.Millisecond })
+	createTopic(t, c, "pin", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("2048"), "file.delete.delay.ms": kmsg.StringPtr("0")})
+	producer := dialRaw(t, c.Addrs()[0])
+	for range 7 { // a segment each
+		produceRaw(producer, 9, 1, "pin", 0, recordBatch(t, 1, 1500))
+	}
+	// A long poll that finds the seven batches, wants 10 MiB, may wait a day.
+	consumer := dialRaw(t, c.Addrs()[0])
+	req := fetchRequest(12, "pin", 0)
+	req.MinBytes, req.MaxWaitMillis = 10<<20, 86_400_000
+	consumer.write(consumer.frameOf(req))
+	waitFetchesWaiting(t, c.Brokers[0], 1)
+	// Retention now keeps about one segment and deletes the others.
+	adm := kadm.NewClient(newClient(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := alterTopic(ctx, adm, "pin", kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.bytes", Value: kmsg.StringPtr("2048")}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := c.Brokers[0].Partition("pin", 0)
+	until(t, "retention to delete segments", func() bool { return p.LogStartOffset() > 0 })
+	dir, err := filepath.EvalSymlinks(filepath.Join(c.Config(0).Storage.LogDirs[0], "pin-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the deleted segments to be closed", func() bool { return deletedSegmentsOpen(t, dir) == 0 })
+	if n := c.Brokers[0].FetchesWaiting(); n != 1 {
+		t.Fatalf("%d fetches waiting, want the long poll still parked", n)
+	}
+}
+
 // TestDeletedTopicRecreatedEmpty: a topic deleted and created again at once
 // under the same name starts empty, while the old partition's files wait in
 // a renamed <topic>-<partition>.<id>-delete directory for
