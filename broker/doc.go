@@ -38,7 +38,9 @@
 // each lane in queue order (appendlanes.go), and the request answers when
 // the last is done; a Fetch that must wait parks on its partitions
 // (replica.Waiter) and answers from its own goroutine once appends bring its
-// min_bytes or max_wait_ms passes; requests that need the controller answer
+// min_bytes or max_wait_ms passes, holding no segment file while parked (it
+// reads again when woken) and ending, unanswered, as soon as its connection
+// closes (netio.Request.Done); requests that need the controller answer
 // from their own goroutine. netio bounds the requests in flight per
 // connection and overall, which bounds those goroutines; a waiting Fetch
 // gives back its share of the overall bound (netio.Request.Park), as Kafka's

@@ -167,13 +167,16 @@ func dedupeFetch(req *kmsg.FetchRequest) {
 // wait parks the fetch until appends may have brought it enough, reads
 // again, and answers once it has enough or its time is up. It holds no file
 // region while parked (handleFetch and each pass that is not enough release
-// theirs), and reads afresh after every wake.
+// theirs), and reads afresh after every wake. A fetch whose connection
+// closes ends at once and answers nothing: no one would read the answer,
+// and waiting out max_wait_ms would only hold a goroutine and a timer.
 func (f *fetch) wait() {
 	f.b.metrics.fetchWaiting.Add(1)
 	defer f.b.metrics.fetchWaiting.Add(-1)
 	w := replica.NewWaiter()
 	timer := time.NewTimer(time.Until(f.deadline))
 	defer timer.Stop()
+	gone := f.rq.conn.Done()
 	for {
 		parked := 0
 		for _, pk := range f.parkable {
@@ -187,6 +190,7 @@ func (f *fetch) wait() {
 			case <-w.C():
 			case <-timer.C:
 			case <-f.b.stop:
+			case <-gone:
 			}
 		}
 		for _, pk := range f.parkable[:parked] {
@@ -194,6 +198,14 @@ func (f *fetch) wait() {
 		}
 		select {
 		case <-w.C(): // drain a wake that raced with the unpark
+		default:
+		}
+		select {
+		case <-gone:
+			// The engine still wants an answer to account for the
+			// request; it drops it.
+			f.rq.send(netio.Response{NoResponse: true})
+			return
 		default:
 		}
 		f.read()

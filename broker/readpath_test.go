@@ -17,6 +17,7 @@ import (
 
 	"gregor/broker"
 	"gregor/internal/testcluster"
+	"gregor/netio"
 	"gregor/raft"
 )
 
@@ -189,6 +190,45 @@ func TestParkedFetchHoldsNoSegmentOpen(t *testing.T) {
 	until(t, "the deleted segments to be closed", func() bool { return deletedSegmentsOpen(t, dir) == 0 })
 	if n := c.Brokers[0].FetchesWaiting(); n != 1 {
 		t.Fatalf("%d fetches waiting, want the long poll still parked", n)
+	}
+}
+
+// TestParkedFetchEndsWithItsConnection: a parked fetch whose client closes
+// the connection ends at once, under either network engine, instead of
+// holding its goroutine and timer until max_wait_ms for an answer no one
+// would read; and closing the broker still ends a parked fetch.
+func TestParkedFetchEndsWithItsConnection(t *testing.T) {
+	for _, engine := range []string{netio.EngineStd, netio.EngineNetpoll} {
+		t.Run(engine, func(t *testing.T) {
+			c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.Net.Engine = engine })
+			createTopic(t, c, "gone", 1, nil)
+			b := c.Brokers[0]
+			// A long poll of an empty partition that may wait a day.
+			req := fetchRequest(12, "gone", 0)
+			req.MinBytes, req.MaxWaitMillis = 1, 86_400_000
+			leaving := dialRaw(t, c.Addrs()[0])
+			leaving.write(leaving.frameOf(req))
+			waitFetchesWaiting(t, b, 1)
+			leaving.c.Close()
+			waitFetchesWaiting(t, b, 0)
+
+			staying := dialRaw(t, c.Addrs()[0])
+			staying.write(staying.frameOf(req))
+			waitFetchesWaiting(t, b, 1)
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the broker did not close with a fetch parked")
+			}
+			if n := b.FetchesWaiting(); n != 0 {
+				t.Fatalf("%d fetches waiting after the broker closed", n)
+			}
+		})
 	}
 }
 
