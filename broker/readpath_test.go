@@ -160,36 +160,64 @@ func deletedSegmentsOpen(t *testing.T, dir string) int {
 // min_bytes waits holding none of the segment files it read, and reads
 // again when woken, as Kafka's purgatory does; otherwise the segments
 // retention deletes meanwhile would stay open, their disk space held, for
-// up to max_wait_ms, which a client may set to weeks.
+// up to max_wait_ms, which a client may set to weeks. It holds none after
+// its first read, nor after an append that woke it without bringing
+// min_bytes.
 func TestParkedFetchHoldsNoSegmentOpen(t *testing.T) {
-	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.LogRetentionCheckInterval = 100 * time.Millisecond })
-	createTopic(t, c, "pin", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("2048"), "file.delete.delay.ms": kmsg.StringPtr("0")})
-	producer := dialRaw(t, c.Addrs()[0])
-	for range 7 { // a segment each
-		produceRaw(producer, 9, 1, "pin", 0, recordBatch(t, 1, 1500))
-	}
-	// A long poll that finds the seven batches, wants 10 MiB, may wait a day.
-	consumer := dialRaw(t, c.Addrs()[0])
-	req := fetchRequest(12, "pin", 0)
-	req.MinBytes, req.MaxWaitMillis = 10<<20, 86_400_000
-	consumer.write(consumer.frameOf(req))
-	waitFetchesWaiting(t, c.Brokers[0], 1)
-	// Retention now keeps about one segment and deletes the others.
-	adm := kadm.NewClient(newClient(t, c))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := alterTopic(ctx, adm, "pin", kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.bytes", Value: kmsg.StringPtr("2048")}); err != nil {
-		t.Fatal(err)
-	}
-	p, _ := c.Brokers[0].Partition("pin", 0)
-	until(t, "retention to delete segments", func() bool { return p.LogStartOffset() > 0 })
-	dir, err := filepath.EvalSymlinks(filepath.Join(c.Config(0).Storage.LogDirs[0], "pin-0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	until(t, "the deleted segments to be closed", func() bool { return deletedSegmentsOpen(t, dir) == 0 })
-	if n := c.Brokers[0].FetchesWaiting(); n != 1 {
-		t.Fatalf("%d fetches waiting, want the long poll still parked", n)
+	for _, tc := range []struct {
+		name  string
+		woken bool
+	}{{"parked after its first read", false}, {"parked again after a wake", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.LogRetentionCheckInterval = 100 * time.Millisecond })
+			createTopic(t, c, "pin", 1, map[string]*string{"segment.bytes": kmsg.StringPtr("2048"), "file.delete.delay.ms": kmsg.StringPtr("0")})
+			createTopic(t, c, "waker", 1, nil)
+			b := c.Brokers[0]
+			producer := dialRaw(t, c.Addrs()[0])
+			for range 7 { // a segment each
+				produceRaw(producer, 9, 1, "pin", 0, recordBatch(t, 1, 1500))
+			}
+			// A long poll that finds the seven batches, wants 10 MiB,
+			// may wait a day, and also watches an empty partition.
+			req := fetchRequest(12, "pin", 0)
+			waker := kmsg.NewFetchRequestTopic()
+			waker.Topic, waker.Partitions = "waker", slices.Clone(req.Topics[0].Partitions)
+			req.Topics = append(req.Topics, waker)
+			req.MinBytes, req.MaxWaitMillis = 10<<20, 86_400_000
+			consumer := dialRaw(t, c.Addrs()[0])
+			consumer.write(consumer.frameOf(req))
+			waitFetchesWaiting(t, b, 1)
+			if tc.woken {
+				// The fetch reads both partitions again, still short
+				// of min_bytes, and parks again.
+				produceRaw(producer, 9, 1, "waker", 0, recordBatch(t, 1, 10))
+			}
+			// Retention now keeps about one segment and deletes the others.
+			adm := kadm.NewClient(newClient(t, c))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := alterTopic(ctx, adm, "pin", kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.bytes", Value: kmsg.StringPtr("2048")}); err != nil {
+				t.Fatal(err)
+			}
+			p, _ := b.Partition("pin", 0)
+			until(t, "retention to delete segments", func() bool { return p.LogStartOffset() > 0 })
+			dir, err := filepath.EvalSymlinks(filepath.Join(c.Config(0).Storage.LogDirs[0], "pin-0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			until(t, "the deleted segments to be closed", func() bool {
+				return deletedSegmentsOpen(t, dir) == 0 || b.FetchesWaiting() == 0
+			})
+			if b.FetchesWaiting() == 0 {
+				// Nothing tells the test when the woken fetch has read
+				// again: it did only after retention ran, found offset 0
+				// gone and answered, holding nothing.
+				if !tc.woken {
+					t.Fatal("the long poll ended")
+				}
+				t.Skip("the woken fetch read again only after retention ran; nothing to check")
+			}
+		})
 	}
 }
 
