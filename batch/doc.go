@@ -47,7 +47,8 @@
 //	    17    4 crc                   CRC-32C of bytes [21, end), unsigned
 //	    21    2 attributes            see below
 //	    23    4 lastOffsetDelta       record count - 1 (as produced)
-//	    27    8 baseTimestamp         first record's timestamp, ms
+//	    27    8 baseTimestamp         first record's timestamp, ms; the delete
+//	                                  horizon instead when attribute bit 6 is set
 //	    35    8 maxTimestamp          largest timestamp, ms
 //	    43    8 producerId            -1 without idempotence
 //	    51    2 producerEpoch         -1 without idempotence
@@ -62,7 +63,8 @@
 //	bit  3    timestamp type: 0 CreateTime, 1 LogAppendTime
 //	bit  4    transactional
 //	bit  5    control batch (transaction markers)
-//	bit  6    delete horizon set (compacted topics)
+//	bit  6    delete horizon set: a log cleaner kept tombstones in the batch,
+//	          and may drop them from baseTimestamp on (KIP-534, compacted topics)
 //	bits 7-15 unused, 0
 //
 // Each record (varint and varlong are zigzag-encoded base-128, like protobuf

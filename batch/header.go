@@ -41,6 +41,7 @@ const (
 	attrTimestampType = 0x08
 	attrTransactional = 0x10
 	attrControl       = 0x20
+	attrDeleteHorizon = 0x40
 )
 
 // Codec is a compression codec id, as stored in the low three attribute bits.
@@ -141,6 +142,27 @@ func (h Header) SetMaxTimestampLogAppendTime(ts int64) {
 func (h Header) SetMaxTimestamp(ts int64) {
 	binary.BigEndian.PutUint64(h[offMaxTimestamp:], uint64(ts))
 	h.SetCRC()
+}
+
+// DeleteHorizon is the time from which a log cleaner may drop the batch's
+// tombstones, if one stamped it (KIP-534): with attribute bit 6 set,
+// baseTimestamp holds the horizon instead of the first record's timestamp.
+// Record timestamps are baseTimestamp + timestampDelta either way.
+func (h Header) DeleteHorizon() (ms int64, ok bool) {
+	if h.Attributes()&attrDeleteHorizon == 0 {
+		return 0, false
+	}
+	return h.BaseTimestamp(), true
+}
+
+// SetDeleteHorizon stamps the batch with a delete horizon, as Kafka's log
+// cleaner does the first time it keeps a tombstone: attribute bit 6 set and
+// baseTimestamp = ms. Record timestamps are relative to baseTimestamp, so the
+// caller must have written the records' timestampDeltas relative to ms, and
+// recomputes the CRC (SetCRC) afterwards: both fields are under it.
+func (h Header) SetDeleteHorizon(ms int64) {
+	binary.BigEndian.PutUint16(h[offAttributes:], uint16(h.Attributes()|attrDeleteHorizon))
+	binary.BigEndian.PutUint64(h[offBaseTimestamp:], uint64(ms))
 }
 
 // SetCRC recomputes the CRC over bytes [21, Size()).

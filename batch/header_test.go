@@ -132,6 +132,18 @@ func TestHeaderFieldsAndRewrites(t *testing.T) {
 	if err := Validate(b, 0); err != nil || !h.LogAppendTime() || h.MaxTimestamp() != 1800000000000 || h.Codec() != CodecLZ4 {
 		t.Fatalf("after LogAppendTime: %v", err)
 	}
+	// A cleaner's delete horizon takes baseTimestamp's place, under bit 6,
+	// and leaves the other attributes alone.
+	if _, ok := h.DeleteHorizon(); ok {
+		t.Fatal("a producer's batch has a delete horizon")
+	}
+	h.SetDeleteHorizon(1900000000000)
+	h.SetCRC()
+	hz, ok := h.DeleteHorizon()
+	if err := Validate(b, 0); err != nil || !ok || hz != 1900000000000 || h.BaseTimestamp() != hz ||
+		h.Attributes()&attrDeleteHorizon == 0 || !h.LogAppendTime() || !h.Transactional() || h.Control() || h.Codec() != CodecLZ4 {
+		t.Fatalf("after SetDeleteHorizon: %v, horizon %d %v, attributes %#x", err, hz, ok, h.Attributes())
+	}
 }
 
 func TestParseCodec(t *testing.T) {

@@ -33,13 +33,26 @@ import (
 //  3. Rewrite every closed segment below that offset, in groups whose sizes
 //     sum to at most segment.bytes, so small cleaned segments merge. A record
 //     stays unless the map holds a newer offset for its key, or it is a
-//     tombstone (null value) in a segment whose newest timestamp is older
-//     than delete.retention.ms before now (Kafka's rule before KIP-534).
+//     tombstone (null value) in a batch whose delete horizon has passed.
 //     Records without a key (which produce refuses for compacted topics) and
 //     control batches stay. A batch keeps its header (baseOffset,
 //     lastOffsetDelta, timestamps, attributes, producer fields) and is
 //     re-encoded with only the records that stay, compressed with its own
 //     codec; one left with no records goes; one left whole is copied as is.
+//
+//     Tombstones follow Kafka's KIP-534: a pass that keeps a tombstone in a
+//     batch with no delete horizon yet stamps the batch with one, now +
+//     delete.retention.ms (attribute bit 6, baseTimestamp = the horizon, the
+//     records' timestamp deltas rebased on it so their timestamps do not
+//     change); a later pass at or after the horizon drops them. So a
+//     tombstone outlives, by delete.retention.ms at least, the pass that
+//     removed the values it deletes, and a consumer that read one of those
+//     values before that pass finds the tombstone after it, however old the
+//     tombstone's own timestamp. (The rule before KIP-534, a tombstone in a
+//     segment older than delete.retention.ms goes, dropped an old tombstone
+//     in the very pass that dropped its value.) Only batches that the map
+//     has been compared with are stamped: a tombstone past the map's end
+//     has not yet removed the older values of its key.
 //  4. Each group goes to <base>.log.cleaned with its indexes, is fsynced,
 //     renamed to .swap, swapped into the segment list and renamed to its
 //     final names; the segments it replaces are deleted, and closed only once
@@ -249,8 +262,11 @@ type CleanStats struct {
 	BytesRead, BytesWritten          int64
 	// RecordsRead and RecordsKept count the records of data batches.
 	RecordsRead, RecordsKept int64
-	// TombstonesDropped counts tombstones past delete.retention.ms.
+	// TombstonesDropped counts tombstones whose delete horizon had passed.
 	TombstonesDropped int64
+	// BatchesMarked counts batches stamped with a delete horizon: they kept
+	// tombstones, which a pass from then on may drop.
+	BatchesMarked int64
 	// BatchesDropped were left with no records.
 	BatchesDropped int64
 	// BatchesUndecodable could not be decoded (beyond the decompression
@@ -338,8 +354,8 @@ func (l *Log) cleanSnapshot(cfg *Config, nowMs int64) (*cleanSnapshot, error) {
 	return sn, nil
 }
 
-// Clean runs one cleaning pass over l at time now (the clock that decides
-// which tombstones are old enough to drop), whatever its dirty ratio. It
+// Clean runs one cleaning pass over l at time now (the clock that stamps
+// delete horizons and decides which have passed), whatever its dirty ratio. It
 // stops early, returning errCleanAborted, when stop is closed or the log is
 // closed or truncated meanwhile. A read or write error fails the log, as any
 // storage error does; a malformed batch is ErrCorruption and leaves the log
@@ -369,7 +385,7 @@ func (c *Cleaner) Clean(l *Log, now time.Time, stop <-chan struct{}) (CleanStats
 	defer func() { l.endCleaningPass(st.EndOffset, ok) }()
 	// With nothing dirty (the Manager does not ask for such a pass, but a
 	// caller may), the map stays empty and the pass only drops tombstones
-	// that have aged past delete.retention.ms since the last one.
+	// whose delete horizon has passed since the last one.
 	end, limit := fd, min(fd, fu)
 	if fd < fu {
 		var err error
@@ -517,7 +533,8 @@ const (
 	recordTombstoneExpired
 )
 
-// retain is the cleaner's rule for one record.
+// retain is the cleaner's rule for one record; dropTombstones says its
+// batch's delete horizon has passed.
 func (c *Cleaner) retain(offset int64, key, value []byte, end int64, dropTombstones bool) int {
 	if key == nil {
 		return recordKept
@@ -534,8 +551,11 @@ func (c *Cleaner) retain(offset int64, key, value []byte, end int64, dropTombsto
 }
 
 // filterBatch appends to dst what of batch h stays, and counts what it
-// dropped in st.
-func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end int64, dropTombstones bool, st *CleanStats) []byte {
+// dropped in st. At nowMs, the tombstones of a batch stamped with a delete
+// horizon go once it has passed; a batch below end that keeps tombstones and
+// has no horizon yet is stamped with horizon (KIP-534, see the top of this
+// file).
+func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end, nowMs, horizon int64, st *CleanStats) []byte {
 	if h.Control() {
 		return append(dst, h...)
 	}
@@ -544,9 +564,11 @@ func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end int64, dropTombsto
 		st.BatchesUndecodable++
 		return append(dst, h...)
 	}
+	stamped, marked := h.DeleteHorizon()
+	dropTombstones := marked && nowMs >= stamped
 	base, count := h.BaseOffset(), h.RecordCount()
 	c.keep = c.keep[:0]
-	kept, tombstones := 0, 0
+	kept, tombstones, keptTombstones := 0, 0, 0
 	rr := batch.NewRecordReader(records, count)
 	for rr.Next(&c.rec) {
 		verdict := c.retain(base+int64(c.rec.OffsetDelta), c.rec.Key, c.rec.Value, end, dropTombstones)
@@ -554,6 +576,9 @@ func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end int64, dropTombsto
 		switch verdict {
 		case recordKept:
 			kept++
+			if c.rec.Key != nil && c.rec.Value == nil {
+				keptTombstones++
+			}
 		case recordTombstoneExpired:
 			tombstones++
 		}
@@ -565,17 +590,26 @@ func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end int64, dropTombsto
 	st.RecordsRead += int64(len(c.keep))
 	st.RecordsKept += int64(kept)
 	st.TombstonesDropped += int64(tombstones)
-	switch kept {
-	case len(c.keep):
+	// The map end is a batch boundary: a batch below it was compared whole.
+	mark := !marked && keptTombstones > 0 && h.LastOffset() < end
+	switch {
+	case kept == len(c.keep) && !mark:
 		return append(dst, h...)
-	case 0:
+	case kept == 0:
 		st.BatchesDropped++
 		return dst
+	}
+	// Record timestamps are baseTimestamp + timestampDelta: with the
+	// horizon in baseTimestamp's place, the deltas move the other way.
+	var rebase int64
+	if mark {
+		rebase = h.BaseTimestamp() - horizon
 	}
 	c.recs = c.recs[:0]
 	rr = batch.NewRecordReader(records, count)
 	for i := 0; rr.Next(&c.rec); i++ {
 		if c.keep[i] {
+			c.rec.TimestampDelta += rebase
 			c.recs = batch.AppendRecord(c.recs, &c.rec)
 		}
 	}
@@ -588,6 +622,10 @@ func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end int64, dropTombsto
 	nh := batch.Header(dst[start:])
 	binary.BigEndian.PutUint32(nh[batchLengthOffset:], uint32(len(nh)-batch.LengthOverhead))
 	binary.BigEndian.PutUint32(nh[recordCountOffset:], uint32(kept))
+	if mark {
+		nh.SetDeleteHorizon(horizon)
+		st.BatchesMarked++
+	}
 	nh.SetCRC()
 	return dst
 }
@@ -634,7 +672,12 @@ func (g *cleanGroup) admits(src cleanSource, cfg *Config) bool {
 // cleanSegments rewrites every closed segment whose base is below limit,
 // with the map covering offsets up to end.
 func (c *Cleaner) cleanSegments(l *Log, sn *cleanSnapshot, cfg *Config, end, limit, nowMs int64, stop <-chan struct{}, st *CleanStats) error {
-	horizon := nowMs - cfg.DeleteRetentionMs
+	// The delete horizon this pass stamps; it saturates, so that a
+	// retention of centuries keeps tombstones instead of wrapping around.
+	horizon := nowMs + cfg.DeleteRetentionMs
+	if horizon < nowMs {
+		horizon = math.MaxInt64
+	}
 	g := &c.group
 	g.reset(cfg.IndexIntervalBytes)
 	defer c.dropGroupFile(l, g)
@@ -653,7 +696,6 @@ func (c *Cleaner) cleanSegments(l *Log, sn *cleanSnapshot, cfg *Config, end, lim
 			}
 		}
 		g.srcs = append(g.srcs, src)
-		dropTombstones := src.largestTs < horizon
 		c.rd.reset(src.s.file, 0, src.size)
 		output := false
 		for {
@@ -669,7 +711,7 @@ func (c *Cleaner) cleanSegments(l *Log, sn *cleanSnapshot, cfg *Config, end, lim
 			}
 			st.BytesRead += int64(len(h))
 			at := len(g.pending)
-			g.pending = c.filterBatch(g.pending, h, end, dropTombstones, st)
+			g.pending = c.filterBatch(g.pending, h, end, nowMs, horizon, st)
 			if len(g.pending) == at {
 				continue
 			}

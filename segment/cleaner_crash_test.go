@@ -320,7 +320,8 @@ func TestCleanConcurrentAppendAndRead(t *testing.T) {
 //	segment 1: b=1              emptied by b=2 in segment 3: leads the next group
 //	segment 2: c=<big>          too big to join segment 0's group
 //	segment 3: b=2              stays
-//	segment 4: tombstone q...   expired: emptied, and last, so a group of its own
+//	segment 4: tombstone q...   past the delete horizon an earlier pass stamped:
+//	                            emptied, and last, so a group of its own
 //	segment 5: z=1              active
 //
 // With segment.bytes 350 for the clean, the groups are [0], [1, 2], [3] and
@@ -333,7 +334,11 @@ func emptiedSegmentsLog(t *testing.T, dir string) Config {
 	l := openLog(t, dir, cfg, OpenOptions{})
 	pad := strings.Repeat("p", 80)
 	for _, r := range []rec{kv("a", pad), kv("b", pad), kv("c", strings.Repeat("c", 180)), kv("b", pad+"2"), tombstone(strings.Repeat("q", 150)), kv("z", pad)} {
-		appendBatch(t, l, keyedBatch(t, batch.CodecNone, 1000, r))
+		b := keyedBatch(t, batch.CodecNone, 1000, r)
+		if r.value == nil {
+			b = stampedBatch(t, 2000, 1000, r)
+		}
+		appendBatch(t, l, b)
 	}
 	if n := len(l.Segments()); n != 6 {
 		t.Fatalf("%d segments, want 6", n)

@@ -268,42 +268,191 @@ func mapsEqual(a, b map[string]entry) bool {
 	return true
 }
 
-// TestCleanTombstones: a tombstone replaces its key's older records at once,
-// stays while its segment is younger than delete.retention.ms, and goes
-// once it is older (by the clock the pass is given).
+// deleteHorizonOf returns the delete horizon of the batch holding offset,
+// if the cleaner stamped one.
+func deleteHorizonOf(t testing.TB, l *Log, offset int64) (int64, bool) {
+	t.Helper()
+	data, err := l.ReadBytes(nil, offset, 1, 1<<62)
+	if err != nil || len(data) < batch.HeaderSize {
+		t.Fatalf("reading the batch at %d: %d bytes, %v", offset, len(data), err)
+	}
+	h := batch.Header(data)
+	if offset < h.BaseOffset() || offset > h.LastOffset() {
+		t.Fatalf("offset %d is in no batch: the next is %d-%d", offset, h.BaseOffset(), h.LastOffset())
+	}
+	return h.DeleteHorizon()
+}
+
+// stampedBatch is keyedBatch as an earlier cleaning pass leaves a batch that
+// kept a tombstone: stamped with a delete horizon, its records' timestamps
+// unchanged.
+func stampedBatch(tb testing.TB, horizon, ts int64, recs ...rec) []byte {
+	tb.Helper()
+	b := keyedBatch(tb, batch.CodecNone, ts, recs...)
+	h := batch.Header(b)
+	out := slices.Clone(b[:batch.HeaderSize])
+	rr := batch.NewRecordReader(h.Records(), h.RecordCount())
+	var r batch.Record
+	for rr.Next(&r) {
+		r.TimestampDelta += h.BaseTimestamp() - horizon
+		out = batch.AppendRecord(out, &r)
+	}
+	if err := rr.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	binary.BigEndian.PutUint32(out[batchLengthOffset:], uint32(len(out)-batch.LengthOverhead))
+	nh := batch.Header(out)
+	nh.SetDeleteHorizon(horizon)
+	nh.SetCRC()
+	return out
+}
+
+// TestCleanTombstones: a tombstone replaces its key's older records at once
+// and stays delete.retention.ms after the first pass that keeps it, however
+// old its own timestamp (KIP-534): that pass stamps its batch with the delete
+// horizon, leaving the records' timestamps as they were; a pass before the
+// horizon keeps it and the horizon; a pass at the horizon drops it. A
+// consumer that read a=1 before the first pass and goes on after it finds the
+// delete.
 func TestCleanTombstones(t *testing.T) {
 	cfg := compactConfig()
-	cfg.DeleteRetentionMs = 60_000
+	const retention = 60_000
+	cfg.DeleteRetentionMs = retention
 	l := openLog(t, filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
 	ts := int64(1_000_000)
 	appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv("a", "1"), kv("b", "1"), kv("c", "1")))
-	appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts+1, tombstone("a"), kv("b", "2")))
+	appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts+10, tombstone("a"), kv("b", "2")))
 	for i := range 20 { // roll past them
-		appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts+2, kv(fmt.Sprintf("filler-%d", i), strings.Repeat("x", 100))))
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts+20, kv(fmt.Sprintf("filler-%d", i), strings.Repeat("x", 100))))
 	}
 	c := testCleaner()
-	clean(t, c, l, time.UnixMilli(ts+59_000))
-	view := newestPerKey(readAll(t, l))
-	if e, ok := view["a"]; !ok || e.value != nil {
-		t.Fatalf("a within delete.retention.ms: %+v %v, want its tombstone", e, ok)
-	}
+	// The first pass ever, long after the tombstone was written.
+	first := ts + 10*retention
+	st := clean(t, c, l, time.UnixMilli(first))
+	var sawTombstone bool
 	for _, r := range readAll(t, l) {
-		if string(r.key) == "a" && r.value != nil {
+		if string(r.key) != "a" {
+			continue
+		}
+		if r.value != nil {
 			t.Fatalf("a's old value survived its tombstone: %+v", r)
 		}
+		if r.offset != 3 || r.ts != ts+10 {
+			t.Fatalf("a's tombstone is at offset %d with timestamp %d, want 3 and %d", r.offset, r.ts, ts+10)
+		}
+		sawTombstone = true
 	}
-	// Another pass later, with nothing new: still within the retention.
-	clean(t, c, l, time.UnixMilli(ts+60_001))
-	if _, ok := newestPerKey(readAll(t, l))["a"]; !ok {
-		t.Fatal("a's tombstone went at exactly delete.retention.ms: its segment's newest record is younger")
+	if !sawTombstone || st.TombstonesDropped != 0 || st.BatchesMarked != 1 {
+		t.Fatalf("the first pass over an old tombstone: kept it %v, %d dropped, %d batches marked", sawTombstone, st.TombstonesDropped, st.BatchesMarked)
 	}
-	st := clean(t, c, l, time.UnixMilli(ts+200_000))
-	view = newestPerKey(readAll(t, l))
+	if hz, ok := deleteHorizonOf(t, l, 3); !ok || hz != first+retention {
+		t.Fatalf("the tombstone's batch has horizon %d (%v), want %d", hz, ok, first+retention)
+	}
+	if hz, ok := deleteHorizonOf(t, l, 0); ok {
+		t.Fatalf("a batch without a tombstone got horizon %d", hz)
+	}
+	// Passes before the horizon, with nothing new: it stays, and its horizon
+	// does not move.
+	for _, now := range []int64{first + 1, first + retention - 1} {
+		if st := clean(t, c, l, time.UnixMilli(now)); st.TombstonesDropped != 0 || st.BatchesMarked != 0 {
+			t.Fatalf("pass at %d: %+v", now, st)
+		}
+		if _, ok := newestPerKey(readAll(t, l))["a"]; !ok {
+			t.Fatalf("a's tombstone went at %d, before its horizon %d", now, first+retention)
+		}
+		if hz, _ := deleteHorizonOf(t, l, 3); hz != first+retention {
+			t.Fatalf("pass at %d moved the horizon to %d", now, hz)
+		}
+	}
+	st = clean(t, c, l, time.UnixMilli(first+retention))
+	view := newestPerKey(readAll(t, l))
 	if _, ok := view["a"]; ok || st.TombstonesDropped != 1 {
-		t.Fatalf("a past delete.retention.ms: still %+v, %d dropped", view["a"], st.TombstonesDropped)
+		t.Fatalf("a at its delete horizon: still %+v, %d dropped", view["a"], st.TombstonesDropped)
 	}
 	if string(view["b"].value) != "2" || string(view["c"].value) != "1" {
 		t.Fatalf("b=%q c=%q, want 2 and 1", view["b"].value, view["c"].value)
+	}
+}
+
+// TestCleanTombstoneOrdering: what a tombstone deletes and what follows it
+// keep their order through passes and horizons. A value written after a
+// tombstone outlives it; a tombstone after a value keeps the key deleted
+// until its horizon, then the key is gone, never back at an older value.
+func TestCleanTombstoneOrdering(t *testing.T) {
+	cfg := compactConfig()
+	cfg.DeleteRetentionMs = 1000
+	l := openLog(t, filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
+	ts := int64(1_000_000)
+	appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv("a", "1"), kv("b", "1")))
+	appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, tombstone("a"), tombstone("b")))
+	appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv("b", "2")))
+	for i := range 20 {
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv(fmt.Sprintf("filler-%d", i), strings.Repeat("x", 100))))
+	}
+	c := testCleaner()
+	for i, now := range []int64{ts, ts + 999, ts + 1000, ts + 5000} {
+		clean(t, c, l, time.UnixMilli(now))
+		var keys []string
+		for _, r := range readAll(t, l) {
+			if k := string(r.key); k == "a" || k == "b" {
+				v := "∅"
+				if r.value != nil {
+					v = string(r.value)
+				}
+				keys = append(keys, fmt.Sprintf("%d:%s=%s", r.offset, k, v))
+			}
+		}
+		want := []string{"2:a=∅", "4:b=2"} // the tombstone's horizon is ts+1000
+		if i >= 2 {
+			want = []string{"4:b=2"}
+		}
+		if !slices.Equal(keys, want) {
+			t.Fatalf("after a pass at %d: %q, want %q", now, keys, want)
+		}
+	}
+}
+
+// TestCleanTombstonePastMapEnd: a pass whose offset map fills before a
+// tombstone rewrites the tombstone's segment without stamping its batch:
+// the tombstone has not yet removed the older values of its key, and a
+// horizon running from then could drop it in the very pass that does. The
+// pass whose map reaches it stamps it.
+func TestCleanTombstonePastMapEnd(t *testing.T) {
+	cfg := compactConfig()
+	cfg.SegmentBytes = 64 << 10 // every key in one segment
+	cfg.DeleteRetentionMs = 1000
+	l := openLog(t, filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
+	ts := int64(1_000_000)
+	appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv("a", "1")))
+	for k := range 60 {
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv(fmt.Sprintf("key-%d", k), "v")))
+	}
+	tomb := appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, tombstone("a"))).FirstOffset
+	appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv("roll", strings.Repeat("r", 63<<10))))
+	if n := len(l.Segments()); n != 2 {
+		t.Fatalf("%d segments, want the keys in one closed segment and an active one", n)
+	}
+	ccfg := DefaultCleanerConfig()
+	ccfg.DedupeBufferSize = MinCleanerDedupeBufferSize // 37 keys
+	c := NewCleaner(ccfg, discardLogger)
+	st := clean(t, c, l, time.UnixMilli(ts))
+	if !st.MapFull || st.EndOffset > tomb || st.SegmentsCleaned != 1 {
+		t.Fatalf("first pass %+v: want a full map ending before the tombstone at %d, its segment rewritten", st, tomb)
+	}
+	if hz, ok := deleteHorizonOf(t, l, tomb); ok {
+		t.Fatalf("a tombstone past the map's end got horizon %d", hz)
+	}
+	// Long after: the pass that removes a=1 stamps the tombstone, and keeps it.
+	st = clean(t, c, l, time.UnixMilli(ts+10_000))
+	if st.MapFull {
+		t.Fatalf("second pass %+v: want it to reach the active segment", st)
+	}
+	view := newestPerKey(readAll(t, l))
+	if e, ok := view["a"]; !ok || e.value != nil || e.offset != tomb {
+		t.Fatalf("a after the pass that removed a=1: %+v %v, want the tombstone at %d", e, ok, tomb)
+	}
+	if hz, ok := deleteHorizonOf(t, l, tomb); !ok || hz != ts+11_000 {
+		t.Fatalf("the tombstone's horizon: %d %v, want %d", hz, ok, ts+11_000)
 	}
 }
 

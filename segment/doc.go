@@ -108,7 +108,19 @@
 // of consecutive cleaned segments whose sizes sum to at most segment.bytes
 // merge into one, named after the first. a=4 in the active segment is not
 // compared with the closed segments until the next pass, after it rolls.
-// Tombstones stay for delete.retention.ms (here b=∅), then go. The offset
+//
+// Tombstones (here b=∅) follow KIP-534, as Kafka's cleaner does since 3.0:
+// the first pass that keeps one stamps its batch with a delete horizon, now +
+// delete.retention.ms, and a pass at or after the horizon drops it. So a
+// tombstone outlives the values it deletes by delete.retention.ms at least,
+// however old it is. The stamp is the one header change a cleaned batch
+// gets, in Kafka's layout:
+//
+//	attributes     bit 6 (0x40) set: the delete horizon is set
+//	baseTimestamp  the horizon, ms, instead of the first record's timestamp
+//	each record    timestampDelta rebased on it: timestamps do not change
+//
+// The offset
 // below which the log is clean (8 above) is its entry in the dir's
 // cleaner-offset-checkpoint; a log listed there may have gaps, which recovery
 // allows whatever the log's configured policy.

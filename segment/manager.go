@@ -535,7 +535,7 @@ func (m *Manager) CleanLogs(stop <-chan struct{}) (int, error) {
 		m.logger.Info("cleaned a log", "partition", c.tp, "first_dirty", st.FirstDirtyOffset, "end", st.EndOffset,
 			"map_full", st.MapFull, "keys", st.MapKeys, "segments", st.SegmentsCleaned, "segments_written", st.SegmentsWritten,
 			"bytes_read", st.BytesRead, "bytes_written", st.BytesWritten, "records_kept", st.RecordsKept, "records_read", st.RecordsRead,
-			"tombstones_dropped", st.TombstonesDropped)
+			"tombstones_dropped", st.TombstonesDropped, "batches_marked", st.BatchesMarked)
 		errs = append(errs, m.CheckpointCleanerOffsets())
 	}
 	return cleaned, errors.Join(errs...)

@@ -97,7 +97,8 @@ func TestAllocOffsetMap(t *testing.T) {
 }
 
 // TestAllocCleanerBatch: once its buffers have grown, the cleaner maps and
-// filters a batch, uncompressed or not, without allocating.
+// filters a batch, uncompressed or not, and stamps it with a delete horizon
+// for the tombstone it keeps, without allocating.
 func TestAllocCleanerBatch(t *testing.T) {
 	for _, codec := range []batch.Codec{batch.CodecNone, batch.CodecZstd} {
 		t.Run(codec.String(), func(t *testing.T) {
@@ -108,6 +109,7 @@ func TestAllocCleanerBatch(t *testing.T) {
 			for i := range 50 {
 				recs = append(recs, kv(fmt.Sprintf("key-%d", i%20), fmt.Sprintf("value-%d", i)))
 			}
+			recs = append(recs, tombstone("gone"))
 			h := batch.Header(keyedBatch(t, codec, 1000, recs...))
 			c := testCleaner()
 			c.m.reset(1000)
@@ -116,11 +118,12 @@ func TestAllocCleanerBatch(t *testing.T) {
 			run := func() {
 				c.m.reset(50)
 				c.mapBatch(h)
-				out = c.filterBatch(out[:0], h, 1<<40, false, &st)
+				out = c.filterBatch(out[:0], h, 1<<40, 2000, 3000, &st)
 			}
 			run()
-			if got := batch.Header(out).RecordCount(); got != 20 {
-				t.Fatalf("kept %d records, want 20", got)
+			hz, ok := batch.Header(out).DeleteHorizon()
+			if got := batch.Header(out).RecordCount(); got != 21 || !ok || hz != 3000 {
+				t.Fatalf("kept %d records, want 20 and the tombstone; horizon %d %v, want 3000", got, hz, ok)
 			}
 			if allocs := testing.AllocsPerRun(50, run); allocs != 0 {
 				t.Fatalf("%v allocations per batch", allocs)
