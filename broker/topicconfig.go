@@ -324,9 +324,23 @@ func overrideNum(overrides map[string]string, name string) (int64, bool) {
 
 // logConfig is a topic's log settings: the broker's log.* defaults with the
 // topic's overrides on top. Values were validated when stored.
+//
+// segment.Config reads zero as "the default" (retention of 7 days, no size
+// limit, no timed flush), where Kafka's 0 means the opposite: retention.ms=0
+// deletes every closed segment at once, retention.bytes=0 every closed
+// segment, flush.ms=0 fsyncs at every check. Those map to the nearest value
+// that is not zero, which behaves the same, as cmd/gregor maps the
+// broker-wide log.* keys (retentionValue); any negative retention is -1, no
+// limit, as in Kafka.
 func (b *Broker) logConfig(overrides map[string]string) segment.Config {
 	c := b.cfg.Storage.Log
 	num := func(name string) (int64, bool) { return overrideNum(overrides, name) }
+	retention := func(n int64) int64 {
+		if n < 0 {
+			return -1
+		}
+		return max(n, 1)
+	}
 	if n, ok := num("segment.bytes"); ok {
 		c.SegmentBytes = n
 	}
@@ -343,22 +357,21 @@ func (b *Broker) logConfig(overrides map[string]string) segment.Config {
 		c.IndexIntervalBytes = max(int(n), 1)
 	}
 	if n, ok := num("retention.ms"); ok {
-		c.RetentionMs = n
+		c.RetentionMs = retention(n)
 	}
 	if n, ok := num("retention.bytes"); ok {
-		c.RetentionBytes = n
+		c.RetentionBytes = retention(n)
 	}
 	if n, ok := num("flush.messages"); ok {
 		c.FlushMessages = n
 	}
 	if n, ok := num("flush.ms"); ok {
-		c.FlushMs = n
+		c.FlushMs = max(n, 1)
 	}
 	if v, ok := overrides["cleanup.policy"]; ok {
 		c.CleanupPolicy = normalizeCleanupPolicy(v)
 	}
-	// segment.Config reads zero as "the default": Kafka's 0 for these is
-	// the nearest value that is not zero, which behaves the same.
+	// Zero again: see above.
 	if n, ok := num("delete.retention.ms"); ok {
 		c.DeleteRetentionMs = max(n, 1)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,7 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/batch"
+	"gregor/broker"
 	"gregor/internal/testcluster"
+	"gregor/segment"
 )
 
 // TestConfigsGregorLacksAtTheirDefaults: the topic configs of features
@@ -133,4 +138,63 @@ func TestEveryKafkaTopicConfigIsDescribed(t *testing.T) {
 	if !slices.Equal(names, kafkaTopicConfigs) {
 		t.Errorf("described configs\n%q\nwant Kafka's\n%q", names, kafkaTopicConfigs)
 	}
+}
+
+// TestTopicConfigZeroIsKafkasZero: a topic's retention.ms=0,
+// retention.bytes=0 and flush.ms=0 mean what they mean in Kafka (delete
+// every closed segment at once; fsync at every check), not the "unset" that
+// zero is in segment.Config (7 days, no limit, never), nor the broker's
+// defaults. The log a topic gets from them deletes and fsyncs accordingly.
+func TestTopicConfigZeroIsKafkasZero(t *testing.T) {
+	bc := broker.DefaultConfig()
+	bc.Storage.Log.RetentionMs = 3_600_000
+	bc.Storage.Log.RetentionBytes = 1 << 30
+	bc.Storage.Log.FlushMs = 3_600_000
+	var nowMs atomic.Int64
+	nowMs.Store(1_700_000_000_000)
+	open := func(t *testing.T, overrides map[string]string) *segment.Log {
+		t.Helper()
+		cfg := broker.LogConfig(bc, overrides)
+		l, err := segment.Open(t.TempDir(), cfg, segment.OpenOptions{Now: func() time.Time { return time.UnixMilli(nowMs.Load()) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	appendOne := func(t *testing.T, l *segment.Log, ts int64) {
+		t.Helper()
+		b := batch.NewBuilder(batch.DefaultBuilderOptions())
+		b.Add(ts, []byte("k"), []byte(strings.Repeat("v", 100)), nil)
+		out, err := b.AppendBatch(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(out, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, key := range []string{"retention.ms", "retention.bytes"} {
+		t.Run(key, func(t *testing.T) {
+			// A segment a batch, each batch 10 ms old.
+			l := open(t, map[string]string{key: "0", "segment.bytes": "200"})
+			for range 5 {
+				appendOne(t, l, nowMs.Load()-10)
+			}
+			if n := len(l.Segments()); n != 5 {
+				t.Fatalf("%d segments, want 5", n)
+			}
+			if n, err := l.EnforceRetention(); err != nil || n != 4 || len(l.Segments()) != 1 {
+				t.Fatalf("%s=0 deleted %d segments (%v), leaving %d; want every one but the active one", key, n, err, len(l.Segments()))
+			}
+		})
+	}
+	t.Run("flush.ms", func(t *testing.T) {
+		l := open(t, map[string]string{"flush.ms": "0"})
+		nowMs.Add(1) // the next check after the log opened
+		appendOne(t, l, nowMs.Load())
+		if rp, end := l.RecoveryPoint(), l.LogEndOffset(); rp != end {
+			t.Fatalf("flush.ms=0: recovery point %d after an append, log end %d: not fsynced", rp, end)
+		}
+	})
 }
