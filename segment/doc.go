@@ -152,7 +152,11 @@
 // As in Kafka, data is not fsynced by default: replication makes it durable.
 // flush.messages and flush.ms turn fsync on, with group commit: appends that
 // wait while an fsync runs share the next one. Rolled segments are fsynced in
-// the background, and everything on Close. The first failed write or fsync
+// the background, and everything on Close. An fsync that covers a segment
+// created since the last one fsyncs the dir too, before the recovery point
+// passes it (Kafka's LocalLog.flush): the roll's own dir fsync runs in the
+// background, and an acknowledged record must not sit in a file a crash could
+// unlink. The first failed write or fsync
 // stops the log: every later call returns ErrLogFailed (KAFKA_STORAGE_ERROR).
 //
 // # Concurrency

@@ -269,12 +269,18 @@ func (l *Log) load(o OpenOptions) ([]*segment, error) {
 		break
 	}
 	if recoverFrom < len(segs) {
-		// What recovery kept is now the recovery point: make it durable.
+		// What recovery kept is now the recovery point: make it durable,
+		// with the directory entries of its segments (some may have been
+		// created just before the crash) and of those it removed.
 		for _, s := range segs[recoverFrom:] {
 			if err := l.io.datasync(s.file.f); err != nil {
 				closeAll()
 				return nil, err
 			}
+		}
+		if err := l.io.syncDir(l.dir); err != nil {
+			closeAll()
+			return nil, err
 		}
 	}
 	return segs, nil
@@ -623,6 +629,12 @@ func (l *Log) flushTo(target int64) error {
 // returns the log end offset it covered. Indexes are not synced: an index
 // write lost in a crash leaves zeros, which the check at open catches, or
 // missing entries, which only make lookups scan further.
+//
+// A segment that starts at or after from may have been created since the
+// last fsync, and its directory entry with it: the directory is fsynced too,
+// as Kafka's LocalLog.flush does, so that the recovery point never covers a
+// file a crash could unlink. The roll's own directory fsync runs in the
+// background, and nothing waits for it.
 func (l *Log) syncFrom(from int64) (int64, error) {
 	var files [8]*File
 	pending := files[:0]
@@ -632,10 +644,12 @@ func (l *Log) syncFrom(from int64) (int64, error) {
 		return 0, err
 	}
 	end := l.mu.logEnd
+	created := false
 	for _, s := range l.mu.segments {
 		if s.next > from || s.base >= from {
 			s.file.acquire()
 			pending = append(pending, s.file)
+			created = created || s.base >= from
 		}
 	}
 	l.mu.RUnlock()
@@ -645,6 +659,13 @@ func (l *Log) syncFrom(from int64) (int64, error) {
 			err = l.io.datasync(f.f)
 		}
 		f.Release()
+	}
+	if err == nil && created {
+		if err = l.io.syncDir(l.dir); err != nil && l.usable() != nil {
+			// Closed meanwhile to be deleted: its directory may have
+			// been renamed or removed, and nothing failed.
+			err = l.usable()
+		}
 	}
 	return end, err
 }

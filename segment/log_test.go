@@ -195,6 +195,7 @@ type faultyOps struct {
 	tear      bool  // a failing write first writes half its bytes
 	failSync  error
 	syncs     int
+	dirSyncs  int           // syncDirs that have returned
 	syncGate  chan struct{} // when set, the first datasync waits on it
 	dirGate   chan struct{} // when set, the first syncDir waits on it
 }
@@ -207,7 +208,17 @@ func (f *faultyOps) syncDir(dir string) error {
 	if gate != nil {
 		<-gate
 	}
-	return f.osFileOps.syncDir(dir)
+	err := f.osFileOps.syncDir(dir)
+	f.mu.Lock()
+	f.dirSyncs++
+	f.mu.Unlock()
+	return err
+}
+
+func (f *faultyOps) dirSyncsDone() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dirSyncs
 }
 
 func (f *faultyOps) writeAt(file *os.File, b []byte, off int64) (int, error) {
@@ -365,6 +376,43 @@ func TestGroupCommit(t *testing.T) {
 		if ops.syncs != 2 {
 			t.Fatalf("%d appends took %d fsyncs, want 2 (the one running, then one for all that waited)", appenders, ops.syncs)
 		}
+	})
+}
+
+// TestFlushSyncsNewSegmentDir: with flush.messages=1, an append that rolls
+// returns only once a directory fsync has covered the new segment's entry,
+// not while the roll's background one is held up: an acknowledged record
+// must not sit in a file a crash could unlink.
+func TestFlushSyncsNewSegmentDir(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.FlushMessages = 1
+		l, ops := openFaulty(t, cfg, OpenOptions{})
+		b := offsetBatch(t, 0, 4)
+		for l.Size()+int64(len(b)) <= cfg.SegmentBytes {
+			appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 4))
+		}
+		synctest.Wait() // no directory fsync from before is still running
+		before := ops.dirSyncsDone()
+		gate := make(chan struct{})
+		ops.mu.Lock()
+		ops.dirGate = gate // whichever directory fsync comes first waits
+		ops.mu.Unlock()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			info := appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 4))
+			if !info.Rolled {
+				t.Error("the append did not roll")
+			}
+			if n := ops.dirSyncsDone(); n == before {
+				t.Errorf("an append with flush.messages=1 returned (recovery point %d, new segment at %d) before any directory fsync since its roll",
+					l.RecoveryPoint(), info.FirstOffset)
+			}
+		}()
+		synctest.Wait()
+		close(gate)
+		<-done
 	})
 }
 
