@@ -255,41 +255,112 @@ func inEpochField(model []writtenBatch, segment, at int64) bool {
 // TestCrashRecoveryLostTailAtBatchBoundary: a segment that lost its tail
 // exactly at a batch boundary looks whole on its own; the next segment,
 // which starts past where it now ends, shows the loss, and recovery drops
-// it rather than leave a hole in the offsets.
+// it rather than leave a hole in the offsets: whether the recovery point
+// lies before the loss, past it (a truncation that a crash cut short leaves
+// segments the last checkpoint called durable), or the log was closed
+// cleanly.
 func TestCrashRecoveryLostTailAtBatchBoundary(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "t-0")
-	cfg := testConfig()
-	cfg.SegmentBytes = 600
-	l, err := Open(dir, cfg, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
+	for _, opening := range []string{"recovery point before", "recovery point past", "clean shutdown"} {
+		t.Run(opening, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "t-0")
+			cfg := testConfig()
+			cfg.SegmentBytes = 600
+			l, err := Open(dir, cfg, OpenOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 12 {
+				if _, err := l.Append(buildBatch(t, batchSpec{records: 2, valueSize: 100, ts: 1000}), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			segs := l.Segments()
+			if len(segs) < 3 {
+				t.Fatalf("%d segments, want at least 3", len(segs))
+			}
+			o := OpenOptions{RecoveryPoint: 0}
+			switch opening {
+			case "recovery point past":
+				o.RecoveryPoint = l.LogEndOffset()
+				crash(l)
+			case "clean shutdown":
+				o.CleanShutdown = true
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				crash(l)
+			}
+			// Cut the second segment after its first batch.
+			victim := segs[1]
+			data := readSegmentFile(t, dir, victim.BaseOffset)
+			first := batch.Header(data)
+			if err := os.WriteFile(filepath.Join(dir, segmentName(victim.BaseOffset)+logSuffix), data[:first.Size()], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l, err = Open(dir, cfg, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if got, want := l.LogEndOffset(), first.NextOffset(); got != want {
+				t.Fatalf("log end %d after recovery, want %d (the end of what the cut segment kept)", got, want)
+			}
+			if n := len(l.Segments()); n != 2 {
+				t.Fatalf("%d segments after recovery, want 2", n)
+			}
+		})
 	}
-	for range 12 {
-		if _, err := l.Append(buildBatch(t, batchSpec{records: 2, valueSize: 100, ts: 1000}), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	segs := l.Segments()
-	if len(segs) < 3 {
-		t.Fatalf("%d segments, want at least 3", len(segs))
-	}
-	crash(l)
-	// Cut the second segment after its first batch.
-	victim := segs[1]
-	data := readSegmentFile(t, dir, victim.BaseOffset)
-	first := batch.Header(data)
-	if err := os.WriteFile(filepath.Join(dir, segmentName(victim.BaseOffset)+logSuffix), data[:first.Size()], 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err = Open(dir, cfg, OpenOptions{RecoveryPoint: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if got, want := l.LogEndOffset(), first.NextOffset(); got != want {
-		t.Fatalf("log end %d after recovery, want %d (the end of what the cut segment kept)", got, want)
-	}
-	if n := len(l.Segments()); n != 2 {
-		t.Fatalf("%d segments after recovery, want 2", n)
+}
+
+// TestTruncateInterruptedLeavesAPrefix: a crash in the middle of Truncate
+// (here, as a stand-in, the rename of a middle segment to *.deleted fails)
+// leaves a prefix of the log, compacted or not: the later segments go, the
+// last first and durably, before the segment holding the new end is cut.
+// Cut first, a crash left that segment short of the next one that survived,
+// a hole with truncated records after it, which the recovery of a log that
+// may have gaps (a compacted one) took for the log.
+func TestTruncateInterruptedLeavesAPrefix(t *testing.T) {
+	for _, compacted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compacted=%v", compacted), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "t-0")
+			cfg := testConfig()
+			if compacted {
+				cfg.CleanupPolicy = "compact"
+			}
+			l := openLog(t, dir, cfg, OpenOptions{})
+			for len(l.Segments()) < 5 {
+				appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 4))
+			}
+			before := readAll(t, l)
+			segs := l.Segments()
+			var obstacles []string
+			for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+				o := filepath.Join(dir, segmentName(segs[2].BaseOffset)+suf+deletedSuffix)
+				if err := os.MkdirAll(filepath.Join(o, "x"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				obstacles = append(obstacles, o)
+			}
+			cut := segs[0].BaseOffset + 8
+			if err := l.Truncate(cut); err == nil {
+				t.Fatal("Truncate succeeded despite the failed rename")
+			}
+			crash(l)
+			for _, o := range obstacles {
+				if err := os.RemoveAll(o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l = openLog(t, dir, cfg, OpenOptions{HasCleanerCheckpoint: compacted})
+			after := readAll(t, l)
+			if len(after) < int(cut) || len(after) > len(before) {
+				t.Fatalf("%d records after recovery, want from %d (what the truncation kept) to %d", len(after), cut, len(before))
+			}
+			sameRecords(t, "the recovered log against the log before the truncation", after, before[:len(after)])
+			if end := l.LogEndOffset(); end != after[len(after)-1].offset+1 {
+				t.Fatalf("log end %d after recovery, last record %d", end, after[len(after)-1].offset)
+			}
+		})
 	}
 }

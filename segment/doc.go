@@ -86,7 +86,12 @@
 // cut at the first bad byte, later segments are deleted, and the scanned
 // segments' indexes are rebuilt. An index that is missing, or that disagrees
 // with its log (a zeroed tail, entries out of order or past the end), is
-// rebuilt even after a clean shutdown.
+// rebuilt even after a clean shutdown. In a log never cleaned (offsets
+// contiguous), a segment that does not start where the one before it ended
+// is scanned too, wherever it lies, and the log is cut before it: nothing
+// resumes past a hole. Truncate renames the segments after the new end
+// *.deleted, the last first, and fsyncs the dir before it cuts the segment
+// holding the end, so that a crash leaves a prefix of the log, never a hole.
 //
 // # Compaction (cleaner.go)
 //

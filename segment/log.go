@@ -217,9 +217,16 @@ func (l *Log) load(o OpenOptions) ([]*segment, error) {
 	// A log with a cleaner checkpoint has been cleaned, whatever its policy
 	// is now (the broker opens logs before it knows their topics' configs).
 	rc := recoveryCheck{epoch: -1, compact: l.cfg.compacts() || o.HasCleanerCheckpoint}
+	repaired := false
 	for i := 0; i < len(segs); i++ {
 		s, active := segs[i], i == len(segs)-1
-		if i < recoverFrom && s.base >= rc.next {
+		// In a log whose offsets are contiguous, a segment that does not
+		// start where the one before it ended follows a loss (a file gone,
+		// a truncation a crash cut short), below the recovery point or
+		// after a clean shutdown as much as above: the scan finds it, and
+		// the log is cut there rather than resume past a hole.
+		gap := rc.seen && !rc.compact && s.base != rc.next
+		if i < recoverFrom && s.base >= rc.next && !gap {
 			ok, err := s.load(sizes[i], &l.cfg, active)
 			if err != nil {
 				closeAll()
@@ -242,6 +249,7 @@ func (l *Log) load(o OpenOptions) ([]*segment, error) {
 		if res.bad == nil {
 			continue
 		}
+		repaired = true
 		// Truncate at the first bad byte and drop everything after it. A
 		// segment left empty goes too, unless it is the first.
 		l.logger.Warn("truncating the log at the first bad byte", "segment", s.base, "position", res.valid,
@@ -268,11 +276,11 @@ func (l *Log) load(o OpenOptions) ([]*segment, error) {
 		}
 		break
 	}
-	if recoverFrom < len(segs) {
+	if recoverFrom < len(segs) || repaired {
 		// What recovery kept is now the recovery point: make it durable,
 		// with the directory entries of its segments (some may have been
 		// created just before the crash) and of those it removed.
-		for _, s := range segs[recoverFrom:] {
+		for _, s := range segs[min(recoverFrom, len(segs)-1):] {
 			if err := l.io.datasync(s.file.f); err != nil {
 				closeAll()
 				return nil, err
@@ -861,6 +869,23 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	removed := slices.Clone(segs[j+1:])
 	l.truncations++
+	// The later segments go first, the last first, and durably, before
+	// segment j is cut, as Kafka's LocalLog.truncateTo removes them first:
+	// a crash at any point then leaves a prefix of the log. Cutting first,
+	// a crash before the renames left a hole with the truncated records
+	// after it, which recovery took for the log (a compacted log may have
+	// gaps) or had to find. Readers go on reading the renamed segments
+	// through their open files until the list changes below.
+	for i := len(removed) - 1; i >= 0; i-- {
+		if err := l.retire(removed[i], l.cfg.fileDeleteDelay()); err != nil {
+			return l.fail(err)
+		}
+	}
+	if len(removed) > 0 {
+		if err := l.io.syncDir(l.dir); err != nil {
+			return l.fail(err)
+		}
+	}
 	l.mu.Lock()
 	l.mu.segments = segs[:j+1]
 	err = s.file.f.Truncate(cut)
@@ -870,15 +895,11 @@ func (l *Log) Truncate(offset int64) error {
 	l.mu.logEnd = s.next
 	end := s.next
 	l.mu.Unlock()
+	for _, d := range removed {
+		d.release()
+	}
 	if err != nil {
 		return l.fail(err)
-	}
-	for _, d := range removed {
-		err := l.retire(d, l.cfg.fileDeleteDelay())
-		d.release()
-		if err != nil {
-			return l.fail(err)
-		}
 	}
 	l.flush.Lock()
 	l.flush.recoveryPoint = min(l.flush.recoveryPoint, end)
