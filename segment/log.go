@@ -70,6 +70,10 @@ type Log struct {
 		running       bool
 		recoveryPoint int64 // offsets below it are on stable storage
 		lastMs        int64 // when the last fsync began
+		// truncations counts the truncations that lowered recoveryPoint:
+		// an fsync that saw it change while it ran covered a log end
+		// that may no longer exist, and raises nothing.
+		truncations uint64
 	}
 	background sync.WaitGroup // fsyncs of rolled segments
 
@@ -612,7 +616,7 @@ func (l *Log) flushTo(target int64) error {
 			continue
 		}
 		f.running = true
-		from := f.recoveryPoint
+		from, gen := f.recoveryPoint, f.truncations
 		f.lastMs = l.now().UnixMilli()
 		f.Unlock()
 		end, err := l.syncFrom(from)
@@ -625,10 +629,18 @@ func (l *Log) flushTo(target int64) error {
 		if err != nil {
 			return l.fail(err)
 		}
+		if f.truncations != gen {
+			// Truncated under the fsync, which covered the old end: the
+			// next round syncs from the lowered recovery point.
+			continue
+		}
 		if end <= from { // truncated below target meanwhile
 			return nil
 		}
-		f.recoveryPoint = max(f.recoveryPoint, end)
+		// A truncation that has cut the log but not yet lowered the
+		// recovery point is behind us; the cap keeps the point at or
+		// below the log end it leaves.
+		f.recoveryPoint = max(f.recoveryPoint, min(end, l.LogEndOffset()))
 	}
 	return nil
 }
@@ -903,6 +915,7 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	l.flush.Lock()
 	l.flush.recoveryPoint = min(l.flush.recoveryPoint, end)
+	l.flush.truncations++
 	l.flush.Unlock()
 	l.cleaner.Lock()
 	l.cleaner.firstDirty = min(l.cleaner.firstDirty, end)
@@ -952,6 +965,7 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	l.mu.Unlock()
 	l.flush.Lock()
 	l.flush.recoveryPoint = offset
+	l.flush.truncations++
 	l.flush.Unlock()
 	l.cleaner.Lock()
 	l.cleaner.firstDirty = offset

@@ -416,6 +416,55 @@ func TestFlushSyncsNewSegmentDir(t *testing.T) {
 	})
 }
 
+// TestFlushRacingTruncate: a truncation while an fsync runs leaves the
+// recovery point at or below the new log end, not at the end the fsync
+// began with, so that later appends with flush.messages=1 are fsynced.
+func TestFlushRacingTruncate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		l, ops := openFaulty(t, cfg, OpenOptions{})
+		for range 20 {
+			appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 4))
+		}
+		synctest.Wait() // the rolls' background fsyncs are done
+		appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 4))
+		if rp, end := l.RecoveryPoint(), l.LogEndOffset(); rp >= end || rp <= 8 {
+			t.Fatalf("recovery point %d, log end %d: want the flush to have something to do, all above the cut", rp, end)
+		}
+		gate := make(chan struct{})
+		ops.mu.Lock()
+		ops.syncGate = gate
+		ops.mu.Unlock()
+		flushed := make(chan error)
+		go func() { flushed <- l.Flush() }()
+		synctest.Wait() // the flush waits in its first fsync
+		if err := l.Truncate(8); err != nil {
+			t.Fatal(err)
+		}
+		close(gate)
+		if err := <-flushed; err != nil {
+			t.Fatal(err)
+		}
+		if rp, end := l.RecoveryPoint(), l.LogEndOffset(); rp > end {
+			t.Fatalf("recovery point %d past the log end %d after a flush raced a truncation", rp, end)
+		}
+		cfg.FlushMessages = 1
+		if err := l.SetConfig(cfg); err != nil {
+			t.Fatal(err)
+		}
+		ops.mu.Lock()
+		before := ops.syncs
+		ops.mu.Unlock()
+		info := appendBatch(t, l, offsetBatch(t, l.LogEndOffset(), 4))
+		ops.mu.Lock()
+		after := ops.syncs
+		ops.mu.Unlock()
+		if after == before || l.RecoveryPoint() <= info.LastOffset {
+			t.Fatalf("an append with flush.messages=1 after the race: %d fsyncs, recovery point %d, last offset %d", after-before, l.RecoveryPoint(), info.LastOffset)
+		}
+	})
+}
+
 // TestAppendRejects: what Append refuses, with nothing written.
 func TestAppendRejects(t *testing.T) {
 	cfg := testConfig()
