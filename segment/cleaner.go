@@ -80,6 +80,9 @@ const (
 	stepDeleted      = "deleted"       // the other replaced segments deleted
 	stepRenamedIndex = "renamed-index" // indexes renamed to their final names
 	stepDone         = "done"          // the log renamed to its final name
+	// stepPassEnd is not a step of a swap: the pass, its swaps done, is
+	// about to move the first dirty offset.
+	stepPassEnd = "pass-end"
 )
 
 var cleanSteps = []string{stepCleaned, stepSwapIndexes, stepSwap, stepSwapped, stepDeleted, stepRenamedIndex, stepDone}
@@ -237,9 +240,17 @@ func (l *Log) Cleaned() <-chan struct{} {
 	return l.cleaner.done
 }
 
-func (l *Log) endCleaningPass(firstDirty int64, ok bool) {
+// endCleaningPass ends a pass that began at truncation count gen, moving
+// the first dirty offset to firstDirty if it succeeded. A truncation since,
+// even one after the pass's last swap, lowered the first dirty offset to its
+// new log end, which the pass's end must not raise back: the offsets between
+// may be written again, dirty. swapMu, under which truncations count and
+// Truncate lowers the first dirty offset, makes the check and the move one.
+func (l *Log) endCleaningPass(firstDirty int64, ok bool, gen uint64) {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.cleaner.Lock()
-	if ok {
+	if ok && l.truncations == gen {
 		l.cleaner.firstDirty, l.cleaner.listed = firstDirty, true
 	}
 	close(l.cleaner.done)
@@ -382,7 +393,10 @@ func (c *Cleaner) Clean(l *Log, now time.Time, stop <-chan struct{}) (CleanStats
 	fd, fu := sn.toClean.FirstDirtyOffset, sn.toClean.FirstUncleanableOffset
 	st := CleanStats{FirstDirtyOffset: fd, EndOffset: fd}
 	ok := false
-	defer func() { l.endCleaningPass(st.EndOffset, ok) }()
+	defer func() {
+		_ = l.cleanStep(stepPassEnd) // nothing is left to stop
+		l.endCleaningPass(st.EndOffset, ok, sn.gen)
+	}()
 	// With nothing dirty (the Manager does not ask for such a pass, but a
 	// caller may), the map stays empty and the pass only drops tombstones
 	// whose delete horizon has passed since the last one.

@@ -480,6 +480,48 @@ func TestCleanAbortedByTruncationAndRetention(t *testing.T) {
 	}
 }
 
+// TestCleanTruncatedAfterLastSwap: a truncation after a pass's last swap,
+// before the pass moves the first dirty offset to where it ended, keeps the
+// first dirty offset it lowered: the offsets above the new log end will be
+// written again, dirty, and the next pass must map them.
+func TestCleanTruncatedAfterLastSwap(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "t-0")
+	l := openLog(t, dir, compactConfig(), OpenOptions{})
+	for i := range 40 {
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, 1000, kv(fmt.Sprintf("k%d", i%5), fmt.Sprint(i, strings.Repeat("v", 80)))))
+	}
+	var truncated error
+	l.cleanHook = func(step string) error {
+		if step == stepPassEnd {
+			l.cleanHook = nil
+			truncated = l.Truncate(l.LogStartOffset() + 1)
+		}
+		return nil
+	}
+	st := clean(t, testCleaner(), l, time.UnixMilli(2000))
+	if truncated != nil {
+		t.Fatal(truncated)
+	}
+	if st.SegmentsWritten == 0 {
+		t.Fatalf("the pass swapped nothing in: %+v", st)
+	}
+	if fd, _ := l.CleanerCheckpoint(); fd > l.LogEndOffset() || fd >= st.EndOffset {
+		t.Fatalf("first dirty offset %d after the pass ended at %d, the log truncated to %d", fd, st.EndOffset, l.LogEndOffset())
+	}
+	// Written again, the truncated offsets are dirty: the next pass maps
+	// them, and the view is the newest value of each key.
+	model := newestPerKey(readAll(t, l))
+	for i := range 40 {
+		k, v := fmt.Sprintf("k%d", i%5), fmt.Sprint("again-", i)
+		info := appendBatch(t, l, keyedBatch(t, batch.CodecNone, 3000, kv(k, v)))
+		model[k] = entry{info.FirstOffset, []byte(v)}
+	}
+	clean(t, testCleaner(), l, time.UnixMilli(4000))
+	if got := newestPerKey(readAll(t, l)); !mapsEqual(got, model) {
+		t.Fatalf("after the truncation and a new pass: key view\n%v\nwant\n%v", got, model)
+	}
+}
+
 // TestCleanStopsOnClose: Close stops a pass under way and waits for it.
 func TestCleanStopsOnClose(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "t-0")
