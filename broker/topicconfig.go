@@ -330,17 +330,11 @@ func overrideNum(overrides map[string]string, name string) (int64, bool) {
 // deletes every closed segment at once, retention.bytes=0 every closed
 // segment, flush.ms=0 fsyncs at every check. Those map to the nearest value
 // that is not zero, which behaves the same, as cmd/gregor maps the
-// broker-wide log.* keys (retentionValue); any negative retention is -1, no
-// limit, as in Kafka.
+// broker-wide log.* keys (segment.KafkaRetention); any negative retention
+// is -1, no limit, as in Kafka.
 func (b *Broker) logConfig(overrides map[string]string) segment.Config {
 	c := b.cfg.Storage.Log
 	num := func(name string) (int64, bool) { return overrideNum(overrides, name) }
-	retention := func(n int64) int64 {
-		if n < 0 {
-			return -1
-		}
-		return max(n, 1)
-	}
 	if n, ok := num("segment.bytes"); ok {
 		c.SegmentBytes = n
 	}
@@ -357,10 +351,10 @@ func (b *Broker) logConfig(overrides map[string]string) segment.Config {
 		c.IndexIntervalBytes = max(int(n), 1)
 	}
 	if n, ok := num("retention.ms"); ok {
-		c.RetentionMs = retention(n)
+		c.RetentionMs = segment.KafkaRetention(n)
 	}
 	if n, ok := num("retention.bytes"); ok {
-		c.RetentionBytes = retention(n)
+		c.RetentionBytes = segment.KafkaRetention(n)
 	}
 	if n, ok := num("flush.messages"); ok {
 		c.FlushMessages = n

@@ -103,6 +103,20 @@ func DefaultConfig() Config {
 	return c
 }
 
+// KafkaRetention maps a Kafka retention limit (retention.ms,
+// retention.bytes and their log.* defaults) onto Config's, which reads zero
+// as unset: Kafka's 0 (delete every closed segment) is 1, which behaves the
+// same, and any negative value is -1, no limit.
+func KafkaRetention(n int64) int64 {
+	switch {
+	case n < 0:
+		return -1
+	case n == 0:
+		return 1
+	}
+	return n
+}
+
 // EnsureDefaults fills every zero field with its default.
 func (c *Config) EnsureDefaults() {
 	setDefault(&c.SegmentBytes, DefaultSegmentBytes)

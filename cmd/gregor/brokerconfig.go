@@ -520,10 +520,10 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 		retSet = false
 	}
 	if retSet {
-		lc.RetentionMs = retentionValue(retMs)
+		lc.RetentionMs = segment.KafkaRetention(retMs)
 	}
 	if n, ok := r.integer("log.retention.bytes", math.MinInt64, math.MaxInt64); ok {
-		lc.RetentionBytes = retentionValue(n)
+		lc.RetentionBytes = segment.KafkaRetention(n)
 	}
 	r.setInt64("log.flush.interval.messages", 1, &lc.FlushMessages)
 	if n, ok := r.integer("log.flush.interval.ms", 0, math.MaxInt64); ok {
@@ -747,20 +747,6 @@ func cleanupPolicy(v string) (string, error) {
 	default:
 		return "delete", nil
 	}
-}
-
-// retentionValue maps a Kafka retention limit onto segment's: any negative
-// value means no limit (-1), as in Kafka, and 0, which segment would read as
-// "the default", becomes 1, which deletes the same segments (every one but
-// the active one).
-func retentionValue(n int64) int64 {
-	switch {
-	case n < 0:
-		return -1
-	case n == 0:
-		return 1
-	}
-	return n
 }
 
 // selfVoterAddr is the address peers dial for this node's controller
