@@ -183,6 +183,13 @@ func (q *QuorumController) run() {
 				q.fenceExpired(context.Background(), ctrl)
 			}
 		case c := <-q.reqs:
+			if err := c.ctx.Err(); err != nil {
+				// Its caller has gone: deciding it would only write
+				// records no one waits for (KRaft drops an event past its
+				// deadline the same way).
+				c.reply <- controllerReply{err: err}
+				continue
+			}
 			if c.req == nil {
 				var err error
 				if ctrl == nil {
@@ -204,7 +211,7 @@ func (q *QuorumController) fenceExpired(ctx context.Context, ctrl *Controller) e
 	if len(records) == 0 {
 		return nil
 	}
-	_, err := q.node.Propose(ctx, records)
+	_, err := q.node.Propose(context.WithoutCancel(ctx), records) // see decide
 	if err != nil {
 		q.logger.Warn("fencing brokers whose sessions expired", "err", err)
 	}
@@ -241,7 +248,13 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 	if len(records) == 0 {
 		return resp, nil
 	}
-	applied, err := q.node.Propose(ctx, records)
+	// The shell waits for the entry even if the caller gives up (call
+	// answers the caller when its context ends): the entry commits anyway,
+	// and the next decision must be made on an image that holds it, or it
+	// can contradict it (a second topic of the same name), in an entry no
+	// node can apply. Propose still ends if the node loses leadership or
+	// stops.
+	applied, err := q.node.Propose(context.WithoutCancel(ctx), records)
 	if errors.Is(err, ErrNotController) {
 		return notController(req), nil
 	}

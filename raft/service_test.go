@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -363,4 +364,40 @@ func TestQuorumControllerProducerIDsAndConfigs(t *testing.T) {
 		t.Fatalf("an invalid value after failover: %s, want INVALID_CONFIG", codeName(r.Resources[0].ErrorCode))
 	}
 	sc.checkOneActivePerEpoch()
+}
+
+// TestQuorumControllerFinishesProposalsItsCallersAbandon: a caller that gives
+// up (a client's short timeout_ms) does not make the shell give up on the
+// entry it proposed, which commits anyway. Deciding the retry on an image
+// without that entry proposed a second topic of the same name, an entry no
+// node could apply: every voter stopped, and stopped again on restart. The
+// callers' deadlines are spread over the time a proposal takes, so that some
+// end before the shell takes their request and some while their entry is in
+// flight.
+func TestQuorumControllerFinishesProposalsItsCallersAbandon(t *testing.T) {
+	sc := newServiceCluster(t)
+	e := sc.register(1)
+	for range 3 {
+		if !sc.heartbeat(1, e).IsFenced {
+			break
+		}
+	}
+	for i := range 40 {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		ct := kmsg.NewCreateTopicsRequestTopic()
+		ct.Topic, ct.NumPartitions, ct.ReplicationFactor = fmt.Sprintf("t%d", i), 1, 1
+		req.Topics = append(req.Topics, ct)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%8)*250*time.Microsecond)
+		sc.ctrls[sc.active().id].Handle(ctx, req) // the client gives up
+		cancel()
+		resp := sc.handle(req).(*kmsg.CreateTopicsResponse) // and retries
+		if c := resp.Topics[0].ErrorCode; c != 0 && c != kerr.TopicAlreadyExists.Code {
+			t.Fatalf("retry %d: %v", i, kerr.ErrorForCode(c))
+		}
+		for _, n := range sc.nodes {
+			if err := n.node.Err(); err != nil {
+				t.Fatalf("retry %d: node %d stopped: %v", i, n.id, err)
+			}
+		}
+	}
 }
