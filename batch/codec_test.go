@@ -341,3 +341,95 @@ func TestZstdOutputBound(t *testing.T) {
 		}
 	}
 }
+
+// TestSizeHint checks the sizes the framing of each codec's streams
+// declares against what they decode to: never less for one stream, exact
+// where the format states the size, and no hint from a broken frame.
+func TestSizeHint(t *testing.T) {
+	in := recordsSection(t, jsonRecords(9, 300))
+	half := len(in) / 2
+	type input struct {
+		c     Codec
+		comp  []byte
+		exact bool
+	}
+	cases := map[string]input{}
+	for name, raw := range codecInputs(t) {
+		for _, c := range allCodecs {
+			comp, err := Compress(c, nil, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Ours: zstd states its content size, LZ4 does not.
+			cases[fmt.Sprintf("%s %s", c, name)] = input{c, comp, c != CodecLZ4}
+		}
+	}
+	var gz bytes.Buffer
+	w := stdgzip.NewWriter(&gz)
+	w.Write(in)
+	w.Close()
+	cases["gzip (standard library)"] = input{CodecGzip, gz.Bytes(), true}
+	cases["snappy raw"] = input{CodecSnappy, s2.EncodeSnappy(nil, in), true}
+	cases["snappy xerial"] = input{CodecSnappy, xerialFrame(in, 32<<10), true}
+	cases["zstd stream"] = input{CodecZstd, zstdStream(in), false}
+	cases["zstd two frames"] = input{CodecZstd, append(zstdStream(in[:half]), zstdEncode(in[half:])...), false}
+	for i, opts := range [][]lz4.Option{
+		{lz4.BlockSizeOption(lz4.Block4Mb)},
+		{lz4.BlockSizeOption(lz4.Block256Kb), lz4.BlockChecksumOption(true), lz4.ChecksumOption(false)},
+		{lz4.SizeOption(uint64(len(in))), lz4.CompressionLevelOption(lz4.Level9)},
+		{lz4.BlockSizeOption(lz4.Block1Mb), lz4.CompressionLevelOption(lz4.Fast)},
+	} {
+		var buf bytes.Buffer
+		w := lz4.NewWriter(&buf)
+		if err := w.Apply(opts...); err != nil {
+			t.Fatal(err)
+		}
+		w.Write(in)
+		w.Close()
+		cases[fmt.Sprintf("lz4 options %d", i)] = input{CodecLZ4, buf.Bytes(), i == 2}
+	}
+	a, _ := Compress(CodecLZ4, nil, in[:half])
+	b, _ := Compress(CodecLZ4, nil, in[half:])
+	skippable := []byte{0x5f, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c'}
+	cases["lz4 two frames and a skippable one"] = input{CodecLZ4, append(append(a, skippable...), b...), false}
+
+	for name, tc := range cases {
+		out, err := Decompress(tc.c, nil, tc.comp, 64<<20)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		hint, ok := SizeHint(tc.c, tc.comp)
+		switch {
+		case !ok && tc.c == CodecGzip && len(tc.comp) < 20:
+			// Shorter than a gzip member can be: no trailer to read.
+		case !ok || hint < len(out):
+			t.Errorf("%s: hint %d (ok %v) below the real %d bytes", name, hint, ok, len(out))
+		case tc.exact && hint != len(out):
+			t.Errorf("%s: hint %d, want exactly %d", name, hint, len(out))
+		case hint > len(out)+4<<20:
+			t.Errorf("%s: hint %d is loose for %d bytes", name, hint, len(out))
+		}
+		if tc.c == CodecGzip || tc.c == CodecNone {
+			continue // gzip reads its trailer; nothing to walk
+		}
+		for _, cut := range []int{1, 3, len(tc.comp) / 2} {
+			if cut < len(tc.comp) && len(tc.comp) > 20 {
+				if n, ok := SizeHint(tc.c, tc.comp[:len(tc.comp)-cut]); ok && tc.c != CodecSnappy {
+					t.Errorf("%s cut by %d: hint %d from a broken frame", name, cut, n)
+				}
+			}
+		}
+	}
+
+	// Two gzip members: the trailer is the last member's, so the hint
+	// undersells, which is why callers must decide again (SizeHint).
+	gz.Reset()
+	for _, part := range [][]byte{in[:half], in[half:]} {
+		w := stdgzip.NewWriter(&gz)
+		w.Write(part)
+		w.Close()
+	}
+	if hint, ok := SizeHint(CodecGzip, gz.Bytes()); !ok || hint != len(in)-half {
+		t.Errorf("two gzip members: hint %d (ok %v), want the last member's %d", hint, ok, len(in)-half)
+	}
+}

@@ -13,7 +13,9 @@
 //     a batch; DecodeRecords, which decompresses a batch's records first if
 //     needed.
 //   - Compress and Decompress for the codecs Kafka defines (gzip, snappy raw and
-//     xerial-framed, the LZ4 frame format, zstd).
+//     xerial-framed, the LZ4 frame format, zstd); SizeHint, the size a
+//     compressed stream's framing declares, read without decoding, so that a
+//     caller can bound memory by what a batch will take.
 //   - Builder, which accumulates records and writes a whole batch, as a producer
 //     does; Recompress, for a topic whose compression.type is not "producer".
 //   - Accumulator, the producer's batching (DESIGN §2): one open batch per

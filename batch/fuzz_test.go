@@ -207,6 +207,7 @@ func fuzzCodec(f *testing.F, c Codec, extraSeeds ...[]byte) {
 	}
 	var out []byte
 	f.Fuzz(func(t *testing.T, data []byte) {
+		hint, hinted := SizeHint(c, data)
 		for _, limit := range []int{fuzzMaxSize, 100} {
 			var err error
 			out, err = Decompress(c, out[:0], data, limit)
@@ -216,6 +217,9 @@ func fuzzCodec(f *testing.F, c Codec, extraSeeds ...[]byte) {
 				}
 			} else if len(out) > limit {
 				t.Fatalf("%d bytes out, limit %d", len(out), limit)
+			} else if hinted && hint < len(out) && c != CodecGzip {
+				// gzip's hint is its last member's length only.
+				t.Fatalf("%d bytes out, but the framing's hint was %d", len(out), hint)
 			}
 		}
 		comp, err := Compress(c, nil, data)
