@@ -229,11 +229,16 @@ func codecBatch(t *testing.T, codec batch.Codec, n int, valueSize int) []byte {
 // inside.
 func withSection(t *testing.T, b []byte, codec batch.Codec, section []byte) []byte {
 	t.Helper()
-	out := append([]byte(nil), b[:batch.HeaderSize]...)
-	out, err := batch.Compress(codec, out, section)
+	compressed, err := batch.Compress(codec, nil, section)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return withCompressed(b, codec, compressed)
+}
+
+// withCompressed is withSection for a section compressed already.
+func withCompressed(b []byte, codec batch.Codec, compressed []byte) []byte {
+	out := append(append([]byte(nil), b[:batch.HeaderSize]...), compressed...)
 	binary.BigEndian.PutUint16(out[21:], binary.BigEndian.Uint16(out[21:])|uint16(codec))
 	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
 	batch.Header(out).SetCRC()

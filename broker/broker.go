@@ -65,6 +65,9 @@ type Broker struct {
 	}
 	coords  coordinators
 	appends appendLanes
+	// decompressions bounds the produced records being decompressed at
+	// once (DecompressionMaxBytes).
+	decompressions *decompressionBudget
 
 	metadataChanged chan struct{} // cap 1: the image moved, reconcile
 	published       atomic.Pointer[raft.Image]
@@ -107,6 +110,7 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 	b := &Broker{cfg: cfg, logger: o.Logger.With("node", cfg.NodeID), now: o.Now,
 		ready: make(chan struct{}), imageCh: make(chan struct{}), metadataChanged: make(chan struct{}, 1), stop: make(chan struct{})}
 	b.metrics = newMetrics(b)
+	b.decompressions = newDecompressionBudget(cfg.DecompressionMaxBytes)
 	b.partitions.m = make(map[segment.TopicPartition]hosted)
 	b.coords.shards = make(map[int32]*shard)
 	rand.Read(b.incarnation[:])

@@ -2,12 +2,16 @@ package broker_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -113,4 +117,150 @@ func jsonBatch(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// bombBatch is a zstd batch of one record of size bytes, all zeros but for
+// a random prefix of noise bytes: a few KiB on the wire that expand to
+// size once decompressed, as a legal large record does.
+func bombBatch(t *testing.T, size, noise int) []byte {
+	t.Helper()
+	o := batch.DefaultBuilderOptions()
+	o.Codec = batch.CodecZstd
+	bld := batch.NewBuilder(o)
+	v := make([]byte, size)
+	rand.Read(v[:noise])
+	bld.Add(time.Now().UnixMilli(), nil, v, nil)
+	b, err := bld.AppendBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestProduceDecompressionStaysWithinBudget: a Produce request large
+// enough for its partitions to be validated side by side, each holding a
+// small zstd batch that expands to 3 MiB, never has more decompressed at
+// once than produce.decompression.max.bytes; the decompressions beyond it
+// wait their turn and every partition is appended. Every decompression is
+// held at the budget (onCharge blocks) until all of them have either taken
+// their share or queued for it, so the check sees the most the broker
+// would ever hold at once, whatever the scheduling. A batch that expands
+// past the whole budget still goes through, alone.
+func TestProduceDecompressionStaysWithinBudget(t *testing.T) {
+	const budget, partitions, size = 8 << 20, 12, 3 << 20
+	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.DecompressionMaxBytes = budget })
+	b := c.Brokers[0]
+	createTopic(t, c, "expand", partitions, nil)
+	r := dialRaw(t, c.Addrs()[0])
+
+	events := make(chan string, 4*partitions)
+	gate := make(chan struct{})
+	broker.WatchDecompressions(b,
+		func() { events <- "queued" },
+		func() { events <- "charged"; <-gate })
+	var parts []producePart
+	for p := range int32(partitions) {
+		// The noise makes the request 300 KiB, over the size from which
+		// partitions are validated side by side (parallelProduceMinBytes).
+		parts = append(parts, producePart{"expand", p, bombBatch(t, size, 25<<10)})
+	}
+	r.write(r.frameOf(produceRequest(9, 1, parts...)))
+	counts := map[string]int{}
+	deadline := time.After(20 * time.Second)
+	for counts["charged"]+counts["queued"] < partitions {
+		select {
+		case e := <-events:
+			counts[e]++
+		case <-deadline:
+			t.Fatalf("only %v of %d decompressions arrived", counts, partitions)
+		}
+	}
+	if peak := broker.DecompressionPeakBytes(b); peak > budget || counts["queued"] == 0 {
+		t.Errorf("%d bytes decompressed at once (%v), budget %d", peak, counts, budget)
+	}
+	close(gate)
+	readProduceAnswer(t, r, partitions)
+	broker.WatchDecompressions(b, nil, nil)
+	if peak := broker.DecompressionPeakBytes(b); peak > budget {
+		t.Errorf("%d bytes decompressed at once, budget %d", peak, budget)
+	}
+
+	// Over the whole budget: it waits for nothing else to be held, then
+	// holds exactly its own share.
+	big := bombBatch(t, budget+(4<<20), 25<<10)
+	share, _ := batch.SizeHint(batch.CodecZstd, batch.Header(big).Records())
+	parts = parts[:0]
+	for p := range int32(partitions) {
+		records := bombBatch(t, size, 25<<10)
+		if p == 5 {
+			records = big
+		}
+		parts = append(parts, producePart{"expand", p, records})
+	}
+	r.write(r.frameOf(produceRequest(9, 1, parts...)))
+	readProduceAnswer(t, r, partitions)
+	if peak := broker.DecompressionPeakBytes(b); peak != int64(share) {
+		t.Errorf("%d bytes decompressed at once, want the over-budget batch's %d alone", peak, share)
+	}
+}
+
+// readProduceAnswer reads a Produce v9 answer and checks that each of its
+// partitions was appended.
+func readProduceAnswer(t *testing.T, r *rawConn, partitions int) {
+	t.Helper()
+	body, err := r.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := kbin.Reader{Src: body}
+	rd.Int32()         // correlation id
+	kmsg.SkipTags(&rd) // v9's flexible header
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Version = 9
+	if err := resp.ReadFrom(rd.Src); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, rt := range resp.Topics {
+		for _, sp := range rt.Partitions {
+			n++
+			if sp.ErrorCode != 0 {
+				t.Errorf("%s-%d: %v (%s)", rt.Topic, sp.Partition, kerr.ErrorForCode(sp.ErrorCode), deref(sp.ErrorMessage))
+			}
+		}
+	}
+	if n != partitions {
+		t.Errorf("the answer names %d partitions, want %d", n, partitions)
+	}
+}
+
+// TestProduceGzipOfSeveralMembers: a gzip stream's trailer records only its
+// last member's length, the size a decompression's share starts from; a
+// batch of two members outgrows it and is decided again with the batch's
+// whole bound, so it is appended, while one whose trailer lies about a
+// single member is still CORRUPT_MESSAGE.
+func TestProduceGzipOfSeveralMembers(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "members", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	plain := recordBatch(t, 50, 1000)
+	section := batch.Header(plain).Records()
+	gz := func(parts ...[]byte) []byte {
+		var buf bytes.Buffer
+		for _, p := range parts {
+			w := gzip.NewWriter(&buf)
+			w.Write(p)
+			w.Close()
+		}
+		return buf.Bytes()
+	}
+	two := gz(section[:len(section)-100], section[len(section)-100:])
+	if p := produceRaw(r, 9, 1, "members", 0, withCompressed(plain, batch.CodecGzip, two)); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("two gzip members: %v (%s) at %d", kerr.ErrorForCode(p.ErrorCode), deref(p.ErrorMessage), p.BaseOffset)
+	}
+	lie := gz(section)
+	binary.LittleEndian.PutUint32(lie[len(lie)-4:], 100)
+	if p := produceRaw(r, 9, 1, "members", 0, withCompressed(plain, batch.CodecGzip, lie)); p.ErrorCode != kerr.CorruptMessage.Code {
+		t.Fatalf("a gzip trailer that undersells: %v (%s), want CORRUPT_MESSAGE", kerr.ErrorForCode(p.ErrorCode), deref(p.ErrorMessage))
+	}
 }

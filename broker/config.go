@@ -60,6 +60,18 @@ type Config struct {
 	// FetchMaxBytes is fetch.max.bytes: the most a fetch response carries,
 	// whatever the request asks for. 55 MiB.
 	FetchMaxBytes int32
+	// DecompressionMaxBytes is Gregor's produce.decompression.max.bytes:
+	// the most bytes of produced records the broker holds decompressed at
+	// once to check them, across all partitions and connections (a
+	// batch's share is the size its compression framing declares). Kafka
+	// checks compressed batches with a streaming iterator on its
+	// num.io.threads (8) threads; Gregor decompresses a batch whole, so it
+	// bounds the total instead. 256 MiB: four batches at the largest a
+	// batch may expand to under the default max.message.bytes (64 × 1
+	// MiB), or hundreds of the usual few-MiB ones, more than a machine has
+	// cores to decompress at once. A batch that declares more than the
+	// whole bound waits until it can run alone.
+	DecompressionMaxBytes int64
 	// CompressionType is compression.type, the default of the topic config
 	// of that name: "producer" keeps batches as the producer compressed them.
 	CompressionType string
@@ -122,6 +134,9 @@ type Config struct {
 const (
 	DefaultMessageMaxBytes = 1048588
 	DefaultFetchMaxBytes   = 55 << 20
+	// DefaultDecompressionMaxBytes is Gregor's, not Kafka's (see
+	// Config.DecompressionMaxBytes).
+	DefaultDecompressionMaxBytes = 256 << 20
 )
 
 // DefaultConfig returns a single combined broker+controller node's settings:
@@ -154,6 +169,7 @@ func DefaultConfig() Config {
 func (c *Config) EnsureDefaults() {
 	setDefault(&c.MessageMaxBytes, DefaultMessageMaxBytes)
 	setDefault(&c.FetchMaxBytes, DefaultFetchMaxBytes)
+	setDefault(&c.DecompressionMaxBytes, DefaultDecompressionMaxBytes)
 	setDefault(&c.CompressionType, "producer")
 	def := batch.DefaultLevels()
 	setDefault(&c.CompressionLevels.Gzip, def.Gzip)
@@ -221,6 +237,10 @@ func (c *Config) Validate() error {
 	}
 	if c.FetchMaxBytes < 0 {
 		bad("fetch.max.bytes %d: must be at least 0", c.FetchMaxBytes)
+	}
+	if c.DecompressionMaxBytes < 1<<20 {
+		// Below a typical batch every compressed batch would run alone.
+		bad("produce.decompression.max.bytes %d: must be at least 1048576", c.DecompressionMaxBytes)
 	}
 	if err := validateTopicConfig("compression.type", c.CompressionType); err != nil {
 		bad("compression.type: %v", err)

@@ -18,3 +18,25 @@ func LogConfig(cfg Config, overrides map[string]string) segment.Config {
 	b := &Broker{cfg: cfg}
 	return b.logConfig(overrides)
 }
+
+// WatchDecompressions sets the hooks of the broker's decompression budget:
+// onQueue is called when a produced batch's decompression starts to wait
+// for its share, onCharge once it holds it (blocking there keeps it
+// held). nil hooks remove them.
+func WatchDecompressions(b *Broker, onQueue, onCharge func()) {
+	d := b.decompressions
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.mu.onQueue, d.mu.onCharge = onQueue, onCharge
+}
+
+// DecompressionPeakBytes is the most bytes of produced records the broker
+// has held decompressed at once since the last call.
+func DecompressionPeakBytes(b *Broker) int64 {
+	d := b.decompressions
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	peak := d.mu.peak
+	d.mu.peak = d.mu.held
+	return peak
+}

@@ -206,7 +206,7 @@ func (b *Broker) producePartition(im *raft.Image, req *kmsg.ProduceRequest, topi
 	if err != nil {
 		return failed, err
 	}
-	res, err := appendChecked(p, pi, req, topic, partition, b1, s)
+	res, err := appendChecked(p, pi, req, topic, partition, b1, s, b.decompressions)
 	if err != nil {
 		if !unknownLogAppend(errorCode(err)) {
 			failed.LogStartOffset = p.LogStartOffset()
@@ -307,8 +307,10 @@ func nextBatch(b []byte) (int, error) {
 
 // appendChecked validates one partition's batch as Kafka's LogValidator
 // does, against the topic's settings, and appends it to p, the partition's
-// log, which this broker leads.
-func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.ProduceRequest, topic string, partition int32, records []byte, s topicSettings) (replica.AppendResult, error) {
+// log, which this broker leads. A compressed batch's records are
+// decompressed within budget (decompressionBudget) and given back before
+// the append.
+func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.ProduceRequest, topic string, partition int32, records []byte, s topicSettings, budget *decompressionBudget) (replica.AppendResult, error) {
 	if req.Acks == -1 && len(pi.ISR) < s.minInsyncReplicas {
 		// Kafka refuses before appending: acks=all promises
 		// min.insync.replicas copies, which the ISR cannot give.
@@ -337,7 +339,7 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 	}
 	scratch := recordsScratch.Get().(*[]byte)
 	defer putRecordsScratch(scratch)
-	section, maxTs, err := checkRecords(h, topic, partition, s, time.Now().UnixMilli(), scratch)
+	section, maxTs, held, err := checkRecords(h, topic, partition, s, time.Now().UnixMilli(), scratch, budget)
 	if err != nil {
 		return replica.AppendResult{}, err
 	}
@@ -346,14 +348,19 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 		// timestamp; like Kafka's validator, set it from the records.
 		h.SetMaxTimestamp(maxTs)
 	}
-	if !s.keepCompression && h.Codec() != s.compression {
-		if records, err = batch.RecompressRecords(nil, h, section, s.compression, s.level); err != nil {
-			return replica.AppendResult{}, err
-		}
-		if len(records) > s.maxMessageBytes {
-			return replica.AppendResult{}, kerrf(kerr.MessageTooLarge, "the batch is %d bytes once compressed with the topic's %s, more than max.message.bytes %d",
-				len(records), s.compression, s.maxMessageBytes)
-		}
+	recompress := s.recompresses(h.Codec())
+	if recompress {
+		records, err = batch.RecompressRecords(nil, h, section, s.compression, s.level)
+	}
+	// Done with the section: its share goes back before the append, which
+	// may wait on the log.
+	budget.release(held)
+	if err != nil {
+		return replica.AppendResult{}, err
+	}
+	if recompress && len(records) > s.maxMessageBytes {
+		return replica.AppendResult{}, kerrf(kerr.MessageTooLarge, "the batch is %d bytes once compressed with the topic's %s, more than max.message.bytes %d",
+			len(records), s.compression, s.maxMessageBytes)
 	}
 	return p.Append(records, replica.AppendOptions{LogAppendTime: s.logAppendTime})
 }
@@ -373,25 +380,68 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 //
 // It returns the uncompressed records section (h's own bytes, or for a
 // compressed batch the section decompressed into *scratch, which keeps the
-// grown buffer for the next batch) and the records' largest timestamp.
+// grown buffer for the next batch), the records' largest timestamp, and the
+// share of budget the section holds, which the caller gives back
+// (release) once done with the section; on an error nothing is held.
 // Walking an uncompressed batch costs less than its CRC; a compressed one
 // costs its decompression, which Kafka pays too (BenchmarkCheckRecords).
-func checkRecords(h batch.Header, topic string, partition int32, s topicSettings, now int64, scratch *[]byte) (section []byte, maxTs int64, err error) {
+func checkRecords(h batch.Header, topic string, partition int32, s topicSettings, now int64, scratch *[]byte, budget *decompressionBudget) (section []byte, maxTs int64, held int64, err error) {
 	section = h.Records()
 	compressed := h.Codec() != batch.CodecNone
 	if compressed {
-		limit := max(s.maxMessageBytes, 1<<20) * 64
-		out, err := batch.Decompress(h.Codec(), (*scratch)[:0], section, limit)
-		*scratch = out[:0]
-		if err != nil {
-			return nil, 0, fmt.Errorf("%s-%d: %w", topic, partition, err)
+		if section, held, err = decompressRecords(h, s, scratch, budget); err != nil {
+			return nil, 0, 0, fmt.Errorf("%s-%d: %w", topic, partition, err)
 		}
-		section = out
 	}
+	section, maxTs, err = walkRecords(h, section, compressed, topic, partition, s, now)
+	if err != nil {
+		budget.release(held)
+		return nil, 0, 0, err
+	}
+	return section, maxTs, held, nil
+}
+
+// decompressRecords decompresses a compressed batch's records into
+// *scratch once the budget gives it a share: the size the batch's framing
+// declares (batch.SizeHint), twice that when the topic recompresses the
+// records (the new batch is built while they are held), and never more
+// than the batch's own bound of max(max.message.bytes, 1 MiB) × 64. The
+// framing's size is also what the decoder may produce, so a batch that
+// undersells itself (a gzip stream of several members, or a lie) stops
+// there and is decided again with a share of the whole bound.
+func decompressRecords(h batch.Header, s topicSettings, scratch *[]byte, budget *decompressionBudget) (section []byte, held int64, err error) {
+	c, in := h.Codec(), h.Records()
+	limit := max(s.maxMessageBytes, 1<<20) * 64
+	share := int64(1)
+	if s.recompresses(c) {
+		share = 2
+	}
+	want := limit
+	if n, ok := batch.SizeHint(c, in); ok && n < limit {
+		want = n
+	}
+	budget.acquire(share * int64(want))
+	out, err := batch.Decompress(c, (*scratch)[:0], in, want)
+	if want < limit && errors.Is(err, batch.ErrDecompressSize) {
+		budget.release(share * int64(want))
+		want = limit
+		budget.acquire(share * int64(want))
+		out, err = batch.Decompress(c, (*scratch)[:0], in, want)
+	}
+	*scratch = out[:0]
+	if err != nil {
+		budget.release(share * int64(want))
+		return nil, 0, err
+	}
+	return out, share * int64(want), nil
+}
+
+// walkRecords is checkRecords' walk over the uncompressed section.
+func walkRecords(h batch.Header, section []byte, compressed bool, topic string, partition int32, s topicSettings, now int64) ([]byte, int64, error) {
 	rr := batch.NewRecordReader(section, h.RecordCount())
 	var r batch.Record
 	var faults *recordErrors // nil until a record fails
-	maxTs = -1               // Kafka's NO_TIMESTAMP
+	maxTs := int64(-1)       // Kafka's NO_TIMESTAMP
 	for i := int32(0); rr.Next(&r); i++ {
 		if compressed && r.OffsetDelta != i {
 			// Kafka stops at the first of these.

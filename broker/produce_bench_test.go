@@ -29,16 +29,19 @@ func BenchmarkCheckRecords(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("codec=%s/check=records", codec), func(b *testing.B) {
-			s := topicSettings{maxMessageBytes: 1 << 20, tsBeforeMaxMs: math.MaxInt64, tsAfterMaxMs: math.MaxInt64}
+			s := topicSettings{maxMessageBytes: 1 << 20, keepCompression: true, tsBeforeMaxMs: math.MaxInt64, tsAfterMaxMs: math.MaxInt64}
 			now := time.Now().UnixMilli()
 			scratch := recordsScratch.Get().(*[]byte)
 			defer putRecordsScratch(scratch)
+			budget := newDecompressionBudget(DefaultDecompressionMaxBytes)
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := checkRecords(batch.Header(raw), "t", 0, s, now, scratch); err != nil {
+				_, _, held, err := checkRecords(batch.Header(raw), "t", 0, s, now, scratch, budget)
+				if err != nil {
 					b.Fatal(err)
 				}
+				budget.release(held)
 			}
 		})
 	}

@@ -426,6 +426,12 @@ type topicSettings struct {
 	compacted bool
 }
 
+// recompresses reports whether a batch compressed with c is rewritten
+// with the topic's compression.type before it is stored.
+func (s topicSettings) recompresses(c batch.Codec) bool {
+	return !s.keepCompression && c != s.compression
+}
+
 func (b *Broker) topicSettings(overrides map[string]string) topicSettings {
 	s := topicSettings{maxMessageBytes: int(b.cfg.MessageMaxBytes), minInsyncReplicas: b.cfg.MinInsyncReplicas,
 		tsBeforeMaxMs: b.cfg.LogMessageTimestampBeforeMaxMs, tsAfterMaxMs: b.cfg.LogMessageTimestampAfterMaxMs}
