@@ -586,6 +586,7 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	r.setBool("unclean.leader.election.enable", &c.Controller.UncleanLeaderElectionEnable)
 	r.setInt32("message.max.bytes", 1, &c.MessageMaxBytes)
 	r.setInt32("fetch.max.bytes", 1024, &c.FetchMaxBytes)
+	r.setInt64("produce.decompression.max.bytes", 1<<20, &c.DecompressionMaxBytes)
 	r.setOneOf("compression.type", &c.CompressionType, "producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
 	// Kafka's scales (KIP-390). zstd's 0 is its default level, as a zero
 	// in Config is; gzip also takes -1, its default, but not 0.
