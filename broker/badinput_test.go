@@ -69,6 +69,13 @@ func (r *rawConn) frameOf(req kmsg.Request) []byte {
 func (r *rawConn) do(req kmsg.Request) kmsg.Response {
 	r.t.Helper()
 	r.write(r.frameOf(req))
+	return r.answer(req, r.corr)
+}
+
+// answer reads the next response, which must be req's, sent with
+// correlation id corr, and decodes it.
+func (r *rawConn) answer(req kmsg.Request, corr int32) kmsg.Response {
+	r.t.Helper()
 	body, err := r.read()
 	if err != nil {
 		r.t.Fatalf("%s v%d: reading the response: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
@@ -76,8 +83,8 @@ func (r *rawConn) do(req kmsg.Request) kmsg.Response {
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())
 	rd := kbin.Reader{Src: body}
-	if corr := rd.Int32(); corr != r.corr {
-		r.t.Fatalf("correlation id %d, want %d", corr, r.corr)
+	if got := rd.Int32(); got != corr {
+		r.t.Fatalf("correlation id %d, want %d", got, corr)
 	}
 	if resp.IsFlexible() && req.Key() != kmsg.ApiVersions.Int16() {
 		kmsg.SkipTags(&rd)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -164,7 +163,8 @@ func TestProduceDecompressionStaysWithinBudget(t *testing.T) {
 		// partitions are validated side by side (parallelProduceMinBytes).
 		parts = append(parts, producePart{"expand", p, bombBatch(t, size, 25<<10)})
 	}
-	r.write(r.frameOf(produceRequest(9, 1, parts...)))
+	req := produceRequest(9, 1, parts...)
+	r.write(r.frameOf(req))
 	counts := map[string]int{}
 	deadline := time.After(20 * time.Second)
 	for counts["charged"]+counts["queued"] < partitions {
@@ -179,7 +179,7 @@ func TestProduceDecompressionStaysWithinBudget(t *testing.T) {
 		t.Errorf("%d bytes decompressed at once (%v), budget %d", peak, counts, budget)
 	}
 	close(gate)
-	readProduceAnswer(t, r, partitions)
+	checkProduceAnswer(t, r, req, r.corr)
 	broker.WatchDecompressions(b, nil, nil)
 	if peak := broker.DecompressionPeakBytes(b); peak > budget {
 		t.Errorf("%d bytes decompressed at once, budget %d", peak, budget)
@@ -197,29 +197,19 @@ func TestProduceDecompressionStaysWithinBudget(t *testing.T) {
 		}
 		parts = append(parts, producePart{"expand", p, records})
 	}
-	r.write(r.frameOf(produceRequest(9, 1, parts...)))
-	readProduceAnswer(t, r, partitions)
+	req = produceRequest(9, 1, parts...)
+	r.write(r.frameOf(req))
+	checkProduceAnswer(t, r, req, r.corr)
 	if peak := broker.DecompressionPeakBytes(b); peak != int64(share) {
 		t.Errorf("%d bytes decompressed at once, want the over-budget batch's %d alone", peak, share)
 	}
 }
 
-// readProduceAnswer reads a Produce v9 answer and checks that each of its
-// partitions was appended.
-func readProduceAnswer(t *testing.T, r *rawConn, partitions int) {
+// checkProduceAnswer reads the answer to req, sent with correlation id
+// corr, and checks that each of its partitions was appended.
+func checkProduceAnswer(t *testing.T, r *rawConn, req *kmsg.ProduceRequest, corr int32) {
 	t.Helper()
-	body, err := r.read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd := kbin.Reader{Src: body}
-	rd.Int32()         // correlation id
-	kmsg.SkipTags(&rd) // v9's flexible header
-	resp := kmsg.NewPtrProduceResponse()
-	resp.Version = 9
-	if err := resp.ReadFrom(rd.Src); err != nil {
-		t.Fatal(err)
-	}
+	resp := r.answer(req, corr).(*kmsg.ProduceResponse)
 	n := 0
 	for _, rt := range resp.Topics {
 		for _, sp := range rt.Partitions {
@@ -229,8 +219,8 @@ func readProduceAnswer(t *testing.T, r *rawConn, partitions int) {
 			}
 		}
 	}
-	if n != partitions {
-		t.Errorf("the answer names %d partitions, want %d", n, partitions)
+	if want := len(req.Topics[0].Partitions); n != want {
+		t.Errorf("the answer names %d partitions, want %d", n, want)
 	}
 }
 
