@@ -68,6 +68,9 @@ type Broker struct {
 	// decompressions bounds the produced records being decompressed at
 	// once (DecompressionMaxBytes).
 	decompressions *decompressionBudget
+	// produces holds back a connection's other requests while its Produce
+	// requests are being appended.
+	produces unfinishedProduces
 
 	metadataChanged chan struct{} // cap 1: the image moved, reconcile
 	published       atomic.Pointer[raft.Image]

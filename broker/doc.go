@@ -36,23 +36,27 @@
 // Produce requests under 256 KiB answer there; a larger Produce request's
 // partitions are appended on their append lanes' goroutines, side by side,
 // each lane in queue order (appendlanes.go), and the request answers when
-// the last is done (compressed batches are decompressed only within the
-// broker-wide budget of DecompressionMaxBytes, decompression.go, since side
-// by side they would otherwise each hold one batch's expansion); a Fetch
-// that must wait parks on its partitions (replica.Waiter) and answers from
-// its own goroutine once appends bring its min_bytes or max_wait_ms passes,
+// the last is done. Compressed batches are decompressed only within the
+// broker-wide budget of DecompressionMaxBytes (decompression.go), since side
+// by side they would otherwise each hold one batch's expansion. The
+// connection's next request, unless it is a Produce too, waits on the
+// connection's goroutine until those appends are done (connproduces.go), as
+// Kafka reads no further on a connection until it answers. A Fetch that
+// must wait parks on its partitions (replica.Waiter) and answers from its
+// own goroutine once appends bring its min_bytes or max_wait_ms passes,
 // holding no segment file while parked (it reads again when woken) and
 // ending, unanswered, as soon as its connection closes
-// (netio.Request.Done); requests that need the controller answer
-// from their own goroutine. netio bounds the requests in flight per
-// connection and overall, which bounds those goroutines; a waiting Fetch
-// gives back its share of the overall bound (netio.Request.Park), as Kafka's
-// purgatory keeps it out of the request queue, and stays bounded by its
-// connection's share and max.connections. One goroutine (runMetadata) owns
-// the map of hosted partitions' membership; lookups take its read lock. A
-// mutex guards the append lanes (appendLanes.mu): which partitions have one
-// and what each has queued. Another (decompressionBudget.mu) guards the
-// decompression budget's shares and its queue of waiters.
+// (netio.Request.Done); requests that need the controller answer from their
+// own goroutine. netio bounds the requests in flight per connection and
+// overall, which bounds those goroutines; a waiting Fetch gives back its
+// share of the overall bound (netio.Request.Park), as Kafka's purgatory
+// keeps it out of the request queue, and stays bounded by its connection's
+// share and max.connections. One goroutine (runMetadata) owns the map of
+// hosted partitions' membership; lookups take its read lock. A mutex guards
+// the append lanes (appendLanes.mu): which partitions have one and what each
+// has queued; another the decompression budget's shares and waiters
+// (decompressionBudget.mu); another each connection's count of unfinished
+// Produce requests (unfinishedProduces.mu).
 //
 // Until follower replication lands, every partition has one replica:
 // CreateTopics refuses a replication factor above 1, and a partition's high

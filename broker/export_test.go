@@ -40,3 +40,11 @@ func DecompressionPeakBytes(b *Broker) int64 {
 	d.mu.peak = d.mu.held
 	return peak
 }
+
+// WatchProduceWaits sets f to be called whenever a request starts to wait
+// for its connection's Produce requests to be appended; nil removes it.
+func WatchProduceWaits(b *Broker, f func()) {
+	b.produces.mu.Lock()
+	defer b.produces.mu.Unlock()
+	b.produces.mu.onWait = f
+}

@@ -80,7 +80,8 @@ func (rq *request) ctx(timeoutMs int32) context.Context {
 // body) closes the connection, as Kafka does: there is no response the
 // client could tell apart from one to another request. ApiVersions is the
 // exception (KIP-511): a too-new version gets UNSUPPORTED_VERSION and the
-// ranges this broker speaks.
+// ranges this broker speaks. Any request but a Produce first waits for the
+// connection's Produce requests to be appended.
 func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 	r := kbin.Reader{Src: nr.Frame}
 	key, version, corr := r.Int16(), r.Int16(), r.Int32()
@@ -88,6 +89,13 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 	if !r.Ok() {
 		b.refuse(nr, respond, "a request shorter than its header")
 		return
+	}
+	if key != kmsg.Produce.Int16() {
+		// As if the connection had not been read further, as Kafka's is
+		// not until it answers: a request sees the appends of the
+		// Produce requests sent before it (unfinishedProduces). Its
+		// latency starts once it may run.
+		b.produces.wait(nr.ConnID, b.stop)
 	}
 	rq := &request{b: b, key: key, version: version, corr: corr, conn: nr, start: time.Now(), respond: respond}
 	if clientID != nil {

@@ -26,8 +26,10 @@ import (
 // behaviour). Each partition's batch is appended in its partition's turn
 // (appendLanes): a small request before Serve returns, a large one's
 // partitions side by side and after Serve returns, so that the connection's
-// next request is read meanwhile.
+// next request is read meanwhile (and, unless it is a Produce too, waits
+// for these appends: unfinishedProduces).
 func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) {
+	b.produces.start(rq.conn.ConnID)
 	call := &produceCall{b: b, rq: rq, req: req, im: b.image(), resp: req.ResponseKind().(*kmsg.ProduceResponse)}
 	dedupeProduce(req)
 	total := 0
@@ -178,11 +180,13 @@ func (c *produceCall) run(j *produceJob) {
 	}
 }
 
-// finish answers the request; every job has run. Nothing refers to the
+// finish answers the request; every job has run, so the connection's
+// requests waiting for its appends may run. Nothing refers to the
 // request's frame any more (the batches were written out, the response
 // holds decoded copies), so its memory goes back to netio for a later
 // request: a produce frame is the size of its batches.
 func (c *produceCall) finish() {
+	c.b.produces.finish(c.rq.conn.ConnID)
 	if c.req.Acks != 0 {
 		c.rq.reply(c.resp)
 	} else {

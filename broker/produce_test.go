@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/batch"
+	"gregor/broker"
 	"gregor/internal/testcluster"
 )
 
@@ -144,6 +148,90 @@ func TestLargeAcksZeroProduceFailureClosesConnection(t *testing.T) {
 	for p := range int32(2) {
 		if o, ok := ends.Lookup("zero", p); !ok || o.Err != nil || o.Offset != 80 {
 			t.Fatalf("partition %d: end offset %d (%v), want 80", p, o.Offset, o.Err)
+		}
+	}
+}
+
+// TestPipelinedListOffsetsSeesEarlierProduce: a ListOffsets a client
+// pipelines after a Produce on the same connection, as sarama and kafka-go
+// do, answers the log end after that Produce's records, as Kafka's does
+// (it reads no further on a connection until it has answered). The
+// Produce is large enough to be appended on the lanes, after Serve
+// returns; the ListOffsets must wait for it, every round.
+func TestPipelinedListOffsetsSeesEarlierProduce(t *testing.T) {
+	const rounds, records = 20, 300
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "seen", 1, map[string]*string{"max.message.bytes": kmsg.StringPtr("2000000")})
+	r := dialRaw(t, c.Addrs()[0])
+	for i := range rounds {
+		pr := produceRequest(9, 1, producePart{"seen", 0, recordBatch(t, records, 1000)}) // 300 KiB: over the lanes' threshold
+		lo := listOffsetsRequest(7, "seen", 1, -1)
+		r.write(append(r.frameOf(pr), r.frameOf(lo)...))
+		checkProduceAnswer(t, r, pr, r.corr-1)
+		got := r.answer(lo, r.corr).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		if want := int64(records * (i + 1)); got.ErrorCode != 0 || got.Offset != want {
+			t.Fatalf("round %d: ListOffsets(latest) sent after a Produce on its connection answered %d (%v), want %d",
+				i, got.Offset, kerr.ErrorForCode(got.ErrorCode), want)
+		}
+	}
+}
+
+// TestPipelinedProducesOverlap: a connection's Produce requests do not
+// wait for its earlier ones, which is what lets the lanes append a
+// client's pipeline side by side, while its next request of another kind
+// does. The first Produce is held in validation (its decompression blocks
+// in the budget's hook); the second, on another partition, is validated
+// meanwhile, and a ListOffsets after both waits, then answers both.
+func TestPipelinedProducesOverlap(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	b := c.Brokers[0]
+	createTopic(t, c, "overlap", 2, nil)
+	r := dialRaw(t, c.Addrs()[0])
+
+	events := make(chan string, 8)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // a failed test must not leave the append held
+	var charged atomic.Int32
+	broker.WatchDecompressions(b, nil, func() {
+		if charged.Add(1) == 1 {
+			events <- "first produce validating"
+			<-gate
+			return
+		}
+		events <- "second produce validating"
+	})
+	broker.WatchProduceWaits(b, func() { events <- "list offsets waiting" })
+	// 300 KiB of noise: over the lanes' threshold, so the first Produce
+	// leaves Serve before it is appended.
+	first := produceRequest(9, 1, producePart{"overlap", 0, bombBatch(t, 1<<20, 300<<10)})
+	second := produceRequest(9, 1, producePart{"overlap", 1, codecBatch(t, batch.CodecLZ4, 10, 100)})
+	lo := listOffsetsRequest(7, "overlap", 1, -1, -1)
+	lo.Topics[0].Partitions[1].Partition = 1
+	deadline := time.After(20 * time.Second)
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case got := <-events:
+			if got != want {
+				t.Fatalf("%s, want %s next", got, want)
+			}
+		case <-deadline:
+			t.Fatalf("still waiting for: %s", want)
+		}
+	}
+	// The first is sent alone, so that the hook's first call is its.
+	r.write(r.frameOf(first))
+	expect("first produce validating")
+	r.write(append(r.frameOf(second), r.frameOf(lo)...))
+	expect("second produce validating")
+	expect("list offsets waiting")
+	open()
+	checkProduceAnswer(t, r, first, r.corr-2)
+	checkProduceAnswer(t, r, second, r.corr-1)
+	for _, p := range r.answer(lo, r.corr).(*kmsg.ListOffsetsResponse).Topics[0].Partitions {
+		if want := []int64{1, 10}[p.Partition]; p.ErrorCode != 0 || p.Offset != want {
+			t.Errorf("partition %d: log end %d (%v), want %d", p.Partition, p.Offset, kerr.ErrorForCode(p.ErrorCode), want)
 		}
 	}
 }
