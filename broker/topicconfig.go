@@ -307,6 +307,17 @@ func (topicConfigValidator) ValidateConfigSet(resourceType int8, configs map[str
 	return nil
 }
 
+// ConfigDefault is a topic config's default on a broker left at Kafka's
+// defaults: Kafka's static default, which APPEND and SUBTRACT start from.
+func (topicConfigValidator) ConfigDefault(resourceType int8, name string) (string, bool) {
+	tc, ok := lookupTopicConfig(name)
+	if !ok || resourceType != raft.ResourceTopic || tc.brokerDefault == nil {
+		return "", false
+	}
+	c := DefaultConfig()
+	return tc.brokerDefault(&c), true
+}
+
 func (topicConfigValidator) IsListConfig(resourceType int8, name string) bool {
 	tc, ok := lookupTopicConfig(name)
 	return ok && resourceType == raft.ResourceTopic && tc.kind == kindList

@@ -16,6 +16,7 @@ import (
 	"gregor/batch"
 	"gregor/broker"
 	"gregor/internal/testcluster"
+	"gregor/raft"
 	"gregor/segment"
 )
 
@@ -197,4 +198,39 @@ func TestTopicConfigZeroIsKafkasZero(t *testing.T) {
 			t.Fatalf("flush.ms=0: recovery point %d after an append, log end %d: not fsynced", rp, end)
 		}
 	})
+}
+
+// TestAppendToAnUnsetListStartsFromItsDefault: APPEND and SUBTRACT on a
+// list config a topic does not set start from Kafka's default for it, as
+// Kafka's controller does: appending compact to an unset cleanup.policy
+// keeps delete (a topic that silently lost its retention otherwise), and
+// subtracting compact leaves delete.
+func TestAppendToAnUnsetListStartsFromItsDefault(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "appended", 1, nil)
+	createTopic(t, c, "subtracted", 1, nil)
+	adm := kadm.NewClient(newClient(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		topic string
+		op    kadm.IncrementalOp
+		want  string
+	}{
+		{"appended", kadm.AppendConfig, "delete,compact"},
+		{"subtracted", kadm.SubtractConfig, "delete"},
+	} {
+		if err := alterTopic(ctx, adm, tc.topic, kadm.AlterConfig{Op: tc.op, Name: "cleanup.policy", Value: kmsg.StringPtr("compact")}); err != nil {
+			t.Fatalf("%v compact on %s's unset cleanup.policy: %v", tc.op, tc.topic, err)
+		}
+		var got string
+		c.WaitForImage(func(im *raft.Image) bool {
+			tp, _ := im.Topic(tc.topic)
+			got = tp.Configs["cleanup.policy"]
+			return got == tc.want
+		})
+		if got != tc.want {
+			t.Errorf("%s: cleanup.policy %q, want %q", tc.topic, got, tc.want)
+		}
+	}
 }

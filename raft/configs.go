@@ -26,6 +26,15 @@ type ConfigValidator interface {
 	IsListConfig(resourceType int8, name string) bool
 }
 
+// ConfigDefaulter is a ConfigValidator that also knows each config's
+// default, Kafka's static one (ConfigDef's, not a broker's setting): APPEND
+// and SUBTRACT on a config a resource does not set start from it, as
+// Kafka's ConfigurationControlManager does, so that appending compact to an
+// unset cleanup.policy gives delete,compact.
+type ConfigDefaulter interface {
+	ConfigDefault(resourceType int8, name string) (string, bool)
+}
+
 // ConfigSetValidator is a ConfigValidator that also checks a resource's
 // configs together, for rules between them (Kafka refuses a
 // min.compaction.lag.ms above max.compaction.lag.ms). The controller calls
@@ -103,9 +112,9 @@ func (c *Controller) validateConfigSet(resourceType int8, configs map[string]str
 //
 // SET replaces the value and DELETE removes the key. APPEND adds each
 // comma-separated element of the value not already in the list, starting
-// from the current value (the empty list when unset: the controller knows
-// no defaults, where Kafka starts from the config's default); SUBTRACT
-// removes every occurrence of each. Empty elements are dropped. A config
+// from the current value (when unset, from the config's default if the
+// ConfigValidator is a ConfigDefaulter, as Kafka does, else the empty
+// list); SUBTRACT removes every occurrence of each. Empty elements are dropped. A config
 // whose value does not change makes no record (Kafka writes one for a
 // broker anyway, so that brokers reload files; Gregor's have none to
 // reload). With ValidateOnly the response is the same and there are no
@@ -230,6 +239,11 @@ func (c *Controller) alterConfigs(im *Image, rr *kmsg.IncrementalAlterConfigsReq
 				return nil, failf(kerr.InvalidConfig, "Can't %s to key %s because its type is not LIST.", cfg.Op, cfg.Name)
 			}
 			list := splitConfigList(old)
+			if d, ok := c.configs.(ConfigDefaulter); ok && !had {
+				if def, ok := d.ConfigDefault(resourceType, cfg.Name); ok {
+					list = splitConfigList(def)
+				}
+			}
 			for _, v := range splitConfigList(*cfg.Value) {
 				if cfg.Op == kmsg.IncrementalAlterConfigOpAppend {
 					if !slices.Contains(list, v) {
