@@ -189,6 +189,37 @@ func TestRequestDoneWhenConnectionCloses(t *testing.T) {
 	}
 }
 
+// TestDoneWhileTheWindowIsFull: a client that hangs up while its
+// connection's window is full, requests it sent still unread behind the one
+// held, ends the held request's wait: nothing reads the socket then, but
+// the engine still sees the connection close.
+func TestDoneWhileTheWindowIsFull(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		held := make(chan *Request, 1)
+		quit := make(chan struct{})
+		_, addr := startTCP(t, engine, Config{MaxInFlightPerConnection: 1}, HandlerFunc(func(req *Request, respond func(Response)) {
+			if string(req.Frame) != "poll" {
+				respond(bytesResponse(req.Frame))
+				return
+			}
+			held <- req
+			go func() {
+				select {
+				case <-req.Done():
+				case <-quit:
+				}
+				respond(Response{NoResponse: true})
+			}()
+		}))
+		t.Cleanup(func() { close(quit) })
+		c := dial(t, addr)
+		c.Write(append(frame([]byte("poll")), frame([]byte("behind it"))...))
+		poll := within(t, held, "the long poll")
+		c.Close()
+		within(t, poll.Done(), "Done after the client hung up with its window full")
+	})
+}
+
 // TestCloseAfter: CloseAfter closes the connection once its response is
 // written, and NoResponse lets the request's turn pass silently.
 func TestCloseAfter(t *testing.T) {

@@ -389,9 +389,7 @@ func (c *conn) readLoop() {
 		}
 		// Wait for room before reading the frame: this is where a flood
 		// stops being read.
-		select {
-		case c.room <- struct{}{}:
-		case <-c.closed:
+		if !c.acquire(c.room) {
 			return
 		}
 		sl := &slot{s: c.s, resp: make(chan Response, 1)}
@@ -406,16 +404,72 @@ func (c *conn) readLoop() {
 		// A server-wide token only for a whole request, as Kafka's
 		// queued.max.requests counts them: a connection that sends part
 		// of a frame and stalls must not hold one.
-		select {
-		case c.s.inflight <- struct{}{}:
-			sl.token.Store(true)
-		case <-c.closed:
+		if !c.acquire(c.s.inflight) {
 			releaseFrame(frame)
 			sl.respond(Response{NoResponse: true})
 			return
 		}
+		sl.token.Store(true)
 		c.s.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), parker: sl, done: c.closed}, sl.respond)
 	}
+}
+
+// acquire takes a place on ch (in the connection's window, or a
+// server-wide token), false if the connection closes first. While it waits
+// nothing reads the socket, so it watches the socket for the client's
+// hang-up (hungUp), which closes the connection: a request parked until its
+// connection closes (Request.Done: a long-poll Fetch) must not outlive its
+// client by max_wait_ms because the requests behind it filled the window.
+func (c *conn) acquire(ch chan<- struct{}) bool {
+	select {
+	case ch <- struct{}{}:
+		return true
+	default:
+	}
+	c.nc.SetReadDeadline(time.Time{}) // the watch waits as long as acquire does
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if c.hungUp() {
+			c.close()
+		}
+	}()
+	defer func() {
+		c.nc.SetReadDeadline(time.Unix(1, 0)) // ends the watch; reads set their own
+		<-watched
+	}()
+	select {
+	case ch <- struct{}{}:
+		return true
+	case <-c.closed:
+		return false
+	}
+}
+
+// hungUp waits, reading nothing, until the client has closed or reset the
+// connection, and reports whether it has; false once the read deadline
+// passes. The TCP state tells, where a read could not: requests the client
+// sent before closing sit unread ahead of its end of stream. Go's poller
+// wakes the watch on each arrival, the FIN's and the RST's included.
+func (c *conn) hungUp() bool {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var gone bool
+	err = rc.Read(func(fd uintptr) bool {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return true // not TCP: nothing to watch
+		}
+		gone = info.State == unix.BPF_TCP_CLOSE_WAIT || info.State == unix.BPF_TCP_CLOSE
+		return gone
+	})
+	return err == nil && gone
 }
 
 // readIdle reads a frame's size prefix, closing the connection once it has
