@@ -165,6 +165,15 @@ func (h Header) SetDeleteHorizon(ms int64) {
 	binary.BigEndian.PutUint64(h[offBaseTimestamp:], uint64(ms))
 }
 
+// ClearDeleteHorizon drops a delete horizon's mark (attribute bit 6),
+// leaving baseTimestamp, and so every record's timestamp, as it is, and
+// recomputes the CRC. A broker clears it from a produced batch: only its
+// own cleaner may say when a batch's tombstones may go.
+func (h Header) ClearDeleteHorizon() {
+	binary.BigEndian.PutUint16(h[offAttributes:], uint16(h.Attributes()&^attrDeleteHorizon))
+	h.SetCRC()
+}
+
 // SetCRC recomputes the CRC over bytes [21, Size()).
 func (h Header) SetCRC() {
 	binary.BigEndian.PutUint32(h[offCRC:], CRC32C(h[CRCStart:h.Size()]))

@@ -338,6 +338,13 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 	if h.Transactional() || h.Control() {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "transactional and control batches are not supported by this broker")
 	}
+	if _, ok := h.DeleteHorizon(); ok {
+		// Only the cleaner marks a batch (KIP-534): a producer's mark, a
+		// horizon in the past, would let the next cleaning drop the
+		// batch's tombstones before delete.retention.ms. The records'
+		// timestamps do not change.
+		h.ClearDeleteHorizon()
+	}
 	if h.ProducerID() >= 0 && h.BaseSequence() < 0 {
 		return replica.AppendResult{}, kerrf(kerr.InvalidRecord, "Invalid sequence number %d in record batch with producerId %d", h.BaseSequence(), h.ProducerID())
 	}

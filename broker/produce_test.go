@@ -235,3 +235,32 @@ func TestPipelinedProducesOverlap(t *testing.T) {
 		}
 	}
 }
+
+// TestProducedDeleteHorizonMarkIsCleared: a produced batch that carries a
+// delete horizon's mark (attribute bit 6, which only a log cleaner sets,
+// KIP-534) is stored without it, whether kept as sent or recompressed, its
+// records' timestamps unchanged: a producer's horizon would let the next
+// cleaning drop its tombstones before delete.retention.ms.
+func TestProducedDeleteHorizonMarkIsCleared(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "as-sent", 1, nil)
+	createTopic(t, c, "recompressed", 1, map[string]*string{"compression.type": kmsg.StringPtr("gzip")})
+	r := dialRaw(t, c.Addrs()[0])
+	for _, topic := range []string{"as-sent", "recompressed"} {
+		b := recordBatch(t, 3, 10)
+		h := batch.Header(b)
+		base := h.BaseTimestamp()
+		h.SetDeleteHorizon(base) // the records' deltas stay relative to it
+		h.SetCRC()
+		if p := produceRaw(r, 9, 1, topic, 0, b); p.ErrorCode != 0 {
+			t.Fatalf("%s: produce: %v", topic, kerr.ErrorForCode(p.ErrorCode))
+		}
+		got := batch.Header(fetchOnce(r, topic, 0, 0, 0).RecordBatches)
+		if _, ok := got.DeleteHorizon(); ok {
+			t.Errorf("%s: stored with the producer's delete horizon mark (attributes %#x)", topic, got.Attributes())
+		}
+		if got.BaseTimestamp() != base {
+			t.Errorf("%s: base timestamp %d, want %d", topic, got.BaseTimestamp(), base)
+		}
+	}
+}
