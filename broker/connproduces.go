@@ -9,10 +9,10 @@ import "sync"
 // Kafka reads a connection's next request only once it has sent the answer
 // to the current one, so a ListOffsets, Fetch or Metadata a client pipelines
 // after a Produce on the same connection (sarama and kafka-go produce and
-// read on one) always sees its records. Here a Produce of 256 KiB or more
-// is appended on its partitions' lanes after Serve returns, and the
-// connection's next request is read meanwhile: without this wait it could
-// run before the appends it follows. Produce requests themselves do not
+// read on one) always sees its records. Here a Produce of 256 KiB or more,
+// or a smaller one whose partition's lane is busy, is appended on the lanes
+// after Serve returns, and the connection's next request is read meanwhile:
+// without this wait it could run before the appends it follows. Produce requests themselves do not
 // wait: the lanes keep each partition's appends in request order, and
 // letting them overlap is what the lanes are for.
 //

@@ -70,7 +70,8 @@ const defaultAdminListener = "127.0.0.1:9094"
 //     Zeros with no such equivalent (message.max.bytes=0, say) are errors.
 //   - metadata.log.dir holds the quorum's log in its __cluster_metadata-0
 //     directory, as Kafka does, but in raft-wal's format.
-//   - admin.listener and network.engine are Gregor's own keys.
+//   - admin.listener, network.engine, fetch.sendfile.enable and
+//     produce.decompression.max.bytes are Gregor's own keys.
 func brokerConfig(props map[string]string) (cfg serveConfig, warnings []string, err error) {
 	cfg, warnings, _, err = parseServeConfig(props)
 	return cfg, warnings, err
