@@ -70,6 +70,9 @@ func (d *decompressionBudget) acquire(n int64) {
 // release gives back a share of n bytes and hands the budget to the
 // waiters, in order, as far as it goes.
 func (d *decompressionBudget) release(n int64) {
+	if n == 0 {
+		return // an uncompressed batch took nothing: no lock on every produce
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.mu.used -= min(n, d.capacity)
