@@ -334,42 +334,53 @@ func decodeSnappy(dst, src []byte, maxSize int) ([]byte, error) {
 		}
 		return decodeSnappyBlock(growBounded(dst, n, len(dst)+n), src, n)
 	}
-	if len(src) < xerialHeaderSize {
-		return dst, fmt.Errorf("%w: snappy: xerial header truncated at %d bytes", ErrDecompress, len(src))
-	}
 	// First walk the chunks to check the framing and add up the lengths the
 	// blocks declare, so the output is sized (and bounded) once.
-	total := 0
-	for rest := src[xerialHeaderSize:]; len(rest) > 0; {
-		if len(rest) < 4 {
-			return dst, fmt.Errorf("%w: snappy: xerial chunk length truncated", ErrDecompress)
-		}
-		n := binary.BigEndian.Uint32(rest)
-		rest = rest[4:]
-		if uint64(n) > uint64(len(rest)) {
-			return dst, fmt.Errorf("%w: snappy: xerial chunk of %d bytes, %d remain", ErrDecompress, n, len(rest))
-		}
-		dl, err := s2.DecodedLen(rest[:n])
-		if err != nil {
-			return dst, decompressErr(CodecSnappy, err)
-		}
-		if total += dl; total > maxSize {
-			return dst, sizeErr(CodecSnappy, maxSize)
-		}
-		rest = rest[n:]
+	n, err := xerialDecodedLen(src)
+	if err != nil {
+		return dst, err
 	}
+	if n > uint64(maxSize) {
+		return dst, sizeErr(CodecSnappy, maxSize)
+	}
+	total := int(n)
 	dst = growBounded(dst, total, len(dst)+total)
 	for rest := src[xerialHeaderSize:]; len(rest) > 0; {
 		n := binary.BigEndian.Uint32(rest)
 		rest = rest[4:]
 		dl, _ := s2.DecodedLen(rest[:n])
-		var err error
 		if dst, err = decodeSnappyBlock(dst, rest[:n], dl); err != nil {
 			return dst, err
 		}
 		rest = rest[n:]
 	}
 	return dst, nil
+}
+
+// xerialDecodedLen checks the chunk framing of a xerial-framed snappy
+// stream and adds up the lengths its blocks declare.
+func xerialDecodedLen(src []byte) (uint64, error) {
+	if len(src) < xerialHeaderSize {
+		return 0, fmt.Errorf("%w: snappy: xerial header truncated at %d bytes", ErrDecompress, len(src))
+	}
+	var total uint64
+	for rest := src[xerialHeaderSize:]; len(rest) > 0; {
+		if len(rest) < 4 {
+			return 0, fmt.Errorf("%w: snappy: xerial chunk length truncated", ErrDecompress)
+		}
+		n := binary.BigEndian.Uint32(rest)
+		rest = rest[4:]
+		if uint64(n) > uint64(len(rest)) {
+			return 0, fmt.Errorf("%w: snappy: xerial chunk of %d bytes, %d remain", ErrDecompress, n, len(rest))
+		}
+		dl, err := s2.DecodedLen(rest[:n])
+		if err != nil {
+			return 0, decompressErr(CodecSnappy, err)
+		}
+		total += uint64(dl)
+		rest = rest[n:]
+	}
+	return total, nil
 }
 
 // decodeSnappyBlock appends one raw snappy block that declares n decoded bytes;

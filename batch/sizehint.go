@@ -60,27 +60,8 @@ func snappySizeHint(src []byte) (uint64, bool) {
 		n, err := s2.DecodedLen(src)
 		return uint64(n), err == nil
 	}
-	if len(src) < xerialHeaderSize {
-		return 0, false
-	}
-	var total uint64
-	for rest := src[xerialHeaderSize:]; len(rest) > 0; {
-		if len(rest) < 4 {
-			return 0, false
-		}
-		n := binary.BigEndian.Uint32(rest)
-		rest = rest[4:]
-		if uint64(n) > uint64(len(rest)) {
-			return 0, false
-		}
-		dl, err := s2.DecodedLen(rest[:n])
-		if err != nil {
-			return 0, false
-		}
-		total += uint64(dl)
-		rest = rest[n:]
-	}
-	return total, true
+	total, err := xerialDecodedLen(src)
+	return total, err == nil
 }
 
 // lz4SizeHint walks LZ4 frames (the format Kafka's LZ4 codec writes):
