@@ -139,6 +139,17 @@ func TestDoneOnceWhenDropped(t *testing.T) {
 	})
 }
 
+// holdUntilDone answers req, with nothing, once its connection closes or
+// quit (the test's end, failed or not) is closed: a long poll that only its
+// connection's end gives up.
+func holdUntilDone(req *Request, respond func(Response), quit <-chan struct{}) {
+	select {
+	case <-req.Done():
+	case <-quit:
+	}
+	respond(Response{NoResponse: true})
+}
+
 // TestRequestDoneWhenConnectionCloses: Request.Done stays open while the
 // connection does, and closes when its client goes away and when the server
 // closes, so a handler holding a request (a long poll) can give it up; the
@@ -150,14 +161,7 @@ func TestRequestDoneWhenConnectionCloses(t *testing.T) {
 		quit := make(chan struct{}) // the test's end, failed or not
 		s, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
 			held <- req
-			// A long poll that only its connection's end gives up.
-			go func() {
-				select {
-				case <-req.Done():
-				case <-quit:
-				}
-				respond(Response{NoResponse: true})
-			}()
+			go holdUntilDone(req, respond, quit)
 		}))
 		t.Cleanup(func() { close(quit) }) // before startTCP's Close, which waits for the answers
 		leaving, staying := dial(t, addr), dial(t, addr)
@@ -203,13 +207,7 @@ func TestDoneWhileTheWindowIsFull(t *testing.T) {
 				return
 			}
 			held <- req
-			go func() {
-				select {
-				case <-req.Done():
-				case <-quit:
-				}
-				respond(Response{NoResponse: true})
-			}()
+			go holdUntilDone(req, respond, quit)
 		}))
 		t.Cleanup(func() { close(quit) })
 		c := dial(t, addr)
