@@ -2,9 +2,9 @@ package segment
 
 // Checkpoint files: small text files in Kafka's format, replaced atomically.
 //
-//	<log.dir>/recovery-point-offset-checkpoint    (Kafka's replication-offset-checkpoint,
-//	<log.dir>/cleaner-offset-checkpoint            log-start-offset-checkpoint and
-//	                                              cleaner-offset-checkpoint share it)
+//	<log.dir>/recovery-point-offset-checkpoint    (Kafka's replication-offset-checkpoint
+//	<log.dir>/cleaner-offset-checkpoint            shares it too)
+//	<log.dir>/log-start-offset-checkpoint
 //	    0\n                 version
 //	    2\n                 entry count
 //	    topic-a 0 1234\n    topic SP partition SP offset
@@ -52,6 +52,12 @@ const RecoveryPointCheckpointFileName = "recovery-point-offset-checkpoint"
 // clean (its first dirty offset). A partition listed there may hold cleaned
 // batches, which recovery must not take for damage.
 const CleanerOffsetCheckpointFileName = "cleaner-offset-checkpoint"
+
+// LogStartOffsetCheckpointFileName is the offset checkpoint in each log dir
+// that records, per partition whose log start a DeleteRecords raised above
+// its first segment's base, that log start: the records below it stay
+// deleted across a restart, though their segment is not yet gone.
+const LogStartOffsetCheckpointFileName = "log-start-offset-checkpoint"
 
 // maxCheckpointBytes bounds what a reader loads. A line of the offset
 // checkpoint is at most 281 bytes (a 249-byte topic, an int32, an int64), so

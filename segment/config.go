@@ -244,6 +244,12 @@ type OpenOptions struct {
 	// recovery allows for them whatever the log's cleanup.policy is now.
 	CleanerCheckpoint    int64
 	HasCleanerCheckpoint bool
+	// LogStartOffset is the log's entry in its dir's
+	// log-start-offset-checkpoint (0 when it has none): where a
+	// DeleteRecords left the log start, above its first segment's base. One
+	// past the log end (segments lost, or a crash that cut the log below
+	// it) empties the log and starts it there, as Kafka's LogLoader does.
+	LogStartOffset int64
 }
 
 // CleanerConfig holds the log cleaner's broker-wide settings, under Kafka's

@@ -113,10 +113,10 @@ func (m *Manager) deleteDirsWaiting() int {
 // first, and renames each one's directory to be removed
 // file.delete.delay.ms later (see above); a directory whose rename fails is
 // removed at once. Then, as Kafka's asyncDelete does, it rewrites the
-// recovery-point and cleaner-offset checkpoints of the dirs that held them,
-// once for them all: an entry left there would apply to a partition of the
-// same name created next, after a crash, and skip its recovery or its
-// cleaning below the old log's offsets. A checkpoint it cannot rewrite is
+// recovery-point, cleaner-offset and log-start-offset checkpoints of the
+// dirs that held them, once for them all: an entry left there would apply
+// to a partition of the same name created next, after a crash, and skip its
+// recovery, its cleaning below the old log's offsets, or its first records. A checkpoint it cannot rewrite is
 // logged, not returned: the next periodic write, or the next start, drops
 // the entries. The partitions are gone from the Manager either way; an
 // error means a directory may still hold one under its name. Delete
@@ -173,7 +173,7 @@ func (m *Manager) Delete(tps ...TopicPartition) error {
 			m.logger.Warn("syncing a log dir after renaming deleted partitions", "dir", d, "err", err)
 		}
 	}
-	if err := errors.Join(m.checkpointRecoveryPoints(dirs), m.checkpointCleanerOffsets(dirs)); err != nil {
+	if err := errors.Join(m.checkpointRecoveryPoints(dirs), m.checkpointCleanerOffsets(dirs), m.checkpointLogStartOffsets(dirs)); err != nil {
 		m.logger.Error("rewriting the checkpoints after deleting partitions", "dirs", dirs, "err", err)
 	}
 	for _, to := range renamed {

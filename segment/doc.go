@@ -10,6 +10,8 @@
 //	    .clean-shutdown                        present only after a clean Close
 //	    recovery-point-offset-checkpoint       per partition: offsets below are fsynced
 //	    cleaner-offset-checkpoint              per compacted partition: offsets below are clean
+//	    log-start-offset-checkpoint            per partition whose start a DeleteRecords
+//	                                           raised: offsets below are deleted
 //	    <topic>-<partition>/
 //	        00000000000000000000.log           batches, back to back, as on the wire
 //	        00000000000000000000.index         sparse offset index
@@ -151,6 +153,20 @@
 // Index .swap files without a log .swap are deleted. Replaced segments stay
 // open for readers that hold regions of them (reference counts), and close
 // when the last region is released.
+//
+// # The log start
+//
+// The log start offset is the first segment's base until a DeleteRecords
+// raises it (AdvanceLogStart), possibly into the middle of a segment or a
+// batch. Reads, ListOffsets and lookups by time then begin there (a batch
+// holding it is still read whole, as Kafka sends it). The segments wholly
+// below it go at the next retention check, whatever the cleanup.policy; a
+// raised start is kept in the dir's log-start-offset-checkpoint:
+//
+//	offsets     0 .. 99 | 100 .. 199 | 200 .. 249 (active)
+//	DeleteRecords(150)   -> log start 150: reads below it OFFSET_OUT_OF_RANGE
+//	retention check      -> segment 0 deleted; segment 100 stays (holds 150..199)
+//	checkpoint entry     "topic 0 150" until the start is a segment base again
 //
 // # Durability
 //

@@ -170,8 +170,18 @@ func Open(dir string, cfg Config, o OpenOptions) (*Log, error) {
 			err = l.epochs.TruncateFromStart(l.mu.logStart)
 		}
 	}
+	if err == nil && o.LogStartOffset > l.mu.logStart {
+		if o.LogStartOffset > l.mu.logEnd {
+			l.logger.Warn("the log ends below its checkpointed start: starting it again, empty, there",
+				"log_end", l.mu.logEnd, "log_start", o.LogStartOffset)
+			err = l.truncateFullyLocked(o.LogStartOffset)
+		} else {
+			l.mu.logStart = o.LogStartOffset
+			err = l.epochs.TruncateFromStart(l.mu.logStart)
+		}
+	}
 	if err != nil {
-		for _, s := range segs {
+		for _, s := range l.mu.segments {
 			s.close()
 		}
 		return nil, err
@@ -817,8 +827,11 @@ func (l *Log) OffsetForTimestamp(ts int64, maxDecompressed int) (offset, timesta
 			if err != nil {
 				return 0, 0, false, err
 			}
-			if h.maxTs >= ts && h.base >= l.mu.logStart {
-				return s.firstRecordAtOrAfter(pos, h, ts, maxDecompressed)
+			if h.maxTs >= ts && h.last >= l.mu.logStart {
+				offset, timestamp, found, err := s.firstRecordAtOrAfter(pos, h, ts, l.mu.logStart, maxDecompressed)
+				if found || err != nil {
+					return offset, timestamp, found, err
+				}
 			}
 			pos += h.size
 		}
@@ -826,16 +839,17 @@ func (l *Log) OffsetForTimestamp(ts int64, maxDecompressed int) (offset, timesta
 	return 0, 0, false, nil
 }
 
-// firstRecordAtOrAfter looks inside the batch at pos for its first record with
-// a timestamp of at least ts.
-func (s *segment) firstRecordAtOrAfter(pos int64, h batchHead, ts int64, maxDecompressed int) (int64, int64, bool, error) {
+// firstRecordAtOrAfter looks inside the batch at pos for its first record,
+// at or after offset from (the log start, which a DeleteRecords may have put
+// inside the batch), with a timestamp of at least ts.
+func (s *segment) firstRecordAtOrAfter(pos int64, h batchHead, ts, from int64, maxDecompressed int) (int64, int64, bool, error) {
 	buf := make([]byte, h.size)
 	if _, err := s.file.f.ReadAt(buf, pos); err != nil {
 		return 0, 0, false, err
 	}
 	hdr := batch.Header(buf)
 	if hdr.LogAppendTime() {
-		return hdr.BaseOffset(), hdr.MaxTimestamp(), true, nil
+		return max(hdr.BaseOffset(), from), hdr.MaxTimestamp(), true, nil
 	}
 	rr, _, err := batch.DecodeRecords(hdr, nil, maxDecompressed)
 	if err != nil {
@@ -843,12 +857,18 @@ func (s *segment) firstRecordAtOrAfter(pos int64, h batchHead, ts int64, maxDeco
 	}
 	var r batch.Record
 	for rr.Next(&r) {
-		if t := hdr.BaseTimestamp() + r.TimestampDelta; t >= ts {
-			return hdr.BaseOffset() + int64(r.OffsetDelta), t, true, nil
+		off := hdr.BaseOffset() + int64(r.OffsetDelta)
+		if t := hdr.BaseTimestamp() + r.TimestampDelta; t >= ts && off >= from {
+			return off, t, true, nil
 		}
 	}
 	if err := rr.Err(); err != nil {
 		return 0, 0, false, fmt.Errorf("%w: %s at position %d: %w", ErrCorruption, s.file.Name(), pos, err)
+	}
+	if hdr.BaseOffset() < from {
+		// Its records this new are all below the log start: the next
+		// batch may hold one.
+		return 0, 0, false, nil
 	}
 	// The batch's max timestamp promised a record this new: trust the header.
 	return hdr.LastOffset(), hdr.MaxTimestamp(), true, nil
@@ -998,7 +1018,10 @@ func (l *Log) EnforceRetention() (int, error) {
 		s := segs[n]
 		expired := l.cfg.deletes() && l.cfg.RetentionMs >= 0 && nowMs-s.largestTimestamp() > l.cfg.RetentionMs
 		oversize := l.cfg.deletes() && l.cfg.RetentionBytes >= 0 && total-s.size >= l.cfg.RetentionBytes
-		if !expired && !oversize {
+		// Below the log start a DeleteRecords left, whatever the policy,
+		// as Kafka's deleteLogStartOffsetBreachedSegments.
+		deleted := segs[n+1].base <= l.mu.logStart
+		if !expired && !oversize && !deleted {
 			break
 		}
 		total -= s.size
@@ -1009,7 +1032,7 @@ func (l *Log) EnforceRetention() (int, error) {
 	removed := slices.Clone(segs[:n])
 	l.mu.Lock()
 	l.mu.segments = slices.Delete(segs, 0, n)
-	l.mu.logStart = l.mu.segments[0].base
+	l.mu.logStart = max(l.mu.logStart, l.mu.segments[0].base)
 	start := l.mu.logStart
 	l.mu.Unlock()
 	for _, s := range removed {
@@ -1024,6 +1047,48 @@ func (l *Log) EnforceRetention() (int, error) {
 		return n, l.fail(err)
 	}
 	return n, nil
+}
+
+// AdvanceLogStart raises the log start offset to offset, as Kafka's
+// maybeIncrementLogStartOffset does for DeleteRecords: the records below it
+// are no longer read, listed or found by time at once, and the segments
+// wholly below it are deleted at the next EnforceRetention. The new start
+// may fall inside a batch, which reads still return whole (a consumer skips
+// the records before its offset). An offset at or below the start changes
+// nothing; one past the log end is ErrOffsetOutOfRange (the caller bounds
+// it by the high watermark first). It reports whether the start moved.
+func (l *Log) AdvanceLogStart(offset int64) (bool, error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if err := l.usable(); err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	start, end := l.mu.logStart, l.mu.logEnd
+	if offset > end {
+		l.mu.Unlock()
+		return false, fmt.Errorf("%w: cannot start log %s at %d past its end %d", ErrOffsetOutOfRange, l.dir, offset, end)
+	}
+	if offset <= start {
+		l.mu.Unlock()
+		return false, nil
+	}
+	l.mu.logStart = offset
+	l.mu.Unlock()
+	if err := l.epochs.TruncateFromStart(offset); err != nil {
+		return true, l.fail(err)
+	}
+	l.logger.Info("advanced the log start", "from", start, "to", offset)
+	return true, nil
+}
+
+// logStartCheckpoint is the log's entry in the log-start-offset-checkpoint:
+// its start, when a DeleteRecords left it above the first segment's base
+// (the first segment's base says it otherwise, as Kafka writes it).
+func (l *Log) logStartCheckpoint() (int64, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.logStart, len(l.mu.segments) > 0 && l.mu.logStart > l.mu.segments[0].base
 }
 
 // largestTimestamp is what retention.ms compares: the newest batch timestamp,

@@ -16,9 +16,10 @@ import (
 // TestLogDataDriven runs the scripts in testdata/log/. Commands:
 //
 //	open [segment-bytes=N] [index-bytes=N] [interval=N] [retention-ms=N]
-//	     [retention-bytes=N] [unclean] [recovery-point=N]
+//	     [retention-bytes=N] [unclean] [recovery-point=N] [log-start=N]
 //	                           opens (or reopens) the log; unclean skips the
-//	                           clean-shutdown marker so recovery runs
+//	                           clean-shutdown marker so recovery runs;
+//	                           log-start is its log-start-offset-checkpoint entry
 //	close                      closes the log cleanly
 //	crash                      drops the log without closing it (files stay as they are)
 //	append [batches=1] [records=1] [size=10] [ts=1000] [epoch=-1] [codec=none]
@@ -30,6 +31,7 @@ import (
 //	truncate-fully offset=O
 //	time ms=T                  sets the fake clock
 //	retention                  enforces retention, prints what remains
+//	delete-records offset=O    raises the log start (DeleteRecords)
 //	lookup-time ts=T           ListOffsets by timestamp
 //	corrupt segment=B at=P [zero=N | flip | cut=N]
 //	                           damages a segment's log file: zeroes N bytes
@@ -83,9 +85,10 @@ func runLogCommand(t *testing.T, lp **Log, dir string, clock *fakeClock, d *data
 		cfg.RetentionBytes = arg("retention-bytes", cfg.RetentionBytes)
 		cfg.SegmentMs = arg("segment-ms", 0)
 		nl, err := Open(dir, cfg, OpenOptions{
-			CleanShutdown: !d.HasArg("unclean"),
-			RecoveryPoint: arg("recovery-point", 0),
-			Now:           clock.Now,
+			CleanShutdown:  !d.HasArg("unclean"),
+			RecoveryPoint:  arg("recovery-point", 0),
+			LogStartOffset: arg("log-start", 0),
+			Now:            clock.Now,
 		})
 		if err != nil {
 			return "", err
@@ -170,6 +173,13 @@ func runLogCommand(t *testing.T, lp **Log, dir string, clock *fakeClock, d *data
 			return "", err
 		}
 		fmt.Fprintf(&b, "deleted %d; log [%d, %d)\n", n, l.LogStartOffset(), l.LogEndOffset())
+	case "delete-records":
+		moved, err := l.AdvanceLogStart(arg("offset", 0))
+		if err != nil {
+			return "", err
+		}
+		start, listed := l.logStartCheckpoint()
+		fmt.Fprintf(&b, "moved %t; log [%d, %d); checkpoint entry %t\n", moved, start, l.LogEndOffset(), listed)
 	case "lookup-time":
 		off, ts, found, err := l.OffsetForTimestamp(arg("ts", 0), 1<<20)
 		if err != nil {

@@ -122,6 +122,7 @@ type Manager struct {
 	cleanerCheckpointMu sync.Mutex
 
 	recoveryCheckpointMu sync.Mutex
+	logStartCheckpointMu sync.Mutex
 
 	mu struct {
 		sync.Mutex
@@ -188,7 +189,7 @@ func OpenManager(cfg ManagerConfig, o ManagerOptions) (*Manager, error) {
 	// Delete's rewrite, they must not apply to a partition of the same name
 	// created later. Every log just opened is durable up to its end.
 	if err := errors.Join(errs...); err == nil {
-		errs = append(errs, m.CheckpointRecoveryPoints(), m.CheckpointCleanerOffsets())
+		errs = append(errs, m.CheckpointRecoveryPoints(), m.CheckpointCleanerOffsets(), m.CheckpointLogStartOffsets())
 	}
 	if err := errors.Join(errs...); err != nil {
 		m.stopRemovals()
@@ -247,6 +248,14 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 	for _, p := range cleaned {
 		firstDirty[TopicPartition{p.Topic, p.Partition}] = p.Offset
 	}
+	starts, err := ReadOffsetCheckpoint(filepath.Join(dir, LogStartOffsetCheckpointFileName))
+	if err != nil {
+		return err
+	}
+	logStart := map[TopicPartition]int64{}
+	for _, p := range starts {
+		logStart[TopicPartition{p.Topic, p.Partition}] = p.Offset
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -278,6 +287,7 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 					Logger:               m.logger,
 					CleanerCheckpoint:    fd,
 					HasCleanerCheckpoint: listed,
+					LogStartOffset:       logStart[tp],
 				})
 				errMu.Lock()
 				if err != nil {
@@ -433,6 +443,20 @@ func (m *Manager) CheckpointCleanerOffsets() error {
 // checkpointCleanerOffsets writes the cleaner-offset checkpoints of dirs.
 func (m *Manager) checkpointCleanerOffsets(dirs []string) error {
 	return m.writeCheckpoints(&m.cleanerCheckpointMu, CleanerOffsetCheckpointFileName, dirs, (*Log).CleanerCheckpoint)
+}
+
+// CheckpointLogStartOffsets writes each log dir's log-start-offset
+// checkpoint: the start of every log a DeleteRecords raised above its first
+// segment's base. Kafka writes it every
+// log.flush.start.offset.checkpoint.interval.ms; Gregor writes it also
+// before it answers a DeleteRecords, so that deleted records never come
+// back after a crash.
+func (m *Manager) CheckpointLogStartOffsets() error {
+	return m.checkpointLogStartOffsets(m.cfg.LogDirs)
+}
+
+func (m *Manager) checkpointLogStartOffsets(dirs []string) error {
+	return m.writeCheckpoints(&m.logStartCheckpointMu, LogStartOffsetCheckpointFileName, dirs, (*Log).logStartCheckpoint)
 }
 
 // writeCheckpoints writes the offset checkpoint called name in each of dirs:
@@ -596,7 +620,7 @@ func (m *Manager) Run(stop <-chan struct{}, flushEvery, retentionEvery, checkpoi
 		case <-retentionC:
 			_, err = m.EnforceRetention()
 		case <-checkpointC:
-			err = m.CheckpointRecoveryPoints()
+			err = errors.Join(m.CheckpointRecoveryPoints(), m.CheckpointLogStartOffsets())
 		}
 		if err != nil {
 			m.logger.Error("periodic log work failed", "err", err)
@@ -624,7 +648,7 @@ func (m *Manager) Close() error {
 			failedDirs[m.mu.dirOf[tp]] = true
 		}
 	}
-	if err := errors.Join(m.CheckpointRecoveryPoints(), m.CheckpointCleanerOffsets()); err != nil {
+	if err := errors.Join(m.CheckpointRecoveryPoints(), m.CheckpointCleanerOffsets(), m.CheckpointLogStartOffsets()); err != nil {
 		errs = append(errs, err)
 		for _, d := range m.cfg.LogDirs {
 			failedDirs[d] = true

@@ -134,3 +134,74 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLogStartSurvivesRestart: a log start a DeleteRecords raised inside the
+// first segment is written to the dir's log-start-offset-checkpoint, so the
+// deleted records stay deleted after a crash; deleting the partition drops
+// its entry, so a partition of the same name created next starts at 0.
+func TestLogStartSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	m, err := OpenManager(managerConfig(dir), ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, other := TopicPartition{"orders", 0}, TopicPartition{"orders", 1}
+	for _, p := range []TopicPartition{tp, other} {
+		l, err := m.GetOrCreate(p, testConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := l.Append(offsetBatch(t, l.LogEndOffset(), 2), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l, _ := m.Get(tp)
+	if moved, err := l.AdvanceLogStart(3); err != nil || !moved {
+		t.Fatalf("AdvanceLogStart(3): moved %t, %v", moved, err)
+	}
+	if err := m.CheckpointLogStartOffsets(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadOffsetCheckpoint(filepath.Join(dir, LogStartOffsetCheckpointFileName))
+	if err != nil || len(got) != 1 || got[0] != (PartitionOffset{"orders", 0, 3}) {
+		t.Fatalf("checkpoint %v, %v: want only orders 0 at 3", got, err)
+	}
+	crashManager(m)
+
+	m, err = OpenManager(managerConfig(dir), ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ = m.Get(tp)
+	if start := l.LogStartOffset(); start != 3 {
+		t.Fatalf("log start after a crash: %d, want 3", start)
+	}
+	if o, _ := m.Get(other); o.LogStartOffset() != 0 {
+		t.Fatalf("the other partition's start moved to %d", o.LogStartOffset())
+	}
+	if err := m.Delete(tp); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadOffsetCheckpoint(filepath.Join(dir, LogStartOffsetCheckpointFileName)); err != nil || len(got) != 0 {
+		t.Fatalf("checkpoint after Delete: %v, %v", got, err)
+	}
+	if l, err = m.GetOrCreate(tp, testConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(offsetBatch(t, 0, 2), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err = OpenManager(managerConfig(dir), ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if l, _ = m.Get(tp); l.LogStartOffset() != 0 || l.LogEndOffset() != 2 {
+		t.Fatalf("recreated partition: log [%d, %d), want [0, 2)", l.LogStartOffset(), l.LogEndOffset())
+	}
+}
