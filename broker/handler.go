@@ -35,6 +35,7 @@ var apis = map[int16]apiRange{
 	kmsg.CreatePartitions.Int16():        {0, 3},
 	kmsg.IncrementalAlterConfigs.Int16(): {0, 1},
 	kmsg.DescribeCluster.Int16():         {0, 1},
+	kmsg.DeleteRecords.Int16():           {0, 2},
 	kmsg.FindCoordinator.Int16():         {0, 4},
 	kmsg.JoinGroup.Int16():               {0, 9},
 	kmsg.SyncGroup.Int16():               {0, 5},
@@ -164,6 +165,8 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 		go b.handleIncrementalAlterConfigs(rq, req)
 	case *kmsg.DescribeClusterRequest:
 		b.handleDescribeCluster(rq, req)
+	case *kmsg.DeleteRecordsRequest:
+		go b.handleDeleteRecords(rq, req)
 	case *kmsg.FindCoordinatorRequest:
 		go b.handleFindCoordinator(rq, req)
 	case *kmsg.JoinGroupRequest:

@@ -215,7 +215,7 @@ func (b *Broker) topicMetadata(im *raft.Image, t *raft.TopicImage, req *kmsg.Met
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
-	mt.IsInternal = t.Name == "__consumer_offsets"
+	mt.IsInternal = t.Name == offsetsTopic
 	if req.IncludeTopicAuthorizedOperations {
 		mt.AuthorizedOperations = topicOperations
 	}

@@ -322,6 +322,44 @@ func (p *Partition) ExpireProducers(before time.Time) int {
 	return n
 }
 
+// ErrRecordsNotDeletable is DeleteRecords on a partition whose topic's
+// cleanup.policy has no delete (Kafka's POLICY_VIOLATION): a compacted log
+// keeps the newest record of every key, whatever its offset.
+var ErrRecordsNotDeletable = fmt.Errorf("replica: records cannot be deleted under the topic's cleanup.policy, which has no delete: %w", kerr.PolicyViolation)
+
+// DeleteRecords raises the log start offset to offset as the leader, as
+// Kafka's Partition.deleteRecordsOnLeader does: -1 means the high
+// watermark; an offset past the high watermark, or negative otherwise, is
+// OFFSET_OUT_OF_RANGE, and one at or below the log start changes nothing.
+// It returns the low watermark, the lowest log start among the replicas,
+// which with the leader as the only one is its own; moved says the log
+// start changed, so that the caller makes the change durable
+// (segment.Manager.CheckpointLogStartOffsets).
+func (p *Partition) DeleteRecords(offset int64) (lowWatermark int64, moved bool, err error) {
+	// Under appendMu, so that the high watermark and the leadership hold
+	// still while the start moves.
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if _, leader := p.Leader(); !leader {
+		return -1, false, ErrNotLeader
+	}
+	if cfg := p.log.Config(); !cfg.Deletes() {
+		return -1, false, ErrRecordsNotDeletable
+	}
+	hw := p.hw.Load()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return -1, false, fmt.Errorf("replica: cannot delete the records of %s below %d, outside [0, high watermark %d]: %w",
+			p.tp, offset, hw, kerr.OffsetOutOfRange)
+	}
+	if moved, err = p.log.AdvanceLogStart(offset); err != nil {
+		return -1, false, err
+	}
+	return p.log.LogStartOffset(), moved, nil
+}
+
 // ReadResult is one partition's part of a fetch.
 type ReadResult struct {
 	Regions        []segment.Region

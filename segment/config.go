@@ -204,7 +204,9 @@ func (c *Config) fileDeleteDelay() time.Duration {
 	return time.Duration(min(c.FileDeleteDelayMs, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
 }
 
-func (c *Config) deletes() bool { return strings.Contains(c.CleanupPolicy, "delete") }
+// Deletes reports whether cleanup.policy has delete: retention applies, and
+// DeleteRecords may remove records below the high watermark.
+func (c *Config) Deletes() bool { return strings.Contains(c.CleanupPolicy, "delete") }
 
 // rollJitter draws a segment's roll jitter, as Kafka's randomSegmentJitter:
 // uniform below min(segment.jitter.ms, the roll age), 0 without jitter.

@@ -1016,8 +1016,8 @@ func (l *Log) EnforceRetention() (int, error) {
 	n := 0
 	for ; n < len(segs)-1; n++ {
 		s := segs[n]
-		expired := l.cfg.deletes() && l.cfg.RetentionMs >= 0 && nowMs-s.largestTimestamp() > l.cfg.RetentionMs
-		oversize := l.cfg.deletes() && l.cfg.RetentionBytes >= 0 && total-s.size >= l.cfg.RetentionBytes
+		expired := l.cfg.Deletes() && l.cfg.RetentionMs >= 0 && nowMs-s.largestTimestamp() > l.cfg.RetentionMs
+		oversize := l.cfg.Deletes() && l.cfg.RetentionBytes >= 0 && total-s.size >= l.cfg.RetentionBytes
 		// Below the log start a DeleteRecords left, whatever the policy,
 		// as Kafka's deleteLogStartOffsetBreachedSegments.
 		deleted := segs[n+1].base <= l.mu.logStart

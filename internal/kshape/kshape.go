@@ -170,6 +170,11 @@ var shapes = map[int16]wireShape{
 	kmsg.DescribeCluster.Int16(): {0, 1, 0, []wireField{
 		i8("include_cluster_authorized_operations"), i8("endpoint_type").from(1),
 	}},
+	kmsg.DeleteRecords.Int16(): {0, 2, 2, []wireField{
+		structs("topics", str("name"),
+			structs("partitions", i32("partition_index"), i64("offset"))),
+		i32("timeout_ms"),
+	}},
 	kmsg.FindCoordinator.Int16(): {0, 4, 3, []wireField{
 		str("key").until(4), i8("key_type").from(1), list("coordinator_keys", str("")).from(4),
 	}},
