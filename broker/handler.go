@@ -36,6 +36,7 @@ var apis = map[int16]apiRange{
 	kmsg.IncrementalAlterConfigs.Int16(): {0, 1},
 	kmsg.DescribeCluster.Int16():         {0, 1},
 	kmsg.DeleteRecords.Int16():           {0, 2},
+	kmsg.DescribeLogDirs.Int16():         {0, 4},
 	kmsg.FindCoordinator.Int16():         {0, 4},
 	kmsg.JoinGroup.Int16():               {0, 9},
 	kmsg.SyncGroup.Int16():               {0, 5},
@@ -167,6 +168,8 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 		b.handleDescribeCluster(rq, req)
 	case *kmsg.DeleteRecordsRequest:
 		go b.handleDeleteRecords(rq, req)
+	case *kmsg.DescribeLogDirsRequest:
+		go b.handleDescribeLogDirs(rq, req)
 	case *kmsg.FindCoordinatorRequest:
 		go b.handleFindCoordinator(rq, req)
 	case *kmsg.JoinGroupRequest:

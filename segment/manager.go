@@ -391,6 +391,53 @@ func (m *Manager) DirOf(tp TopicPartition) (string, bool) {
 	return d, ok
 }
 
+// DirInfo is one log dir as DescribeLogDirs reports it.
+type DirInfo struct {
+	Path string // as configured in log.dirs
+	// Partitions are the dir's partitions and the bytes of their
+	// segment files, sorted.
+	Partitions []PartitionSize
+}
+
+// PartitionSize is a partition and the bytes of its log.
+type PartitionSize struct {
+	TopicPartition
+	Bytes int64
+}
+
+// Dirs lists every log dir, in log.dirs order, with those of its
+// partitions that want accepts (every one when want is nil).
+func (m *Manager) Dirs(want func(TopicPartition) bool) []DirInfo {
+	m.mu.Lock()
+	byDir := make(map[string][]PartitionSize, len(m.cfg.LogDirs))
+	logs := make(map[TopicPartition]*Log)
+	for tp, l := range m.mu.logs {
+		if want == nil || want(tp) {
+			logs[tp] = l
+		}
+	}
+	dirOf := make(map[TopicPartition]string, len(logs))
+	for tp := range logs {
+		dirOf[tp] = m.mu.dirOf[tp]
+	}
+	m.mu.Unlock()
+	for tp, l := range logs { // sizes outside m.mu: each takes its log's lock
+		byDir[dirOf[tp]] = append(byDir[dirOf[tp]], PartitionSize{tp, l.Size()})
+	}
+	out := make([]DirInfo, 0, len(m.cfg.LogDirs))
+	for _, d := range m.cfg.LogDirs {
+		ps := byDir[d]
+		slices.SortFunc(ps, func(a, b PartitionSize) int {
+			if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Partition, b.Partition)
+		})
+		out = append(out, DirInfo{Path: d, Partitions: ps})
+	}
+	return out
+}
+
 func (m *Manager) logs() []*Log {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -175,6 +175,9 @@ var shapes = map[int16]wireShape{
 			structs("partitions", i32("partition_index"), i64("offset"))),
 		i32("timeout_ms"),
 	}},
+	kmsg.DescribeLogDirs.Int16(): {0, 4, 2, []wireField{
+		structs("topics", str("topic"), list("partitions", i32(""))),
+	}},
 	kmsg.FindCoordinator.Int16(): {0, 4, 3, []wireField{
 		str("key").until(4), i8("key_type").from(1), list("coordinator_keys", str("")).from(4),
 	}},
