@@ -182,7 +182,7 @@ func TestApiVersions(t *testing.T) {
 		req.Version = v
 		req.ClientSoftwareName, req.ClientSoftwareVersion = "raw", "1"
 		resp := r.do(req).(*kmsg.ApiVersionsResponse)
-		if resp.ErrorCode != 0 || len(resp.ApiKeys) != 26 {
+		if resp.ErrorCode != 0 || len(resp.ApiKeys) != 29 {
 			t.Fatalf("v%d: error %d, %d APIs", v, resp.ErrorCode, len(resp.ApiKeys))
 		}
 	}

@@ -37,6 +37,9 @@ var apis = map[int16]apiRange{
 	kmsg.DescribeCluster.Int16():         {0, 1},
 	kmsg.DeleteRecords.Int16():           {0, 2},
 	kmsg.DescribeLogDirs.Int16():         {0, 4},
+	kmsg.DescribeACLs.Int16():            {0, 3},
+	kmsg.CreateACLs.Int16():              {0, 3},
+	kmsg.DeleteACLs.Int16():              {0, 3},
 	kmsg.FindCoordinator.Int16():         {0, 4},
 	kmsg.JoinGroup.Int16():               {0, 9},
 	kmsg.SyncGroup.Int16():               {0, 5},
@@ -170,6 +173,12 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 		go b.handleDeleteRecords(rq, req)
 	case *kmsg.DescribeLogDirsRequest:
 		go b.handleDescribeLogDirs(rq, req)
+	case *kmsg.DescribeACLsRequest:
+		b.handleDescribeACLs(rq, req)
+	case *kmsg.CreateACLsRequest:
+		b.handleCreateACLs(rq, req)
+	case *kmsg.DeleteACLsRequest:
+		b.handleDeleteACLs(rq, req)
 	case *kmsg.FindCoordinatorRequest:
 		go b.handleFindCoordinator(rq, req)
 	case *kmsg.JoinGroupRequest:

@@ -99,6 +99,12 @@ type wireShape struct {
 	fields             []wireField
 }
 
+// aclFilter is DescribeAcls' body and each of DeleteAcls' filters.
+var aclFilter = []wireField{
+	i8("resource_type_filter"), str("resource_name_filter"), i8("pattern_type_filter").from(1),
+	str("principal_filter"), str("host_filter"), i8("operation"), i8("permission_type"),
+}
+
 // shapes holds the layout of every request Gregor's broker and controller
 // listeners answer, by API key, for the versions they speak.
 var shapes = map[int16]wireShape{
@@ -177,6 +183,14 @@ var shapes = map[int16]wireShape{
 	}},
 	kmsg.DescribeLogDirs.Int16(): {0, 4, 2, []wireField{
 		structs("topics", str("topic"), list("partitions", i32(""))),
+	}},
+	kmsg.DescribeACLs.Int16(): {0, 3, 2, aclFilter},
+	kmsg.CreateACLs.Int16(): {0, 3, 2, []wireField{
+		structs("creations", i8("resource_type"), str("resource_name"), i8("resource_pattern_type").from(1),
+			str("principal"), str("host"), i8("operation"), i8("permission_type")),
+	}},
+	kmsg.DeleteACLs.Int16(): {0, 3, 2, []wireField{
+		structs("filters", aclFilter...),
 	}},
 	kmsg.FindCoordinator.Int16(): {0, 4, 3, []wireField{
 		str("key").until(4), i8("key_type").from(1), list("coordinator_keys", str("")).from(4),
