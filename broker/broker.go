@@ -161,7 +161,7 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 	}
 	if cfg.Quorum.IsVoter() {
 		if b.ctrl, err = raft.NewQuorumController(b.node, cfg.Controller, raft.QuorumControllerOptions{
-			Now: o.Now, Logger: b.logger, Configs: topicConfigValidator{}}); err != nil {
+			Now: o.Now, Logger: b.logger, Configs: topicConfigValidator{cfg: &b.cfg}}); err != nil {
 			return nil, err
 		}
 	}

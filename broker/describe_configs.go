@@ -55,17 +55,10 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 				}
 				c := kmsg.NewDescribeConfigsResponseResourceConfig()
 				c.Name, c.ConfigType = tc.name, kmsg.ConfigType(tc.kind)
-				def := tc.brokerDefault(&b.cfg)
-				if v, ok := t.Configs[tc.name]; ok {
-					c.Value, c.Source = kmsg.StringPtr(v), sourceDynamicTopic
-					if req.IncludeSynonyms {
-						c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(tc.name, v, sourceDynamicTopic))
-					}
-				} else {
-					c.Value, c.Source, c.IsDefault = kmsg.StringPtr(def), sourceDefaultConfig, true
-				}
-				if req.IncludeSynonyms && tc.brokerName != "" {
-					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(tc.brokerName, def, sourceDefaultConfig))
+				d := describeTopicConfig(&tc, t.Configs, &b.cfg)
+				c.Value, c.Source, c.IsDefault = kmsg.StringPtr(d.value), d.source, d.source == sourceDefaultConfig
+				if req.IncludeSynonyms {
+					c.ConfigSynonyms = d.synonyms
 				}
 				if req.IncludeDocumentation {
 					c.Documentation = kmsg.StringPtr(tc.doc)
@@ -100,6 +93,31 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 		resp.Resources = append(resp.Resources, rr)
 	}
 	rq.reply(resp)
+}
+
+// describedConfig is one topic config as DescribeConfigs and CreateTopics
+// report it.
+type describedConfig struct {
+	value  string
+	source kmsg.ConfigSource
+	// synonyms are where the value could come from, the one it comes
+	// from first, as Kafka lists them.
+	synonyms []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+}
+
+// describeTopicConfig describes tc for a topic with overrides on a broker
+// configured with cfg: the topic's own value, or else the broker's default.
+func describeTopicConfig(tc *topicConfig, overrides map[string]string, cfg *Config) describedConfig {
+	def := tc.brokerDefault(cfg)
+	d := describedConfig{value: def, source: sourceDefaultConfig}
+	if v, ok := overrides[tc.name]; ok {
+		d.value, d.source = v, sourceDynamicTopic
+		d.synonyms = append(d.synonyms, synonym(tc.name, v, sourceDynamicTopic))
+	}
+	if tc.brokerName != "" {
+		d.synonyms = append(d.synonyms, synonym(tc.brokerName, def, sourceDefaultConfig))
+	}
+	return d
 }
 
 func synonym(name, value string, source kmsg.ConfigSource) kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"gregor/batch"
 	"gregor/raft"
 	"gregor/segment"
@@ -281,9 +283,14 @@ func validateTopicConfig(name, value string) error {
 	return nil
 }
 
-// topicConfigValidator lets the controller check topic configs without
-// knowing what they mean.
-type topicConfigValidator struct{}
+// topicConfigValidator lets the controller check and describe topic
+// configs without knowing what they mean.
+type topicConfigValidator struct {
+	// cfg is the controller node's broker config, whose settings are the
+	// defaults DescribeNewTopicConfigs reports, as a Kafka controller
+	// reports its own.
+	cfg *Config
+}
 
 func (topicConfigValidator) ValidateConfig(resourceType int8, name, value string) error {
 	if resourceType != raft.ResourceTopic {
@@ -316,6 +323,26 @@ func (topicConfigValidator) ConfigDefault(resourceType int8, name string) (strin
 	}
 	c := DefaultConfig()
 	return tc.brokerDefault(&c), true
+}
+
+// DescribeNewTopicConfigs is every topic config a new topic with configs
+// takes, as DescribeConfigs would describe it (topicConfigs is sorted by
+// name, as Kafka sorts them).
+func (v topicConfigValidator) DescribeNewTopicConfigs(configs map[string]string) []kmsg.CreateTopicsResponseTopicConfig {
+	cfg := v.cfg
+	if cfg == nil {
+		def := DefaultConfig()
+		cfg = &def
+	}
+	out := make([]kmsg.CreateTopicsResponseTopicConfig, 0, len(topicConfigs))
+	for i := range topicConfigs {
+		tc := &topicConfigs[i]
+		d := describeTopicConfig(tc, configs, cfg)
+		c := kmsg.NewCreateTopicsResponseTopicConfig()
+		c.Name, c.Value, c.Source = tc.name, kmsg.StringPtr(d.value), int8(d.source)
+		out = append(out, c)
+	}
+	return out
 }
 
 func (topicConfigValidator) IsListConfig(resourceType int8, name string) bool {

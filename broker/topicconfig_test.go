@@ -234,3 +234,73 @@ func TestAppendToAnUnsetListStartsFromItsDefault(t *testing.T) {
 		}
 	}
 }
+
+// createTopicV7 sends one CreateTopics v7 for name with configs (name,
+// value pairs) and returns its answer.
+func createTopicV7(r *rawConn, name string, partitions int32, rf int16, validateOnly bool, configs ...[2]string) kmsg.CreateTopicsResponseTopic {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Version, req.TimeoutMillis, req.ValidateOnly = 7, 10000, validateOnly
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, partitions, rf
+	for _, kv := range configs {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = kv[0], kmsg.StringPtr(kv[1])
+		rt.Configs = append(rt.Configs, c)
+	}
+	req.Topics = append(req.Topics, rt)
+	return r.do(req).(*kmsg.CreateTopicsResponse).Topics[0]
+}
+
+// describeTopicConfigs sends DescribeConfigs v4 with synonyms for the
+// named configs of topic (every config when none is named).
+func describeTopicConfigs(r *rawConn, topic string, names ...string) kmsg.DescribeConfigsResponseResource {
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.Version, req.IncludeSynonyms = 4, true
+	res := kmsg.NewDescribeConfigsRequestResource()
+	res.ResourceType, res.ResourceName, res.ConfigNames = kmsg.ConfigResourceTypeTopic, topic, names
+	req.Resources = append(req.Resources, res)
+	return r.do(req).(*kmsg.DescribeConfigsResponse).Resources[0]
+}
+
+// TestCreateTopicsAnswersConfigs: CreateTopics v5+ answers a topic it
+// creates, or would create with validate_only, with every config it takes,
+// sorted by name, as Kafka's controller does: the topic's own values
+// (DYNAMIC_TOPIC_CONFIG) and the defaults for the rest, as DescribeConfigs
+// then describes them.
+func TestCreateTopicsAnswersConfigs(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	for _, validateOnly := range []bool{true, false} {
+		got := createTopicV7(r, "answered", 1, 1, validateOnly, [2]string{"retention.ms", "12345"})
+		if got.ErrorCode != 0 {
+			t.Fatalf("validate_only=%t: %s", validateOnly, code(got.ErrorCode))
+		}
+		var names []string
+		for _, cfg := range got.Configs {
+			names = append(names, cfg.Name)
+		}
+		if !slices.Equal(names, kafkaTopicConfigs) {
+			t.Fatalf("validate_only=%t: configs %v, want every topic config, sorted: %v", validateOnly, names, kafkaTopicConfigs)
+		}
+	}
+	c.WaitForTopic("answered")
+	created := createTopicV7(r, "answered", 1, 1, false)
+	if created.ErrorCode != kerr.TopicAlreadyExists.Code || len(created.Configs) != 0 {
+		t.Fatalf("creating it again: %s with %d configs, want TOPIC_ALREADY_EXISTS and none", code(created.ErrorCode), len(created.Configs))
+	}
+	again := createTopicV7(r, "answered-too", 1, 1, false, [2]string{"retention.ms", "12345"})
+	described := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+	for _, cfg := range describeTopicConfigs(r, "answered").Configs {
+		described[cfg.Name] = cfg
+	}
+	for _, cfg := range again.Configs {
+		d := described[cfg.Name]
+		if cfg.Value == nil || d.Value == nil || *cfg.Value != *d.Value || cfg.Source != int8(d.Source) || cfg.ReadOnly || cfg.IsSensitive {
+			t.Errorf("%s: created with %v from %d (read only %t, sensitive %t); DescribeConfigs: %v from %v",
+				cfg.Name, cfg.Value, cfg.Source, cfg.ReadOnly, cfg.IsSensitive, d.Value, d.Source)
+		}
+		if cfg.Name == "retention.ms" && (*cfg.Value != "12345" || cfg.Source != int8(kmsg.ConfigSourceDynamicTopicConfig)) {
+			t.Errorf("retention.ms: %s from %d, want the topic's 12345", *cfg.Value, cfg.Source)
+		}
+	}
+}

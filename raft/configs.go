@@ -35,6 +35,15 @@ type ConfigDefaulter interface {
 	ConfigDefault(resourceType int8, name string) (string, bool)
 }
 
+// ConfigDescriber is a ConfigValidator that also describes a new topic's
+// configs: CreateTopics v5+ answers a topic it creates (or would create,
+// with validate_only) with every config the topic takes, its own or else
+// the default, sorted by name, as Kafka's ReplicationControlManager does.
+// The controller calls it with the configs the topic is created with.
+type ConfigDescriber interface {
+	DescribeNewTopicConfigs(configs map[string]string) []kmsg.CreateTopicsResponseTopicConfig
+}
+
 // ConfigSetValidator is a ConfigValidator that also checks a resource's
 // configs together, for rules between them (Kafka refuses a
 // min.compaction.lag.ms above max.compaction.lag.ms). The controller calls
@@ -63,6 +72,20 @@ func (c *Controller) validateConfig(resourceType int8, name, value string) *apiE
 
 func (c *Controller) isListConfig(resourceType int8, name string) bool {
 	return c.configs != nil && c.configs.IsListConfig(resourceType, name)
+}
+
+// describeNewTopicConfigs is what CreateTopics v5+ answers of a new
+// topic's configs: nothing unless the validator is a ConfigDescriber.
+func (c *Controller) describeNewTopicConfigs(configs []ConfigEntry) []kmsg.CreateTopicsResponseTopicConfig {
+	d, ok := c.configs.(ConfigDescriber)
+	if !ok {
+		return nil
+	}
+	m := make(map[string]string, len(configs))
+	for _, e := range configs {
+		m[e.Name] = e.Value
+	}
+	return d.DescribeNewTopicConfigs(m)
 }
 
 // validateTopicConfigs checks the configs a new topic is created with,

@@ -602,8 +602,10 @@ func (e *apiError) message() *string {
 // Each topic created makes a Topic record and a Partition record per
 // partition: the ISR is the live replicas, the leader the first of them,
 // epochs 0. With ValidateOnly the response is the same and there are no
-// records. A request that would make more than 10000 records fails whole
-// with POLICY_VIOLATION, as KRaft's does.
+// records. From v5 a topic created (or that would be, with ValidateOnly)
+// is answered with its configs, when the ConfigValidator is a
+// ConfigDescriber. A request that would make more than 10000 records fails
+// whole with POLICY_VIOLATION, as KRaft's does.
 //
 // newID makes topic ids; one that is zero or taken is drawn again.
 func (c *Controller) CreateTopics(im *Image, req *kmsg.CreateTopicsRequest, newID func() UUID) ([]Record, *kmsg.CreateTopicsResponse) {
@@ -665,6 +667,9 @@ func (c *Controller) CreateTopics(im *Image, req *kmsg.CreateTopicsRequest, newI
 				out.TopicID = id
 				out.NumPartitions = int32(len(topic) - 1)
 				out.ReplicationFactor = int16(len(topic[1].(*Partition).Replicas))
+				if req.Version >= 5 {
+					out.Configs = c.describeNewTopicConfigs(tr.Configs)
+				}
 				records = append(records, topic...)
 				unified[unifyCollisionChars(rt.Topic)] = rt.Topic
 				start += len(topic) - 1
