@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -15,12 +16,19 @@ import (
 // envelope: brokers and controller trust each other on this listener).
 
 func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) {
-	// Until follower replication lands, a partition has one replica: refuse
-	// more rather than acknowledge data only one broker holds.
-	var keep []kmsg.CreateTopicsRequestTopic
+	ctx := rq.ctx(req.TimeoutMillis)
+	// This broker refuses what the controller would take: more than one
+	// replica (until follower replication lands, a partition has one; more
+	// would acknowledge data only one broker holds) and __consumer_offsets
+	// (its partition count and compaction are the group coordinator's,
+	// offsets.topic.*: FindCoordinator makes it). Those refusals come last,
+	// as Kafka's placement does: the controller first says, in a
+	// validate_only request, whether the name, its existence or the configs
+	// fail the topic.
+	var keep, refusedTopics []kmsg.CreateTopicsRequestTopic
 	type refusal struct {
 		code int16
-		msg  string
+		msg  *string
 	}
 	refused := map[string]refusal{}
 	count := map[string]int{}
@@ -34,12 +42,6 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 			keep = append(keep, t)
 			continue
 		}
-		if t.Topic == offsetsTopic {
-			// Its partition count and compaction are the group
-			// coordinator's (offsets.topic.*): FindCoordinator makes it.
-			refused[t.Topic] = refusal{kerr.InvalidRequest.Code, "Creation of internal topic " + offsetsTopic + " is prohibited."}
-			continue
-		}
 		rf := int(t.ReplicationFactor)
 		if rf == -1 {
 			rf = int(b.cfg.Controller.DefaultReplicationFactor)
@@ -47,17 +49,35 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 		for _, a := range t.ReplicaAssignment {
 			rf = len(a.Replicas)
 		}
-		if rf > 1 {
-			refused[t.Topic] = refusal{kerr.InvalidReplicationFactor.Code, fmt.Sprintf("Replication factor %d: this broker does not replicate partitions yet; use 1.", rf)}
+		switch {
+		case t.Topic == offsetsTopic:
+			refused[t.Topic] = refusal{kerr.InvalidRequest.Code, kmsg.StringPtr("Creation of internal topic " + offsetsTopic + " is prohibited.")}
+		case rf > 1:
+			refused[t.Topic] = refusal{kerr.InvalidReplicationFactor.Code, kmsg.StringPtr(fmt.Sprintf("Replication factor %d: this broker does not replicate partitions yet; use 1.", rf))}
+		default:
+			keep = append(keep, t)
 			continue
 		}
-		keep = append(keep, t)
+		refusedTopics = append(refusedTopics, t)
+	}
+	if len(refusedTopics) > 0 {
+		check := *req
+		check.Topics, check.ValidateOnly = refusedTopics, true
+		out, ok := b.forward(ctx, rq, &check)
+		if !ok {
+			return
+		}
+		for _, t := range out.(*kmsg.CreateTopicsResponse).Topics {
+			if _, ok := refused[t.Topic]; ok && t.ErrorCode != 0 {
+				refused[t.Topic] = refusal{t.ErrorCode, t.ErrorMessage}
+			}
+		}
 	}
 	fwd := *req
 	fwd.Topics = keep
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	if len(keep) > 0 {
-		out, ok := b.forward(rq, &fwd)
+		out, ok := b.forward(ctx, rq, &fwd)
 		if !ok {
 			return
 		}
@@ -66,11 +86,11 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 	for _, t := range req.Topics {
 		if r, ok := refused[t.Topic]; ok {
 			rt := kmsg.NewCreateTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode, rt.ErrorMessage = t.Topic, r.code, &r.msg
+			rt.Topic, rt.ErrorCode, rt.ErrorMessage = t.Topic, r.code, r.msg
 			resp.Topics = append(resp.Topics, rt)
 		}
 	}
-	b.waitForImage(rq.ctx(req.TimeoutMillis), func(im *raft.Image) bool {
+	b.waitForImage(ctx, func(im *raft.Image) bool {
 		for _, t := range resp.Topics {
 			if _, ok := im.Names[t.Topic]; t.ErrorCode == 0 && !req.ValidateOnly && !ok {
 				return false
@@ -85,12 +105,13 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 // change, so a client that asks the same broker next reads its own write.
 
 func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) {
-	out, ok := b.forward(rq, req)
+	ctx := rq.ctx(req.TimeoutMillis)
+	out, ok := b.forward(ctx, rq, req)
 	if !ok {
 		return
 	}
 	resp := out.(*kmsg.DeleteTopicsResponse)
-	b.waitForImage(rq.ctx(req.TimeoutMillis), func(im *raft.Image) bool {
+	b.waitForImage(ctx, func(im *raft.Image) bool {
 		for _, t := range resp.Topics {
 			if t.ErrorCode != 0 {
 				continue
@@ -110,7 +131,8 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 }
 
 func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsRequest) {
-	out, ok := b.forward(rq, req)
+	ctx := rq.ctx(req.TimeoutMillis)
+	out, ok := b.forward(ctx, rq, req)
 	if !ok {
 		return
 	}
@@ -120,7 +142,7 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 		want[t.Topic] = int(t.Count)
 	}
 	if !req.ValidateOnly {
-		b.waitForImage(rq.ctx(req.TimeoutMillis), func(im *raft.Image) bool {
+		b.waitForImage(ctx, func(im *raft.Image) bool {
 			for _, t := range resp.Topics {
 				if ti, ok := im.Topic(t.Topic); t.ErrorCode == 0 && (!ok || len(ti.Partitions) < want[t.Topic]) {
 					return false
@@ -133,7 +155,8 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 }
 
 func (b *Broker) handleIncrementalAlterConfigs(rq *request, req *kmsg.IncrementalAlterConfigsRequest) {
-	out, ok := b.forward(rq, req)
+	ctx := rq.ctx(0)
+	out, ok := b.forward(ctx, rq, req)
 	if !ok {
 		return
 	}
@@ -142,7 +165,7 @@ func (b *Broker) handleIncrementalAlterConfigs(rq *request, req *kmsg.Incrementa
 		// The controller applied every resource that succeeded in one
 		// proposal: once the image has the last such SET or DELETE of a
 		// topic config, it has them all.
-		b.waitForImage(rq.ctx(0), func(im *raft.Image) bool {
+		b.waitForImage(ctx, func(im *raft.Image) bool {
 			for i, res := range req.Resources {
 				if i >= len(resp.Resources) || resp.Resources[i].ErrorCode != 0 || res.ResourceType != kmsg.ConfigResourceTypeTopic {
 					continue
@@ -171,17 +194,15 @@ func (b *Broker) handleIncrementalAlterConfigs(rq *request, req *kmsg.Incrementa
 	rq.reply(resp)
 }
 
-// forward sends req to the active controller and returns its response. When
+// forward sends req to the active controller and returns its response,
+// waiting until ctx ends (the request's timeout, which bounds the whole
+// handler). When
 // no controller answers in time, every entry of the response carries
 // REQUEST_TIMED_OUT (ok is then still true); ok is false only when the broker
 // is closing and nothing can be answered.
-func (b *Broker) forward(rq *request, req kmsg.Request) (kmsg.Response, bool) {
-	timeout := int32(b.cfg.RequestTimeout.Milliseconds())
-	if t, ok := req.(interface{ Timeout() int32 }); ok && t.Timeout() > 0 {
-		timeout = t.Timeout()
-	}
+func (b *Broker) forward(ctx context.Context, rq *request, req kmsg.Request) (kmsg.Response, bool) {
 	req.SetVersion(rq.version)
-	out, err := b.controller(rq.ctx(timeout), req)
+	out, err := b.controller(ctx, req)
 	if err != nil {
 		rq.log().Warn("forwarding to the controller", "err", err)
 		return raft.ErrorResponse(req, kerr.RequestTimedOut.Code), true

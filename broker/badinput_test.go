@@ -493,6 +493,47 @@ func TestTopicNamedTwice(t *testing.T) {
 	}
 }
 
+// TestCreateTopicsRefusalsInKafkasOrder: a topic's errors come in the order
+// Kafka checks them (the name, whether it exists, its configs, then where
+// its replicas go), so this broker's own refusals (a replication factor
+// above 1, __consumer_offsets) come after the controller's checks.
+func TestCreateTopicsRefusalsInKafkasOrder(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "exists", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version, fc.CoordinatorKey = 3, "g"
+	r.do(fc) // creates __consumer_offsets
+	c.WaitForTopic("__consumer_offsets")
+	for _, tc := range []struct {
+		name    string
+		rf      int16
+		configs [][2]string
+		want    *kerr.Error
+	}{
+		{"exists", 3, nil, kerr.TopicAlreadyExists},
+		{"bad name", 3, nil, kerr.InvalidTopicException},
+		{"__consumer_offsets", -1, nil, kerr.TopicAlreadyExists},
+		{"__consumer_offsets", 3, [][2]string{{"retention.ms", "soon"}}, kerr.TopicAlreadyExists},
+		{"bad-config", 3, [][2]string{{"retention.ms", "soon"}}, kerr.InvalidConfig},
+		{"three-replicas", 3, [][2]string{{"retention.ms", "1000"}}, kerr.InvalidReplicationFactor},
+	} {
+		got := createTopicV7(r, tc.name, -1, tc.rf, false, tc.configs...)
+		if got.ErrorCode != tc.want.Code || got.ErrorMessage == nil {
+			msg := "no message"
+			if got.ErrorMessage != nil {
+				msg = *got.ErrorMessage
+			}
+			t.Errorf("CreateTopics %q rf=%d configs %v: %s (%s), want %s with a message", tc.name, tc.rf, tc.configs, code(got.ErrorCode), msg, tc.want.Message)
+		}
+	}
+	for _, name := range []string{"bad-config", "three-replicas"} {
+		if _, ok := c.Brokers[0].Image().Names[name]; ok {
+			t.Errorf("%s was created", name)
+		}
+	}
+}
+
 // TestProduceTimestampBounds: message.timestamp.before.max.ms and
 // after.max.ms refuse CreateTime batches timestamped too far from the
 // broker's clock (INVALID_TIMESTAMP); LogAppendTime topics stamp their own.

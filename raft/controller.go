@@ -726,6 +726,11 @@ func (c *Controller) createTopic(im *Image, rt *kmsg.CreateTopicsRequestTopic, b
 	if len(nullConfigs) > 0 {
 		return nil, failf(kerr.InvalidConfig, "Null value not supported for topic configs: %s", strings.Join(nullConfigs, ","))
 	}
+	// Before the assignment, as KRaft checks a new topic's configs
+	// (ConfigurationControlManager) before it places its replicas.
+	if fail := c.validateTopicConfigs(configs); fail != nil {
+		return nil, fail
+	}
 
 	var assignment [][]int32
 	if len(rt.ReplicaAssignment) > 0 {
@@ -782,10 +787,6 @@ func (c *Controller) createTopic(im *Image, rt *kmsg.CreateTopicsRequestTopic, b
 		}
 	}
 
-	// After the assignment, as KRaft checks a new topic's configs last.
-	if fail := c.validateTopicConfigs(configs); fail != nil {
-		return nil, fail
-	}
 	topic := &Topic{Name: rt.Topic}
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		topic.Configs = append(topic.Configs, ConfigEntry{Name: name, Value: configs[name]})
