@@ -63,7 +63,7 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 	if len(refusedTopics) > 0 {
 		check := *req
 		check.Topics, check.ValidateOnly = refusedTopics, true
-		out, ok := b.forward(ctx, rq, &check)
+		out, _, ok := b.forward(ctx, rq, &check)
 		if !ok {
 			return
 		}
@@ -77,7 +77,7 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 	fwd.Topics = keep
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	if len(keep) > 0 {
-		out, ok := b.forward(ctx, rq, &fwd)
+		out, _, ok := b.forward(ctx, rq, &fwd)
 		if !ok {
 			return
 		}
@@ -106,7 +106,7 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 
 func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) {
 	ctx := rq.ctx(req.TimeoutMillis)
-	out, ok := b.forward(ctx, rq, req)
+	out, _, ok := b.forward(ctx, rq, req)
 	if !ok {
 		return
 	}
@@ -132,7 +132,7 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 
 func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsRequest) {
 	ctx := rq.ctx(req.TimeoutMillis)
-	out, ok := b.forward(ctx, rq, req)
+	out, _, ok := b.forward(ctx, rq, req)
 	if !ok {
 		return
 	}
@@ -156,57 +156,38 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 
 func (b *Broker) handleIncrementalAlterConfigs(rq *request, req *kmsg.IncrementalAlterConfigsRequest) {
 	ctx := rq.ctx(0)
-	out, ok := b.forward(ctx, rq, req)
+	// Forwarded at v1 whatever the client's version (v0 has the same
+	// fields), so that a remote controller's answer carries the metadata
+	// offset in its flexible header.
+	fwd := *req
+	fwd.Version = max(fwd.Version, 1)
+	out, offset, ok := b.forward(ctx, rq, &fwd)
 	if !ok {
 		return
 	}
 	resp := out.(*kmsg.IncrementalAlterConfigsResponse)
 	if !req.ValidateOnly {
-		// The controller applied every resource that succeeded in one
-		// proposal: once the image has the last such SET or DELETE of a
-		// topic config, it has them all.
-		b.waitForImage(ctx, func(im *raft.Image) bool {
-			for i, res := range req.Resources {
-				if i >= len(resp.Resources) || resp.Resources[i].ErrorCode != 0 || res.ResourceType != kmsg.ConfigResourceTypeTopic {
-					continue
-				}
-				t, ok := im.Topic(res.ResourceName)
-				if !ok {
-					continue
-				}
-				for _, c := range res.Configs {
-					v, set := t.Configs[c.Name]
-					switch c.Op {
-					case kmsg.IncrementalAlterConfigOpSet:
-						if !set || c.Value == nil || v != *c.Value {
-							return false
-						}
-					case kmsg.IncrementalAlterConfigOpDelete:
-						if set {
-							return false
-						}
-					}
-				}
-			}
-			return true
-		})
+		// The image at the offset the controller answered at holds every
+		// change the response reports, whatever its op (SET, DELETE,
+		// APPEND, SUBTRACT), and any decided before it.
+		b.waitForImage(ctx, func(im *raft.Image) bool { return im.Offset >= offset })
 	}
 	rq.reply(resp)
 }
 
-// forward sends req to the active controller and returns its response,
-// waiting until ctx ends (the request's timeout, which bounds the whole
-// handler). When
-// no controller answers in time, every entry of the response carries
-// REQUEST_TIMED_OUT (ok is then still true); ok is false only when the broker
-// is closing and nothing can be answered.
-func (b *Broker) forward(ctx context.Context, rq *request, req kmsg.Request) (kmsg.Response, bool) {
-	req.SetVersion(rq.version)
-	out, err := b.controller(ctx, req)
+// forward sends req, at its version, to the active controller and returns
+// its response (at the client's version) and the metadata offset it
+// reflects (see Broker.controllerAt), waiting until ctx ends (the
+// request's timeout, which bounds the whole handler). When no controller
+// answers in time, every entry of the response carries REQUEST_TIMED_OUT
+// (ok is then still true); ok is false only when the broker is closing and
+// nothing can be answered.
+func (b *Broker) forward(ctx context.Context, rq *request, req kmsg.Request) (kmsg.Response, uint64, bool) {
+	out, offset, err := b.controllerAt(ctx, req)
 	if err != nil {
 		rq.log().Warn("forwarding to the controller", "err", err)
-		return raft.ErrorResponse(req, kerr.RequestTimedOut.Code), true
+		out, offset = raft.ErrorResponse(req, kerr.RequestTimedOut.Code), 0
 	}
 	out.SetVersion(rq.version)
-	return out, true
+	return out, offset, true
 }

@@ -350,10 +350,19 @@ func (b *Broker) imageWaiter() <-chan struct{} {
 // voter that is active, otherwise over the controller listener of the
 // quorum's leader.
 func (b *Broker) controller(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	resp, _, err := b.controllerAt(ctx, req)
+	return resp, err
+}
+
+// controllerAt is controller that also returns the metadata offset the
+// response reflects (raft.QuorumController.HandleAt); 0 when the
+// controller's answer did not carry it (a response of a version without
+// tagged fields, over the controller listener).
+func (b *Broker) controllerAt(ctx context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := b.controllerOnce(ctx, req)
+		resp, offset, err := b.controllerOnce(ctx, req)
 		if err == nil && !notControllerResponse(resp) {
-			return resp, nil
+			return resp, offset, nil
 		}
 		if err != nil {
 			b.logger.Debug("controller request failed", "api", kmsg.NameForKey(req.Key()), "err", err)
@@ -366,21 +375,21 @@ func (b *Broker) controller(ctx context.Context, req kmsg.Request) (kmsg.Respons
 		case <-ctx.Done():
 			t.Stop()
 			if err == nil {
-				return resp, nil // NOT_CONTROLLER: the client retries
+				return resp, 0, nil // NOT_CONTROLLER: the client retries
 			}
-			return nil, fmt.Errorf("broker: no active controller answered: %w", errors.Join(err, ctx.Err()))
+			return nil, 0, fmt.Errorf("broker: no active controller answered: %w", errors.Join(err, ctx.Err()))
 		case <-b.stop:
 			t.Stop()
-			return nil, errors.New("broker: closed")
+			return nil, 0, errors.New("broker: closed")
 		case <-t.C:
 		}
 	}
 }
 
-func (b *Broker) controllerOnce(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) controllerOnce(ctx context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
 	if b.ctrl != nil {
 		if _, ok := b.node.Active(); ok {
-			return b.ctrl.Handle(ctx, req)
+			return b.ctrl.HandleAt(ctx, req)
 		}
 	}
 	if id, ok := b.node.Leader(); ok {
@@ -398,18 +407,18 @@ func (b *Broker) controllerOnce(ctx context.Context, req kmsg.Request) (kmsg.Res
 		if v.ID == b.cfg.NodeID {
 			continue
 		}
-		resp, err := requestController(ctx, v.Addr, b.cfg.NodeID, req)
+		resp, offset, err := requestController(ctx, v.Addr, b.cfg.NodeID, req)
 		if err == nil && !notControllerResponse(resp) {
-			return resp, nil
+			return resp, offset, nil
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("controller %d at %s: %w", v.ID, v.Addr, err))
 		}
 	}
 	if len(errs) == 0 {
-		return nil, errors.New("no voter is the active controller")
+		return nil, 0, errors.New("no voter is the active controller")
 	}
-	return nil, errors.Join(errs...)
+	return nil, 0, errors.Join(errs...)
 }
 
 // notControllerResponse reports whether a controller answered NOT_CONTROLLER
@@ -538,7 +547,7 @@ func (b *Broker) heartbeat() *kmsg.BrokerHeartbeatResponse {
 	req.WantShutdown = b.leaving.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.BrokerHeartbeatInterval)
 	defer cancel()
-	resp, err := b.controllerOnce(ctx, req)
+	resp, _, err := b.controllerOnce(ctx, req)
 	if err != nil {
 		b.logger.Debug("heartbeat", "err", err)
 		return nil

@@ -212,14 +212,40 @@ func (s *controllerServer) answer(frame []byte) ([]byte, error) {
 	}
 	ctx, cancel := s.b.stopContext(s.b.cfg.RequestTimeout)
 	defer cancel()
-	resp, err := s.b.ctrl.Handle(ctx, req)
+	resp, offset, err := s.b.ctrl.HandleAt(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	if reg, ok := req.(*kmsg.BrokerRegistrationRequest); ok && resp.(*kmsg.BrokerRegistrationResponse).ErrorCode == 0 {
 		s.addObserver(reg)
 	}
-	return encodeResponse(corr, version, resp), nil
+	return encodeControllerResponse(corr, version, resp, offset), nil
+}
+
+// metadataOffsetTag is the tagged field of a flexible response header on
+// the controller listener that carries the metadata offset the response
+// reflects (raft.QuorumController.HandleAt), an int64: the broker that
+// forwarded a client's request waits for its own image to reach it before
+// it answers. Kafka defines no response header tags; the listener speaks
+// only to Gregor's brokers.
+const metadataOffsetTag = 0x4772
+
+// encodeControllerResponse is encodeResponse with the metadata offset in
+// the header's tagged fields, when the version has them.
+func encodeControllerResponse(corr int32, version int16, resp kmsg.Response, offset uint64) []byte {
+	resp.SetVersion(version)
+	if !resp.IsFlexible() {
+		return encodeResponse(corr, version, resp)
+	}
+	buf := make([]byte, 4, 256)
+	buf = kbin.AppendInt32(buf, corr)
+	buf = kbin.AppendUvarint(buf, 1) // one tagged field
+	buf = kbin.AppendUvarint(buf, metadataOffsetTag)
+	buf = kbin.AppendUvarint(buf, 8)
+	buf = kbin.AppendInt64(buf, int64(offset))
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	return buf
 }
 
 // addObserver adds a broker-only node that registered to the quorum as a
@@ -298,12 +324,13 @@ func (r *raftStream) Dial(addr hraft.ServerAddress, timeout time.Duration) (net.
 }
 
 // requestController sends one request to the controller listener at addr
-// and reads its response.
-func requestController(ctx context.Context, addr string, nodeID int32, req kmsg.Request) (kmsg.Response, error) {
+// and reads its response, and the metadata offset in its header (0 if
+// none: see metadataOffsetTag).
+func requestController(ctx context.Context, addr string, nodeID int32, req kmsg.Request) (kmsg.Response, uint64, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -327,34 +354,41 @@ func requestController(ctx context.Context, addr string, nodeID int32, req kmsg.
 	buf = req.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	if _, err := c.Write(buf); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var size [4]byte
 	if _, err := io.ReadFull(c, size[:]); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
 	if n < 4 || n > controllerMaxFrame {
-		return nil, fmt.Errorf("controller response of %d bytes", n)
+		return nil, 0, fmt.Errorf("controller response of %d bytes", n)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(c, body); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())
 	rd := kbin.Reader{Src: body}
 	if corr := rd.Int32(); corr != 1 {
-		return nil, fmt.Errorf("controller response for correlation id %d, want 1", corr)
+		return nil, 0, fmt.Errorf("controller response for correlation id %d, want 1", corr)
 	}
+	var offset uint64
 	if resp.IsFlexible() {
-		kmsg.SkipTags(&rd)
+		for n := rd.Uvarint(); n > 0 && rd.Ok(); n-- {
+			tag, size := rd.Uvarint(), rd.Uvarint()
+			field := rd.Span(int(size))
+			if tag == metadataOffsetTag && len(field) == 8 {
+				offset = binary.BigEndian.Uint64(field)
+			}
+		}
 	}
 	if !rd.Ok() {
-		return nil, errors.New("short controller response header")
+		return nil, 0, errors.New("short controller response header")
 	}
 	if err := resp.ReadFrom(rd.Src); err != nil {
-		return nil, fmt.Errorf("decoding the controller's %s response: %w", kmsg.NameForKey(req.Key()), err)
+		return nil, 0, fmt.Errorf("decoding the controller's %s response: %w", kmsg.NameForKey(req.Key()), err)
 	}
-	return resp, nil
+	return resp, offset, nil
 }

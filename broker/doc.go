@@ -17,12 +17,17 @@
 //	Admin     CreateTopics, DeleteTopics, CreatePartitions and
 //	          IncrementalAlterConfigs are forwarded to the active controller
 //	          (in process on a voter that leads the quorum, otherwise over the
-//	          controller listener) and answered once committed
+//	          controller listener) and answered once committed and in
+//	          this broker's published image, so the client reads its own
+//	          write from this broker
 //
 // The controller listener (controller_net.go) carries both the quorum's raft
 // traffic and the Kafka requests brokers send the controller
 // (BrokerRegistration, BrokerHeartbeat, AllocateProducerIds, forwarded admin
-// requests), told apart by a connection's first byte.
+// requests), told apart by a connection's first byte. A flexible response
+// there carries, in a header tagged field, the metadata offset it reflects
+// (metadataOffsetTag): what IncrementalAlterConfigs waits for the broker's
+// image to reach.
 //
 // Lifecycle: Start opens the logs, joins the quorum, listens, then registers
 // with the controller and heartbeats; the controller unfences the broker

@@ -304,3 +304,46 @@ func TestCreateTopicsAnswersConfigs(t *testing.T) {
 		}
 	}
 }
+
+// alterTopicConfig sends one IncrementalAlterConfigs of version for a
+// config of topic and returns its answer.
+func alterTopicConfig(r *rawConn, version int16, topic string, validateOnly bool, op kmsg.IncrementalAlterConfigOp, name, value string) kmsg.IncrementalAlterConfigsResponseResource {
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	req.Version, req.ValidateOnly = version, validateOnly
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Op, c.Value = name, op, kmsg.StringPtr(value)
+	res.Configs = append(res.Configs, c)
+	req.Resources = append(req.Resources, res)
+	return r.do(req).(*kmsg.IncrementalAlterConfigsResponse).Resources[0]
+}
+
+// TestAlterConfigsReadYourWritesEveryOp: a broker answers
+// IncrementalAlterConfigs once its own image holds the change, whatever the
+// op, so the next DescribeConfigs on it sees it: on a broker-only node,
+// which applies the controller's entries a moment after the controller
+// answers, at both versions (v0's response has no tagged fields).
+func TestAlterConfigsReadYourWritesEveryOp(t *testing.T) {
+	c := testcluster.StartMixed(t, 1, 1, nil)
+	createTopic(t, c, "ryw", 1, nil)
+	r := dialRaw(t, c.Addrs()[1]) // the broker-only node
+	for i := range 20 {
+		op, want := kmsg.IncrementalAlterConfigOpAppend, "delete,compact"
+		if i%2 == 1 {
+			op, want = kmsg.IncrementalAlterConfigOpSubtract, "delete"
+		}
+		version := int16(i / 2 % 2)
+		if res := alterTopicConfig(r, version, "ryw", false, op, "cleanup.policy", "compact"); res.ErrorCode != 0 {
+			t.Fatalf("v%d %v: %s", version, op, code(res.ErrorCode))
+		}
+		cfgs := describeTopicConfigs(r, "ryw", "cleanup.policy").Configs
+		if len(cfgs) != 1 || cfgs[0].Value == nil || *cfgs[0].Value != want {
+			got := "nothing"
+			if len(cfgs) == 1 && cfgs[0].Value != nil {
+				got = *cfgs[0].Value
+			}
+			t.Fatalf("v%d %v compact answered OK, then DescribeConfigs on the same broker: cleanup.policy=%s, want %s", version, op, got, want)
+		}
+	}
+}

@@ -64,8 +64,9 @@ type controllerCall struct {
 }
 
 type controllerReply struct {
-	resp kmsg.Response
-	err  error
+	resp   kmsg.Response
+	offset uint64 // see HandleAt
+	err    error
 }
 
 // NewQuorumController starts the shell on node.
@@ -107,14 +108,27 @@ func randomUUID() UUID {
 // stopped controller, a proposal that failed). A response with no error
 // means its records are committed and applied: the node's Image holds them.
 func (q *QuorumController) Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	resp, _, err := q.HandleAt(ctx, req)
+	return resp, err
+}
+
+// HandleAt is Handle that also returns the metadata offset the response
+// reflects: the raft index of the entry that carried the request's records
+// or, when it made none (nothing changed, validate_only, an error), of the
+// last entry in the image it was decided on. An image at that offset or
+// later shows everything the response reports, and every change decided
+// before it: what a broker waits for before it answers its client, so that
+// the client reads its own write from that broker. 0 with NOT_CONTROLLER.
+func (q *QuorumController) HandleAt(ctx context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
 	switch req.(type) {
 	case *kmsg.BrokerRegistrationRequest, *kmsg.BrokerHeartbeatRequest, *kmsg.CreateTopicsRequest,
 		*kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterPartitionRequest,
 		*kmsg.AllocateProducerIDsRequest, *kmsg.IncrementalAlterConfigsRequest:
 	default:
-		return nil, fmt.Errorf("raft: the controller does not handle %T", req)
+		return nil, 0, fmt.Errorf("raft: the controller does not handle %T", req)
 	}
-	return q.call(ctx, req)
+	r, err := q.call(ctx, req)
+	return r.resp, r.offset, err
 }
 
 // CheckSessions fences the brokers whose sessions have expired now. The shell
@@ -125,22 +139,22 @@ func (q *QuorumController) CheckSessions(ctx context.Context) error {
 	return err
 }
 
-func (q *QuorumController) call(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+func (q *QuorumController) call(ctx context.Context, req kmsg.Request) (controllerReply, error) {
 	c := &controllerCall{ctx: ctx, req: req, reply: make(chan controllerReply, 1)}
 	select {
 	case q.reqs <- c:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return controllerReply{}, ctx.Err()
 	case <-q.stop:
-		return nil, ErrClosed
+		return controllerReply{}, ErrClosed
 	}
 	select {
 	case r := <-c.reply:
-		return r.resp, r.err
+		return r, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return controllerReply{}, ctx.Err()
 	case <-q.stop:
-		return nil, ErrClosed
+		return controllerReply{}, ErrClosed
 	}
 }
 
@@ -200,8 +214,8 @@ func (q *QuorumController) run() {
 				c.reply <- controllerReply{err: err}
 				continue
 			}
-			resp, err := q.decide(c.ctx, ctrl, c.req)
-			c.reply <- controllerReply{resp, err}
+			resp, offset, err := q.decide(c.ctx, ctrl, c.req)
+			c.reply <- controllerReply{resp, offset, err}
 		}
 	}
 }
@@ -218,10 +232,11 @@ func (q *QuorumController) fenceExpired(ctx context.Context, ctrl *Controller) e
 	return err
 }
 
-// decide runs one request's decision and proposes its records.
-func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kmsg.Request) (kmsg.Response, error) {
+// decide runs one request's decision and proposes its records. It returns
+// the offset HandleAt does.
+func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kmsg.Request) (kmsg.Response, uint64, error) {
 	if ctrl == nil {
-		return notController(req), nil
+		return notController(req), 0, nil
 	}
 	im, now := q.node.Image(), q.now().UnixMilli()
 	var records []Record
@@ -246,7 +261,7 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 		records, resp = ctrl.IncrementalAlterConfigs(im, r)
 	}
 	if len(records) == 0 {
-		return resp, nil
+		return resp, im.Offset, nil
 	}
 	// The shell waits for the entry even if the caller gives up (call
 	// answers the caller when its context ends): the entry commits anyway,
@@ -256,17 +271,17 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 	// stops.
 	applied, err := q.node.Propose(context.WithoutCancel(ctx), records)
 	if errors.Is(err, ErrNotController) {
-		return notController(req), nil
+		return notController(req), 0, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if r, ok := resp.(*kmsg.BrokerRegistrationResponse); ok {
 		if b, ok := applied.Brokers[req.(*kmsg.BrokerRegistrationRequest).BrokerID]; ok {
 			r.BrokerEpoch = b.Epoch
 		}
 	}
-	return resp, nil
+	return resp, applied.Offset, nil
 }
 
 // notController is the request's response with NOT_CONTROLLER everywhere an

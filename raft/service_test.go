@@ -52,20 +52,28 @@ func (sc *serviceCluster) startController(id int32) {
 // handle sends req to the active controller's shell.
 func (sc *serviceCluster) handle(req kmsg.Request) kmsg.Response {
 	sc.t.Helper()
+	resp, _ := sc.handleAt(req)
+	return resp
+}
+
+// handleAt sends req to the active controller's shell and returns the
+// response and the offset HandleAt answers at.
+func (sc *serviceCluster) handleAt(req kmsg.Request) (kmsg.Response, uint64) {
+	sc.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	for range 20 {
 		active := sc.active()
-		resp, err := sc.ctrls[active.id].Handle(ctx, req)
+		resp, offset, err := sc.ctrls[active.id].HandleAt(ctx, req)
 		if err != nil {
 			sc.t.Fatal(err)
 		}
 		if !isNotController(resp) {
-			return resp
+			return resp, offset
 		}
 	}
 	sc.t.Fatal("the active controller kept changing")
-	return nil
+	return nil, 0
 }
 
 // checkSessions has the active controller fence the brokers whose sessions
@@ -310,7 +318,8 @@ func TestQuorumControllerProducerIDsAndConfigs(t *testing.T) {
 		configResource(kmsg.ConfigResourceTypeTopic, "nope", kmsg.IncrementalAlterConfigOpSet, "retention.ms", "1"),
 		configResource(kmsg.ConfigResourceTypeBroker, "", kmsg.IncrementalAlterConfigOpAppend, "log.cleanup.policy", "compact"),
 	)
-	ar := sc.handle(alter).(*kmsg.IncrementalAlterConfigsResponse)
+	out, at := sc.handleAt(alter)
+	ar := out.(*kmsg.IncrementalAlterConfigsResponse)
 	want := []int16{0, kerr.UnknownTopicOrPartition.Code, 0}
 	for i, r := range ar.Resources {
 		if r.ErrorCode != want[i] {
@@ -321,6 +330,15 @@ func TestQuorumControllerProducerIDsAndConfigs(t *testing.T) {
 	topic, _ := im.Topic("orders")
 	if topic.Configs["retention.ms"] != "2000" || im.BrokerConfigs[""]["log.cleanup.policy"] != "compact" {
 		t.Fatalf("after alter configs: topic %v, cluster %v", topic.Configs, im.BrokerConfigs[""])
+	}
+	// HandleAt answers at the entry that carried the changes; a request
+	// that changes nothing, at the image it was decided on, which holds
+	// the earlier change it repeats.
+	if at != im.Offset {
+		t.Fatalf("alter configs answered at offset %d, applied at %d", at, im.Offset)
+	}
+	if _, again := sc.handleAt(alter); again != im.Offset {
+		t.Fatalf("the same alter configs again answered at offset %d, want the image's %d", again, im.Offset)
 	}
 	sc.converge(im.Offset)
 
