@@ -3,6 +3,7 @@ package broker
 import (
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -105,17 +106,38 @@ type describedConfig struct {
 	synonyms []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
 }
 
+// kafkaDefaults is a broker config left at Kafka's defaults.
+var kafkaDefaults = sync.OnceValue(func() *Config {
+	c := DefaultConfig()
+	return &c
+})
+
 // describeTopicConfig describes tc for a topic with overrides on a broker
-// configured with cfg: the topic's own value, or else the broker's default.
+// configured with cfg: the topic's own value (DYNAMIC_TOPIC_CONFIG), or
+// else the broker's setting of its synonym, STATIC_BROKER_CONFIG when it
+// differs from Kafka's default (the broker was configured so: Config does
+// not say whether a setting equal to the default was written out) and
+// DEFAULT_CONFIG otherwise. The synonyms follow Kafka's order: the topic's
+// value, the broker's static setting, Kafka's default.
 func describeTopicConfig(tc *topicConfig, overrides map[string]string, cfg *Config) describedConfig {
 	def := tc.brokerDefault(cfg)
 	d := describedConfig{value: def, source: sourceDefaultConfig}
+	kafkaDef, static := def, false
+	if tc.brokerName != "" {
+		kafkaDef = tc.brokerDefault(kafkaDefaults())
+		if static = def != kafkaDef; static {
+			d.source = sourceStaticBroker
+		}
+	}
 	if v, ok := overrides[tc.name]; ok {
 		d.value, d.source = v, sourceDynamicTopic
 		d.synonyms = append(d.synonyms, synonym(tc.name, v, sourceDynamicTopic))
 	}
 	if tc.brokerName != "" {
-		d.synonyms = append(d.synonyms, synonym(tc.brokerName, def, sourceDefaultConfig))
+		if static {
+			d.synonyms = append(d.synonyms, synonym(tc.brokerName, def, sourceStaticBroker))
+		}
+		d.synonyms = append(d.synonyms, synonym(tc.brokerName, kafkaDef, sourceDefaultConfig))
 	}
 	return d
 }

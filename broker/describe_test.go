@@ -1,11 +1,13 @@
 package broker_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/broker"
 	"gregor/internal/testcluster"
 )
 
@@ -78,5 +80,51 @@ func TestDescribeConfigs(t *testing.T) {
 		if got := describe(name, nil); got.ErrorCode != want.Code || got.ErrorMessage == nil {
 			t.Errorf("topic %q: %v, want %v with a message", name, kerr.ErrorForCode(got.ErrorCode), want)
 		}
+	}
+}
+
+// TestDescribeConfigsStaticBrokerSource: a topic config the topic does not
+// set, whose broker synonym the broker was configured with
+// (log.retention.ms here), is STATIC_BROKER_CONFIG, not a default, with
+// Kafka's synonyms: the topic's value if any, the broker's setting, then
+// Kafka's default. CreateTopics answers the same source.
+func TestDescribeConfigsStaticBrokerSource(t *testing.T) {
+	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.Storage.Log.RetentionMs = 3600000 })
+	r := dialRaw(t, c.Addrs()[0])
+	created := createTopicV7(r, "src", 1, 1, false)
+	createTopic(t, c, "own", 1, map[string]*string{"retention.ms": kmsg.StringPtr("60000")})
+	c.WaitForTopic("src")
+	for _, cfg := range created.Configs {
+		if cfg.Name == "retention.ms" && (cfg.Value == nil || *cfg.Value != "3600000" || cfg.Source != int8(kmsg.ConfigSourceStaticBrokerConfig)) {
+			t.Errorf("CreateTopics: retention.ms from source %d, want 3600000 from STATIC_BROKER_CONFIG", cfg.Source)
+		}
+	}
+	str := func(c kmsg.DescribeConfigsResponseResourceConfig) string {
+		s := fmt.Sprintf("%s=%s %v", c.Name, *c.Value, c.Source)
+		for _, syn := range c.ConfigSynonyms {
+			s += fmt.Sprintf(" [%s=%s %v]", syn.Name, *syn.Value, syn.Source)
+		}
+		return s
+	}
+	for _, tc := range []struct{ topic, name, want string }{
+		{"src", "retention.ms", "retention.ms=3600000 STATIC_BROKER_CONFIG [log.retention.ms=3600000 STATIC_BROKER_CONFIG] [log.retention.ms=604800000 DEFAULT_CONFIG]"},
+		{"own", "retention.ms", "retention.ms=60000 DYNAMIC_TOPIC_CONFIG [retention.ms=60000 DYNAMIC_TOPIC_CONFIG] [log.retention.ms=3600000 STATIC_BROKER_CONFIG] [log.retention.ms=604800000 DEFAULT_CONFIG]"},
+		{"src", "segment.bytes", "segment.bytes=1073741824 DEFAULT_CONFIG [log.segment.bytes=1073741824 DEFAULT_CONFIG]"},
+	} {
+		cfgs := describeTopicConfigs(r, tc.topic, tc.name).Configs
+		if len(cfgs) != 1 {
+			t.Fatalf("%s %s: %d configs", tc.topic, tc.name, len(cfgs))
+		}
+		if got := str(cfgs[0]); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.topic, got, tc.want)
+		}
+	}
+	// v0 has no source: is_default says it.
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	res := kmsg.NewDescribeConfigsRequestResource()
+	res.ResourceType, res.ResourceName, res.ConfigNames = kmsg.ConfigResourceTypeTopic, "src", []string{"retention.ms"}
+	req.Resources = append(req.Resources, res)
+	if got := r.do(req).(*kmsg.DescribeConfigsResponse).Resources[0].Configs; len(got) != 1 || got[0].IsDefault {
+		t.Errorf("v0 retention.ms set by the broker: %+v, want is_default false", got)
 	}
 }

@@ -321,8 +321,7 @@ func (topicConfigValidator) ConfigDefault(resourceType int8, name string) (strin
 	if !ok || resourceType != raft.ResourceTopic || tc.brokerDefault == nil {
 		return "", false
 	}
-	c := DefaultConfig()
-	return tc.brokerDefault(&c), true
+	return tc.brokerDefault(kafkaDefaults()), true
 }
 
 // DescribeNewTopicConfigs is every topic config a new topic with configs
