@@ -174,6 +174,10 @@ func TestBadRequestsCloseTheConnection(t *testing.T) {
 	}
 }
 
+// TestApiVersions: every version lists the APIs; from v3 a client software
+// name or version KIP-511 does not allow gets INVALID_REQUEST and no APIs,
+// as Kafka answers; a version newer than the broker's gets
+// UNSUPPORTED_VERSION with the ranges.
 func TestApiVersions(t *testing.T) {
 	c := testcluster.Start(t, 1, nil)
 	r := dialRaw(t, c.Addrs()[0])
@@ -184,6 +188,34 @@ func TestApiVersions(t *testing.T) {
 		resp := r.do(req).(*kmsg.ApiVersionsResponse)
 		if resp.ErrorCode != 0 || len(resp.ApiKeys) != 29 {
 			t.Fatalf("v%d: error %d, %d APIs", v, resp.ErrorCode, len(resp.ApiKeys))
+		}
+	}
+	for _, tc := range []struct {
+		name, version string
+		ok            bool
+	}{
+		{"apache-kafka-java", "3.7.0-SNAPSHOT", true},
+		{"kgo", "v1.18.0", true},
+		{"a", "1", true},
+		{"bad name!", "1.0", false},
+		{"ok", "1.0 ", false},
+		{"", "1.0", false},
+		{"ok", "", false},
+		{"-lead", "1", false},
+		{"trail.", "1", false},
+		{"unié", "1", false},
+	} {
+		for v := int16(0); v <= 3; v++ {
+			req := kmsg.NewPtrApiVersionsRequest()
+			req.Version, req.ClientSoftwareName, req.ClientSoftwareVersion = v, tc.name, tc.version
+			resp := r.do(req).(*kmsg.ApiVersionsResponse)
+			want, apis := int16(0), 25
+			if v >= 3 && !tc.ok {
+				want, apis = kerr.InvalidRequest.Code, 0
+			}
+			if resp.ErrorCode != want || len(resp.ApiKeys) != apis {
+				t.Errorf("v%d client_software %q %q: %s with %d APIs, want %s with %d", v, tc.name, tc.version, code(resp.ErrorCode), len(resp.ApiKeys), code(want), apis)
+			}
 		}
 	}
 	// A newer ApiVersions than the broker speaks gets UNSUPPORTED_VERSION

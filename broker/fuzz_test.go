@@ -91,6 +91,7 @@ func FuzzRequest(f *testing.F) {
 	// advertises.
 	av := kmsg.NewPtrApiVersionsRequest()
 	av.Version = 3
+	av.ClientSoftwareName, av.ClientSoftwareVersion = "fuzz", "1"
 	var versions kmsg.ApiVersionsResponse
 	versions.Version = 3
 	if err := versions.ReadFrom(serve(f, av.Key(), av.Version, av.AppendTo(nil))[8:]); err != nil {
@@ -263,7 +264,9 @@ func fuzzSeedRequests() []kmsg.Request {
 	var reqs []kmsg.Request
 	add := func(r kmsg.Request) { reqs = append(reqs, r) }
 
-	add(kmsg.NewPtrApiVersionsRequest())
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.ClientSoftwareName, av.ClientSoftwareVersion = "fuzz", "1"
+	add(av)
 	md := kmsg.NewPtrMetadataRequest()
 	mt := kmsg.NewMetadataRequestTopic()
 	mt.Topic = kmsg.StringPtr("t")

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -144,7 +145,7 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 	b.metrics.request(key, len(nr.Frame))
 	switch req := body.(type) {
 	case *kmsg.ApiVersionsRequest:
-		rq.reply(b.apiVersions(0))
+		b.handleApiVersions(rq, req)
 	case *kmsg.MetadataRequest:
 		b.handleMetadata(rq, req)
 	case *kmsg.ProduceRequest:
@@ -241,6 +242,27 @@ func encodeResponse(corr int32, version int16, resp kmsg.Response) []byte {
 	buf = resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	return buf
+}
+
+// softwareNameOrVersion is what a client_software_name or
+// client_software_version must match (KIP-511): letters and digits at
+// both ends, and '-' and '.' between.
+var softwareNameOrVersion = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$`)
+
+// handleApiVersions answers with every API and its versions, or, from v3,
+// when the client's software name or version is not one KIP-511 allows,
+// with INVALID_REQUEST and no APIs, as Kafka's ApiVersionsRequest.isValid
+// and getErrorResponse do.
+func (b *Broker) handleApiVersions(rq *request, req *kmsg.ApiVersionsRequest) {
+	if req.Version >= 3 && (!softwareNameOrVersion.MatchString(req.ClientSoftwareName) || !softwareNameOrVersion.MatchString(req.ClientSoftwareVersion)) {
+		rq.log().Info("refusing ApiVersions: client_software_name and client_software_version must match "+softwareNameOrVersion.String(),
+			"client_software_name", req.ClientSoftwareName, "client_software_version", req.ClientSoftwareVersion)
+		resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		rq.reply(resp)
+		return
+	}
+	rq.reply(b.apiVersions(0))
 }
 
 // apiVersions is the ApiVersions response: every API and its versions.
