@@ -120,6 +120,35 @@ func TestTransactionalProducerIsRefused(t *testing.T) {
 	}
 }
 
+// TestInitProducerIDTakesBothOrNeither: producer_id and producer_epoch (v3+)
+// are both -1 (a new producer) or both set (one bumping its epoch, which
+// gets a new id here, as Kafka gives a producer without a transactional
+// id); only one of them set is INVALID_REQUEST, as in Kafka.
+func TestInitProducerIDTakesBothOrNeither(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	for _, tc := range []struct {
+		id    int64
+		epoch int16
+		want  *kerr.Error
+	}{
+		{-1, 3, kerr.InvalidRequest},
+		{5, -1, kerr.InvalidRequest},
+		{-1, -1, nil},
+		{5, 3, nil},
+	} {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.Version, req.ProducerID, req.ProducerEpoch = 4, tc.id, tc.epoch
+		resp := r.do(req).(*kmsg.InitProducerIDResponse)
+		switch {
+		case tc.want != nil && (resp.ErrorCode != tc.want.Code || resp.ProducerID != -1):
+			t.Errorf("producer_id %d epoch %d: %s, id %d; want %s and no id", tc.id, tc.epoch, code(resp.ErrorCode), resp.ProducerID, tc.want.Message)
+		case tc.want == nil && (resp.ErrorCode != 0 || resp.ProducerID < 0 || resp.ProducerEpoch != 0):
+			t.Errorf("producer_id %d epoch %d: %s, id %d epoch %d; want a new id at epoch 0", tc.id, tc.epoch, code(resp.ErrorCode), resp.ProducerID, resp.ProducerEpoch)
+		}
+	}
+}
+
 func fetchOnce(r *rawConn, topic string, offset int64, minBytes, maxWaitMs int32) kmsg.FetchResponseTopicPartition {
 	req := kmsg.NewPtrFetchRequest()
 	req.Version, req.MaxBytes, req.MinBytes, req.MaxWaitMillis, req.SessionEpoch = 12, 1<<20, minBytes, maxWaitMs, -1

@@ -12,6 +12,9 @@ import (
 // epoch 0. Ids come from blocks the active controller allocates through the
 // metadata log (AllocateProducerIds, KIP-730), so they are unique across the
 // cluster and across restarts. Transactional producers are not supported.
+// A request that sets only one of producer_id and producer_epoch is
+// INVALID_REQUEST, as in Kafka; one that sets both gets a new id too, as
+// Kafka's coordinator gives a producer without a transactional id.
 func (b *Broker) handleInitProducerID(rq *request, req *kmsg.InitProducerIDRequest) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
@@ -24,6 +27,14 @@ func (b *Broker) handleInitProducerID(rq *request, req *kmsg.InitProducerIDReque
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		rq.log().Info("refusing a transactional producer: transactions are not supported", "transactional.id", *req.TransactionalID)
+		rq.reply(resp)
+		return
+	}
+	if (req.ProducerID == -1) != (req.ProducerEpoch == -1) {
+		// Kafka's KafkaApis takes both unset or both set (KIP-360's
+		// bump of an existing producer), nothing between.
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		rq.log().Info("refusing InitProducerId with only one of producer_id and producer_epoch set", "producer_id", req.ProducerID, "producer_epoch", req.ProducerEpoch)
 		rq.reply(resp)
 		return
 	}
