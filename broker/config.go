@@ -203,6 +203,17 @@ func (c *Config) EnsureDefaults() {
 	c.Net.EnsureDefaults()
 }
 
+// checkTopicDefault checks a broker setting that is the default of topic
+// config name: a value the topic config takes, written in the form the
+// broker reads (cmd/gregor trims what a file gives).
+func checkTopicDefault(name, value string) error {
+	normal, err := validateTopicConfig(name, value)
+	if err == nil && normal != value {
+		err = fmt.Errorf("%q: write it as %q", value, normal)
+	}
+	return err
+}
+
 func setDefault[T comparable](p *T, v T) {
 	var zero T
 	if *p == zero {
@@ -242,13 +253,13 @@ func (c *Config) Validate() error {
 		// Below a typical batch every compressed batch would run alone.
 		bad("produce.decompression.max.bytes %d: must be at least 1048576", c.DecompressionMaxBytes)
 	}
-	if err := validateTopicConfig("compression.type", c.CompressionType); err != nil {
+	if err := checkTopicDefault("compression.type", c.CompressionType); err != nil {
 		bad("compression.type: %v", err)
 	}
 	if err := c.CompressionLevels.Check(); err != nil {
 		bad("%v", err)
 	}
-	if err := validateTopicConfig("message.timestamp.type", c.LogMessageTimestampType); err != nil {
+	if err := checkTopicDefault("message.timestamp.type", c.LogMessageTimestampType); err != nil {
 		bad("log.message.timestamp.type: %v", err)
 	}
 	if rf := c.Controller.DefaultReplicationFactor; rf > 1 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,7 +115,7 @@ var topicConfigs = []topicConfig{
 		doc: "delete: remove old segments by retention; compact: keep the newest record per key",
 		check: func(v string) error {
 			for _, p := range strings.Split(v, ",") {
-				if p = strings.TrimSpace(p); p != "delete" && p != "compact" {
+				if p != "delete" && p != "compact" {
 					return fmt.Errorf("Invalid value %s for configuration cleanup.policy: String must be one of: compact, delete", p)
 				}
 			}
@@ -185,7 +186,7 @@ var topicConfigs = []topicConfig{
 			return nil
 		},
 		brokerDefault: func(c *Config) string {
-			return strconv.FormatFloat(c.Storage.Log.MinCleanableDirtyRatio, 'g', -1, 64)
+			return javaDouble(c.Storage.Log.MinCleanableDirtyRatio)
 		}},
 	{name: "min.compaction.lag.ms", brokerName: "log.cleaner.min.compaction.lag.ms", kind: kindLong,
 		doc: "the least time a record stays uncompacted", check: atLeast(0),
@@ -204,7 +205,7 @@ var topicConfigs = []topicConfig{
 		doc:   "tier the topic's old segments to remote storage (KIP-405); Gregor has no tiered storage, so only false is taken, as by a Kafka broker without it",
 		check: tieredStorageOff, brokerDefault: fixed("false")},
 	{name: "retention.bytes", brokerName: "log.retention.bytes", kind: kindLong,
-		doc: "delete old segments while the partition is larger than this; -1 for no limit", check: atLeast(-1),
+		doc:           "delete old segments while the partition is larger than this; negative (-1) for no limit",
 		brokerDefault: func(c *Config) string { return i64(c.Storage.Log.RetentionBytes) }},
 	{name: "retention.ms", brokerName: "log.retention.ms", kind: kindLong,
 		doc: "delete old segments whose records are older than this; -1 keeps them", check: atLeast(-1),
@@ -248,39 +249,97 @@ func lookupTopicConfig(name string) (*topicConfig, bool) {
 	return nil, false
 }
 
-// validateTopicConfig checks a topic config value by its type and range.
-func validateTopicConfig(name, value string) error {
+// validateTopicConfig checks a topic config value by its type and range,
+// and returns it in its normal form, as Kafka's ConfigDef reads a value
+// (parseType: trimmed of the characters up to ' ', as Java's String.trim
+// does; booleans in any case; a list split at commas and the blanks around
+// them) and spells it back (convertToString): booleans lower case, numbers
+// as Java prints them, lists joined by bare commas. The controller stores
+// that form, so readers of the image parse nothing else.
+func validateTopicConfig(name, value string) (string, error) {
 	tc, ok := lookupTopicConfig(name)
 	if !ok {
-		return fmt.Errorf("Unknown topic config name: %s", name)
+		return "", fmt.Errorf("Unknown topic config name: %s", name)
 	}
 	invalid := func(why string) error {
 		return fmt.Errorf("Invalid value %s for configuration %s: %s", value, name, why)
 	}
+	normal := strings.TrimFunc(value, func(r rune) bool { return r <= ' ' })
 	switch tc.kind {
 	case kindBoolean:
-		if value != "true" && value != "false" {
-			return invalid("Expected value to be either true or false")
+		switch {
+		case strings.EqualFold(normal, "true"):
+			normal = "true"
+		case strings.EqualFold(normal, "false"):
+			normal = "false"
+		default:
+			return "", invalid("Expected value to be either true or false")
 		}
 	case kindInt:
-		if _, err := strconv.ParseInt(value, 10, 32); err != nil {
-			return invalid("Not a number of type INT")
+		n, err := strconv.ParseInt(normal, 10, 32)
+		if err != nil {
+			return "", invalid("Not a number of type INT")
 		}
+		normal = strconv.FormatInt(n, 10)
 	case kindLong:
-		if _, err := strconv.ParseInt(value, 10, 64); err != nil {
-			return invalid("Not a number of type LONG")
+		n, err := strconv.ParseInt(normal, 10, 64)
+		if err != nil {
+			return "", invalid("Not a number of type LONG")
+		}
+		normal = strconv.FormatInt(n, 10)
+	case kindDouble:
+		f, err := strconv.ParseFloat(normal, 64)
+		if err != nil {
+			return "", invalid("Not a number of type DOUBLE")
+		}
+		normal = javaDouble(f)
+	case kindList:
+		if normal != "" {
+			normal = strings.Join(listSeparator.Split(normal, -1), ",")
 		}
 	}
 	if tc.check != nil {
-		if err := tc.check(value); err != nil {
+		if err := tc.check(normal); err != nil {
 			var verbatim verbatimError
 			if strings.HasPrefix(err.Error(), "Invalid value") || errors.As(err, &verbatim) {
-				return err
+				return "", err
 			}
-			return invalid(err.Error())
+			return "", invalid(err.Error())
 		}
 	}
-	return nil
+	return normal, nil
+}
+
+// listSeparator is where Kafka's ConfigDef splits a list value: a comma
+// and the whitespace (Java's \s) around it.
+var listSeparator = regexp.MustCompile(`[ \t\n\x0B\f\r]*,[ \t\n\x0B\f\r]*`)
+
+// javaDouble spells f as Java's Double.toString, which Kafka's
+// convertToString uses: plain decimal with at least one digit after the
+// point from 10^-3 up to 10^7, computerized scientific notation (1.0E-4)
+// otherwise.
+func javaDouble(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	if abs := math.Abs(f); f == 0 || abs >= 1e-3 && abs < 1e7 {
+		s := strconv.FormatFloat(f, 'f', -1, 64)
+		if !strings.Contains(s, ".") {
+			s += ".0"
+		}
+		return s
+	}
+	mantissa, exp, _ := strings.Cut(strconv.FormatFloat(f, 'E', -1, 64), "E")
+	if !strings.Contains(mantissa, ".") {
+		mantissa += ".0"
+	}
+	e, _ := strconv.Atoi(exp)
+	return mantissa + "E" + strconv.Itoa(e)
 }
 
 // topicConfigValidator lets the controller check and describe topic
@@ -292,9 +351,9 @@ type topicConfigValidator struct {
 	cfg *Config
 }
 
-func (topicConfigValidator) ValidateConfig(resourceType int8, name, value string) error {
+func (topicConfigValidator) ValidateConfig(resourceType int8, name, value string) (string, error) {
 	if resourceType != raft.ResourceTopic {
-		return fmt.Errorf("Dynamic broker configs are not supported: %s", name)
+		return "", fmt.Errorf("Dynamic broker configs are not supported: %s", name)
 	}
 	return validateTopicConfig(name, value)
 }

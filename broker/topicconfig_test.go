@@ -347,3 +347,65 @@ func TestAlterConfigsReadYourWritesEveryOp(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicConfigValuesAsKafkaReadsThem: a topic config value is read as
+// Kafka's ConfigDef reads it (trimmed, booleans in any case, list elements
+// without the blanks around commas; retention.bytes without a lower bound,
+// any negative value meaning no limit) and stored in Kafka's normal form,
+// which DescribeConfigs and CreateTopics then answer.
+func TestTopicConfigValuesAsKafkaReadsThem(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	created := createTopicV7(r, "normal", 1, 1, false, [2]string{"retention.ms", " 1000\t"}, [2]string{"preallocate", "FALSE"})
+	if created.ErrorCode != 0 {
+		t.Fatalf("CreateTopics: %s", code(created.ErrorCode))
+	}
+	for _, cfg := range created.Configs {
+		if want := map[string]string{"retention.ms": "1000", "preallocate": "false"}[cfg.Name]; want != "" && *cfg.Value != want {
+			t.Errorf("CreateTopics answered %s=%q, want %q", cfg.Name, *cfg.Value, want)
+		}
+	}
+	c.WaitForTopic("normal")
+	for _, tc := range []struct{ name, value, want string }{
+		{"retention.bytes", "-2", "-2"},
+		{"retention.bytes", "-9223372036854775808", "-9223372036854775808"},
+		{"unclean.leader.election.enable", "TRUE", "true"},
+		{"unclean.leader.election.enable", " False ", "false"},
+		{"retention.ms", " 1000", "1000"},
+		{"retention.ms", "+02000", "2000"},
+		{"max.message.bytes", "0010", "10"},
+		{"compression.type", " gzip\n", "gzip"},
+		{"cleanup.policy", " compact ,\tdelete ", "compact,delete"},
+		{"min.cleanable.dirty.ratio", "0.50", "0.5"},
+		{"min.cleanable.dirty.ratio", "1", "1.0"},
+		{"min.cleanable.dirty.ratio", "1e-4", "1.0E-4"},
+		{"preallocate", "False", "false"},
+	} {
+		if res := alterTopicConfig(r, 1, "normal", false, kmsg.IncrementalAlterConfigOpSet, tc.name, tc.value); res.ErrorCode != 0 {
+			t.Errorf("%s=%q: %s (%s); Kafka takes it", tc.name, tc.value, code(res.ErrorCode), *res.ErrorMessage)
+			continue
+		}
+		cfgs := describeTopicConfigs(r, "normal", tc.name).Configs
+		if len(cfgs) != 1 || *cfgs[0].Value != tc.want {
+			t.Errorf("%s=%q described as %+v, want %q", tc.name, tc.value, cfgs, tc.want)
+		}
+		tp, _ := c.Brokers[0].Image().Topic("normal")
+		if got := tp.Configs[tc.name]; got != tc.want {
+			t.Errorf("%s=%q stored as %q, want %q", tc.name, tc.value, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ name, value string }{
+		{"unclean.leader.election.enable", "yes"},
+		{"remote.storage.enable", "True"},
+		{"retention.ms", "-2"},
+		{"retention.ms", "1 000"},
+		{"min.cleanable.dirty.ratio", "half"},
+	} {
+		if res := alterTopicConfig(r, 1, "normal", false, kmsg.IncrementalAlterConfigOpSet, tc.name, tc.value); res.ErrorCode != kerr.InvalidConfig.Code {
+			t.Errorf("%s=%q: %s, want INVALID_CONFIG", tc.name, tc.value, code(res.ErrorCode))
+		}
+	}
+	if got := broker.LogConfig(broker.DefaultConfig(), map[string]string{"retention.bytes": "-2"}).RetentionBytes; got != -1 {
+		t.Errorf("retention.bytes=-2 gives a log a retention of %d bytes, want -1, none", got)
+	}
+}

@@ -19,8 +19,12 @@ import (
 // knows what the names mean, the controller does not.
 type ConfigValidator interface {
 	// ValidateConfig checks one config of a resource (ResourceTopic or
-	// ResourceBroker); its error message is shown to the client as INVALID_CONFIG.
-	ValidateConfig(resourceType int8, name, value string) error
+	// ResourceBroker); its error message is shown to the client as
+	// INVALID_CONFIG. It returns the value as the controller stores it:
+	// its normal form (Kafka's ConfigDef parses a value, trimmed, and
+	// convertToString spells it back), so that every reader of the image
+	// sees one spelling of it.
+	ValidateConfig(resourceType int8, name, value string) (string, error)
 	// IsListConfig reports whether name's value is a comma-separated list,
 	// to which APPEND and SUBTRACT apply.
 	IsListConfig(resourceType int8, name string) bool
@@ -59,15 +63,17 @@ type ConfigSetValidator interface {
 // config as a list. The shell sets it on each Controller it makes.
 func (c *Controller) SetConfigValidator(v ConfigValidator) { c.configs = v }
 
-// validateConfig runs the validator, if any, on one value.
-func (c *Controller) validateConfig(resourceType int8, name, value string) *apiError {
+// validateConfig runs the validator, if any, on one value, and returns it
+// as it is stored.
+func (c *Controller) validateConfig(resourceType int8, name, value string) (string, *apiError) {
 	if c.configs == nil {
-		return nil
+		return value, nil
 	}
-	if err := c.configs.ValidateConfig(resourceType, name, value); err != nil {
-		return failf(kerr.InvalidConfig, "%v", err)
+	normal, err := c.configs.ValidateConfig(resourceType, name, value)
+	if err != nil {
+		return "", failf(kerr.InvalidConfig, "%v", err)
 	}
-	return nil
+	return normal, nil
 }
 
 func (c *Controller) isListConfig(resourceType int8, name string) bool {
@@ -90,12 +96,14 @@ func (c *Controller) describeNewTopicConfigs(configs []ConfigEntry) []kmsg.Creat
 
 // validateTopicConfigs checks the configs a new topic is created with,
 // sorted by name so that the first bad one reported does not depend on map
-// order.
+// order, and puts each in the form it is stored in.
 func (c *Controller) validateTopicConfigs(configs map[string]string) *apiError {
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
-		if fail := c.validateConfig(ResourceTopic, name, configs[name]); fail != nil {
+		normal, fail := c.validateConfig(ResourceTopic, name, configs[name])
+		if fail != nil {
 			return fail
 		}
+		configs[name] = normal
 	}
 	return c.validateConfigSet(ResourceTopic, configs)
 }
@@ -137,8 +145,9 @@ func (c *Controller) validateConfigSet(resourceType int8, configs map[string]str
 // comma-separated element of the value not already in the list, starting
 // from the current value (when unset, from the config's default if the
 // ConfigValidator is a ConfigDefaulter, as Kafka does, else the empty
-// list); SUBTRACT removes every occurrence of each. Empty elements are dropped. A config
-// whose value does not change makes no record (Kafka writes one for a
+// list); SUBTRACT removes every occurrence of each. Empty elements are dropped. The
+// new value is stored as the ConfigValidator spells it. A config whose
+// value does not change makes no record (Kafka writes one for a
 // broker anyway, so that brokers reload files; Gregor's have none to
 // reload). With ValidateOnly the response is the same and there are no
 // records; past 10000 records the whole request fails with
@@ -279,7 +288,8 @@ func (c *Controller) alterConfigs(im *Image, rr *kmsg.IncrementalAlterConfigsReq
 			value, set = strings.Join(list, ","), true
 		}
 		if set {
-			if fail := c.validateConfig(resourceType, cfg.Name, value); fail != nil {
+			var fail *apiError
+			if value, fail = c.validateConfig(resourceType, cfg.Name, value); fail != nil {
 				return nil, fail
 			}
 		}

@@ -776,22 +776,26 @@ func (fakeConfigValidator) IsListConfig(resourceType int8, name string) bool {
 		resourceType == ResourceBroker && name == "log.cleanup.policy"
 }
 
-func (v fakeConfigValidator) ValidateConfig(resourceType int8, name, value string) error {
+// ValidateConfig spells a long in decimal without sign or leading zeros,
+// as Kafka's ConfigDef does.
+func (v fakeConfigValidator) ValidateConfig(resourceType int8, name, value string) (string, error) {
 	switch {
 	case v.IsListConfig(resourceType, name):
 		for _, e := range splitConfigList(value) {
 			if e != "delete" && e != "compact" {
-				return fmt.Errorf("Invalid value %s for configuration %s: String must be one of: compact, delete", value, name)
+				return "", fmt.Errorf("Invalid value %s for configuration %s: String must be one of: compact, delete", value, name)
 			}
 		}
 	case strings.HasSuffix(name, ".ms") || strings.HasSuffix(name, ".bytes"):
-		if _, err := strconv.ParseInt(value, 10, 64); err != nil {
-			return fmt.Errorf("Invalid value %s for configuration %s: Not a number of type LONG", value, name)
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("Invalid value %s for configuration %s: Not a number of type LONG", value, name)
 		}
+		return strconv.FormatInt(n, 10), nil
 	case resourceType == ResourceTopic && strings.HasPrefix(name, "unknown."):
-		return fmt.Errorf("Unknown topic config name: %s", name)
+		return "", fmt.Errorf("Unknown topic config name: %s", name)
 	}
-	return nil
+	return value, nil
 }
 
 // harnessPartition reads "TOPIC PARTITION" from a command's first two
