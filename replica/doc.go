@@ -28,8 +28,11 @@
 // open the newest snapshot at or below the log end is loaded and the batch
 // headers from O on are replayed (a snapshot past the log end, left by a
 // crash that lost an unflushed tail, and one that does not decode are
-// removed). The file is replaced atomically (written to <name>.tmp and
-// renamed). A roll's snapshot is written under the append lock, so a broker
+// removed; one below the log start is dropped, its state missing the
+// batches removed after it, and the replay starts at the log start; a batch
+// header the replay cannot read or make sense of fails the log, as a failed
+// rebuild fails Kafka's log load). The file is replaced atomically (written
+// to <name>.tmp and renamed). A roll's snapshot is written under the append lock, so a broker
 // process that dies still finds it, and fsynced in the background, as
 // Kafka's has been since KAFKA-15046, so that the append does not wait for
 // two fsyncs (the file's and the directory's): 0.74x the mean append time

@@ -61,14 +61,39 @@ func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time) *Par
 	return p
 }
 
+// producerReplayReadBytes bounds each read of loadProducers' replay: one
+// Log.Read returns regions of at most this many bytes, the last of which may
+// end inside a batch, so a longer replay reads again from the first batch
+// it has not seen whole. A variable so that a test crosses it with a small
+// log rather than 2 GiB.
+var producerReplayReadBytes = math.MaxInt32
+
 // loadProducers rebuilds the idempotent producers' state, so that a
 // producer retrying across a broker restart is still recognised: from the
 // newest snapshot (written at each roll and at Close, as Kafka's are) and
 // the batch headers after it, one 61-byte pread per batch. Without a
 // snapshot (a log that never rolled, or whose snapshots were lost) it reads
 // the active segment's headers; a producer whose last write lies before
-// that is forgotten, as if expired, and may start again at any sequence. A
-// failure only loses deduplication, and is logged.
+// that is forgotten, as if expired, and may start again at any sequence.
+//
+// The state is never left stale: a producer it remembers with a batch that
+// is not its last would have its next sequence refused as out of order,
+// and a retry of its last batch appended twice. So:
+//   - A snapshot older than the log start (retention or DeleteRecords
+//     removed the batches after it, before or during the replay) is
+//     dropped, and the replay starts again at the log start with no state,
+//     as Kafka's truncateAndReload drops the snapshots below the log start.
+//   - A batch header that cannot be read, or does not hold together (an
+//     I/O error, ErrCorruption), fails the log: every later call on the
+//     partition answers KAFKA_STORAGE_ERROR. Kafka fails the log's load
+//     when its rebuild fails, and storage errors stop the partition (DESIGN
+//     §5). Carrying on with the state dropped instead would lose only
+//     deduplication, but silently: a retry across the restart appended
+//     twice, with nothing for the client or the operator to see. The state
+//     is dropped too, so that Close writes no snapshot of it.
+//
+// A snapshot that does not decode costs only a longer replay (loadSnapshot
+// removes it and uses the one before).
 //
 // A replayed batch dates its producer's last write by the batch's largest
 // timestamp, as Kafka's ProducerStateManager does, capped at the load time:
@@ -77,41 +102,79 @@ func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time) *Par
 // producer.id.expiration.ms more at each restart.
 func (p *Partition) loadProducers() {
 	dir, end := p.log.Dir(), p.log.LogEndOffset()
-	s, from, found, err := loadSnapshot(dir, end)
+	s, covered, found, err := loadSnapshot(dir, end)
 	if err != nil {
 		p.log.Logger().Warn("reading producer-state snapshots", "err", err)
 	}
+	from := covered
 	if found {
 		p.producers = s
 	} else if segs := p.log.Segments(); len(segs) > 0 {
 		from = segs[len(segs)-1].BaseOffset
 	}
-	from = max(from, p.log.LogStartOffset())
-	if from >= end {
-		return
+	if err := p.replayProducers(from, covered, end); err != nil {
+		p.producers, p.producersChanged = producerStates{}, false
+		// Fail logs it, once.
+		p.log.Fail(fmt.Errorf("replica: rebuilding the producer state of %s from its batch headers: %w", p.tp, err))
 	}
-	regions, err := p.log.Read(nil, from, math.MaxInt32, end)
-	if err != nil {
-		p.log.Logger().Warn("reading batch headers for producer state", "from", from, "err", err)
-		return
-	}
-	defer segment.ReleaseAll(regions)
-	var hdr [batch.HeaderSize]byte
+}
+
+// replayProducers records the idempotent batches from the one holding from
+// up to end in p.producers, which holds every batch below covered already.
+func (p *Partition) replayProducers(from, covered, end int64) error {
 	nowMs := p.now().UnixMilli()
+	for from < end {
+		regions, err := p.log.Read(nil, from, producerReplayReadBytes, end)
+		if start := p.log.LogStartOffset(); errors.Is(err, segment.ErrOffsetOutOfRange) && from < start {
+			if len(p.producers.m) > 0 {
+				p.log.Logger().Info("dropping the producer state replayed to below the log start: replaying from the log start",
+					"partition", p.tp, "from", from, "log_start", start)
+			}
+			p.producers, covered, from = producerStates{}, 0, start
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		next, err := p.replayRegions(regions, from, covered, nowMs)
+		segment.ReleaseAll(regions)
+		if err != nil {
+			return err
+		}
+		if next <= from {
+			return fmt.Errorf("%w: no whole batch at offset %d in %s", segment.ErrCorruption, from, p.log.Dir())
+		}
+		from = next
+	}
+	return nil
+}
+
+// replayRegions records the idempotent batches that lie whole in regions,
+// the answer to a Read from offset from, and returns the offset after the
+// last of them: the last region may end inside a batch, which the next
+// read starts with.
+func (p *Partition) replayRegions(regions []segment.Region, from, covered, nowMs int64) (next int64, err error) {
+	var hdr [batch.HeaderSize]byte
+	next = from
 	for _, r := range regions {
 		for pos := r.Position; pos+batch.HeaderSize <= r.Position+r.Length; {
 			if _, err := r.File.OS().ReadAt(hdr[:], pos); err != nil {
-				p.log.Logger().Warn("reading batch headers for producer state", "from", from, "err", err)
-				return
+				return next, fmt.Errorf("reading the batch header at position %d of %s: %w", pos, r.File.Name(), err)
 			}
 			h := batch.Header(hdr[:])
-			size := int64(h.BatchLength()) + 12
-			if size < batch.HeaderSize || pos+size > r.Position+r.Length {
-				break
+			size := int64(h.Size())
+			// The first batch may begin before from (it holds from);
+			// every later one follows the one before.
+			if h.Magic() != 2 || size < batch.HeaderSize || h.LastOffsetDelta() < 0 || h.LastOffset() < next ||
+				(next > from && h.BaseOffset() < next) {
+				return next, fmt.Errorf("%w: batch header at position %d of %s: magic %d, %d bytes, offsets %d..%d after %d",
+					segment.ErrCorruption, pos, r.File.Name(), h.Magic(), size, h.BaseOffset(), h.LastOffset(), next)
 			}
-			// The first region may begin with the batch holding from,
-			// which the snapshot already covers.
-			if pid := h.ProducerID(); pid >= 0 && !h.Control() && h.BaseOffset() >= from {
+			if pos+size > r.Position+r.Length {
+				return next, nil
+			}
+			// The snapshot holds the batches below covered.
+			if pid := h.ProducerID(); pid >= 0 && !h.Control() && h.BaseOffset() >= covered {
 				first := h.BaseSequence()
 				appendTime := int64(-1)
 				if h.LogAppendTime() {
@@ -121,9 +184,11 @@ func (p *Partition) loadProducers() {
 					firstOffset: h.BaseOffset(), lastOffset: h.LastOffset(), appendTime: appendTime}, min(h.MaxTimestamp(), nowMs))
 				p.producersChanged = true
 			}
+			next = h.NextOffset()
 			pos += size
 		}
 	}
+	return next, nil
 }
 
 // Close writes a snapshot of the producer state as of the log end, durably,

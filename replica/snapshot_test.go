@@ -2,9 +2,11 @@ package replica
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -317,5 +319,115 @@ func TestRollSnapshotSyncedInBackground(t *testing.T) {
 	p.Close()
 	if offsets, _ := snapshotOffsets(dir); len(offsets) != 1 || offsets[0] != log.LogEndOffset() {
 		t.Fatalf("after a failed fsync, Close left snapshots %v, want one at the log end %d", offsets, log.LogEndOffset())
+	}
+}
+
+// TestReplayCrossesItsReadBound: the replay of the batch headers after the
+// snapshot reads at most producerReplayReadBytes at a time (2 GiB, a
+// Log.Read's bound, in production), and goes on from the first batch the
+// last read cut, to the log end: a producer's batches past the bound are
+// not skipped, which would leave its state at an older batch, refusing its
+// next sequence and appending a retry of its last batch twice.
+func TestReplayCrossesItsReadBound(t *testing.T) {
+	for _, readBytes := range []int{1, 200} { // less than a batch; a few batches
+		t.Run(fmt.Sprint(readBytes), func(t *testing.T) {
+			defer func(old int) { producerReplayReadBytes = old }(producerReplayReadBytes)
+			producerReplayReadBytes = readBytes
+			dir := t.TempDir()
+			p, log := openAt(t, dir, segment.DefaultConfig(), false)
+			mustAppend(t, p, idempotentBatch(t, 42, 0, 0, 1))
+			for range 20 {
+				mustAppend(t, p, recordBatchOf(t, 1))
+			}
+			last := idempotentBatch(t, 42, 0, 1, 1)
+			at := mustAppend(t, p, slices.Clone(last)).FirstOffset
+			// Closing the log but not the partition leaves no snapshot:
+			// the reopened partition replays every batch header.
+			log.Close()
+			p, log = openAt(t, dir, segment.DefaultConfig(), true)
+			defer log.Close()
+			if res, err := p.Append(last, AppendOptions{}); err != nil || !res.Duplicate || res.FirstOffset != at {
+				t.Fatalf("retry of the last batch: %+v %v, want a duplicate at %d", res, err, at)
+			}
+			if _, err := p.Append(idempotentBatch(t, 42, 0, 2, 1), AppendOptions{}); err != nil {
+				t.Fatalf("the next sequence: %v", err)
+			}
+		})
+	}
+}
+
+// TestReplayOfCorruptHeaderFailsPartition: a batch header the replay
+// cannot make sense of stops the partition with a storage error, as
+// Kafka's log load fails, rather than leaving the producer state at the
+// batches before it.
+func TestReplayOfCorruptHeaderFailsPartition(t *testing.T) {
+	dir := t.TempDir()
+	p, log := openAt(t, dir, segment.DefaultConfig(), false)
+	first := idempotentBatch(t, 42, 0, 0, 1)
+	mustAppend(t, p, first)
+	for range 3 {
+		mustAppend(t, p, recordBatchOf(t, 1))
+	}
+	mustAppend(t, p, idempotentBatch(t, 42, 0, 1, 1))
+	log.Close()
+	// The magic byte, outside the CRC, of the second batch.
+	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%020d.log", 0)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{7}, int64(len(first))+16); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// A clean shutdown: no recovery scan truncates the damage.
+	log, err = segment.Open(dir, segment.DefaultConfig(), segment.OpenOptions{CleanShutdown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	p = New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil)
+	if err := p.BecomeLeader(1); !errors.Is(err, kerr.KafkaStorageError) || !errors.Is(err, segment.ErrCorruption) {
+		t.Fatalf("becoming leader over a corrupt batch header: %v, want KAFKA_STORAGE_ERROR for the corruption", err)
+	}
+	if _, err := p.Append(idempotentBatch(t, 42, 0, 2, 1), AppendOptions{}); !errors.Is(err, kerr.KafkaStorageError) {
+		t.Fatalf("append: %v, want KAFKA_STORAGE_ERROR", err)
+	}
+	p.Close()
+	if offsets, _ := snapshotOffsets(dir); len(offsets) != 0 {
+		t.Fatalf("Close of a failed partition wrote snapshots %v", offsets)
+	}
+}
+
+// TestSnapshotBelowLogStartDropped: a snapshot older than the log start
+// misses the batches between it and the start, which DeleteRecords or
+// retention removed; its state is dropped and the batches from the log
+// start replayed, as Kafka drops the snapshots below the log start, rather
+// than holding a producer to a batch that is not its last.
+func TestSnapshotBelowLogStartDropped(t *testing.T) {
+	dir := t.TempDir()
+	p, log := openAt(t, dir, smallSegments(), false)
+	mustAppend(t, p, idempotentBatch(t, 42, 0, 0, 1))
+	for segs := len(log.Segments()); len(log.Segments()) == segs; {
+		mustAppend(t, p, recordBatchOf(t, 1)) // until a roll's snapshot holds seq 0
+	}
+	mustAppend(t, p, idempotentBatch(t, 42, 0, 1, 1))
+	mustAppend(t, p, recordBatchOf(t, 1))
+	p.snapshots.wait()
+	start := log.LogEndOffset()
+	if offsets, _ := snapshotOffsets(dir); len(offsets) != 1 || offsets[0] >= start-1 {
+		t.Fatalf("snapshots %v, the test wants one below producer 42's seq 1", offsets)
+	}
+	log.Close()
+	log, err := segment.Open(dir, smallSegments(), segment.OpenOptions{CleanShutdown: true, LogStartOffset: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	p = New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil)
+	if err := p.BecomeLeader(1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Append(idempotentBatch(t, 42, 0, 2, 1), AppendOptions{}); err != nil {
+		t.Fatalf("producer 42's next sequence, its last batch below the log start: %v", err)
 	}
 }

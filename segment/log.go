@@ -372,6 +372,12 @@ func (l *Log) fail(err error) error {
 	return *l.failed.Load()
 }
 
+// Fail stops the log for a storage error that its owner found in it: every
+// later call returns ErrLogFailed (KAFKA_STORAGE_ERROR) wrapping the first
+// such error, as after a failed write. The replica fails a log whose batch
+// headers it cannot read back to rebuild its producer state.
+func (l *Log) Fail(err error) error { return l.fail(err) }
+
 // Append assigns offsets to the batches laid end to end in batches, starting at
 // the log end offset, and writes them to the active segment, rolling it first
 // when a batch would not fit (segment.bytes, segment.ms, a full index). The
