@@ -37,10 +37,12 @@
 // Kafka's has been since KAFKA-15046, so that the append does not wait for
 // two fsyncs (the file's and the directory's): 0.74x the mean append time
 // with a roll every 64 appends (BenchmarkAppendRolling). Close's snapshot is
-// fsynced before Close returns. Once a snapshot is durable, the ones before
-// it are removed but the newest; until then none is, so a machine crash
-// that tears the snapshots not yet synced (their CRC fails) still leaves
-// the durable one before them. Integers are big-endian:
+// fsynced before Close returns. The background syncs only the newest
+// snapshot waiting, so one replaced while a sync runs is never synced. Once
+// a snapshot is durable, the ones before it are removed but the newest
+// durable one (synced, or found at open); until then none is, so a machine
+// crash that tears the snapshots not yet synced (their CRC fails) still
+// leaves the durable one before them. Integers are big-endian:
 //
 //	<20-digit O>.producers
 //	    int16   version (1)

@@ -102,13 +102,14 @@ var producerReplayReadBytes = math.MaxInt32
 // producer.id.expiration.ms more at each restart.
 func (p *Partition) loadProducers() {
 	dir, end := p.log.Dir(), p.log.LogEndOffset()
-	s, covered, found, err := loadSnapshot(dir, end)
+	s, covered, older, found, err := loadSnapshot(dir, end)
 	if err != nil {
 		p.log.Logger().Warn("reading producer-state snapshots", "err", err)
 	}
 	from := covered
 	if found {
 		p.producers = s
+		p.snapshots.durable = append(older, covered)
 	} else if segs := p.log.Segments(); len(segs) > 0 {
 		from = segs[len(segs)-1].BaseOffset
 	}
@@ -202,11 +203,15 @@ func (p *Partition) Close() {
 	if failed := p.snapshots.wait(); !p.producersChanged && !failed {
 		return
 	}
-	if _, err := writeSnapshot(p.log.Dir(), &p.producers, p.log.LogEndOffset(), true); err != nil {
+	end := p.log.LogEndOffset()
+	if _, err := writeSnapshot(p.log.Dir(), &p.producers, end, true); err != nil {
 		p.log.Logger().Warn("writing a producer-state snapshot", "err", err)
 		return
 	}
 	p.producersChanged = false
+	if err := p.snapshots.synced(p.log.Dir(), end); err != nil {
+		p.log.Logger().Warn("pruning producer-state snapshots", "err", err)
+	}
 }
 
 // Detach readies a partition this broker no longer hosts for its log's

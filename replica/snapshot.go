@@ -154,42 +154,52 @@ func snapshotOffsets(dir string) ([]int64, error) {
 	return offsets, nil
 }
 
-// writeSnapshot writes s as of offset into dir. With sync it returns once
-// the snapshot is durable, and prunes the older ones (pruneSnapshots);
-// without, it returns the path for the syncer, which prunes once the
-// snapshot is durable: until then the ones before it are what a machine
-// crash leaves (a snapshot holds its own CRC, so one the crash tears is
-// removed on load).
+// writeSnapshot writes s as of offset into dir and returns its path. With
+// sync it returns once the snapshot is durable; without, the syncer makes it
+// so. Either way the caller has it pruned once it is durable
+// (snapshotSyncer.synced): until then the ones before it are what a
+// machine crash leaves (a snapshot holds its own CRC, so one the crash
+// tears is removed on load).
 func writeSnapshot(dir string, s *producerStates, offset int64, sync bool) (path string, err error) {
 	path = filepath.Join(dir, snapshotName(offset))
 	if !sync {
 		return path, segment.ReplaceFileNoSync(path, encodeSnapshot(s, offset))
 	}
-	if err := segment.ReplaceFile(path, encodeSnapshot(s, offset)); err != nil {
-		return "", err
-	}
-	return path, pruneSnapshots(dir, offset)
+	return path, segment.ReplaceFile(path, encodeSnapshot(s, offset))
 }
 
-// pruneSnapshots removes the snapshots in dir older than durable, the
-// newest one known to be durable, but the newest snapshotsKept-1 of them.
-// Newer ones, not yet durable, stay.
-func pruneSnapshots(dir string, durable int64) error {
+// pruneSnapshots removes the snapshots in dir older than newest, a durable
+// one, but the newest snapshotsKept-1 of those known durable (durable,
+// ascending). One never synced is no fallback, since the machine crash it
+// is kept for may have torn it or lost it, so it goes even when no durable
+// one is left before newest. Newer ones, not yet durable, stay. It returns
+// the durable offsets still in dir.
+func pruneSnapshots(dir string, newest int64, durable []int64) ([]int64, error) {
 	offsets, err := snapshotOffsets(dir)
 	if err != nil {
-		return err
+		return durable, err
 	}
-	older := offsets[:0]
-	for _, o := range offsets {
-		if o < durable {
-			older = append(older, o)
+	var left []int64 // descending until reversed
+	fallbacks := 0
+	for _, o := range slices.Backward(durable) {
+		_, there := slices.BinarySearch(offsets, o)
+		switch {
+		case !there:
+		case o >= newest:
+			left = append(left, o)
+		case fallbacks < snapshotsKept-1:
+			left = append(left, o)
+			fallbacks++
 		}
 	}
+	slices.Reverse(left)
 	var errs []error
-	for _, o := range older[:max(len(older)-(snapshotsKept-1), 0)] {
-		errs = append(errs, removeSnapshot(dir, o))
+	for _, o := range offsets {
+		if _, kept := slices.BinarySearch(left, o); o < newest && !kept {
+			errs = append(errs, removeSnapshot(dir, o))
+		}
 	}
-	return errors.Join(errs...)
+	return left, errors.Join(errs...)
 }
 
 // removeSnapshot removes the snapshot in dir as of o; one already gone is
@@ -204,11 +214,12 @@ func removeSnapshot(dir string, o int64) error {
 // loadSnapshot reads the newest snapshot in dir as of at most logEnd.
 // Snapshots past logEnd (the log was truncated below them, by recovery of
 // an unflushed tail) and snapshots that do not decode are removed. found is
-// false when none is left.
-func loadSnapshot(dir string, logEnd int64) (s producerStates, offset int64, found bool, err error) {
+// false when none is left; else older lists the offsets of the snapshots
+// before the one loaded, ascending.
+func loadSnapshot(dir string, logEnd int64) (s producerStates, offset int64, older []int64, found bool, err error) {
 	offsets, err := snapshotOffsets(dir)
 	if err != nil {
-		return producerStates{}, 0, false, err
+		return producerStates{}, 0, nil, false, err
 	}
 	var errs []error
 	remove := func(o int64) { errs = append(errs, removeSnapshot(dir, o)) }
@@ -232,9 +243,9 @@ func loadSnapshot(dir string, logEnd int64) (s producerStates, offset int64, fou
 			remove(o)
 			continue
 		}
-		return s, o, true, errors.Join(errs...)
+		return s, o, offsets[:i], true, errors.Join(errs...)
 	}
-	return producerStates{}, 0, false, errors.Join(errs...)
+	return producerStates{}, 0, nil, false, errors.Join(errs...)
 }
 
 // snapshotSyncer makes the snapshots of rolls durable on a goroutine of its
@@ -242,10 +253,12 @@ func loadSnapshot(dir string, logEnd int64) (s producerStates, offset int64, fou
 // not since KAFKA-15046: the snapshot is written under the append lock, so
 // a process that dies still finds it, and fsynced here. It syncs one at a
 // time and only the newest: a snapshot scheduled while another waits
-// replaces it, since it holds every batch the older one does. Older
-// snapshots are pruned only once a newer one is durable, so a machine crash
-// before a sync loses only time: the unsynced snapshot, torn, fails its CRC,
-// and the partition loads the durable one before it and replays the batch
+// replaces it, since it holds every batch the older one does, and the
+// replaced one is never synced. Older snapshots are pruned only once a
+// newer one is durable, and the fallback kept before it is the newest one
+// known durable, never one that was replaced, so a machine crash before a
+// sync loses only time: the unsynced snapshot, torn, fails its CRC, and
+// the partition loads the durable one before it and replays the batch
 // headers after it.
 type snapshotSyncer struct {
 	logger *slog.Logger
@@ -256,6 +269,12 @@ type snapshotSyncer struct {
 	offset  int64  // pending's offset
 	running bool   // the goroutine is syncing or about to
 	failed  bool   // a sync failed since the last wait
+	// durable lists the offsets of the snapshots known durable,
+	// ascending: synced here or by Close, or found at open (a file that
+	// outlived the broker that wrote it was synced before a clean
+	// shutdown; after a crash nothing better is known of it). Pruning
+	// trims it to the files it leaves.
+	durable []int64
 	done    sync.WaitGroup
 }
 
@@ -283,7 +302,7 @@ func (w *snapshotSyncer) run() {
 		w.mu.Unlock()
 		err := w.sync(path)
 		if err == nil {
-			err = pruneSnapshots(filepath.Dir(path), offset)
+			err = w.synced(filepath.Dir(path), offset)
 		}
 		if err != nil {
 			w.logger.Warn("syncing a producer-state snapshot", "path", path, "err", err)
@@ -292,6 +311,24 @@ func (w *snapshotSyncer) run() {
 			w.mu.Unlock()
 		}
 	}
+}
+
+// synced records that the snapshot in dir as of offset is durable and
+// prunes the ones before it (pruneSnapshots). Its callers never overlap:
+// the goroutine, and the holder of the partition's appendMu once wait has
+// returned.
+func (w *snapshotSyncer) synced(dir string, offset int64) error {
+	w.mu.Lock()
+	durable := slices.Clone(w.durable)
+	w.mu.Unlock()
+	if i, there := slices.BinarySearch(durable, offset); !there {
+		durable = slices.Insert(durable, i, offset)
+	}
+	left, err := pruneSnapshots(dir, offset, durable)
+	w.mu.Lock()
+	w.durable = left
+	w.mu.Unlock()
+	return err
 }
 
 // wait returns once every scheduled snapshot is synced, reporting whether

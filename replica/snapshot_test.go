@@ -107,8 +107,8 @@ func TestSnapshotsKeptAndStale(t *testing.T) {
 	mustAppend(t, p, first)
 	for i := range 12 {
 		mustAppend(t, p, idempotentBatch(t, 7, 0, int32(i*10), 10))
+		p.snapshots.wait() // each roll's snapshot synced, none replaced
 	}
-	p.snapshots.wait()
 	offsets, err := snapshotOffsets(dir)
 	if err != nil || len(offsets) != snapshotsKept {
 		t.Fatalf("snapshots %v (%v), want the newest %d", offsets, err, snapshotsKept)
@@ -300,9 +300,18 @@ func TestRollSnapshotSyncedInBackground(t *testing.T) {
 	if len(synced) == 0 || len(synced) > 2 || synced[len(synced)-1] != newest {
 		t.Fatalf("synced %v, want at most two, the last %s", synced, newest)
 	}
-	// The newest durable, the older ones are pruned.
-	if got, _ := snapshotOffsets(dir); !reflect.DeepEqual(got, offsets[len(offsets)-snapshotsKept:]) {
-		t.Fatalf("snapshots after the sync %v, want the newest %d of %v", got, snapshotsKept, offsets)
+	// The newest durable, and the durable one before it, if any, as the
+	// fallback for when a machine crash cuts the log below the newest:
+	// the ones replaced while the sync stalled were never synced, so a
+	// crash may have torn them, and are pruned.
+	var want []int64
+	for _, o := range offsets {
+		if slices.Contains(synced, snapshotName(o)) {
+			want = append(want, o)
+		}
+	}
+	if got, _ := snapshotOffsets(dir); !reflect.DeepEqual(got, want) {
+		t.Fatalf("snapshots after the sync %v, want the synced ones %v of %v", got, synced, offsets)
 	}
 
 	// A failed fsync has Close write the snapshot again, durably, even
@@ -429,5 +438,48 @@ func TestSnapshotBelowLogStartDropped(t *testing.T) {
 	}
 	if _, err := p.Append(idempotentBatch(t, 42, 0, 2, 1), AppendOptions{}); err != nil {
 		t.Fatalf("producer 42's next sequence, its last batch below the log start: %v", err)
+	}
+}
+
+// TestPruneKeepsDurableFallback: while a roll's fsync stalls, the
+// snapshots of later rolls replace one another in the queue and are never
+// synced; once the newest is durable, the fallback kept before it is the
+// durable one the stalled fsync was for, not the never-synced one just
+// before the newest, which a machine crash may have torn.
+func TestPruneKeepsDurableFallback(t *testing.T) {
+	dir := t.TempDir()
+	p, log := openAt(t, dir, smallSegments(), false)
+	defer log.Close()
+	syncing := make(chan string, 1)
+	release := make(chan struct{})
+	p.snapshots.sync = func(path string) error {
+		select {
+		case syncing <- filepath.Base(path):
+		default:
+		}
+		<-release
+		return nil
+	}
+	rollOnce := func(pid int64) {
+		for n, segs := 0, len(log.Segments()); len(log.Segments()) == segs; n++ {
+			mustAppend(t, p, idempotentBatch(t, pid, 0, int32(n*10), 10))
+		}
+	}
+	rollOnce(1)
+	var first string
+	select {
+	case first = <-syncing:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first roll's snapshot was not synced")
+	}
+	for pid := int64(2); pid < 5; pid++ { // queued while the sync stalls
+		rollOnce(pid)
+	}
+	close(release)
+	p.snapshots.wait()
+	offsets, _ := snapshotOffsets(dir)
+	end := log.LogEndOffset()
+	if len(offsets) != 2 || snapshotName(offsets[0]) != first || offsets[1] != end {
+		t.Fatalf("snapshots %v, want the durable %s and the newest at %d", offsets, first, end)
 	}
 }
