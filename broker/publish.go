@@ -35,9 +35,9 @@ func (b *Broker) runMetadata() {
 		case <-b.metadataChanged:
 			b.reconcile(b.node.Image())
 		case <-expire.C:
-			before := b.now().Add(-b.cfg.ProducerIDExpiration)
+			cutoff := b.now().Add(-b.cfg.ProducerIDExpiration)
 			for _, p := range b.hostedPartitions() {
-				p.ExpireProducers(before)
+				p.ExpireProducers(cutoff)
 			}
 		}
 	}

@@ -382,12 +382,13 @@ func (p *Partition) wakeLocked() {
 	clear(p.mu.waiters)
 }
 
-// ExpireProducers forgets the idempotent producers that have not written
-// since before (producer.id.expiration.ms), bounding the state.
-func (p *Partition) ExpireProducers(before time.Time) int {
+// ExpireProducers forgets the idempotent producers whose last write is at
+// or before cutoff, now less producer.id.expiration.ms (a producer idle for
+// exactly that long is expired, as in Kafka), bounding the state.
+func (p *Partition) ExpireProducers(cutoff time.Time) int {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	n := p.producers.expire(before.UnixMilli())
+	n := p.producers.expire(cutoff.UnixMilli())
 	p.producersChanged = p.producersChanged || n > 0
 	return n
 }

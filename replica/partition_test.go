@@ -133,11 +133,13 @@ func TestExpireProducers(t *testing.T) {
 	if _, err := p.Append(idempotentBatch(t, 1, 0, 0, 1), AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := p.ExpireProducers(time.UnixMilli(1_000_000)); n != 0 {
-		t.Fatalf("expired %d producers that wrote at the cutoff", n)
+	// The cutoff is now - producer.id.expiration.ms: a producer idle for
+	// exactly that long is expired, as Kafka's isProducerExpired has it.
+	if n := p.ExpireProducers(time.UnixMilli(999_999)); n != 0 {
+		t.Fatalf("expired %d producers that wrote after the cutoff", n)
 	}
-	if n := p.ExpireProducers(time.UnixMilli(1_000_001)); n != 1 {
-		t.Fatalf("expired %d producers, want 1", n)
+	if n := p.ExpireProducers(time.UnixMilli(1_000_000)); n != 1 {
+		t.Fatalf("expired %d producers that wrote at the cutoff, want 1", n)
 	}
 	// Forgotten: any sequence is accepted again.
 	if _, err := p.Append(idempotentBatch(t, 1, 0, 77, 1), AppendOptions{}); err != nil {
@@ -275,10 +277,10 @@ func TestReplayedProducerKeepsItsAge(t *testing.T) {
 	}
 	p, log = open(5_000_000)
 	defer log.Close()
-	if n := p.ExpireProducers(time.UnixMilli(999_000)); n != 0 {
-		t.Fatalf("expired %d producers that wrote at the cutoff", n)
+	if n := p.ExpireProducers(time.UnixMilli(998_999)); n != 0 {
+		t.Fatalf("expired %d producers that wrote after the cutoff", n)
 	}
-	if n := p.ExpireProducers(time.UnixMilli(999_001)); n != 1 {
-		t.Fatalf("expired %d producers last written at 999000 with the cutoff after it, want 1", n)
+	if n := p.ExpireProducers(time.UnixMilli(999_000)); n != 1 {
+		t.Fatalf("expired %d producers last written at 999000, the cutoff, want 1", n)
 	}
 }

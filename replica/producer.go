@@ -111,11 +111,13 @@ func (s *producerStates) record(pid int64, epoch int16, b batchMeta, nowMs int64
 	e.lastWriteMs = max(e.lastWriteMs, nowMs)
 }
 
-// expire forgets producers that have not written since beforeMs.
-func (s *producerStates) expire(beforeMs int64) int {
+// expire forgets the producers whose last write is at or before cutoffMs,
+// now less producer.id.expiration.ms: Kafka's isProducerExpired holds a
+// producer idle for exactly producer.id.expiration.ms expired.
+func (s *producerStates) expire(cutoffMs int64) int {
 	n := 0
 	for pid, e := range s.m {
-		if e.lastWriteMs < beforeMs {
+		if e.lastWriteMs <= cutoffMs {
 			delete(s.m, pid)
 			n++
 		}
