@@ -144,7 +144,7 @@ func (b *Broker) hostPartition(tp segment.TopicPartition, id raft.UUID, cfg segm
 	if err != nil {
 		return hosted{}, err
 	}
-	h = hosted{p: replica.New(tp, log, b.now), topicID: id}
+	h = hosted{p: replica.New(tp, log, b.now, b.cfg.ProducerIDExpiration), topicID: id}
 	b.partitions.Lock()
 	b.partitions.m[tp] = h
 	b.partitions.Unlock()

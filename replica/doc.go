@@ -25,8 +25,9 @@
 // background fsync failed (so that a shutdown does not fsync a file per
 // partition of plain producers). A
 // snapshot named for offset O holds the state of every batch below O; on
-// open the newest snapshot at or below the log end is loaded and the batch
-// headers from O on are replayed (a snapshot past the log end, left by a
+// open the newest snapshot at or below the log end is loaded, but for its
+// producers idle for producer.id.expiration.ms, and the batch headers from
+// O on are replayed (a snapshot past the log end, left by a
 // crash that lost an unflushed tail, and one that does not decode are
 // removed; one below the log start is dropped, its state missing the
 // batches removed after it, and the replay starts at the log start; a batch

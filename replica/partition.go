@@ -47,8 +47,10 @@ type Partition struct {
 }
 
 // New returns the replica of tp over its opened log; it leads nothing until
-// BecomeLeader. now is the clock (time.Now when nil).
-func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time) *Partition {
+// BecomeLeader. now is the clock (time.Now when nil). producerIDExpiration
+// is producer.id.expiration.ms: the producers of the snapshot loaded that
+// have been idle that long are dropped (none when it is not positive).
+func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time, producerIDExpiration time.Duration) *Partition {
 	if now == nil {
 		now = time.Now
 	}
@@ -57,7 +59,7 @@ func New(tp segment.TopicPartition, log *segment.Log, now func() time.Time) *Par
 	// A single-replica partition's committed data is its whole log.
 	p.hw.Store(log.LogEndOffset())
 	p.mu.leaderEpoch = -1
-	p.loadProducers()
+	p.loadProducers(producerIDExpiration)
 	return p
 }
 
@@ -95,12 +97,19 @@ var producerReplayReadBytes = math.MaxInt32
 // A snapshot that does not decode costs only a longer replay (loadSnapshot
 // removes it and uses the one before).
 //
+// The snapshot's producers idle for expiration or longer are dropped, as
+// Kafka's ProducerStateManager.loadFromSnapshot drops those that
+// isProducerExpired: the ones ExpireProducers would have forgotten had
+// the broker kept running, which would otherwise come back after a restart
+// and refuse a producer's new start as out of order. The replayed ones are
+// ExpireProducers' to forget, as in Kafka.
+//
 // A replayed batch dates its producer's last write by the batch's largest
 // timestamp, as Kafka's ProducerStateManager does, capped at the load time:
 // the header holds no other trace of when the append happened, and dating it
 // at the load time instead would give every replayed producer a whole
 // producer.id.expiration.ms more at each restart.
-func (p *Partition) loadProducers() {
+func (p *Partition) loadProducers(expiration time.Duration) {
 	dir, end := p.log.Dir(), p.log.LogEndOffset()
 	s, covered, older, found, err := loadSnapshot(dir, end)
 	if err != nil {
@@ -108,6 +117,9 @@ func (p *Partition) loadProducers() {
 	}
 	from := covered
 	if found {
+		if expiration > 0 {
+			s.expire(p.now().Add(-expiration).UnixMilli())
+		}
 		p.producers = s
 		p.snapshots.durable = append(older, covered)
 	} else if segs := p.log.Segments(); len(segs) > 0 {

@@ -22,7 +22,7 @@ func BenchmarkAppendRolling(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil)
+	p := New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil, testProducerIDExpiration)
 	if err := p.BecomeLeader(0); err != nil {
 		b.Fatal(err)
 	}

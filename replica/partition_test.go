@@ -12,6 +12,9 @@ import (
 	"gregor/segment"
 )
 
+// testProducerIDExpiration is producer.id.expiration.ms's default.
+const testProducerIDExpiration = 24 * time.Hour
+
 func openPartition(t *testing.T) *Partition {
 	t.Helper()
 	log, err := segment.Open(t.TempDir(), segment.DefaultConfig(), segment.OpenOptions{})
@@ -19,7 +22,7 @@ func openPartition(t *testing.T) *Partition {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	p := New(segment.TopicPartition{Topic: "t", Partition: 0}, log, func() time.Time { return time.UnixMilli(1_000_000) })
+	p := New(segment.TopicPartition{Topic: "t", Partition: 0}, log, func() time.Time { return time.UnixMilli(1_000_000) }, testProducerIDExpiration)
 	p.BecomeLeader(3)
 	return p
 }
@@ -220,7 +223,7 @@ func TestProducerStateSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(tp, log, nil)
+	p := New(tp, log, nil, testProducerIDExpiration)
 	p.BecomeLeader(1)
 	for i := range 3 {
 		if _, err := p.Append(idempotentBatch(t, 42, 0, int32(i*2), 2), AppendOptions{}); err != nil {
@@ -235,7 +238,7 @@ func TestProducerStateSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	p = New(tp, log, nil)
+	p = New(tp, log, nil, testProducerIDExpiration)
 	p.BecomeLeader(2)
 	// A retry of the last batch from before the restart is a duplicate...
 	if res, err := p.Append(idempotentBatch(t, 42, 0, 4, 2), AppendOptions{}); err != nil || !res.Duplicate || res.FirstOffset != 4 {
@@ -261,7 +264,7 @@ func TestReplayedProducerKeepsItsAge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := New(tp, log, func() time.Time { return time.UnixMilli(nowMs) })
+		p := New(tp, log, func() time.Time { return time.UnixMilli(nowMs) }, testProducerIDExpiration)
 		p.BecomeLeader(1)
 		return p, log
 	}

@@ -29,7 +29,7 @@ func openAt(t *testing.T, dir string, cfg segment.Config, clean bool) (*Partitio
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil)
+	p := New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil, testProducerIDExpiration)
 	if err := p.BecomeLeader(1); err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func TestReplayOfCorruptHeaderFailsPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	p = New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil)
+	p = New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil, testProducerIDExpiration)
 	if err := p.BecomeLeader(1); !errors.Is(err, kerr.KafkaStorageError) || !errors.Is(err, segment.ErrCorruption) {
 		t.Fatalf("becoming leader over a corrupt batch header: %v, want KAFKA_STORAGE_ERROR for the corruption", err)
 	}
@@ -432,7 +432,7 @@ func TestSnapshotBelowLogStartDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	p = New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil)
+	p = New(segment.TopicPartition{Topic: "t", Partition: 0}, log, nil, testProducerIDExpiration)
 	if err := p.BecomeLeader(1); err != nil {
 		t.Fatal(err)
 	}
@@ -481,5 +481,43 @@ func TestPruneKeepsDurableFallback(t *testing.T) {
 	end := log.LogEndOffset()
 	if len(offsets) != 2 || snapshotName(offsets[0]) != first || offsets[1] != end {
 		t.Fatalf("snapshots %v, want the durable %s and the newest at %d", offsets, first, end)
+	}
+}
+
+// TestExpiredProducerNotLoaded: a producer of the snapshot idle for
+// producer.id.expiration.ms or longer is not loaded, as Kafka's
+// loadFromSnapshot skips those isProducerExpired: it was as good as
+// forgotten, and may start again at any sequence.
+func TestExpiredProducerNotLoaded(t *testing.T) {
+	dir := t.TempDir()
+	open := func(nowMs int64) (*Partition, *segment.Log) {
+		t.Helper()
+		log, err := segment.Open(dir, segment.DefaultConfig(), segment.OpenOptions{CleanShutdown: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := New(segment.TopicPartition{Topic: "t", Partition: 0}, log, func() time.Time { return time.UnixMilli(nowMs) }, testProducerIDExpiration)
+		if err := p.BecomeLeader(1); err != nil {
+			t.Fatal(err)
+		}
+		return p, log
+	}
+	const wroteMs = 1_000_000
+	p, log := open(wroteMs)
+	mustAppend(t, p, idempotentBatch(t, 42, 0, 0, 1))
+	p.Close() // the snapshot holds producer 42, last written at wroteMs
+	log.Close()
+
+	p, log = open(wroteMs + testProducerIDExpiration.Milliseconds() - 1)
+	if _, err := p.Append(idempotentBatch(t, 42, 0, 77, 1), AppendOptions{}); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
+		t.Fatalf("a gap from a producer not yet expired: %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", err)
+	}
+	p.Close()
+	log.Close()
+
+	p, log = open(wroteMs + testProducerIDExpiration.Milliseconds())
+	defer log.Close()
+	if _, err := p.Append(idempotentBatch(t, 42, 0, 77, 1), AppendOptions{}); err != nil {
+		t.Fatalf("producer idle for producer.id.expiration.ms, loaded from a snapshot: %v, want it forgotten", err)
 	}
 }
