@@ -38,9 +38,12 @@ type appendLane struct {
 }
 
 // enqueue queues job on tp's lane. When the lane was idle, this call
-// starts it: on the caller's goroutine when inline is set (a small request
-// is appended before Serve returns, as if there were no lanes), else on a
-// new goroutine. A busy lane's drainer runs the job in its turn.
+// starts it: inline (a small request is appended before Serve returns, as
+// if there were no lanes) runs job on the caller's goroutine and then hands
+// the jobs queued behind it meanwhile, other connections' requests, to a
+// new goroutine, so that the caller's connection reads its next request
+// rather than working through theirs; without inline the job runs on a new
+// goroutine too. A busy lane's drainer runs the job in its turn.
 func (l *appendLanes) enqueue(tp segment.TopicPartition, job func(), inline bool) {
 	l.mu.Lock()
 	if ln, busy := l.mu.lanes[tp]; busy {
@@ -54,27 +57,37 @@ func (l *appendLanes) enqueue(tp segment.TopicPartition, job func(), inline bool
 	ln := &appendLane{}
 	l.mu.lanes[tp] = ln
 	l.mu.Unlock()
-	if inline {
-		l.drain(tp, ln, job)
-	} else {
+	if !inline {
 		go l.drain(tp, ln, job)
+		return
+	}
+	job()
+	// The lane stays registered meanwhile, so what comes next queues
+	// behind these: the partition's order holds.
+	if next, ok := l.next(tp, ln); ok {
+		go l.drain(tp, ln, next)
 	}
 }
 
 // drain runs job, then the lane's queued jobs in order until none is left,
 // and retires the lane.
 func (l *appendLanes) drain(tp segment.TopicPartition, ln *appendLane, job func()) {
-	for {
+	for ok := true; ok; job, ok = l.next(tp, ln) {
 		job()
-		l.mu.Lock()
-		if len(ln.queue) == 0 {
-			delete(l.mu.lanes, tp)
-			l.mu.Unlock()
-			return
-		}
-		job = ln.queue[0]
-		ln.queue[0] = nil
-		ln.queue = ln.queue[1:]
-		l.mu.Unlock()
 	}
+}
+
+// next takes the lane's next queued job, or, when none is queued, retires
+// the lane.
+func (l *appendLanes) next(tp segment.TopicPartition, ln *appendLane) (func(), bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(ln.queue) == 0 {
+		delete(l.mu.lanes, tp)
+		return nil, false
+	}
+	job := ln.queue[0]
+	ln.queue[0] = nil
+	ln.queue = ln.queue[1:]
+	return job, true
 }

@@ -3,9 +3,11 @@ package broker
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"gregor/segment"
@@ -88,4 +90,49 @@ func TestAppendLanesInlineRunsBeforeReturning(t *testing.T) {
 	if len(lanes.mu.lanes) != 0 {
 		t.Fatal("the lane was not retired")
 	}
+}
+
+// TestAppendLanesInlineRunsOnlyItsOwnJob: a connection whose small Produce
+// finds the lane idle runs its own job inline and returns, handing the
+// jobs other connections queued on the lane meanwhile to a goroutine, in
+// their order, rather than running them before it reads its next request.
+func TestAppendLanesInlineRunsOnlyItsOwnJob(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var lanes appendLanes
+		tp := segment.TopicPartition{Topic: "t"}
+		release := make(chan struct{})
+		var released sync.Once
+		defer released.Do(func() { close(release) })
+		var ran []string // in the lane's order: one job at a time
+		other := func(name string) func() {
+			return func() {
+				<-release // another connection's append, still writing
+				ran = append(ran, name)
+			}
+		}
+		returned := make(chan struct{})
+		go func() {
+			lanes.enqueue(tp, func() {
+				ran = append(ran, "own")
+				// Other connections queue behind it while it runs.
+				lanes.enqueue(tp, other("b"), false)
+				lanes.enqueue(tp, other("c"), true)
+			}, true)
+			close(returned)
+		}()
+		synctest.Wait()
+		select {
+		case <-returned:
+		default:
+			t.Fatal("the inline enqueue did not return: it runs the jobs other connections queued on the lane")
+		}
+		released.Do(func() { close(release) })
+		synctest.Wait()
+		if want := []string{"own", "b", "c"}; !slices.Equal(ran, want) {
+			t.Fatalf("jobs ran %v, want %v", ran, want)
+		}
+		if len(lanes.mu.lanes) != 0 {
+			t.Fatal("the lane was not retired")
+		}
+	})
 }
