@@ -90,6 +90,43 @@ func TestIdempotentAppend(t *testing.T) {
 	}
 }
 
+// TestNoProducerEpochHoldsNoSequence: a producer id written with epoch -1
+// (Kafka's NO_PRODUCER_EPOCH) is held to no sequence, as Kafka's
+// ProducerAppendInfo has it, whether the next batch keeps epoch -1 or
+// starts a real epoch; a retry of its batch is still a duplicate, and once
+// it has a real epoch its sequences count.
+func TestNoProducerEpochHoldsNoSequence(t *testing.T) {
+	p := openPartition(t)
+	steps := []struct {
+		epoch  int16
+		seq    int32
+		want   *kerr.Error
+		offset int64
+		dup    bool
+	}{
+		{epoch: -1, seq: 0, offset: 0},
+		{epoch: -1, seq: 0, offset: 0, dup: true},
+		{epoch: -1, seq: 10, offset: 2}, // a gap
+		{epoch: -1, seq: 3, offset: 4},  // backwards
+		{epoch: 0, seq: 7, offset: 6},   // a real epoch, not from 0
+		{epoch: 0, seq: 10, want: kerr.OutOfOrderSequenceNumber},
+		{epoch: 0, seq: 9, offset: 8},
+		{epoch: -1, seq: 11, want: kerr.InvalidProducerEpoch},
+	}
+	for i, s := range steps {
+		res, err := p.Append(idempotentBatch(t, 9, s.epoch, s.seq, 2), AppendOptions{})
+		if s.want != nil {
+			if !errors.Is(err, s.want) {
+				t.Fatalf("step %d: err %v, want %v", i, err, s.want)
+			}
+			continue
+		}
+		if err != nil || res.FirstOffset != s.offset || res.Duplicate != s.dup {
+			t.Fatalf("step %d: %+v %v, want offset %d duplicate %v", i, res, err, s.offset, s.dup)
+		}
+	}
+}
+
 func TestDuplicateWindowIsFiveBatches(t *testing.T) {
 	p := openPartition(t)
 	for i := range 6 {

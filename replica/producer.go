@@ -12,7 +12,8 @@ import (
 // clients may have at most 5 requests in flight per connection.
 const producerBatchesKept = 5
 
-// noProducerEpoch marks a producer the partition has no state for.
+// noProducerEpoch is Kafka's NO_PRODUCER_EPOCH: a producer id written with
+// it has no epoch, and its entry holds it to no sequence (check).
 const noProducerEpoch = -1
 
 // batchMeta is what a partition remembers of one idempotent batch: enough to
@@ -63,7 +64,10 @@ func inSequence(lastSeq, nextSeq int32) bool {
 // partition already holds is a duplicate (dup is its metadata); an older
 // epoch is fenced; a new epoch must start at sequence 0; within an epoch the
 // batch must follow the last one. A producer the partition knows nothing of
-// (never seen, or expired) may start at any sequence.
+// (never seen, or expired) may start at any sequence, and so may one whose
+// entry has no epoch (noProducerEpoch), as Kafka's ProducerAppendInfo
+// accepts any sequence after NO_PRODUCER_EPOCH; a retry of one of its
+// batches is still a duplicate.
 func (s *producerStates) check(pid int64, epoch int16, firstSeq, lastSeq int32, tp string) (dup *batchMeta, err error) {
 	e := s.m[pid]
 	if e == nil {
@@ -74,7 +78,7 @@ func (s *producerStates) check(pid int64, epoch int16, firstSeq, lastSeq int32, 
 			"Epoch of producer %d at partition %s is %d, which is smaller than the last seen epoch %d", pid, tp, epoch, e.epoch)}
 	}
 	if epoch > e.epoch {
-		if firstSeq != 0 {
+		if firstSeq != 0 && e.epoch != noProducerEpoch {
 			return nil, &SequenceError{kerr.OutOfOrderSequenceNumber, fmt.Sprintf(
 				"Invalid sequence number for new epoch of producer %d in partition %s: %d (request epoch), %d (seq. number), %d (current producer epoch)",
 				pid, tp, epoch, firstSeq, e.epoch)}
@@ -87,7 +91,7 @@ func (s *producerStates) check(pid int64, epoch int16, firstSeq, lastSeq int32, 
 			return b, nil
 		}
 	}
-	if last := e.last(); !inSequence(last.lastSeq, firstSeq) {
+	if last := e.last(); e.epoch != noProducerEpoch && !inSequence(last.lastSeq, firstSeq) {
 		return nil, &SequenceError{kerr.OutOfOrderSequenceNumber, fmt.Sprintf(
 			"Out of order sequence number for producer %d in partition %s: %d (incoming seq. number), %d (current end sequence number)",
 			pid, tp, firstSeq, last.lastSeq)}
