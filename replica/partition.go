@@ -244,12 +244,17 @@ func (p *Partition) TopicPartition() segment.TopicPartition { return p.tp }
 func (p *Partition) Log() *segment.Log { return p.log }
 
 // BecomeLeader makes this broker the partition's leader in epoch and records
-// the epoch's start at the log end. An error is the log's: it has failed, and
-// the partition answers every request with it.
+// the epoch's start at the log end. A new epoch wakes the parked fetches,
+// so that one that named the old epoch as current answers
+// FENCED_LEADER_EPOCH now rather than at its max_wait. An error is the
+// log's: it has failed, and the partition answers every request with it.
 func (p *Partition) BecomeLeader(epoch int32) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	p.mu.Lock()
+	if p.mu.leaderEpoch != epoch {
+		p.wakeLocked()
+	}
 	p.mu.leader, p.mu.leaderEpoch = true, epoch
 	p.mu.Unlock()
 	return p.log.StartLeaderEpoch(epoch)
@@ -490,8 +495,8 @@ func (w *Waiter) wake() {
 	}
 }
 
-// Park parks w until the high watermark moves past seenHW or leadership
-// changes. It returns false, without parking, when that has already happened,
+// Park parks w until the high watermark moves past seenHW or leadership or
+// the leader epoch changes. It returns false, without parking, when that has already happened,
 // so a fetch never sleeps through data that arrived while it was reading.
 func (p *Partition) Park(w *Waiter, seenHW int64) bool {
 	p.mu.Lock()

@@ -253,6 +253,34 @@ func TestParkWakesOnAppend(t *testing.T) {
 	}
 }
 
+// TestNewLeaderEpochWakesParkedFetches: a leader that moves to a new epoch
+// wakes its parked fetches, so that one that named the old epoch as
+// current reads again and answers FENCED_LEADER_EPOCH at once; the same
+// epoch again wakes none.
+func TestNewLeaderEpochWakesParkedFetches(t *testing.T) {
+	p := openPartition(t) // leader in epoch 3
+	w := NewWaiter()
+	if !p.Park(w, p.HighWatermark()) {
+		t.Fatal("Park refused")
+	}
+	if err := p.BecomeLeader(3); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.C():
+		t.Fatal("the same epoch again woke the parked fetch")
+	default:
+	}
+	if err := p.BecomeLeader(4); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.C():
+	default:
+		t.Fatal("a new leader epoch did not wake the parked fetch")
+	}
+}
+
 func TestProducerStateSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
 	tp := segment.TopicPartition{Topic: "t", Partition: 0}
