@@ -115,15 +115,18 @@ type kafkaGoErrorLogger struct {
 
 func (l kafkaGoErrorLogger) Printf(format string, args ...any) {
 	// kafka-go logs and retries; none of these should happen here but
-	// while the reader closes, and for a read that times out: its
-	// deadline is MaxWait after it sent the fetch, whose wait it sets a
-	// quarter shorter, so a broker slowed down (the race detector, a busy
-	// machine) can miss it. The reader then reads the same offset again.
+	// while the reader closes; for a read that times out: its deadline
+	// is MaxWait after it sent the fetch, whose wait it sets a quarter
+	// shorter, so a broker slowed down (the race detector, a busy
+	// machine) can miss it, and the reader reads the same offset again;
+	// and for a join that comes while the group's coordinator is still
+	// loading __consumer_offsets, which Kafka answers
+	// COORDINATOR_LOAD_IN_PROGRESS too, and the reader joins again.
 	msg := fmt.Sprintf(format, args...)
 	l.g.mu.Lock()
 	r := l.g.readers[l.name]
 	l.g.mu.Unlock()
-	if !r.stopping.Load() && !strings.Contains(msg, "i/o timeout") {
+	if !r.stopping.Load() && !strings.Contains(msg, "i/o timeout") && !strings.Contains(msg, "Load In Progress") {
 		l.g.fail("%s: kafka-go: %s", l.name, msg)
 	}
 }
