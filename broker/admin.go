@@ -175,6 +175,24 @@ func (b *Broker) handleIncrementalAlterConfigs(rq *request, req *kmsg.Incrementa
 	rq.reply(resp)
 }
 
+// handleAlterConfigs is the legacy AlterConfigs (sarama's and kafka-go's
+// admin clients): each resource's configs become exactly those given (see
+// raft.Controller.AlterConfigs). Forwarded and answered as
+// IncrementalAlterConfigs is.
+func (b *Broker) handleAlterConfigs(rq *request, req *kmsg.AlterConfigsRequest) {
+	ctx := rq.ctx(0)
+	fwd := *req
+	fwd.Version = 2 // the first flexible version: its answer carries the metadata offset
+	out, offset, ok := b.forward(ctx, rq, &fwd)
+	if !ok {
+		return
+	}
+	if !req.ValidateOnly {
+		b.waitForImage(ctx, func(im *raft.Image) bool { return im.Offset >= offset })
+	}
+	rq.reply(out)
+}
+
 // forward sends req, at its version, to the active controller and returns
 // its response (at the client's version) and the metadata offset it
 // reflects (see Broker.controllerAt), waiting until ctx ends (the

@@ -448,6 +448,10 @@ func notControllerResponse(resp kmsg.Response) bool {
 		if len(r.Resources) > 0 {
 			code = r.Resources[0].ErrorCode
 		}
+	case *kmsg.AlterConfigsResponse:
+		if len(r.Resources) > 0 {
+			code = r.Resources[0].ErrorCode
+		}
 	}
 	return code == kerr.NotController.Code
 }

@@ -179,6 +179,7 @@ var controllerAPIs = map[int16]bool{
 	kmsg.DeleteTopics.Int16():            true,
 	kmsg.CreatePartitions.Int16():        true,
 	kmsg.IncrementalAlterConfigs.Int16(): true,
+	kmsg.AlterConfigs.Int16():            true,
 }
 
 func (s *controllerServer) answer(frame []byte) ([]byte, error) {

@@ -14,8 +14,9 @@
 //	          header bytes + regions) -> netio writev + sendfile(2)
 //	Metadata  served from the published image: the raft image this broker's
 //	          partitions already follow (see publish.go)
-//	Admin     CreateTopics, DeleteTopics, CreatePartitions and
-//	          IncrementalAlterConfigs are forwarded to the active controller
+//	Admin     CreateTopics, DeleteTopics, CreatePartitions,
+//	          IncrementalAlterConfigs and AlterConfigs are forwarded to the
+//	          active controller
 //	          (in process on a voter that leads the quorum, otherwise over the
 //	          controller listener) and answered once committed and in
 //	          this broker's published image, so the client reads its own
@@ -26,7 +27,7 @@
 // (BrokerRegistration, BrokerHeartbeat, AllocateProducerIds, forwarded admin
 // requests), told apart by a connection's first byte. A flexible response
 // there carries, in a header tagged field, the metadata offset it reflects
-// (metadataOffsetTag): what IncrementalAlterConfigs waits for the broker's
+// (metadataOffsetTag): what the config changes wait for the broker's
 // image to reach.
 //
 // Lifecycle: Start opens the logs, joins the quorum, listens, then registers

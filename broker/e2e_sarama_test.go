@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"gregor/internal/testcluster"
 	"gregor/raft"
@@ -696,5 +697,59 @@ func TestSaramaRestart(t *testing.T) {
 	}
 	if newest != n {
 		t.Fatalf("after the restart the partitions end at offsets adding up to %d, want %d", newest, n)
+	}
+}
+
+// TestSaramaAlterConfigReplacesTopicConfigs: sarama's ClusterAdmin.AlterConfig
+// sends the legacy AlterConfigs, which replaces a topic's configs with those
+// given, as Kafka's does: a config left out goes back to its default;
+// validate_only changes nothing; an unknown topic is refused. The admin
+// client talks to a broker-only node, which forwards the request to the
+// controller and answers once its own image shows the change.
+func TestSaramaAlterConfigReplacesTopicConfigs(t *testing.T) {
+	c := testcluster.StartMixed(t, 1, 1, nil)
+	createTopic(t, c, "legacy", 1, map[string]*string{
+		"retention.ms": kmsg.StringPtr("3600000"), "max.message.bytes": kmsg.StringPtr("2000000"),
+	})
+	adm, err := sarama.NewClusterAdmin(c.Addrs()[1:], saramaConfig(sarama.V3_6_0_0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	describe := func() map[string]sarama.ConfigEntry {
+		t.Helper()
+		entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: "legacy"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]sarama.ConfigEntry{}
+		for _, e := range entries {
+			out[e.Name] = e
+		}
+		return out
+	}
+	if err := adm.AlterConfig(sarama.TopicResource, "legacy", map[string]*string{"segment.ms": kmsg.StringPtr("60000")}, true); err != nil {
+		t.Fatalf("validate only: %v", err)
+	}
+	if got := describe(); got["retention.ms"].Value != "3600000" || got["segment.ms"].Value == "60000" {
+		t.Fatalf("validate_only changed the topic: retention.ms=%s segment.ms=%s", got["retention.ms"].Value, got["segment.ms"].Value)
+	}
+	if err := adm.AlterConfig(sarama.TopicResource, "legacy", map[string]*string{
+		"segment.ms": kmsg.StringPtr("60000"), "max.message.bytes": kmsg.StringPtr("3000000"),
+	}, false); err != nil {
+		t.Fatal(err)
+	}
+	got := describe()
+	for name, want := range map[string]string{"segment.ms": "60000", "max.message.bytes": "3000000", "retention.ms": "604800000"} {
+		if got[name].Value != want {
+			t.Errorf("after AlterConfig: %s=%s, want %s", name, got[name].Value, want)
+		}
+	}
+	if got["retention.ms"].Source == sarama.SourceTopic {
+		t.Errorf("retention.ms left out of AlterConfig is still the topic's own: %+v", got["retention.ms"])
+	}
+	err = adm.AlterConfig(sarama.TopicResource, "missing", map[string]*string{"segment.ms": kmsg.StringPtr("60000")}, false)
+	if !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		t.Errorf("AlterConfig of an unknown topic: %v, want UNKNOWN_TOPIC_OR_PARTITION", err)
 	}
 }

@@ -35,6 +35,7 @@ var apis = map[int16]apiRange{
 	kmsg.DescribeConfigs.Int16():         {0, 4},
 	kmsg.CreatePartitions.Int16():        {0, 3},
 	kmsg.IncrementalAlterConfigs.Int16(): {0, 1},
+	kmsg.AlterConfigs.Int16():            {0, 2},
 	kmsg.DescribeCluster.Int16():         {0, 1},
 	kmsg.DeleteRecords.Int16():           {0, 2},
 	kmsg.DescribeLogDirs.Int16():         {0, 4},
@@ -168,6 +169,8 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 		b.handleDescribeConfigs(rq, req)
 	case *kmsg.IncrementalAlterConfigsRequest:
 		go b.handleIncrementalAlterConfigs(rq, req)
+	case *kmsg.AlterConfigsRequest:
+		go b.handleAlterConfigs(rq, req)
 	case *kmsg.DescribeClusterRequest:
 		b.handleDescribeCluster(rq, req)
 	case *kmsg.DeleteRecordsRequest:

@@ -197,6 +197,59 @@ func (c *Controller) IncrementalAlterConfigs(im *Image, req *kmsg.IncrementalAlt
 	return records, resp
 }
 
+// AlterConfigs handles a legacy AlterConfigs request (v0-2), which sarama's
+// and kafka-go's admin clients still send, as KRaft's
+// ConfigurationControlManager.legacyAlterConfigs does: each resource's
+// configs become exactly the ones given. It is decided as the
+// IncrementalAlterConfigs that says so on this image: a SET for each config
+// given (a DELETE for a null value), a DELETE for each config the resource
+// has and the request leaves out; so its checks, errors and records are
+// IncrementalAlterConfigs', resource by resource, in the request's order.
+func (c *Controller) AlterConfigs(im *Image, req *kmsg.AlterConfigsRequest) ([]Record, *kmsg.AlterConfigsResponse) {
+	inc := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	inc.ValidateOnly = req.ValidateOnly
+	for _, r := range req.Resources {
+		ir := kmsg.NewIncrementalAlterConfigsRequestResource()
+		ir.ResourceType, ir.ResourceName = r.ResourceType, r.ResourceName
+		given := make(map[string]bool, len(r.Configs))
+		for _, cfg := range r.Configs {
+			ic := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+			ic.Name, ic.Value, ic.Op = cfg.Name, cfg.Value, kmsg.IncrementalAlterConfigOpSet
+			if cfg.Value == nil {
+				ic.Op = kmsg.IncrementalAlterConfigOpDelete
+			}
+			given[cfg.Name] = true
+			ir.Configs = append(ir.Configs, ic)
+		}
+		var current map[string]string
+		switch int8(r.ResourceType) {
+		case ResourceTopic:
+			if t, ok := im.Topic(r.ResourceName); ok {
+				current = t.Configs
+			}
+		case ResourceBroker:
+			current = im.BrokerConfigs[r.ResourceName]
+		}
+		for _, name := range slices.Sorted(maps.Keys(current)) {
+			if !given[name] {
+				ic := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+				ic.Name, ic.Op = name, kmsg.IncrementalAlterConfigOpDelete
+				ir.Configs = append(ir.Configs, ic)
+			}
+		}
+		inc.Resources = append(inc.Resources, ir)
+	}
+	records, iresp := c.IncrementalAlterConfigs(im, inc)
+	resp := kmsg.NewPtrAlterConfigsResponse()
+	resp.Version = req.Version
+	for _, ir := range iresp.Resources {
+		rr := kmsg.NewAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName, rr.ErrorCode, rr.ErrorMessage = ir.ResourceType, ir.ResourceName, ir.ErrorCode, ir.ErrorMessage
+		resp.Resources = append(resp.Resources, rr)
+	}
+	return records, resp
+}
+
 // alterConfigs decides one resource of an IncrementalAlterConfigs request:
 // the ConfigChange records that make its changes, or why it fails.
 func (c *Controller) alterConfigs(im *Image, rr *kmsg.IncrementalAlterConfigsRequestResource) ([]Record, *apiError) {

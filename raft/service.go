@@ -102,7 +102,7 @@ func randomUUID() UUID {
 
 // Handle decides one controller request: BrokerRegistration, BrokerHeartbeat,
 // CreateTopics, DeleteTopics, CreatePartitions, AlterPartition,
-// AllocateProducerIDs or IncrementalAlterConfigs. Errors a Kafka client
+// AllocateProducerIDs, IncrementalAlterConfigs or AlterConfigs. Errors a Kafka client
 // should see are in the response; the error return is for requests that
 // could not be decided at all (an unsupported API, a cancelled context, a
 // stopped controller, a proposal that failed). A response with no error
@@ -123,7 +123,7 @@ func (q *QuorumController) HandleAt(ctx context.Context, req kmsg.Request) (kmsg
 	switch req.(type) {
 	case *kmsg.BrokerRegistrationRequest, *kmsg.BrokerHeartbeatRequest, *kmsg.CreateTopicsRequest,
 		*kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterPartitionRequest,
-		*kmsg.AllocateProducerIDsRequest, *kmsg.IncrementalAlterConfigsRequest:
+		*kmsg.AllocateProducerIDsRequest, *kmsg.IncrementalAlterConfigsRequest, *kmsg.AlterConfigsRequest:
 	default:
 		return nil, 0, fmt.Errorf("raft: the controller does not handle %T", req)
 	}
@@ -259,6 +259,8 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 		records, resp = ctrl.AllocateProducerIDs(im, r)
 	case *kmsg.IncrementalAlterConfigsRequest:
 		records, resp = ctrl.IncrementalAlterConfigs(im, r)
+	case *kmsg.AlterConfigsRequest:
+		records, resp = ctrl.AlterConfigs(im, r)
 	}
 	if len(records) == 0 {
 		return resp, im.Offset, nil
@@ -307,6 +309,12 @@ func ErrorResponse(req kmsg.Request, code int16) kmsg.Response {
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for _, res := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
 			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
+	case *kmsg.AlterConfigsResponse:
+		for _, res := range req.(*kmsg.AlterConfigsRequest).Resources {
+			rr := kmsg.NewAlterConfigsResponseResource()
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
 			r.Resources = append(r.Resources, rr)
 		}

@@ -168,6 +168,11 @@ var shapes = map[int16]wireShape{
 			structs("assignments", list("broker_ids", i32("")))),
 		i32("timeout_ms"), i8("validate_only"),
 	}},
+	kmsg.AlterConfigs.Int16(): {0, 2, 2, []wireField{
+		structs("resources", i8("resource_type"), str("resource_name"),
+			structs("configs", str("name"), str("value"))),
+		i8("validate_only"),
+	}},
 	kmsg.IncrementalAlterConfigs.Int16(): {0, 1, 1, []wireField{
 		structs("resources", i8("resource_type"), str("resource_name"),
 			structs("configs", str("name"), i8("config_operation"), str("value"))),
