@@ -193,6 +193,23 @@ func (b *Broker) handleAlterConfigs(rq *request, req *kmsg.AlterConfigsRequest) 
 	rq.reply(out)
 }
 
+// handleUnregisterBroker removes a broker taken out of the cluster for
+// good from the metadata (kafka-cluster.sh unregister, Admin's
+// unregisterBroker): forwarded to the active controller, and answered
+// once this broker's image no longer lists it, so Metadata and
+// DescribeCluster from here agree.
+func (b *Broker) handleUnregisterBroker(rq *request, req *kmsg.UnregisterBrokerRequest) {
+	ctx := rq.ctx(0)
+	out, offset, ok := b.forward(ctx, rq, req)
+	if !ok {
+		return
+	}
+	if out.(*kmsg.UnregisterBrokerResponse).ErrorCode == 0 {
+		b.waitForImage(ctx, func(im *raft.Image) bool { return im.Offset >= offset })
+	}
+	rq.reply(out)
+}
+
 // forward sends req, at its version, to the active controller and returns
 // its response (at the client's version) and the metadata offset it
 // reflects (see Broker.controllerAt), waiting until ctx ends (the

@@ -452,6 +452,8 @@ func notControllerResponse(resp kmsg.Response) bool {
 		if len(r.Resources) > 0 {
 			code = r.Resources[0].ErrorCode
 		}
+	case *kmsg.UnregisterBrokerResponse:
+		code = r.ErrorCode
 	}
 	return code == kerr.NotController.Code
 }

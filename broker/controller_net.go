@@ -180,6 +180,7 @@ var controllerAPIs = map[int16]bool{
 	kmsg.CreatePartitions.Int16():        true,
 	kmsg.IncrementalAlterConfigs.Int16(): true,
 	kmsg.AlterConfigs.Int16():            true,
+	kmsg.UnregisterBroker.Int16():        true,
 }
 
 func (s *controllerServer) answer(frame []byte) ([]byte, error) {

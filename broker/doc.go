@@ -15,8 +15,8 @@
 //	Metadata  served from the published image: the raft image this broker's
 //	          partitions already follow (see publish.go)
 //	Admin     CreateTopics, DeleteTopics, CreatePartitions,
-//	          IncrementalAlterConfigs and AlterConfigs are forwarded to the
-//	          active controller
+//	          IncrementalAlterConfigs, AlterConfigs and UnregisterBroker are
+//	          forwarded to the active controller
 //	          (in process on a voter that leads the quorum, otherwise over the
 //	          controller listener) and answered once committed and in
 //	          this broker's published image, so the client reads its own

@@ -48,3 +48,6 @@ func WatchProduceWaits(b *Broker, f func()) {
 	defer b.produces.mu.Unlock()
 	b.produces.mu.onWait = f
 }
+
+// QuorumObservers lists the quorum's non-voters as b's raft node sees them.
+func QuorumObservers(b *Broker) ([]int32, error) { return b.node.Observers() }

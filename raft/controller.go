@@ -237,6 +237,34 @@ func (c *Controller) RegisterBroker(im *Image, req *kmsg.BrokerRegistrationReque
 	return records, resp
 }
 
+// UnregisterBroker handles an UnregisterBroker request (KIP-631), as
+// KRaft's ReplicationControlManager.unregisterBroker does, for a broker
+// taken out of the cluster for good: an unfenced broker first leaves its
+// leaderships and ISR places as if fenced, then a BrokerUnregistered
+// removes its registration. Its partitions keep it in their replica
+// lists, offline while it led them alone, until a broker of that id
+// registers again; a broker still running does so at its next heartbeat
+// (STALE_BROKER_EPOCH). An id not registered gets BROKER_ID_NOT_REGISTERED.
+func (c *Controller) UnregisterBroker(im *Image, req *kmsg.UnregisterBrokerRequest) ([]Record, *kmsg.UnregisterBrokerResponse) {
+	resp := kmsg.NewPtrUnregisterBrokerResponse()
+	resp.Version = req.Version
+	b := im.Brokers[req.BrokerID]
+	if b == nil {
+		resp.ErrorCode = kerr.BrokerIDNotRegistered.Code
+		resp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("Broker ID %d is not currently registered", req.BrokerID))
+		return nil, resp
+	}
+	var records []Record
+	if !b.Fenced {
+		pl := c.newPlanner(im)
+		pl.fencing[b.ID] = true
+		records = pl.removeFromPartitions([]int32{b.ID})
+	}
+	records = append(records, &BrokerUnregistered{BrokerID: b.ID, BrokerEpoch: b.Epoch})
+	delete(c.sessions, b.ID)
+	return records, resp
+}
+
 // Heartbeat handles a BrokerHeartbeat request, with KRaft's broker states:
 //
 //   - An unknown broker, or an epoch other than its registration's, gets

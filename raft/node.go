@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -253,6 +254,53 @@ func (n *Node) AddObserver(id int32, addr string) error {
 		return fmt.Errorf("raft: adding observer %d at %s: %w", id, addr, err)
 	}
 	return nil
+}
+
+// RemoveObserver removes broker id from the quorum's non-voters, once it
+// is unregistered; a voter, or an id that is no member, is left alone. Only
+// the active controller may.
+func (n *Node) RemoveObserver(id int32) error {
+	if _, ok := n.Active(); !ok {
+		return ErrNotController
+	}
+	f := n.raft.GetConfiguration()
+	if err := n.wait(context.Background(), f); err != nil {
+		return err
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID != serverID(id) {
+			continue
+		}
+		if srv.Suffrage != hraft.Nonvoter {
+			return nil
+		}
+		err := n.wait(context.Background(), n.raft.RemoveServer(srv.ID, 0, 10*time.Second))
+		if errors.Is(err, hraft.ErrNotLeader) {
+			return ErrNotController
+		}
+		return err
+	}
+	return nil
+}
+
+// Observers lists the quorum's non-voters (broker-only nodes) by id, as
+// this node's latest raft configuration has them.
+func (n *Node) Observers() ([]int32, error) {
+	f := n.raft.GetConfiguration()
+	if err := n.wait(context.Background(), f); err != nil {
+		return nil, err
+	}
+	var ids []int32
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage != hraft.Nonvoter {
+			continue
+		}
+		if id, err := strconv.ParseInt(string(srv.ID), 10, 32); err == nil {
+			ids = append(ids, int32(id))
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // Snapshot takes a snapshot of the image now (raft also does so by itself

@@ -102,7 +102,8 @@ func randomUUID() UUID {
 
 // Handle decides one controller request: BrokerRegistration, BrokerHeartbeat,
 // CreateTopics, DeleteTopics, CreatePartitions, AlterPartition,
-// AllocateProducerIDs, IncrementalAlterConfigs or AlterConfigs. Errors a Kafka client
+// AllocateProducerIDs, IncrementalAlterConfigs, AlterConfigs or
+// UnregisterBroker. Errors a Kafka client
 // should see are in the response; the error return is for requests that
 // could not be decided at all (an unsupported API, a cancelled context, a
 // stopped controller, a proposal that failed). A response with no error
@@ -123,7 +124,8 @@ func (q *QuorumController) HandleAt(ctx context.Context, req kmsg.Request) (kmsg
 	switch req.(type) {
 	case *kmsg.BrokerRegistrationRequest, *kmsg.BrokerHeartbeatRequest, *kmsg.CreateTopicsRequest,
 		*kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterPartitionRequest,
-		*kmsg.AllocateProducerIDsRequest, *kmsg.IncrementalAlterConfigsRequest, *kmsg.AlterConfigsRequest:
+		*kmsg.AllocateProducerIDsRequest, *kmsg.IncrementalAlterConfigsRequest, *kmsg.AlterConfigsRequest,
+		*kmsg.UnregisterBrokerRequest:
 	default:
 		return nil, 0, fmt.Errorf("raft: the controller does not handle %T", req)
 	}
@@ -261,6 +263,8 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 		records, resp = ctrl.IncrementalAlterConfigs(im, r)
 	case *kmsg.AlterConfigsRequest:
 		records, resp = ctrl.AlterConfigs(im, r)
+	case *kmsg.UnregisterBrokerRequest:
+		records, resp = ctrl.UnregisterBroker(im, r)
 	}
 	if len(records) == 0 {
 		return resp, im.Offset, nil
@@ -277,6 +281,16 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 	}
 	if err != nil {
 		return nil, 0, err
+	}
+	if r, ok := req.(*kmsg.UnregisterBrokerRequest); ok {
+		// A broker-only node leaves the quorum's non-voters too, so the
+		// leader stops sending the log to an address that is gone. In
+		// the background: a membership change waits for its own commit.
+		go func() {
+			if err := q.node.RemoveObserver(r.BrokerID); err != nil {
+				q.logger.Warn("removing an unregistered broker from the quorum's non-voters", "broker", r.BrokerID, "err", err)
+			}
+		}()
 	}
 	if r, ok := resp.(*kmsg.BrokerRegistrationResponse); ok {
 		if b, ok := applied.Brokers[req.(*kmsg.BrokerRegistrationRequest).BrokerID]; ok {
@@ -305,6 +319,8 @@ func ErrorResponse(req kmsg.Request, code int16) kmsg.Response {
 	case *kmsg.AlterPartitionResponse:
 		r.ErrorCode = code
 	case *kmsg.AllocateProducerIDsResponse:
+		r.ErrorCode = code
+	case *kmsg.UnregisterBrokerResponse:
 		r.ErrorCode = code
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for _, res := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {

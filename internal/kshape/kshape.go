@@ -168,6 +168,7 @@ var shapes = map[int16]wireShape{
 			structs("assignments", list("broker_ids", i32("")))),
 		i32("timeout_ms"), i8("validate_only"),
 	}},
+	kmsg.UnregisterBroker.Int16(): {0, 0, 0, []wireField{i32("broker_id")}},
 	kmsg.AlterConfigs.Int16(): {0, 2, 2, []wireField{
 		structs("resources", i8("resource_type"), str("resource_name"),
 			structs("configs", str("name"), str("value"))),
