@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"gregor/internal/testcluster"
@@ -739,6 +740,13 @@ func TestSaramaAlterConfigReplacesTopicConfigs(t *testing.T) {
 	}, false); err != nil {
 		t.Fatal(err)
 	}
+	// The broker that answered shows the change at once; sarama may ask
+	// the other for the description, whose image follows a moment later,
+	// as a Kafka broker's metadata does.
+	c.WaitForImage(func(im *raft.Image) bool {
+		tp, ok := im.Topic("legacy")
+		return ok && tp.Configs["segment.ms"] == "60000"
+	})
 	got := describe()
 	for name, want := range map[string]string{"segment.ms": "60000", "max.message.bytes": "3000000", "retention.ms": "604800000"} {
 		if got[name].Value != want {
@@ -747,6 +755,32 @@ func TestSaramaAlterConfigReplacesTopicConfigs(t *testing.T) {
 	}
 	if got["retention.ms"].Source == sarama.SourceTopic {
 		t.Errorf("retention.ms left out of AlterConfig is still the topic's own: %+v", got["retention.ms"])
+	}
+	// A client on the broker-only node reads its own write there, whatever
+	// its version: v0 is forwarded at v2, whose answer carries the
+	// metadata offset to wait for.
+	r := dialRaw(t, c.Addrs()[1])
+	for i, v := range []int16{0, 1, 2} {
+		want := fmt.Sprint(1000 + i)
+		alter := kmsg.NewPtrAlterConfigsRequest()
+		alter.Version = v
+		res := kmsg.NewAlterConfigsRequestResource()
+		res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "legacy"
+		cfg := kmsg.NewAlterConfigsRequestResourceConfig()
+		cfg.Name, cfg.Value = "segment.ms", kmsg.StringPtr(want)
+		res.Configs = append(res.Configs, cfg)
+		alter.Resources = append(alter.Resources, res)
+		if code := r.do(alter).(*kmsg.AlterConfigsResponse).Resources[0].ErrorCode; code != 0 {
+			t.Fatalf("AlterConfigs v%d: %v", v, kerr.ErrorForCode(code))
+		}
+		desc := kmsg.NewPtrDescribeConfigsRequest()
+		dres := kmsg.NewDescribeConfigsRequestResource()
+		dres.ResourceType, dres.ResourceName, dres.ConfigNames = kmsg.ConfigResourceTypeTopic, "legacy", []string{"segment.ms"}
+		desc.Resources = append(desc.Resources, dres)
+		got := r.do(desc).(*kmsg.DescribeConfigsResponse).Resources[0].Configs
+		if len(got) != 1 || got[0].Value == nil || *got[0].Value != want {
+			t.Errorf("AlterConfigs v%d then DescribeConfigs on the same broker: %v, want segment.ms=%s", v, got, want)
+		}
 	}
 	err = adm.AlterConfig(sarama.TopicResource, "missing", map[string]*string{"segment.ms": kmsg.StringPtr("60000")}, false)
 	if !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
