@@ -47,7 +47,12 @@
 // retries, so the broker can drop a resent batch it
 // already has. A batch that must be retried keeps its place in its
 // partition's queue and is resent alone before anything after it, so retries
-// keep order; callbacks of a partition run in queue order whatever order the
+// keep order; nothing new is sent for its partition until the resend is
+// answered, so the broker, which remembers a producer's last five batches,
+// still knows it if it was written. Should it not (OUT_OF_ORDER_SEQUENCE_NUMBER
+// for a batch before the acknowledged sequence, with a batch before it
+// acknowledged too), the batch was written and succeeds, at an unknown
+// offset. Callbacks of a partition run in queue order whatever order the
 // answers come in. OUT_OF_ORDER_SEQUENCE_NUMBER and UNKNOWN_PRODUCER_ID are
 // handled as the Java client does: retried when an earlier failure explains
 // them, otherwise the batch fails; either way a sequence gap leads to a new

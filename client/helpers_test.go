@@ -45,9 +45,9 @@ func testProducerConfig(addrs []string) ProducerConfig {
 	return cfg
 }
 
-func newTestProducer(t testing.TB, cfg ProducerConfig) *Producer {
+func newTestProducer(t testing.TB, cfg ProducerConfig, opts ...Option) *Producer {
 	t.Helper()
-	p, err := NewProducer(cfg, WithLogger(testLogger()))
+	p, err := NewProducer(cfg, append([]Option{WithLogger(testLogger())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

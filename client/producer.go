@@ -41,7 +41,10 @@ type Record struct {
 type RecordMetadata struct {
 	Topic     string
 	Partition int32
-	// Offset is the record's offset, -1 when unknown (acks=0).
+	// Offset is the record's offset, -1 when unknown: with acks=0, or for
+	// a resent batch the broker had written but no longer remembered (it
+	// answered OUT_OF_ORDER_SEQUENCE_NUMBER, and later batches of the
+	// partition were acknowledged).
 	Offset int64
 	// Timestamp is the record's timestamp: its CreateTime, or the broker's
 	// LogAppendTime for topics with message.timestamp.type=LogAppendTime.

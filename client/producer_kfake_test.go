@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"gregor/batch"
 )
 
 var codecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
@@ -138,6 +140,120 @@ func TestKfakeIdempotentRetriesKeepOrderWithoutDuplicates(t *testing.T) {
 func everyNth(n int32) func(kmsg.Request) bool {
 	var i atomic.Int32
 	return func(kmsg.Request) bool { return i.Add(1)%n == 0 }
+}
+
+// requestNumbers numbers requests in the order kfake first sees them; its
+// nth(n) matches the nth. Faults sharing it count the same requests, each
+// once however often kfake asks (When runs on the cluster goroutine, maybe
+// several times per request, and not at all for a fault after the one that
+// answered). It must see every request: give it to the first faults added.
+func requestNumbers() (nth func(n int) func(kmsg.Request) bool) {
+	index := map[kmsg.Request]int{}
+	return func(n int) func(kmsg.Request) bool {
+		return func(r kmsg.Request) bool {
+			if _, ok := index[r]; !ok {
+				index[r] = len(index) + 1
+			}
+			return index[r] == n
+		}
+	}
+}
+
+// firstSequence is the base sequence of the first batch of a Produce
+// request, -1 if it has none.
+func firstSequence(r kmsg.Request) int32 {
+	req, ok := r.(*kmsg.ProduceRequest)
+	if !ok || len(req.Topics) == 0 || len(req.Topics[0].Partitions) == 0 || len(req.Topics[0].Partitions[0].Records) < batch.HeaderSize {
+		return -1
+	}
+	return batch.Header(req.Topics[0].Partitions[0].Records).BaseSequence()
+}
+
+// A batch written but answered REQUEST_TIMED_OUT goes again with the batches
+// pipelined behind it written; its resend is refused (NOT_LEADER_OR_FOLLOWER,
+// not written). Were new batches sent behind that resend and written, the
+// batch would fall out of the five the broker remembers for duplicates, and
+// every resend after would be OUT_OF_ORDER_SEQUENCE_NUMBER until
+// delivery.timeout.ms failed records that are in the log. Nothing new goes
+// until the resend has its answer: every record is acknowledged and in the
+// log once, in order.
+func TestKfakeResendHoldsItsPartitionUntilAnswered(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "held"))
+	nth := requestNumbers()
+	timedOut := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.RequestTimedOut, When: nth(1)})
+	notLeader := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotLeaderForPartition, When: nth(6)})
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.BatchSize, cfg.LingerMs, cfg.RetryBackoffMs = 100, 0, 20
+	cfg.RequestTimeoutMs, cfg.DeliveryTimeoutMs = 2000, 3000
+	p := newTestProducer(t, cfg)
+	res := newResults()
+	for i := range 120 {
+		v := fmt.Sprintf("v-%d", i)
+		must(t, p.Produce(context.Background(), &Record{Topic: "held", Partition: 0, Value: []byte(v)}, res.callback(i, v)))
+	}
+	got := res.wait(t, 20*time.Second)
+	checkCallbacksInOrder(t, got, false)
+	if timedOut.Hits() != 1 || notLeader.Hits() != 1 {
+		t.Fatalf("faults hit: timed out %d, not leader %d; want one each", timedOut.Hits(), notLeader.Hits())
+	}
+	cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), TopicPartition{"held", 0})
+	checkConsumed(t, consumeN(t, cons, len(got), 10*time.Second), got)
+}
+
+// Batch A is written but answered REQUEST_TIMED_OUT while batch B is in
+// flight behind it; B is acknowledged, and so was W before A. The broker
+// answers A's resend with OUT_OF_ORDER_SEQUENCE_NUMBER, as Kafka does once a
+// batch is out of the five it remembers for duplicates. W and B acknowledged
+// under the same producer id and epoch mean the broker wrote every sequence
+// between them: A succeeded (at an unknown offset).
+func TestKfakeOutOfOrderResendOfAWrittenBatchSucceeds(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "passed"))
+	const seqA = 1 // W, A and B hold one record each
+	bSent := make(chan struct{})
+	var firstSends atomic.Int32
+	hook := withFirstSendHook(func(TopicPartition, time.Time, time.Time) {
+		if firstSends.Add(1) == 3 {
+			close(bSent)
+		}
+	})
+	// Hold A's first attempt until B is on its way behind it, so that A's
+	// answer comes while B is in flight.
+	var heldA atomic.Bool
+	c.ControlKey(kmsg.Produce.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if firstSequence(r) == seqA && !heldA.Swap(true) {
+			c.SleepControl(func() { <-bSent })
+		}
+		return nil, nil, false
+	})
+	isA := func(r kmsg.Request) bool { return firstSequence(r) == seqA }
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.RequestTimedOut, When: isA})
+	refused := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.OutOfOrderSequenceNumber, When: isA, Count: -1})
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.BatchSize, cfg.LingerMs = 1, 0 // a batch per record
+	cfg.RequestTimeoutMs, cfg.DeliveryTimeoutMs = 1000, 2000
+	p := newTestProducer(t, cfg, hook)
+	checkCallbacksInOrder(t, produceValues(t, p, "passed", 1, nil, "W"), false)
+	res := newResults()
+	for i, v := range []string{"A", "B"} {
+		must(t, p.Produce(context.Background(), &Record{Topic: "passed", Partition: 0, Value: []byte(v)}, res.callback(i, v)))
+	}
+	for _, g := range res.wait(t, 10*time.Second) {
+		if g.err != nil {
+			t.Fatalf("record %s: %v", g.value, g.err)
+		}
+	}
+	if refused.Hits() == 0 {
+		t.Fatal("A's resend was never refused: the test injected nothing")
+	}
+	cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), TopicPartition{"passed", 0})
+	var values []string
+	for _, r := range consumeN(t, cons, 3, 10*time.Second) {
+		values = append(values, string(r.Value))
+	}
+	if !slices.Equal(values, []string{"W-0", "A", "B"}) {
+		t.Fatalf("the log holds %q, want W-0, A, B", values)
+	}
 }
 
 // OUT_OF_ORDER_SEQUENCE_NUMBER for the batch right after the last

@@ -68,10 +68,10 @@ type partState struct {
 	inflight int
 	dirty    bool // has a done batch that may be completable
 	// retrying is set while the partition is on the sender's retrying
-	// list: it may hold batches to send again (batchQueued), and while it
-	// does, nothing newer is drained for it.
+	// list: it may hold batches to send again (batchQueued) or a resent
+	// batch in flight, and while it does, nothing newer is drained for it.
 	retrying bool
-	held     bool // has a batchQueued batch; set by sendAll each round
+	held     bool // has a batch to resend, or one resent in flight; set by sendAll each round
 
 	// The producer id and epoch this partition's sequences belong to. After
 	// a bump they stay the old ones while the partition has batches that
@@ -85,6 +85,10 @@ type partState struct {
 	restart  bool  // a batch numbered here failed: start again at 0 at the bump
 	nextSeq  int32 // sequence for the next batch sent first time
 	ackedSeq int32 // sequence after the last acknowledged batch
+	// firstAckedSeq is the sequence of the earliest batch acknowledged
+	// under pid and epoch, -1 none: the broker had the producer's state
+	// from there on (see writtenBefore).
+	firstAckedSeq int32
 	// lastAckedOffset is the last offset acknowledged (-1 none), to tell an
 	// UNKNOWN_PRODUCER_ID caused by retention from a lost write.
 	lastAckedOffset int64
@@ -267,7 +271,7 @@ func earliest(ts ...time.Time) time.Time {
 func (s *sender) part(tp TopicPartition) *partState {
 	ps := s.parts[tp]
 	if ps == nil {
-		ps = &partState{tp: tp, lastAckedOffset: -1, pid: s.pid, epoch: s.epoch}
+		ps = &partState{tp: tp, lastAckedOffset: -1, pid: s.pid, epoch: s.epoch, firstAckedSeq: -1}
 		s.parts[tp] = ps
 	}
 	return ps
@@ -432,7 +436,7 @@ func (ps *partState) numberedUnsettled() bool {
 // at sequence 0; its unsettled batches are numbered again when next sent.
 func (s *sender) startSequences(ps *partState) {
 	ps.pid, ps.epoch, ps.stale, ps.restart = s.pid, s.epoch, false, false
-	ps.nextSeq, ps.ackedSeq = 0, 0
+	ps.nextSeq, ps.ackedSeq, ps.firstAckedSeq = 0, 0, -1
 	for _, b := range ps.batches {
 		if b.state != batchDone {
 			b.seq = -1
@@ -490,8 +494,8 @@ func (s *sender) nextSendable(ps *partState, now time.Time) *pbatch {
 // again first (the oldest there are), else, if a partition it leads has a
 // ready batch, a request's worth drained from the accumulator (its rotating
 // order, up to max.request.size, one batch per partition; partitions with a
-// batch waiting to be resent or with
-// max.in.flight.requests.per.connection batches in flight are left out). It
+// batch waiting to be resent or resent and in flight, or with
+// max.in.flight.requests.per.connection batches in flight, are left out). It
 // goes round again while some broker took a request, so that a broker with
 // room for several pipelines them.
 func (s *sender) sendAll(now time.Time) {
@@ -597,15 +601,25 @@ func (s *sender) stamp(tp TopicPartition, records int) (int64, int16, int32) {
 }
 
 // collectRetries puts each retrying partition's next batch to resend on its
-// leader's list, and marks the partitions that hold such batches, so that
-// nothing newer is drained for them meanwhile. Partitions with nothing left to
-// resend leave the retrying list.
+// leader's list, and marks the partitions that hold such batches, or a resent
+// batch still in flight, so that nothing newer is drained for them meanwhile.
+// Partitions with neither leave the retrying list.
+//
+// The hold lasts until the resend has its answer because the broker
+// recognises a duplicate only among a producer's last five batches of the
+// partition. When the batch first failed, at most
+// max.in.flight.requests.per.connection (at most 5) batches of its partition
+// were in flight, so the broker has written at most four after it; were new
+// batches drained behind its resend, and the resend refused again (say
+// NOT_LEADER_OR_FOLLOWER) while they were written, a batch that is in the log
+// would fall out of that window and be refused with
+// OUT_OF_ORDER_SEQUENCE_NUMBER on every resend after.
 func (s *sender) collectRetries(md *metadata, now time.Time) {
 	keep := s.retrying[:0]
 	for _, ps := range s.retrying {
 		ps.held = false
 		for _, b := range ps.batches {
-			if b.state == batchQueued {
+			if b.state == batchQueued || b.state == batchInFlight && b.attempts > 1 {
 				ps.held = true
 				break
 			}
@@ -785,6 +799,9 @@ func (s *sender) succeed(b *pbatch, baseOffset, appendTime int64) {
 		if d := int64(end) - int64(ps.ackedSeq); d > 0 || d < -(1<<30) {
 			ps.ackedSeq = end
 		}
+		if ps.firstAckedSeq < 0 || !seqAtOrBefore(ps.firstAckedSeq, b.seq) {
+			ps.firstAckedSeq = b.seq
+		}
 	}
 	if baseOffset >= 0 {
 		ps.lastAckedOffset = baseOffset + int64(b.b.Records()) - 1
@@ -802,6 +819,15 @@ func (s *sender) handleError(b *pbatch, err error, a *kmsg.ProduceResponseTopicP
 		// trusted to be ordered or unique any more.
 		s.setFatal(fmt.Errorf("client: producer fenced on %s: %w", ps.tp, err))
 	case s.idempotent && errors.Is(err, kerr.OutOfOrderSequenceNumber):
+		if s.writtenBefore(b) {
+			// A resend the broker no longer recognises as a duplicate (it
+			// remembers a producer's last five batches only): the batch is
+			// in the log, at an offset nobody can tell us now.
+			s.log.Debug("out-of-order sequence for a batch the broker has passed; it was written",
+				"partition", ps.tp, "seq", b.seq, "acked", ps.ackedSeq)
+			s.succeed(b, -1, -1)
+			return
+		}
 		if b.pid == ps.pid && b.epoch == ps.epoch && b.seq == ps.ackedSeq && !ps.restart {
 			// The batch follows the last acknowledged one, yet the broker
 			// says it does not: the broker lost the producer's state (an
@@ -833,6 +859,33 @@ func (s *sender) handleError(b *pbatch, err error, a *kmsg.ProduceResponseTopicP
 	default:
 		s.fail(b, fmt.Errorf("client: producing to %s: %w", ps.tp, err))
 	}
+}
+
+// writtenBefore reports whether the broker must have written b, numbered
+// under its partition's producer id and epoch, because it has acknowledged
+// batches that come after it. A broker appends a producer's batches to a
+// partition only in sequence order, each starting where the one before ended,
+// so once it has the producer's state an acknowledged batch means every
+// sequence before it down to the first one it accepted is in the log. It
+// accepts any first sequence from a producer it has no state for (Kafka 2.5+:
+// a new producer id, or one whose records retention removed), so that first
+// one need not follow anything: a batch refused before it and resent later is
+// not in the log. Hence b counts as written only if it ends at or before the
+// acknowledged sequence and a batch at or before it was acknowledged too. (A
+// broker that loses the producer's state while it produces, with acknowledged
+// records lost to an unclean leader election or deleted by DeleteRecords,
+// loses this guarantee with it.)
+func (s *sender) writtenBefore(b *pbatch) bool {
+	ps := b.part
+	return b.seq >= 0 && b.pid == ps.pid && b.epoch == ps.epoch && ps.firstAckedSeq >= 0 &&
+		seqAtOrBefore(ps.firstAckedSeq, b.seq) && seqAtOrBefore(addSeq(b.seq, b.b.Records()), ps.ackedSeq)
+}
+
+// seqAtOrBefore reports whether sequence a comes at or before b, allowing for
+// the wrap past MaxInt32 to 0 (the sequences a partition has unsettled span
+// far less than half of the 2^31 there are).
+func seqAtOrBefore(a, b int32) bool {
+	return (int64(b)-int64(a))&math.MaxInt32 < 1<<30
 }
 
 func isMetadataErr(err error) bool {
