@@ -56,8 +56,12 @@
 // answers come in. OUT_OF_ORDER_SEQUENCE_NUMBER and UNKNOWN_PRODUCER_ID are
 // handled as the Java client does: retried when an earlier failure explains
 // them, otherwise the batch fails; either way a sequence gap leads to a new
-// epoch (InitProducerId again, once nothing is in flight), after which every
-// partition's sequences restart at 0. INVALID_PRODUCER_EPOCH and
+// epoch (InitProducerId again, once nothing is in flight). Under it, the
+// batch that left the gap and those after it in its partition are numbered
+// again from 0; batches before it, in that partition or any other, keep
+// their numbering and settle first (a written one's resend is then a
+// duplicate the broker drops, not a second copy), and the partition moves to
+// the new epoch after them. INVALID_PRODUCER_EPOCH and
 // PRODUCER_FENCED are fatal: every record fails and Produce returns the error.
 //
 // # Consumer

@@ -322,6 +322,44 @@ func TestKfakeBumpKeepsAWrittenRetrysNumbering(t *testing.T) {
 	}
 }
 
+// Batch A is written but answered NOT_ENOUGH_REPLICAS_AFTER_APPEND (to be
+// resent); batch B, right behind it in flight, is refused for good
+// (INVALID_RECORD), and the batches behind B are refused for the gap
+// (OUT_OF_ORDER_SEQUENCE_NUMBER). The producer moves to a new epoch, under
+// which B's successors are numbered again; A keeps its numbering, and its
+// resend is a duplicate the broker drops rather than a second copy. The log
+// holds every acknowledged record once, in order, and nothing else.
+func TestKfakeFailureRenumbersOnlyTheBatchesAfterIt(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "renum"))
+	nth := requestNumbers()
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicasAfterAppend, When: nth(1)})
+	refused := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.InvalidRecord, When: nth(2)})
+	inits := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Observe: true, Count: -1})
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.BatchSize, cfg.LingerMs, cfg.RetryBackoffMs = 100, 0, 50
+	p := newTestProducer(t, cfg)
+	res := newResults()
+	for i := range 40 {
+		v := fmt.Sprintf("v-%d", i)
+		must(t, p.Produce(context.Background(), &Record{Topic: "renum", Partition: 0, Value: []byte(v)}, res.callback(i, v)))
+	}
+	var acked []produced
+	for _, g := range res.wait(t, 20*time.Second) {
+		switch {
+		case g.err == nil:
+			acked = append(acked, g)
+		case !errors.Is(g.err, kerr.InvalidRecord):
+			t.Fatalf("record %s: %v", g.value, g.err)
+		}
+	}
+	if refused.Hits() != 1 || inits.Hits() < 2 || len(acked) == 40 {
+		t.Fatalf("%d refused, %d InitProducerId, %d of 40 acknowledged; the test injected nothing", refused.Hits(), inits.Hits(), len(acked))
+	}
+	checkCallbacksInOrder(t, acked, false)
+	cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), TopicPartition{"renum", 0})
+	checkConsumed(t, consumeN(t, cons, len(acked), 10*time.Second), acked)
+}
+
 // TestSenderNeverWaitsOnItsOwnResults: a request started on a connection
 // that has died is answered at once, on the sender's own goroutine; with
 // the results channel full (more requests in flight than it holds, as with

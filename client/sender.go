@@ -79,12 +79,16 @@ type partState struct {
 	// resent as they were, and nothing new is sent for the partition until
 	// they settle, as Java keeps a partition on its old epoch while it has
 	// batches in flight.
-	pid      int64
-	epoch    int16
-	stale    bool
-	restart  bool  // a batch numbered here failed: start again at 0 at the bump
-	nextSeq  int32 // sequence for the next batch sent first time
-	ackedSeq int32 // sequence after the last acknowledged batch
+	pid   int64
+	epoch int16
+	stale bool
+	// restart: the batch numbered restartSeq here failed, or must be sent
+	// again under a new epoch; at the bump it and the batches after it are
+	// numbered again from 0 (see markRestart).
+	restart    bool
+	restartSeq int32
+	nextSeq    int32 // sequence for the next batch sent first time
+	ackedSeq   int32 // sequence after the last acknowledged batch
 	// firstAckedSeq is the sequence of the earliest batch acknowledged
 	// under pid and epoch, -1 none: the broker had the producer's state
 	// from there on (see writtenBefore).
@@ -403,15 +407,30 @@ func (s *sender) handlePID(r pidResult, now time.Time) {
 	bumped := s.havePID
 	s.pid, s.epoch, s.havePID = r.id, r.epoch, true
 	s.needBump = false
-	// A partition whose numbered batch failed starts again at sequence 0
-	// under the new producer id: the failure left a gap the broker would
-	// refuse every later batch for, so its unsettled batches are
-	// renumbered when next sent, in queue order. Any other partition
-	// keeps its old numbering while it has unsettled numbered batches
-	// (one waiting to be resent may have been written: renumbered, it
-	// would be written twice), and moves on once they settle.
+	// In a partition where a numbered batch failed, that batch and the
+	// unsettled ones after it are numbered again from 0 under the new
+	// producer id, when next sent, in queue order: the failure left a gap
+	// the broker refuses every later batch for, so none of them is in the
+	// log. Unsettled batches numbered before the failed one keep their
+	// numbering, as do those of every other partition: one waiting to be
+	// resent may have been written, and renumbered it would be written
+	// twice. A partition with such batches stays on its old producer id
+	// (stale) until they settle, then moves on. (A batch failed by
+	// delivery.timeout.ms or retries, after an error that leaves open
+	// whether it was written, may be in the log, and so may batches after
+	// it that wait to be resent: those would be written twice. Java, which
+	// renumbers them alike, has the same gap.)
 	for _, ps := range s.parts {
-		if ps.restart || !ps.numberedUnsettled() {
+		if ps.restart {
+			for _, b := range ps.batches {
+				if b.state != batchDone && b.seq >= 0 && !seqBefore(b.seq, ps.restartSeq) {
+					b.seq = -1
+					s.markRetrying(ps)
+				}
+			}
+			ps.restart = false
+		}
+		if !ps.numberedUnsettled() {
 			s.startSequences(ps)
 		} else if !ps.stale {
 			ps.stale = true
@@ -475,7 +494,10 @@ func (s *sender) nextSendable(ps *partState, now time.Time) *pbatch {
 		if b.state != batchQueued {
 			continue
 		}
-		if b.attempts > 0 && ps.inflight > 0 {
+		if b.attempts > 0 && ps.inflight > 0 || b.seq < 0 && ps.stale {
+			// A batch to be numbered anew waits until the partition
+			// leaves its old producer id, which is only once the
+			// batches before it have settled.
 			return nil
 		}
 		if now.Before(b.retryAt) {
@@ -843,7 +865,7 @@ func (s *sender) handleError(b *pbatch, err error, a *kmsg.ProduceResponseTopicP
 			s.retry(b, err, now)
 		}
 	case s.idempotent && errors.Is(err, kerr.UnknownProducerID):
-		s.needBump, ps.restart = true, true
+		s.markRestart(b)
 		if a.LogStartOffset > ps.lastAckedOffset {
 			// Retention removed every record of this producer, and with
 			// them its state: safe to start again under a new epoch.
@@ -888,6 +910,9 @@ func seqAtOrBefore(a, b int32) bool {
 	return (int64(b)-int64(a))&math.MaxInt32 < 1<<30
 }
 
+// seqBefore reports whether sequence a comes before b (see seqAtOrBefore).
+func seqBefore(a, b int32) bool { return a != b && seqAtOrBefore(a, b) }
+
 func isMetadataErr(err error) bool {
 	return errors.Is(err, kerr.NotLeaderForPartition) || errors.Is(err, kerr.UnknownTopicOrPartition) ||
 		errors.Is(err, kerr.LeaderNotAvailable) || errors.Is(err, kerr.FencedLeaderEpoch) ||
@@ -927,9 +952,11 @@ func (s *sender) retry(b *pbatch, err error, now time.Time) {
 
 // fail settles a batch with an error. A batch that had a sequence number
 // leaves a gap the broker would reject every later batch of its partition
-// for, so the producer moves to a new producer id and that partition starts
-// again at sequence 0 (Java bumps the epoch and rewrites that partition's
-// sequences alike).
+// for, so the producer moves to a new producer id under which the batches
+// after it start again at sequence 0 (markRestart). (Java bumps the epoch
+// and rewrites the sequences of every batch of the partition in flight, even
+// of one before the failed batch that was written but answered with a
+// retriable error, which its resend then writes again.)
 func (s *sender) fail(b *pbatch, err error) {
 	if b.state == batchDone {
 		return
@@ -939,10 +966,27 @@ func (s *sender) fail(b *pbatch, err error) {
 	}
 	b.state = batchDone
 	b.err = err
-	if s.idempotent && b.seq >= 0 && b.pid == b.part.pid && b.epoch == b.part.epoch && s.fatal == nil {
-		s.needBump, b.part.restart = true, true
+	if s.fatal == nil {
+		s.markRestart(b)
 	}
 	s.markDirty(b.part)
+}
+
+// markRestart asks for a new epoch after b, numbered under its partition's
+// producer id and epoch, failed or must go again with a new number. At the
+// bump b and the batches after it in its partition start again at sequence
+// 0; those before it keep their numbering and settle first (handlePID).
+// Batches under an older producer id than their partition's, or never
+// numbered, leave no gap and ask for nothing.
+func (s *sender) markRestart(b *pbatch) {
+	ps := b.part
+	if !s.idempotent || b.seq < 0 || b.pid != ps.pid || b.epoch != ps.epoch {
+		return
+	}
+	s.needBump = true
+	if !ps.restart || seqBefore(b.seq, ps.restartSeq) {
+		ps.restart, ps.restartSeq = true, b.seq
+	}
 }
 
 func (s *sender) setFatal(err error) {
