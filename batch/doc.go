@@ -7,8 +7,10 @@
 //
 //   - Header, a zero-copy view of a batch's header fields; Validate, which
 //     checks one batch (lengths, magic, CRC-32C, lastOffsetDelta, record count,
-//     codec) without allocating; Iter, which walks batches laid end to end and
-//     tells a clean end from a torn one.
+//     codec) without allocating; ValidateStored and ValidateFetched, its
+//     relaxations for a batch a log cleaner thinned (a log's recovery) or
+//     emptied (a consumer reading from Kafka); Iter, which walks batches laid
+//     end to end and tells a clean end from a torn one.
 //   - RecordReader and AppendRecord, which decode and encode the records inside
 //     a batch; DecodeRecords, which decompresses a batch's records first if
 //     needed.
@@ -55,7 +57,7 @@
 //	    43    8 producerId            -1 without idempotence
 //	    51    2 producerEpoch         -1 without idempotence
 //	    53    4 baseSequence          -1 without idempotence
-//	    57    4 recordCount           > 0
+//	    57    4 recordCount           > 0 (0 in a batch Kafka's cleaner emptied)
 //	    61    … records               recordCount records, compressed as one
 //	                                  block if the codec is not none
 //

@@ -233,3 +233,20 @@ func ValidateStored(b []byte) error {
 	}
 	return err
 }
+
+// ValidateFetched is ValidateStored for a batch a consumer fetched from any
+// Kafka-compatible broker, which may also hold no record at all: Kafka's
+// cleaner keeps an idempotent producer's last batch as an empty header
+// (recordCount 0, its offsets still spanned) when compaction removes all its
+// records, so that the producer's sequence survives. A consumer reads past
+// it, as Java's does (it checks such a batch's size and CRC only). Gregor's
+// own cleaner drops an emptied batch, so its log recovery keeps to
+// ValidateStored, for which an empty batch is damage.
+func ValidateFetched(b []byte) error {
+	err := ValidateStored(b)
+	// Validate checks recordCount after everything but lastOffsetDelta.
+	if h := Header(b); errors.Is(err, ErrRecordCount) && h.RecordCount() == 0 && h.LastOffsetDelta() >= 0 {
+		return nil
+	}
+	return err
+}

@@ -42,3 +42,43 @@ func TestValidateStored(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateFetched: an empty batch, as Kafka's cleaner keeps an idempotent
+// producer's last one, passes ValidateFetched (a consumer reads past it) but
+// neither ValidateStored (Gregor's recovery: its cleaner never writes one) nor
+// Validate; a negative record count or damage passes none.
+func TestValidateFetched(t *testing.T) {
+	empty := func(lastOffsetDelta, recordCount int32) []byte {
+		b := make([]byte, HeaderSize)
+		binary.BigEndian.PutUint32(b[offBatchLength:], uint32(HeaderSize-LengthOverhead))
+		b[offMagic] = Magic
+		binary.BigEndian.PutUint32(b[offLastOffsetDelta:], uint32(lastOffsetDelta))
+		binary.BigEndian.PutUint64(b[offProducerID:], 5)
+		binary.BigEndian.PutUint32(b[offBaseSequence:], 7)
+		binary.BigEndian.PutUint32(b[offRecordCount:], uint32(recordCount))
+		Header(b).SetCRC()
+		return b
+	}
+	bad := empty(2, 0)
+	bad[offProducerID] ^= 1
+	for _, tt := range []struct {
+		name          string
+		b             []byte
+		stored, fetch error
+	}{
+		{"emptied by Kafka's cleaner", empty(2, 0), ErrRecordCount, nil},
+		{"negative record count", empty(2, -1), ErrRecordCount, ErrRecordCount},
+		{"empty, negative offset delta", empty(-1, 0), ErrRecordCount, ErrRecordCount},
+		{"empty, bad CRC", bad, ErrCRC, ErrCRC},
+	} {
+		if err := Validate(tt.b, 0); err == nil {
+			t.Errorf("%s: Validate passed it", tt.name)
+		}
+		if err := ValidateStored(tt.b); !errors.Is(err, tt.stored) {
+			t.Errorf("%s: ValidateStored = %v, want %v", tt.name, err, tt.stored)
+		}
+		if err := ValidateFetched(tt.b); !errors.Is(err, tt.fetch) || (tt.fetch == nil) != (err == nil) {
+			t.Errorf("%s: ValidateFetched = %v, want %v", tt.name, err, tt.fetch)
+		}
+	}
+}

@@ -737,7 +737,9 @@ func (c *Consumer) decode(tp TopicPartition, offset int64, a *kmsg.FetchResponse
 		if h.Magic() != batch.Magic {
 			return recs, next, false, fmt.Errorf("%w: magic %d at offset %d", batch.ErrMagic, h.Magic(), h.BaseOffset())
 		}
-		if err := batch.ValidateStored(h); err != nil { // a compacted topic's batches may hold fewer records than offsets
+		// A compacted topic's batches may hold fewer records than
+		// offsets, or none (ValidateFetched).
+		if err := batch.ValidateFetched(h); err != nil {
 			return recs, next, false, fmt.Errorf("batch at offset %d: %w", h.BaseOffset(), err)
 		}
 		if h.NextOffset() <= offset {
@@ -757,7 +759,7 @@ func (c *Consumer) decode(tp TopicPartition, offset int64, a *kmsg.FetchResponse
 				continue
 			}
 		}
-		if h.Control() {
+		if h.Control() || h.RecordCount() == 0 {
 			next = h.NextOffset()
 			continue
 		}

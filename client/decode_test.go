@@ -128,3 +128,42 @@ func TestDecodeReadCommittedSkipsAbortedTransactions(t *testing.T) {
 		t.Fatalf("read_uncommitted: %s", got)
 	}
 }
+
+// emptyBatch is what Kafka's log cleaner leaves of an idempotent producer's
+// last batch when compaction removed all its records (BatchRetention
+// RETAIN_EMPTY, MemoryRecordsBuilder.writeEmptyHeader): a header with
+// recordCount 0 that still spans its offsets.
+func emptyBatch(baseOffset int64, lastOffsetDelta int32, pid int64) []byte {
+	b := make([]byte, batch.HeaderSize)
+	binary.BigEndian.PutUint64(b[0:], uint64(baseOffset))
+	binary.BigEndian.PutUint32(b[8:], uint32(batch.HeaderSize-batch.LengthOverhead))
+	b[16] = batch.Magic
+	binary.BigEndian.PutUint32(b[23:], uint32(lastOffsetDelta))
+	binary.BigEndian.PutUint64(b[27:], 1700000000000)
+	binary.BigEndian.PutUint64(b[35:], 1700000000000)
+	binary.BigEndian.PutUint64(b[43:], uint64(pid))
+	binary.BigEndian.PutUint32(b[53:], 7) // baseSequence
+	binary.BigEndian.PutUint32(b[57:], 0) // recordCount
+	batch.Header(b).SetCRC()
+	return b
+}
+
+// An empty batch the cleaner kept is read past, as Java's consumer does:
+// the records after it come, and the fetch goes on after them.
+func TestDecodeSkipsEmptyBatchTheCleanerKept(t *testing.T) {
+	var data []byte
+	data = append(data, encodeBatch(t, 0, batch.DefaultBuilderOptions(), "a", "b")...)
+	data = append(data, emptyBatch(2, 2, 5)...)
+	data = append(data, encodeBatch(t, 5, batch.DefaultBuilderOptions(), "f")...)
+	for _, isolation := range []int8{0, 1} {
+		recs, next, _, err := newDecodeConsumer(isolation).decode(TopicPartition{"t", 0}, 0, &kmsg.FetchResponseTopicPartition{RecordBatches: data})
+		if got := fmt.Sprint(values(recs)); err != nil || got != "[0:a 1:b 5:f]" || next != 6 {
+			t.Fatalf("isolation %d: got %s, next %d, err %v; want [0:a 1:b 5:f], next 6, no error", isolation, got, next, err)
+		}
+	}
+	// Ending a response, it moves the fetch past its offsets.
+	_, next, _, err := newDecodeConsumer(0).decode(TopicPartition{"t", 0}, 2, &kmsg.FetchResponseTopicPartition{RecordBatches: emptyBatch(2, 2, 5)})
+	if err != nil || next != 5 {
+		t.Fatalf("next %d, err %v; want 5, no error", next, err)
+	}
+}

@@ -76,7 +76,9 @@
 // the wire while the application handles the last one. Batches are checked
 // (CRC), decompressed (bounded), stripped of records below the requested
 // offset, and of aborted transactions under read_committed; a partial batch
-// at the end of a response is fetched again next time. OFFSET_OUT_OF_RANGE
+// at the end of a response is fetched again next time, and an empty one
+// (Kafka's cleaner keeps an idempotent producer's last batch so) is read
+// past. OFFSET_OUT_OF_RANGE
 // resets per auto.offset.reset; NOT_LEADER and friends refresh metadata and
 // the partition moves to its new leader's fetcher. Consumer state lives under
 // one mutex (Consumer.mu); a Seek bumps the partition's generation so that
