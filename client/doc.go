@@ -54,14 +54,17 @@
 // acknowledged too), the batch was written and succeeds, at an unknown
 // offset. Callbacks of a partition run in queue order whatever order the
 // answers come in. OUT_OF_ORDER_SEQUENCE_NUMBER and UNKNOWN_PRODUCER_ID are
-// handled as the Java client does: retried when an earlier failure explains
-// them, otherwise the batch fails; either way a sequence gap leads to a new
-// epoch (InitProducerId again, once nothing is in flight). Under it, the
-// batch that left the gap and those after it in its partition are numbered
-// again from 0; batches before it, in that partition or any other, keep
-// their numbering and settle first (a written one's resend is then a
-// duplicate the broker drops, not a second copy), and the partition moves to
-// the new epoch after them. INVALID_PRODUCER_EPOCH and
+// retried, as by Java's idempotent producer (TransactionManager.canRetry,
+// Kafka 3.x): as they are when an earlier failure explains them (or
+// UNKNOWN_PRODUCER_ID comes without the log start offset); otherwise the
+// broker lost the producer's state, and the batch goes again under a new
+// epoch (InitProducerId again, once nothing is in flight). A batch that
+// fails for good leaves a sequence gap, which also leads to a new epoch.
+// Under it, the batch that left the gap, or must go again, and those after
+// it in its partition are numbered again from 0; batches before it, in that
+// partition or any other, keep their numbering and settle first (a written
+// one's resend is then a duplicate the broker drops, not a second copy), and
+// the partition moves to the new epoch after them. INVALID_PRODUCER_EPOCH and
 // PRODUCER_FENCED are fatal: every record fails and Produce returns the error.
 //
 // # Consumer

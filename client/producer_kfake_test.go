@@ -257,26 +257,90 @@ func TestKfakeOutOfOrderResendOfAWrittenBatchSucceeds(t *testing.T) {
 }
 
 // OUT_OF_ORDER_SEQUENCE_NUMBER for the batch right after the last
-// acknowledged one means the broker lost the producer's state: the Java client
-// fails that batch and starts a new epoch; later records go through.
-func TestKfakeOutOfOrderOnNextBatchFailsItAndBumpsEpoch(t *testing.T) {
+// acknowledged one means the broker lost the producer's state. It refused the
+// batch, so the Java idempotent producer (Kafka 3.x) retries it under a new
+// epoch: the record is written once, and later records go through.
+func TestKfakeOutOfOrderOnNextBatchIsRetriedUnderANewEpoch(t *testing.T) {
 	c := newFake(t, kfake.SeedTopics(1, "ooo"))
 	inits := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Observe: true, Count: -1})
-	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.OutOfOrderSequenceNumber})
+	refused := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.OutOfOrderSequenceNumber})
 	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
-	res := newResults()
-	ctx := context.Background()
-	if err := p.Produce(ctx, &Record{Topic: "ooo", Partition: 0, Value: []byte("first")}, res.callback(0, "first")); err != nil {
-		t.Fatal(err)
-	}
-	got := res.wait(t, 10*time.Second)
-	if !errors.Is(got[0].err, kerr.OutOfOrderSequenceNumber) {
-		t.Fatalf("first record: %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", got[0].err)
+	first := produceValues(t, p, "ooo", 1, nil, "first")
+	checkCallbacksInOrder(t, first, false)
+	if refused.Hits() != 1 || inits.Hits() < 2 {
+		t.Fatalf("%d refused, %d InitProducerId requests; want the refused batch retried under a second", refused.Hits(), inits.Hits())
 	}
 	after := produceValues(t, p, "ooo", 20, nil, "after")
 	checkCallbacksInOrder(t, after, false)
-	if inits.Hits() < 2 {
-		t.Fatalf("%d InitProducerId requests; want a second one for the new epoch", inits.Hits())
+	all := append(first, after...)
+	for i := range after {
+		all[1+i].seq += 1
+	}
+	cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), TopicPartition{"ooo", 0})
+	checkConsumed(t, consumeN(t, cons, len(all), 10*time.Second), all)
+}
+
+// UNKNOWN_PRODUCER_ID: the broker has no state for the producer, though the
+// log still holds its acknowledged record (the state was lost, not removed
+// by retention). The Java idempotent producer (TransactionManager.canRetry,
+// Kafka 2.5+, KIP-360) retries the batch: as it is while the answer lacks
+// the log start offset, else under a new epoch. Here the broker refuses the
+// old producer id until then; the record is written once either way.
+func TestKfakeUnknownProducerIDIsRetried(t *testing.T) {
+	for _, logStartKnown := range []bool{false, true} {
+		t.Run(fmt.Sprintf("log start known=%v", logStartKnown), func(t *testing.T) {
+			c := newFake(t, kfake.SeedTopics(1, "upid"))
+			inits := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Observe: true, Count: -1})
+			p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+			first := produceValues(t, p, "upid", 1, nil, "first")
+			checkCallbacksInOrder(t, first, false)
+			var refused func() int
+			if logStartKnown {
+				// Refuse the producer id that wrote "first", with the log
+				// start offset (0: its record is still there).
+				var forgotten atomic.Int64
+				var n atomic.Int32
+				forgotten.Store(-2)
+				refused = func() int { return int(n.Load()) }
+				c.ControlKey(kmsg.Produce.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+					c.KeepControl()
+					req := r.(*kmsg.ProduceRequest)
+					recs := req.Topics[0].Partitions[0].Records
+					pid := batch.Header(recs).ProducerID()
+					forgotten.CompareAndSwap(-2, pid) // "second" is the first request seen
+					if pid != forgotten.Load() {
+						return nil, nil, false
+					}
+					n.Add(1)
+					resp := req.ResponseKind().(*kmsg.ProduceResponse)
+					for _, rt := range req.Topics {
+						st := kmsg.NewProduceResponseTopic()
+						st.Topic = rt.Topic
+						for _, rp := range rt.Partitions {
+							sp := kmsg.NewProduceResponseTopicPartition()
+							sp.Partition, sp.ErrorCode, sp.LogStartOffset = rp.Partition, kerr.UnknownProducerID.Code, 0
+							st.Partitions = append(st.Partitions, sp)
+						}
+						resp.Topics = append(resp.Topics, st)
+					}
+					return resp, nil, true
+				})
+			} else {
+				refused = c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.UnknownProducerID}).Hits
+			}
+			res := newResults()
+			must(t, p.Produce(context.Background(), &Record{Topic: "upid", Partition: 0, Value: []byte("second")}, res.callback(1, "second")))
+			second := res.wait(t, 10*time.Second)
+			if second[0].err != nil {
+				t.Fatalf("second record failed: %v; the Java producer retries it", second[0].err)
+			}
+			if refused() == 0 || logStartKnown && inits.Hits() < 2 {
+				t.Fatalf("%d refused, %d InitProducerId requests; want the batch refused, and retried under a new epoch if the log start was known",
+					refused(), inits.Hits())
+			}
+			cons := newTestConsumer(t, testConsumerConfig(c.ListenAddrs()), TopicPartition{"upid", 0})
+			checkConsumed(t, consumeN(t, cons, 2, 10*time.Second), append(first, second...))
+		})
 	}
 }
 

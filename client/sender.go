@@ -93,9 +93,6 @@ type partState struct {
 	// under pid and epoch, -1 none: the broker had the producer's state
 	// from there on (see writtenBefore).
 	firstAckedSeq int32
-	// lastAckedOffset is the last offset acknowledged (-1 none), to tell an
-	// UNKNOWN_PRODUCER_ID caused by retention from a lost write.
-	lastAckedOffset int64
 }
 
 // brokerState is one broker's in-flight count and sendAll's scratch for it.
@@ -275,7 +272,7 @@ func earliest(ts ...time.Time) time.Time {
 func (s *sender) part(tp TopicPartition) *partState {
 	ps := s.parts[tp]
 	if ps == nil {
-		ps = &partState{tp: tp, lastAckedOffset: -1, pid: s.pid, epoch: s.epoch, firstAckedSeq: -1}
+		ps = &partState{tp: tp, pid: s.pid, epoch: s.epoch, firstAckedSeq: -1}
 		s.parts[tp] = ps
 	}
 	return ps
@@ -825,9 +822,6 @@ func (s *sender) succeed(b *pbatch, baseOffset, appendTime int64) {
 			ps.firstAckedSeq = b.seq
 		}
 	}
-	if baseOffset >= 0 {
-		ps.lastAckedOffset = baseOffset + int64(b.b.Records()) - 1
-	}
 	s.markDirty(ps)
 }
 
@@ -853,26 +847,28 @@ func (s *sender) handleError(b *pbatch, err error, a *kmsg.ProduceResponseTopicP
 		if b.pid == ps.pid && b.epoch == ps.epoch && b.seq == ps.ackedSeq && !ps.restart {
 			// The batch follows the last acknowledged one, yet the broker
 			// says it does not: the broker lost the producer's state (an
-			// unclean leader election, say). Retrying could reorder or lose
-			// records silently, so the batch fails and a new epoch starts.
-			s.log.Warn("out-of-order sequence on the next expected batch; failing it and bumping the epoch",
+			// unclean leader election, say). It refused the batch, so the
+			// batch goes again under a new epoch, numbered from 0 with
+			// those after it, as Java's idempotent producer does
+			// (TransactionManager.canRetry, Kafka 3.x).
+			s.log.Warn("out-of-order sequence on the next expected batch; retrying it under a new epoch",
 				"partition", ps.tp, "seq", b.seq)
-			s.needBump = true
-			s.fail(b, err)
-		} else {
-			// An earlier batch failed or is being retried: this one is
-			// out of order only because of it, and goes again after it.
-			s.retry(b, err, now)
+			s.markRestart(b)
 		}
+		// Otherwise an earlier batch failed or is being retried: this one
+		// is out of order only because of it, and goes again after it.
+		s.retry(b, err, now)
 	case s.idempotent && errors.Is(err, kerr.UnknownProducerID):
-		s.markRestart(b)
-		if a.LogStartOffset > ps.lastAckedOffset {
-			// Retention removed every record of this producer, and with
-			// them its state: safe to start again under a new epoch.
-			s.retry(b, err, now)
-		} else {
-			s.fail(b, err)
+		// The broker has no state for the producer (retention or
+		// DeleteRecords removed its records, or it lost them) and refused
+		// the batch. Java's idempotent producer (TransactionManager.canRetry,
+		// Kafka 2.5+, KIP-360) always retries it: as it is while the answer
+		// lacks the log start offset (the partition was moving), else
+		// under a new epoch, so that no (epoch, sequence) is used twice.
+		if a.LogStartOffset >= 0 {
+			s.markRestart(b)
 		}
+		s.retry(b, err, now)
 	case isMetadataErr(err):
 		s.p.cl.requestRefresh()
 		s.retry(b, err, now)
