@@ -206,16 +206,26 @@ func (c *Consumer) autoReset() *Offset {
 }
 
 // Assign replaces the set of partitions the consumer reads. Partitions kept
-// keep their positions; new ones start per auto.offset.reset until Seek.
+// keep their positions; new ones start, unless Seek says otherwise, at the
+// group's committed offsets with group.id (as the Java consumer's do), and
+// per auto.offset.reset where nothing is committed or without group.id.
 // A consumer that has subscribed to a group cannot also assign partitions:
 // the next Poll reports the attempt.
 func (c *Consumer) Assign(partitions []TopicPartition) {
+	if c.assign(partitions) {
+		c.grp.lookUpAssigned() // after c.mu: group.mu comes first
+	}
+}
+
+// assign is Assign under c.mu. It reports whether new partitions wait for
+// their group's committed offsets.
+func (c *Consumer) assign(partitions []TopicPartition) (lookUp bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.subscribed {
 		c.mu.errs = append(c.mu.errs, errors.New("client: Assign on a consumer subscribed to a group"))
 		c.broadcastLocked()
-		return
+		return false
 	}
 	keep := make(map[TopicPartition]*cpart, len(partitions))
 	order := make([]*cpart, 0, len(partitions))
@@ -227,7 +237,14 @@ func (c *Consumer) Assign(partitions []TopicPartition) {
 		p := c.mu.parts[tp]
 		if p == nil {
 			p = &cpart{tp: tp, position: -1, fetchOffset: -1, maxBytes: c.cfg.MaxPartitionFetchBytes, epoch: -1, committable: -1, committableEpoch: -1}
-			if p.reset = c.autoReset(); p.reset == nil {
+			switch {
+			case c.grp != nil:
+				// No position and nothing to look up: it waits for
+				// the group's committed offset (groupSetPositions).
+				lookUp = true
+			case c.autoReset() != nil:
+				p.reset = c.autoReset()
+			default:
 				p.err = fmt.Errorf("%w: %s", ErrNoOffset, tp)
 				c.mu.errs = append(c.mu.errs, p.err)
 			}
@@ -244,6 +261,7 @@ func (c *Consumer) Assign(partitions []TopicPartition) {
 	c.mu.parts, c.mu.order, c.mu.next = keep, order, 0
 	c.cl.addTopics(topics...)
 	c.broadcastLocked()
+	return lookUp
 }
 
 // Seek sets where an assigned partition is read from next; records buffered

@@ -321,3 +321,47 @@ func TestConsumerLookupDoesNotStrandFetchablePartition(t *testing.T) {
 		t.Fatalf("consumed %q from partition %d, want %q from 0", r.Value, r.Partition, "second")
 	}
 }
+
+// A consumer with group.id that assigns partitions by hand starts them at
+// the group's committed offsets, as the Java consumer does
+// (updateFetchPositions: refreshCommittedOffsetsIfNeeded), and only a
+// partition with nothing committed per auto.offset.reset.
+func TestKfakeAssignStartsAtCommittedOffsets(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(2, "asg"))
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+	res := newResults()
+	for part := range int32(2) {
+		for i := range 10 {
+			v := fmt.Sprintf("p%d-%d", part, i)
+			must(t, p.Produce(context.Background(), &Record{Topic: "asg", Partition: part, Value: []byte(v)}, res.callback(int(part)*10+i, v)))
+		}
+	}
+	checkCallbacksInOrder(t, res.wait(t, 10*time.Second), false)
+	committed, uncommitted := TopicPartition{"asg", 0}, TopicPartition{"asg", 1}
+	cfg := groupConfig(c.ListenAddrs(), "manual") // auto.offset.reset=earliest
+	first := newTestConsumer(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, first.CommitOffsets(ctx, map[TopicPartition]int64{committed: 7}))
+	first.Close()
+
+	second := newTestConsumer(t, cfg, committed, uncommitted)
+	starts := map[TopicPartition]int64{}
+	for _, r := range consumeN(t, second, 3+10, 10*time.Second) {
+		tp := TopicPartition{r.Topic, r.Partition}
+		if _, ok := starts[tp]; !ok {
+			starts[tp] = r.Offset
+		}
+	}
+	if starts[committed] != 7 || starts[uncommitted] != 0 {
+		t.Fatalf("first offsets %v; want 7 for %s (committed) and 0 for %s (nothing committed, earliest)", starts, committed, uncommitted)
+	}
+
+	// A Seek wins over the committed offset, whether the lookup has
+	// answered yet or not.
+	third := newTestConsumer(t, cfg, committed)
+	third.Seek(committed, At(2))
+	if off := firstOffset(t, third); off != 2 {
+		t.Fatalf("first offset %d after Seek to 2", off)
+	}
+}

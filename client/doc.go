@@ -70,7 +70,9 @@
 // # Consumer
 //
 // Partitions are assigned by hand (Assign, Seek) or by a consumer group
-// (Subscribe; see below).
+// (Subscribe; see below). With group.id, partitions assigned by hand start
+// at the group's committed offsets too (OffsetFetch, on a goroutine of the
+// group's started by the first Assign), as the Java consumer's do.
 //
 // One fetcher goroutine per broker leading an assigned partition
 // resolves pending positions (ListOffsets: earliest, latest, by time) and

@@ -122,9 +122,12 @@ type group struct {
 
 	ctx    context.Context // canceled by close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // run and heartbeat
+	wg     sync.WaitGroup // run and heartbeat, or assigned
 	connWG sync.WaitGroup // coordinator connections
 	wake   chan struct{}  // the run goroutine has something to look at
+	// assignedWake: Assign added partitions that wait for their committed
+	// offsets (the assigned goroutine).
+	assignedWake chan struct{}
 
 	findMu   sync.Mutex // one coordinator lookup at a time
 	commitMu sync.Mutex
@@ -136,7 +139,8 @@ type group struct {
 
 	mu struct {
 		sync.Mutex
-		started    bool
+		started    bool // run and heartbeat: Subscribe was called
+		assigned   bool // the assigned goroutine runs: Assign was called
 		closed     bool
 		topics     []string // the subscription, sorted
 		listener   *RebalanceListener
@@ -164,7 +168,7 @@ func newGroup(c *Consumer) *group {
 		sessionTimeout: ms(cfg.SessionTimeoutMs), rebalanceTimeout: ms(cfg.MaxPollIntervalMs), maxPoll: ms(cfg.MaxPollIntervalMs),
 		heartbeatInterval: ms(cfg.HeartbeatIntervalMs), autoCommitInterval: ms(cfg.AutoCommitIntervalMs),
 		retryBackoff: max(ms(cfg.RetryBackoffMs), time.Millisecond), requestTimeout: ms(cfg.RequestTimeoutMs),
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), assignedWake: make(chan struct{}, 1)}
 	// The leader must answer within the session timeout; waiting for
 	// metadata of a topic that does not come is bounded well below it.
 	g.metadataWaitLimit = min(g.requestTimeout, g.sessionTimeout/3)
@@ -1047,6 +1051,61 @@ func (g *group) apply(gen int32, assigned []TopicPartition) {
 	g.mu.Unlock()
 }
 
+// lookUpAssigned has the partitions assigned by hand (Assign) that have no
+// position start at the group's committed offsets, on the assigned
+// goroutine, which it starts the first time.
+func (g *group) lookUpAssigned() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mu.closed {
+		return
+	}
+	if !g.mu.assigned {
+		// Started under mu, as run is (subscribe): close sets closed
+		// under mu before it waits.
+		g.mu.assigned = true
+		g.wg.Go(g.assignedRun)
+	}
+	select {
+	case g.assignedWake <- struct{}{}:
+	default:
+	}
+}
+
+// assignedRun sets the position of every partition assigned by hand that
+// has none to its committed offset (OffsetFetch), or else per
+// auto.offset.reset, as the Java consumer with a group.id does for assign()ed
+// partitions (updateFetchPositions: refreshCommittedOffsetsIfNeeded). It
+// looks up whatever lacks a position each time Assign adds partitions,
+// retrying every retry.backoff.ms until it succeeds, until the group fails
+// for good (Poll has reported why) or the consumer closes.
+func (g *group) assignedRun() {
+	for {
+		select {
+		case <-g.assignedWake:
+		case <-g.ctx.Done():
+			return
+		}
+		for {
+			g.mu.Lock()
+			fatal := g.mu.fatal
+			g.mu.Unlock()
+			need := g.c.assignedNeedPositions()
+			if fatal != nil || len(need) == 0 {
+				break
+			}
+			err := g.offsetFetch(need)
+			if err == nil {
+				break
+			}
+			g.log.Debug("OffsetFetch for assigned partitions", "err", err)
+			if !sleep(g.ctx, g.retryBackoff) {
+				return
+			}
+		}
+	}
+}
+
 // fetchCommitted sets the position of every owned partition that has none
 // to its committed offset (OffsetFetch, waiting for pending transactional
 // commits), or else per auto.offset.reset. It retries until it succeeds or
@@ -1658,6 +1717,22 @@ func (c *Consumer) groupNeedPositions(tps []TopicPartition) map[TopicPartition]u
 		}
 	}
 	return out
+}
+
+// assignedNeedPositions is groupNeedPositions for the partitions assigned by
+// hand: none once the consumer has subscribed.
+func (c *Consumer) assignedNeedPositions() map[TopicPartition]uint64 {
+	c.mu.Lock()
+	if c.mu.subscribed {
+		c.mu.Unlock()
+		return nil
+	}
+	tps := make([]TopicPartition, 0, len(c.mu.order))
+	for _, p := range c.mu.order {
+		tps = append(tps, p.tp)
+	}
+	c.mu.Unlock()
+	return c.groupNeedPositions(tps)
 }
 
 // groupSetPositions starts partitions at their committed offsets, or per
