@@ -411,8 +411,8 @@ func (c *Consumer) Close() error {
 // asks for metadata when a partition has no known leader.
 func (c *Consumer) manage() {
 	for {
+		mdCh := c.cl.changedCh() // before the snapshot: no change is missed
 		md := c.cl.snapshot()
-		mdCh := c.cl.changedCh()
 		c.mu.Lock()
 		ch := c.mu.changed
 		missing := false
@@ -459,8 +459,8 @@ func (c *Consumer) fetcher(node int32) {
 		if c.ctx.Err() != nil {
 			return
 		}
+		mdCh := c.cl.changedCh() // before the snapshot: no change is missed
 		md := c.cl.snapshot()
-		mdCh := c.cl.changedCh()
 		var resets, fetches []fetchPart
 		c.mu.Lock()
 		ch := c.mu.changed

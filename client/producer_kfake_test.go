@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -624,6 +625,68 @@ func TestKfakeFollowsLeaderMoves(t *testing.T) {
 	}
 	consumed = append(consumed, consumeN(t, cons, len(second), 20*time.Second)...)
 	checkConsumed(t, consumed, all)
+}
+
+// Metadata that changes while the sender makes its pass over the
+// partitions wakes it: taken before its snapshot, the wakeup cannot be
+// missed. Partition 1's batch waits because its leader, broker X, has its
+// one request in flight (for partition 0; the cluster never answers). In the
+// pass that skips it, a request to another broker goes out (partition 2),
+// and with it new metadata names Y partition 1's leader. linger.ms makes
+// that pass one woken by a timer, with the Produce calls' wakeups long
+// taken; nothing else will wake the sender for a long time (no answers, no
+// refresh asked for), so partition 1's batch goes out to Y only if that
+// metadata does.
+func TestKfakeSenderSeesMetadataChangedDuringItsPass(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(3, "wake"))
+	x := c.LeaderFor("wake", 0)
+	y, z := (x+1)%3, (x+2)%3
+	must(t, c.MoveTopicPartition("wake", 1, x))
+	must(t, c.MoveTopicPartition("wake", 2, z))
+	tp0, tp1, tp2 := TopicPartition{"wake", 0}, TopicPartition{"wake", 1}, TopicPartition{"wake", 2}
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.EnableIdempotence = false
+	cfg.MaxInFlightRequestsPerConnection = 1
+	cfg.LingerMs = 200
+	cfg.RequestTimeoutMs, cfg.DeliveryTimeoutMs = 30000, 60000
+	var p *Producer
+	sent := map[TopicPartition]chan struct{}{tp0: make(chan struct{}), tp1: make(chan struct{}), tp2: make(chan struct{})}
+	hook := withFirstSendHook(func(tp TopicPartition, _, _ time.Time) {
+		// The sender's goroutine, in its pass.
+		if tp == tp2 {
+			if err := c.MoveTopicPartition("wake", 1, y); err != nil {
+				t.Error(err)
+			}
+			md := p.cl.snapshot()
+			moved := &metadata{brokers: md.brokers, topics: maps.Clone(md.topics)}
+			tm := *md.topics["wake"]
+			tm.parts = slices.Clone(tm.parts)
+			tm.parts[1].leader = y
+			moved.topics["wake"] = &tm
+			p.cl.publish(moved, nil)
+		}
+		close(sent[tp])
+	})
+	p = newTestProducer(t, cfg, hook)
+	blackholeProduce(t, c)
+	waitSent := func(tp TopicPartition) {
+		t.Helper()
+		select {
+		case <-sent[tp]:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no batch sent within 5s", tp)
+		}
+	}
+	must(t, p.Produce(context.Background(), &Record{Topic: "wake", Partition: 0, Value: []byte("x")}, nil))
+	waitSent(tp0)
+	must(t, p.Produce(context.Background(), &Record{Topic: "wake", Partition: 1, Value: []byte("waits for x")}, nil))
+	must(t, p.Produce(context.Background(), &Record{Topic: "wake", Partition: 2, Value: []byte("z")}, nil))
+	waitSent(tp2)
+	waitSent(tp1)
+	// Nothing will be answered: close without waiting for the batches.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	p.Close(ctx)
 }
 
 func TestProduceRejectsWhatCannotBeBuffered(t *testing.T) {

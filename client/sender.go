@@ -202,6 +202,9 @@ func (s *sender) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		// Taken before sendAll reads the metadata snapshot, so that
+		// metadata published while it works wakes the select below.
+		mdCh := s.p.cl.changedCh()
 		now := time.Now()
 		s.expire(now)
 		s.maybeInitPID(now)
@@ -241,7 +244,7 @@ func (s *sender) run() {
 			}
 		case r := <-s.pidCh:
 			s.handlePID(r, time.Now())
-		case <-s.p.cl.changedCh():
+		case <-mdCh:
 		case <-timer.C:
 		case <-s.stopCh:
 			s.failAll(ErrClosed)
