@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,8 +41,14 @@ type gregorProcess struct {
 
 func startGregor(t *testing.T, bin, props string) *gregorProcess {
 	t.Helper()
-	p := &gregorProcess{stderr: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "serve", "--config", props)
+	return startProcess(t, exec.Command(bin, "serve", "--config", props))
+}
+
+// startProcess starts cmd with its stderr captured, and kills it at the
+// end of the test if it is still running.
+func startProcess(t *testing.T, cmd *exec.Cmd) *gregorProcess {
+	t.Helper()
+	p := &gregorProcess{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -146,4 +154,95 @@ num.partitions=3
 	if _, err := os.Stat(filepath.Join(dir, "data", segment.CleanShutdownFileName)); err != nil {
 		t.Fatalf("no clean-shutdown marker after SIGINT: %v", err)
 	}
+}
+
+// writeNodeProperties writes the server.properties of a combined node on
+// free loopback ports, with its data under dir, and returns the file's path
+// and the admin listener's address.
+func writeNodeProperties(t *testing.T, dir string) (props, admin string) {
+	t.Helper()
+	ports := freePorts(t, 3)
+	admin = fmt.Sprintf("127.0.0.1:%d", ports[2])
+	conf := fmt.Sprintf(`node.id=1
+process.roles=broker,controller
+controller.quorum.voters=1@127.0.0.1:%[2]d
+listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
+log.dirs=%[3]s
+admin.listener=%[4]s
+`, ports[0], ports[1], filepath.Join(dir, "data"), admin)
+	props = filepath.Join(dir, "server.properties")
+	if err := os.WriteFile(props, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return props, admin
+}
+
+// waitExit waits at most 60 s for p to end and returns how it ended.
+func (p *gregorProcess) waitExit(t *testing.T, what string) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatalf("gregor did not stop within 60s of %s\nstderr:\n%s", what, p.stderr)
+		return nil
+	}
+}
+
+// TestServeStopsCleanlyOnSIGHUP: a hangup (the terminal or ssh session that
+// started the node went away) stops it as SIGTERM does, with a controlled
+// shutdown and the clean-shutdown marker, as Kafka's LoggingSignalHandler
+// does for TERM, INT and HUP. Under nohup, which starts it with SIGHUP
+// ignored, a hangup leaves it running, as it does a Kafka broker.
+func TestServeStopsCleanlyOnSIGHUP(t *testing.T) {
+	bin := buildGregor(t)
+	t.Run("hangup", func(t *testing.T) {
+		if signal.Ignored(syscall.SIGHUP) {
+			t.Skip("this test runs with SIGHUP ignored (nohup), and so would gregor")
+		}
+		dir := t.TempDir()
+		props, admin := writeNodeProperties(t, dir)
+		p := startGregor(t, bin, props)
+		(&serveRun{done: p.done, stderr: p.stderr}).waitHealthy(t, admin)
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.waitExit(t, "SIGHUP"); err != nil {
+			t.Fatalf("exit after SIGHUP: %v\nstderr:\n%s", err, p.stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "data", segment.CleanShutdownFileName)); err != nil {
+			t.Errorf("no clean-shutdown marker after SIGHUP: %v\nstderr:\n%s", err, p.stderr)
+		}
+		if !strings.Contains(p.stderr.String(), `cause="hangup signal received"`) {
+			t.Errorf("no shutdown on hangup logged:\n%s", p.stderr)
+		}
+	})
+	t.Run("nohup", func(t *testing.T) {
+		nohup, err := exec.LookPath("nohup")
+		if err != nil {
+			t.Skip("nohup is not installed")
+		}
+		dir := t.TempDir()
+		props, admin := writeNodeProperties(t, dir)
+		// nohup execs gregor in its own process, so the pid is gregor's.
+		p := startProcess(t, exec.Command(nohup, bin, "serve", "--config", props))
+		(&serveRun{done: p.done, stderr: p.stderr}).waitHealthy(t, admin)
+		// An ignored signal is discarded when it is sent: once kill
+		// returns, the hangup can no longer reach gregor.
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := httpGet(t, "http://"+admin+"/healthz"); resp.StatusCode != 200 {
+			t.Fatalf("/healthz after SIGHUP under nohup: %s\nstderr:\n%s", resp.Status, p.stderr)
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.waitExit(t, "SIGTERM"); err != nil {
+			t.Fatalf("exit after SIGTERM: %v\nstderr:\n%s", err, p.stderr)
+		}
+		if out := p.stderr.String(); !strings.Contains(out, `cause="terminated signal received"`) {
+			t.Errorf("under nohup, SIGHUP then SIGTERM: want a shutdown on SIGTERM only:\n%s", out)
+		}
+	})
 }

@@ -64,12 +64,14 @@ func lookupCommand(name string) *command {
 }
 
 func main() {
-	// The root context ends on SIGINT/SIGTERM so that every subcommand can
-	// stop cleanly: the broker closes its logs, a producer reports which
-	// records were not delivered. A second signal is left to the default
-	// handler (stop restores it), so an impatient Ctrl-C still kills a
-	// process whose shutdown is stuck.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The root context ends on SIGINT, SIGTERM or SIGHUP (the terminal or
+	// ssh session went away), the signals Kafka's LoggingSignalHandler
+	// shuts down cleanly on, so that every subcommand can stop cleanly: the
+	// broker closes its logs, a producer reports which records were not
+	// delivered. A second signal is left to the default handler (stop
+	// restores it), so an impatient Ctrl-C still kills a process whose
+	// shutdown is stuck.
+	ctx, stop := signal.NotifyContext(context.Background(), shutdownSignals()...)
 	go func() {
 		<-ctx.Done()
 		stop()
@@ -77,6 +79,17 @@ func main() {
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// shutdownSignals are the signals that stop a command cleanly. SIGHUP is
+// left alone when the process started with it ignored (nohup), as the JVM
+// leaves it for Kafka: catching it would undo what nohup asked for.
+func shutdownSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 // run dispatches args (without the program name) to a subcommand and returns

@@ -46,9 +46,10 @@ listeners needs one client listener and one controller listener
 (controller.listener.names, default CONTROLLER), both PLAINTEXT, on
 broker-only nodes too: their raft non-voter receives the metadata log there.
 
-SIGINT or SIGTERM stops the node cleanly: a controlled shutdown moves its
-partition leaderships away, and the logs are closed with a clean-shutdown
-marker so the next start skips recovery. A second signal kills it.
+SIGINT, SIGTERM or SIGHUP (unless started under nohup) stops the node
+cleanly: a controlled shutdown moves its partition leaderships away, and the
+logs are closed with a clean-shutdown marker so the next start skips
+recovery. A second signal kills it.
 
 Keys understood:
 `)
@@ -65,7 +66,7 @@ Keys understood:
 }
 
 // runServe is "gregor serve". It returns when ctx ends (main cancels it on
-// SIGINT or SIGTERM) and the node has stopped, or when the node cannot
+// SIGINT, SIGTERM or SIGHUP) and the node has stopped, or when the node cannot
 // start.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_ = stdout // everything serve says is a log record, on stderr
