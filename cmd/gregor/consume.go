@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -18,7 +20,9 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 
 Prints each record's value as a line on stdout, reading the partitions
 directly (no consumer group, nothing committed). It starts at the end of each
-partition unless told otherwise, and stops after --max-messages records,
+partition unless told otherwise (an --offset past the end of a partition
+or below its start waits at the end, as Kafka's console consumer does with
+auto.offset.reset=latest), and stops after --max-messages records,
 when --timeout passes without a record, or on Ctrl-C. A count of processed
 records goes to stderr at the end, as Kafka's console consumer does.
 Stopping at --timeout before --max-messages were read exits 1.`, stderr)
@@ -53,10 +57,13 @@ Stopping at --timeout before --max-messages were read exits 1.`, stderr)
 		return usagef("--timeout must not be negative, got %v", *timeout)
 	}
 
-	start := kgo.NewOffset().AtEnd()
+	// Kafka's console consumer sets auto.offset.reset to earliest with
+	// --from-beginning and to latest otherwise: an --offset past the end
+	// of the log or below its start waits at the end for new records.
+	start, reset := kgo.NewOffset().AtEnd(), kgo.NewOffset().AtEnd()
 	switch {
 	case *fromBeginning:
-		start = kgo.NewOffset().AtStart()
+		start, reset = kgo.NewOffset().AtStart(), kgo.NewOffset().AtStart()
 	case *offset >= 0:
 		start = kgo.NewOffset().At(*offset)
 	}
@@ -64,13 +71,36 @@ Stopping at --timeout before --max-messages were read exits 1.`, stderr)
 	if err != nil {
 		return err
 	}
-	if *partition >= 0 {
-		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
-			*topic: {int32(*partition): start},
-		}))
-	} else {
-		opts = append(opts, kgo.ConsumeTopics(*topic), kgo.ConsumeResetOffset(start))
+	partitions := map[int32]kgo.Offset{}
+	switch {
+	case *partition >= 0:
+		partitions[int32(*partition)] = start
+	case *offset >= 0:
+		// kgo moves an exact start offset of a subscribed topic that is
+		// out of range to the nearer end of the log, which is the start
+		// for one below it. Consuming each partition directly from the
+		// offset leaves an out-of-range one to the reset offset instead,
+		// as Kafka's consumer does.
+		ids, err := topicPartitions(ctx, opts, *topic, *timeout)
+		if err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintf(stderr, "Processed a total of 0 messages\n")
+				return nil // Ctrl-C is how a console consumer is stopped
+			}
+			return err
+		}
+		for _, id := range ids {
+			partitions[id] = start
+		}
 	}
+	if len(partitions) > 0 {
+		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{*topic: partitions}))
+	} else {
+		// A topic that does not exist yet is waited for; its partitions
+		// will start at offset 0, so no --offset is below their start.
+		opts = append(opts, kgo.ConsumeTopics(*topic), kgo.ConsumeStartOffset(start))
+	}
+	opts = append(opts, kgo.ConsumeResetOffset(reset))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
@@ -84,6 +114,34 @@ Stopping at --timeout before --max-messages were read exits 1.`, stderr)
 	}
 	fmt.Fprintf(stderr, "Processed a total of %d messages\n", n)
 	return err
+}
+
+// topicPartitions lists the partitions of topic, none if it does not exist.
+// A non-zero idle timeout bounds the lookup too, so that an unreachable
+// cluster fails as it does when consuming.
+func topicPartitions(ctx context.Context, opts []kgo.Opt, topic string, timeout time.Duration) ([]int32, error) {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("looking up the partitions of %s: %w", topic, err)
+	}
+	d, ok := topics[topic]
+	switch {
+	case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+		return nil, nil
+	case d.Err != nil:
+		return nil, fmt.Errorf("looking up the partitions of %s: %w", topic, d.Err)
+	}
+	return d.Partitions.Numbers(), nil
 }
 
 // consumeLoop polls and prints records until one of the stop conditions,

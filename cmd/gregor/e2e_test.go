@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"gregor/internal/testcluster"
 )
 
 // startCluster starts franz-go's in-memory Kafka (listening on 127.0.0.1)
@@ -126,6 +133,87 @@ func TestConsumePartitionOffsetAndFormat(t *testing.T) {
 	r = gregor(t, "", cmd("consume", "--topic", "one", "--from-beginning", "--max-messages", "5", "--timeout", "300ms")...).want(t, 1)
 	if strings.Count(r.stdout, "\n") != 4 || !strings.Contains(r.stderr, "got 4 of 5") {
 		t.Errorf("short consume: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+}
+
+// TestConsumeOffsetOutOfRangeWaitsAtTheEnd: an --offset past the end of a
+// partition or below its start resets to the end of the log, as Kafka's
+// console consumer does (auto.offset.reset=latest unless --from-beginning),
+// with --partition and without: none of the records already there is
+// printed, and the first produced afterwards is. Against kfake and Gregor.
+func TestConsumeOffsetOutOfRangeWaitsAtTheEnd(t *testing.T) {
+	t.Run("kfake", func(t *testing.T) { testConsumeOffsetOutOfRange(t, startCluster(t)) })
+	t.Run("gregor", func(t *testing.T) { testConsumeOffsetOutOfRange(t, testcluster.Start(t, 1, nil).Bootstrap()) })
+}
+
+func testConsumeOffsetOutOfRange(t *testing.T, bs string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bs), kgo.DefaultProduceTopic("two"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(t.Context(), 2, 1, nil, "two"); err != nil {
+		t.Fatal(err)
+	}
+	// Records at offsets 0-3 of both partitions; the logs then start at 2.
+	for _, v := range []string{"a", "b", "c", "d"} {
+		for p := range int32(2) {
+			if err := cl.ProduceSync(t.Context(), &kgo.Record{Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var trim kadm.Offsets
+	trim.Add(kadm.Offset{Topic: "two", Partition: 0, At: 2})
+	trim.Add(kadm.Offset{Topic: "two", Partition: 1, At: 2})
+	dr, err := adm.DeleteRecords(t.Context(), trim)
+	if err == nil {
+		err = dr.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"partition, past the end", []string{"--partition", "0", "--offset", "100"}},
+		{"partition, below the start", []string{"--partition", "0", "--offset", "1"}},
+		{"every partition, past the end", []string{"--offset", "100"}},
+		{"every partition, below the start", []string{"--offset", "0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			done := make(chan int, 1)
+			args := append([]string{"consume", "--topic", "two", "--max-messages", "1", "--bootstrap", bs}, tc.args...)
+			go func() { done <- run(ctx, args, strings.NewReader(""), &stdout, &stderr) }()
+			// The consumer prints the first record produced once it
+			// waits at the end; until then, keep producing.
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case code := <-done:
+					if ctx.Err() != nil {
+						t.Fatalf("consume %q: no record within 30s; stderr:\n%s", tc.args, stderr.String())
+					}
+					if code != 0 || !strings.HasPrefix(stdout.String(), "late-") || strings.Count(stdout.String(), "\n") != 1 {
+						t.Fatalf("consume %q: exit %d, printed %q; want one record produced after it started\nstderr:\n%s", tc.args, code, stdout.String(), stderr.String())
+					}
+					return
+				case <-tick.C:
+					for p := range int32(2) {
+						if err := cl.ProduceSync(ctx, &kgo.Record{Partition: p, Value: fmt.Appendf(nil, "late-%d", i)}).FirstErr(); err != nil && ctx.Err() == nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+		})
 	}
 }
 
