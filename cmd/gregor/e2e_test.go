@@ -238,6 +238,23 @@ func TestProduceFailures(t *testing.T) {
 	}
 }
 
+// TestProduceCreatesTopicWhereTheBrokerAllows: like the Java producer
+// (allow.auto.create.topics=true) and kcat, produce to a topic that does not
+// exist has a broker with auto.create.topics.enable=true create it.
+func TestProduceCreatesTopicWhereTheBrokerAllows(t *testing.T) {
+	bs := testcluster.Start(t, 1, nil).Bootstrap() // auto.create.topics.enable=true, as Kafka's default
+	b := []string{"--bootstrap", bs}
+	gregor(t, "first\nsecond\n", append([]string{"produce", "--topic", "fresh"}, b...)...).want(t, 0)
+	r := gregor(t, "", append([]string{"consume", "--topic", "fresh", "--from-beginning", "--max-messages", "2", "--timeout", "10s"}, b...)...).want(t, 0)
+	got := strings.Fields(r.stdout)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"first", "second"}) {
+		t.Errorf("consumed %q from the created topic", r.stdout)
+	}
+}
+
+// TestProduceToMissingTopicFails: a cluster that does not create topics
+// (kfake's default, or auto.create.topics.enable=false) fails the records.
 func TestProduceToMissingTopicFails(t *testing.T) {
 	b := []string{"--bootstrap", startCluster(t)}
 	r := gregor(t, "a\n", append([]string{"produce", "--topic", "missing"}, b...)...).want(t, 1)

@@ -25,7 +25,9 @@ Reads lines from stdin and produces each as one record (without its line
 ending). With --key-separator, the text before the first separator on a line
 is the record key and the rest its value; a line without the separator is
 an error. At end of input all records are flushed; the command exits 1 if
-any record was not delivered.`, stderr)
+any record was not delivered. A topic that does not exist is created by the
+first record where the broker allows it (auto.create.topics.enable), as
+Kafka's console producer does.`, stderr)
 	bootstrap := addBootstrapFlag(fs)
 	topic := fs.String("topic", "", "topic to produce to (required)")
 	keySep := fs.String("key-separator", "", "split each line into key and value at the first `SEP` (default: no key)")
@@ -65,6 +67,11 @@ any record was not delivered.`, stderr)
 	opts = append(opts, ackOpts...)
 	opts = append(opts,
 		kgo.DefaultProduceTopic(*topic),
+		// The Java producer's allow.auto.create.topics defaults to true,
+		// so a topic the broker may create (auto.create.topics.enable)
+		// is created by the first record sent to it, as with Kafka's
+		// console producer and kcat.
+		kgo.AllowAutoTopicCreation(),
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(time.Duration(*lingerMs)*time.Millisecond),
 	)
