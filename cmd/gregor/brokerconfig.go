@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -68,6 +69,9 @@ const defaultAdminListener = "127.0.0.1:9094"
 //     log.cleaner.backoff.ms=0 and log.segment.delete.delay.ms=0 become 1 ms;
 //     log.retention.bytes=0 becomes 1 (keep nothing but the active segment).
 //     Zeros with no such equivalent (message.max.bytes=0, say) are errors.
+//   - Kafka refuses to advertise the meta-address 0.0.0.0 (in
+//     advertised.listeners, or in listeners when that is not set); Gregor
+//     refuses :: as well, which no client can dial either.
 //   - metadata.log.dir holds the quorum's log in its __cluster_metadata-0
 //     directory, as Kafka does, but in raft-wal's format.
 //   - admin.listener, network.engine, fetch.sendfile.enable and
@@ -272,6 +276,12 @@ func unspecifiedHost(host string) bool {
 	return ip != nil && ip.IsUnspecified()
 }
 
+// nonroutable is Kafka's refusal of a meta-address (0.0.0.0, or :: here
+// too) as an advertised host: it names no host a client can dial.
+func nonroutable(host string) string {
+	return fmt.Sprintf("advertised.listeners cannot use the nonroutable meta-address %s. Use a routable IP address.", host)
+}
+
 // parseServeConfig is brokerConfig that also returns every key it looked up.
 func parseServeConfig(props map[string]string) (serveConfig, []string, map[string]bool, error) {
 	r := &propReader{props: props, known: map[string]bool{}}
@@ -403,9 +413,15 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	if v, ok := r.lookup("security.inter.broker.protocol"); ok && v != "PLAINTEXT" {
 		r.bad("security.inter.broker.protocol", v, "Gregor speaks only PLAINTEXT")
 	}
-	if v, ok := r.lookup("advertised.listeners"); ok {
-		if ls, err := parseListeners(v); err != nil {
-			r.bad("advertised.listeners", v, "%v", err)
+	// What clients are told: the client listener's entry in
+	// advertised.listeners, else the client listener itself, as Kafka's
+	// effective advertised listeners are. Kafka refuses the meta-address
+	// 0.0.0.0 there and advertises the host's name for an empty host.
+	advertisedV, advertisedOK := r.lookup("advertised.listeners")
+	var advertised *listener
+	if advertisedOK {
+		if ls, err := parseListeners(advertisedV); err != nil {
+			r.bad("advertised.listeners", advertisedV, "%v", err)
 		} else {
 			for _, l := range ls {
 				switch {
@@ -413,15 +429,37 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 					// Kafka 3.9+ may advertise the controller listener
 					// (dynamic quorums); Gregor's quorum is static.
 				case len(client) == 1 && l.name == client[0].name:
-					if unspecifiedHost(l.host) || l.port == 0 {
-						r.bad("advertised.listeners", v, "%s: clients need a concrete host and port", l.name)
+					if l.port == 0 {
+						r.bad("advertised.listeners", advertisedV, "%s: clients need a concrete port", l.name)
 						continue
 					}
-					c.AdvertisedHost, c.AdvertisedPort = l.host, l.port
+					advertised = &l
 				default:
-					r.bad("advertised.listeners", v, "listener %s is not in listeners", l.name)
+					r.bad("advertised.listeners", advertisedV, "listener %s is not in listeners", l.name)
 				}
 			}
+		}
+	}
+	if len(client) == 1 {
+		l, key, value := client[0], "listeners", listenersV
+		if advertised != nil {
+			l, key, value = *advertised, "advertised.listeners", advertisedV
+			c.AdvertisedHost, c.AdvertisedPort = l.host, l.port
+		}
+		switch {
+		case l.host == "":
+			// Every interface: a peer dials the host's own name (Kafka:
+			// its canonical host name).
+			if h, err := os.Hostname(); err != nil || h == "" {
+				r.bad(key, value, "%s has no host and this host's name is unknown (%v): set advertised.listeners", l.name, err)
+			} else {
+				c.AdvertisedHost = h
+			}
+		case unspecifiedHost(l.host) && advertised != nil:
+			r.bad(key, value, "%s", nonroutable(l.host))
+		case unspecifiedHost(l.host):
+			r.bad(key, value, "%s (without advertised.listeners, clients are told the %s listener's address: set advertised.listeners=%s://<host>:%d)",
+				nonroutable(l.host), l.name, l.name, l.port)
 		}
 	}
 

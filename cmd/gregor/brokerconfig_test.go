@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -32,6 +33,15 @@ func TestBrokerConfigDefaults(t *testing.T) {
 		}
 	}
 }
+
+// hostname is what a listener with an empty host is advertised as.
+var hostname = func() string {
+	h, err := os.Hostname()
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
 
 // keyCases are, for each key brokerConfig understands, settings and the
 // change they must make to the default config (and no other change).
@@ -73,8 +83,10 @@ var keyCases = []struct {
 		c.broker.Listener, c.broker.Quorum.Addr = "127.0.0.1:19092", "127.0.0.1:19093"
 		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:19093"}}
 	}},
+	// An empty host is advertised as the host's name, as Kafka does.
 	{"listeners on every interface", map[string]string{"listeners": "PLAINTEXT://:9092, CONTROLLER://0.0.0.0:9093"}, func(c *serveConfig) {
 		c.broker.Listener, c.broker.Quorum.Addr = ":9092", "0.0.0.0:9093"
+		c.broker.AdvertisedHost = hostname
 		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:9093"}} // reached through loopback
 	}},
 	{"listeners IPv6, names in any case", map[string]string{"listeners": "plaintext://[::1]:9092,controller://[::1]:9093"}, func(c *serveConfig) {
@@ -95,6 +107,14 @@ var keyCases = []struct {
 	{"security.inter.broker.protocol", map[string]string{"security.inter.broker.protocol": "PLAINTEXT"}, func(*serveConfig) {}},
 	{"advertised.listeners", map[string]string{"advertised.listeners": "PLAINTEXT://broker1.example:19092,CONTROLLER://broker1.example:19093"}, func(c *serveConfig) {
 		c.broker.AdvertisedHost, c.broker.AdvertisedPort = "broker1.example", 19092
+	}},
+	{"advertised.listeners with an empty host", map[string]string{"advertised.listeners": "PLAINTEXT://:19092"}, func(c *serveConfig) {
+		c.broker.AdvertisedHost, c.broker.AdvertisedPort = hostname, 19092
+	}},
+	{"advertised.listeners over a listener on 0.0.0.0", map[string]string{
+		"listeners": "PLAINTEXT://0.0.0.0:9092,CONTROLLER://127.0.0.1:9093", "advertised.listeners": "PLAINTEXT://broker1.example:9092"}, func(c *serveConfig) {
+		c.broker.Listener = "0.0.0.0:9092"
+		c.broker.AdvertisedHost, c.broker.AdvertisedPort = "broker1.example", 9092
 	}},
 	{"log.dirs", map[string]string{"log.dirs": "/a, /b,"}, func(c *serveConfig) {
 		c.broker.Storage.LogDirs = []string{"/a", "/b"}
@@ -312,7 +332,19 @@ func TestBrokerConfigErrors(t *testing.T) {
 			[]string{`controller.quorum.bootstrap.servers="127.0.0.1:9093": Gregor's quorum is static: set controller.quorum.voters instead (for one node: 1@127.0.0.1:9093)`}},
 		{"inter broker listener", map[string]string{"inter.broker.listener.name": "INTERNAL"}, []string{`inter.broker.listener.name="INTERNAL"`}},
 		{"inter broker protocol", map[string]string{"security.inter.broker.protocol": "SSL"}, []string{`security.inter.broker.protocol="SSL"`}},
-		{"advertised on every interface", map[string]string{"advertised.listeners": "PLAINTEXT://0.0.0.0:9092"}, []string{"clients need a concrete host and port"}},
+		// Kafka: "advertised.listeners cannot use the nonroutable
+		// meta-address 0.0.0.0", whether advertised.listeners names it
+		// or, unset, falls back to listeners.
+		{"advertised on every interface", map[string]string{"advertised.listeners": "PLAINTEXT://0.0.0.0:9092"},
+			[]string{`advertised.listeners="PLAINTEXT://0.0.0.0:9092": advertised.listeners cannot use the nonroutable meta-address 0.0.0.0. Use a routable IP address.`}},
+		{"advertised on every IPv6 interface", map[string]string{"advertised.listeners": "PLAINTEXT://[::]:9092"},
+			[]string{"advertised.listeners cannot use the nonroutable meta-address ::."}},
+		{"listener on 0.0.0.0 advertised", map[string]string{"listeners": "PLAINTEXT://0.0.0.0:9092,CONTROLLER://127.0.0.1:9093"},
+			[]string{`listeners="PLAINTEXT://0.0.0.0:9092,CONTROLLER://127.0.0.1:9093": advertised.listeners cannot use the nonroutable meta-address 0.0.0.0. Use a routable IP address.`,
+				"set advertised.listeners=PLAINTEXT://<host>:9092"}},
+		{"listener on :: advertised", map[string]string{"listeners": "PLAINTEXT://[::]:9092,CONTROLLER://127.0.0.1:9093"},
+			[]string{"advertised.listeners cannot use the nonroutable meta-address ::."}},
+		{"advertised port 0", map[string]string{"advertised.listeners": "PLAINTEXT://h:0"}, []string{"PLAINTEXT: clients need a concrete port"}},
 		{"advertised unknown listener", map[string]string{"advertised.listeners": "EXTERNAL://h:9092"}, []string{"listener EXTERNAL is not in listeners"}},
 		{"bad voters", map[string]string{"controller.quorum.voters": "x@y"}, []string{`controller.quorum.voters="x@y": controller.quorum.voters entry "x@y"`}},
 		{"voter not among the voters", map[string]string{"controller.quorum.voters": "2@127.0.0.1:9193"},
