@@ -60,6 +60,12 @@ const defaultAdminListener = "127.0.0.1:9094"
 //     forms a quorum of its own (node.id@its controller listener). That is
 //     the zero-config development node; a warning says so when other
 //     settings suggest a real deployment.
+//   - The quorum is static (Kafka's controller.quorum.voters), not dynamic
+//     (KIP-853). controller.quorum.bootstrap.servers is taken only where it
+//     names the node's own controller listener alone, as Kafka 4's
+//     config/server.properties does: the single-voter quorum of kafka-storage
+//     format --standalone, which is the quorum of its own above. Bootstrap
+//     servers naming other controllers are refused.
 //   - process.roles=controller alone is refused: the broker library always
 //     serves clients and registers as a broker.
 //   - Where Gregor's config uses zero for "the default", a Kafka value of
@@ -418,7 +424,7 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	// effective advertised listeners are. Kafka refuses the meta-address
 	// 0.0.0.0 there and advertises the host's name for an empty host.
 	advertisedV, advertisedOK := r.lookup("advertised.listeners")
-	var advertised *listener
+	var advertised, ctrlAdvertised *listener
 	if advertisedOK {
 		if ls, err := parseListeners(advertisedV); err != nil {
 			r.bad("advertised.listeners", advertisedV, "%v", err)
@@ -427,7 +433,10 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 				switch {
 				case slices.Contains(ctrlNames, l.name):
 					// Kafka 3.9+ may advertise the controller listener
-					// (dynamic quorums); Gregor's quorum is static.
+					// (dynamic quorums); Gregor's quorum is static, but
+					// the address may name it in
+					// controller.quorum.bootstrap.servers.
+					ctrlAdvertised = &l
 				case len(client) == 1 && l.name == client[0].name:
 					if l.port == 0 {
 						r.bad("advertised.listeners", advertisedV, "%s: clients need a concrete port", l.name)
@@ -476,8 +485,19 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 		if bootstrapOK {
 			warn("controller.quorum.bootstrap.servers=%q ignored: controller.quorum.voters is set and Gregor's quorum is static", bootstrapV)
 		}
+	case bootstrapOK && voter && len(ctrl) == 1 && bootstrapsSelf(bootstrapV, ctrl[0], ctrlAdvertised):
+		// Kafka's own server.properties: a combined node whose quorum
+		// is itself alone, as "kafka-storage format --standalone" sets
+		// up. That is the quorum a node forms without voters.
+		c.Quorum.Voters = []raft.Voter{{ID: c.NodeID, Addr: selfVoterAddr(c.Quorum.Addr)}}
 	case bootstrapOK:
-		r.bad("controller.quorum.bootstrap.servers", bootstrapV, "Gregor's quorum is static: set controller.quorum.voters instead (for one node: %d@%s)", c.NodeID, selfVoterAddr(c.Quorum.Addr))
+		alone := ""
+		if voter {
+			alone = fmt.Sprintf("; for this node alone: %d@%s", c.NodeID, selfVoterAddr(c.Quorum.Addr))
+		}
+		r.bad("controller.quorum.bootstrap.servers", bootstrapV, "Gregor's quorum is static, so it takes bootstrap servers only on a node "+
+			"with the controller role that names its own controller listener alone (a single-node quorum, as kafka-storage format --standalone "+
+			"sets up); set controller.quorum.voters on every node instead (id@host:port of each controller%s)", alone)
 	case !voter:
 		r.errs = append(r.errs, errors.New("controller.quorum.voters: required on a broker-only node, to find the controllers"))
 	default:
@@ -487,7 +507,7 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 				c.NodeID, c.NodeID, c.Quorum.Voters[0].Addr)
 		}
 	}
-	if voter && len(ctrl) == 1 && ctrl[0].port != 0 {
+	if votersOK && voter && len(ctrl) == 1 && ctrl[0].port != 0 {
 		for _, v := range c.Quorum.Voters {
 			if _, port, _ := net.SplitHostPort(v.Addr); v.ID == c.NodeID && port != strconv.Itoa(ctrl[0].port) {
 				warn("controller.quorum.voters lists node %d at %s but its controller listener is on port %d", c.NodeID, v.Addr, ctrl[0].port)
@@ -787,6 +807,63 @@ func cleanupPolicy(v string) (string, error) {
 	default:
 		return "delete", nil
 	}
+}
+
+// bootstrapsSelf reports whether controller.quorum.bootstrap.servers names
+// this node's controller listener and nothing else: its advertised address,
+// or its port on a host that is the listener's own (for a listener on every
+// interface: localhost, a loopback address, the host's name or one of its
+// interfaces' addresses). Nothing is looked up in DNS.
+func bootstrapsSelf(servers string, ctrl listener, advertised *listener) bool {
+	items := splitList(servers)
+	if len(items) != 1 {
+		return false
+	}
+	host, portStr, err := net.SplitHostPort(items[0])
+	if err != nil {
+		return false
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return false
+	}
+	if advertised != nil && strings.EqualFold(host, advertised.host) && port == advertised.port {
+		return true
+	}
+	if port != ctrl.port || port == 0 {
+		return false
+	}
+	ip := net.ParseIP(host)
+	if !unspecifiedHost(ctrl.host) {
+		lip := net.ParseIP(ctrl.host)
+		switch {
+		case strings.EqualFold(host, ctrl.host), ip != nil && ip.Equal(lip):
+			return true
+		case strings.EqualFold(host, "localhost"):
+			// localhost reaches a listener on a loopback address.
+			return lip != nil && lip.IsLoopback()
+		}
+		return false
+	}
+	if strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback() {
+		return true
+	}
+	if h, err := os.Hostname(); err == nil && strings.EqualFold(host, h) {
+		return true
+	}
+	if ip == nil {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // selfVoterAddr is the address peers dial for this node's controller

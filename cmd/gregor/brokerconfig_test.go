@@ -79,6 +79,19 @@ var keyCases = []struct {
 	}},
 	{"controller.quorum.bootstrap.servers beside voters", map[string]string{
 		"controller.quorum.voters": "1@127.0.0.1:9093", "controller.quorum.bootstrap.servers": "127.0.0.1:9093"}, func(*serveConfig) {}},
+	// Naming only its own controller listener, a combined node forms the
+	// single-voter quorum kafka-storage format --standalone sets up.
+	{"controller.quorum.bootstrap.servers naming this node", map[string]string{"controller.quorum.bootstrap.servers": "127.0.0.1:9093"}, func(*serveConfig) {}},
+	{"controller.quorum.bootstrap.servers naming this node as localhost", map[string]string{"controller.quorum.bootstrap.servers": " localhost:9093 "}, func(*serveConfig) {}},
+	{"controller.quorum.bootstrap.servers naming a listener on every interface", map[string]string{
+		"listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://:19093", "controller.quorum.bootstrap.servers": hostname + ":19093"}, func(c *serveConfig) {
+		c.broker.Quorum.Addr = ":19093"
+		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:19093"}}
+	}},
+	{"controller.quorum.bootstrap.servers naming the advertised controller listener", map[string]string{
+		"advertised.listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://ctrl.example:19093", "controller.quorum.bootstrap.servers": "ctrl.example:19093"}, func(c *serveConfig) {
+		c.broker.AdvertisedHost, c.broker.AdvertisedPort = "127.0.0.1", 9092
+	}},
 	{"listeners", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"}, func(c *serveConfig) {
 		c.broker.Listener, c.broker.Quorum.Addr = "127.0.0.1:19092", "127.0.0.1:19093"
 		c.broker.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:19093"}}
@@ -328,8 +341,17 @@ func TestBrokerConfigErrors(t *testing.T) {
 		{"broker-only non-voter on every interface", map[string]string{"process.roles": "broker", "controller.quorum.voters": "1@127.0.0.1:9193",
 			"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093"}, []string{"a broker-only node's controller listener needs a concrete host"}},
 		{"broker-only without voters", map[string]string{"process.roles": "broker"}, []string{"controller.quorum.voters: required on a broker-only node"}},
-		{"bootstrap servers only", map[string]string{"controller.quorum.bootstrap.servers": "127.0.0.1:9093"},
-			[]string{`controller.quorum.bootstrap.servers="127.0.0.1:9093": Gregor's quorum is static: set controller.quorum.voters instead (for one node: 1@127.0.0.1:9093)`}},
+		// What a static quorum cannot do: join controllers found through
+		// bootstrap servers.
+		{"bootstrap servers naming another node", map[string]string{"controller.quorum.bootstrap.servers": "ctrl1.example:9093"},
+			[]string{`controller.quorum.bootstrap.servers="ctrl1.example:9093": Gregor's quorum is static, so it takes bootstrap servers only on a node with the controller role that names its own controller listener alone`,
+				"set controller.quorum.voters on every node instead (id@host:port of each controller; for this node alone: 1@127.0.0.1:9093)"}},
+		{"bootstrap servers at another port", map[string]string{"controller.quorum.bootstrap.servers": "127.0.0.1:9193"},
+			[]string{`controller.quorum.bootstrap.servers="127.0.0.1:9193": Gregor's quorum is static`}},
+		{"bootstrap servers naming this node and another", map[string]string{"controller.quorum.bootstrap.servers": "127.0.0.1:9093,ctrl2.example:9093"},
+			[]string{`controller.quorum.bootstrap.servers="127.0.0.1:9093,ctrl2.example:9093": Gregor's quorum is static`}},
+		{"bootstrap servers on a broker-only node", map[string]string{"process.roles": "broker", "controller.quorum.bootstrap.servers": "127.0.0.1:9093"},
+			[]string{`controller.quorum.bootstrap.servers="127.0.0.1:9093": Gregor's quorum is static`, "(id@host:port of each controller)"}},
 		{"inter broker listener", map[string]string{"inter.broker.listener.name": "INTERNAL"}, []string{`inter.broker.listener.name="INTERNAL"`}},
 		{"inter broker protocol", map[string]string{"security.inter.broker.protocol": "SSL"}, []string{`security.inter.broker.protocol="SSL"`}},
 		// Kafka: "advertised.listeners cannot use the nonroutable
@@ -397,6 +419,84 @@ func TestBrokerConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBrokerConfigNoVoterWarningWithoutVoters: the warning about where
+// controller.quorum.voters puts this node is only about voters the user
+// gave, never the default ones left in place when the quorum is refused.
+func TestBrokerConfigNoVoterWarningWithoutVoters(t *testing.T) {
+	_, warnings, err := brokerConfig(map[string]string{
+		"listeners":                           "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+		"controller.quorum.bootstrap.servers": "ctrl1.example:19093",
+	})
+	if err == nil {
+		t.Fatal("bootstrap servers naming another node accepted")
+	}
+	for _, w := range warnings {
+		if strings.Contains(w, "controller.quorum.voters") {
+			t.Errorf("warning %q, but controller.quorum.voters was not given", w)
+		}
+	}
+}
+
+// TestBrokerConfigKafka4ServerProperties: the config/server.properties Kafka
+// 4.0 ships for a combined node, whose quorum is found through
+// controller.quorum.bootstrap.servers (formatted with kafka-storage format
+// --standalone), works unchanged: the node forms a quorum of its own.
+func TestBrokerConfigKafka4ServerProperties(t *testing.T) {
+	const file = `# The role of this server. Setting this puts us in KRaft mode
+process.roles=broker,controller
+node.id=1
+# List of controller endpoints used connect to the controller cluster
+controller.quorum.bootstrap.servers=localhost:9093
+listeners=PLAINTEXT://:9092,CONTROLLER://:9093
+inter.broker.listener.name=PLAINTEXT
+advertised.listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs=/tmp/kraft-combined-logs
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+#log.flush.interval.messages=10000
+#log.flush.interval.ms=1000
+log.retention.hours=168
+#log.retention.bytes=1073741824
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+`
+	props, err := parseProperties("server.properties", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, warnings, err := brokerConfig(props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 8 {
+		t.Errorf("warnings %q, want one per ignored key", warnings)
+	}
+	want := broker.DefaultConfig()
+	want.Listener, want.Quorum.Addr = ":9092", ":9093"
+	want.AdvertisedHost, want.AdvertisedPort = "localhost", 9092
+	want.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:9093"}}
+	want.Storage.LogDirs = []string{"/tmp/kraft-combined-logs"}
+	want.Quorum.Dir = "/tmp/kraft-combined-logs/__cluster_metadata-0"
+	want.Storage.RecoveryThreadsPerDataDir = 1
+	want.Storage.Log.RetentionMs = 168 * 3600000
+	want.OffsetsTopicReplicationFactor = 1
+	if !reflect.DeepEqual(cfg.broker, want) {
+		t.Errorf("got\n%+v\nwant\n%+v", cfg.broker, want)
 	}
 }
 
