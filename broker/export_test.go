@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"gregor/segment"
@@ -51,3 +53,15 @@ func WatchProduceWaits(b *Broker, f func()) {
 
 // QuorumObservers lists the quorum's non-voters as b's raft node sees them.
 func QuorumObservers(b *Broker) ([]int32, error) { return b.node.Observers() }
+
+// NewMetricsOnlyBroker is a Broker that was never started, with nothing but
+// its metrics: enough to observe requests and scrape them.
+func NewMetricsOnlyBroker() *Broker {
+	b := &Broker{}
+	b.metrics = newMetrics(b)
+	return b
+}
+
+// ObserveLatency records a response to a request of key that took d, as
+// the handler does when it hands a response to the network.
+func ObserveLatency(b *Broker, key int16, d time.Duration) { b.metrics.observe(key, d, nil) }

@@ -15,7 +15,7 @@ import (
 
 // latencyBuckets are the upper bounds, in seconds, of the request latency
 // histogram: 100 µs to 30 s, roughly ×2.5 apart.
-var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+var latencyBuckets = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // apiMetrics are one API's counters. Every field is an atomic: requests are
 // counted on many goroutines and read by a scrape.
@@ -23,9 +23,14 @@ type apiMetrics struct {
 	requests      atomic.Uint64
 	requestBytes  atomic.Uint64
 	responseBytes atomic.Uint64
-	latencyCount  atomic.Uint64
 	latencySumNs  atomic.Uint64
-	buckets       [17]atomic.Uint64 // len(latencyBuckets); +Inf is latencyCount
+	// buckets count the latencies of each bucket alone, the last those
+	// above every bound. The +Inf bucket and the count are their sum, as
+	// a scrape reads them once: a separate counter, read before or after
+	// the buckets, could disagree with them when a response is observed
+	// between the reads, and Prometheus takes a histogram whose buckets
+	// are not cumulative for a reset.
+	buckets [len(latencyBuckets) + 1]atomic.Uint64
 }
 
 // metrics are the broker's counters, written in Prometheus' text format by
@@ -60,12 +65,9 @@ func (m *metrics) observe(key int16, d time.Duration, parts []netio.Part) {
 		n += int64(len(p.Bytes)) + p.Length
 	}
 	a.responseBytes.Add(uint64(n))
-	a.latencyCount.Add(1)
 	a.latencySumNs.Add(uint64(d.Nanoseconds()))
-	s := d.Seconds()
-	if i, _ := slices.BinarySearch(latencyBuckets, s); i < len(latencyBuckets) {
-		a.buckets[i].Add(1)
-	}
+	i, _ := slices.BinarySearch(latencyBuckets[:], d.Seconds()) // len(latencyBuckets) above every bound
+	a.buckets[i].Add(1)
 }
 
 func (m *metrics) produced(n int)  { m.producedBytes.Add(uint64(n)) }
@@ -97,14 +99,19 @@ func (b *Broker) WritePrometheus(w io.Writer) {
 	p("# HELP gregor_request_duration_seconds Time from a request's arrival to its response being handed to the network.\n# TYPE gregor_request_duration_seconds histogram\n")
 	for key := range m.apis {
 		a := &m.apis[key]
-		count := a.latencyCount.Load()
+		var counts [len(a.buckets)]uint64
+		var count uint64
+		for i := range a.buckets {
+			counts[i] = a.buckets[i].Load()
+			count += counts[i]
+		}
 		if count == 0 {
 			continue
 		}
 		name := kmsg.NameForKey(int16(key))
 		var cum uint64
 		for i, le := range latencyBuckets {
-			cum += a.buckets[i].Load()
+			cum += counts[i]
 			p("gregor_request_duration_seconds_bucket{api=%q,le=%q} %d\n", name, formatFloat(le), cum)
 		}
 		p("gregor_request_duration_seconds_bucket{api=%q,le=\"+Inf\"} %d\n", name, count)

@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -111,5 +113,44 @@ func TestMetricsCountRequestsAndZeroCopyBytes(t *testing.T) {
 	}
 	if sent := delta(`gregor_sent_bytes_total{path="sendfile"}`); sent != fetched {
 		t.Errorf("sendfile sent %v bytes; the fetch answered %v record bytes", sent, fetched)
+	}
+}
+
+// TestLatencyHistogramConsistentUnderConcurrentScrapes: a scrape taken while
+// responses are being observed still shows a histogram whose buckets are
+// cumulative and whose +Inf bucket is its count (scrape checks both), and a
+// latency above every bound counts in +Inf and the count only.
+func TestLatencyHistogramConsistentUnderConcurrentScrapes(t *testing.T) {
+	b := broker.NewMetricsOnlyBroker()
+	key := int16(kmsg.Produce)
+	broker.ObserveLatency(b, key, 40*time.Second)
+	m := scrape(t, b)
+	if got := m[`gregor_request_duration_seconds_bucket{api="Produce",le="30"}`]; got != 0 {
+		t.Errorf("a 40 s latency counted in le=30: %v", got)
+	}
+	if got := m[`gregor_request_duration_seconds_count{api="Produce"}`]; got != 1 {
+		t.Errorf("count %v after one observation, want 1", got)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				broker.ObserveLatency(b, key, time.Duration(i%64)*time.Millisecond)
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	// A thousand scrapes, each racing the observers; bounded by a
+	// deadline too on a slow machine.
+	deadline := time.Now().Add(2 * time.Second)
+	for n := 0; n < 1000 && time.Now().Before(deadline) && !t.Failed(); n++ {
+		scrape(t, b)
 	}
 }
