@@ -199,8 +199,9 @@ func consumeLoop(ctx context.Context, cl *kgo.Client, out *bufio.Writer, maxMess
 
 // appendRecordLine formats a record the way Kafka's DefaultMessageFormatter
 // does with print.partition, print.offset and print.key (tab separators,
-// "null" for a missing key), so scripts written for kafka-console-consumer
-// can read it.
+// "null" for a missing key and for a null value, such as a tombstone's), so
+// scripts written for kafka-console-consumer can read it. An empty value is
+// an empty line.
 func appendRecordLine(dst []byte, r *kgo.Record, printKey, printOffset bool) []byte {
 	if printOffset {
 		dst = append(dst, "Partition:"...)
@@ -217,6 +218,10 @@ func appendRecordLine(dst []byte, r *kgo.Record, printKey, printOffset bool) []b
 		}
 		dst = append(dst, '\t')
 	}
-	dst = append(dst, r.Value...)
+	if r.Value == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, r.Value...)
+	}
 	return append(dst, '\n')
 }

@@ -136,6 +136,36 @@ func TestConsumePartitionOffsetAndFormat(t *testing.T) {
 	}
 }
 
+// TestConsumePrintsNullValues: a record without a value (a tombstone) prints
+// as "null", as Kafka's DefaultMessageFormatter prints it (and Gregor a
+// missing key); an empty value is an empty line. Against kfake and Gregor.
+func TestConsumePrintsNullValues(t *testing.T) {
+	t.Run("kfake", func(t *testing.T) { testConsumePrintsNullValues(t, startCluster(t)) })
+	t.Run("gregor", func(t *testing.T) { testConsumePrintsNullValues(t, testcluster.Start(t, 1, nil).Bootstrap()) })
+}
+
+func testConsumePrintsNullValues(t *testing.T, bs string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bs), kgo.DefaultProduceTopic("nulls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, 1, nil, "nulls"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(t.Context(),
+		&kgo.Record{Key: []byte("tombstone"), Value: nil},
+		&kgo.Record{Key: []byte("empty"), Value: []byte{}},
+		&kgo.Record{Value: []byte("v")},
+	).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r := gregor(t, "", "consume", "--topic", "nulls", "--from-beginning", "--max-messages", "3", "--print-key", "--timeout", "10s", "--bootstrap", bs).want(t, 0)
+	if want := "tombstone\tnull\nempty\t\nnull\tv\n"; r.stdout != want {
+		t.Errorf("consumed %q, want %q", r.stdout, want)
+	}
+}
+
 // TestConsumeOffsetOutOfRangeWaitsAtTheEnd: an --offset past the end of a
 // partition or below its start resets to the end of the log, as Kafka's
 // console consumer does (auto.offset.reset=latest unless --from-beginning),
