@@ -283,6 +283,32 @@ func TestProduceCreatesTopicWhereTheBrokerAllows(t *testing.T) {
 	}
 }
 
+// TestProduceMaxLineBytesIsTheLongestLine: --max-line-bytes N accepts a
+// line of exactly N bytes and refuses one of N+1, whatever ends it (\n,
+// \r\n, or the end of the input), the line ending not counted.
+func TestProduceMaxLineBytesIsTheLongestLine(t *testing.T) {
+	bs := startCluster(t, kfake.SeedTopics(1, "t"))
+	for _, ending := range []string{"\n", "\r\n", ""} {
+		t.Run(fmt.Sprintf("%q", ending), func(t *testing.T) {
+			r := gregor(t, "0123456789"+ending, "produce", "--topic", "t", "--max-line-bytes", "10", "--bootstrap", bs)
+			if r.code != 0 {
+				t.Errorf("a 10-byte line with --max-line-bytes 10: exit %d, stderr %q", r.code, r.stderr)
+			}
+			r = gregor(t, "0123456789a"+ending, "produce", "--topic", "t", "--max-line-bytes", "10", "--bootstrap", bs)
+			if r.code != 1 || !strings.Contains(r.stderr, "a line is longer than --max-line-bytes=10") {
+				t.Errorf("an 11-byte line with --max-line-bytes 10: exit %d, stderr %q", r.code, r.stderr)
+			}
+		})
+	}
+	// The accepted lines arrived whole, without their endings; the refused
+	// ones not at all.
+	r := gregor(t, "", "consume", "--topic", "t", "--from-beginning", "--max-messages", "3", "--timeout", "10s", "--bootstrap", bs).want(t, 0)
+	if want := strings.Repeat("0123456789\n", 3); r.stdout != want {
+		t.Errorf("consumed %q, want %q", r.stdout, want)
+	}
+	gregor(t, "", "consume", "--topic", "t", "--from-beginning", "--max-messages", "4", "--timeout", "1s", "--bootstrap", bs).want(t, 1)
+}
+
 // TestProduceToMissingTopicFails: a cluster that does not create topics
 // (kfake's default, or auto.create.topics.enable=false) fails the records.
 func TestProduceToMissingTopicFails(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +36,7 @@ Kafka's console producer does.`, stderr)
 	compression := fs.String("compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
 	// Kafka 4.0 changed the producer's linger.ms default from 0 to 5.
 	lingerMs := fs.Int("linger-ms", 5, "how long a batch waits for more records before it is sent (linger.ms)")
-	maxLineBytes := fs.Int("max-line-bytes", 1<<20, "longest accepted input line; Kafka's default message.max.bytes is about 1 MiB")
+	maxLineBytes := fs.Int("max-line-bytes", 1<<20, "longest accepted input line, in bytes without its line ending; Kafka's default message.max.bytes is about 1 MiB")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -135,9 +136,21 @@ func (p *lineProducer) produceLines(ctx context.Context, r io.Reader, keySep str
 	defer close(stop)
 	go func() {
 		defer close(lines)
+		tooLong := fmt.Errorf("a line is longer than --max-line-bytes=%d", maxLineBytes)
+		// The scanner's buffer holds a line with its ending, "\r\n" at
+		// most: a buffer of maxLineBytes would refuse a line of exactly
+		// maxLineBytes. Longer lines that still fit are refused below.
+		bufBytes := min(maxLineBytes, math.MaxInt-2) + 2
 		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 0, min(64<<10, maxLineBytes)), maxLineBytes)
+		sc.Buffer(make([]byte, 0, min(64<<10, bufBytes)), bufBytes)
 		for sc.Scan() {
+			if len(sc.Bytes()) > maxLineBytes {
+				select {
+				case lines <- line{err: tooLong}:
+				case <-stop:
+				}
+				return
+			}
 			select {
 			case lines <- line{text: sc.Text()}:
 			case <-stop:
@@ -146,7 +159,7 @@ func (p *lineProducer) produceLines(ctx context.Context, r io.Reader, keySep str
 		}
 		if err := sc.Err(); err != nil {
 			if errors.Is(err, bufio.ErrTooLong) {
-				err = fmt.Errorf("a line is longer than --max-line-bytes=%d", maxLineBytes)
+				err = tooLong
 			}
 			select {
 			case lines <- line{err: err}:
