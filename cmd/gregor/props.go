@@ -59,7 +59,9 @@ func loadProperties(path string) (map[string]string, error) {
 //   - a line whose first non-blank character is # or ! is a comment, and a
 //     comment is never continued by a trailing backslash;
 //   - an odd number of backslashes at the end of a line joins it with the
-//     next one, whose leading blanks are dropped;
+//     next one, whose leading blanks are dropped; after a line that is only
+//     a backslash, the next one starts a logical line (a blank line is
+//     skipped, a comment is a comment), because nothing precedes it;
 //   - the key ends at the first unescaped '=', ':' or blank; blanks around
 //     the separator are skipped, and a key alone has the empty value;
 //   - escapes: \t \n \r \f, \uXXXX (surrogate pairs combine), and a
@@ -87,6 +89,13 @@ func parseProperties(name string, data []byte) (map[string]string, error) {
 
 		trimmed := strings.TrimLeft(line, " \t\f")
 		if trimmed == "" || trimmed[0] == '#' || trimmed[0] == '!' {
+			continue
+		}
+		if trimmed == `\` && len(text) > 0 {
+			// A line that is only a joining backslash adds nothing, and
+			// Java reads the next line as the start of a logical line:
+			// a blank one is skipped and one starting with # or ! is a
+			// comment.
 			continue
 		}
 

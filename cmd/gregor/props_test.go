@@ -73,6 +73,15 @@ func TestParsePropertiesLines(t *testing.T) {
 		{"empty line ends continuation", "a=b\\\n\nc=d", map[string]string{"a": "b", "c": "d"}},
 		{"comment is never continued", "# a=b\\\nc=d", map[string]string{"c": "d"}},
 		{"odd backslashes continue", "a=b\\\\\\\nc", map[string]string{"a": `b\c`}},
+		// Java's LineReader: after a line that is only a backslash, the
+		// logical line is still empty, so the next line is read as the
+		// start of one.
+		{"lone backslash before a comment", "\\\n#x\n", map[string]string{}},
+		{"lone backslash before an indented comment", "  \\\n  !x\na=b", map[string]string{"a": "b"}},
+		{"lone backslash before a blank line", "\\\n\na=b\n", map[string]string{"a": "b"}},
+		{"lone backslash before blanks", "\\\n \t\n", map[string]string{}},
+		{"lone backslashes before a key", "\\\n\\\n  a=b", map[string]string{"a": "b"}},
+		{"backslash after a key still joins a comment-like line", "a\\\n#x", map[string]string{"a#x": ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
