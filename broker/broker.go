@@ -54,6 +54,11 @@ type Broker struct {
 	heartbeatMu sync.Mutex
 	ready       chan struct{} // closed once registered and unfenced
 	readyOnce   sync.Once
+	// failed is closed when the broker stops serving on its own, before
+	// Close; failErr, written once before, says why.
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
 
 	partitions struct {
 		sync.RWMutex
@@ -111,7 +116,8 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 		o.Now = time.Now
 	}
 	b := &Broker{cfg: cfg, logger: o.Logger.With("node", cfg.NodeID), now: o.Now,
-		ready: make(chan struct{}), imageCh: make(chan struct{}), metadataChanged: make(chan struct{}, 1), stop: make(chan struct{})}
+		ready: make(chan struct{}), imageCh: make(chan struct{}), metadataChanged: make(chan struct{}, 1), stop: make(chan struct{}),
+		failed: make(chan struct{})}
 	b.metrics = newMetrics(b)
 	b.decompressions = newDecompressionBudget(cfg.DecompressionMaxBytes)
 	b.partitions.m = make(map[segment.TopicPartition]hosted)
@@ -166,8 +172,20 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 		}
 	}
 	b.ctrlNet.serve()
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.runMetadata() }()
+	go func() {
+		defer b.wg.Done()
+		select {
+		case <-b.node.Stopped():
+			err := b.node.Err()
+			if err == nil {
+				err = errors.New("shut down")
+			}
+			b.fail(fmt.Errorf("metadata quorum node stopped: %w", err))
+		case <-b.stop:
+		}
+	}()
 	b.notifyMetadata()
 	if !isBroker {
 		// A controller-only node serves no clients and hosts no partitions:
@@ -184,6 +202,7 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 		defer b.wg.Done()
 		if err := b.net.Serve(b.ln); err != nil && !errors.Is(err, netio.ErrServerClosed) {
 			b.logger.Error("client listener stopped", "err", err)
+			b.fail(fmt.Errorf("client listener stopped: %w", err))
 		}
 	}()
 	go func() { defer b.wg.Done(); b.runLifecycle() }()
@@ -249,6 +268,37 @@ func (b *Broker) WaitReady(ctx context.Context) error {
 	case <-b.stop:
 		return errors.New("broker: closed")
 	}
+}
+
+// Failed is closed when the broker stops serving on its own rather than by
+// Close: its client or controller listener stopped accepting connections,
+// or its metadata quorum node stopped. Err says why. The broker still has
+// to be closed.
+func (b *Broker) Failed() <-chan struct{} { return b.failed }
+
+// Err is why the broker stopped serving on its own; nil while Failed is
+// open.
+func (b *Broker) Err() error {
+	select {
+	case <-b.failed:
+		return b.failErr
+	default:
+		return nil
+	}
+}
+
+// fail records that the broker stopped serving on its own. Once Close has
+// begun stopping it, nothing is a failure.
+func (b *Broker) fail(err error) {
+	select {
+	case <-b.stop:
+		return
+	default:
+	}
+	b.failOnce.Do(func() {
+		b.failErr = err
+		close(b.failed)
+	})
 }
 
 // Image is the metadata image this broker serves from.

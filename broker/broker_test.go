@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -623,5 +624,42 @@ func TestDuplicateAnsweredWithItsAppendTime(t *testing.T) {
 	r = dialRaw(t, c.Addrs()[0])
 	if p := produceRaw(r, 9, -1, "stamped", 0, append([]byte(nil), b...)); p.ErrorCode != 0 || p.BaseOffset != 0 || p.LogAppendTime != first.LogAppendTime {
 		t.Fatalf("retry after a restart: %v at %d, log append time %d, want %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset, p.LogAppendTime, first.LogAppendTime)
+	}
+}
+
+// TestFailedWhenTheQuorumNodeStops: a broker whose metadata quorum node
+// stops under it (as one does on an entry it cannot apply) reports that it
+// has stopped serving, so that what runs it can exit rather than look
+// healthy; a broker that is closed reports nothing.
+func TestFailedWhenTheQuorumNodeStops(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	b := c.Brokers[0]
+	select {
+	case <-b.Failed():
+		t.Fatalf("failed before anything stopped: %v", b.Err())
+	default:
+	}
+	if err := broker.StopQuorumNode(b); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Failed():
+	case <-time.After(30 * time.Second):
+		t.Fatal("no failure reported 30s after the quorum node stopped")
+	}
+	if err := b.Err(); err == nil || !strings.Contains(err.Error(), "metadata quorum node stopped") {
+		t.Errorf("Err() = %v", err)
+	}
+	start := time.Now()
+	c.Stop(0)
+	t.Logf("closed in %v after the quorum node stopped", time.Since(start))
+
+	c2 := testcluster.Start(t, 1, nil)
+	b2 := c2.Brokers[0]
+	c2.Stop(0)
+	select {
+	case <-b2.Failed():
+		t.Errorf("a closed broker reports a failure: %v", b2.Err())
+	default:
 	}
 }

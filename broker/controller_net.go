@@ -65,6 +65,7 @@ func (s *controllerServer) serve() {
 				case <-s.closed:
 				default:
 					s.b.logger.Error("controller listener stopped", "err", err)
+					s.b.fail(fmt.Errorf("controller listener stopped: %w", err))
 				}
 				return
 			}

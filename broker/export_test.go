@@ -65,3 +65,7 @@ func NewMetricsOnlyBroker() *Broker {
 // ObserveLatency records a response to a request of key that took d, as
 // the handler does when it hands a response to the network.
 func ObserveLatency(b *Broker, key int16, d time.Duration) { b.metrics.observe(key, d, nil) }
+
+// StopQuorumNode stops the broker's metadata quorum node under it, as an
+// entry it cannot apply stops it.
+func StopQuorumNode(b *Broker) error { return b.node.Shutdown() }

@@ -331,6 +331,10 @@ func (n *Node) wait(ctx context.Context, f hraft.Future) error {
 	}
 }
 
+// Stopped is closed once the node has stopped: by Shutdown, or on its own
+// after an entry it could not apply (Err says which).
+func (n *Node) Stopped() <-chan struct{} { return n.stop }
+
 // Err is the error that stopped the node, if one did: an entry in the log
 // that could not be decoded or applied.
 func (n *Node) Err() error {

@@ -28,6 +28,10 @@ type serveConfig struct {
 	// adminListener is admin.listener, the host:port of /metrics,
 	// /healthz and /debug/pprof; "" when disabled.
 	adminListener string
+	// clientListener and controllerListener, when set (by tests), are
+	// listening already and used instead of binding the configured
+	// addresses, as broker.Options' are.
+	clientListener, controllerListener net.Listener
 }
 
 // defaultAdminListener is next to the default client (9092) and controller

@@ -49,7 +49,8 @@ broker-only nodes too: their raft non-voter receives the metadata log there.
 SIGINT, SIGTERM or SIGHUP (unless started under nohup) stops the node
 cleanly: a controlled shutdown moves its partition leaderships away, and the
 logs are closed with a clean-shutdown marker so the next start skips
-recovery. A second signal kills it.
+recovery. A second signal kills it. A node that stops serving on its own
+(a listener or its quorum member stopped) shuts down too, and exits 1.
 
 Keys understood:
 `)
@@ -66,8 +67,8 @@ Keys understood:
 }
 
 // runServe is "gregor serve". It returns when ctx ends (main cancels it on
-// SIGINT, SIGTERM or SIGHUP) and the node has stopped, or when the node cannot
-// start.
+// SIGINT, SIGTERM or SIGHUP) and the node has stopped, when the node cannot
+// start, or, with an error, when it stops serving on its own.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_ = stdout // everything serve says is a log record, on stderr
 	fs := newFlagSet("serve", serveHeader(), stderr)
@@ -143,7 +144,8 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, usagef("--log-format %q: want text or json", format)
 }
 
-// serve runs the node until ctx ends. The admin port is bound before the
+// serve runs the node until ctx ends, or until the broker stops serving on
+// its own (then with an error, so that the exit status tells). The admin port is bound before the
 // broker starts so that a port conflict fails before any data directory is
 // touched.
 func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
@@ -154,7 +156,8 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 			return fmt.Errorf("admin.listener: %w", err)
 		}
 	}
-	b, err := broker.Start(cfg.broker, broker.Options{Logger: logger, RaftLog: raftLogWriter{logger.With("component", "raft")}})
+	b, err := broker.Start(cfg.broker, broker.Options{Logger: logger, RaftLog: raftLogWriter{logger.With("component", "raft")},
+		ClientListener: cfg.clientListener, ControllerListener: cfg.controllerListener})
 	if err != nil {
 		if adminLn != nil {
 			adminLn.Close()
@@ -197,6 +200,12 @@ wait:
 		case err := <-httpErr:
 			runErr = fmt.Errorf("admin server on %s stopped: %w", adminAddr, err)
 			httpErr = nil
+			break wait
+		case <-b.Failed():
+			// A node that no longer serves must not look healthy to
+			// whatever supervises it: it stops, and exits non-zero.
+			runErr = fmt.Errorf("the broker stopped serving: %w", b.Err())
+			logger.Error("shutting down: the broker stopped serving", "err", b.Err())
 			break wait
 		case <-ctx.Done():
 			logger.Info("shutting down", "cause", context.Cause(ctx))

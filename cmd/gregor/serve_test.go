@@ -340,6 +340,63 @@ func TestServeStartFailures(t *testing.T) {
 	}
 }
 
+// TestServeExitsWhenTheBrokerStopsServing: when the broker stops serving on
+// its own (its client or controller listener stops accepting connections,
+// closed under it here), serve does not stay up with /healthz at 200: it
+// logs why, stops the node cleanly and returns an error (exit code 1).
+func TestServeExitsWhenTheBrokerStopsServing(t *testing.T) {
+	for _, which := range []string{"client", "controller"} {
+		t.Run(which, func(t *testing.T) {
+			dir := t.TempDir()
+			var lns [2]net.Listener
+			for i := range lns {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				lns[i] = ln
+			}
+			admin := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+			cfg, _, err := brokerConfig(map[string]string{
+				"listeners":      fmt.Sprintf("PLAINTEXT://%s,CONTROLLER://%s", lns[0].Addr(), lns[1].Addr()),
+				"log.dirs":       dir,
+				"admin.listener": admin,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.clientListener, cfg.controllerListener = lns[0], lns[1]
+			ctx, cancel := context.WithCancel(context.Background())
+			s := &serveRun{cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+			go func() { s.done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(s.stderr, nil))) }()
+			t.Cleanup(func() { s.stop(t) })
+			s.waitHealthy(t, admin)
+
+			ln := lns[0]
+			if which == "controller" {
+				ln = lns[1]
+			}
+			ln.Close()
+			var err2 error
+			select {
+			case err2 = <-s.done:
+				s.done <- err2 // for the cleanup
+			case <-time.After(60 * time.Second):
+				t.Fatalf("serve still running 60s after its %s listener was closed\nstderr:\n%s", which, s.stderr)
+			}
+			if err2 == nil || !strings.Contains(err2.Error(), "the broker stopped serving: "+which+" listener stopped") {
+				t.Errorf("serve returned %v", err2)
+			}
+			if !strings.Contains(s.stderr.String(), `msg="shutting down: the broker stopped serving"`) {
+				t.Errorf("no log line says why serve stopped:\n%s", s.stderr)
+			}
+			if _, err := os.Stat(filepath.Join(dir, segment.CleanShutdownFileName)); err != nil {
+				t.Errorf("no clean-shutdown marker: %v", err)
+			}
+		})
+	}
+}
+
 // TestServeCancelledBeforeStart: a signal that arrives before the node
 // starts ends serve at once, having bound nothing.
 func TestServeCancelledBeforeStart(t *testing.T) {
