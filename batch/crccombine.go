@@ -1,5 +1,7 @@
 package batch
 
+import "math/bits"
+
 // CRC-32C of a concatenation from the CRCs of its parts, as zlib's
 // crc32_combine computes it for its polynomial: crc(A‖B) is crc(A)
 // multiplied by x^(8·len(B)) modulo the polynomial, plus crc(B). A Builder
@@ -31,13 +33,19 @@ func multModP(a, b uint32) uint32 {
 	}
 }
 
-// x2nTable[k] is x^(2^k) modulo the polynomial.
-var x2nTable = func() (t [32]uint32) {
+// x8nTable[i] is x^(8·2^i) modulo the polynomial, for every bit i a
+// non-negative int may have set. zlib's crc32_combine keeps 32 powers
+// x^(2^k) and wraps k around, which holds for CRC-32's polynomial, where
+// x^(2^32) = x, but not for CRC-32C's: wrapping there breaks lengths of
+// 2^29 bytes and more.
+var x8nTable = func() (t [bits.UintSize - 1]uint32) {
 	p := uint32(1) << 30 // x^1
-	t[0] = p
-	for k := 1; k < len(t); k++ {
+	for range 3 {
+		p = multModP(p, p) // x^2, x^4, x^8
+	}
+	for i := range t {
+		t[i] = p
 		p = multModP(p, p)
-		t[k] = p
 	}
 	return t
 }()
@@ -46,9 +54,9 @@ var x2nTable = func() (t [32]uint32) {
 // n more bytes.
 func x8nModP(n int) uint32 {
 	p := uint32(1) << 31 // x^0
-	for k := 3; n != 0; k++ {
+	for i := 0; n != 0; i++ {
 		if n&1 != 0 {
-			p = multModP(x2nTable[k&31], p)
+			p = multModP(x8nTable[i], p)
 		}
 		n >>= 1
 	}
