@@ -198,6 +198,10 @@ func CompressLevel(c Codec, level int, dst, src []byte) ([]byte, error) {
 // Raw blocks are decoded by s2, which also accepts its own extensions of the
 // snappy block format (as franz-go does).
 //
+// LZ4 input is read as Kafka's reader reads it (lz4FirstFrame): one frame
+// with independent blocks, whatever follows its end mark ignored; a frame
+// Kafka refuses is refused with Kafka's words.
+//
 // A panic inside a codec library on hostile input is turned into ErrDecompress:
 // a broker must not crash on bytes a client sent. The decoder that panicked is
 // not returned to its pool.
@@ -243,10 +247,15 @@ func decompress(c Codec, dst, src []byte, maxSize int) ([]byte, error) {
 	case CodecSnappy:
 		return decodeSnappy(dst, src, maxSize)
 	case CodecLZ4:
+		// The first frame only, checked as Kafka's reader checks it.
+		n, _, err := lz4FirstFrame(src)
+		if err != nil {
+			return dst, err
+		}
 		d := lz4Decoders.Get().(*lz4Decoder)
-		d.src.Reset(src)
+		d.src.Reset(src[:n])
 		d.r.Reset(&d.src)
-		dst, err := readBounded(c, dst, d.r, maxSize, len(src))
+		dst, err = readBounded(c, dst, d.r, maxSize, n)
 		d.r.Reset(&d.src) // return the block buffer to lz4's pool
 		d.src.Reset(nil)
 		lz4Decoders.Put(d)

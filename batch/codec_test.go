@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -65,8 +66,8 @@ func TestCodecRoundTrip(t *testing.T) {
 // TestCodecsReadStandardStreams decodes what other implementations of each
 // format write: the standard library's gzip (with several members), a
 // streaming zstd encoder (no content size in the frame, as Java's
-// ZstdOutputStream writes), LZ4 frames with other block sizes and checksums,
-// and concatenated LZ4 frames.
+// ZstdOutputStream writes), and LZ4 frames with other block sizes and
+// checksums.
 func TestCodecsReadStandardStreams(t *testing.T) {
 	in := recordsSection(t, jsonRecords(3, 200))
 	half := len(in) / 2
@@ -101,9 +102,74 @@ func TestCodecsReadStandardStreams(t *testing.T) {
 	} {
 		check(fmt.Sprintf("lz4 %v", opts), CodecLZ4, lz4Frame(t, in, opts...))
 	}
+}
+
+// TestLZ4FramesAsKafkaReadsThem: Kafka's LZ4 reader (Lz4BlockInputStream)
+// takes one frame of version 1 with independent blocks and no reserved
+// bits set (the dictionary ID flag among them), and stops at its end mark;
+// a batch it would refuse is refused with its words, and what follows the
+// first frame is ignored as Kafka ignores it.
+func TestLZ4FramesAsKafkaReadsThem(t *testing.T) {
+	stored := binary.LittleEndian.AppendUint32(nil, 7|1<<31)
+	stored = append(stored, "records"...)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  string
+	}{
+		{"dependent blocks", lz4TestFrame(0x40, 0x40, stored), "Dependent block stream is unsupported"},
+		{"dictionary id flag", append(lz4TestFrame(0x61, 0x40, nil)[:6], 1, 2, 3, 4, 0), "Reserved bits must be 0"},
+		{"reserved FLG bit", lz4TestFrame(0x62, 0x40, stored), "Reserved bits must be 0"},
+		{"version 2", lz4TestFrame(0xa0, 0x40, stored), "Version 2 is unsupported"},
+		{"reserved BD bits", lz4TestFrame(0x60, 0x41, stored), "Reserved2 field must be 0"},
+		{"block size 3", lz4TestFrame(0x60, 0x30, stored), "Block size value must be between 4 and 7"},
+		{"reserved BD high bit", lz4TestFrame(0x60, 0xc0, stored), "Reserved3 field must be 0"},
+		{"bad descriptor checksum", func() []byte { f := lz4TestFrame(0x60, 0x40, stored); f[6]++; return f }(), "Stream frame descriptor corrupted"},
+		{"skippable frame first", append([]byte{0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0}, lz4TestFrame(0x60, 0x40, stored)...), "Stream unsupported (invalid magic bytes)"},
+		{"legacy frame", []byte{0x02, 0x21, 0x4c, 0x18, 1, 0, 0, 0, 0x10}, "Stream unsupported (invalid magic bytes)"},
+		{"block over the block size", lz4TestFrame(0x60, 0x40, binary.LittleEndian.AppendUint32(nil, 64<<10+1|1<<31), make([]byte, 64<<10+1)), "Block size 65537 exceeded max: 65536"},
+		{"no end mark", lz4TestFrame(0x60, 0x40, stored)[:7+len(stored)], "Stream ended prematurely"},
+		{"short header", []byte{0x04, 0x22, 0x4d, 0x18, 0x60}, "Stream ended prematurely"},
+	} {
+		out, err := Decompress(CodecLZ4, nil, tc.frame, 1<<20)
+		if !errors.Is(err, ErrDecompress) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: out %q, err %v; want ErrDecompress saying %q", tc.name, out, err, tc.want)
+		}
+		if n, ok := SizeHint(CodecLZ4, tc.frame); ok {
+			t.Errorf("%s: SizeHint %d from a frame the decoder refuses", tc.name, n)
+		}
+	}
+
+	// The first frame is the batch's records; whatever follows it is not.
+	in := recordsSection(t, jsonRecords(4, 100))
+	half := len(in) / 2
 	a, _ := Compress(CodecLZ4, nil, in[:half])
 	b, _ := Compress(CodecLZ4, nil, in[half:])
-	check("two lz4 frames", CodecLZ4, append(a, b...))
+	for name, comp := range map[string][]byte{
+		"two frames":           append(bytes.Clone(a), b...),
+		"a frame and garbage":  append(bytes.Clone(a), "garbage"...),
+		"a frame, a skippable": append(bytes.Clone(a), 0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c'),
+	} {
+		out, err := Decompress(CodecLZ4, nil, comp, len(in))
+		if err != nil || !bytes.Equal(out, in[:half]) {
+			t.Errorf("%s: %d bytes out (err %v), want the first frame's %d", name, len(out), err, half)
+		}
+		if n, ok := SizeHint(CodecLZ4, comp); !ok || n < half || n > half+64<<10 {
+			t.Errorf("%s: SizeHint %d (ok %v), want the first frame's bound", name, n, ok)
+		}
+	}
+}
+
+// lz4TestFrame is an LZ4 frame with the given FLG and BD bytes, a correct
+// descriptor checksum, and blocks (each [size][data], already encoded)
+// followed by the end mark.
+func lz4TestFrame(flg, bd byte, blocks ...[]byte) []byte {
+	f := []byte{0x04, 0x22, 0x4d, 0x18, flg, bd}
+	f = append(f, byte(xxh32Short(f[4:6])>>8))
+	for _, b := range blocks {
+		f = append(f, b...)
+	}
+	return binary.LittleEndian.AppendUint32(f, 0)
 }
 
 // zstdStream encodes like a streaming writer (Java's ZstdOutputStream, too):
@@ -374,10 +440,6 @@ func TestSizeHint(t *testing.T) {
 	} {
 		cases[fmt.Sprintf("lz4 options %d", i)] = input{CodecLZ4, lz4Frame(t, in, opts...), i == 2}
 	}
-	a, _ := Compress(CodecLZ4, nil, in[:half])
-	b, _ := Compress(CodecLZ4, nil, in[half:])
-	skippable := []byte{0x5f, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c'}
-	cases["lz4 two frames and a skippable one"] = input{CodecLZ4, append(append(a, skippable...), b...), false}
 
 	for name, tc := range cases {
 		out, err := Decompress(tc.c, nil, tc.comp, 64<<20)
@@ -432,4 +494,13 @@ func lz4Frame(t *testing.T, in []byte, opts ...lz4.Option) []byte {
 	w.Write(in)
 	w.Close()
 	return buf.Bytes()
+}
+
+// xxh32Short agrees with XXH32's published values (seed 0).
+func TestXXH32Short(t *testing.T) {
+	for in, want := range map[string]uint32{"": 0x02cc5d05, "a": 0x550d7456, "abc": 0x32d153ff} {
+		if got := xxh32Short([]byte(in)); got != want {
+			t.Errorf("XXH32(%q) = %08x, want %08x", in, got, want)
+		}
+	}
 }

@@ -93,5 +93,7 @@
 // Compressed payloads: gzip (RFC 1952); snappy as one raw block, or, as Java
 // clients send, xerial framing ("\x82SNAPPY\x00", int32 version, int32
 // compatible version, then [int32 length][raw block] chunks); LZ4 in the
-// standard frame format (Kafka's for magic >= 1); zstd frames.
+// standard frame format (Kafka's for magic >= 1), one frame of independent
+// blocks, as Kafka reads it: bytes after its end mark are ignored; zstd
+// frames.
 package batch
