@@ -109,6 +109,10 @@ func init() {
 	}
 }
 
+// zstdMaxWindow is the largest window libzstd's streaming decoder takes by
+// default: 1<<ZSTD_WINDOWLOG_LIMIT_DEFAULT, plus one.
+const zstdMaxWindow = 1<<27 + 1
+
 var (
 	gzipDecoders = sync.Pool{New: func() any { return new(gzipDecoder) }}
 
@@ -124,11 +128,16 @@ var (
 	// Concurrency 1: no goroutines, one block decoder per instance. The cap
 	// limit makes DecodeAll stop at cap(dst), which is how maxSize is enforced
 	// per call (the pool's decoders are shared by callers with different
-	// limits).
+	// limits). Windows are held to Kafka's: it decodes with zstd-jni's
+	// streaming decoder at libzstd's defaults, which refuses a window (for a
+	// single-segment frame, its content size) over 2^27+1 bytes
+	// (ZSTD_WINDOWLOG_LIMIT_DEFAULT, "Frame requires too much memory for
+	// decoding"); the library's own default would take 512 MiB.
 	zstdDecoders = sync.Pool{New: func() any {
 		d, err := zstd.NewReader(nil,
 			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(zstdMaxWindow),
 			zstd.WithDecodeAllCapLimit(true))
 		if err != nil {
 			panic(err)
@@ -431,6 +440,10 @@ func decodeZstd(dst, src []byte, maxSize int) ([]byte, error) {
 	}
 	if fh.HasFCS && fh.FrameContentSize > uint64(maxSize) {
 		return dst, sizeErr(CodecZstd, maxSize)
+	}
+	if fh.WindowSize > zstdMaxWindow {
+		// The decoder refuses it too; this says so in Kafka's words.
+		return dst, fmt.Errorf("%w: %s: Frame requires too much memory for decoding: a window of %d bytes, more than 2^27", ErrDecompress, CodecZstd, fh.WindowSize)
 	}
 	limit := start + maxSize + blockRoom
 	want := int(min(guess, uint64(maxSize))) + blockRoom

@@ -504,3 +504,38 @@ func TestXXH32Short(t *testing.T) {
 		}
 	}
 }
+
+// TestZstdWindowAsKafkaLimitsIt: Kafka decodes zstd with zstd-jni's
+// streaming decoder at libzstd's defaults, which refuse a frame whose
+// window is over 2^27 bytes ("Frame requires too much memory for
+// decoding"), whatever the frame holds; so is it refused here, and a
+// window of 2^27 is not.
+func TestZstdWindowAsKafkaLimitsIt(t *testing.T) {
+	// A frame with a window descriptor (exponent in the high five bits,
+	// window 2^(10+exponent), plus eighths in the low three) and one raw
+	// block of 7 bytes.
+	frame := func(windowDescriptor byte) []byte {
+		f := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, windowDescriptor}
+		bh := uint32(1 | 0<<1 | 7<<3) // last block, raw, 7 bytes
+		f = append(f, byte(bh), byte(bh>>8), byte(bh>>16))
+		return append(f, "records"...)
+	}
+	for _, tc := range []struct {
+		wd     byte
+		window int
+		ok     bool
+	}{
+		{17 << 3, 1 << 27, true},
+		{17<<3 | 1, 1<<27 + 1<<24, false},
+		{18 << 3, 256 << 20, false},
+		{19 << 3, 512 << 20, false},
+	} {
+		out, err := Decompress(CodecZstd, nil, frame(tc.wd), 1<<20)
+		if tc.ok && (err != nil || string(out) != "records") {
+			t.Errorf("window of %d bytes: out %q, err %v", tc.window, out, err)
+		}
+		if !tc.ok && (!errors.Is(err, ErrDecompress) || !strings.Contains(err.Error(), "Frame requires too much memory for decoding")) {
+			t.Errorf("window of %d bytes: out %q, err %v; want ErrDecompress in Kafka's words, as Kafka refuses it", tc.window, out, err)
+		}
+	}
+}
