@@ -109,6 +109,10 @@ func init() {
 	}
 }
 
+// zstdBlockRoom is the room decodeZstd leaves past the output it expects:
+// one whole block, plus the overrun of the decoder's fast copies.
+const zstdBlockRoom = 128<<10 + 64
+
 // zstdMaxWindow is the largest window libzstd's streaming decoder takes by
 // default: 1<<ZSTD_WINDOWLOG_LIMIT_DEFAULT, plus one.
 const zstdMaxWindow = 1<<27 + 1
@@ -428,8 +432,6 @@ func decodeSnappyBlock(dst, block []byte, n int) ([]byte, error) {
 // room and is corruption, and output past maxSize is too big whatever the
 // error that stopped it.
 func decodeZstd(dst, src []byte, maxSize int) ([]byte, error) {
-	const blockRoom = 128<<10 + 64
-	start := len(dst)
 	guess, ok := zstdOutputBound(src)
 	if !ok {
 		guess = uint64(max(16*len(src), 64<<10))
@@ -445,10 +447,19 @@ func decodeZstd(dst, src []byte, maxSize int) ([]byte, error) {
 		// The decoder refuses it too; this says so in Kafka's words.
 		return dst, fmt.Errorf("%w: %s: Frame requires too much memory for decoding: a window of %d bytes, more than 2^27", ErrDecompress, CodecZstd, fh.WindowSize)
 	}
-	limit := start + maxSize + blockRoom
-	want := int(min(guess, uint64(maxSize))) + blockRoom
+	want := int(min(guess, uint64(maxSize))) + zstdBlockRoom
 	d := zstdDecoders.Get().(*zstd.Decoder)
-	defer zstdDecoders.Put(d)
+	dst, err := decodeZstdWith(d, dst, src, maxSize, want)
+	// Not deferred: a decoder that panicked is dropped (see Decompress).
+	zstdDecoders.Put(d)
+	return dst, err
+}
+
+// decodeZstdWith is decodeZstd's decoding with d, starting with room for
+// want bytes (zstdBlockRoom included) and doubling it up to maxSize.
+func decodeZstdWith(d *zstd.Decoder, dst, src []byte, maxSize, want int) ([]byte, error) {
+	start := len(dst)
+	limit := start + maxSize + zstdBlockRoom
 	for {
 		dst = growBounded(dst[:start], want, limit)
 		room := min(cap(dst), limit) - start
@@ -460,7 +471,7 @@ func decodeZstd(dst, src []byte, maxSize int) ([]byte, error) {
 		if err == nil {
 			return out, nil
 		}
-		if !errors.Is(err, zstd.ErrDecoderSizeExceeded) && n <= room-blockRoom {
+		if !errors.Is(err, zstd.ErrDecoderSizeExceeded) && n <= room-zstdBlockRoom {
 			return dst, decompressErr(CodecZstd, err)
 		}
 		if start+room >= limit {
@@ -468,7 +479,7 @@ func decodeZstd(dst, src []byte, maxSize int) ([]byte, error) {
 		}
 		// Redecode with twice the room (the bytes so far may have been
 		// decoded into a buffer that is not dst's).
-		want = min(max(2*(room-blockRoom), 64<<10), maxSize) + blockRoom
+		want = min(max(2*(room-zstdBlockRoom), 64<<10), maxSize) + zstdBlockRoom
 	}
 }
 

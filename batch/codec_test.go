@@ -278,6 +278,40 @@ func TestDecompressCorrupt(t *testing.T) {
 	}
 }
 
+// TestDecoderThatPanickedIsDropped: a decoder a panic left half-way
+// (here a nil one, planted in its pool) fails its Decompress with
+// ErrDecompress and does not go back to the pool to fail the next ones.
+func TestDecoderThatPanickedIsDropped(t *testing.T) {
+	in := recordsSection(t, jsonRecords(5, 20))
+	for _, tc := range []struct {
+		c      Codec
+		pool   *sync.Pool
+		broken any
+	}{
+		{CodecGzip, &gzipDecoders, (*gzipDecoder)(nil)},
+		{CodecLZ4, &lz4Decoders, (*lz4Decoder)(nil)},
+		{CodecZstd, &zstdDecoders, (*zstd.Decoder)(nil)},
+	} {
+		comp, err := Compress(tc.c, nil, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.pool.Get() // empties this P's private slot: the next Get takes what is put now
+		tc.pool.Put(tc.broken)
+		if _, err := Decompress(tc.c, nil, comp, len(in)); err == nil {
+			t.Logf("%s: the pool dropped the planted decoder (as it may under -race)", tc.c)
+			continue
+		} else if !errors.Is(err, ErrDecompress) {
+			t.Fatalf("%s: the broken decoder's error %v is not ErrDecompress", tc.c, err)
+		}
+		for i := range 3 {
+			if out, err := Decompress(tc.c, nil, comp, len(in)); err != nil || !bytes.Equal(out, in) {
+				t.Fatalf("%s: decode %d after the panic: %v, equal %v", tc.c, i, err, bytes.Equal(out, in))
+			}
+		}
+	}
+}
+
 // bomb compresses size zero bytes with c, the way an attacker would build a
 // small input that expands enormously.
 func bomb(t testing.TB, c Codec, size int) []byte {
