@@ -136,10 +136,14 @@ func (h Header) SetMaxTimestampLogAppendTime(ts int64) {
 	h.SetCRC()
 }
 
-// SetMaxTimestamp sets a CreateTime batch's largest timestamp, as a broker
-// does when the producer's header disagrees with its records. The field is
+// SetMaxTimestamp makes the batch a CreateTime batch with the given
+// largest timestamp, as a broker does for a topic with
+// message.timestamp.type=CreateTime (Kafka's setMaxTimestamp(CREATE_TIME,
+// ts)): the producer's header may disagree with its records, or claim
+// LogAppendTime, which would make every record read as ts. Both fields are
 // under the CRC, which is recomputed.
 func (h Header) SetMaxTimestamp(ts int64) {
+	binary.BigEndian.PutUint16(h[offAttributes:], uint16(h.Attributes()&^attrTimestampType))
 	binary.BigEndian.PutUint64(h[offMaxTimestamp:], uint64(ts))
 	h.SetCRC()
 }

@@ -132,6 +132,12 @@ func TestHeaderFieldsAndRewrites(t *testing.T) {
 	if err := Validate(b, 0); err != nil || !h.LogAppendTime() || h.MaxTimestamp() != 1800000000000 || h.Codec() != CodecLZ4 {
 		t.Fatalf("after LogAppendTime: %v", err)
 	}
+	// SetMaxTimestamp is CreateTime's: it clears a LogAppendTime mark.
+	h.SetMaxTimestamp(1700000000300)
+	if err := Validate(b, 0); err != nil || h.LogAppendTime() || h.MaxTimestamp() != 1700000000300 || h.Codec() != CodecLZ4 || !h.Transactional() {
+		t.Fatalf("SetMaxTimestamp after LogAppendTime: %v, LogAppendTime %v, max %d", err, h.LogAppendTime(), h.MaxTimestamp())
+	}
+	h.SetMaxTimestampLogAppendTime(1800000000000)
 	// A cleaner's delete horizon takes baseTimestamp's place, under bit 6,
 	// and leaves the other attributes alone.
 	if _, ok := h.DeleteHorizon(); ok {

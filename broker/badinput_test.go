@@ -658,6 +658,52 @@ func TestProduceRecordChecks(t *testing.T) {
 	}
 }
 
+// TestProduceLogAppendTimeBitOnCreateTimeTopic: a producer's batch that
+// says LogAppendTime (attribute bit 3) on a CreateTime topic is stored as
+// CreateTime, as Kafka's validator stores it (setMaxTimestamp with the
+// topic's timestamp type): else consumers, and the log's search by time,
+// would read every record's timestamp as the batch's largest. So it is
+// when the topic recompresses the batch, too.
+func TestProduceLogAppendTimeBitOnCreateTimeTopic(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "ct", 1, nil)
+	createTopic(t, c, "ctz", 1, map[string]*string{"compression.type": kmsg.StringPtr("zstd")})
+	r := dialRaw(t, c.Addrs()[0])
+	t0 := time.Now().UnixMilli()
+	for _, topic := range []string{"ct", "ctz"} {
+		bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+		for i := range int64(3) {
+			bld.Add(t0+10*i, nil, []byte("v"), nil)
+		}
+		b := must(bld.AppendBatch(nil))
+		h := batch.Header(b)
+		binary.BigEndian.PutUint16(b[21:], uint16(h.Attributes())|0x08) // LogAppendTime
+		h.SetCRC()
+		if !h.LogAppendTime() || h.MaxTimestamp() != t0+20 {
+			t.Fatalf("the batch as produced: LogAppendTime %v, max %d", h.LogAppendTime(), h.MaxTimestamp())
+		}
+		if p := produceRaw(r, 9, 1, topic, 0, b); p.ErrorCode != 0 || p.LogAppendTime != -1 {
+			t.Fatalf("%s: %v, log_append_time %d", topic, kerr.ErrorForCode(p.ErrorCode), p.LogAppendTime)
+		}
+
+		got := fetchOnce(r, topic, 0, 0, 0).RecordBatches
+		if err := batch.Validate(got, 0); err != nil {
+			t.Fatalf("%s: stored batch: %v", topic, err)
+		}
+		sh := batch.Header(got)
+		if sh.LogAppendTime() || sh.MaxTimestamp() != t0+20 {
+			t.Errorf("%s: stored with LogAppendTime %v, max timestamp %d; want CreateTime, %d", topic, sh.LogAppendTime(), sh.MaxTimestamp(), t0+20)
+		}
+		if want := map[string]batch.Codec{"ct": batch.CodecNone, "ctz": batch.CodecZstd}[topic]; sh.Codec() != want {
+			t.Errorf("%s: stored as %s, want %s", topic, sh.Codec(), want)
+		}
+		lo := r.do(listOffsetsRequest(7, topic, 1, t0+5)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		if lo.ErrorCode != 0 || lo.Offset != 1 || lo.Timestamp != t0+10 {
+			t.Errorf("%s: the first record at or after %d: offset %d, timestamp %d (%v); want 1, %d", topic, t0+5, lo.Offset, lo.Timestamp, kerr.ErrorForCode(lo.ErrorCode), t0+10)
+		}
+	}
+}
+
 // TestProduceAnswersLikeKafka: the corners of a Produce answer where Kafka
 // has a rule: every record that fails is listed in record_errors; errors
 // after the partition was found carry its log start offset; a partition

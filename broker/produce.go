@@ -354,9 +354,12 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 	if err != nil {
 		return replica.AppendResult{}, err
 	}
-	if !s.logAppendTime && maxTs != h.MaxTimestamp() {
+	if !s.logAppendTime && (maxTs != h.MaxTimestamp() || h.LogAppendTime()) {
 		// The time index and ListOffsets trust the header's largest
-		// timestamp; like Kafka's validator, set it from the records.
+		// timestamp; like Kafka's validator, set it from the records,
+		// and the topic's CreateTime in place of a producer's
+		// LogAppendTime, which would have every record read as the
+		// largest timestamp.
 		h.SetMaxTimestamp(maxTs)
 	}
 	recompress := s.recompresses(h.Codec())
