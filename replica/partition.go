@@ -341,8 +341,7 @@ func (p *Partition) Append(b []byte, o AppendOptions) (AppendResult, error) {
 	nowMs := p.now().UnixMilli()
 	appendTime := int64(-1)
 	if o.LogAppendTime {
-		h.SetMaxTimestampLogAppendTime(nowMs)
-		h.SetCRC()
+		h.SetMaxTimestampLogAppendTime(nowMs) // recomputes the CRC
 		appendTime = nowMs
 	}
 	info, err := p.log.Append(b, epoch)
