@@ -66,10 +66,12 @@
 //     engine never reads them.)
 //   - max.connections and max.connections.per.ip refuse connections at
 //     accept (RejectedConnections).
-//   - connections.max.idle.ms closes a connection with nothing arriving and
-//     nothing in flight (or with a frame stalled half way, or an answer its
-//     client has not read a byte of for that long); a client waiting on a
-//     long poll is not idle.
+//   - connections.max.idle.ms closes a connection with nothing arriving,
+//     nothing written and nothing in flight for that long (or with a frame
+//     stalled half way, or an answer its client has not read a byte of for
+//     that long); a client waiting on a long poll is not idle, and a
+//     request answered late leaves its client the whole period from the
+//     answer, as Kafka counts a completed send as activity.
 //   - MaxInFlightPerConnection bounds the requests of one connection that
 //     the handler holds or that wait for their turn to be written, and
 //     queued.max.requests the whole requests the handler holds across all

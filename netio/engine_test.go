@@ -104,6 +104,33 @@ func TestIdleConnectionsCloseTCP(t *testing.T) {
 	})
 }
 
+// TestIdleCountsFromLastResponseTCP: over real sockets, a request answered
+// late in connections.max.idle.ms leaves its connection open for a whole
+// period after the answer, not after the request's arrival; then it closes.
+// The answer leaves no sooner than 0.8 periods after the request was sent,
+// so the connection cannot close before 1.8 periods: a bound the engine
+// guarantees whatever the machine's load, not a timing guess.
+func TestIdleCountsFromLastResponseTCP(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const idle = 250 * time.Millisecond
+		_, addr := startTCP(t, engine, Config{ConnectionsMaxIdle: idle}, HandlerFunc(func(req *Request, respond func(Response)) {
+			time.AfterFunc(idle*8/10, func() { respond(bytesResponse([]byte("late"))) })
+		}))
+		c := dial(t, addr)
+		sent := time.Now()
+		c.Write(frame([]byte("q")))
+		readFrame(t, c)
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); !isClosedErr(err) {
+			t.Fatalf("the connection did not close as idle: %v", err)
+		}
+		if open := time.Since(sent); open < idle*18/10 {
+			t.Fatalf("answered at least %v after the request, closed as idle %v after it: before connections.max.idle.ms (%v) had passed since the answer",
+				idle*8/10, open, idle)
+		}
+	})
+}
+
 // TestDoneOnceWhenDropped: a response to a connection that has closed is
 // dropped, its Done called exactly once; a second respond is ignored; and
 // Close waits for the handler to answer what it holds.

@@ -410,7 +410,7 @@ type npConn struct {
 	// requests' Done.
 	done chan struct{}
 
-	lastActive atomic.Int64 // e.now() when bytes last arrived
+	lastActive atomic.Int64 // e.now() when bytes last arrived or a response was last written
 	lastWrite  atomic.Int64 // e.now() when a write last started or made progress
 	midFrame   atomic.Bool  // a frame's size has been read, not all its bytes
 
@@ -704,6 +704,11 @@ func (c *npConn) writeLoop() {
 		var err error
 		if !closed && !r.NoResponse {
 			err = c.write(r.Parts)
+			// A completed send is activity, as Kafka's Selector counts
+			// it: the idle clock restarts here, not at the request's
+			// arrival. Stamped while the request is still queued, so
+			// idleCheck sees it in flight or sees the stamp.
+			c.touch()
 		}
 		if r.Done != nil {
 			r.Done()
@@ -899,10 +904,11 @@ func (c *npConn) isClosed() bool {
 	return c.mu.closed
 }
 
-// idleCheck closes the connection once nothing has arrived for
-// connections.max.idle.ms and nothing is in flight (or a frame has stopped
-// half way, or an answer has not moved). A client waiting on a long poll is
-// not idle.
+// idleCheck closes the connection once nothing has arrived or been written
+// for connections.max.idle.ms and nothing is in flight (or a frame has
+// stopped half way, or an answer has not moved). A client waiting on a long
+// poll is not idle, and one answered late has the whole period from its
+// answer.
 func (c *npConn) idleCheck() {
 	idle := c.e.cfg.ConnectionsMaxIdle
 	now := c.e.now()

@@ -269,7 +269,7 @@ func (s *Server) accept(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), ip: ip,
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), ip: ip, opened: time.Now(),
 		slots: make(chan *slot, s.cfg.MaxInFlightPerConnection),
 		room:  make(chan struct{}, s.cfg.MaxInFlightPerConnection), closed: make(chan struct{})}
 	s.mu.conns[c] = struct{}{}
@@ -335,6 +335,13 @@ type conn struct {
 	room  chan struct{} // one token per request unanswered: the per-connection bound
 	// pending counts requests read and not yet answered (or dropped).
 	pending atomic.Int32
+	// opened is when the connection was accepted, the origin of
+	// lastWritten (so it is on the monotonic clock).
+	opened time.Time
+	// lastWritten is when a response was last written, since opened: a
+	// completed send is activity, as Kafka's Selector counts it, so the
+	// idle clock restarts there and not at the request's arrival.
+	lastWritten atomic.Int64
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed by close; its requests' Done
@@ -473,19 +480,31 @@ func (c *conn) hungUp() bool {
 }
 
 // readIdle reads a frame's size prefix, closing the connection once it has
-// been idle for connections.max.idle.ms: nothing arriving and nothing in
-// flight. A client waiting on a long poll is not idle.
+// been idle for connections.max.idle.ms: nothing arriving, nothing in
+// flight and nothing written. A client waiting on a long poll is not idle,
+// and one answered late has the whole period from its answer.
 func (c *conn) readIdle(b []byte) error {
+	idle := c.s.cfg.ConnectionsMaxIdle
 	got := 0
+	deadline := time.Now().Add(idle)
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
+		c.nc.SetReadDeadline(deadline)
 		n, err := io.ReadFull(c.nc, b[got:])
 		got += n
 		var ne net.Error
-		if err != nil && errors.As(err, &ne) && ne.Timeout() && c.pending.Load() > 0 {
-			continue
+		if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+			return err
 		}
-		return err
+		// The write loop stamps lastWritten before it counts the request
+		// answered: a request no longer pending has its write seen here.
+		now := time.Now()
+		if c.pending.Load() > 0 {
+			deadline = now.Add(idle)
+		} else if until := c.opened.Add(time.Duration(c.lastWritten.Load()) + idle); until.After(now) {
+			deadline = until
+		} else {
+			return err
+		}
 	}
 }
 
@@ -535,6 +554,7 @@ func (c *conn) writeLoop() {
 		default:
 			if !r.NoResponse {
 				err = c.write(r.Parts)
+				c.lastWritten.Store(int64(time.Since(c.opened)))
 			}
 		}
 		if r.Done != nil {

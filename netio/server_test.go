@@ -456,3 +456,28 @@ func TestIdleConnectionsClose(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleCountsFromLastResponse (std engine, inside a synctest bubble): a
+// request answered 0.9 s into a 1 s connections.max.idle.ms leaves its
+// connection open for a whole second after the answer, as Kafka counts a
+// completed send as activity; then it closes.
+func TestIdleCountsFromLastResponse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const idle = time.Second
+		_, dialPipe := pipeServer(t, Config{ConnectionsMaxIdle: idle}, HandlerFunc(func(req *Request, respond func(Response)) {
+			time.AfterFunc(idle*9/10, func() { respond(bytesResponse([]byte("late"))) })
+		}))
+		c := dialPipe()
+		start := time.Now()
+		go c.Write(frame([]byte("q")))
+		readFrame(t, c)
+		answered := time.Since(start)
+		_, err := c.Read(make([]byte, 1))
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("read: %v", err)
+		}
+		if after := time.Since(start) - answered; after != idle {
+			t.Fatalf("answered at %v, closed as idle %v after the answer, want %v", answered, after, idle)
+		}
+	})
+}
