@@ -31,6 +31,14 @@
 // holding a request (a long poll) can give it up at once, though it must
 // still respond (the answer is dropped); Close returns once the handlers
 // have answered everything they hold.
+// Once a response with CloseAfter is given, no request of its connection
+// that Serve has not had yet ever reaches it: those already read are
+// dropped unanswered, as Kafka reads nothing past a request it closes the
+// connection for. The client retries what it pipelined behind, and serving
+// that too (a produce appended) would duplicate it. A handler that gives
+// such a response within Serve (the broker's answer to a malformed
+// request) is sure that nothing behind it is served; one that gives it
+// later may have been handed some of the requests behind meanwhile.
 // A frame belongs to its handler, which may give a large one back with
 // Request.Release for a later frame to be read into (framepool.go).
 //

@@ -274,6 +274,55 @@ func TestCloseAfter(t *testing.T) {
 	})
 }
 
+// TestNothingServedAfterCloseAfter: requests pipelined behind one answered
+// with CloseAfter never reach the handler, as Kafka reads nothing past a
+// request it closes the connection for: the client sees the connection
+// close and retries them, so serving them too (a produce appended) would
+// duplicate them. Close waits for the handler's every call, so the count
+// after it is final.
+func TestNothingServedAfterCloseAfter(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		var mu sync.Mutex
+		var behind []string
+		s, addr := startTCP(t, engine, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+			switch string(req.Frame) {
+			case "before":
+				respond(bytesResponse(req.Frame))
+			case "malformed":
+				respond(Response{Parts: []Part{{Bytes: frame([]byte("bye"))}}, CloseAfter: true})
+			default:
+				mu.Lock()
+				behind = append(behind, string(req.Frame))
+				mu.Unlock()
+				respond(Response{NoResponse: true})
+			}
+		}))
+		c := dial(t, addr)
+		var pipelined []byte
+		for _, r := range []string{"before", "malformed", "produce", "produce again"} {
+			pipelined = append(pipelined, frame([]byte(r))...)
+		}
+		c.Write(pipelined)
+		for _, want := range []string{"before", "bye"} {
+			if got := readFrame(t, c); string(got) != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); !isClosedErr(err) {
+			t.Fatalf("the connection stayed open after CloseAfter: %v", err)
+		}
+		closed := make(chan error)
+		go func() { closed <- s.Close() }()
+		within(t, closed, "Close")
+		mu.Lock()
+		defer mu.Unlock()
+		if len(behind) > 0 {
+			t.Fatalf("requests pipelined behind a CloseAfter response reached the handler: %q", behind)
+		}
+	})
+}
+
 // TestFloodIsBounded: a client pipelines far more requests than the
 // per-connection bound, 64 MiB of them, and never reads an answer. The
 // handler never holds more than the bound at once, and the server does not

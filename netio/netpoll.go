@@ -423,10 +423,14 @@ type npConn struct {
 		queue        []*npSlot // given to the handler, not yet written, in request order
 		dispatching  bool      // a goroutine is calling Serve for this connection
 		writing      bool      // a goroutine is writing this connection's answers
-		closed       bool
-		netpollDone  bool // netpoll's close callbacks have run
-		finished     bool
-		wfile        *os.File // wfd, registered with Go's poller once a write met EAGAIN
+		// closing: a response asking to close the connection (CloseAfter)
+		// has been given. The requests read after it are dropped, never
+		// handed to the handler (see the std engine's conn.closing).
+		closing     bool
+		closed      bool
+		netpollDone bool // netpoll's close callbacks have run
+		finished    bool
+		wfile       *os.File // wfd, registered with Go's poller once a write met EAGAIN
 	}
 
 	// w is the writer's state while a writer runs, from npWrites: a
@@ -485,7 +489,7 @@ func (c *npConn) touch() { c.lastActive.Store(c.e.now()) }
 func (c *npConn) readFrames(r netpoll.Reader) {
 	c.touch()
 	for r.Len() > 0 {
-		if c.isClosed() {
+		if c.isStopped() {
 			r.Skip(r.Len())
 			r.Release()
 			return
@@ -511,7 +515,7 @@ func (c *npConn) readFrames(r netpoll.Reader) {
 			return
 		}
 		if !c.enqueue(frame) {
-			return
+			continue // closed or closing: the rest of the input goes unread
 		}
 		c.pump()
 	}
@@ -563,11 +567,13 @@ func (c *npConn) readFrame(r netpoll.Reader, size int) ([]byte, error) {
 
 // enqueue adds a frame to the backlog, or closes the connection if the frame
 // does not fit: its client sent more than the engine holds for it, or the
-// server holds as many waiting requests as it takes from all clients.
+// server holds as many waiting requests as it takes from all clients. A
+// frame read behind a response that closes the connection is dropped.
 func (c *npConn) enqueue(frame []byte) bool {
 	c.mu.Lock()
-	if c.mu.closed {
+	if c.mu.closed || c.mu.closing {
 		c.mu.Unlock()
+		releaseFrame(frame)
 		return false
 	}
 	n := len(c.mu.backlog)
@@ -624,7 +630,9 @@ func (c *npConn) pump() {
 		return
 	}
 	c.mu.dispatching = true
-	for !c.mu.closed && len(c.mu.backlog) > 0 && len(c.mu.queue) < c.e.cfg.MaxInFlightPerConnection && c.e.acquire(c) {
+	// closing before acquire: a connection that will serve nothing more
+	// takes no token.
+	for !c.mu.closed && !c.mu.closing && len(c.mu.backlog) > 0 && len(c.mu.queue) < c.e.cfg.MaxInFlightPerConnection && c.e.acquire(c) {
 		frame := c.mu.backlog[0]
 		c.mu.backlog[0] = nil
 		c.mu.backlog = c.mu.backlog[1:]
@@ -637,10 +645,10 @@ func (c *npConn) pump() {
 		c.mu.Lock()
 	}
 	c.mu.dispatching = false
-	closed := c.mu.closed
+	stopped := c.mu.closed || c.mu.closing
 	fin := c.finishLocked()
 	c.mu.Unlock()
-	if closed {
+	if stopped {
 		c.e.dropGrant(c)
 	}
 	if fin {
@@ -656,6 +664,10 @@ func (sl *npSlot) respond(r Response) {
 		return
 	}
 	sl.answered, sl.resp = true, r
+	if r.CloseAfter && !c.mu.closing {
+		c.mu.closing = true
+		c.dropBacklogLocked()
+	}
 	// The request leaves queued.max.requests once answered (see the std
 	// engine's slot.respond): an answer its client is slow to read holds
 	// only its place in this connection's queue.
@@ -898,10 +910,22 @@ func (c *npConn) sysWrite(op func(fd int) bool) error {
 	return rc.Write(func(fd uintptr) bool { return op(int(fd)) })
 }
 
-func (c *npConn) isClosed() bool {
+// isStopped reports whether the connection reads no more requests: it is
+// closed, or a response has asked to close it.
+func (c *npConn) isStopped() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.mu.closed
+	return c.mu.closed || c.mu.closing
+}
+
+// dropBacklogLocked drops the frames read and not handed to the handler,
+// giving their buffers and their room in the server-wide backlog back.
+func (c *npConn) dropBacklogLocked() {
+	c.e.releaseBacklog(len(c.mu.backlog), c.mu.backlogBytes)
+	for _, f := range c.mu.backlog {
+		releaseFrame(f)
+	}
+	c.mu.backlog, c.mu.backlogBytes = nil, 0
 }
 
 // idleCheck closes the connection once nothing has arrived or been written
@@ -975,8 +999,7 @@ func (c *npConn) closeFrom(fromNetpoll bool) {
 	if c.mu.wfile != nil {
 		c.mu.wfile.Close() // wakes a writer parked on the poller
 	}
-	c.e.releaseBacklog(len(c.mu.backlog), c.mu.backlogBytes)
-	c.mu.backlog, c.mu.backlogBytes = nil, 0
+	c.dropBacklogLocked()
 	c.idle.Stop()
 	fin := c.finishLocked()
 	c.mu.Unlock()

@@ -36,7 +36,9 @@ type Response struct {
 	// NoResponse sends nothing (a produce with acks=0); the request's turn
 	// in the connection's order simply passes.
 	NoResponse bool
-	// CloseAfter closes the connection once this response has been written.
+	// CloseAfter closes the connection once this response has been
+	// written. From the moment it is given, the connection's requests not
+	// yet handed to Serve never will be: they are dropped unanswered.
 	CloseAfter bool
 }
 
@@ -343,13 +345,22 @@ type conn struct {
 	// idle clock restarts there and not at the request's arrival.
 	lastWritten atomic.Int64
 
+	// closing is set once a response asking to close the connection
+	// (CloseAfter) has been given, or the connection closes: the requests
+	// read after it are dropped, never handed to the handler, as Kafka
+	// reads nothing past a request it closes the connection for. A
+	// client that sees the connection close retries what it pipelined
+	// behind; had the broker served it too (a produce appended), the
+	// retry would duplicate it.
+	closing atomic.Bool
+
 	closeOnce sync.Once
 	closed    chan struct{} // closed by close; its requests' Done
 }
 
 // slot is one request's place in the connection's order.
 type slot struct {
-	s     *Server
+	c     *conn
 	resp  chan Response // buffered: respond never blocks
 	once  sync.Once
 	token atomic.Bool // holds one of the server's inflight tokens
@@ -360,12 +371,13 @@ func (sl *slot) park() { sl.releaseToken() }
 
 func (sl *slot) releaseToken() {
 	if sl.token.CompareAndSwap(true, false) {
-		<-sl.s.inflight
+		<-sl.c.s.inflight
 	}
 }
 
 func (c *conn) close() {
 	c.closeOnce.Do(func() {
+		c.closing.Store(true)
 		close(c.closed)
 		c.nc.Close()
 		c.s.mu.Lock()
@@ -399,7 +411,7 @@ func (c *conn) readLoop() {
 		if !c.acquire(c.room) {
 			return
 		}
-		sl := &slot{s: c.s, resp: make(chan Response, 1)}
+		sl := &slot{c: c, resp: make(chan Response, 1)}
 		c.slots <- sl // never blocks: room bounds the slots
 		c.pending.Add(1)
 		frame, err := ReadFrame(bodyReader{c}, int(size))
@@ -417,6 +429,15 @@ func (c *conn) readLoop() {
 			return
 		}
 		sl.token.Store(true)
+		if c.closing.Load() {
+			// Read behind a response that closes the connection: the
+			// write loop writes that one, then closes; this one leaves
+			// unserved, and the reading goes on only to see the client
+			// leave meanwhile.
+			releaseFrame(frame)
+			sl.respond(Response{NoResponse: true})
+			continue
+		}
 		c.s.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), parker: sl, done: c.closed}, sl.respond)
 	}
 }
@@ -428,6 +449,11 @@ func (c *conn) readLoop() {
 // connection closes (Request.Done: a long-poll Fetch) must not outlive its
 // client by max_wait_ms because the requests behind it filled the window.
 func (c *conn) acquire(ch chan<- struct{}) bool {
+	select {
+	case <-c.closed:
+		return false
+	default:
+	}
 	select {
 	case ch <- struct{}{}:
 		return true
@@ -537,6 +563,9 @@ func (c *conn) closeWith(err error) {
 // every other connection needs.
 func (sl *slot) respond(r Response) {
 	sl.once.Do(func() {
+		if r.CloseAfter {
+			sl.c.closing.Store(true)
+		}
 		sl.releaseToken()
 		sl.resp <- r
 	})

@@ -481,3 +481,33 @@ func TestIdleCountsFromLastResponse(t *testing.T) {
 		}
 	})
 }
+
+// TestNothingServedAfterCloseAfterPipe (std engine, inside a synctest
+// bubble): a request read behind one answered with CloseAfter, before that
+// answer is written, is dropped, not served; the connection closes.
+func TestNothingServedAfterCloseAfterPipe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var behind atomic.Int32
+		_, dialPipe := pipeServer(t, Config{}, HandlerFunc(func(req *Request, respond func(Response)) {
+			if string(req.Frame) == "malformed" {
+				respond(Response{Parts: []Part{{Bytes: frame([]byte("bye"))}}, CloseAfter: true})
+				return
+			}
+			behind.Add(1)
+			respond(Response{NoResponse: true})
+		}))
+		c := dialPipe()
+		go c.Write(append(frame([]byte("malformed")), frame([]byte("produce"))...))
+		synctest.Wait() // both read, the answer not written: the client reads nothing yet
+		if got := readFrame(t, c); string(got) != "bye" {
+			t.Fatalf("got %q, want bye", got)
+		}
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("the connection stayed open after CloseAfter: %v", err)
+		}
+		synctest.Wait()
+		if n := behind.Load(); n > 0 {
+			t.Fatalf("%d request(s) behind a CloseAfter response reached the handler", n)
+		}
+	})
+}
