@@ -11,9 +11,20 @@
 // machine). Its array counts are checked only against one byte per element,
 // so a large frame can also make it allocate many times the frame's size
 // before it finds the elements are not there. A body that passes the walk
-// holds every element and tag it announces, so kmsg's work and allocations
-// stay in proportion to the bytes (allocations up to about 20 times them: an
-// element of a few bytes decodes into a struct of several words).
+// holds every element and tag it announces, so kmsg's work stays in
+// proportion to the bytes.
+//
+// Its allocations would not on their own: an element of a byte or two
+// decodes into a struct of several words, and a tag section holding an
+// unknown tag into a map of some 340 bytes, so that an array of 4-byte
+// elements each carrying an empty tag made kmsg allocate 92 times the
+// body, and one section of distinct tags 40 times. So the walk also counts
+// what decoding will allocate (each array element's Go value, each tag
+// section's map and tags: see costPerByte) and refuses a body whose count is
+// over 18 times its size and 32 KiB. What passes makes kmsg allocate at
+// most 20 times the body and 64 KiB (TestDecodeAllocationsAreBounded; the
+// most measured, 16 times, for a list of empty strings), and real requests,
+// whose elements carry names, offsets and no unknown tags, a few times.
 //
 // The layouts are Kafka's request schemas (the message JSON files of
 // Apache Kafka) for the versions Gregor's broker speaks, tagged fields left
@@ -25,6 +36,7 @@ package kshape
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -273,7 +285,9 @@ var shapes = map[int16]wireShape{
 	}},
 }
 
-// ErrMalformed is wrapped by every error Check returns.
+// ErrMalformed is wrapped by every error Check returns: the bytes run out
+// before what they announce, or announce more elements and tags than kmsg
+// can decode at a cost in proportion to them.
 var ErrMalformed = errors.New("the request's bytes do not hold what they announce")
 
 // Check walks body, a request of key at version, against its layout; it
@@ -285,7 +299,7 @@ func Check(key, version int16, body []byte) error {
 	if !ok || version < sh.min || version > sh.max {
 		return fmt.Errorf("%w: no layout of %s v%d", ErrMalformed, kmsg.NameForKey(key), version)
 	}
-	w := walker{src: body, flexible: version >= sh.flexible}
+	w := newWalker(body, version >= sh.flexible)
 	w.run(progs[version-sh.min])
 	return w.err
 }
@@ -307,6 +321,9 @@ type step struct {
 	fixed int    // opFixed: the run's bytes
 	name  string // the field (of a run, its first), for errors
 	elem  []step // opArray: one element's program
+	// opArray: what kmsg allocates for one element, at most (elemCost),
+	// besides the element's own arrays, strings' bytes and tag sections.
+	cost int64
 	// opTags: the programs of the tags whose values are structs, by key
 	// (wTagged).
 	known map[uint32][]step
@@ -357,7 +374,7 @@ func compile(fields []wireField, version int16, flexible, tagged bool) []step {
 		case wBytes:
 			s.op = opBytes
 		case wArray:
-			s = step{op: opArray, elem: compile(f.elem, version, flexible, flexible && !f.primitive)}
+			s = step{op: opArray, elem: compile(f.elem, version, flexible, flexible && !f.primitive), cost: elemCost(f)}
 		case wTagged:
 			if tagged {
 				if known == nil {
@@ -376,11 +393,77 @@ func compile(fields []wireField, version int16, flexible, tagged bool) []step {
 	return prog
 }
 
-// walker walks a body, failing at the first field its bytes do not hold.
+// What decoding costs kmsg, beyond the bytes themselves, as the walk
+// counts it (cost): each element of an array, the Go value it decodes into
+// (elemCost); each tag section holding tags, the map kmsg keeps its unknown
+// tags in, made for the section (tagSectionCost) and grown for each tag
+// (tagCost). A body whose cost is over costPerByte times its size, plus
+// costSlack, is refused. kmsg's allocations are then at most that, the
+// copies of the body's strings (under 1.4 times their bytes, rounded up to
+// a size class) and the request's own struct: within 20 times the body and
+// 64 KiB. TestElementCostsCoverKmsg and TestTagSectionCostsCoverKmsg check
+// each cost against kmsg's allocations, TestDecodeAllocationsAreBounded the
+// whole.
+const (
+	costPerByte    = 18
+	costSlack      = 32 << 10
+	tagSectionCost = 512 // a map of one group of 8 slots: 336 bytes measured, go1.26 amd64
+	tagCost        = 192 // each tag as the map grows: up to 174 bytes measured
+)
+
+// walker walks a body, failing at the first field its bytes do not hold,
+// or once decoding it would cost kmsg more than budget.
 type walker struct {
-	src      []byte
-	flexible bool
-	err      error
+	src          []byte
+	flexible     bool
+	cost, budget int64
+	err          error
+}
+
+func newWalker(body []byte, flexible bool) walker {
+	return walker{src: body, flexible: flexible, budget: costPerByte*int64(len(body)) + costSlack}
+}
+
+// charge adds c to the cost, failing once it is over the budget. Each c is
+// under 2^42 (a count of at most 2^32 times a cost under 2^10), and the walk
+// stops at the first one over the budget, so the sum cannot overflow.
+func (w *walker) charge(field string, c int64) {
+	if w.cost += c; w.cost > w.budget {
+		w.fail(field, fmt.Sprintf("elements and tags that would cost kmsg over %d bytes to decode (%d a byte of the body, and %d)",
+			w.budget, costPerByte, costSlack))
+	}
+}
+
+// elemCost is what kmsg allocates for one element of the array f, at most:
+// the Go value of a primitive, or the struct kmsg declares for the
+// element. A struct's is bounded by 8 bytes for a number, 16 for a UUID, 24
+// for a string (a pointer and the string it points to, when nullable),
+// bytes or an array, each over all the layout's versions, as kmsg's struct
+// has every version's fields; and 24 more for its unknown tags and the
+// fields of versions past the layout's (a topic ID, a directory ID).
+// TestElementCostsCoverKmsg checks each against kmsg's allocations.
+func elemCost(f wireField) int64 {
+	if f.primitive {
+		return map[wireKind]int64{wInt8: 1, wInt16: 2, wInt32: 4, wInt64: 8, wUUID: 16, wString: 16, wBytes: 24}[f.elem[0].kind]
+	}
+	return structCost(f.elem)
+}
+
+func structCost(fields []wireField) int64 {
+	n := int64(24) // UnknownTags, and later versions' fields
+	for _, f := range fields {
+		switch f.kind {
+		case wInt8, wInt16, wInt32, wInt64:
+			n += 8
+		case wUUID:
+			n += 16
+		case wString, wBytes, wArray:
+			n += 24
+		case wTagged:
+			n += structCost(f.elem)
+		}
+	}
+	return n
 }
 
 func (w *walker) fail(field, why string) {
@@ -415,6 +498,9 @@ func (w *walker) run(prog []step) {
 			}
 		case opArray:
 			n := w.length(s.name, false)
+			if n > 0 {
+				w.charge(s.name, int64(n)*s.cost)
+			}
 			for j := 0; j < n && w.err == nil; j++ {
 				left := len(w.src)
 				w.run(s.elem)
@@ -486,6 +572,9 @@ func (w *walker) uvarint(field string) uint32 {
 // as kmsg decodes it.
 func (w *walker) tags(field string, known map[uint32][]step) {
 	n := w.uvarint(field)
+	if n > 0 {
+		w.charge(field, tagSectionCost+int64(n)*tagCost)
+	}
 	for i := uint32(0); i < n && w.err == nil; i++ {
 		key := w.uvarint(field)
 		size := int(w.uvarint(field))
@@ -497,8 +586,9 @@ func (w *walker) tags(field string, known map[uint32][]step) {
 			return
 		}
 		if prog, ok := known[key]; ok {
-			inner := walker{src: w.src[:size], flexible: true}
+			inner := walker{src: w.src[:size], flexible: true, cost: w.cost, budget: w.budget}
 			inner.run(prog)
+			w.cost = inner.cost
 			if inner.err != nil {
 				w.err, w.src = inner.err, nil
 				return
@@ -511,7 +601,8 @@ func (w *walker) tags(field string, known map[uint32][]step) {
 // SkipTags skips a tag section at the start of src (a flexible request
 // header's), bounded by src's bytes as Check is, and returns the rest.
 func SkipTags(src []byte) ([]byte, error) {
-	w := walker{src: src, flexible: true}
+	// kmsg never decodes the header's tags: skipping them costs nothing.
+	w := walker{src: src, flexible: true, budget: math.MaxInt64}
 	w.tags("tagged fields", nil)
 	return w.src, w.err
 }

@@ -2,10 +2,14 @@ package kshape
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -22,7 +26,7 @@ func TestShapesMatchKmsg(t *testing.T) {
 			req.SetVersion(v)
 			body := req.AppendTo(nil)
 			name := kmsg.NameForKey(key)
-			w := walker{src: body, flexible: v >= sh.flexible}
+			w := newWalker(body, v >= sh.flexible)
 			w.run(programs[key][v-sh.min])
 			if w.err != nil || len(w.src) != 0 {
 				t.Errorf("%s v%d: %v, %d of %d bytes left over", name, v, w.err, len(w.src), len(body))
@@ -230,5 +234,243 @@ func BenchmarkCheck(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func skipUnderRace(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's build allocates more than kmsg does")
+	}
+}
+
+// allocs is what kmsg allocates decoding body, a request of key at
+// version: runtime.MemStats' TotalAlloc counts every byte, sampled or not.
+func allocs(key, version int16, body []byte) int64 {
+	var before, after runtime.MemStats
+	runtime.GC() // flushes the per-P caches, whose spans count as allocated when taken
+	runtime.ReadMemStats(&before)
+	req := kmsg.RequestForKey(key)
+	req.SetVersion(version)
+	req.ReadFrom(body)
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(req)
+	return int64(after.TotalAlloc - before.TotalAlloc)
+}
+
+// minimal writes the cheapest body a layout allows, per byte, for one of
+// its arrays (target): n elements as small as their fields let them be
+// (empty strings, bytes and arrays, which kmsg decodes into values as large
+// as any, and zeros), each with an unknown tag of no bytes if tagged; one
+// element in each array holding target, every other array empty.
+type minimal struct {
+	flexible bool
+	target   *step
+	n        int
+	tagged   bool
+}
+
+func (m minimal) body(dst []byte, prog []step, inTarget bool) []byte {
+	for i := range prog {
+		s := &prog[i]
+		switch s.op {
+		case opFixed:
+			dst = append(dst, make([]byte, s.fixed)...)
+		case opString, opBytes:
+			switch {
+			case m.flexible:
+				dst = append(dst, 1)
+			case s.op == opString:
+				dst = append(dst, 0, 0)
+			default:
+				dst = append(dst, 0, 0, 0, 0)
+			}
+		case opArray:
+			n := 0
+			if s == m.target {
+				n = m.n
+			} else if holds(s.elem, m.target) {
+				n = 1
+			}
+			if m.flexible {
+				dst = kbin.AppendUvarint(dst, uint32(n+1))
+			} else {
+				dst = kbin.AppendInt32(dst, int32(n))
+			}
+			for range n {
+				dst = m.body(dst, s.elem, s == m.target)
+			}
+		case opTags:
+			if inTarget && m.tagged {
+				dst = append(dst, 1, 99, 0) // one tag, key 99, no bytes
+			} else {
+				dst = append(dst, 0)
+			}
+		}
+	}
+	return dst
+}
+
+func holds(prog []step, target *step) bool {
+	for i := range prog {
+		if &prog[i] == target || prog[i].op == opArray && holds(prog[i].elem, target) {
+			return true
+		}
+	}
+	return false
+}
+
+func arraysOf(prog []step) []*step {
+	var out []*step
+	for i := range prog {
+		if prog[i].op == opArray {
+			out = append(out, &prog[i])
+			out = append(out, arraysOf(prog[i].elem)...)
+		}
+	}
+	return out
+}
+
+// cost is what the walk charges for body, without a budget.
+func cost(t *testing.T, prog []step, body []byte, flexible bool) int64 {
+	t.Helper()
+	w := newWalker(body, flexible)
+	w.budget = math.MaxInt64
+	w.run(prog)
+	if w.err != nil || len(w.src) != 0 {
+		t.Fatalf("the walk did not take the test's body: %v, %d bytes left", w.err, len(w.src))
+	}
+	return w.cost
+}
+
+// TestElementCostsCoverKmsg: for each array of each layout, the walk
+// charges at least what kmsg allocates for an element, with or without an
+// unknown tag, measured on the elements kmsg allocates the most for per
+// byte (minimal). A kmsg whose structs grow past the estimates (elemCost)
+// fails here.
+func TestElementCostsCoverKmsg(t *testing.T) {
+	skipUnderRace(t)
+	const n = 10000
+	seen := map[string]bool{} // kmsg's types are the same at every version: each element's bytes once
+	for key, sh := range shapes {
+		for v := sh.min; v <= sh.max; v++ {
+			prog := programs[key][v-sh.min]
+			flexible := v >= sh.flexible
+			for _, arr := range arraysOf(prog) {
+				for _, tagged := range []bool{false, true} {
+					m := minimal{flexible: flexible, target: arr, n: 1, tagged: tagged}
+					one := m.body(nil, prog, false)
+					id := fmt.Sprintf("%d %s %x", key, arr.name, one)
+					if seen[id] {
+						continue
+					}
+					seen[id] = true
+					m.n = 0
+					none := m.body(nil, prog, false)
+					m.n = n
+					many := m.body(nil, prog, false)
+					charged := float64(cost(t, prog, many, flexible)-cost(t, prog, none, flexible)) / n
+					// The slice's allocation is rounded up to its size
+					// class or page: at most a byte an element here.
+					got := float64(allocs(key, v, many)-allocs(key, v, none))/n - 1
+					if got > charged {
+						t.Errorf("%s v%d %s (tagged %v): kmsg allocates %.1f bytes an element, the walk charges %.1f",
+							kmsg.NameForKey(key), v, arr.name, tagged, got+1, charged)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestTagSectionCostsCoverKmsg: a tag section of k distinct unknown tags
+// makes kmsg a map of k entries; the walk charges at least what that
+// allocates, as the map grows.
+func TestTagSectionCostsCoverKmsg(t *testing.T) {
+	skipUnderRace(t)
+	key := kmsg.ApiVersions.Int16() // v3: two compact strings, then its tags
+	prog := programs[key][3]
+	body := func(k int) []byte {
+		b := kbin.AppendUvarint([]byte{1, 1}, uint32(k))
+		for i := range k {
+			b = kbin.AppendUvarint(b, uint32(100+i))
+			b = append(b, 0)
+		}
+		return b
+	}
+	base, baseCost := allocs(key, 3, body(0)), cost(t, prog, body(0), true)
+	for k := 1; k < 20000; k += k/8 + 1 {
+		got, charged := allocs(key, 3, body(k))-base, cost(t, prog, body(k), true)-baseCost
+		if got > charged {
+			t.Errorf("%d tags: kmsg allocates %d bytes, the walk charges %d", k, got, charged)
+		}
+	}
+}
+
+// TestDecodeAllocationsAreBounded: what the package promises. A body that
+// passes Check makes kmsg allocate at most 20 times its size and 64 KiB.
+// The bodies that made it allocate up to 90 times their size (arrays of
+// tiny elements, each with an empty unknown tag) are refused, and so are a
+// tag section of many distinct tags (40 times) and an array of empty
+// nullable strings (24 times). Each body is a megabyte or more, so the 64
+// KiB are small beside it.
+func TestDecodeAllocationsAreBounded(t *testing.T) {
+	skipUnderRace(t)
+	const n = 1 << 18
+	leaveGroup := []byte{1} // v5: group "", then n members: "", null, null, one tag
+	leaveGroup = kbin.AppendUvarint(leaveGroup, n+1)
+	for range n {
+		leaveGroup = append(leaveGroup, 1, 0, 0, 1, 9, 0)
+	}
+	leaveGroup = append(leaveGroup, 0)
+	offsetFetch := kbin.AppendUvarint(nil, n+1) // v8: n groups: "", topics null, one tag
+	for range n {
+		offsetFetch = append(offsetFetch, 1, 0, 1, 9, 0)
+	}
+	offsetFetch = append(offsetFetch, 0, 0)
+	createPartitions := []byte{2, 1, 0, 0, 0, 1} // v3: one topic "a", count 1, n assignments: [], one tag
+	createPartitions = kbin.AppendUvarint(createPartitions, n+1)
+	for range n {
+		createPartitions = append(createPartitions, 1, 1, 9, 0)
+	}
+	createPartitions = append(createPartitions, 0, 0, 0, 0, 0, 0, 0)
+	describeGroups := kbin.AppendUvarint(nil, 4*n+1) // v5: 4n groups named ""
+	describeGroups = append(describeGroups, make([]byte, 4*n)...)
+	for i := range 4 * n {
+		describeGroups[len(describeGroups)-4*n+i] = 1
+	}
+	describeGroups = append(describeGroups, 0, 0)
+	metadata := kbin.AppendInt32(nil, 4*n) // v4: 4n topics named "", no tags at all
+	metadata = append(metadata, make([]byte, 2*4*n+1)...)
+	apiVersions := kbin.AppendUvarint([]byte{1, 1}, n) // v3: one section of n distinct tags
+	for i := range n {
+		apiVersions = kbin.AppendUvarint(apiVersions, uint32(100+i))
+		apiVersions = append(apiVersions, 0)
+	}
+	for _, c := range []struct {
+		key, version int16
+		body         []byte
+		refused      bool
+	}{
+		{kmsg.LeaveGroup.Int16(), 5, leaveGroup, true},
+		{kmsg.OffsetFetch.Int16(), 8, offsetFetch, true},
+		{kmsg.CreatePartitions.Int16(), 3, createPartitions, true},
+		{kmsg.DescribeGroups.Int16(), 5, describeGroups, false},
+		{kmsg.Metadata.Int16(), 4, metadata, true},
+		{kmsg.ApiVersions.Int16(), 3, apiVersions, true},
+	} {
+		name := fmt.Sprintf("%s v%d", kmsg.NameForKey(c.key), c.version)
+		got := allocs(c.key, c.version, c.body)
+		ratio := float64(got) / float64(len(c.body))
+		err := Check(c.key, c.version, c.body)
+		t.Logf("%s, %d bytes: kmsg allocates %.1f times them; Check: %v", name, len(c.body), ratio, err)
+		if err == nil && got > 20*int64(len(c.body))+64<<10 {
+			t.Errorf("%s of %d bytes passes Check and makes kmsg allocate %d bytes, %.1f times them", name, len(c.body), got, ratio)
+		}
+		if c.refused && err == nil {
+			t.Errorf("%s of %d bytes, %.1f times them allocated, passes Check", name, len(c.body), ratio)
+		}
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: an error not wrapping ErrMalformed: %v", name, err)
+		}
 	}
 }

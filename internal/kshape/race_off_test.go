@@ -1,0 +1,5 @@
+//go:build !race
+
+package kshape
+
+const raceEnabled = false
