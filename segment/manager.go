@@ -232,30 +232,18 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 	marker := filepath.Join(dir, CleanShutdownFileName)
 	_, err := os.Stat(marker)
 	clean := err == nil
-	points, err := ReadOffsetCheckpoint(filepath.Join(dir, RecoveryPointCheckpointFileName))
-	if err != nil {
-		return err
+	var checkpoints [3]map[TopicPartition]int64
+	for i, name := range []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName, LogStartOffsetCheckpointFileName} {
+		entries, err := ReadOffsetCheckpoint(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		checkpoints[i] = make(map[TopicPartition]int64, len(entries))
+		for _, p := range entries {
+			checkpoints[i][TopicPartition{p.Topic, p.Partition}] = p.Offset
+		}
 	}
-	recovery := map[TopicPartition]int64{}
-	for _, p := range points {
-		recovery[TopicPartition{p.Topic, p.Partition}] = p.Offset
-	}
-	cleaned, err := ReadOffsetCheckpoint(filepath.Join(dir, CleanerOffsetCheckpointFileName))
-	if err != nil {
-		return err
-	}
-	firstDirty := map[TopicPartition]int64{}
-	for _, p := range cleaned {
-		firstDirty[TopicPartition{p.Topic, p.Partition}] = p.Offset
-	}
-	starts, err := ReadOffsetCheckpoint(filepath.Join(dir, LogStartOffsetCheckpointFileName))
-	if err != nil {
-		return err
-	}
-	logStart := map[TopicPartition]int64{}
-	for _, p := range starts {
-		logStart[TopicPartition{p.Topic, p.Partition}] = p.Offset
-	}
+	recovery, firstDirty, logStart := checkpoints[0], checkpoints[1], checkpoints[2]
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err

@@ -440,12 +440,81 @@ func TestBrokerConfigNoVoterWarningWithoutVoters(t *testing.T) {
 	}
 }
 
-// TestBrokerConfigKafka4ServerProperties: the config/server.properties Kafka
-// 4.0 ships for a combined node, whose quorum is found through
+// TestBrokerConfigKafkaServerProperties: the config/server.properties Kafka
+// ships for a combined KRaft node works unchanged, the keys that mean nothing
+// for Gregor coming back as warnings. Kafka 3.x's names its quorum with
+// controller.quorum.voters; Kafka 4.0's finds it through
 // controller.quorum.bootstrap.servers (formatted with kafka-storage format
-// --standalone), works unchanged: the node forms a quorum of its own.
-func TestBrokerConfigKafka4ServerProperties(t *testing.T) {
-	const file = `# The role of this server. Setting this puts us in KRaft mode
+// --standalone), and the node forms a quorum of its own.
+func TestBrokerConfigKafkaServerProperties(t *testing.T) {
+	for _, tc := range []struct {
+		kafka    string
+		file     string
+		warnings int
+		voter    string
+	}{
+		{"3.x", kafka3ServerProperties, 6, "localhost:9093"},
+		{"4.0", kafka4ServerProperties, 8, "127.0.0.1:9093"},
+	} {
+		t.Run(tc.kafka, func(t *testing.T) {
+			props, err := parseProperties("server.properties", []byte(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, warnings, err := brokerConfig(props)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) != tc.warnings {
+				t.Errorf("warnings %q, want one per ignored key", warnings)
+			}
+			want := broker.DefaultConfig()
+			want.Listener, want.Quorum.Addr = ":9092", ":9093"
+			want.AdvertisedHost, want.AdvertisedPort = "localhost", 9092
+			want.Quorum.Voters = []raft.Voter{{ID: 1, Addr: tc.voter}}
+			want.Storage.LogDirs = []string{"/tmp/kraft-combined-logs"}
+			want.Quorum.Dir = "/tmp/kraft-combined-logs/__cluster_metadata-0"
+			want.Storage.RecoveryThreadsPerDataDir = 1
+			want.Storage.Log.RetentionMs = 168 * 3600000
+			want.OffsetsTopicReplicationFactor = 1
+			if !reflect.DeepEqual(cfg.broker, want) {
+				t.Errorf("got\n%+v\nwant\n%+v", cfg.broker, want)
+			}
+		})
+	}
+}
+
+// kafka3ServerProperties is config/kraft/server.properties of Kafka 3.x.
+const kafka3ServerProperties = `# The role of this server. Setting this puts us in KRaft mode
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@localhost:9093
+listeners=PLAINTEXT://:9092,CONTROLLER://:9093
+inter.broker.listener.name=PLAINTEXT
+advertised.listeners=PLAINTEXT://localhost:9092
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs=/tmp/kraft-combined-logs
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+#log.flush.interval.messages=10000
+#log.flush.interval.ms=1000
+log.retention.hours=168
+#log.retention.bytes=1073741824
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+`
+
+// kafka4ServerProperties is config/server.properties of Kafka 4.0.
+const kafka4ServerProperties = `# The role of this server. Setting this puts us in KRaft mode
 process.roles=broker,controller
 node.id=1
 # List of controller endpoints used connect to the controller cluster
@@ -475,86 +544,6 @@ log.retention.hours=168
 log.segment.bytes=1073741824
 log.retention.check.interval.ms=300000
 `
-	props, err := parseProperties("server.properties", []byte(file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, warnings, err := brokerConfig(props)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(warnings) != 8 {
-		t.Errorf("warnings %q, want one per ignored key", warnings)
-	}
-	want := broker.DefaultConfig()
-	want.Listener, want.Quorum.Addr = ":9092", ":9093"
-	want.AdvertisedHost, want.AdvertisedPort = "localhost", 9092
-	want.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:9093"}}
-	want.Storage.LogDirs = []string{"/tmp/kraft-combined-logs"}
-	want.Quorum.Dir = "/tmp/kraft-combined-logs/__cluster_metadata-0"
-	want.Storage.RecoveryThreadsPerDataDir = 1
-	want.Storage.Log.RetentionMs = 168 * 3600000
-	want.OffsetsTopicReplicationFactor = 1
-	if !reflect.DeepEqual(cfg.broker, want) {
-		t.Errorf("got\n%+v\nwant\n%+v", cfg.broker, want)
-	}
-}
-
-// TestBrokerConfigKafkaServerProperties: the server.properties Kafka 3.x
-// ships for a combined KRaft node works unchanged, the keys that mean nothing
-// for Gregor coming back as warnings.
-func TestBrokerConfigKafkaServerProperties(t *testing.T) {
-	const file = `# The role of this server. Setting this puts us in KRaft mode
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@localhost:9093
-listeners=PLAINTEXT://:9092,CONTROLLER://:9093
-inter.broker.listener.name=PLAINTEXT
-advertised.listeners=PLAINTEXT://localhost:9092
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
-num.network.threads=3
-num.io.threads=8
-socket.send.buffer.bytes=102400
-socket.receive.buffer.bytes=102400
-socket.request.max.bytes=104857600
-log.dirs=/tmp/kraft-combined-logs
-num.partitions=1
-num.recovery.threads.per.data.dir=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-#log.flush.interval.messages=10000
-#log.flush.interval.ms=1000
-log.retention.hours=168
-#log.retention.bytes=1073741824
-log.segment.bytes=1073741824
-log.retention.check.interval.ms=300000
-`
-	props, err := parseProperties("server.properties", []byte(file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, warnings, err := brokerConfig(props)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(warnings) != 6 {
-		t.Errorf("warnings %q, want one per ignored key", warnings)
-	}
-	want := broker.DefaultConfig()
-	want.Listener, want.Quorum.Addr = ":9092", ":9093"
-	want.AdvertisedHost, want.AdvertisedPort = "localhost", 9092
-	want.Quorum.Voters = []raft.Voter{{ID: 1, Addr: "localhost:9093"}}
-	want.Storage.LogDirs = []string{"/tmp/kraft-combined-logs"}
-	want.Quorum.Dir = "/tmp/kraft-combined-logs/__cluster_metadata-0"
-	want.Storage.RecoveryThreadsPerDataDir = 1
-	want.Storage.Log.RetentionMs = 168 * 3600000
-	want.OffsetsTopicReplicationFactor = 1
-	if !reflect.DeepEqual(cfg.broker, want) {
-		t.Errorf("got\n%+v\nwant\n%+v", cfg.broker, want)
-	}
-}
 
 // TestTopicConfigSynonymsAreBrokerKeys: every broker setting a topic config
 // takes its default from (what DescribeConfigs lists as its synonym) is a
