@@ -12,12 +12,16 @@ import (
 // are unreadable at once; their segments go at the next retention check.
 // The answer's low watermark is the new log start: with one replica per
 // partition it needs no waiting for followers, so timeout_ms is not used.
-// The new starts are checkpointed before the answer, so deleted records
-// never come back after a crash (Kafka checkpoints them within a minute).
+// The log starts are checkpointed before any success is answered, so
+// deleted records never come back after a crash (Kafka checkpoints them
+// within a minute): after every request with a success, not only one that
+// moved a start, since a retry (or a request racing this one) finds the
+// start already moved by one whose checkpoint failed or is still being
+// written.
 func (b *Broker) handleDeleteRecords(rq *request, req *kmsg.DeleteRecordsRequest) {
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 	im := b.image()
-	moved := false
+	succeeded := false
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
@@ -32,22 +36,22 @@ func (b *Broker) handleDeleteRecords(rq *request, req *kmsg.DeleteRecordsRequest
 				// As Kafka: an internal topic's records are the broker's.
 				sp.ErrorCode = kerr.InvalidTopicException.Code
 			default:
-				low, m, err := p.DeleteRecords(rp.Offset)
+				low, err := p.DeleteRecords(rp.Offset)
 				if err != nil {
 					sp.ErrorCode = errorCode(err)
 					break
 				}
-				sp.LowWatermark, moved = low, moved || m
+				sp.LowWatermark, succeeded = low, true
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if moved {
+	if succeeded {
 		if err := b.logs.CheckpointLogStartOffsets(); err != nil {
-			// The starts moved in memory; the periodic checkpoint
-			// tries again. The client must not take the deletion as
-			// durable.
+			// The starts moved in memory; the periodic checkpoint,
+			// or the client's retry, tries again. The client must not
+			// take the deletion as durable meanwhile.
 			b.logger.Error("checkpointing log starts after DeleteRecords", "err", err)
 			for i := range resp.Topics {
 				for j := range resp.Topics[i].Partitions {

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -133,4 +134,51 @@ func TestDeleteRecords(t *testing.T) {
 	c.Restart(0)
 	c.WaitForTopic("purge")
 	checkStart("after a restart")
+}
+
+// TestDeleteRecordsRetryAfterCheckpointFailure: a DeleteRecords whose
+// log-start checkpoint cannot be written answers KAFKA_STORAGE_ERROR, and
+// so does its retry, which finds the start already moved in memory: no
+// success is answered until the start is on disk. Once the file can be
+// written again, the retry succeeds and the checkpoint holds the start.
+func TestDeleteRecordsRetryAfterCheckpointFailure(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "purge", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	if p := produceRaw(r, 9, -1, "purge", 0, recordBatch(t, 10, 10)); p.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(p.ErrorCode))
+	}
+	cpPath := filepath.Join(c.Config(0).Storage.LogDirs[0], segment.LogStartOffsetCheckpointFileName)
+	os.Remove(cpPath)
+	if err := os.MkdirAll(filepath.Join(cpPath, "block"), 0o755); err != nil { // the rename onto it fails
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(newClient(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	off := kadm.Offsets{}
+	off.Add(kadm.Offset{Topic: "purge", Partition: 0, At: 5})
+	deleteRecords := func() kadm.DeleteRecordsResponse {
+		t.Helper()
+		resp, err := adm.DeleteRecords(ctx, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := resp.Lookup("purge", 0)
+		return got
+	}
+	for i := range 2 {
+		if got := deleteRecords(); !errors.Is(got.Err, kerr.KafkaStorageError) {
+			t.Errorf("attempt %d with the checkpoint unwritable: %v, low watermark %d; want KAFKA_STORAGE_ERROR", i, got.Err, got.LowWatermark)
+		}
+	}
+	if err := os.RemoveAll(cpPath); err != nil {
+		t.Fatal(err)
+	}
+	if got := deleteRecords(); got.Err != nil || got.LowWatermark != 5 {
+		t.Fatalf("retry once the checkpoint is writable: %v, low watermark %d", got.Err, got.LowWatermark)
+	}
+	if cp, err := segment.ReadOffsetCheckpoint(cpPath); err != nil || len(cp) != 1 || cp[0].Offset != 5 {
+		t.Fatalf("checkpoint after the retry: %v, %v", cp, err)
+	}
 }

@@ -284,13 +284,13 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 	}
 	if r, ok := req.(*kmsg.UnregisterBrokerRequest); ok {
 		// A broker-only node leaves the quorum's non-voters too, so the
-		// leader stops sending the log to an address that is gone. In
-		// the background: a membership change waits for its own commit.
-		go func() {
-			if err := q.node.RemoveObserver(r.BrokerID); err != nil {
-				q.logger.Warn("removing an unregistered broker from the quorum's non-voters", "broker", r.BrokerID, "err", err)
-			}
-		}()
+		// leader stops sending the log to an address that is gone. Before
+		// the next request is decided: a broker still running registers
+		// again at its next heartbeat and is added back then, which must
+		// come after this removal, not before it.
+		if err := q.node.RemoveObserver(r.BrokerID); err != nil {
+			q.logger.Warn("removing an unregistered broker from the quorum's non-voters", "broker", r.BrokerID, "err", err)
+		}
 	}
 	if r, ok := resp.(*kmsg.BrokerRegistrationResponse); ok {
 		if b, ok := applied.Brokers[req.(*kmsg.BrokerRegistrationRequest).BrokerID]; ok {

@@ -419,32 +419,32 @@ var ErrRecordsNotDeletable = fmt.Errorf("replica: records cannot be deleted unde
 // watermark; an offset past the high watermark, or negative otherwise, is
 // OFFSET_OUT_OF_RANGE, and one at or below the log start changes nothing.
 // It returns the low watermark, the lowest log start among the replicas,
-// which with the leader as the only one is its own; moved says the log
-// start changed, so that the caller makes the change durable
-// (segment.Manager.CheckpointLogStartOffsets).
-func (p *Partition) DeleteRecords(offset int64) (lowWatermark int64, moved bool, err error) {
+// which with the leader as the only one is its own. The new start is in
+// memory only: the caller makes it durable
+// (segment.Manager.CheckpointLogStartOffsets) before it answers.
+func (p *Partition) DeleteRecords(offset int64) (lowWatermark int64, err error) {
 	// Under appendMu, so that the high watermark and the leadership hold
 	// still while the start moves.
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if _, leader := p.Leader(); !leader {
-		return -1, false, ErrNotLeader
+		return -1, ErrNotLeader
 	}
 	if cfg := p.log.Config(); !cfg.Deletes() {
-		return -1, false, ErrRecordsNotDeletable
+		return -1, ErrRecordsNotDeletable
 	}
 	hw := p.hw.Load()
 	if offset == -1 {
 		offset = hw
 	}
 	if offset < 0 || offset > hw {
-		return -1, false, fmt.Errorf("replica: cannot delete the records of %s below %d, outside [0, high watermark %d]: %w",
+		return -1, fmt.Errorf("replica: cannot delete the records of %s below %d, outside [0, high watermark %d]: %w",
 			p.tp, offset, hw, kerr.OffsetOutOfRange)
 	}
-	if moved, err = p.log.AdvanceLogStart(offset); err != nil {
-		return -1, false, err
+	if _, err = p.log.AdvanceLogStart(offset); err != nil {
+		return -1, err
 	}
-	return p.log.LogStartOffset(), moved, nil
+	return p.log.LogStartOffset(), nil
 }
 
 // ReadResult is one partition's part of a fetch.

@@ -931,6 +931,10 @@ func (l *Log) Truncate(offset int64) error {
 		_, err = s.scan(cut, &l.cfg, nil, true)
 	}
 	l.mu.logEnd = s.next
+	// The cut is at the start of the batch holding offset, which may lie
+	// below a log start a DeleteRecords put inside that batch: the start
+	// never passes the end.
+	l.mu.logStart = min(l.mu.logStart, l.mu.logEnd)
 	end := s.next
 	l.mu.Unlock()
 	for _, d := range removed {
