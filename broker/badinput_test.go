@@ -179,7 +179,7 @@ func TestBadRequestsCloseTheConnection(t *testing.T) {
 // as Kafka answers; a version newer than the broker's gets
 // UNSUPPORTED_VERSION with the ranges.
 func TestApiVersions(t *testing.T) {
-	const served = 31 // the APIs the broker listener answers
+	const served = 32 // the APIs the broker listener answers
 	c := testcluster.Start(t, 1, nil)
 	r := dialRaw(t, c.Addrs()[0])
 	for v := int16(0); v <= 3; v++ {

@@ -37,6 +37,7 @@ var apis = map[int16]apiRange{
 	kmsg.IncrementalAlterConfigs.Int16(): {0, 1},
 	kmsg.AlterConfigs.Int16():            {0, 2},
 	kmsg.UnregisterBroker.Int16():        {0, 0},
+	kmsg.DescribeProducers.Int16():       {0, 0},
 	kmsg.DescribeCluster.Int16():         {0, 1},
 	kmsg.DeleteRecords.Int16():           {0, 2},
 	kmsg.DescribeLogDirs.Int16():         {0, 4},
@@ -174,6 +175,8 @@ func (b *Broker) Serve(nr *netio.Request, respond func(netio.Response)) {
 		go b.handleAlterConfigs(rq, req)
 	case *kmsg.UnregisterBrokerRequest:
 		go b.handleUnregisterBroker(rq, req)
+	case *kmsg.DescribeProducersRequest:
+		go b.handleDescribeProducers(rq, req)
 	case *kmsg.DescribeClusterRequest:
 		b.handleDescribeCluster(rq, req)
 	case *kmsg.DeleteRecordsRequest:

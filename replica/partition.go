@@ -409,6 +409,14 @@ func (p *Partition) ExpireProducers(cutoff time.Time) int {
 	return n
 }
 
+// Producers lists the idempotent producers the partition remembers
+// (DescribeProducers), sorted by id: those not yet expired.
+func (p *Partition) Producers() []ProducerState {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.producers.list()
+}
+
 // ErrRecordsNotDeletable is DeleteRecords on a partition whose topic's
 // cleanup.policy has no delete (Kafka's POLICY_VIOLATION): a compacted log
 // keeps the newest record of every key, whatever its offset.

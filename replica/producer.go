@@ -1,8 +1,10 @@
 package replica
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -127,4 +129,26 @@ func (s *producerStates) expire(cutoffMs int64) int {
 		}
 	}
 	return n
+}
+
+// ProducerState is what a partition knows of one idempotent producer, as
+// DescribeProducers lists it.
+type ProducerState struct {
+	ProducerID   int64
+	Epoch        int16
+	LastSequence int32 // of its last batch appended here
+	// LastTimestampMs is when it last wrote here, ms: the append's time,
+	// or, for a producer rebuilt from the log, its last batch's largest
+	// timestamp (what expiry counts from, as Kafka's lastTimestamp).
+	LastTimestampMs int64
+}
+
+// list returns the producers of s, sorted by id.
+func (s *producerStates) list() []ProducerState {
+	out := make([]ProducerState, 0, len(s.m))
+	for pid, e := range s.m {
+		out = append(out, ProducerState{ProducerID: pid, Epoch: e.epoch, LastSequence: e.last().lastSeq, LastTimestampMs: e.lastWriteMs})
+	}
+	slices.SortFunc(out, func(a, b ProducerState) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
+	return out
 }

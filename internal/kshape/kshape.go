@@ -181,6 +181,9 @@ var shapes = map[int16]wireShape{
 		i32("timeout_ms"), i8("validate_only"),
 	}},
 	kmsg.UnregisterBroker.Int16(): {0, 0, 0, []wireField{i32("broker_id")}},
+	kmsg.DescribeProducers.Int16(): {0, 0, 0, []wireField{
+		structs("topics", str("name"), list("partition_indexes", i32(""))),
+	}},
 	kmsg.AlterConfigs.Int16(): {0, 2, 2, []wireField{
 		structs("resources", i8("resource_type"), str("resource_name"),
 			structs("configs", str("name"), str("value"))),
