@@ -91,6 +91,8 @@ func (h *controllerHarness) formatRecord(r Record) string {
 		return fmt.Sprintf("BrokerFenced broker=%d epoch=%d", r.BrokerID, r.BrokerEpoch)
 	case *BrokerUnfenced:
 		return fmt.Sprintf("BrokerUnfenced broker=%d epoch=%d", r.BrokerID, r.BrokerEpoch)
+	case *BrokerUnregistered:
+		return fmt.Sprintf("BrokerUnregistered broker=%d epoch=%d", r.BrokerID, r.BrokerEpoch)
 	case *Topic:
 		s := "Topic " + r.Name
 		for _, c := range r.Configs {
@@ -266,6 +268,7 @@ func registrationRequest(id int32, incarnation byte, rack string) *kmsg.BrokerRe
 //	heartbeat id=N [epoch=E] [offset=O] [fence] [shutdown] [at=T]
 //	                                    epoch defaults to the broker's, offset
 //	                                    to the image's (caught up)
+//	unregister id=N                     UnregisterBroker
 //	tick [at=T]                         FenceExpired
 //	create-topics [validate-only]       one topic per line:
 //	                                    NAME [partitions=N] [rf=N] [assign=1,2/2,3]
@@ -380,6 +383,15 @@ func runControllerCommand(h *controllerHarness, hp **controllerHarness, d *datad
 		}
 		fmt.Fprintf(&b, "response: %s caught-up=%t fenced=%t should-shutdown=%t\n",
 			codeName(resp.ErrorCode), resp.IsCaughtUp, resp.IsFenced, resp.ShouldShutdown)
+
+	case "unregister":
+		req := kmsg.NewPtrUnregisterBrokerRequest()
+		req.BrokerID = int32(a.int("id", 0))
+		records, resp := h.c.UnregisterBroker(h.im, req)
+		if err := h.records(&b, records); err != nil {
+			return b.String(), err
+		}
+		fmt.Fprintf(&b, "response: %s\n", codeName(resp.ErrorCode))
 
 	case "tick":
 		if err := h.records(&b, h.c.FenceExpired(h.im, h.now)); err != nil {
