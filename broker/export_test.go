@@ -69,3 +69,7 @@ func ObserveLatency(b *Broker, key int16, d time.Duration) { b.metrics.observe(k
 // StopQuorumNode stops the broker's metadata quorum node under it, as an
 // entry it cannot apply stops it.
 func StopQuorumNode(b *Broker) error { return b.node.Shutdown() }
+
+// AddQuorumObserver adds broker id at addr to the quorum's non-voters, as
+// its registration does; b must be the active controller.
+func AddQuorumObserver(b *Broker, id int32, addr string) error { return b.node.AddObserver(id, addr) }

@@ -267,6 +267,11 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 		records, resp = ctrl.UnregisterBroker(im, r)
 	}
 	if len(records) == 0 {
+		if r, ok := req.(*kmsg.UnregisterBrokerRequest); ok && im.Brokers[r.BrokerID] == nil {
+			// Not registered: a retry finishes a removal from the
+			// non-voters that failed after the unregistration committed.
+			q.removeObserver(r.BrokerID)
+		}
 		return resp, im.Offset, nil
 	}
 	// The shell waits for the entry even if the caller gives up (call
@@ -283,14 +288,7 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 		return nil, 0, err
 	}
 	if r, ok := req.(*kmsg.UnregisterBrokerRequest); ok {
-		// A broker-only node leaves the quorum's non-voters too, so the
-		// leader stops sending the log to an address that is gone. Before
-		// the next request is decided: a broker still running registers
-		// again at its next heartbeat and is added back then, which must
-		// come after this removal, not before it.
-		if err := q.node.RemoveObserver(r.BrokerID); err != nil {
-			q.logger.Warn("removing an unregistered broker from the quorum's non-voters", "broker", r.BrokerID, "err", err)
-		}
+		q.removeObserver(r.BrokerID)
 	}
 	if r, ok := resp.(*kmsg.BrokerRegistrationResponse); ok {
 		if b, ok := applied.Brokers[req.(*kmsg.BrokerRegistrationRequest).BrokerID]; ok {
@@ -298,6 +296,19 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 		}
 	}
 	return resp, applied.Offset, nil
+}
+
+// removeObserver takes an unregistered broker-only node out of the
+// quorum's non-voters, so the leader stops sending the log to an address
+// that is gone. It runs in the controller's loop, before the next request
+// is decided: a broker still running registers again at its next
+// heartbeat and is added back then, which must come after this removal,
+// not before it. A failure is logged; the client's retry of the
+// UnregisterBroker, answered BROKER_ID_NOT_REGISTERED, tries again.
+func (q *QuorumController) removeObserver(id int32) {
+	if err := q.node.RemoveObserver(id); err != nil {
+		q.logger.Warn("removing an unregistered broker from the quorum's non-voters", "broker", id, "err", err)
+	}
 }
 
 // notController is the request's response with NOT_CONTROLLER everywhere an
