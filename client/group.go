@@ -1086,22 +1086,17 @@ func (g *group) assignedRun() {
 		case <-g.ctx.Done():
 			return
 		}
-		for {
+		ok := g.fetchPositions("OffsetFetch for assigned partitions", func() map[TopicPartition]uint64 {
 			g.mu.Lock()
 			fatal := g.mu.fatal
 			g.mu.Unlock()
-			need := g.c.assignedNeedPositions()
-			if fatal != nil || len(need) == 0 {
-				break
+			if fatal != nil {
+				return nil
 			}
-			err := g.offsetFetch(need)
-			if err == nil {
-				break
-			}
-			g.log.Debug("OffsetFetch for assigned partitions", "err", err)
-			if !sleep(g.ctx, g.retryBackoff) {
-				return
-			}
+			return g.c.assignedNeedPositions()
+		})
+		if !ok {
+			return
 		}
 	}
 }
@@ -1111,25 +1106,36 @@ func (g *group) assignedRun() {
 // commits), or else per auto.offset.reset. It retries until it succeeds or
 // the generation is over.
 func (g *group) fetchCommitted(gen int32) {
-	for {
+	g.fetchPositions("OffsetFetch", func() map[TopicPartition]uint64 {
 		g.mu.Lock()
 		current := g.mu.generation == gen
 		owned := g.ownedLocked()
 		g.mu.Unlock()
 		if !current || g.ctx.Err() != nil {
-			return
+			return nil
 		}
-		need := g.c.groupNeedPositions(owned)
-		if len(need) == 0 {
-			return
+		return g.c.groupNeedPositions(owned)
+	})
+}
+
+// fetchPositions sets the positions of the partitions need returns to
+// their committed offsets (offsetFetch), asking again every
+// retry.backoff.ms until a lookup succeeds or need returns none (nothing
+// lacks a position, or the caller must stop). It reports false when the
+// group closed meanwhile.
+func (g *group) fetchPositions(what string, need func() map[TopicPartition]uint64) bool {
+	for {
+		n := need()
+		if len(n) == 0 {
+			return true
 		}
-		err := g.offsetFetch(need)
+		err := g.offsetFetch(n)
 		if err == nil {
-			return
+			return true
 		}
-		g.log.Debug("OffsetFetch", "err", err)
+		g.log.Debug(what, "err", err)
 		if !sleep(g.ctx, g.retryBackoff) {
-			return
+			return false
 		}
 	}
 }
