@@ -155,56 +155,45 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 }
 
 func (b *Broker) handleIncrementalAlterConfigs(rq *request, req *kmsg.IncrementalAlterConfigsRequest) {
-	ctx := rq.ctx(0)
-	// Forwarded at v1 whatever the client's version (v0 has the same
-	// fields), so that a remote controller's answer carries the metadata
-	// offset in its flexible header.
+	// At v1 whatever the client's version (v0 has the same fields).
 	fwd := *req
 	fwd.Version = max(fwd.Version, 1)
-	out, offset, ok := b.forward(ctx, rq, &fwd)
-	if !ok {
-		return
-	}
-	resp := out.(*kmsg.IncrementalAlterConfigsResponse)
-	if !req.ValidateOnly {
-		// The image at the offset the controller answered at holds every
-		// change the response reports, whatever its op (SET, DELETE,
-		// APPEND, SUBTRACT), and any decided before it.
-		b.waitForImage(ctx, func(im *raft.Image) bool { return im.Offset >= offset })
-	}
-	rq.reply(resp)
+	b.forwardAndAwait(rq, &fwd, func(kmsg.Response) bool { return !req.ValidateOnly })
 }
 
 // handleAlterConfigs is the legacy AlterConfigs (sarama's and kafka-go's
 // admin clients): each resource's configs become exactly those given (see
-// raft.Controller.AlterConfigs). Forwarded and answered as
-// IncrementalAlterConfigs is.
+// raft.Controller.AlterConfigs).
 func (b *Broker) handleAlterConfigs(rq *request, req *kmsg.AlterConfigsRequest) {
-	ctx := rq.ctx(0)
 	fwd := *req
-	fwd.Version = 2 // the first flexible version: its answer carries the metadata offset
-	out, offset, ok := b.forward(ctx, rq, &fwd)
-	if !ok {
-		return
-	}
-	if !req.ValidateOnly {
-		b.waitForImage(ctx, func(im *raft.Image) bool { return im.Offset >= offset })
-	}
-	rq.reply(out)
+	fwd.Version = 2 // the first flexible version
+	b.forwardAndAwait(rq, &fwd, func(kmsg.Response) bool { return !req.ValidateOnly })
 }
 
 // handleUnregisterBroker removes a broker taken out of the cluster for
 // good from the metadata (kafka-cluster.sh unregister, Admin's
-// unregisterBroker): forwarded to the active controller, and answered
-// once this broker's image no longer lists it, so Metadata and
-// DescribeCluster from here agree.
+// unregisterBroker), so that Metadata and DescribeCluster from here stop
+// listing it when it is answered.
 func (b *Broker) handleUnregisterBroker(rq *request, req *kmsg.UnregisterBrokerRequest) {
+	b.forwardAndAwait(rq, req, func(out kmsg.Response) bool {
+		return out.(*kmsg.UnregisterBrokerResponse).ErrorCode == 0
+	})
+}
+
+// forwardAndAwait forwards req to the active controller and, when changed
+// says the response reports a change, answers once this broker's image has
+// reached the metadata offset the controller answered at: that image holds
+// every change the response reports (whatever the op: a config's SET,
+// DELETE, APPEND or SUBTRACT) and any decided before it, so a client that
+// asks this broker next reads its own write. req must be at a flexible
+// version: a remote controller's answer carries the offset in its header.
+func (b *Broker) forwardAndAwait(rq *request, req kmsg.Request, changed func(kmsg.Response) bool) {
 	ctx := rq.ctx(0)
 	out, offset, ok := b.forward(ctx, rq, req)
 	if !ok {
 		return
 	}
-	if out.(*kmsg.UnregisterBrokerResponse).ErrorCode == 0 {
+	if changed(out) {
 		b.waitForImage(ctx, func(im *raft.Image) bool { return im.Offset >= offset })
 	}
 	rq.reply(out)
