@@ -88,7 +88,10 @@
 // cut at the first bad byte, later segments are deleted, and the scanned
 // segments' indexes are rebuilt. An index that is missing, or that disagrees
 // with its log (a zeroed tail, entries out of order or past the end), is
-// rebuilt even after a clean shutdown. In a log never cleaned (offsets
+// rebuilt even after a clean shutdown. A checkpoint that does not parse is
+// set aside with a warning, as Kafka's LogManager does: the dir's logs are
+// recovered, start and are cleaned from their first segments, and the
+// checkpoint is rewritten once the dir is loaded. In a log never cleaned (offsets
 // contiguous), a segment that does not start where the one before it ended
 // is scanned too, wherever it lies, and the log is cut before it: nothing
 // resumes past a hole. Truncate renames the segments after the new end

@@ -232,9 +232,20 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 	marker := filepath.Join(dir, CleanShutdownFileName)
 	_, err := os.Stat(marker)
 	clean := err == nil
+	// A corrupt checkpoint is set aside, as Kafka's LogManager.loadLogs and
+	// LogCleanerManager do: with no recovery points every log is recovered
+	// from its first segment, with no log starts every log starts at its
+	// first segment (a DeleteRecords is undone, nothing is lost), and with no
+	// cleaner offsets every compacted log is cleaned from its start. Each is
+	// rewritten once the dir is loaded. A checkpoint that cannot be read at
+	// all fails the dir.
 	var checkpoints [3]map[TopicPartition]int64
 	for i, name := range []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName, LogStartOffsetCheckpointFileName} {
 		entries, err := ReadOffsetCheckpoint(filepath.Join(dir, name))
+		if errors.Is(err, ErrCorruption) {
+			m.logger.Warn("ignoring a corrupt checkpoint", "dir", dir, "file", name, "err", err)
+			entries, err = nil, nil
+		}
 		if err != nil {
 			return err
 		}

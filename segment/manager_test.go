@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,5 +204,70 @@ func TestLogStartSurvivesRestart(t *testing.T) {
 	defer m.Close()
 	if l, _ = m.Get(tp); l.LogStartOffset() != 0 || l.LogEndOffset() != 2 {
 		t.Fatalf("recreated partition: log [%d, %d), want [0, 2)", l.LogStartOffset(), l.LogEndOffset())
+	}
+}
+
+// TestCorruptCheckpointsAreSetAside: a checkpoint that does not parse does not
+// keep its dir from loading (Kafka's LogManager.loadLogs warns and goes on).
+// Every log is recovered and whole, starts at its first segment, and the
+// checkpoints are written afresh; a checkpoint that cannot be read at all
+// still fails the dir.
+func TestCorruptCheckpointsAreSetAside(t *testing.T) {
+	dir := t.TempDir()
+	m, err := OpenManager(managerConfig(dir), ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := TopicPartition{"orders", 0}
+	l, err := m.GetOrCreate(tp, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := l.Append(offsetBatch(t, l.LogEndOffset(), 2), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.AdvanceLogStart(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(l.Flush(), m.CheckpointRecoveryPoints(), m.CheckpointLogStartOffsets()); err != nil {
+		t.Fatal(err)
+	}
+	crashManager(m)
+	names := []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName, LogStartOffsetCheckpointFileName}
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("0\n1\norders 0 not-a-number\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	m, err = OpenManager(managerConfig(dir), ManagerOptions{})
+	if err != nil {
+		t.Fatalf("open with corrupt checkpoints: %v", err)
+	}
+	l, _ = m.Get(tp)
+	if start, end := l.LogStartOffset(), l.LogEndOffset(); start != 0 || end != 6 {
+		t.Fatalf("log [%d, %d) after corrupt checkpoints, want [0, 6)", start, end)
+	}
+	for _, name := range names {
+		if _, err := ReadOffsetCheckpoint(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s not rewritten: %v", name, err)
+		}
+	}
+	crashManager(m)
+
+	// A directory where the checkpoint should be cannot be read: that is
+	// not corruption, and the dir does not load.
+	path := filepath.Join(dir, RecoveryPointCheckpointFileName)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := OpenManager(managerConfig(dir), ManagerOptions{}); err == nil {
+		m.Close()
+		t.Fatal("opened a dir whose recovery checkpoint cannot be read")
 	}
 }
