@@ -144,6 +144,13 @@
 // can cure (FENCED_INSTANCE_ID, authorization, an inconsistent protocol)
 // stop the membership and are reported by Poll.
 //
+// A consumer with group.id that assigns partitions by hand joins no group,
+// as Java's does with assign(): one goroutine starts those partitions at the
+// group's committed offsets and, with enable.auto.commit, commits their
+// positions as of the latest Poll every auto.commit.interval.ms and on
+// Close; CommitSync commits them too. These commits carry no generation
+// and no member id (generation -1).
+//
 // # Connections
 //
 // One TCP connection per broker, shared by everything a client sends there.

@@ -294,17 +294,17 @@ func (c *Consumer) Assignment() []TopicPartition {
 	return out
 }
 
-// CommitSync commits, for every partition the group assigned, the position:
-// the offset after the last record Poll returned. It waits for the answer,
-// finding the coordinator again and retrying while it moves, until ctx
-// ends.
+// CommitSync commits, for every partition the group assigned (or, before
+// Subscribe, every partition assigned by hand), the position: the offset
+// after the last record Poll returned. It waits for the answer, finding the
+// coordinator again and retrying while it moves, until ctx ends.
 func (c *Consumer) CommitSync(ctx context.Context) error {
 	if err := c.groupUsable(); err != nil {
 		return err
 	}
 	g := c.grp
 	return g.commitFrom(ctx, func() map[TopicPartition]commitOffset {
-		return c.groupPositions(g.ownedList(), false, nil)
+		return c.groupPositions(g.commitParts(), false, nil)
 	})
 }
 
@@ -357,6 +357,17 @@ func (g *group) pollEnd() {
 	g.mu.polling--
 	g.mu.lastPoll = time.Now()
 	g.mu.Unlock()
+}
+
+// commitParts are the partitions whose positions CommitSync and auto-commit
+// commit: those the group assigned, or, on a consumer that has not
+// subscribed, those assigned by hand, as the Java consumer commits every
+// assigned partition's position (SubscriptionState.allConsumed).
+func (g *group) commitParts() []TopicPartition {
+	if tps, ok := g.c.assignedList(); ok {
+		return tps
+	}
+	return g.ownedList()
 }
 
 func (g *group) ownedList() []TopicPartition {
@@ -1078,11 +1089,22 @@ func (g *group) lookUpAssigned() {
 // partitions (updateFetchPositions: refreshCommittedOffsetsIfNeeded). It
 // looks up whatever lacks a position each time Assign adds partitions,
 // retrying every retry.backoff.ms until it succeeds, until the group fails
-// for good (Poll has reported why) or the consumer closes.
+// for good (Poll has reported why) or the consumer closes. With
+// enable.auto.commit it commits their positions as of the latest Poll every
+// auto.commit.interval.ms, outside any generation, as Java's does.
 func (g *group) assignedRun() {
+	var tick <-chan time.Time
+	if g.autoCommit {
+		t := time.NewTicker(g.autoCommitInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-g.assignedWake:
+		case <-tick:
+			g.commitAuto()
+			continue
 		case <-g.ctx.Done():
 			return
 		}
@@ -1199,7 +1221,14 @@ func (g *group) offsetFetch(need map[TopicPartition]uint64) error {
 			}
 		}
 	}
-	if err := kerr.ErrorForCode(code); err != nil {
+	if err := kerr.ErrorForCode(code); errors.Is(err, kerr.GroupIDNotFound) {
+		// A group that does not exist has nothing committed. Kafka
+		// answers each partition with -1 (OffsetMetadataManager's
+		// fetchOffsets); franz-go's kfake answers the group so.
+		for _, tp := range tps {
+			answers[tp] = committed{offset: -1, epoch: -1}
+		}
+	} else if err != nil {
 		switch {
 		case isCoordinatorErr(err):
 			g.coordinatorFailed(cn)
@@ -1285,18 +1314,19 @@ func (g *group) metadataChanged() (string, bool) {
 	return "", false
 }
 
-// commitAuto commits the positions of owned partitions as of the latest
-// Poll (enable.auto.commit): the records the application has had and come
-// back for more after, so none is counted consumed before it is handled.
+// commitAuto commits the positions of owned partitions (or those assigned
+// by hand, commitParts) as of the latest Poll (enable.auto.commit): the
+// records the application has had and come back for more after, so none is
+// counted consumed before it is handled.
 func (g *group) commitAuto() {
 	ctx, cancel := context.WithTimeout(g.ctx, g.requestTimeout)
 	defer cancel()
 	err := g.commitFrom(ctx, func() map[TopicPartition]commitOffset {
+		tps := g.commitParts()
 		g.mu.Lock()
-		owned := g.ownedLocked()
 		committed := maps.Clone(g.mu.committed)
 		g.mu.Unlock()
-		return g.c.groupPositions(owned, true, committed)
+		return g.c.groupPositions(tps, true, committed)
 	})
 	if err != nil && g.ctx.Err() == nil {
 		g.log.Warn("auto-commit failed", "err", err)
@@ -1553,15 +1583,26 @@ func (g *group) leaveGroup(ctx context.Context, memberID, why string) {
 // (enable.auto.commit), the listener hears they are revoked, and a dynamic
 // member leaves the group. A static member does not leave: if it comes back
 // within session.timeout.ms it gets its partitions back without a rebalance
-// (KIP-345).
+// (KIP-345). A consumer that never subscribed commits the positions of the
+// partitions assigned by hand (enable.auto.commit).
 func (g *group) close() {
 	g.mu.Lock()
 	g.mu.closed = true
-	started := g.mu.started
+	started, assigned := g.mu.started, g.mu.assigned
 	g.mu.Unlock()
 	g.cancel()
 	g.wg.Wait()
-	if started {
+	switch {
+	case !started && assigned && g.autoCommit:
+		// Partitions assigned by hand: their positions, outside any
+		// generation, as Java's close commits them.
+		tps, _ := g.c.assignedList()
+		ctx, cancel := context.WithTimeout(context.Background(), g.requestTimeout)
+		if err := g.commit(ctx, g.c.groupPositions(tps, false, nil)); err != nil {
+			g.log.Warn("commit on close", "err", err)
+		}
+		cancel()
+	case started:
 		ctx, cancel := context.WithTimeout(context.Background(), g.requestTimeout)
 		g.mu.Lock()
 		gen, memberID, fatal := g.mu.generation, g.mu.memberID, g.mu.fatal
@@ -1725,19 +1766,28 @@ func (c *Consumer) groupNeedPositions(tps []TopicPartition) map[TopicPartition]u
 	return out
 }
 
-// assignedNeedPositions is groupNeedPositions for the partitions assigned by
-// hand: none once the consumer has subscribed.
-func (c *Consumer) assignedNeedPositions() map[TopicPartition]uint64 {
+// assignedList lists the partitions assigned by hand; ok is false once the
+// consumer has subscribed (its partitions are the group's).
+func (c *Consumer) assignedList() (tps []TopicPartition, ok bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.mu.subscribed {
-		c.mu.Unlock()
-		return nil
+		return nil, false
 	}
-	tps := make([]TopicPartition, 0, len(c.mu.order))
+	tps = make([]TopicPartition, 0, len(c.mu.order))
 	for _, p := range c.mu.order {
 		tps = append(tps, p.tp)
 	}
-	c.mu.Unlock()
+	return tps, true
+}
+
+// assignedNeedPositions is groupNeedPositions for the partitions assigned by
+// hand: none once the consumer has subscribed.
+func (c *Consumer) assignedNeedPositions() map[TopicPartition]uint64 {
+	tps, ok := c.assignedList()
+	if !ok {
+		return nil
+	}
 	return c.groupNeedPositions(tps)
 }
 

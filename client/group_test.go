@@ -854,3 +854,65 @@ func TestConsumerGroupConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestAssignedPartitionsAreCommitted: a consumer with group.id that assigns
+// partitions by hand commits their positions as the Java consumer does:
+// auto-commit (as of the latest Poll) on its timer, CommitSync, and Close,
+// each outside any generation. Before, all three committed only partitions
+// the group had assigned, so a restarted consumer read again what it had
+// handled.
+func TestAssignedPartitionsAreCommitted(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "hand"))
+	addrs := c.ListenAddrs()
+	produceSpread(t, addrs, "hand", 1, 20, "v")
+	tp := TopicPartition{"hand", 0}
+	cfg := groupConfig(addrs, "hand") // auto.offset.reset=earliest
+	cfg.EnableAutoCommit = true
+	cfg.AutoCommitIntervalMs = 10
+	cfg.MaxPollRecords = 5
+
+	// The timer's commit: the first OffsetCommit that reaches the broker,
+	// a simple one (generation -1, no member), of the position as of the
+	// latest Poll.
+	commits := make(chan *kmsg.OffsetCommitRequest, 1)
+	c.ControlKey(int16(kmsg.OffsetCommit), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		select {
+		case commits <- r.(*kmsg.OffsetCommitRequest):
+		default:
+		}
+		return nil, nil, false
+	})
+	cons := newTestConsumer(t, cfg, tp)
+	consumeN(t, cons, 5, 20*time.Second)
+	consumeN(t, cons, 5, 20*time.Second) // position 10; 5 as of this Poll
+	deadline := time.After(20 * time.Second)
+	for {
+		var req *kmsg.OffsetCommitRequest
+		select {
+		case req = <-commits:
+		case <-deadline:
+			t.Fatal("no auto-commit of a partition assigned by hand within 20s")
+		}
+		if req.Generation != -1 || req.MemberID != "" || len(req.Topics) != 1 || len(req.Topics[0].Partitions) != 1 {
+			t.Fatalf("auto-commit %+v: want one partition, generation -1, no member", req)
+		}
+		if off := req.Topics[0].Partitions[0].Offset; off == 5 {
+			break
+		} else if off != 0 {
+			t.Fatalf("auto-committed %d, want 5 (the position as of the latest Poll)", off)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, cons.CommitSync(ctx))
+	if got := committedOffset(t, addrs, "hand"); got != 10 {
+		t.Fatalf("CommitSync committed %d, want the position 10", got)
+	}
+	consumeN(t, cons, 5, 20*time.Second)
+	must(t, cons.Close())
+	if got := committedOffset(t, addrs, "hand"); got != 15 {
+		t.Fatalf("Close committed %d, want the position 15", got)
+	}
+}
