@@ -45,6 +45,13 @@ type Config struct {
 	// Net holds the network settings (socket.request.max.bytes,
 	// max.connections, queued.max.requests, network.engine, ...).
 	Net netio.Config
+	// StaticConfigs are the keys the broker's properties (a server.properties
+	// file, --set) gave, by Kafka's names, with their values as written:
+	// what DescribeConfigs reports as STATIC_BROKER_CONFIG, as Kafka
+	// reports every key of its file, even one written at its default. Nil
+	// for a Config built in code, which does not say: a setting then counts
+	// as static when it differs from Kafka's default.
+	StaticConfigs map[string]string
 
 	// AutoCreateTopicsEnable is auto.create.topics.enable (default true).
 	AutoCreateTopicsEnable bool

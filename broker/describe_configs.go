@@ -81,9 +81,12 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 				}
 				c := kmsg.NewDescribeConfigsResponseResourceConfig()
 				c.Name, c.Value, c.ReadOnly, c.Source = kv[0], kmsg.StringPtr(kv[1]), true, sourceStaticBroker
+				if _, set := b.cfg.StaticConfigs[kv[0]]; b.cfg.StaticConfigs != nil && !set {
+					c.Source, c.IsDefault = sourceDefaultConfig, true
+				}
 				c.ConfigType = kmsg.ConfigTypeString
 				if req.IncludeSynonyms {
-					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(kv[0], kv[1], sourceStaticBroker))
+					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(kv[0], kv[1], c.Source))
 				}
 				rr.Configs = append(rr.Configs, c)
 			}
@@ -112,32 +115,66 @@ var kafkaDefaults = sync.OnceValue(func() *Config {
 	return &c
 })
 
+// laterBrokerSynonyms are the broker keys Kafka reads for a topic config
+// after its brokerName, in Kafka's order (ServerTopicConfigSynonyms), each
+// with Kafka's default ("" for none). Where a config has them, its
+// brokerName has no default of its own in Kafka (log.retention.ms is
+// null, log.retention.hours 168), so these give the DEFAULT_CONFIG synonym.
+var laterBrokerSynonyms = map[string][]struct{ name, kafkaDefault string }{
+	"segment.ms":        {{"log.roll.hours", "168"}},
+	"segment.jitter.ms": {{"log.roll.jitter.hours", "0"}},
+	"flush.ms":          {{"log.flush.scheduler.interval.ms", "9223372036854775807"}},
+	"retention.ms":      {{"log.retention.minutes", ""}, {"log.retention.hours", "168"}},
+}
+
 // describeTopicConfig describes tc for a topic with overrides on a broker
-// configured with cfg: the topic's own value (DYNAMIC_TOPIC_CONFIG), or
-// else the broker's setting of its synonym, STATIC_BROKER_CONFIG when it
-// differs from Kafka's default (the broker was configured so: Config does
-// not say whether a setting equal to the default was written out) and
-// DEFAULT_CONFIG otherwise. The synonyms follow Kafka's order: the topic's
-// value, the broker's static setting, Kafka's default.
+// configured with cfg, as Kafka's ConfigHelper does: the topic's own value
+// (DYNAMIC_TOPIC_CONFIG), or else the broker's setting of one of its
+// synonyms (STATIC_BROKER_CONFIG), or else DEFAULT_CONFIG. A synonym is
+// static when the broker's properties gave it (cfg.StaticConfigs), or, for
+// a Config that does not say, when the broker's value differs from Kafka's
+// default. The synonyms follow Kafka's order: the topic's value, each
+// broker key set, in Kafka's order of precedence, with its value as
+// written, then Kafka's default.
 func describeTopicConfig(tc *topicConfig, overrides map[string]string, cfg *Config) describedConfig {
 	def := tc.brokerDefault(cfg)
 	d := describedConfig{value: def, source: sourceDefaultConfig}
-	kafkaDef, static := def, false
-	if tc.brokerName != "" {
-		kafkaDef = tc.brokerDefault(kafkaDefaults())
-		if static = def != kafkaDef; static {
-			d.source = sourceStaticBroker
-		}
-	}
 	if v, ok := overrides[tc.name]; ok {
 		d.value, d.source = v, sourceDynamicTopic
 		d.synonyms = append(d.synonyms, synonym(tc.name, v, sourceDynamicTopic))
 	}
-	if tc.brokerName != "" {
-		if static {
-			d.synonyms = append(d.synonyms, synonym(tc.brokerName, def, sourceStaticBroker))
+	if tc.brokerName == "" {
+		return d
+	}
+	later := laterBrokerSynonyms[tc.name]
+	static := false
+	if cfg.StaticConfigs != nil {
+		names := []string{tc.brokerName}
+		for _, s := range later {
+			names = append(names, s.name)
 		}
+		for _, n := range names {
+			if v, ok := cfg.StaticConfigs[n]; ok {
+				static = true
+				d.synonyms = append(d.synonyms, synonym(n, v, sourceStaticBroker))
+			}
+		}
+	}
+	kafkaDef := tc.brokerDefault(kafkaDefaults())
+	if !static && def != kafkaDef {
+		static = true
+		d.synonyms = append(d.synonyms, synonym(tc.brokerName, def, sourceStaticBroker))
+	}
+	if static && d.source == sourceDefaultConfig {
+		d.source = sourceStaticBroker
+	}
+	if len(later) == 0 {
 		d.synonyms = append(d.synonyms, synonym(tc.brokerName, kafkaDef, sourceDefaultConfig))
+	}
+	for _, s := range later {
+		if s.kafkaDefault != "" {
+			d.synonyms = append(d.synonyms, synonym(s.name, s.kafkaDefault, sourceDefaultConfig))
+		}
 	}
 	return d
 }

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -99,23 +100,16 @@ func TestDescribeConfigsStaticBrokerSource(t *testing.T) {
 			t.Errorf("CreateTopics: retention.ms from source %d, want 3600000 from STATIC_BROKER_CONFIG", cfg.Source)
 		}
 	}
-	str := func(c kmsg.DescribeConfigsResponseResourceConfig) string {
-		s := fmt.Sprintf("%s=%s %v", c.Name, *c.Value, c.Source)
-		for _, syn := range c.ConfigSynonyms {
-			s += fmt.Sprintf(" [%s=%s %v]", syn.Name, *syn.Value, syn.Source)
-		}
-		return s
-	}
 	for _, tc := range []struct{ topic, name, want string }{
-		{"src", "retention.ms", "retention.ms=3600000 STATIC_BROKER_CONFIG [log.retention.ms=3600000 STATIC_BROKER_CONFIG] [log.retention.ms=604800000 DEFAULT_CONFIG]"},
-		{"own", "retention.ms", "retention.ms=60000 DYNAMIC_TOPIC_CONFIG [retention.ms=60000 DYNAMIC_TOPIC_CONFIG] [log.retention.ms=3600000 STATIC_BROKER_CONFIG] [log.retention.ms=604800000 DEFAULT_CONFIG]"},
+		{"src", "retention.ms", "retention.ms=3600000 STATIC_BROKER_CONFIG [log.retention.ms=3600000 STATIC_BROKER_CONFIG] [log.retention.hours=168 DEFAULT_CONFIG]"},
+		{"own", "retention.ms", "retention.ms=60000 DYNAMIC_TOPIC_CONFIG [retention.ms=60000 DYNAMIC_TOPIC_CONFIG] [log.retention.ms=3600000 STATIC_BROKER_CONFIG] [log.retention.hours=168 DEFAULT_CONFIG]"},
 		{"src", "segment.bytes", "segment.bytes=1073741824 DEFAULT_CONFIG [log.segment.bytes=1073741824 DEFAULT_CONFIG]"},
 	} {
 		cfgs := describeTopicConfigs(r, tc.topic, tc.name).Configs
 		if len(cfgs) != 1 {
 			t.Fatalf("%s %s: %d configs", tc.topic, tc.name, len(cfgs))
 		}
-		if got := str(cfgs[0]); got != tc.want {
+		if got := describedString(cfgs[0]); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.topic, got, tc.want)
 		}
 	}
@@ -126,5 +120,57 @@ func TestDescribeConfigsStaticBrokerSource(t *testing.T) {
 	req.Resources = append(req.Resources, res)
 	if got := r.do(req).(*kmsg.DescribeConfigsResponse).Resources[0].Configs; len(got) != 1 || got[0].IsDefault {
 		t.Errorf("v0 retention.ms set by the broker: %+v, want is_default false", got)
+	}
+}
+
+// describedString is a config as DescribeConfigs described it, with its
+// source and synonyms.
+func describedString(c kmsg.DescribeConfigsResponseResourceConfig) string {
+	s := fmt.Sprintf("%s=%s %v", c.Name, *c.Value, c.Source)
+	for _, syn := range c.ConfigSynonyms {
+		s += fmt.Sprintf(" [%s=%s %v]", syn.Name, *syn.Value, syn.Source)
+	}
+	return s
+}
+
+// TestDescribeConfigsReportsTheKeysTheBrokerWasGiven: a key the broker's
+// properties gave is STATIC_BROKER_CONFIG even at Kafka's default value,
+// as Kafka reports every key of its server.properties, and a topic config
+// set through a later synonym (log.retention.hours) lists it with its value
+// as written; a broker key the properties did not give is DEFAULT_CONFIG.
+func TestDescribeConfigsReportsTheKeysTheBrokerWasGiven(t *testing.T) {
+	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) {
+		cfg.StaticConfigs = map[string]string{"log.retention.hours": "168", "log.segment.bytes": "1073741824", "num.partitions": "1"}
+	})
+	r := dialRaw(t, c.Addrs()[0])
+	createTopic(t, c, "given", 1, nil)
+	c.WaitForTopic("given")
+	for _, tc := range []struct{ name, want string }{
+		{"retention.ms", "retention.ms=604800000 STATIC_BROKER_CONFIG [log.retention.hours=168 STATIC_BROKER_CONFIG] [log.retention.hours=168 DEFAULT_CONFIG]"},
+		{"segment.bytes", "segment.bytes=1073741824 STATIC_BROKER_CONFIG [log.segment.bytes=1073741824 STATIC_BROKER_CONFIG] [log.segment.bytes=1073741824 DEFAULT_CONFIG]"},
+		{"segment.ms", "segment.ms=604800000 DEFAULT_CONFIG [log.roll.hours=168 DEFAULT_CONFIG]"},
+	} {
+		cfgs := describeTopicConfigs(r, "given", tc.name).Configs
+		if len(cfgs) != 1 {
+			t.Fatalf("%s: %d configs", tc.name, len(cfgs))
+		}
+		if got := describedString(cfgs[0]); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
+	}
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.Version, req.IncludeSynonyms = 4, true
+	res := kmsg.NewDescribeConfigsRequestResource()
+	res.ResourceType, res.ResourceName, res.ConfigNames = kmsg.ConfigResourceTypeBroker, "1", []string{"num.partitions", "auto.create.topics.enable"}
+	req.Resources = append(req.Resources, res)
+	var got []string
+	for _, cfg := range r.do(req).(*kmsg.DescribeConfigsResponse).Resources[0].Configs {
+		got = append(got, describedString(cfg))
+	}
+	want := []string{"auto.create.topics.enable=true DEFAULT_CONFIG [auto.create.topics.enable=true DEFAULT_CONFIG]",
+		"num.partitions=1 STATIC_BROKER_CONFIG [num.partitions=1 STATIC_BROKER_CONFIG]"}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("broker configs:\n got %q\nwant %q", got, want)
 	}
 }

@@ -747,6 +747,16 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	if len(unknown) > 0 {
 		r.errs = append(r.errs, fmt.Errorf("unknown keys (misspelled, or not supported by Gregor): %s", strings.Join(unknown, ", ")))
 	}
+	// What DescribeConfigs reports as STATIC_BROKER_CONFIG: every key the
+	// properties gave, as Kafka reports its file's.
+	for k, v := range props {
+		if r.known[k] {
+			if c.StaticConfigs == nil {
+				c.StaticConfigs = map[string]string{}
+			}
+			c.StaticConfigs[k] = strings.TrimSpace(v)
+		}
+	}
 	// Cross-field rules (a voter must be among the voters, ...) are the
 	// library's; only values that passed the checks above reach it, so it
 	// does not repeat them.

@@ -246,6 +246,14 @@ func TestBrokerConfigKeys(t *testing.T) {
 			}
 			want := serveConfig{broker: broker.DefaultConfig(), adminListener: defaultAdminListener}
 			tt.want(&want)
+			// Every key given is reported as the broker's static
+			// config (DescribeConfigs), with its value as written.
+			for k, v := range tt.props {
+				if want.broker.StaticConfigs == nil {
+					want.broker.StaticConfigs = map[string]string{}
+				}
+				want.broker.StaticConfigs[k] = strings.TrimSpace(v)
+			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got\n%+v\nwant\n%+v", got, want)
 			}
@@ -477,6 +485,11 @@ func TestBrokerConfigKafkaServerProperties(t *testing.T) {
 			want.Storage.RecoveryThreadsPerDataDir = 1
 			want.Storage.Log.RetentionMs = 168 * 3600000
 			want.OffsetsTopicReplicationFactor = 1
+			got := cfg.broker.StaticConfigs
+			if _, ignored := got["num.network.threads"]; ignored || got["log.retention.hours"] != "168" || len(got) < 10 {
+				t.Errorf("static configs %v: want the file's keys, without those ignored", got)
+			}
+			cfg.broker.StaticConfigs = nil
 			if !reflect.DeepEqual(cfg.broker, want) {
 				t.Errorf("got\n%+v\nwant\n%+v", cfg.broker, want)
 			}
@@ -556,6 +569,7 @@ func TestTopicConfigSynonymsAreBrokerKeys(t *testing.T) {
 		t.Fatalf("the topic configs' broker synonyms, at their defaults: %v", err)
 	}
 	want := serveConfig{broker: broker.DefaultConfig(), adminListener: defaultAdminListener}
+	want.broker.StaticConfigs = props
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("the defaults read back as\n%+v\nwant\n%+v", got, want)
 	}
