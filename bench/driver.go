@@ -38,7 +38,8 @@ type ProducerStats struct {
 	// Batches is the number of record batches the brokers accepted.
 	Batches int64
 	// UncompressedBytes and CompressedBytes add up those batches' sizes
-	// before and after compression.
+	// before and after compression: whole RecordBatches, the 61-byte
+	// header included, whatever the client library counts itself.
 	UncompressedBytes, CompressedBytes int64
 	// Retries counts produce requests or batches sent again after a
 	// retriable error; -1 when the client does not say.

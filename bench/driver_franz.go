@@ -161,7 +161,12 @@ func (p *franzProducer) Stats() ProducerStats {
 }
 
 // franzHooks counts accepted batches and their sizes (a kgo hook), and
-// retries. kgo keeps no retry counter, but it logs, at info level or
+// retries. kgo's ProduceBatchMetrics count a batch's records section alone,
+// before and after compression; ProducerStats, like Gregor's client, counts
+// whole batches, so the hook adds the RecordBatch header to both sizes.
+// Otherwise the two clients' compression ratios (and the wire bytes the
+// report sets against the machine's limits) would differ for byte-identical
+// batches, most where batches are small. kgo keeps no retry counter, but it logs, at info level or
 // above, each produce request and each batch it will send again after a
 // retriable error; counting those lines is the only view it gives.
 type franzHooks struct {
@@ -170,8 +175,8 @@ type franzHooks struct {
 
 func (h *franzHooks) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
 	h.batches.Add(1)
-	h.uncompressed.Add(int64(m.UncompressedBytes))
-	h.compressed.Add(int64(m.CompressedBytes))
+	h.uncompressed.Add(int64(batch.HeaderSize + m.UncompressedBytes))
+	h.compressed.Add(int64(batch.HeaderSize + m.CompressedBytes))
 }
 
 func (h *franzHooks) Level() kgo.LogLevel { return kgo.LogLevelInfo }

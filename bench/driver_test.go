@@ -2,12 +2,15 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"gregor/batch"
@@ -159,5 +162,66 @@ func TestCompressionLevels(t *testing.T) {
 	}
 	if _, err := franzCodec("lz4", 18); err == nil {
 		t.Error("lz4 level 18 accepted")
+	}
+}
+
+// TestCompressionRatioCountsWholeBatches guards the drivers' ProducerStats
+// against counting different bytes: Gregor's client counts whole batches
+// (the 61-byte header included) before and after compression, while kgo's
+// ProduceBatchMetrics count the records section alone, which the franz
+// driver must make up for. The same records, compressed by the same gzip
+// level into byte-identical one-record batches, must give both clients the
+// same compression ratio in the report (and the same wire bytes "of bound").
+func TestCompressionRatioCountsWholeBatches(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := DefaultProducerSettings()
+	s.Acks, s.EnableIdempotence, s.LingerMs, s.CompressionType = AcksLeader, false, 0, "gzip"
+	value := makePayload(PayloadText, 1024, 7)
+	ts := time.UnixMilli(1_800_000_000_000)
+	const batches = 20
+	stats := map[string]ProducerStats{}
+	for _, name := range []string{"gregor", "franz"} {
+		d, _ := LookupDriver(name)
+		p, err := d.NewProducer(t.Context(), ProducerConfig{Bootstrap: c.ListenAddrs(), Settings: s, ClientID: "ratio"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range batches { // one record per batch: flush after each
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			errc := make(chan error, 1)
+			if err := p.Produce(ctx, "t", 0, nil, value, ts, func(err error) { errc <- err }); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+		}
+		stats[name] = p.(StatsProducer).Stats()
+		p.Close()
+	}
+	ratio := func(st ProducerStats) float64 { return float64(st.UncompressedBytes) / float64(st.CompressedBytes) }
+	g, f := stats["gregor"], stats["franz"]
+	if g.Batches != batches || f.Batches != batches {
+		t.Fatalf("batches: gregor %d, franz %d; want %d each", g.Batches, f.Batches, batches)
+	}
+	// A one-record batch: the header, then the record (its value and a
+	// few bytes of framing) uncompressed.
+	for name, st := range stats {
+		if per := st.UncompressedBytes / st.Batches; per < int64(batch.HeaderSize+len(value)) {
+			t.Errorf("%s: %d bytes per uncompressed batch, less than the %d-byte header and the %d-byte value",
+				name, per, batch.HeaderSize, len(value))
+		}
+	}
+	if d := ratio(f) / ratio(g); d > 1.01 || d < 0.99 {
+		t.Errorf("identical gzip batches: franz ratio %.3f (%d/%d bytes), gregor %.3f (%d/%d bytes): the drivers count different bytes",
+			ratio(f), f.UncompressedBytes, f.CompressedBytes, ratio(g), g.UncompressedBytes, g.CompressedBytes)
 	}
 }
