@@ -114,6 +114,14 @@ type Driver interface {
 	NewConsumer(ctx context.Context, cfg ConsumerConfig) (Consumer, error)
 }
 
+// settingsChecker is a Driver that can tell, before a run starts, which
+// producer settings its client cannot honour (Config.Check asks it about
+// every scenario), rather than failing those scenarios one by one, or
+// running them with other settings than the report names.
+type settingsChecker interface {
+	checkProducerSettings(s ProducerSettings) error
+}
+
 var (
 	driversMu sync.Mutex
 	drivers   = map[string]Driver{}

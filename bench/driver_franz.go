@@ -58,8 +58,13 @@ func franzCodec(name string, level int) (kgo.CompressionCodec, error) {
 // franzProducerOpts translates Kafka's producer settings into kgo options.
 // Differences from the Java client, which the report should be read with:
 // kgo's batch limit (ProducerBatchMaxBytes) is a maximum where batch.size
-// is a target; with idempotence kgo keeps one produce request in flight
-// per broker, whatever max.in.flight says. max.request.size becomes kgo's
+// is a target. max.in.flight.requests.per.connection becomes kgo's
+// MaxProduceRequestsInflightPerBroker without idempotence; with it, kgo
+// keeps up to franzIdempotentInFlight produce requests in flight per
+// broker and takes no other limit, so only that value is accepted there
+// (Gregor's client, like Java's, honours any value up to 5): anything
+// else would compare the clients at different depths of pipelining.
+// max.request.size becomes kgo's
 // BrokerMaxWriteBytes, the most bytes of one Produce request on the wire
 // (kgo's default is 100 MiB): kgo counts the request's framing in it, where
 // the Java client and Gregor's count the batches, a difference of some
@@ -109,10 +114,29 @@ func franzProducerOpts(cfg ProducerConfig) ([]kgo.Opt, error) {
 		if s.Acks != AcksAll {
 			return nil, errors.New("enable.idempotence=true needs acks=all")
 		}
+		if s.MaxInFlight != franzIdempotentInFlight {
+			return nil, fmt.Errorf("max.in.flight.requests.per.connection=%d with enable.idempotence=true: franz-go keeps up to %d produce requests in flight per broker with idempotence and cannot be given another limit; set enable.idempotence: false to run it with %d",
+				s.MaxInFlight, franzIdempotentInFlight, s.MaxInFlight)
+		}
 	} else {
 		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(s.MaxInFlight))
 	}
 	return opts, nil
+}
+
+// franzIdempotentInFlight is how many produce requests kgo keeps in flight
+// per broker with idempotence: Kafka's limit for idempotent producers
+// (the broker remembers five batches per producer and partition), once a
+// broker has answered a Produce request of version 4 or later, which
+// Gregor's brokers do. kgo's MaxProduceRequestsInflightPerBroker applies
+// only without idempotence.
+const franzIdempotentInFlight = 5
+
+// checkProducerSettings refuses, before a run, settings kgo cannot
+// honour.
+func (franzDriver) checkProducerSettings(s ProducerSettings) error {
+	_, err := franzProducerOpts(ProducerConfig{Settings: s})
+	return err
 }
 
 func (franzDriver) NewProducer(_ context.Context, cfg ProducerConfig) (Producer, error) {

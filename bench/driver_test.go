@@ -225,3 +225,64 @@ func TestCompressionRatioCountsWholeBatches(t *testing.T) {
 			ratio(f), f.UncompressedBytes, f.CompressedBytes, ratio(g), g.UncompressedBytes, g.CompressedBytes)
 	}
 }
+
+// TestFranzInFlightMatchesGregor guards max.in.flight.requests.per.connection
+// reaching both clients alike. Without idempotence kgo takes the setting as
+// its per-broker limit, as Gregor's client takes it per connection. With
+// idempotence kgo keeps up to 5 produce requests in flight whatever it is
+// told (not one, as the driver once said), so a scenario asking for fewer
+// is refused before the run rather than compared with Gregor's client at a
+// different depth of pipelining.
+func TestFranzInFlightMatchesGregor(t *testing.T) {
+	s := DefaultProducerSettings()
+	s.Acks, s.EnableIdempotence, s.MaxInFlight = AcksLeader, false, 3
+	cfg := ProducerConfig{Bootstrap: []string{"127.0.0.1:1"}, Settings: s}
+	opts, err := franzProducerOpts(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if v := cl.OptValue(kgo.MaxProduceRequestsInflightPerBroker); v != 3 {
+		t.Errorf("franz without idempotence: %v requests in flight, want 3", v)
+	}
+	if pc, err := gregorProducerConfig(cfg); err != nil || pc.MaxInFlightRequestsPerConnection != 3 {
+		t.Errorf("gregor without idempotence: %d requests in flight (%v), want 3", pc.MaxInFlightRequestsPerConnection, err)
+	}
+
+	s.Acks, s.EnableIdempotence, s.MaxInFlight = AcksAll, true, 5
+	if _, err := franzProducerOpts(ProducerConfig{Settings: s}); err != nil {
+		t.Errorf("idempotence with 5 in flight, kgo's own limit: %v", err)
+	}
+	s.MaxInFlight = 1
+	if _, err := franzProducerOpts(ProducerConfig{Settings: s}); err == nil ||
+		!strings.Contains(err.Error(), "keeps up to 5 produce requests in flight") {
+		t.Errorf("idempotence with 1 in flight: err = %v, want a refusal: kgo would keep 5", err)
+	}
+
+	// Before the run: a workload whose idempotent scenarios (acks=all
+	// turns idempotence on) ask for 1 in flight, swept over both clients,
+	// is refused for franz-go's scenarios alone.
+	w, err := ParseWorkload([]byte(`name: unit
+testDurationSeconds: 1
+producer:
+  max.in.flight.requests.per.connection: 1
+sweep:
+  acks: [1, all]
+  client: [franz, gregor]
+`), "unit.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = (&Config{Workload: w, Bootstrap: []string{"127.0.0.1:1"}}).Check()
+	if err == nil || !strings.Contains(err.Error(), "client franz, scenario(s) 3: max.in.flight.requests.per.connection=1 with enable.idempotence=true") {
+		t.Errorf("Check: %v, want scenario 3 (acks=all, franz) refused", err)
+	}
+	w.Producer.MaxInFlight = 5
+	if err := (&Config{Workload: w, Bootstrap: []string{"127.0.0.1:1"}}).Check(); err != nil {
+		t.Errorf("Check with 5 in flight: %v", err)
+	}
+}

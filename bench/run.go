@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -121,6 +123,7 @@ func (c *Config) Check() error {
 	if _, err := LookupDriver(cc.Client); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, checkClientSettings(cc.Workload, cc.Client)...)
 	if brokerProfiles(cc.Profiles) && len(cc.Bootstrap) > 0 {
 		errs = append(errs, errors.New("broker profiles are recorded from the embedded brokers' admin ports; with --bootstrap there are none to ask (the client profile works with any cluster)"))
 	}
@@ -130,6 +133,40 @@ func (c *Config) Check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkClientSettings asks each scenario's client (its own when the sweep
+// varies it, else client) whether it can honour the scenario's producer
+// settings; scenarios refused for the same reason are named together.
+func checkClientSettings(w *Workload, client string) []error {
+	type refusal struct {
+		client, why string
+	}
+	var order []refusal
+	scenarios := map[refusal][]string{}
+	for _, sc := range w.Scenarios() {
+		name := cmp.Or(sc.Client, client)
+		d, err := LookupDriver(name)
+		if err != nil {
+			continue // reported on its own
+		}
+		sch, ok := d.(settingsChecker)
+		if !ok {
+			continue
+		}
+		if err := sch.checkProducerSettings(sc.Producer); err != nil {
+			r := refusal{name, err.Error()}
+			if scenarios[r] == nil {
+				order = append(order, r)
+			}
+			scenarios[r] = append(scenarios[r], strconv.Itoa(sc.Index))
+		}
+	}
+	var errs []error
+	for _, r := range order {
+		errs = append(errs, fmt.Errorf("client %s, scenario(s) %s: %s", r.client, strings.Join(scenarios[r], ", "), r.why))
+	}
+	return errs
 }
 
 // Run runs every scenario of the workload and writes the run's folder:
