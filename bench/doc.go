@@ -54,7 +54,10 @@
 // answer). That is the consumers' target, and the only
 // count of what arrived with acks=0, which gets no answer; acknowledged
 // records missing from the log are reported as lost, and such scenarios
-// are left out of the best settings and the cost ratios.
+// are left out of the best settings and the cost ratios, as are those
+// whose end offsets could not be read (their losses are unknown). Every
+// scenario's error texts are in the report, whether or not they kept it
+// out.
 //
 // Every loop is bounded in count and time: producers stop at the end of
 // the measured phase or after a record count derived from it, consumers

@@ -74,7 +74,7 @@ func WriteReport(w io.Writer, s *Summary, plots []string) error {
 	b.WriteString("- Rates are over the measured phase: records acknowledged (produce) or received (consume) in it, divided by its length. MiB are 2^20 bytes of record values, before compression, as kafka-producer-perf-test counts its MB.\n")
 	b.WriteString("- Produce latency runs from the send (at a fixed rate: from the intended send time) to the acknowledgement; end-to-end latency from the same point to a consumer's receipt, read from a timestamp the record carries. Both are recorded in HdrHistograms of microseconds with 3 significant digits; each scenario's distributions are in its `.hgrm` files, with values in milliseconds.\n")
 	b.WriteString("- \"of bound\" divides a throughput by the machine limit that bounds it: produce by the lower of one loopback TCP stream and page-cache appends into fresh pages divided by the replication factor (every replica writes the bytes on this machine); consume by one loopback TCP stream. The bytes compared are those that cross the wire and reach the page cache: the record values divided by the compression ratio. Against a remote cluster these are this machine's limits, not the cluster's.\n")
-	b.WriteString("- Best settings and cost ratios leave out scenarios with errors, with acknowledged records missing from the log afterwards, or that did not keep up (records not sent at the rate asked for, or not acknowledged by the end of the drain). Cost ratios compare scenarios that differ in one setting only, from one value to the next; above 1 means more throughput (or more latency) at the second value. The figure is the geometric mean over every such pair, with the range.\n")
+	b.WriteString("- Best settings and cost ratios leave out scenarios with errors, with acknowledged records missing from the log afterwards (or whose log could not be counted), or that did not keep up (records not sent at the rate asked for, or not acknowledged by the end of the drain). Cost ratios compare scenarios that differ in one setting only, from one value to the next; above 1 means more throughput (or more latency) at the second value. The figure is the geometric mean over every such pair, with the range.\n")
 	if slices.ContainsFunc(s.Scenarios, func(r ScenarioResult) bool { return r.fellShort() }) {
 		b.WriteString("- Latencies marked ≥ are lower bounds: the scenario did not keep up, and its slowest records were never sent (counted from their intended send time to when the producer gave up) or never acknowledged (not counted).\n")
 	}
@@ -213,7 +213,9 @@ func writeResults(b *strings.Builder, s *Summary) {
 		}
 		row = append(row, errorCell(r))
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
-		if !r.clean() {
+		// A clean scenario's failures (a profile not fetched) are listed
+		// too: an error the report does not show is one nobody reads.
+		if !r.clean() || len(r.ErrorTexts) > 0 {
 			failed = append(failed, r)
 		}
 	}
@@ -246,6 +248,9 @@ func writeResults(b *strings.Builder, s *Summary) {
 			}
 			if r.Unacknowledged > 0 {
 				what = append(what, fmt.Sprintf("%d records unacknowledged when the drain timed out (missing from the latencies, so the percentiles are lower bounds)", r.Unacknowledged))
+			}
+			if r.storedUnknown() {
+				what = append(what, "the records stored could not be counted (the end offsets were not read), so lost records are unknown")
 			}
 			for _, e := range r.ErrorTexts {
 				what = append(what, "`"+oneLine(e)+"`")
@@ -283,6 +288,8 @@ func errorCell(r ScenarioResult) string {
 	}
 	if lost := r.Lost(); lost > 0 {
 		parts = append(parts, fmt.Sprintf("%d lost", lost))
+	} else if r.storedUnknown() {
+		parts = append(parts, "lost unknown")
 	}
 	if r.Interrupted {
 		parts = append(parts, "interrupted")
@@ -299,7 +306,7 @@ func writeBest(b *strings.Builder, s *Summary) {
 		}
 	}
 	if len(ok) == 0 {
-		b.WriteString("No scenario ran to the end without errors, lost records, or records not sent or not acknowledged.\n\n")
+		b.WriteString("No scenario ran to the end without errors, lost (or uncounted) records, or records not sent or not acknowledged.\n\n")
 		return
 	}
 	best := func(title string, better func(a, c ScenarioResult) bool, show func(r ScenarioResult) string) {
@@ -331,10 +338,21 @@ func writeBest(b *strings.Builder, s *Summary) {
 
 // clean reports a scenario fit to compare: it ran to the end without
 // errors, the cluster held every record it acknowledged (an acks=0
-// scenario that lost records was faster only at losing them), and it did
-// not fall short (fellShort), since its latencies would be lower bounds
-// that look better than the scenarios that kept up.
-func (r *ScenarioResult) clean() bool { return r.OK() && r.Lost() == 0 && !r.fellShort() }
+// scenario that lost records was faster only at losing them), which needs
+// the count of records stored (with acks=0 nothing else tells whether
+// records were lost), and it did not fall short (fellShort), since its
+// latencies would be lower bounds that look better than the scenarios
+// that kept up.
+func (r *ScenarioResult) clean() bool {
+	return r.OK() && !r.storedUnknown() && r.Lost() == 0 && !r.fellShort()
+}
+
+// storedUnknown reports a scenario that ran whose records stored could not
+// be counted (listing the end offsets failed), so that its losses are
+// unknown. An interrupted or failed scenario says so already.
+func (r *ScenarioResult) storedUnknown() bool {
+	return r.RecordsStored < 0 && r.Error == "" && !r.Interrupted && r.MeasuredSeconds > 0
+}
 
 // fellShort reports a scenario whose producers did not keep up: records
 // never sent at the rate asked for, or sent and never answered. Either

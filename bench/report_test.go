@@ -198,7 +198,7 @@ func TestPlotsWithNothingToShow(t *testing.T) {
 		t.Errorf("files %q", files)
 	}
 	report, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	if !strings.Contains(string(report), "No scenario ran to the end without errors, lost records, or records not sent or not acknowledged.") {
+	if !strings.Contains(string(report), "No scenario ran to the end without errors, lost (or uncounted) records, or records not sent or not acknowledged.") {
 		t.Errorf("report:\n%s", report)
 	}
 }
@@ -269,5 +269,26 @@ func TestReportLeavesOutShortfalls(t *testing.T) {
 	}
 	if got := settingCosts(s); len(got) == 0 || got[0].Key != "acks" || got[0].Pairs != 0 {
 		t.Errorf("acks costs %+v: want no pair, #1 and #2 being out", got)
+	}
+}
+
+// TestReportShowsEveryErrorText: the failures a scenario's clients (or
+// the harness's profile fetches) reported are printed whether or not they
+// made the scenario unclean: a clean scenario whose profile could not be
+// fetched still says so, and stays a candidate for the best settings.
+func TestReportShowsEveryErrorText(t *testing.T) {
+	s := readTestSummary(t)
+	s.Scenarios[1].ErrorTexts = []string{"profile cpu from node 1: connection refused"} // #2, clean
+	if !s.Scenarios[1].clean() {
+		t.Fatal("setup: #2 is not clean")
+	}
+	var b strings.Builder
+	if err := WriteReport(&b, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, must := range []string{"- #2 acks=1 linger.ms=5: `profile cpu from node 1: connection refused`", "Highest produce throughput: #2"} {
+		if !strings.Contains(b.String(), must) {
+			t.Errorf("report lacks %q:\n%s", must, b.String())
+		}
 	}
 }

@@ -466,3 +466,38 @@ func TestRunScenarioRefusedNotUnacknowledged(t *testing.T) {
 		}
 	})
 }
+
+// TestRunScenarioStoredUnknownNotClean: with acks=0 the end offsets are the
+// only count of what the brokers kept (RecordsStored), and a scenario that
+// lost records must be left out of the best settings. When listing the end
+// offsets fails, RecordsStored stays -1 and Lost() reads 0; the scenario
+// must not pass for clean (eligible for "Highest produce throughput"
+// without the check ever having been made), and the report must say why,
+// with the listing's error.
+func TestRunScenarioStoredUnknownNotClean(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &stallingProducer{ackAfter: time.Millisecond, sendToAck: NewRecorder()}
+		res := runOneScenario(t.Context(), t, "producerRate: 100\ntestDurationSeconds: 1\nproducer:\n  acks: 0\n",
+			producerDriver(func() Producer { return p }), &fakeAdmin{}, Config{DrainTimeout: time.Second})
+		if res.RecordsStored != -1 || len(res.ErrorTexts) == 0 || res.Lost() != 0 {
+			t.Fatalf("setup: stored %d, lost %d, error texts %q", res.RecordsStored, res.Lost(), res.ErrorTexts)
+		}
+		if res.clean() {
+			t.Error("an acks=0 scenario whose records stored were never counted is clean")
+		}
+		var b strings.Builder
+		if err := WriteReport(&b, &Summary{Scenarios: []ScenarioResult{res}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		report := b.String()
+		for _, must := range []string{
+			"#1 baseline: the records stored could not be counted (the end offsets were not read), so lost records are unknown",
+			"listing end offsets: fake admin: no end offsets", "| 0, lost unknown |",
+			"No scenario ran to the end",
+		} {
+			if !strings.Contains(report, must) {
+				t.Errorf("report lacks %q:\n%s", must, report)
+			}
+		}
+	})
+}
