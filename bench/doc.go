@@ -48,16 +48,23 @@
 // that run for the warmup plus the measured phase, then a bounded drain
 // for the last acknowledgements and deliveries.
 //
-// After the drain the harness reads the topics' end offsets: how many
-// records the cluster holds (again, within the drain, while they trail the
-// count acknowledged and still grow: high watermarks lag a leader's
-// answer). That is the consumers' target, and the only
-// count of what arrived with acks=0, which gets no answer; acknowledged
-// records missing from the log are reported as lost, and such scenarios
-// are left out of the best settings and the cost ratios, as are those
-// whose end offsets could not be read (their losses are unknown). Every
-// scenario's error texts are in the report, whether or not they kept it
-// out.
+// After the producers' flush the harness reads the topics' end offsets:
+// how many records the cluster holds (again, within the drain, while they
+// trail the count acknowledged and still grow: high watermarks lag a
+// leader's answer). That is the only count of what arrived with acks=0,
+// which gets no answer; acknowledged records missing from the log are
+// reported as lost, and such scenarios are left out of the best settings
+// and the cost ratios, as are those whose end offsets could not be read
+// (their losses are unknown). Times the subscriptions per topic, it is
+// also the consumers' target (ConsumeTarget), which the rest of the drain
+// waits for. Consumers still short of it when the drain ends leave
+// end-to-end percentiles drawn from the fastest records alone, so the
+// scenario falls short, as one whose producers did not keep up does, and
+// so does one whose fetches failed: the report gives the counts, marks
+// the percentiles that are lower bounds and leaves the scenario out of
+// the best settings and the cost ratios. An interrupt during the drain
+// marks the scenario interrupted. Every scenario's error texts are in the
+// report, whether or not they kept it out.
 //
 // Every loop is bounded in count and time: producers stop at the end of
 // the measured phase or after a record count derived from it, consumers

@@ -74,9 +74,9 @@ func WriteReport(w io.Writer, s *Summary, plots []string) error {
 	b.WriteString("- Rates are over the measured phase: records acknowledged (produce) or received (consume) in it, divided by its length. MiB are 2^20 bytes of record values, before compression, as kafka-producer-perf-test counts its MB.\n")
 	b.WriteString("- Produce latency runs from the send (at a fixed rate: from the intended send time) to the acknowledgement; end-to-end latency from the same point to a consumer's receipt, read from a timestamp the record carries. Both are recorded in HdrHistograms of microseconds with 3 significant digits; each scenario's distributions are in its `.hgrm` files, with values in milliseconds.\n")
 	b.WriteString("- \"of bound\" divides a throughput by the machine limit that bounds it: produce by the lower of one loopback TCP stream and page-cache appends into fresh pages divided by the replication factor (every replica writes the bytes on this machine); consume by one loopback TCP stream. The bytes compared are those that cross the wire and reach the page cache: the record values divided by the compression ratio. Against a remote cluster these are this machine's limits, not the cluster's.\n")
-	b.WriteString("- Best settings and cost ratios leave out scenarios with errors, with acknowledged records missing from the log afterwards (or whose log could not be counted), or that did not keep up (records not sent at the rate asked for, or not acknowledged by the end of the drain). Cost ratios compare scenarios that differ in one setting only, from one value to the next; above 1 means more throughput (or more latency) at the second value. The figure is the geometric mean over every such pair, with the range.\n")
-	if slices.ContainsFunc(s.Scenarios, func(r ScenarioResult) bool { return r.fellShort() }) {
-		b.WriteString("- Latencies marked ≥ are lower bounds: the scenario did not keep up, and its slowest records were never sent (counted from their intended send time to when the producer gave up) or never acknowledged (not counted).\n")
+	b.WriteString("- Best settings and cost ratios leave out scenarios with errors, with acknowledged records missing from the log afterwards (or whose log could not be counted), that did not keep up (records not sent at the rate asked for, or not acknowledged or not delivered to every subscription's consumers by the end of the drain), or whose consumers' fetches failed. Cost ratios compare scenarios that differ in one setting only, from one value to the next; above 1 means more throughput (or more latency) at the second value. The figure is the geometric mean over every such pair, with the range.\n")
+	if slices.ContainsFunc(s.Scenarios, func(r ScenarioResult) bool { return r.producerShort() || r.Undelivered() > 0 }) {
+		b.WriteString("- Latencies marked ≥ are lower bounds: the scenario did not keep up, and its slowest records were never sent (counted from their intended send time to when the producer gave up) or never acknowledged (not counted), or, for end-to-end latency, never reached the consumers by the end of the drain (not counted).\n")
 	}
 	if s.Target.Embedded {
 		b.WriteString("- Broker CPU is user+system seconds of all brokers over the measured phase (/proc/<pid>/stat); peak RSS is the highest VmHWM of any broker over the scenario.\n")
@@ -191,17 +191,22 @@ func writeResults(b *strings.Builder, s *Summary) {
 		if r.CompressionRatio > 0 {
 			wire = 1 / r.CompressionRatio
 		}
-		// A scenario that fell short has its percentiles as lower bounds.
-		atLeast := ""
-		if r.fellShort() {
+		// A scenario that fell short has its percentiles as lower bounds:
+		// both kinds when the producers did, end-to-end ones alone when
+		// records stored never reached the consumers.
+		atLeast, e2eAtLeast := "", ""
+		if r.producerShort() {
 			atLeast = "≥ "
+		}
+		if r.producerShort() || r.Undelivered() > 0 {
+			e2eAtLeast = "≥ "
 		}
 		row = append(row,
 			fmtNum(r.ProduceRecordsPerSec),
 			fmtNum(r.ProduceMiBPerSec)+fraction(r.ProduceMiBPerSec*wire, pb, pn),
 			fmtNum(r.ConsumeMiBPerSec)+fraction(r.ConsumeMiBPerSec*wire, cb, "TCP"),
 			atLeast+fmt.Sprintf("%s / %s / %s", fmtNum(r.ProduceLatency.P50Ms), fmtNum(r.ProduceLatency.P99Ms), fmtNum(r.ProduceLatency.P999Ms)),
-			dashIfZero(r.EndToEndLatency.Count, atLeast+fmt.Sprintf("%s / %s", fmtNum(r.EndToEndLatency.P50Ms), fmtNum(r.EndToEndLatency.P99Ms))),
+			dashIfZero(r.EndToEndLatency.Count, e2eAtLeast+fmt.Sprintf("%s / %s", fmtNum(r.EndToEndLatency.P50Ms), fmtNum(r.EndToEndLatency.P99Ms))),
 			dashIfZero(r.Batches, fmtNum(r.AvgBatchRecords)),
 			compressionCell(r),
 		)
@@ -249,6 +254,13 @@ func writeResults(b *strings.Builder, s *Summary) {
 			if r.Unacknowledged > 0 {
 				what = append(what, fmt.Sprintf("%d records unacknowledged when the drain timed out (missing from the latencies, so the percentiles are lower bounds)", r.Unacknowledged))
 			}
+			if n := r.Undelivered(); n > 0 {
+				what = append(what, fmt.Sprintf("the consumers received %d of the %d records expected (%s) by the end of the drain: %d never delivered (missing from the end-to-end latencies, so those percentiles are lower bounds)",
+					r.RecordsConsumed, r.ConsumeTarget, expectedFrom(r), n))
+			}
+			if r.ConsumeErrors > 0 {
+				what = append(what, fmt.Sprintf("%d fetches failed", r.ConsumeErrors))
+			}
 			if r.storedUnknown() {
 				what = append(what, "the records stored could not be counted (the end offsets were not read), so lost records are unknown")
 			}
@@ -259,6 +271,18 @@ func writeResults(b *strings.Builder, s *Summary) {
 		}
 		b.WriteString("\n")
 	}
+}
+
+// expectedFrom says where a scenario's ConsumeTarget came from.
+func expectedFrom(r ScenarioResult) string {
+	base, what := r.RecordsStored, "stored"
+	if base < 0 {
+		base, what = r.RecordsAcked, "acknowledged"
+	}
+	if base > 0 && r.ConsumeTarget > base {
+		return fmt.Sprintf("%d %s x %d subscriptions", base, what, r.ConsumeTarget/base)
+	}
+	return fmt.Sprintf("%d %s", base, what)
 }
 
 func dashIfZero(n int64, s string) string {
@@ -286,6 +310,12 @@ func errorCell(r ScenarioResult) string {
 	if r.Unacknowledged > 0 {
 		parts = append(parts, fmt.Sprintf("%d unacknowledged", r.Unacknowledged))
 	}
+	if n := r.Undelivered(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d undelivered", n))
+	}
+	if r.ConsumeErrors > 0 {
+		parts = append(parts, fmt.Sprintf("%d consume errors", r.ConsumeErrors))
+	}
 	if lost := r.Lost(); lost > 0 {
 		parts = append(parts, fmt.Sprintf("%d lost", lost))
 	} else if r.storedUnknown() {
@@ -306,7 +336,7 @@ func writeBest(b *strings.Builder, s *Summary) {
 		}
 	}
 	if len(ok) == 0 {
-		b.WriteString("No scenario ran to the end without errors, lost (or uncounted) records, or records not sent or not acknowledged.\n\n")
+		b.WriteString("No scenario ran to the end without errors, lost (or uncounted) records, or records not sent, not acknowledged or not delivered.\n\n")
 		return
 	}
 	best := func(title string, better func(a, c ScenarioResult) bool, show func(r ScenarioResult) string) {
@@ -354,11 +384,21 @@ func (r *ScenarioResult) storedUnknown() bool {
 	return r.RecordsStored < 0 && r.Error == "" && !r.Interrupted && r.MeasuredSeconds > 0
 }
 
-// fellShort reports a scenario whose producers did not keep up: records
-// never sent at the rate asked for, or sent and never answered. Either
-// way the slowest records' latencies are lower bounds or missing, so the
-// percentiles are lower bounds.
-func (r *ScenarioResult) fellShort() bool { return r.NotSent > 0 || r.Unacknowledged > 0 }
+// fellShort reports a scenario that did not keep up: its producers fell
+// short (producerShort), or its consumers did: records stored that never
+// reached them by the end of the drain, or fetches that failed. The
+// slowest records' latencies are then lower bounds or missing, and a
+// scenario whose consumers received only the fastest records would look
+// best at end-to-end latency.
+func (r *ScenarioResult) fellShort() bool {
+	return r.producerShort() || r.Undelivered() > 0 || r.ConsumeErrors > 0
+}
+
+// producerShort reports a scenario whose producers did not keep up:
+// records never sent at the rate asked for, or sent and never answered.
+// Either way the slowest records' latencies are lower bounds or missing,
+// so the percentiles are lower bounds.
+func (r *ScenarioResult) producerShort() bool { return r.NotSent > 0 || r.Unacknowledged > 0 }
 
 // settingCost is what changing one setting from one value to the next
 // did, over every pair of scenarios that differ in it alone.

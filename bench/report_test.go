@@ -198,7 +198,7 @@ func TestPlotsWithNothingToShow(t *testing.T) {
 		t.Errorf("files %q", files)
 	}
 	report, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	if !strings.Contains(string(report), "No scenario ran to the end without errors, lost (or uncounted) records, or records not sent or not acknowledged.") {
+	if !strings.Contains(string(report), "No scenario ran to the end without errors, lost (or uncounted) records, or records not sent, not acknowledged or not delivered.") {
 		t.Errorf("report:\n%s", report)
 	}
 }
@@ -290,5 +290,52 @@ func TestReportShowsEveryErrorText(t *testing.T) {
 		if !strings.Contains(b.String(), must) {
 			t.Errorf("report lacks %q:\n%s", must, b.String())
 		}
+	}
+}
+
+// TestReportLeavesOutConsumerShortfalls: a scenario whose consumers did not
+// receive every record stored by the end of the drain has end-to-end
+// percentiles drawn from its fastest records alone, and one whose fetches
+// failed did not run cleanly; neither is a candidate for the best settings
+// nor a side of a cost ratio. The report marks the end-to-end figures (not
+// the produce ones, whose records were all answered) as lower bounds and
+// gives the counts.
+func TestReportLeavesOutConsumerShortfalls(t *testing.T) {
+	s := readTestSummary(t)
+	s.Scenarios[0].ConsumeTarget, s.Scenarios[0].RecordsConsumed = 768100, 700000 // #1, the lowest p99s
+	s.Scenarios[1].ConsumeTarget, s.Scenarios[1].ConsumeErrors = 1075300, 3       // #2, the highest throughput
+	s.Scenarios[4].ConsumeTarget = 921700                                         // #5: all delivered
+	var b strings.Builder
+	if err := WriteReport(&b, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	report := b.String()
+	for _, must := range []string{
+		"| 2.10 / 9.00 / 13.5 | ≥ 2.73 / 12.6 |", "| 0, 68100 undelivered |",
+		"| 3.00 / 12.0 / 18.0 | 3.90 / 16.8 |", "| 0, 3 consume errors |",
+		"#1 acks=1 linger.ms=0: the consumers received 700000 of the 768100 records expected (768100 stored) by the end of the drain: 68100 never delivered",
+		"#2 acks=1 linger.ms=5: 3 fetches failed",
+		"- Latencies marked ≥ are lower bounds",
+		"Highest produce throughput: #5", "Lowest produce p99 latency: #4", "Lowest end-to-end p99 latency: #4",
+		"| linger.ms | 0 | 5 | 1 |", "| acks | 1 | all | 0 |",
+	} {
+		if !strings.Contains(report, must) {
+			t.Errorf("report lacks %q", must)
+		}
+	}
+	if strings.Contains(report, "#5 acks=all linger.ms=5:") {
+		t.Error("#5, whose consumers received every record, is listed with problems")
+	}
+	for _, i := range []int{0, 1} {
+		if r := s.Scenarios[i]; !r.fellShort() || r.clean() {
+			t.Errorf("#%d: fell short %v, clean %v", r.Index, r.fellShort(), r.clean())
+		}
+	}
+	if !s.Scenarios[4].clean() {
+		t.Error("#5, whose consumers received every record, is not clean")
+	}
+	// Two subscriptions read every record stored.
+	if got := expectedFrom(ScenarioResult{RecordsStored: 50, RecordsAcked: 60, ConsumeTarget: 100}); got != "50 stored x 2 subscriptions" {
+		t.Errorf("expected from %q", got)
 	}
 }

@@ -753,7 +753,9 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 		}
 	}
 	if len(consumers) > 0 && !interrupted {
-		stats.expectDeliveries(target * int64(w.SubscriptionsPerTopic))
+		// Every subscription reads every record stored.
+		res.ConsumeTarget = target * int64(w.SubscriptionsPerTopic)
+		stats.expectDeliveries(res.ConsumeTarget)
 		select {
 		case <-stats.caughtUp:
 		case <-drainCtx.Done():
@@ -765,6 +767,10 @@ func (r *runner) runScenario(ctx context.Context, sc Scenario) (res ScenarioResu
 	profiles, profErr := r.prof.wait()
 	res.ProfileFiles = profiles
 	r.files = append(r.files, profiles...)
+	// An interrupt during the drain leaves the measured phase whole, but
+	// ends the wait for the consumers' last records (and the run): the
+	// scenario was interrupted all the same.
+	interrupted = interrupted || ctx.Err() != nil
 
 	// Figures.
 	measured := measuredEnd.Sub(warmEnd)

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -266,7 +267,15 @@ func (producerDriver) NewConsumer(context.Context, ConsumerConfig) (Consumer, er
 // bubble.
 func runOneScenario(ctx context.Context, t *testing.T, yaml string, d Driver, adm scenarioAdmin, cfg Config) ScenarioResult {
 	t.Helper()
-	w, err := ParseWorkload([]byte("name: unit\nsubscriptionsPerTopic: 0\n"+yaml), "unit.yaml")
+	return runFirstScenario(ctx, t, "subscriptionsPerTopic: 0\n"+yaml, d, adm, cfg)
+}
+
+// runFirstScenario runs the first scenario of a workload (yaml, consumers
+// allowed: one subscription of one consumer by default) through d against
+// adm, in the caller's synctest bubble.
+func runFirstScenario(ctx context.Context, t *testing.T, yaml string, d Driver, adm scenarioAdmin, cfg Config) ScenarioResult {
+	t.Helper()
+	w, err := ParseWorkload([]byte("name: unit\n"+yaml), "unit.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,6 +507,189 @@ func TestRunScenarioStoredUnknownNotClean(t *testing.T) {
 			if !strings.Contains(report, must) {
 				t.Errorf("report lacks %q:\n%s", must, report)
 			}
+		}
+	})
+}
+
+// memLog is a one-partition in-memory topic shared by memProducer and
+// memConsumer, for scenarios with consumers run in a synctest bubble.
+type memLog struct {
+	mu      sync.Mutex
+	recs    []ConsumedRecord
+	changed chan struct{}
+}
+
+func newMemLog() *memLog { return &memLog{changed: make(chan struct{})} }
+
+func (l *memLog) append(value []byte, ts time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, ConsumedRecord{Topic: "t", Partition: 0, Offset: int64(len(l.recs)), Timestamp: ts,
+		Value: append([]byte(nil), value...)})
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// memProducer appends each record to the log and acknowledges it ackAfter
+// later.
+type memProducer struct {
+	log      *memLog
+	ackAfter time.Duration
+	inflight sync.WaitGroup
+}
+
+func (p *memProducer) Produce(_ context.Context, _ string, _ int32, _, value []byte, ts time.Time, done func(error)) error {
+	v := append([]byte(nil), value...)
+	p.inflight.Add(1)
+	time.AfterFunc(p.ackAfter, func() {
+		p.log.append(v, ts)
+		done(nil)
+		p.inflight.Done()
+	})
+	return nil
+}
+func (p *memProducer) Flush(context.Context) error { p.inflight.Wait(); return nil }
+func (p *memProducer) Close() error                { return nil }
+
+// memConsumer reads the log from the start, delivering at most
+// deliverAtMost records. After those, every fetch fails (failAfter: a
+// consumer whose partition's leader went away), or the consumer just
+// receives nothing more (a consumer too slow for the drain).
+type memConsumer struct {
+	log           *memLog
+	next          int
+	deliverAtMost int
+	failAfter     bool
+}
+
+var errFetch = errors.New("fetch t-0: NOT_LEADER_OR_FOLLOWER")
+
+func (c *memConsumer) Poll(ctx context.Context, fn func(ConsumedRecord)) error {
+	if c.next >= c.deliverAtMost {
+		if !c.failAfter {
+			<-ctx.Done()
+			return nil
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			return errFetch
+		}
+	}
+	for {
+		c.log.mu.Lock()
+		recs, ch := c.log.recs, c.log.changed
+		c.log.mu.Unlock()
+		if c.next < len(recs) {
+			for c.next < len(recs) && c.next < c.deliverAtMost {
+				fn(recs[c.next])
+				c.next++
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ch:
+		}
+	}
+}
+func (c *memConsumer) Close() error { return nil }
+
+// memDriver builds memProducers and memConsumers of one memLog.
+type memDriver struct {
+	log           *memLog
+	deliverAtMost int
+	failAfter     bool
+}
+
+func (d memDriver) NewProducer(context.Context, ProducerConfig) (Producer, error) {
+	return &memProducer{log: d.log, ackAfter: time.Millisecond}, nil
+}
+func (d memDriver) NewConsumer(context.Context, ConsumerConfig) (Consumer, error) {
+	return &memConsumer{log: d.log, deliverAtMost: d.deliverAtMost, failAfter: d.failAfter}, nil
+}
+
+// TestRunScenarioConsumerShortfall: 100 records produced, acknowledged and
+// stored, but the one consumer receives only 10 of them before the drain
+// ends, its later fetches failing or simply bringing nothing. The
+// end-to-end percentiles are then drawn from the 10 fastest records (the
+// 90 undelivered ones, the slowest of all, are missing), so the scenario
+// fell short: it records how many deliveries it waited for, is left out of
+// the best settings, marks its end-to-end (not its produce) percentiles as
+// lower bounds, and the report says how many records never arrived and how
+// many fetches failed.
+func TestRunScenarioConsumerShortfall(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		failAfter bool
+	}{{"fetches fail", true}, {"too slow", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				adm := &fakeAdmin{stored: func(int) int64 { return 100 }}
+				res := runFirstScenario(t.Context(), t, "producerRate: 100\ntestDurationSeconds: 1\n",
+					memDriver{log: newMemLog(), deliverAtMost: 10, failAfter: tt.failAfter}, adm, Config{DrainTimeout: 2 * time.Second})
+				if res.RecordsAcked != 100 || res.RecordsStored != 100 || res.RecordsConsumed != 10 || res.EndToEndLatency.Count != 10 ||
+					(res.ConsumeErrors > 0) != tt.failAfter {
+					t.Fatalf("setup: acked %d stored %d consumed %d (%d latencies) consume errors %d", res.RecordsAcked, res.RecordsStored,
+						res.RecordsConsumed, res.EndToEndLatency.Count, res.ConsumeErrors)
+				}
+				if res.ConsumeTarget != 100 || res.Undelivered() != 90 {
+					t.Errorf("consume target %d, undelivered %d; want 100 and 90", res.ConsumeTarget, res.Undelivered())
+				}
+				if !res.fellShort() || res.clean() {
+					t.Errorf("90 of 100 stored records never reached the consumer, yet fell short %v, clean %v", res.fellShort(), res.clean())
+				}
+				if res.OK() == tt.failAfter {
+					t.Errorf("OK %v with %d consume errors", res.OK(), res.ConsumeErrors)
+				}
+				var b strings.Builder
+				if err := WriteReport(&b, &Summary{Scenarios: []ScenarioResult{res}}, nil); err != nil {
+					t.Fatal(err)
+				}
+				report := b.String()
+				must := []string{
+					"Scenarios with problems",
+					"#1 baseline: the consumers received 10 of the 100 records expected (100 stored) by the end of the drain: 90 never delivered",
+					"| 1.00 / 1.00 / 1.00 | ≥ ", "90 undelivered",
+					"- Latencies marked ≥ are lower bounds", "No scenario ran to the end",
+				}
+				if tt.failAfter {
+					must = append(must, fmt.Sprintf("%d fetches failed", res.ConsumeErrors), fmt.Sprintf("%d consume errors", res.ConsumeErrors),
+						"`"+errFetch.Error()+"`")
+				}
+				for _, m := range must {
+					if !strings.Contains(report, m) {
+						t.Errorf("report lacks %q:\n%s", m, report)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestRunScenarioInterruptedInDrain: an interrupt after the measured
+// phase, while the harness waits for the consumers' last records, cuts
+// that wait short; the scenario's measured phase is whole, but it was
+// interrupted and must say so.
+func TestRunScenarioInterruptedInDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		time.AfterFunc(1500*time.Millisecond, cancel) // 0.5 s into a 10 s drain
+		adm := &fakeAdmin{stored: func(int) int64 { return 100 }}
+		start := time.Now()
+		res := runFirstScenario(ctx, t, "producerRate: 100\ntestDurationSeconds: 1\n",
+			memDriver{log: newMemLog(), deliverAtMost: 10}, adm, Config{DrainTimeout: 10 * time.Second})
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("the scenario took %v; the interrupt came at 1.5 s", d)
+		}
+		if !res.Interrupted || res.MeasuredSeconds != 1 || res.OK() {
+			t.Errorf("interrupted in the drain: interrupted %v, measured %v s, OK %v; want interrupted after the whole 1 s measured phase",
+				res.Interrupted, res.MeasuredSeconds, res.OK())
 		}
 	})
 }

@@ -69,11 +69,23 @@ type ScenarioResult struct {
 	RecordsStored int64 `json:"recordsStored"`
 	// Errors are records that failed: answered with an error, or refused
 	// by the client before they were sent (Refused of them).
-	Errors          int64 `json:"errors"`
-	Refused         int64 `json:"refused,omitempty"`
-	Retries         int64 `json:"retries"`
-	ConsumeErrors   int64 `json:"consumeErrors"`
+	Errors  int64 `json:"errors"`
+	Refused int64 `json:"refused,omitempty"`
+	Retries int64 `json:"retries"`
+	// ConsumeErrors are fetches that failed.
+	ConsumeErrors int64 `json:"consumeErrors"`
+	// RecordsConsumed counts deliveries: each subscription's consumers
+	// receive every record stored, so a scenario delivers
+	// ConsumeTarget of them when nothing is missing.
 	RecordsConsumed int64 `json:"recordsConsumed"`
+	// ConsumeTarget is the deliveries the harness waited for after the
+	// producers flushed: RecordsStored (RecordsAcked when that is
+	// unknown) times the subscriptions per topic; 0 without consumers,
+	// or when the wait never started (an interrupt before the drain).
+	// RecordsConsumed below it means the drain ended first: the records
+	// never delivered, the slowest, are missing from EndToEndLatency,
+	// whose percentiles are then lower bounds.
+	ConsumeTarget int64 `json:"consumeTarget,omitempty"`
 	// RecordsRedelivered are records a consumer group (consumerGroups)
 	// delivered again after a rebalance; RecordsConsumed counts each once.
 	RecordsRedelivered int64 `json:"recordsRedelivered,omitempty"`
@@ -112,10 +124,18 @@ type ScenarioResult struct {
 	Interrupted bool   `json:"interrupted,omitempty"`
 }
 
-// OK reports whether the scenario ran to the end without failures.
+// OK reports whether the scenario ran to the end without failures: no
+// record failed, no fetch failed, and with acks other than 0 no
+// acknowledged record went missing.
 func (r *ScenarioResult) OK() bool {
-	return r.Error == "" && !r.Interrupted && r.Errors == 0 && r.MeasuredSeconds > 0 &&
+	return r.Error == "" && !r.Interrupted && r.Errors == 0 && r.ConsumeErrors == 0 && r.MeasuredSeconds > 0 &&
 		(r.Producer.Acks == AcksNone || r.Lost() == 0)
+}
+
+// Undelivered is how many of the deliveries the harness waited for
+// (ConsumeTarget) the consumers had not made when the drain ended.
+func (r *ScenarioResult) Undelivered() int64 {
+	return max(r.ConsumeTarget-r.RecordsConsumed, 0)
 }
 
 // Lost is how many acknowledged records the cluster did not hold
