@@ -577,10 +577,66 @@ func parseConfigBool(s string) (bool, bool) {
 	return false, false
 }
 
-// usableBrokers returns the brokers new replicas may go to, sorted by id:
-// unfenced and not shutting down (KRaft's isActive).
-func (c *Controller) usableBrokers(im *Image) []*BrokerImage {
-	return slices.DeleteFunc(im.UnfencedBrokers(), func(b *BrokerImage) bool { return c.shuttingDown(b.ID) })
+// placementBrokers returns the brokers new replicas may go to, as KRaft's
+// BrokerHeartbeatManager.usableBrokers: every registered broker not in
+// controlled shutdown, split into the live ones (unfenced: KRaft's
+// isActive) and the fenced ones, each sorted by id.
+func (c *Controller) placementBrokers(im *Image) (live, fenced []*BrokerImage) {
+	for _, id := range slices.Sorted(maps.Keys(im.Brokers)) {
+		switch b := im.Brokers[id]; {
+		case c.shuttingDown(id):
+		case b.Fenced:
+			fenced = append(fenced, b)
+		default:
+			live = append(live, b)
+		}
+	}
+	return live, fenced
+}
+
+// placeReplicas places partitions new partitions of rf replicas (rf >= 1),
+// the first at pattern position start, as KRaft's StripedReplicaPlacer
+// decides what is possible: there must be a live broker (the leader, each
+// partition's first replica, is one) and rf at most the brokers that may
+// take replicas, fenced ones included; its error messages are Kafka's.
+// Fenced brokers are used only once the live ones run out: each partition
+// then holds every live broker (AssignReplicas over them, with rf their
+// number) followed by rf minus that many fenced ones (AssignReplicas over
+// the fenced brokers), so that the fenced replicas spread evenly too. The
+// caller makes the live replicas the ISR, as KRaft does: a fenced replica
+// joins it once its broker returns and catches up (AlterPartition).
+//
+// Kafka's placer interleaves racks first and uses a rack's fenced brokers
+// before another rack's second live one; this one keeps liveness first, so
+// a partition gets as many replicas that can serve as there are live
+// brokers.
+func placeReplicas(live, fenced []*BrokerImage, partitions, rf, start int) ([][]int32, error) {
+	switch {
+	case len(live) == 0:
+		return nil, errors.New("All brokers are currently fenced.")
+	case rf > len(live)+len(fenced):
+		return nil, fmt.Errorf("The target replication factor of %d cannot be reached because only %d broker(s) are registered.", rf, len(live)+len(fenced))
+	case rf <= len(live):
+		return AssignReplicas(live, partitions, rf, start)
+	}
+	assignment, err := AssignReplicas(live, partitions, len(live), start)
+	if err != nil {
+		return nil, err
+	}
+	extra, err := AssignReplicas(fenced, partitions, rf-len(live), start)
+	if err != nil {
+		return nil, err
+	}
+	for i := range assignment {
+		assignment[i] = append(assignment[i], extra[i]...)
+	}
+	return assignment, nil
+}
+
+// placementError is an error of placeReplicas as Kafka words it: its own
+// message, or AssignReplicas' without its prefix.
+func placementError(err error) string {
+	return strings.TrimPrefix(err.Error(), "raft: assign replicas: ")
 }
 
 // errTooLarge fails a whole request that would make more than
@@ -622,14 +678,16 @@ func (e *apiError) message() *string {
 // length, with distinct registered brokers of which one at least is live
 // (INVALID_REPLICA_ASSIGNMENT otherwise). Without one, ReplicationFactor
 // and NumPartitions -1 take default.replication.factor and num.partitions,
-// 0 or below -1 get INVALID_REPLICATION_FACTOR and INVALID_PARTITIONS, and a
-// replication factor above the number of live brokers
-// INVALID_REPLICATION_FACTOR; AssignReplicas places the replicas, starting
-// at the cluster's partition count so that leaders spread across topics.
+// 0 or below -1 get INVALID_REPLICATION_FACTOR and INVALID_PARTITIONS, and,
+// as in KRaft, no live broker or a replication factor above the number of
+// registered brokers not in controlled shutdown (fenced ones count)
+// INVALID_REPLICATION_FACTOR; placeReplicas places the replicas, live
+// brokers first and fenced ones once those run out, starting at the
+// cluster's partition count so that leaders spread across topics.
 //
 // Each topic created makes a Topic record and a Partition record per
-// partition: the ISR is the live replicas, the leader the first of them,
-// epochs 0. With ValidateOnly the response is the same and there are no
+// partition: the ISR is the live replicas, the leader the first of them
+// (the first replica, when placed automatically), epochs 0. With ValidateOnly the response is the same and there are no
 // records. From v5 a topic created (or that would be, with ValidateOnly)
 // is answered with its configs, when the ConfigValidator is a
 // ConfigDescriber. A request that would make more than 10000 records fails
@@ -651,7 +709,7 @@ func (c *Controller) CreateTopics(im *Image, req *kmsg.CreateTopicsRequest, newI
 			unified[u] = name
 		}
 	}
-	brokers := c.usableBrokers(im)
+	live, fenced := c.placementBrokers(im)
 	start := 0
 	for _, t := range im.Topics {
 		start += len(t.Partitions)
@@ -675,7 +733,7 @@ func (c *Controller) CreateTopics(im *Image, req *kmsg.CreateTopicsRequest, newI
 		if count[rt.Topic] > 1 {
 			fail = failf(kerr.InvalidRequest, "Duplicate topic name.")
 		} else {
-			topic, fail = c.createTopic(im, rt, brokers, start, unified, maxRecordsPerRequest-len(records))
+			topic, fail = c.createTopic(im, rt, live, fenced, start, unified, maxRecordsPerRequest-len(records))
 		}
 		if fail == nil && topic == nil {
 			tooMany = true
@@ -726,7 +784,7 @@ func (c *Controller) CreateTopics(im *Image, req *kmsg.CreateTopicsRequest, newI
 // its Topic record and Partition records (topic id not yet set), or why it
 // cannot be created. It returns neither when the topic would take more
 // than budget records.
-func (c *Controller) createTopic(im *Image, rt *kmsg.CreateTopicsRequestTopic, brokers []*BrokerImage, start int, unified map[string]string, budget int) ([]Record, *apiError) {
+func (c *Controller) createTopic(im *Image, rt *kmsg.CreateTopicsRequestTopic, live, fenced []*BrokerImage, start int, unified map[string]string, budget int) ([]Record, *apiError) {
 	if err := ValidateTopicName(rt.Topic); err != nil {
 		return nil, failf(kerr.InvalidTopicException, "%v", err)
 	}
@@ -806,12 +864,9 @@ func (c *Controller) createTopic(im *Image, rt *kmsg.CreateTopicsRequestTopic, b
 		if partitions+1 > budget {
 			return nil, nil
 		}
-		if len(brokers) == 0 {
-			return nil, failf(kerr.InvalidReplicationFactor, "Unable to replicate the partition %d time(s): All brokers are currently fenced or in controlled shutdown.", rf)
-		}
 		var err error
-		if assignment, err = AssignReplicas(brokers, partitions, rf, start); err != nil {
-			return nil, failf(kerr.InvalidReplicationFactor, "Unable to replicate the partition %d time(s): %v", rf, strings.TrimPrefix(err.Error(), "raft: assign replicas: "))
+		if assignment, err = placeReplicas(live, fenced, partitions, rf, start); err != nil {
+			return nil, failf(kerr.InvalidReplicationFactor, "Unable to replicate the partition %d time(s): %s", rf, placementError(err))
 		}
 	}
 
@@ -989,9 +1044,11 @@ func deref(s *string) string {
 // INVALID_PARTITIONS. A manual assignment must give one replica list per
 // new partition, each valid as in CreateTopics and of the topic's
 // replication factor (INVALID_REPLICA_ASSIGNMENT); without one,
-// AssignReplicas continues the topic's pattern: its leaders round-robin on
-// from where partition 0's leader sits in the placement order. The new
-// partitions' ISR is their live replicas, the leader the first of them. With
+// placeReplicas continues the topic's pattern over the live brokers (and
+// the fenced ones once those run out, as in CreateTopics): its leaders
+// round-robin on from where partition 0's leader sits in the placement
+// order. The new partitions' ISR is their live replicas, the leader the
+// first of them. With
 // ValidateOnly there are no records; past 10000 records the whole request
 // fails with POLICY_VIOLATION.
 func (c *Controller) CreatePartitions(im *Image, req *kmsg.CreatePartitionsRequest) ([]Record, *kmsg.CreatePartitionsResponse) {
@@ -1001,7 +1058,7 @@ func (c *Controller) CreatePartitions(im *Image, req *kmsg.CreatePartitionsReque
 	for _, t := range req.Topics {
 		count[t.Topic]++
 	}
-	brokers := c.usableBrokers(im)
+	live, fenced := c.placementBrokers(im)
 	reported := map[string]bool{}
 	var records []Record
 	for i := range req.Topics {
@@ -1015,7 +1072,7 @@ func (c *Controller) CreatePartitions(im *Image, req *kmsg.CreatePartitionsReque
 			fail = failf(kerr.InvalidRequest, "Duplicate topic name.")
 		} else {
 			var more []Record
-			more, fail = c.createPartitions(im, rt, brokers, maxRecordsPerRequest-len(records))
+			more, fail = c.createPartitions(im, rt, live, fenced, maxRecordsPerRequest-len(records))
 			if fail == nil && more == nil {
 				resp.Topics = resp.Topics[:0]
 				for _, name := range distinctNames(len(req.Topics), func(i int) string { return req.Topics[i].Topic }) {
@@ -1055,7 +1112,7 @@ func distinctNames(n int, name func(int) string) []string {
 // createPartitions validates one topic of a CreatePartitions request and
 // returns its new Partition records, or why not; neither when they would
 // take more than budget records.
-func (c *Controller) createPartitions(im *Image, rt *kmsg.CreatePartitionsRequestTopic, brokers []*BrokerImage, budget int) ([]Record, *apiError) {
+func (c *Controller) createPartitions(im *Image, rt *kmsg.CreatePartitionsRequestTopic, live, fenced []*BrokerImage, budget int) ([]Record, *apiError) {
 	t, ok := im.Topic(rt.Topic)
 	if !ok {
 		return nil, failf(kerr.UnknownTopicOrPartition, "This server does not host this topic-partition.")
@@ -1086,16 +1143,16 @@ func (c *Controller) createPartitions(im *Image, rt *kmsg.CreatePartitionsReques
 			assignment = append(assignment, a.Replicas)
 		}
 	} else {
-		if len(brokers) == 0 {
-			return nil, failf(kerr.InvalidReplicationFactor, "Unable to replicate the partition %d time(s): All brokers are currently fenced or in controlled shutdown.", rf)
-		}
-		l, err := newPlacementLayout(brokers)
+		// The pattern continues from where partition 0's leader sits among
+		// the live brokers, which lead the new partitions.
+		l, err := newPlacementLayout(live)
 		if err == nil {
 			start := l.position(t.Partitions[0].Replicas[0]) + current
-			assignment, err = AssignReplicas(brokers, additional, rf, start)
+			assignment, err = placeReplicas(live, fenced, additional, rf, start)
 		}
 		if err != nil {
-			return nil, failf(kerr.InvalidReplicationFactor, "Unable to replicate the partition %d time(s): %v", rf, strings.TrimPrefix(err.Error(), "raft: assign replicas: "))
+			// Kafka lets the placer's message through unprefixed here.
+			return nil, failf(kerr.InvalidReplicationFactor, "%s", placementError(err))
 		}
 	}
 	records := make([]Record, 0, len(assignment))

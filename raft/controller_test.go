@@ -1176,14 +1176,14 @@ func TestControllerRandomized(t *testing.T) {
 			if lost {
 				break
 			}
-			usable := len(h.c.usableBrokers(h.im))
+			live, fenced := h.c.placementBrokers(h.im)
 			got := resp.Topics[0].ErrorCode
 			seen["CreateTopics "+codeName(got)]++
 			switch {
 			case got == kerr.TopicAlreadyExists.Code:
-			case int(rt.ReplicationFactor) > usable:
+			case len(live) == 0 || int(rt.ReplicationFactor) > len(live)+len(fenced):
 				if got != kerr.InvalidReplicationFactor.Code {
-					t.Fatalf("%s: %s with %d usable brokers", what, codeName(got), usable)
+					t.Fatalf("%s: %s with %d live and %d fenced brokers", what, codeName(got), len(live), len(fenced))
 				}
 			case got != 0:
 				t.Fatalf("%s: %s", what, codeName(got))
@@ -1192,8 +1192,16 @@ func TestControllerRandomized(t *testing.T) {
 				if !ok || len(ti.Partitions) != int(rt.NumPartitions) {
 					t.Fatalf("%s: topic not created as asked", what)
 				}
+				if int(rt.ReplicationFactor) > len(live) {
+					seen["CreateTopics on fenced brokers"]++
+				}
 				for _, p := range ti.Partitions {
-					if len(p.Replicas) != int(rt.ReplicationFactor) || !slices.Equal(p.Replicas, p.ISR) || p.Leader != p.Replicas[0] {
+					// Live brokers first: as many live replicas as
+					// there can be, and they are the ISR, led by the
+					// first replica.
+					isr := slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return h.im.Brokers[id].Fenced })
+					if len(p.Replicas) != int(rt.ReplicationFactor) || len(isr) != min(len(p.Replicas), len(live)) ||
+						!slices.Equal(isr, p.ISR) || p.Leader != p.Replicas[0] {
 						t.Fatalf("%s: new partition %+v", what, *p)
 					}
 				}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"testing"
 	"time"
 
@@ -56,66 +55,6 @@ func revHeartbeat(t *testing.T, h *controllerHarness, id int32, fence bool) *kms
 		t.Fatal(err)
 	}
 	return resp
-}
-
-// TestRevCreateTopicsPlacesReplicasOnFencedBrokers: KRaft places new
-// replicas on every registered broker not in controlled shutdown, fenced
-// ones included (BrokerHeartbeatManager.usableBrokers yields fenced brokers
-// flagged as such; StripedReplicaPlacer uses them once the unfenced ones run
-// out and only requires rf <= registered brokers and one unfenced broker;
-// ReplicationControlManager.createTopic/createPartitions then take the
-// active replicas as the ISR). So with 3 brokers registered and one down,
-// CreateTopics and CreatePartitions with replication factor 3 succeed,
-// under-replicated. Gregor places only on unfenced brokers and answers
-// INVALID_REPLICATION_FACTOR.
-func TestRevCreateTopicsPlacesReplicasOnFencedBrokers(t *testing.T) {
-	h := revHarness(t, 3, ControllerConfig{BrokerSessionTimeoutMs: 1000})
-	// A topic made while all three are up, to grow later.
-	ct := kmsg.NewCreateTopicsRequestTopic()
-	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "before", 1, 3
-	req := kmsg.NewPtrCreateTopicsRequest()
-	req.Version = 7
-	req.Topics = append(req.Topics, ct)
-	recs, resp := h.c.CreateTopics(h.im, req, h.newID)
-	if resp.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create with 3 live brokers: %s", codeName(resp.Topics[0].ErrorCode))
-	}
-	if err := h.apply(recs); err != nil {
-		t.Fatal(err)
-	}
-
-	// Broker 3 goes down (fenced); 3 brokers are still registered.
-	revHeartbeat(t, h, 3, true)
-	if !h.im.Brokers[3].Fenced {
-		t.Fatal("broker 3 not fenced")
-	}
-
-	ct.Topic = "during"
-	req.Topics = []kmsg.CreateTopicsRequestTopic{ct}
-	recs, resp = h.c.CreateTopics(h.im, req, h.newID)
-	if c := resp.Topics[0].ErrorCode; c != 0 {
-		t.Errorf("CreateTopics rf=3 with 3 registered brokers, 1 fenced: %s (%s), Kafka creates it with ISR of the 2 live replicas",
-			codeName(c), deref(resp.Topics[0].ErrorMessage))
-	} else {
-		if err := h.apply(recs); err != nil {
-			t.Fatal(err)
-		}
-		tp, _ := h.im.Topic("during")
-		p := tp.Partitions[0]
-		if len(p.Replicas) != 3 || slices.Contains(p.ISR, 3) || p.Leader == 3 {
-			t.Errorf("partition %+v: want 3 replicas, fenced broker 3 outside the ISR and not leader", p)
-		}
-	}
-
-	cp := kmsg.NewPtrCreatePartitionsRequest()
-	cpt := kmsg.NewCreatePartitionsRequestTopic()
-	cpt.Topic, cpt.Count = "before", 2
-	cp.Topics = append(cp.Topics, cpt)
-	_, cresp := h.c.CreatePartitions(h.im, cp)
-	if c := cresp.Topics[0].ErrorCode; c != 0 {
-		t.Errorf("CreatePartitions of an rf=3 topic with 1 of 3 brokers fenced: %s (%s), Kafka adds the partition",
-			codeName(c), deref(cresp.Topics[0].ErrorMessage))
-	}
 }
 
 // TestRevUncleanElectionEnabledOnOfflinePartition: a partition whose last

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -226,12 +227,26 @@ func TestQuorumControllerEndToEnd(t *testing.T) {
 	if cr.Topics[0].ErrorCode != 0 {
 		t.Fatalf("create after failover: error %d", cr.Topics[0].ErrorCode)
 	}
-	// Replication factor 3 needs 3 unfenced brokers: only 2 are left.
+	// Replication factor 3 with broker 3 fenced: as in KRaft, its third
+	// replica goes to broker 3, outside the ISR until it returns. Four
+	// replicas are more than the brokers registered.
 	ct.Topic, ct.ReplicationFactor = "audit", 3
 	create.Topics = []kmsg.CreateTopicsRequestTopic{ct}
 	cr = sc.handle(create).(*kmsg.CreateTopicsResponse)
+	if cr.Topics[0].ErrorCode != 0 {
+		t.Fatalf("rf 3 over 2 unfenced brokers and a fenced one: error %d", cr.Topics[0].ErrorCode)
+	}
+	topic, _ = sc.active().node.Image().Topic("audit")
+	for i, p := range topic.Partitions {
+		if len(p.Replicas) != 3 || p.Replicas[2] != 3 || len(p.ISR) != 2 || slices.Contains(p.ISR, 3) || p.Leader != p.Replicas[0] {
+			t.Fatalf("audit-%d: %+v, want the fenced broker last, outside the ISR", i, *p)
+		}
+	}
+	ct.Topic, ct.ReplicationFactor = "wide", 4
+	create.Topics = []kmsg.CreateTopicsRequestTopic{ct}
+	cr = sc.handle(create).(*kmsg.CreateTopicsResponse)
 	if cr.Topics[0].ErrorCode != kerr.InvalidReplicationFactor.Code {
-		t.Fatalf("rf 3 over 2 unfenced brokers: error %d, want INVALID_REPLICATION_FACTOR", cr.Topics[0].ErrorCode)
+		t.Fatalf("rf 4 over 3 registered brokers: error %d, want INVALID_REPLICATION_FACTOR", cr.Topics[0].ErrorCode)
 	}
 	sc.checkOneActivePerEpoch()
 }
