@@ -439,6 +439,57 @@ func (c *Controller) unfence(im *Image, b *BrokerImage) []Record {
 	return records
 }
 
+// maxElectionsPerPass bounds the partition changes one pass of
+// ElectUncleanLeaders (or ElectPreferredLeaders) makes, as KRaft's
+// MAX_ELECTIONS_PER_IMBALANCE: a pass that reaches it says so, and the
+// shell runs the next one at once, so that no entry grows without bound.
+const maxElectionsPerPass = 1000
+
+// ElectUncleanLeaders is KRaft's
+// ReplicationControlManager.maybeElectUncleanLeaders: each leaderless
+// partition of a topic where unclean leader election is enabled (its
+// unclean.leader.election.enable, else the cluster's, else the
+// controller's) gets a leader if one may lead: a live ISR member if there
+// is one, else the first live replica in assignment order, which becomes
+// the whole ISR, losing whatever it had not copied. Fencing and unfencing
+// elect so already; this is for a partition that went leaderless while
+// unclean election was off and whose ISR is still gone when an operator
+// enables it, the documented way to bring it back. The shell runs it right
+// after a change of unclean.leader.election.enable and every five minutes
+// (KRaft's unclean.leader.election.interval.ms). Partitions are visited in
+// topic-name order; more is true when the pass stopped at
+// maxElectionsPerPass.
+func (c *Controller) ElectUncleanLeaders(im *Image) (records []Record, more bool) {
+	pl := c.newPlanner(im)
+	for _, t := range im.TopicsByName() {
+		if !c.unclean(im, t) {
+			continue
+		}
+		for i, p := range t.Partitions {
+			if p.Leader != NoLeader {
+				continue
+			}
+			if len(records) == maxElectionsPerPass {
+				return records, true
+			}
+			if r := pl.reelect(t, int32(i), nil); r != nil {
+				records = append(records, r)
+			}
+		}
+	}
+	return records, false
+}
+
+// changesUncleanElection reports whether records change
+// unclean.leader.election.enable anywhere, which may let ElectUncleanLeaders
+// bring leaderless partitions back.
+func changesUncleanElection(records []Record) bool {
+	return slices.ContainsFunc(records, func(r Record) bool {
+		ch, ok := r.(*ConfigChange)
+		return ok && ch.Name == uncleanLeaderElectionKey
+	})
+}
+
 // planner works out partition changes for one decision, seeing the brokers
 // the decision fences or unfences as it will leave them.
 type planner struct {

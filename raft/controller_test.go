@@ -270,6 +270,7 @@ func registrationRequest(id int32, incarnation byte, rack string) *kmsg.BrokerRe
 //	                                    to the image's (caught up)
 //	unregister id=N                     UnregisterBroker
 //	tick [at=T]                         FenceExpired
+//	elect-unclean-leaders               ElectUncleanLeaders
 //	create-topics [validate-only]       one topic per line:
 //	                                    NAME [partitions=N] [rf=N] [assign=1,2/2,3]
 //	                                    [config=K:V] [null-config=K] [empty-config]
@@ -399,6 +400,15 @@ func runControllerCommand(h *controllerHarness, hp **controllerHarness, d *datad
 		}
 		if at, ok := h.c.NextExpiry(h.im, h.now); ok {
 			fmt.Fprintf(&b, "next expiry at %d\n", at)
+		}
+
+	case "elect-unclean-leaders":
+		records, more := h.c.ElectUncleanLeaders(h.im)
+		if err := h.records(&b, records); err != nil {
+			return b.String(), err
+		}
+		if more {
+			fmt.Fprintln(&b, "more")
 		}
 
 	case "create-topics":
@@ -962,6 +972,70 @@ func TestControllerAllocateProducerIDsExhausted(t *testing.T) {
 	}
 }
 
+// TestControllerElectUncleanLeadersBounded: one pass elects at most
+// maxElectionsPerPass leaders and says there is more, so that the shell
+// runs another at once instead of proposing one entry without bound.
+func TestControllerElectUncleanLeadersBounded(t *testing.T) {
+	h := leaderlessHarness(t, maxElectionsPerPass+200)
+	if err := h.apply([]Record{&ConfigChange{ResourceType: ResourceBroker, Name: uncleanLeaderElectionKey, Value: "true"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		n    int
+		more bool
+	}{{maxElectionsPerPass, true}, {200, false}, {0, false}} {
+		records, more := h.c.ElectUncleanLeaders(h.im)
+		if len(records) != want.n || more != want.more {
+			t.Fatalf("%d records, more %t; want %d, %t", len(records), more, want.n, want.more)
+		}
+		if err := h.apply(records); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tp, _ := h.im.Topic("t")
+	for i, p := range tp.Partitions {
+		if p.Leader != 1 || !slices.Equal(p.ISR, []int32{1}) {
+			t.Fatalf("t-%d: leader %d isr %v, want 1 alone", i, p.Leader, p.ISR)
+		}
+	}
+}
+
+// leaderlessHarness has brokers 1 and 2 and a topic t of n partitions,
+// each with replicas [2 1] and ISR [2], which went leaderless when broker
+// 2, its last ISR member, was fenced; broker 1 is live.
+func leaderlessHarness(t *testing.T, n int) *controllerHarness {
+	t.Helper()
+	h, err := newControllerHarness(ControllerConfig{ClusterID: testClusterID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int32{1, 2} {
+		records, _ := h.c.RegisterBroker(h.im, registrationRequest(id, 1, ""), h.now)
+		if err := h.apply(records); err != nil {
+			t.Fatal(err)
+		}
+		req := kmsg.NewPtrBrokerHeartbeatRequest()
+		req.BrokerID, req.BrokerEpoch, req.CurrentMetadataOffset = id, h.im.Brokers[id].Epoch, int64(h.im.Offset)
+		if err := h.apply(mustRecords(h.c.Heartbeat(h.im, req, h.now))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	records := []Record{&Topic{Name: "t", ID: h.newID()}}
+	for i := range n {
+		records = append(records, &Partition{TopicID: records[0].(*Topic).ID, Partition: int32(i), Replicas: []int32{2, 1}, ISR: []int32{2}, Leader: 2})
+	}
+	if err := h.apply(records); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.apply(h.c.fence(h.im, []int32{2})); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// mustRecords drops a decision's response.
+func mustRecords[R any](records []Record, _ R) []Record { return records }
+
 // modelBroker is what the randomized test expects of a broker.
 type modelBroker struct {
 	fenced        bool
@@ -1038,7 +1112,7 @@ func TestControllerRandomized(t *testing.T) {
 	for step := range 6000 {
 		h.now += int64(rng.IntN(400))
 		lost = false
-		switch op := rng.IntN(22); {
+		switch op := rng.IntN(23); {
 		case op < 2: // register, sometimes as a new incarnation
 			id := int32(rng.IntN(brokers))
 			inc := incarnations[id]
@@ -1304,6 +1378,27 @@ func TestControllerRandomized(t *testing.T) {
 				}
 				if v, ok := configs[c.Name]; ok != (c.Op == kmsg.IncrementalAlterConfigOpSet) || ok && v != *c.Value {
 					t.Fatalf("%s: the config is now %q (set: %t)", what, v, ok)
+				}
+			}
+
+		case op == 22: // the unclean election pass (after a config change, or periodic)
+			what := fmt.Sprintf("step %d: elect unclean leaders", step)
+			var more bool
+			decide(what, func(c *Controller) ([]Record, any) {
+				records, m := c.ElectUncleanLeaders(h.im)
+				more = m
+				return records, m
+			})
+			if lost || more {
+				break
+			}
+			// Every partition it could bring back has a leader.
+			for _, ti := range h.im.TopicsByName() {
+				for i, p := range ti.Partitions {
+					if p.Leader == NoLeader && h.c.unclean(h.im, ti) &&
+						slices.ContainsFunc(p.Replicas, func(id int32) bool { return h.c.usable(h.im, id) }) {
+						t.Fatalf("%s: %s-%d replicas %v isr %v left leaderless with a live replica", what, ti.Name, i, p.Replicas, p.ISR)
+					}
 				}
 			}
 

@@ -143,5 +143,10 @@
 // is the thin shell around them: one goroutine owns the Controller's
 // volatile broker sessions, takes requests from a bounded queue, decides
 // each on the image that includes the previous decision, proposes the
-// records and answers once they are applied.
+// records and answers once they are applied. The same goroutine makes the
+// timed decisions, on a timer set from its clock (QuorumController.Tick
+// does the same on demand, for tests with a fake clock): fencing brokers
+// whose sessions expired, and electing leaders for leaderless partitions
+// where unclean.leader.election.enable allows it (ElectUncleanLeaders)
+// every five minutes and right after a change of that config.
 package raft

@@ -1,8 +1,6 @@
 package raft
 
 import (
-	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -55,102 +53,6 @@ func revHeartbeat(t *testing.T, h *controllerHarness, id int32, fence bool) *kms
 		t.Fatal(err)
 	}
 	return resp
-}
-
-// TestRevUncleanElectionEnabledOnOfflinePartition: a partition whose last
-// ISR member is gone stays offline with unclean election off. An operator
-// then sets unclean.leader.election.enable=true on the topic to bring it
-// back from its live replicas (the documented recovery step). KRaft's
-// QuorumController schedules maybeElectUncleanLeaders after every write
-// while some partition is leaderless, and reruns it every
-// uncleanLeaderElectionCheckIntervalMs (5 min): the partition gets a live
-// replica as leader (ReplicationControlManager.maybeElectUncleanLeaders).
-// Gregor elects uncleanly only while fencing or unfencing a broker, so the
-// partition stays offline for as long as the dead broker stays away.
-func TestRevUncleanElectionEnabledOnOfflinePartition(t *testing.T) {
-	sc := newServiceCluster(t)
-	epochs := map[int32]int64{}
-	for id := int32(1); id <= 3; id++ {
-		epochs[id] = sc.register(id)
-	}
-	for id := int32(1); id <= 3; id++ {
-		for range 3 {
-			if !sc.heartbeat(id, epochs[id]).IsFenced {
-				break
-			}
-		}
-	}
-	create := kmsg.NewPtrCreateTopicsRequest()
-	ct := kmsg.NewCreateTopicsRequestTopic()
-	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "t", -1, -1
-	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-	ra.Partition, ra.Replicas = 0, []int32{3, 1, 2}
-	ct.ReplicaAssignment = append(ct.ReplicaAssignment, ra)
-	create.Topics = append(create.Topics, ct)
-	if cr := sc.handle(create).(*kmsg.CreateTopicsResponse); cr.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create: %s", codeName(cr.Topics[0].ErrorCode))
-	}
-	// Leader 3 shrinks the ISR to itself (its followers lag).
-	im := sc.active().node.Image()
-	topic, _ := im.Topic("t")
-	p := topic.Partitions[0]
-	ap := kmsg.NewPtrAlterPartitionRequest()
-	ap.Version = 3
-	ap.BrokerID, ap.BrokerEpoch = 3, epochs[3]
-	apt := kmsg.NewAlterPartitionRequestTopic()
-	apt.TopicID = topic.ID
-	app := kmsg.NewAlterPartitionRequestTopicPartition()
-	app.LeaderEpoch, app.PartitionEpoch = p.LeaderEpoch, p.PartitionEpoch
-	e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
-	e.BrokerID, e.BrokerEpoch = 3, epochs[3]
-	app.NewEpochISR = append(app.NewEpochISR, e)
-	apt.Partitions = append(apt.Partitions, app)
-	ap.Topics = append(ap.Topics, apt)
-	if r := sc.handle(ap).(*kmsg.AlterPartitionResponse); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
-		t.Fatalf("alter partition: %+v", r)
-	}
-	// Broker 3 dies: fenced once its session lapses; t-0 is offline.
-	for round := 0; ; round++ {
-		sc.clock.advance(6000)
-		sc.heartbeat(1, epochs[1])
-		sc.heartbeat(2, epochs[2])
-		sc.clock.advance(4000)
-		sc.checkSessions()
-		if im = sc.active().node.Image(); im.Brokers[3].Fenced {
-			break
-		}
-		if round == 4 {
-			t.Fatal("broker 3 was not fenced")
-		}
-	}
-	topic, _ = im.Topic("t")
-	if l := topic.Partitions[0].Leader; l != NoLeader {
-		t.Fatalf("t-0 led by %d with its only ISR member fenced", l)
-	}
-
-	alter := alterConfig(configResource(kmsg.ConfigResourceTypeTopic, "t", kmsg.IncrementalAlterConfigOpSet, uncleanLeaderElectionKey, "true"))
-	if r := sc.handle(alter).(*kmsg.IncrementalAlterConfigsResponse); r.Resources[0].ErrorCode != 0 {
-		t.Fatalf("alter configs: %s", codeName(r.Resources[0].ErrorCode))
-	}
-	// Ten minutes pass (twice Kafka's check interval); brokers 1 and 2
-	// heartbeat all along, and the controller checks its brokers.
-	for range 120 {
-		sc.clock.advance(5000)
-		sc.heartbeat(1, epochs[1])
-		sc.heartbeat(2, epochs[2])
-		if err := sc.ctrls[sc.active().id].CheckSessions(context.Background()); err != nil && !errorsIsNotController(err) {
-			t.Fatal(err)
-		}
-	}
-	im = sc.active().node.Image()
-	topic, _ = im.Topic("t")
-	if p := topic.Partitions[0]; p.Leader == NoLeader {
-		t.Fatalf("t-0 still offline (isr %v) 10 minutes after unclean.leader.election.enable=true with live replicas 1 and 2; Kafka elects one", p.ISR)
-	}
-}
-
-func errorsIsNotController(err error) bool {
-	return errors.Is(err, ErrNotController)
 }
 
 // TestRevPreferredLeaderNeverRestored: Kafka's controller moves leadership

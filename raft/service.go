@@ -58,8 +58,11 @@ type QuorumControllerOptions struct {
 }
 
 type controllerCall struct {
-	ctx   context.Context
-	req   kmsg.Request // nil: check broker sessions
+	ctx context.Context
+	req kmsg.Request // nil: timed work, see tick
+	// tick: with req nil, all the timed work that is due (Tick), not only
+	// the session check (CheckSessions).
+	tick  bool
 	reply chan controllerReply
 }
 
@@ -129,7 +132,7 @@ func (q *QuorumController) HandleAt(ctx context.Context, req kmsg.Request) (kmsg
 	default:
 		return nil, 0, fmt.Errorf("raft: the controller does not handle %T", req)
 	}
-	r, err := q.call(ctx, req)
+	r, err := q.call(ctx, req, false)
 	return r.resp, r.offset, err
 }
 
@@ -137,12 +140,28 @@ func (q *QuorumController) HandleAt(ctx context.Context, req kmsg.Request) (kmsg
 // does so by itself when the next session expires; tests with a fake clock
 // call it.
 func (q *QuorumController) CheckSessions(ctx context.Context) error {
-	_, err := q.call(ctx, nil)
+	_, err := q.call(ctx, nil, false)
 	return err
 }
 
-func (q *QuorumController) call(ctx context.Context, req kmsg.Request) (controllerReply, error) {
-	c := &controllerCall{ctx: ctx, req: req, reply: make(chan controllerReply, 1)}
+// Tick does the timed work that is due now on the shell's clock, as its
+// own timer does: it fences the brokers whose sessions have expired, and
+// runs the unclean leader election (Controller.ElectUncleanLeaders) once
+// five minutes have passed since the last run, or since the node became
+// the active controller. Tests with a fake clock call it after moving the
+// clock.
+func (q *QuorumController) Tick(ctx context.Context) error {
+	_, err := q.call(ctx, nil, true)
+	return err
+}
+
+// uncleanLeaderElectionIntervalMs is how often the shell runs
+// ElectUncleanLeaders: Kafka's unclean.leader.election.interval.ms (an
+// internal config), at its default.
+const uncleanLeaderElectionIntervalMs = 5 * 60 * 1000
+
+func (q *QuorumController) call(ctx context.Context, req kmsg.Request, tick bool) (controllerReply, error) {
+	c := &controllerCall{ctx: ctx, req: req, tick: tick, reply: make(chan controllerReply, 1)}
 	select {
 	case q.reqs <- c:
 	case <-ctx.Done():
@@ -169,10 +188,18 @@ func (q *QuorumController) Close() {
 	q.done.Wait()
 }
 
+// timedWork is when the shell's periodic work is next due, in milliseconds
+// on its clock. It is reset whenever the node becomes the active
+// controller, as KRaft schedules its periodic work on activation.
+type timedWork struct {
+	uncleanAt int64 // the next ElectUncleanLeaders
+}
+
 func (q *QuorumController) run() {
 	defer q.done.Done()
 	var ctrl *Controller
 	var epoch uint64
+	var due timedWork
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -181,14 +208,17 @@ func (q *QuorumController) run() {
 			ctrl, _ = NewController(q.cfg) // cfg is validated
 			ctrl.SetConfigValidator(q.configs)
 			epoch = e
+			due = timedWork{uncleanAt: q.nowMs() + uncleanLeaderElectionIntervalMs}
 		} else if !ok {
 			ctrl, epoch = nil, 0
 		}
 		if ctrl != nil {
-			now := q.now().UnixMilli()
-			if at, ok := ctrl.NextExpiry(q.node.Image(), now); ok {
-				timer.Reset(time.Duration(max(at-now, 0)+1) * time.Millisecond)
+			now := q.nowMs()
+			at := due.uncleanAt
+			if expiry, ok := ctrl.NextExpiry(q.node.Image(), now); ok {
+				at = min(at, expiry)
 			}
+			timer.Reset(time.Duration(max(at-now, 0)+1) * time.Millisecond)
 		}
 		select {
 		case <-q.stop:
@@ -196,7 +226,7 @@ func (q *QuorumController) run() {
 		case <-activeCh:
 		case <-timer.C:
 			if ctrl != nil {
-				q.fenceExpired(context.Background(), ctrl)
+				q.runTimedWork(context.Background(), ctrl, &due)
 			}
 		case c := <-q.reqs:
 			if err := c.ctx.Err(); err != nil {
@@ -208,22 +238,67 @@ func (q *QuorumController) run() {
 			}
 			if c.req == nil {
 				var err error
-				if ctrl == nil {
+				switch {
+				case ctrl == nil:
 					err = ErrNotController
-				} else {
+				case c.tick:
+					err = q.runTimedWork(c.ctx, ctrl, &due)
+				default:
 					err = q.fenceExpired(c.ctx, ctrl)
 				}
 				c.reply <- controllerReply{err: err}
 				continue
 			}
-			resp, offset, err := q.decide(c.ctx, ctrl, c.req)
+			resp, offset, committed, err := q.decide(c.ctx, ctrl, c.req)
 			c.reply <- controllerReply{resp, offset, err}
+			if changesUncleanElection(committed) {
+				// A topic or the cluster may now allow unclean election:
+				// bring back what it can at once, as an operator who
+				// enables it expects, not at the next periodic run. The
+				// caller has its answer already; the election is the
+				// shell's own proposal, as KRaft's is its own event.
+				q.electUncleanLeaders(context.Background(), ctrl, &due)
+			}
 		}
 	}
 }
 
+// nowMs is the shell's clock in milliseconds, for the Controller's
+// decisions.
+func (q *QuorumController) nowMs() int64 { return q.now().UnixMilli() }
+
+// runTimedWork does the timed work that is due: the session check always,
+// the unclean leader election once its interval has passed.
+func (q *QuorumController) runTimedWork(ctx context.Context, ctrl *Controller, due *timedWork) error {
+	err := q.fenceExpired(ctx, ctrl)
+	if q.nowMs() >= due.uncleanAt {
+		err = errors.Join(err, q.electUncleanLeaders(ctx, ctrl, due))
+	}
+	return err
+}
+
+// electUncleanLeaders runs one pass of ElectUncleanLeaders and sets when
+// the next is due: at once when the pass stopped at its bound, else after
+// the interval.
+func (q *QuorumController) electUncleanLeaders(ctx context.Context, ctrl *Controller, due *timedWork) error {
+	records, more := ctrl.ElectUncleanLeaders(q.node.Image())
+	due.uncleanAt = q.nowMs() + uncleanLeaderElectionIntervalMs
+	if more {
+		due.uncleanAt = q.nowMs()
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	q.logger.Warn("electing leaders of leaderless partitions where unclean.leader.election.enable allows it", "partitions", len(records))
+	_, err := q.node.Propose(context.WithoutCancel(ctx), records) // see decide
+	if err != nil {
+		q.logger.Warn("unclean leader election", "err", err)
+	}
+	return err
+}
+
 func (q *QuorumController) fenceExpired(ctx context.Context, ctrl *Controller) error {
-	records := ctrl.FenceExpired(q.node.Image(), q.now().UnixMilli())
+	records := ctrl.FenceExpired(q.node.Image(), q.nowMs())
 	if len(records) == 0 {
 		return nil
 	}
@@ -235,12 +310,12 @@ func (q *QuorumController) fenceExpired(ctx context.Context, ctrl *Controller) e
 }
 
 // decide runs one request's decision and proposes its records. It returns
-// the offset HandleAt does.
-func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kmsg.Request) (kmsg.Response, uint64, error) {
+// the offset HandleAt does, and the records once they are committed.
+func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kmsg.Request) (kmsg.Response, uint64, []Record, error) {
 	if ctrl == nil {
-		return notController(req), 0, nil
+		return notController(req), 0, nil, nil
 	}
-	im, now := q.node.Image(), q.now().UnixMilli()
+	im, now := q.node.Image(), q.nowMs()
 	var records []Record
 	var resp kmsg.Response
 	switch r := req.(type) {
@@ -272,7 +347,7 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 			// non-voters that failed after the unregistration committed.
 			q.removeObserver(r.BrokerID)
 		}
-		return resp, im.Offset, nil
+		return resp, im.Offset, nil, nil
 	}
 	// The shell waits for the entry even if the caller gives up (call
 	// answers the caller when its context ends): the entry commits anyway,
@@ -282,10 +357,10 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 	// stops.
 	applied, err := q.node.Propose(context.WithoutCancel(ctx), records)
 	if errors.Is(err, ErrNotController) {
-		return notController(req), 0, nil
+		return notController(req), 0, nil, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if r, ok := req.(*kmsg.UnregisterBrokerRequest); ok {
 		q.removeObserver(r.BrokerID)
@@ -295,7 +370,7 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 			r.BrokerEpoch = b.Epoch
 		}
 	}
-	return resp, applied.Offset, nil
+	return resp, applied.Offset, records, nil
 }
 
 // removeObserver takes an unregistered broker-only node out of the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -81,8 +82,21 @@ func (sc *serviceCluster) handleAt(req kmsg.Request) (kmsg.Response, uint64) {
 // expired, on the controller active after a failover if one comes first.
 func (sc *serviceCluster) checkSessions() {
 	sc.t.Helper()
+	sc.timed((*QuorumController).CheckSessions)
+}
+
+// tick has the active controller do the timed work that is due (Tick), on
+// the controller active after a failover if one comes first. Its return
+// also tells that the active shell has finished whatever it did before.
+func (sc *serviceCluster) tick() {
+	sc.t.Helper()
+	sc.timed((*QuorumController).Tick)
+}
+
+func (sc *serviceCluster) timed(f func(*QuorumController, context.Context) error) {
+	sc.t.Helper()
 	for range 20 {
-		err := sc.ctrls[sc.active().id].CheckSessions(context.Background())
+		err := f(sc.ctrls[sc.active().id], context.Background())
 		if err == nil {
 			return
 		}
@@ -91,6 +105,94 @@ func (sc *serviceCluster) checkSessions() {
 		}
 	}
 	sc.t.Fatal("the active controller kept changing")
+}
+
+// startBrokers registers brokers 1..n and heartbeats each until unfenced; it
+// returns their epochs.
+func (sc *serviceCluster) startBrokers(n int32) map[int32]int64 {
+	sc.t.Helper()
+	epochs := map[int32]int64{}
+	for id := int32(1); id <= n; id++ {
+		epochs[id] = sc.register(id)
+	}
+	for id := int32(1); id <= n; id++ {
+		for range 3 { // caught up once its metadata offset covers its registration
+			if !sc.heartbeat(id, epochs[id]).IsFenced {
+				break
+			}
+		}
+	}
+	return epochs
+}
+
+// aliveFor moves the clock on by ms in steps of a second, the brokers
+// of epochs heartbeating at every step, the active controller doing its
+// timed work (Tick) after each.
+func (sc *serviceCluster) aliveFor(ms int64, epochs map[int32]int64) {
+	sc.t.Helper()
+	for ; ms > 0; ms -= 1000 {
+		sc.clock.advance(min(ms, 1000))
+		for _, id := range slices.Sorted(maps.Keys(epochs)) {
+			sc.heartbeat(id, epochs[id])
+		}
+		sc.tick()
+	}
+}
+
+// offlinePartition creates topic with replicas [3 1 2] and ISR [3] (its
+// leader, 3, has shrunk the ISR to itself), then stops broker 3's
+// heartbeats until it is fenced: the partition is left without a leader,
+// unclean election being off. Brokers 1 and 2 heartbeat all along.
+func (sc *serviceCluster) offlinePartition(topic string, epochs map[int32]int64) {
+	sc.t.Helper()
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = topic, -1, -1
+	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ra.Partition, ra.Replicas = 0, []int32{3, 1, 2}
+	ct.ReplicaAssignment = append(ct.ReplicaAssignment, ra)
+	create.Topics = append(create.Topics, ct)
+	if cr := sc.handle(create).(*kmsg.CreateTopicsResponse); cr.Topics[0].ErrorCode != 0 {
+		sc.t.Fatalf("create: %s", codeName(cr.Topics[0].ErrorCode))
+	}
+	tp, _ := sc.active().node.Image().Topic(topic)
+	p := tp.Partitions[0]
+	ap := kmsg.NewPtrAlterPartitionRequest()
+	ap.Version = 3
+	ap.BrokerID, ap.BrokerEpoch = 3, epochs[3]
+	apt := kmsg.NewAlterPartitionRequestTopic()
+	apt.TopicID = tp.ID
+	app := kmsg.NewAlterPartitionRequestTopicPartition()
+	app.LeaderEpoch, app.PartitionEpoch = p.LeaderEpoch, p.PartitionEpoch
+	e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+	e.BrokerID, e.BrokerEpoch = 3, epochs[3]
+	app.NewEpochISR = append(app.NewEpochISR, e)
+	apt.Partitions = append(apt.Partitions, app)
+	ap.Topics = append(ap.Topics, apt)
+	if r := sc.handle(ap).(*kmsg.AlterPartitionResponse); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		sc.t.Fatalf("alter partition: %+v", r)
+	}
+	live := maps.Clone(epochs)
+	delete(live, 3)
+	for round := 0; !sc.active().node.Image().Brokers[3].Fenced; round++ {
+		if round == 30 {
+			sc.t.Fatal("broker 3 was not fenced")
+		}
+		sc.aliveFor(1000, live)
+	}
+	if p := sc.partition(topic, 0); p.Leader != NoLeader {
+		sc.t.Fatalf("%s-0 led by %d with its only ISR member fenced", topic, p.Leader)
+	}
+}
+
+// partition is partition i of topic in the active controller's image.
+func (sc *serviceCluster) partition(topic string, i int) *PartitionImage {
+	sc.t.Helper()
+	tp, ok := sc.active().node.Image().Topic(topic)
+	if !ok {
+		sc.t.Fatalf("no topic %s", topic)
+	}
+	return tp.Partitions[i]
 }
 
 func isNotController(resp kmsg.Response) bool {
@@ -432,5 +534,58 @@ func TestQuorumControllerFinishesProposalsItsCallersAbandon(t *testing.T) {
 				t.Fatalf("retry %d: node %d stopped: %v", i, n.id, err)
 			}
 		}
+	}
+}
+
+// TestQuorumControllerUncleanElectionOnConfigChange: a partition whose last
+// ISR member is gone stays offline with unclean election off. Enabling
+// unclean.leader.election.enable on its topic, the documented way to bring
+// it back from its live replicas, makes the shell run ElectUncleanLeaders
+// right after the change commits, as KRaft's controller schedules
+// maybeElectUncleanLeaders after a write while partitions are leaderless:
+// a live replica leads, alone in the ISR. Before, only fencing and
+// unfencing elected, so the partition stayed offline for as long as the
+// dead broker stayed away.
+func TestQuorumControllerUncleanElectionOnConfigChange(t *testing.T) {
+	sc := newServiceCluster(t)
+	epochs := sc.startBrokers(3)
+	sc.offlinePartition("t", epochs)
+
+	alter := alterConfig(configResource(kmsg.ConfigResourceTypeTopic, "t", kmsg.IncrementalAlterConfigOpSet, uncleanLeaderElectionKey, "true"))
+	if r := sc.handle(alter).(*kmsg.IncrementalAlterConfigsResponse); r.Resources[0].ErrorCode != 0 {
+		t.Fatalf("alter configs: %s", codeName(r.Resources[0].ErrorCode))
+	}
+	sc.checkSessions() // the shell elects before it takes this: no clock moves
+	if p := sc.partition("t", 0); p.Leader != 1 || !slices.Equal(p.ISR, []int32{1}) {
+		t.Fatalf("t-0 replicas %v isr %v leader %d after unclean.leader.election.enable=true; want 1, its first live replica, alone in the ISR", p.Replicas, p.ISR, p.Leader)
+	}
+}
+
+// TestQuorumControllerElectsUncleanLeadersPeriodically: the shell also runs
+// ElectUncleanLeaders every five minutes, as KRaft reruns it every
+// unclean.leader.election.interval.ms, for a change that committed without
+// the election after it (a controller that failed in between). Here the
+// cluster-wide config is written straight to the log, as if by such a
+// controller: nothing happens until five minutes have passed.
+func TestQuorumControllerElectsUncleanLeadersPeriodically(t *testing.T) {
+	sc := newServiceCluster(t)
+	epochs := sc.startBrokers(3)
+	sc.offlinePartition("t", epochs)
+	live := map[int32]int64{1: epochs[1], 2: epochs[2]}
+
+	sc.propose(&ConfigChange{ResourceType: ResourceBroker, Name: uncleanLeaderElectionKey, Value: "true"})
+	sc.tick()
+	if p := sc.partition("t", 0); p.Leader != NoLeader {
+		t.Fatalf("t-0 led by %d before the periodic election was due", p.Leader)
+	}
+	// A failover restarts the five minutes: give it two rounds.
+	for round := 0; sc.partition("t", 0).Leader == NoLeader; round++ {
+		if round == 2*uncleanLeaderElectionIntervalMs/1000 {
+			t.Fatalf("t-0 still offline (isr %v) ten minutes after the cluster enabled unclean election", sc.partition("t", 0).ISR)
+		}
+		sc.aliveFor(1000, live)
+	}
+	if p := sc.partition("t", 0); p.Leader != 1 || !slices.Equal(p.ISR, []int32{1}) {
+		t.Fatalf("t-0 isr %v leader %d, want 1 alone", p.ISR, p.Leader)
 	}
 }
