@@ -163,10 +163,12 @@ func DefaultConfig() Config {
 			Addr:   "127.0.0.1:9093",
 			Dir:    "data/" + segment.MetadataTopic + "-0",
 		},
-		// log.cleaner.enable is true by default, which a zero
-		// CleanerConfig cannot say.
-		Storage: segment.ManagerConfig{LogDirs: []string{"data"}, Cleaner: segment.DefaultCleanerConfig()},
-		Group:   group.DefaultConfig(),
+		// auto.leader.rebalance.enable and log.cleaner.enable are true by
+		// default, which a zero ControllerConfig and CleanerConfig cannot
+		// say.
+		Controller: raft.DefaultControllerConfig(),
+		Storage:    segment.ManagerConfig{LogDirs: []string{"data"}, Cleaner: segment.DefaultCleanerConfig()},
+		Group:      group.DefaultConfig(),
 	}
 	c.EnsureDefaults()
 	return c

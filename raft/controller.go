@@ -57,6 +57,20 @@ type ControllerConfig struct {
 	// topic's own unclean.leader.election.enable config, or the cluster-wide
 	// dynamic one (broker config resource ""), overrides it.
 	UncleanLeaderElectionEnable bool
+	// AutoLeaderRebalanceEnable is auto.leader.rebalance.enable: every
+	// LeaderImbalanceCheckIntervalSeconds the active controller moves the
+	// leadership of each partition back to its preferred replica, the first
+	// of its replicas, where that one may lead (ElectPreferredLeaders).
+	// Kafka's default is true, which a zero ControllerConfig cannot say:
+	// DefaultControllerConfig sets it. Kafka's
+	// leader.imbalance.per.broker.percentage has no counterpart: KRaft's
+	// controller ignores it too, and balances every partition not led by its
+	// preferred replica.
+	AutoLeaderRebalanceEnable bool
+	// LeaderImbalanceCheckIntervalSeconds is
+	// leader.imbalance.check.interval.seconds: how often the preferred
+	// leader election runs. Default 300.
+	LeaderImbalanceCheckIntervalSeconds int64
 	// ClusterID is the cluster's id: a broker registering with another is
 	// refused (INCONSISTENT_CLUSTER_ID).
 	ClusterID string
@@ -64,10 +78,23 @@ type ControllerConfig struct {
 
 // The defaults, as Kafka's.
 const (
-	defaultBrokerSessionTimeoutMs   = 9000
-	defaultNumPartitions            = 1
-	defaultDefaultReplicationFactor = 1
+	defaultBrokerSessionTimeoutMs              = 9000
+	defaultNumPartitions                       = 1
+	defaultDefaultReplicationFactor            = 1
+	defaultLeaderImbalanceCheckIntervalSeconds = 300
 )
+
+// maxIntervalSeconds bounds an interval given in seconds, so that it can be
+// counted in milliseconds (and in time.Duration).
+const maxIntervalSeconds = math.MaxInt64 / int64(1e9)
+
+// DefaultControllerConfig is Kafka's defaults, auto.leader.rebalance.enable
+// (true) among them; ClusterID is left empty.
+func DefaultControllerConfig() ControllerConfig {
+	c := ControllerConfig{AutoLeaderRebalanceEnable: true}
+	c.EnsureDefaults()
+	return c
+}
 
 // uncleanLeaderElectionKey is the topic (and dynamic cluster) config key
 // that overrides ControllerConfig.UncleanLeaderElectionEnable.
@@ -92,6 +119,9 @@ func (c *ControllerConfig) EnsureDefaults() {
 	if c.DefaultReplicationFactor == 0 {
 		c.DefaultReplicationFactor = defaultDefaultReplicationFactor
 	}
+	if c.LeaderImbalanceCheckIntervalSeconds == 0 {
+		c.LeaderImbalanceCheckIntervalSeconds = defaultLeaderImbalanceCheckIntervalSeconds
+	}
 }
 
 // Validate reports every field out of range, with its value.
@@ -106,6 +136,9 @@ func (c *ControllerConfig) Validate() error {
 	}
 	if c.DefaultReplicationFactor <= 0 {
 		bad("default.replication.factor=%d: want at least 1", c.DefaultReplicationFactor)
+	}
+	if c.LeaderImbalanceCheckIntervalSeconds <= 0 || c.LeaderImbalanceCheckIntervalSeconds > maxIntervalSeconds {
+		bad("leader.imbalance.check.interval.seconds=%d: want 1 to %d", c.LeaderImbalanceCheckIntervalSeconds, maxIntervalSeconds)
 	}
 	if c.ClusterID == "" {
 		bad("cluster id is empty")
@@ -478,6 +511,62 @@ func (c *Controller) ElectUncleanLeaders(im *Image) (records []Record, more bool
 		}
 	}
 	return records, false
+}
+
+// ElectPreferredLeaders is KRaft's
+// ReplicationControlManager.maybeBalancePartitionLeaders, which the shell
+// runs every leader.imbalance.check.interval.seconds when
+// auto.leader.rebalance.enable is set: each partition not led by its
+// preferred replica, the first of its replicas, gets it as leader when it
+// is in the ISR and may lead (registered, unfenced, not in controlled
+// shutdown), as PartitionChangeBuilder's PREFERRED election chooses; see
+// electPreferred for the rest. The ISR stays; a new leader raises the
+// leader epoch and the partition epoch by one. So after a broker restarts
+// and its leader takes it back into the ISR, it leads its partitions again,
+// and a rolling restart does not leave every leader on the brokers that
+// restarted first. Every such partition is balanced, as in KRaft, whatever
+// leader.imbalance.per.broker.percentage says (only ZooKeeper's controller
+// read it). Partitions are visited in topic-name order; more is true when
+// the pass stopped at maxElectionsPerPass.
+func (c *Controller) ElectPreferredLeaders(im *Image) (records []Record, more bool) {
+	pl := c.newPlanner(im)
+	for _, t := range im.TopicsByName() {
+		for i, p := range t.Partitions {
+			if len(p.Replicas) == 0 || p.Leader == p.Replicas[0] {
+				continue
+			}
+			if len(records) == maxElectionsPerPass {
+				return records, true
+			}
+			leader := electPreferred(p.Replicas, p.Leader, p.ISR, pl.usable)
+			if leader == p.Leader {
+				continue
+			}
+			records = append(records, &PartitionChange{TopicID: t.ID, Partition: int32(i), Leader: leader,
+				ISR: slices.Clone(p.ISR), LeaderEpoch: p.LeaderEpoch + 1, PartitionEpoch: p.PartitionEpoch + 1})
+		}
+	}
+	return records, false
+}
+
+// electPreferred is KRaft's PartitionChangeBuilder.electPreferredLeader
+// without ELR: the preferred replica (the first) if it is in isr and
+// usable; else the current leader if it still is; else the first other
+// replica that is; else NoLeader.
+func electPreferred(replicas []int32, current int32, isr []int32, usable func(int32) bool) int32 {
+	valid := func(id int32) bool { return id != NoLeader && slices.Contains(isr, id) && usable(id) }
+	switch {
+	case valid(replicas[0]):
+		return replicas[0]
+	case valid(current):
+		return current
+	}
+	for _, r := range replicas[1:] {
+		if valid(r) {
+			return r
+		}
+	}
+	return NoLeader
 }
 
 // changesUncleanElection reports whether records change

@@ -271,6 +271,7 @@ func registrationRequest(id int32, incarnation byte, rack string) *kmsg.BrokerRe
 //	unregister id=N                     UnregisterBroker
 //	tick [at=T]                         FenceExpired
 //	elect-unclean-leaders               ElectUncleanLeaders
+//	elect-preferred-leaders             ElectPreferredLeaders
 //	create-topics [validate-only]       one topic per line:
 //	                                    NAME [partitions=N] [rf=N] [assign=1,2/2,3]
 //	                                    [config=K:V] [null-config=K] [empty-config]
@@ -404,6 +405,15 @@ func runControllerCommand(h *controllerHarness, hp **controllerHarness, d *datad
 
 	case "elect-unclean-leaders":
 		records, more := h.c.ElectUncleanLeaders(h.im)
+		if err := h.records(&b, records); err != nil {
+			return b.String(), err
+		}
+		if more {
+			fmt.Fprintln(&b, "more")
+		}
+
+	case "elect-preferred-leaders":
+		records, more := h.c.ElectPreferredLeaders(h.im)
 		if err := h.records(&b, records); err != nil {
 			return b.String(), err
 		}
@@ -840,16 +850,22 @@ func harnessPartition(im *Image, d *datadriven.TestData) (*TopicImage, int32, er
 func TestControllerConfig(t *testing.T) {
 	var cfg ControllerConfig
 	cfg.EnsureDefaults()
-	want := ControllerConfig{BrokerSessionTimeoutMs: 9000, NumPartitions: 1, DefaultReplicationFactor: 1}
+	want := ControllerConfig{BrokerSessionTimeoutMs: 9000, NumPartitions: 1, DefaultReplicationFactor: 1, LeaderImbalanceCheckIntervalSeconds: 300}
 	if cfg != want {
 		t.Fatalf("defaults: %+v, want %+v", cfg, want)
 	}
-	bad := ControllerConfig{BrokerSessionTimeoutMs: -1, NumPartitions: -2, DefaultReplicationFactor: -3}
+	// Kafka's defaults, auto.leader.rebalance.enable=true among them.
+	want.AutoLeaderRebalanceEnable = true
+	if def := DefaultControllerConfig(); def != want {
+		t.Fatalf("DefaultControllerConfig: %+v, want %+v", def, want)
+	}
+	bad := ControllerConfig{BrokerSessionTimeoutMs: -1, NumPartitions: -2, DefaultReplicationFactor: -3, LeaderImbalanceCheckIntervalSeconds: -4}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("no error for a bad config")
 	}
-	for _, s := range []string{"broker.session.timeout.ms=-1", "num.partitions=-2", "default.replication.factor=-3", "cluster id is empty"} {
+	for _, s := range []string{"broker.session.timeout.ms=-1", "num.partitions=-2", "default.replication.factor=-3",
+		"leader.imbalance.check.interval.seconds=-4", "cluster id is empty"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not mention %q", err, s)
 		}
@@ -1000,8 +1016,48 @@ func TestControllerElectUncleanLeadersBounded(t *testing.T) {
 	}
 }
 
+// TestControllerElectPreferredLeadersBounded: as ElectUncleanLeaders, one
+// pass moves at most maxElectionsPerPass leaderships and says there is
+// more.
+func TestControllerElectPreferredLeadersBounded(t *testing.T) {
+	h := leaderlessHarness(t, maxElectionsPerPass+200)
+	// Broker 2 back and in every ISR again, leading; broker 1 preferred.
+	req := kmsg.NewPtrBrokerHeartbeatRequest()
+	req.BrokerID, req.BrokerEpoch, req.CurrentMetadataOffset = 2, h.im.Brokers[2].Epoch, int64(h.im.Offset)
+	if err := h.apply(mustRecords(h.c.Heartbeat(h.im, req, h.now))); err != nil {
+		t.Fatal(err)
+	}
+	tp, _ := h.im.Topic("t")
+	var records []Record
+	for i, p := range tp.Partitions {
+		records = append(records, &PartitionChange{TopicID: tp.ID, Partition: int32(i), Leader: 2, ISR: []int32{2, 1},
+			LeaderEpoch: p.LeaderEpoch + 1, PartitionEpoch: p.PartitionEpoch + 1})
+	}
+	if err := h.apply(records); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		n    int
+		more bool
+	}{{maxElectionsPerPass, true}, {200, false}, {0, false}} {
+		records, more := h.c.ElectPreferredLeaders(h.im)
+		if len(records) != want.n || more != want.more {
+			t.Fatalf("%d records, more %t; want %d, %t", len(records), more, want.n, want.more)
+		}
+		if err := h.apply(records); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tp, _ = h.im.Topic("t")
+	for i, p := range tp.Partitions {
+		if p.Leader != 1 {
+			t.Fatalf("t-%d: leader %d, want its preferred replica 1", i, p.Leader)
+		}
+	}
+}
+
 // leaderlessHarness has brokers 1 and 2 and a topic t of n partitions,
-// each with replicas [2 1] and ISR [2], which went leaderless when broker
+// each with replicas [1 2] and ISR [2], which went leaderless when broker
 // 2, its last ISR member, was fenced; broker 1 is live.
 func leaderlessHarness(t *testing.T, n int) *controllerHarness {
 	t.Helper()
@@ -1022,7 +1078,7 @@ func leaderlessHarness(t *testing.T, n int) *controllerHarness {
 	}
 	records := []Record{&Topic{Name: "t", ID: h.newID()}}
 	for i := range n {
-		records = append(records, &Partition{TopicID: records[0].(*Topic).ID, Partition: int32(i), Replicas: []int32{2, 1}, ISR: []int32{2}, Leader: 2})
+		records = append(records, &Partition{TopicID: records[0].(*Topic).ID, Partition: int32(i), Replicas: []int32{1, 2}, ISR: []int32{2}, Leader: 2})
 	}
 	if err := h.apply(records); err != nil {
 		t.Fatal(err)
@@ -1112,7 +1168,7 @@ func TestControllerRandomized(t *testing.T) {
 	for step := range 6000 {
 		h.now += int64(rng.IntN(400))
 		lost = false
-		switch op := rng.IntN(23); {
+		switch op := rng.IntN(24); {
 		case op < 2: // register, sometimes as a new incarnation
 			id := int32(rng.IntN(brokers))
 			inc := incarnations[id]
@@ -1398,6 +1454,25 @@ func TestControllerRandomized(t *testing.T) {
 					if p.Leader == NoLeader && h.c.unclean(h.im, ti) &&
 						slices.ContainsFunc(p.Replicas, func(id int32) bool { return h.c.usable(h.im, id) }) {
 						t.Fatalf("%s: %s-%d replicas %v isr %v left leaderless with a live replica", what, ti.Name, i, p.Replicas, p.ISR)
+					}
+				}
+			}
+
+		case op == 23: // the periodic preferred leader election
+			what := fmt.Sprintf("step %d: elect preferred leaders", step)
+			var more bool
+			decide(what, func(c *Controller) ([]Record, any) {
+				records, m := c.ElectPreferredLeaders(h.im)
+				more = m
+				return records, m
+			})
+			if lost || more {
+				break
+			}
+			for _, ti := range h.im.TopicsByName() {
+				for i, p := range ti.Partitions {
+					if preferred := p.Replicas[0]; p.Leader != preferred && slices.Contains(p.ISR, preferred) && h.c.usable(h.im, preferred) {
+						t.Fatalf("%s: %s-%d led by %d, not by its preferred replica %d in ISR %v", what, ti.Name, i, p.Leader, preferred, p.ISR)
 					}
 				}
 			}

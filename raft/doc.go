@@ -146,7 +146,10 @@
 // records and answers once they are applied. The same goroutine makes the
 // timed decisions, on a timer set from its clock (QuorumController.Tick
 // does the same on demand, for tests with a fake clock): fencing brokers
-// whose sessions expired, and electing leaders for leaderless partitions
+// whose sessions expired; electing leaders for leaderless partitions
 // where unclean.leader.election.enable allows it (ElectUncleanLeaders)
-// every five minutes and right after a change of that config.
+// every five minutes and right after a change of that config; and, with
+// auto.leader.rebalance.enable, moving leaderships back to preferred
+// replicas (ElectPreferredLeaders) every
+// leader.imbalance.check.interval.seconds.
 package raft

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -145,11 +146,13 @@ func (q *QuorumController) CheckSessions(ctx context.Context) error {
 }
 
 // Tick does the timed work that is due now on the shell's clock, as its
-// own timer does: it fences the brokers whose sessions have expired, and
-// runs the unclean leader election (Controller.ElectUncleanLeaders) once
-// five minutes have passed since the last run, or since the node became
-// the active controller. Tests with a fake clock call it after moving the
-// clock.
+// own timer does: it fences the brokers whose sessions have expired, runs
+// the unclean leader election (Controller.ElectUncleanLeaders) once five
+// minutes have passed since its last run, or since the node became the
+// active controller, and, with auto.leader.rebalance.enable, the preferred
+// leader election (Controller.ElectPreferredLeaders) likewise every
+// leader.imbalance.check.interval.seconds. Tests with a fake clock call it
+// after moving the clock.
 func (q *QuorumController) Tick(ctx context.Context) error {
 	_, err := q.call(ctx, nil, true)
 	return err
@@ -193,7 +196,24 @@ func (q *QuorumController) Close() {
 // controller, as KRaft schedules its periodic work on activation.
 type timedWork struct {
 	uncleanAt int64 // the next ElectUncleanLeaders
+	balanceAt int64 // the next ElectPreferredLeaders; MaxInt64 when auto.leader.rebalance.enable is off
 }
+
+// newTimedWork is the schedule of a controller that becomes active now.
+func (q *QuorumController) newTimedWork(now int64) timedWork {
+	due := timedWork{uncleanAt: now + uncleanLeaderElectionIntervalMs, balanceAt: math.MaxInt64}
+	if q.cfg.AutoLeaderRebalanceEnable {
+		due.balanceAt = now + q.balanceIntervalMs()
+	}
+	return due
+}
+
+func (q *QuorumController) balanceIntervalMs() int64 {
+	return q.cfg.LeaderImbalanceCheckIntervalSeconds * 1000
+}
+
+// next is when the earliest of the work is due.
+func (d timedWork) next() int64 { return min(d.uncleanAt, d.balanceAt) }
 
 func (q *QuorumController) run() {
 	defer q.done.Done()
@@ -208,13 +228,13 @@ func (q *QuorumController) run() {
 			ctrl, _ = NewController(q.cfg) // cfg is validated
 			ctrl.SetConfigValidator(q.configs)
 			epoch = e
-			due = timedWork{uncleanAt: q.nowMs() + uncleanLeaderElectionIntervalMs}
+			due = q.newTimedWork(q.nowMs())
 		} else if !ok {
 			ctrl, epoch = nil, 0
 		}
 		if ctrl != nil {
 			now := q.nowMs()
-			at := due.uncleanAt
+			at := due.next()
 			if expiry, ok := ctrl.NextExpiry(q.node.Image(), now); ok {
 				at = min(at, expiry)
 			}
@@ -268,11 +288,34 @@ func (q *QuorumController) run() {
 func (q *QuorumController) nowMs() int64 { return q.now().UnixMilli() }
 
 // runTimedWork does the timed work that is due: the session check always,
-// the unclean leader election once its interval has passed.
+// the unclean and preferred leader elections once their intervals have
+// passed.
 func (q *QuorumController) runTimedWork(ctx context.Context, ctrl *Controller, due *timedWork) error {
 	err := q.fenceExpired(ctx, ctrl)
 	if q.nowMs() >= due.uncleanAt {
 		err = errors.Join(err, q.electUncleanLeaders(ctx, ctrl, due))
+	}
+	if q.nowMs() >= due.balanceAt {
+		err = errors.Join(err, q.electPreferredLeaders(ctx, ctrl, due))
+	}
+	return err
+}
+
+// electPreferredLeaders runs one pass of ElectPreferredLeaders and sets
+// when the next is due, as electUncleanLeaders does.
+func (q *QuorumController) electPreferredLeaders(ctx context.Context, ctrl *Controller, due *timedWork) error {
+	records, more := ctrl.ElectPreferredLeaders(q.node.Image())
+	due.balanceAt = q.nowMs() + q.balanceIntervalMs()
+	if more {
+		due.balanceAt = q.nowMs()
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	q.logger.Info("moving leaderships back to preferred replicas", "partitions", len(records))
+	_, err := q.node.Propose(context.WithoutCancel(ctx), records) // see decide
+	if err != nil {
+		q.logger.Warn("preferred leader election", "err", err)
 	}
 	return err
 }

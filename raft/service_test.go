@@ -19,6 +19,7 @@ import (
 type serviceCluster struct {
 	*testCluster
 	clock *fakeMs
+	cfg   ControllerConfig
 	ctrls map[int32]*QuorumController
 }
 
@@ -28,8 +29,14 @@ type fakeMs struct{ ms atomic.Int64 }
 func (f *fakeMs) now() time.Time  { return time.UnixMilli(f.ms.Load()) }
 func (f *fakeMs) advance(d int64) { f.ms.Add(d) }
 
-func newServiceCluster(t *testing.T) *serviceCluster {
-	sc := &serviceCluster{testCluster: newTestCluster(t, 3, false), clock: &fakeMs{}, ctrls: map[int32]*QuorumController{}}
+// newServiceCluster starts the cluster, its controllers' config
+// (broker.session.timeout.ms 9000) changed by each of configure.
+func newServiceCluster(t *testing.T, configure ...func(*ControllerConfig)) *serviceCluster {
+	sc := &serviceCluster{testCluster: newTestCluster(t, 3, false), clock: &fakeMs{}, ctrls: map[int32]*QuorumController{},
+		cfg: ControllerConfig{ClusterID: "test-cluster", BrokerSessionTimeoutMs: 9000}}
+	for _, f := range configure {
+		f(&sc.cfg)
+	}
 	sc.clock.ms.Store(1_000_000)
 	for id := range sc.nodes {
 		sc.startController(id)
@@ -39,7 +46,7 @@ func newServiceCluster(t *testing.T) *serviceCluster {
 
 func (sc *serviceCluster) startController(id int32) {
 	var next byte
-	q, err := NewQuorumController(sc.nodes[id].node, ControllerConfig{ClusterID: "test-cluster", BrokerSessionTimeoutMs: 9000}, QuorumControllerOptions{
+	q, err := NewQuorumController(sc.nodes[id].node, sc.cfg, QuorumControllerOptions{
 		Now:     sc.clock.now,
 		NewID:   func() UUID { next++; return UUID{0xaa, byte(id), next} },
 		Configs: fakeConfigValidator{},
@@ -587,5 +594,90 @@ func TestQuorumControllerElectsUncleanLeadersPeriodically(t *testing.T) {
 	}
 	if p := sc.partition("t", 0); p.Leader != 1 || !slices.Equal(p.ISR, []int32{1}) {
 		t.Fatalf("t-0 isr %v leader %d, want 1 alone", p.ISR, p.Leader)
+	}
+}
+
+// TestQuorumControllerRestoresPreferredLeaders: with
+// auto.leader.rebalance.enable (Kafka's default), the shell moves each
+// partition's leadership back to its preferred replica, the first of its
+// replicas, every leader.imbalance.check.interval.seconds, once that replica
+// is back in the ISR, as KRaft's controller runs
+// maybeBalancePartitionLeaders. Before, nothing did: after a broker
+// restarted its partitions stayed led by the others for good, and a rolling
+// restart left every leader on the brokers that restarted first. With the
+// switch off nothing moves.
+func TestQuorumControllerRestoresPreferredLeaders(t *testing.T) {
+	for _, enabled := range []bool{true, false} {
+		t.Run(fmt.Sprintf("auto.leader.rebalance.enable=%t", enabled), func(t *testing.T) {
+			sc := newServiceCluster(t, func(c *ControllerConfig) {
+				c.AutoLeaderRebalanceEnable, c.LeaderImbalanceCheckIntervalSeconds = enabled, 60
+			})
+			epochs := sc.startBrokers(2)
+			create := kmsg.NewPtrCreateTopicsRequest()
+			ct := kmsg.NewCreateTopicsRequestTopic()
+			ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "t", -1, -1
+			ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+			ra.Partition, ra.Replicas = 0, []int32{1, 2}
+			ct.ReplicaAssignment = append(ct.ReplicaAssignment, ra)
+			create.Topics = append(create.Topics, ct)
+			if cr := sc.handle(create).(*kmsg.CreateTopicsResponse); cr.Topics[0].ErrorCode != 0 {
+				t.Fatalf("create: %s", codeName(cr.Topics[0].ErrorCode))
+			}
+
+			// Broker 1, the preferred leader, bounces: fenced, the
+			// leadership moves to 2; back, leader 2 takes it into the ISR
+			// again.
+			bounce := kmsg.NewPtrBrokerHeartbeatRequest()
+			bounce.BrokerID, bounce.BrokerEpoch, bounce.WantFence = 1, epochs[1], true
+			bounce.CurrentMetadataOffset = int64(sc.active().node.Image().Offset)
+			if r := sc.handle(bounce).(*kmsg.BrokerHeartbeatResponse); r.ErrorCode != 0 || !r.IsFenced {
+				t.Fatalf("fencing broker 1: %+v", r)
+			}
+			if r := sc.heartbeat(1, epochs[1]); r.ErrorCode != 0 || r.IsFenced {
+				t.Fatalf("unfencing broker 1: %+v", r)
+			}
+			p := sc.partition("t", 0)
+			if p.Leader != 2 {
+				t.Fatalf("t-0 led by %d after broker 1 was fenced, want 2", p.Leader)
+			}
+			tp, _ := sc.active().node.Image().Topic("t")
+			ap := kmsg.NewPtrAlterPartitionRequest()
+			ap.Version = 3
+			ap.BrokerID, ap.BrokerEpoch = 2, epochs[2]
+			apt := kmsg.NewAlterPartitionRequestTopic()
+			apt.TopicID = tp.ID
+			app := kmsg.NewAlterPartitionRequestTopicPartition()
+			app.LeaderEpoch, app.PartitionEpoch = p.LeaderEpoch, p.PartitionEpoch
+			for _, id := range []int32{2, 1} {
+				e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+				e.BrokerID, e.BrokerEpoch = id, epochs[id]
+				app.NewEpochISR = append(app.NewEpochISR, e)
+			}
+			apt.Partitions = append(apt.Partitions, app)
+			ap.Topics = append(ap.Topics, apt)
+			if r := sc.handle(ap).(*kmsg.AlterPartitionResponse); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+				t.Fatalf("alter partition: %+v", r)
+			}
+			before := sc.partition("t", 0)
+
+			// Within the interval nothing moves; past it (twice, should a
+			// failover restart it) leadership is back on broker 1.
+			sc.aliveFor(30_000, epochs)
+			if l := sc.partition("t", 0).Leader; l != 2 {
+				t.Fatalf("t-0 led by %d before the check interval passed", l)
+			}
+			sc.aliveFor(90_000, epochs)
+			p = sc.partition("t", 0)
+			if !enabled {
+				if p.Leader != 2 {
+					t.Fatalf("t-0 led by %d with auto.leader.rebalance.enable=false", p.Leader)
+				}
+				return
+			}
+			if p.Leader != 1 || !slices.Equal(p.ISR, before.ISR) || p.LeaderEpoch != before.LeaderEpoch+1 || p.PartitionEpoch != before.PartitionEpoch+1 {
+				t.Fatalf("t-0 leader %d isr %v epochs %d/%d, want 1, the ISR kept (%v), epochs %d/%d",
+					p.Leader, p.ISR, p.LeaderEpoch, p.PartitionEpoch, before.ISR, before.LeaderEpoch+1, before.PartitionEpoch+1)
+			}
+		})
 	}
 }

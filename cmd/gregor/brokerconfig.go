@@ -115,6 +115,7 @@ var ignoredKeys = map[string]string{
 	"share.coordinator.state.topic.min.isr":            "Gregor has no share groups",
 	"log.local.retention.ms":                           "Gregor has no tiered storage, so local retention is log.retention.ms",
 	"log.local.retention.bytes":                        "Gregor has no tiered storage, so local retention is log.retention.bytes",
+	"leader.imbalance.per.broker.percentage":           "as in KRaft, whose controller ignores it too, auto.leader.rebalance.enable moves every partition not led by its preferred replica",
 }
 
 // rejectedKeys are Kafka keys that Gregor recognizes but cannot honour;
@@ -185,7 +186,11 @@ func (r *propReader) setInt(key string, lo int64, p *int) {
 }
 
 func (r *propReader) setInt64(key string, lo int64, p *int64) {
-	if n, ok := r.integer(key, lo, math.MaxInt64); ok {
+	r.setInt64Max(key, lo, math.MaxInt64, p)
+}
+
+func (r *propReader) setInt64Max(key string, lo, hi int64, p *int64) {
+	if n, ok := r.integer(key, lo, hi); ok {
 		*p = n
 	}
 }
@@ -647,6 +652,9 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	r.setBool("auto.create.topics.enable", &c.AutoCreateTopicsEnable)
 	r.setBool("fetch.sendfile.enable", &c.FetchSendfileEnable)
 	r.setBool("unclean.leader.election.enable", &c.Controller.UncleanLeaderElectionEnable)
+	r.setBool("auto.leader.rebalance.enable", &c.Controller.AutoLeaderRebalanceEnable)
+	// Counted in milliseconds by the controller: bounded so that stays an int64.
+	r.setInt64Max("leader.imbalance.check.interval.seconds", 1, math.MaxInt64/int64(time.Second), &c.Controller.LeaderImbalanceCheckIntervalSeconds)
 	r.setInt32("message.max.bytes", 1, &c.MessageMaxBytes)
 	r.setInt32("fetch.max.bytes", 1024, &c.FetchMaxBytes)
 	r.setInt64("produce.decompression.max.bytes", 1<<20, &c.DecompressionMaxBytes)

@@ -192,6 +192,10 @@ var keyCases = []struct {
 	{"offsets.topic.segment.bytes", map[string]string{"offsets.topic.segment.bytes": "1048576"}, func(c *serveConfig) { c.broker.OffsetsTopicSegmentBytes = 1 << 20 }},
 	{"offsets.retention.check.interval.ms", map[string]string{"offsets.retention.check.interval.ms": "1000"}, func(c *serveConfig) { c.broker.OffsetsRetentionCheckInterval = time.Second }},
 	{"unclean.leader.election.enable", map[string]string{"unclean.leader.election.enable": "true"}, func(c *serveConfig) { c.broker.Controller.UncleanLeaderElectionEnable = true }},
+	{"auto.leader.rebalance.enable", map[string]string{"auto.leader.rebalance.enable": "false"}, func(c *serveConfig) { c.broker.Controller.AutoLeaderRebalanceEnable = false }},
+	{"leader.imbalance.check.interval.seconds", map[string]string{"leader.imbalance.check.interval.seconds": "60"}, func(c *serveConfig) {
+		c.broker.Controller.LeaderImbalanceCheckIntervalSeconds = 60
+	}},
 	{"log.segment.bytes", map[string]string{"log.segment.bytes": "1048576"}, func(c *serveConfig) { c.broker.Storage.Log.SegmentBytes = 1 << 20 }},
 	{"log.roll.ms", map[string]string{"log.roll.ms": "60000"}, func(c *serveConfig) { c.broker.Storage.Log.SegmentMs = 60000 }},
 	{"log.roll.hours", map[string]string{"log.roll.hours": "2"}, func(c *serveConfig) { c.broker.Storage.Log.SegmentMs = 2 * 3600000 }},
@@ -293,6 +297,8 @@ func TestBrokerConfigWarnings(t *testing.T) {
 			[]string{`num.io.threads="8" ignored`, `num.network.threads="3" ignored`,
 				"socket.receive.buffer.bytes", "socket.send.buffer.bytes",
 				"transaction.state.log.min.isr", "transaction.state.log.replication.factor"}},
+		{"leader.imbalance.per.broker.percentage, which KRaft ignores", map[string]string{"leader.imbalance.per.broker.percentage": "10"},
+			[]string{`leader.imbalance.per.broker.percentage="10" ignored: as in KRaft`}},
 		{"tiered storage off", map[string]string{"remote.log.storage.system.enable": "false",
 			"log.local.retention.ms": "-2", "log.local.retention.bytes": "1000"},
 			[]string{`log.local.retention.bytes="1000" ignored: Gregor has no tiered storage`, `log.local.retention.ms="-2" ignored`}},
@@ -402,6 +408,8 @@ func TestBrokerConfigErrors(t *testing.T) {
 		{"replication factor above 1", map[string]string{"default.replication.factor": "3"}, []string{"default.replication.factor 3: this broker does not replicate partitions yet"}},
 		{"replication factor beyond int16", map[string]string{"default.replication.factor": "40000"}, []string{`default.replication.factor="40000": want 1 to 32767`}},
 		{"heartbeat beyond session", map[string]string{"broker.heartbeat.interval.ms": "10000"}, []string{"broker.heartbeat.interval.ms=10000 exceeds broker.session.timeout.ms=9000"}},
+		{"leader imbalance check interval", map[string]string{"leader.imbalance.check.interval.seconds": "0", "auto.leader.rebalance.enable": "yes"},
+			[]string{`leader.imbalance.check.interval.seconds="0": want 1 to 9223372036`, `auto.leader.rebalance.enable="yes": want true or false`}},
 		{"cleanup policy", map[string]string{"log.cleanup.policy": "shrink"}, []string{`log.cleanup.policy="shrink": unknown policy "shrink"`}},
 		{"network engine", map[string]string{"network.engine": "epoll"}, []string{`network.engine="epoll": want one of std, netpoll`}},
 		{"duration overflow", map[string]string{"connections.max.idle.ms": "9223372036854775807"}, []string{`connections.max.idle.ms="9223372036854775807": want 1 to`}},
