@@ -71,7 +71,11 @@ type NodeOptions struct {
 // cfg.Dir and joins the quorum. A voter starting for the first time
 // bootstraps with the voter set of controller.quorum.voters, as every voter
 // does, so they agree; on later starts it recovers from its log and snapshot.
-func StartNode(cfg NodeConfig, o NodeOptions) (*Node, error) {
+//
+// The node owns its transport, o.Transport or the TCP one it makes: Shutdown
+// closes it, and so does a StartNode that fails, along with everything else
+// it opened, so that a failed start leaves no listener bound.
+func StartNode(cfg NodeConfig, o NodeOptions) (_ *Node, err error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -79,8 +83,23 @@ func StartNode(cfg NodeConfig, o NodeOptions) (*Node, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	n := &Node{cfg: cfg, logger: o.Logger.With("node", cfg.NodeID), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: o.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), transport: o.Transport}
 	n.mu.changed = make(chan struct{})
+	running := false // raft runs: Shutdown closes everything
+	defer func() {
+		if err == nil || running {
+			return
+		}
+		if c, ok := n.transport.(io.Closer); ok {
+			c.Close()
+		}
+		if n.wal != nil {
+			n.wal.Close()
+		}
+		if n.meta != nil {
+			n.meta.Close()
+		}
+	}()
 	if o.RaftLog == nil {
 		o.RaftLog = os.Stderr
 	}
@@ -89,41 +108,29 @@ func StartNode(cfg NodeConfig, o NodeOptions) (*Node, error) {
 	if err := os.MkdirAll(walDir, 0o755); err != nil {
 		return nil, err
 	}
-	var err error
 	// The meta store is passed in because WAL.Close does not close the one it
 	// would make itself, whose file lock would then block a restart.
 	n.meta = &metadb.BoltMetaDB{}
 	if n.wal, err = wal.Open(walDir, wal.WithSegmentSize(cfg.WALSegmentBytes), wal.WithLogger(hlog), wal.WithMetaStore(n.meta)); err != nil {
-		n.meta.Close()
 		return nil, fmt.Errorf("raft: opening the log in %s: %w", cfg.Dir, err)
 	}
 	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, hlog)
 	if err != nil {
-		n.closeStores()
 		return nil, err
 	}
-	n.transport = o.Transport
 	if n.transport == nil {
 		if n.transport, err = hraft.NewTCPTransportWithLogger(cfg.Addr, nil, 3, 5*time.Second, hlog); err != nil {
-			n.closeStores()
 			return nil, fmt.Errorf("raft: listening on %s: %w", cfg.Addr, err)
 		}
 	}
-	rc := hraft.DefaultConfig()
-	rc.LocalID = serverID(cfg.NodeID)
-	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
-	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
-	rc.CommitTimeout = cfg.CommitTimeout
-	rc.SnapshotThreshold = cfg.SnapshotThreshold
-	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc := raftConfig(&cfg)
 	rc.Logger = hlog
 	n.fsm = &fsm{logger: n.logger, onApply: o.OnApply, stop: n.fail}
 	n.fsm.image.Store(NewImage())
 	if n.raft, err = hraft.NewRaft(rc, n.fsm, n.wal, n.wal, snaps, n.transport); err != nil {
-		n.closeStores()
 		return nil, err
 	}
+	running = true
 	if cfg.IsVoter() {
 		has, err := hraft.HasExistingState(n.wal, n.wal, snaps)
 		if err != nil {
@@ -147,6 +154,20 @@ func StartNode(cfg NodeConfig, o NodeOptions) (*Node, error) {
 }
 
 func serverID(id int32) hraft.ServerID { return hraft.ServerID(strconv.Itoa(int(id))) }
+
+// raftConfig is hashicorp/raft's configuration for cfg (defaults filled
+// in), but for its logger.
+func raftConfig(cfg *NodeConfig) *hraft.Config {
+	rc := hraft.DefaultConfig()
+	rc.LocalID = serverID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	return rc
+}
 
 // watchLeadership makes the node the active controller when raft makes it
 // leader: it first commits a NoOp, which, once applied, proves every earlier

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -530,5 +531,49 @@ func TestWaitGivesUpOnStop(t *testing.T) {
 	close(answered.release)
 	if err := (&Node{stop: make(chan struct{})}).wait(context.Background(), answered); err != nil {
 		t.Fatalf("wait on an answered future: %v", err)
+	}
+}
+
+// TestStartNodeFailureClosesListener: a StartNode that fails once it has
+// opened its TCP transport closes it again, with the stores. The failure
+// here is hashicorp/raft's NewRaft refusing a metadata dir whose only
+// snapshot does not decode. Before, that path closed the stores but not the
+// transport: the raft listener stayed bound, and the address could not be
+// used again in the process (a retry, or the next node of a test).
+func TestStartNodeFailureClosesListener(t *testing.T) {
+	dir := t.TempDir()
+	snaps, err := hraft.NewFileSnapshotStore(dir, 1, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeLoopbackAddr(t)
+	voters := hraft.Configuration{Servers: []hraft.Server{{Suffrage: hraft.Voter, ID: serverID(1), Address: hraft.ServerAddress(addr)}}}
+	_, encoder := hraft.NewInmemTransport(hraft.ServerAddress(addr)) // only encodes the voters
+	sink, err := snaps.Create(hraft.SnapshotVersionMax, 10, 1, voters, 1, encoder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sink.Write([]byte("not an image")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := NodeConfig{NodeID: 1, Roles: "controller", Voters: []Voter{{ID: 1, Addr: addr}}, Addr: addr, Dir: dir}
+	for attempt := range 2 { // the second finds the address free, and the stores unlocked
+		n, err := StartNode(cfg, NodeOptions{Logger: slog.New(slog.DiscardHandler), RaftLog: io.Discard})
+		if err == nil {
+			n.Shutdown()
+			t.Fatal("StartNode restored a snapshot that does not decode")
+		}
+		if attempt == 0 && !strings.Contains(err.Error(), "snapshot") {
+			t.Fatalf("StartNode: %v, want the snapshot refused", err)
+		}
+		l, lerr := net.Listen("tcp", addr)
+		if lerr != nil {
+			t.Fatalf("attempt %d: after a failed StartNode the raft address %s is still bound: %v", attempt, addr, lerr)
+		}
+		l.Close()
 	}
 }

@@ -63,18 +63,22 @@ type NodeConfig struct {
 	// leader before it stands for election; ElectionTimeout the same for a
 	// candidate. hashicorp/raft's defaults are 1 s; 150 ms gives failovers of
 	// about 0.3 s on loopback (measured by TestFailoverTime; see README).
+	// Both at least 5 ms, and ElectionTimeout at least HeartbeatTimeout, as
+	// hashicorp/raft requires; left zero, ElectionTimeout is 150 ms or
+	// HeartbeatTimeout, whichever is longer.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
 	// LeaderLeaseTimeout is how long a leader stays leader without reaching a
-	// quorum. At most HeartbeatTimeout.
+	// quorum. From 5 ms to HeartbeatTimeout.
 	LeaderLeaseTimeout time.Duration
-	// CommitTimeout bounds how long a follower may wait to learn of a commit.
+	// CommitTimeout bounds how long a follower may wait to learn of a
+	// commit. At least 1 ms.
 	CommitTimeout time.Duration
 	// SnapshotThreshold is how many new log entries trigger a snapshot.
 	SnapshotThreshold uint64
-	// SnapshotInterval is how often raft checks the threshold.
+	// SnapshotInterval is how often raft checks the threshold. At least 5 ms.
 	SnapshotInterval time.Duration
-	// SnapshotRetain is how many snapshots are kept on disk.
+	// SnapshotRetain is how many snapshots are kept on disk. At least 1.
 	SnapshotRetain int
 	// WALSegmentBytes is the size of each raft-wal segment file.
 	WALSegmentBytes int
@@ -91,7 +95,9 @@ func (c *NodeConfig) EnsureDefaults() {
 		}
 	}
 	setDur(&c.HeartbeatTimeout, 150*time.Millisecond)
-	setDur(&c.ElectionTimeout, 150*time.Millisecond)
+	// hashicorp/raft refuses an election timeout below the heartbeat
+	// timeout, so a longer heartbeat timeout alone lengthens both.
+	setDur(&c.ElectionTimeout, max(150*time.Millisecond, c.HeartbeatTimeout))
 	setDur(&c.LeaderLeaseTimeout, min(100*time.Millisecond, c.HeartbeatTimeout))
 	setDur(&c.CommitTimeout, 5*time.Millisecond)
 	setDur(&c.SnapshotInterval, 30*time.Second)
@@ -149,16 +155,31 @@ func (c *NodeConfig) Validate() error {
 	if c.Addr == "" {
 		bad("the raft listener address is empty")
 	}
-	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
-		bad("leader lease timeout %v exceeds the heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
-	}
+	// hashicorp/raft's own limits (raft.ValidateConfig, and the file
+	// snapshot store's), checked here so that a config this accepts starts.
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"heartbeat timeout", c.HeartbeatTimeout}, {"election timeout", c.ElectionTimeout}, {"commit timeout", c.CommitTimeout}} {
-		if d.v < time.Millisecond {
-			bad("%s %v: want at least 1ms", d.name, d.v)
+		min  time.Duration
+	}{
+		{"heartbeat timeout", c.HeartbeatTimeout, 5 * time.Millisecond},
+		{"election timeout", c.ElectionTimeout, 5 * time.Millisecond},
+		{"leader lease timeout", c.LeaderLeaseTimeout, 5 * time.Millisecond},
+		{"commit timeout", c.CommitTimeout, time.Millisecond},
+		{"snapshot interval", c.SnapshotInterval, 5 * time.Millisecond},
+	} {
+		if d.v < d.min {
+			bad("%s %v: want at least %v", d.name, d.v, d.min)
 		}
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("leader lease timeout %v exceeds the heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		bad("election timeout %v is below the heartbeat timeout %v", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.SnapshotRetain < 1 {
+		bad("snapshot retain %d: want at least 1", c.SnapshotRetain)
 	}
 	return errors.Join(errs...)
 }
