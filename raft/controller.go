@@ -366,6 +366,22 @@ func (c *Controller) Heartbeat(im *Image, req *kmsg.BrokerHeartbeatRequest, now 
 	return records, resp
 }
 
+// ExpiredHeartbeat is KRaft's processExpiredBrokerHeartbeat, for a
+// heartbeat whose caller gave up while it waited for the controller (its
+// deadline passed in the queue): it is not decided, but it shows the broker
+// alive, so a broker registered at the heartbeat's epoch gets its session
+// refreshed (last contact now, and the metadata offset it reported). It
+// makes no records.
+func (c *Controller) ExpiredHeartbeat(im *Image, req *kmsg.BrokerHeartbeatRequest, now int64) {
+	b := im.Brokers[req.BrokerID]
+	if b == nil || b.Epoch != req.BrokerEpoch {
+		return
+	}
+	s := c.session(b.ID, now)
+	s.lastContactMs = now
+	s.metadataOffset = req.CurrentMetadataOffset
+}
+
 // inSharedISR reports whether broker id is in an ISR with other members.
 func inSharedISR(im *Image, id int32) bool {
 	for _, t := range im.Topics {

@@ -265,9 +265,11 @@ func registrationRequest(id int32, incarnation byte, rack string) *kmsg.BrokerRe
 //	                                    a new controller and an empty image;
 //	                                    validator: with fakeConfigValidator
 //	register id=N [incarnation=N] [rack=R] [cluster=ID] [no-listeners] [at=T]
-//	heartbeat id=N [epoch=E] [offset=O] [fence] [shutdown] [at=T]
+//	heartbeat id=N [epoch=E] [offset=O] [fence] [shutdown] [expired] [at=T]
 //	                                    epoch defaults to the broker's, offset
-//	                                    to the image's (caught up)
+//	                                    to the image's (caught up); expired:
+//	                                    its deadline passed in the queue
+//	                                    (ExpiredHeartbeat)
 //	unregister id=N                     UnregisterBroker
 //	tick [at=T]                         FenceExpired
 //	elect-unclean-leaders               ElectUncleanLeaders
@@ -379,6 +381,11 @@ func runControllerCommand(h *controllerHarness, hp **controllerHarness, d *datad
 		req.BrokerEpoch = a.int("epoch", req.BrokerEpoch)
 		req.CurrentMetadataOffset = a.int("offset", int64(h.im.Offset))
 		req.WantFence, req.WantShutdown = a.has("fence"), a.has("shutdown")
+		if a.has("expired") {
+			h.c.ExpiredHeartbeat(h.im, req, h.now)
+			fmt.Fprintln(&b, "no response: expired")
+			break
+		}
 		records, resp := h.c.Heartbeat(h.im, req, h.now)
 		if err := h.records(&b, records); err != nil {
 			return b.String(), err

@@ -30,6 +30,7 @@ type QuorumController struct {
 	node    *Node
 	cfg     ControllerConfig
 	now     func() time.Time
+	start   time.Time // now() when the shell started: see nowMs
 	newID   func() UUID
 	configs ConfigValidator
 	logger  *slog.Logger
@@ -42,7 +43,11 @@ type QuorumController struct {
 
 // QuorumControllerOptions are the shell's collaborators.
 type QuorumControllerOptions struct {
-	// Now is the clock; time.Now when nil.
+	// Now is the clock; time.Now when nil. The shell measures time as the
+	// duration since its first reading (time.Time.Sub), which uses the
+	// monotonic reading time.Now carries, so that a step of the wall clock
+	// does not move broker sessions; a fake clock's times, without one, are
+	// compared by their wall clock.
 	Now func() time.Time
 	// NewID draws topic ids; random when nil.
 	NewID func() UUID
@@ -91,7 +96,7 @@ func NewQuorumController(node *Node, cfg ControllerConfig, o QuorumControllerOpt
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	q := &QuorumController{node: node, cfg: cfg, now: o.Now, newID: o.NewID, configs: o.Configs, logger: o.Logger,
+	q := &QuorumController{node: node, cfg: cfg, now: o.Now, start: o.Now(), newID: o.NewID, configs: o.Configs, logger: o.Logger,
 		reqs: make(chan *controllerCall, o.QueueSize), stop: make(chan struct{})}
 	q.done.Add(1)
 	go q.run()
@@ -251,8 +256,15 @@ func (q *QuorumController) run() {
 		case c := <-q.reqs:
 			if err := c.ctx.Err(); err != nil {
 				// Its caller has gone: deciding it would only write
-				// records no one waits for (KRaft drops an event past its
-				// deadline the same way).
+				// records no one waits for (KRaft fails an event past its
+				// deadline the same way). A heartbeat still shows that its
+				// broker is alive: its session is refreshed, as KRaft's
+				// processExpiredBrokerHeartbeat does, so that a controller
+				// too busy to answer heartbeats in time does not go on to
+				// fence the brokers sending them.
+				if hb, ok := c.req.(*kmsg.BrokerHeartbeatRequest); ok && ctrl != nil {
+					ctrl.ExpiredHeartbeat(q.node.Image(), hb, q.nowMs())
+				}
 				c.reply <- controllerReply{err: err}
 				continue
 			}
@@ -283,9 +295,13 @@ func (q *QuorumController) run() {
 	}
 }
 
-// nowMs is the shell's clock in milliseconds, for the Controller's
-// decisions.
-func (q *QuorumController) nowMs() int64 { return q.now().UnixMilli() }
+// nowMs is the shell's clock for the Controller's decisions: milliseconds
+// since the shell started, on the monotonic clock when Now gives one
+// (time.Now does). Wall-clock milliseconds (UnixMilli drops the monotonic
+// reading) would let an NTP step forward of more than
+// broker.session.timeout.ms expire every broker's session at once, and a
+// step back keep dead brokers unfenced.
+func (q *QuorumController) nowMs() int64 { return q.now().Sub(q.start).Milliseconds() }
 
 // runTimedWork does the timed work that is due: the session check always,
 // the unclean and preferred leader elections once their intervals have

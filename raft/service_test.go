@@ -681,3 +681,38 @@ func TestQuorumControllerRestoresPreferredLeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestQuorumControllerExpiredHeartbeatKeepsSession: a heartbeat whose
+// caller gave up while it waited in the shell's queue (its deadline passed
+// behind a slow decision) is not decided, but it still refreshes its
+// broker's session, as KRaft's processExpiredBrokerHeartbeat does. Before,
+// it was dropped: a controller too busy to answer heartbeats in time went
+// on to fence the live brokers sending them.
+func TestQuorumControllerExpiredHeartbeatKeepsSession(t *testing.T) {
+	sc := newServiceCluster(t)
+	epochs := sc.startBrokers(1) // session of 9 s from now
+
+	sc.clock.advance(8000)
+	hb := kmsg.NewPtrBrokerHeartbeatRequest()
+	hb.BrokerID, hb.BrokerEpoch = 1, epochs[1]
+	hb.CurrentMetadataOffset = int64(sc.active().node.Image().Offset)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // its deadline has passed by the time the shell takes it
+	call := &controllerCall{ctx: ctx, req: hb, reply: make(chan controllerReply, 1)}
+	sc.ctrls[sc.active().id].reqs <- call
+	select {
+	case r := <-call.reply:
+		if !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("expired heartbeat answered %+v", r)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the shell did not take the heartbeat")
+	}
+
+	// 10 s after the last decided heartbeat, 2 s after the expired one.
+	sc.clock.advance(2000)
+	sc.checkSessions()
+	if sc.active().node.Image().Brokers[1].Fenced {
+		t.Fatal("broker 1 fenced 2 s after a heartbeat that expired in the queue; its session should have been refreshed")
+	}
+}
