@@ -28,7 +28,9 @@ import (
 //     uncleanable offset: the active segment's base, or the base of the
 //     first segment not yet min.compaction.lag.ms old.
 //  2. Offset map: every keyed record of the dirty part, key hash -> newest
-//     offset (offsetMap, bounded by log.cleaner.dedupe.buffer.size). When the
+//     offset (offsetMap, bounded by log.cleaner.dedupe.buffer.size and sized
+//     by the dirty offsets). The dirty part starts at the first dirty offset
+//     even inside a batch (a log start a DeleteRecords raised). When the
 //     map fills, the pass cleans only up to the offset it covered.
 //  3. Rewrite every closed segment below that offset, in groups whose sizes
 //     sum to at most segment.bytes, so small cleaned segments merge. A record
@@ -471,9 +473,13 @@ func (c *Cleaner) records(h batch.Header) ([]byte, error) {
 	return out, err
 }
 
-// buildOffsetMap fills the offset map from the dirty part and returns the
-// offset it covers up to: the first uncleanable offset, or, when the map
-// fills, the end of the last batch that fit.
+// buildOffsetMap fills the offset map from the dirty part, the records at
+// offsets [first dirty, first uncleanable), and returns the offset it covers
+// up to: the first uncleanable offset, or, when the map fills, the end of the
+// last batch that fit. As Kafka's buildOffsetMapForSegment, it maps no record
+// below the first dirty offset, which may lie inside a batch when it is a log
+// start a DeleteRecords raised: those records are deleted, and the map, sized
+// by the dirty offsets, has no room for them.
 func (c *Cleaner) buildOffsetMap(l *Log, sn *cleanSnapshot, stop <-chan struct{}, st *CleanStats) (int64, error) {
 	fd, fu := sn.toClean.FirstDirtyOffset, sn.toClean.FirstUncleanableOffset
 	c.m.reset(fu - fd)
@@ -503,15 +509,19 @@ func (c *Cleaner) buildOffsetMap(l *Log, sn *cleanSnapshot, stop <-chan struct{}
 				return end, fmt.Errorf("%w: %s at position %d: %w", ErrCorruption, src.s.file.Name(), pos, err)
 			}
 			if !h.Control() {
-				if !c.m.room(int(h.RecordCount())) {
+				// The records of the batch at or after fd: at most
+				// its record count, and at most the offsets it spans
+				// from fd.
+				n := min(int64(h.RecordCount()), h.LastOffset()-max(h.BaseOffset(), fd)+1)
+				if !c.m.room(int(n)) {
 					st.MapFull, st.MapKeys = true, c.m.size
 					if end == fd {
 						return end, &cleanerError{fmt.Sprintf("segment: %s: log.cleaner.dedupe.buffer.size=%d holds %d keys, too few for the %d records of the batch at offset %d",
-							l.dir, c.cfg.DedupeBufferSize, c.m.maxEntries, h.RecordCount(), h.BaseOffset())}
+							l.dir, c.cfg.DedupeBufferSize, c.m.maxEntries, n, h.BaseOffset())}
 					}
 					return end, nil
 				}
-				c.mapBatch(h)
+				c.mapBatch(h, fd)
 			}
 			end = h.NextOffset()
 		}
@@ -523,10 +533,11 @@ func (c *Cleaner) buildOffsetMap(l *Log, sn *cleanSnapshot, stop <-chan struct{}
 	return fu, nil
 }
 
-// mapBatch records the keys of one batch. A batch that does not decode is
-// left out: its records are kept whole by the rewrite, and the older records
-// of its keys too, which only leaves the log less clean.
-func (c *Cleaner) mapBatch(h batch.Header) {
+// mapBatch records the keys of the records of one batch at or after offset
+// from. A batch that does not decode is left out: its records are kept
+// whole by the rewrite, and the older records of its keys too, which only
+// leaves the log less clean.
+func (c *Cleaner) mapBatch(h batch.Header, from int64) {
 	records, err := c.records(h)
 	if err != nil {
 		return
@@ -534,8 +545,8 @@ func (c *Cleaner) mapBatch(h batch.Header) {
 	base := h.BaseOffset()
 	rr := batch.NewRecordReader(records, h.RecordCount())
 	for rr.Next(&c.rec) {
-		if c.rec.Key != nil {
-			c.m.put(c.rec.Key, base+int64(c.rec.OffsetDelta))
+		if off := base + int64(c.rec.OffsetDelta); c.rec.Key != nil && off >= from {
+			c.m.put(c.rec.Key, off)
 		}
 	}
 }

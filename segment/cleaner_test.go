@@ -667,6 +667,48 @@ func TestCleanMapFull(t *testing.T) {
 	}
 }
 
+// TestCleanMapsFromLogStartInsideBatch guards the offset map's sizing
+// against a first dirty offset inside a batch: a compact,delete log whose
+// start a DeleteRecords raised into the middle of a 200-record batch. The map
+// is sized by the dirty offsets (20 here), so it must take only the records
+// at or after the log start, as Kafka's buildOffsetMapForSegment does;
+// mapping the whole batch failed the pass with "too few keys" whatever the
+// dedupe buffer, and the Manager then left the log uncleaned until restart.
+func TestCleanMapsFromLogStartInsideBatch(t *testing.T) {
+	cfg := compactConfig()
+	cfg.CleanupPolicy = "compact,delete"
+	cfg.SegmentBytes = 5300
+	l := openLog(t, filepath.Join(t.TempDir(), "t-0"), cfg, OpenOptions{})
+	ts := int64(1_000_000)
+	mk := func(prefix string) []byte {
+		var recs []rec
+		for i := range 200 {
+			recs = append(recs, kv(fmt.Sprintf("%s%d", prefix, i), "v"))
+		}
+		return keyedBatch(t, batch.CodecNone, ts, recs...)
+	}
+	appendBatch(t, l, mk("a")) // offsets 0..199, segment 0
+	appendBatch(t, l, mk("b")) // offsets 200..399
+	appendBatch(t, l, mk("c")) // rolls: offsets 400..599 in the active segment
+	if got := activeBase(l); got != 400 {
+		t.Fatalf("active segment at %d, want 400 (segments %+v)", got, l.Segments())
+	}
+	if _, err := l.AdvanceLogStart(380); err != nil { // DeleteRecords(380)
+		t.Fatal(err)
+	}
+	before := readAll(t, l)
+	st, err := testCleaner().Clean(l, time.UnixMilli(ts), nil)
+	if err != nil {
+		t.Fatalf("clean with a 128 MiB dedupe buffer: %v (stats %+v)", err, st)
+	}
+	if st.FirstDirtyOffset != 380 || st.EndOffset != 400 || st.MapFull || st.MapKeys != 20 {
+		t.Fatalf("stats %+v: want the 20 keys of offsets [380, 400) mapped", st)
+	}
+	if got, want := newestPerKey(readAll(t, l)), newestPerKey(before); !mapsEqual(got, want) {
+		t.Fatalf("the key view changed:\n%v\nwant\n%v", got, want)
+	}
+}
+
 // TestCleanOnlyCompactedLogsAndNoRetention: a delete-only log is not cleaned;
 // retention does not delete a compact-only log's segments, and does delete
 // those of a compact,delete log.

@@ -117,7 +117,7 @@ func TestAllocCleanerBatch(t *testing.T) {
 			out := make([]byte, 0, 4*len(h))
 			run := func() {
 				c.m.reset(50)
-				c.mapBatch(h)
+				c.mapBatch(h, 0)
 				out = c.filterBatch(out[:0], h, 1<<40, 2000, 3000, &st)
 			}
 			run()
