@@ -585,6 +585,75 @@ func TestCleanReadsInGaps(t *testing.T) {
 	}
 }
 
+// TestOffsetForTimestampAnswersOnlyKeptRecords guards ListOffsets by time
+// after cleaning: a batch the cleaner thinned may have a header (max
+// timestamp, base offset) that speaks of records it removed, and the lookup
+// must answer the first record that is still in the log, as Kafka's
+// FileRecords.searchForTimestamp does, never an offset or a timestamp only
+// the header has.
+func TestOffsetForTimestampAnswersOnlyKeptRecords(t *testing.T) {
+	big := strings.Repeat("x", 900)
+	rollTwice := func(t *testing.T, l *Log, ts int64) {
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts, kv("f", big)))   // rolls
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, ts+1, kv("g", big))) // rolls
+	}
+	removed := func(t *testing.T, l *Log, offset int64) {
+		t.Helper()
+		for _, r := range readAll(t, l) {
+			if r.offset == offset {
+				t.Fatalf("offset %d survived cleaning", offset)
+			}
+		}
+	}
+	lookup := func(t *testing.T, l *Log, ts, wantOffset, wantTs int64) {
+		t.Helper()
+		off, got, found, err := l.OffsetForTimestamp(ts, 1<<20)
+		if err != nil || !found || off != wantOffset || got != wantTs {
+			t.Fatalf("OffsetForTimestamp(%d) = offset %d timestamp %d found %v (%v); want offset %d timestamp %d",
+				ts, off, got, found, err, wantOffset, wantTs)
+		}
+	}
+
+	// CreateTime: the batch {a@1000, b@5000} loses b@5000 to b@6000, and
+	// its header keeps max timestamp 5000.
+	t.Run("create-time", func(t *testing.T) {
+		l := openLog(t, filepath.Join(t.TempDir(), "t-0"), compactConfig(), OpenOptions{})
+		bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+		bld.Add(1000, []byte("a"), []byte("1"), nil)
+		bld.Add(5000, []byte("b"), []byte("1"), nil)
+		ab, err := bld.AppendBatch(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendBatch(t, l, ab)                                                 // offsets 0, 1
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, 6000, kv("b", "2"))) // offset 2
+		rollTwice(t, l, 8000)
+		if activeBase(l) != 4 {
+			t.Fatalf("segments %+v", l.Segments())
+		}
+		clean(t, testCleaner(), l, time.UnixMilli(10_000))
+		removed(t, l, 1)
+		lookup(t, l, 3000, 2, 6000)
+		lookup(t, l, 1000, 0, 1000)
+	})
+
+	// LogAppendTime: every record of the batch {a, b} reads as its append
+	// time, 5000; a@0, the batch's base offset, goes to a@2.
+	t.Run("log-append-time", func(t *testing.T) {
+		l := openLog(t, filepath.Join(t.TempDir(), "t-0"), compactConfig(), OpenOptions{})
+		ab := keyedBatch(t, batch.CodecNone, 1000, kv("a", "1"), kv("b", "1"))
+		batch.Header(ab).SetMaxTimestampLogAppendTime(5000)
+		appendBatch(t, l, ab)                                                 // offsets 0, 1
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, 6000, kv("a", "2"))) // offset 2
+		rollTwice(t, l, 8000)
+		lookup(t, l, 5000, 0, 5000)
+		clean(t, testCleaner(), l, time.UnixMilli(10_000))
+		removed(t, l, 0)
+		lookup(t, l, 5000, 1, 5000)
+		lookup(t, l, 5001, 2, 6000)
+	})
+}
+
 // TestCleanKeepsReplacedFilesOpenForReaders: a reader holding a region of a
 // segment the cleaner replaces keeps reading it; the file closes with the
 // reader's release.

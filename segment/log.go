@@ -847,14 +847,22 @@ func (l *Log) OffsetForTimestamp(ts int64, maxDecompressed int) (offset, timesta
 
 // firstRecordAtOrAfter looks inside the batch at pos for its first record,
 // at or after offset from (the log start, which a DeleteRecords may have put
-// inside the batch), with a timestamp of at least ts.
+// inside the batch), with a timestamp of at least ts. It finds none when the
+// records that made the header's max timestamp that new are below from or
+// were removed by the cleaner (which may leave a batch whose header speaks
+// of records it no longer holds): as Kafka's FileRecords.searchForTimestamp,
+// the caller then goes on to the next batch, never answering an offset or a
+// timestamp that only the header has.
 func (s *segment) firstRecordAtOrAfter(pos int64, h batchHead, ts, from int64, maxDecompressed int) (int64, int64, bool, error) {
 	buf := make([]byte, h.size)
 	if _, err := s.file.f.ReadAt(buf, pos); err != nil {
 		return 0, 0, false, err
 	}
 	hdr := batch.Header(buf)
-	if hdr.LogAppendTime() {
+	logAppendTime := hdr.LogAppendTime()
+	if logAppendTime && int64(hdr.RecordCount()) == int64(hdr.LastOffsetDelta())+1 {
+		// Every record has the header's timestamp, and the batch has every
+		// offset it spans: none is decoded.
 		return max(hdr.BaseOffset(), from), hdr.MaxTimestamp(), true, nil
 	}
 	rr, _, err := batch.DecodeRecords(hdr, nil, maxDecompressed)
@@ -864,20 +872,18 @@ func (s *segment) firstRecordAtOrAfter(pos int64, h batchHead, ts, from int64, m
 	var r batch.Record
 	for rr.Next(&r) {
 		off := hdr.BaseOffset() + int64(r.OffsetDelta)
-		if t := hdr.BaseTimestamp() + r.TimestampDelta; t >= ts && off >= from {
+		t := hdr.BaseTimestamp() + r.TimestampDelta
+		if logAppendTime {
+			t = hdr.MaxTimestamp()
+		}
+		if t >= ts && off >= from {
 			return off, t, true, nil
 		}
 	}
 	if err := rr.Err(); err != nil {
 		return 0, 0, false, fmt.Errorf("%w: %s at position %d: %w", ErrCorruption, s.file.Name(), pos, err)
 	}
-	if hdr.BaseOffset() < from {
-		// Its records this new are all below the log start: the next
-		// batch may hold one.
-		return 0, 0, false, nil
-	}
-	// The batch's max timestamp promised a record this new: trust the header.
-	return hdr.LastOffset(), hdr.MaxTimestamp(), true, nil
+	return 0, 0, false, nil
 }
 
 // Truncate removes every batch that holds an offset at or after offset, so the
