@@ -141,19 +141,13 @@ func (b *Broker) listOffset(im *raft.Image, rq *request, req *kmsg.ListOffsetsRe
 	case earliestTimestamp:
 		offset = p.LogStartOffset()
 	case maxTimestamp:
-		var maxTs int64 = -1
-		for _, s := range p.Log().Segments() {
-			maxTs = max(maxTs, s.MaxTimestamp)
+		o, t, found, err := p.Log().OffsetForMaxTimestamp(b.maxDecompressed())
+		if err != nil {
+			sp.ErrorCode = errorCode(err)
+			return
 		}
-		if maxTs >= 0 {
-			o, t, found, err := p.Log().OffsetForTimestamp(maxTs, b.maxDecompressed())
-			if err != nil {
-				sp.ErrorCode = errorCode(err)
-				return
-			}
-			if found && o < hw {
-				offset, ts = o, t
-			}
+		if found && o < hw {
+			offset, ts = o, t
 		}
 	default:
 		o, t, found, err := p.Log().OffsetForTimestamp(rp.Timestamp, b.maxDecompressed())

@@ -38,9 +38,12 @@ import (
 //     tombstone (null value) in a batch whose delete horizon has passed.
 //     Records without a key (which produce refuses for compacted topics) and
 //     control batches stay. A batch keeps its header (baseOffset,
-//     lastOffsetDelta, timestamps, attributes, producer fields) and is
+//     lastOffsetDelta, baseTimestamp, attributes, producer fields) and is
 //     re-encoded with only the records that stay, compressed with its own
 //     codec; one left with no records goes; one left whole is copied as is.
+//     As in Kafka, a CreateTime batch's maxTimestamp becomes the largest of
+//     the records it keeps, so that the time index and lookups by time see
+//     only records that exist.
 //
 //     Tombstones follow Kafka's KIP-534: a pass that keeps a tombstone in a
 //     batch with no delete horizon yet stamps the batch with one, now +
@@ -110,8 +113,9 @@ const (
 	cleanerWriteChunk = 1 << 20
 	// Byte offsets of RecordBatch v2 fields the cleaner rewrites (drawn in
 	// package batch's doc).
-	batchLengthOffset = 8
-	recordCountOffset = 57
+	batchLengthOffset  = 8
+	maxTimestampOffset = 35
+	recordCountOffset  = 57
 )
 
 // LogToClean is what the cleaner knows of a log before it cleans it (Kafka's
@@ -594,6 +598,7 @@ func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end, nowMs, horizon in
 	base, count := h.BaseOffset(), h.RecordCount()
 	c.keep = c.keep[:0]
 	kept, tombstones, keptTombstones := 0, 0, 0
+	var maxTs int64 = -1 // the kept records' largest timestamp; -1 is Kafka's NO_TIMESTAMP
 	rr := batch.NewRecordReader(records, count)
 	for rr.Next(&c.rec) {
 		verdict := c.retain(base+int64(c.rec.OffsetDelta), c.rec.Key, c.rec.Value, end, dropTombstones)
@@ -601,6 +606,7 @@ func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end, nowMs, horizon in
 		switch verdict {
 		case recordKept:
 			kept++
+			maxTs = max(maxTs, h.BaseTimestamp()+c.rec.TimestampDelta)
 			if c.rec.Key != nil && c.rec.Value == nil {
 				keptTombstones++
 			}
@@ -617,11 +623,24 @@ func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end, nowMs, horizon in
 	st.TombstonesDropped += int64(tombstones)
 	// The map end is a batch boundary: a batch below it was compared whole.
 	mark := !marked && keptTombstones > 0 && h.LastOffset() < end
+	// A CreateTime batch's max timestamp is its records' (Kafka's cleaner
+	// rebuilds the batches it thins so), which the time index, the
+	// segment's largest timestamp and ListOffsets go by: one the cleaner
+	// removed must not stay in the header. A LogAppendTime batch's is the
+	// append time of every record and stays. A batch kept whole whose
+	// header disagrees with its records (thinned by a cleaner that kept
+	// the old max timestamp) has it put right.
+	setMaxTs := !h.LogAppendTime() && maxTs != h.MaxTimestamp()
 	switch {
-	case kept == len(c.keep) && !mark:
+	case kept == len(c.keep) && !mark && !setMaxTs:
 		return append(dst, h...)
 	case kept == 0:
 		st.BatchesDropped++
+		return dst
+	case kept == len(c.keep) && !mark:
+		start := len(dst)
+		dst = append(dst, h...)
+		batch.Header(dst[start:]).SetMaxTimestamp(maxTs)
 		return dst
 	}
 	// Record timestamps are baseTimestamp + timestampDelta: with the
@@ -647,6 +666,9 @@ func (c *Cleaner) filterBatch(dst []byte, h batch.Header, end, nowMs, horizon in
 	nh := batch.Header(dst[start:])
 	binary.BigEndian.PutUint32(nh[batchLengthOffset:], uint32(len(nh)-batch.LengthOverhead))
 	binary.BigEndian.PutUint32(nh[recordCountOffset:], uint32(kept))
+	if setMaxTs {
+		binary.BigEndian.PutUint64(nh[maxTimestampOffset:], uint64(maxTs))
+	}
 	if mark {
 		nh.SetDeleteHorizon(horizon)
 		st.BatchesMarked++

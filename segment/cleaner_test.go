@@ -458,8 +458,9 @@ func TestCleanTombstonePastMapEnd(t *testing.T) {
 
 // TestCleanEveryCodec: a batch that loses some records is re-encoded with
 // only those that stay, compressed with its own codec, with a good CRC and
-// its original base offset, last offset delta, timestamps and producer
-// fields; a batch that keeps all its records is the same bytes.
+// its original base offset, last offset delta, base timestamp and producer
+// fields, and the max timestamp of the records it kept; a batch that keeps
+// all its records is the same bytes.
 func TestCleanEveryCodec(t *testing.T) {
 	for _, codec := range []batch.Codec{batch.CodecNone, batch.CodecGzip, batch.CodecSnappy, batch.CodecLZ4, batch.CodecZstd} {
 		t.Run(codec.String(), func(t *testing.T) {
@@ -503,13 +504,15 @@ func TestCleanEveryCodec(t *testing.T) {
 				t.Fatal(err)
 			}
 			if h.Codec() != codec || h.RecordCount() != 4 || h.BaseOffset() != 0 || h.LastOffsetDelta() != 7 ||
-				h.BaseTimestamp() != ts || h.MaxTimestamp() != ts+7 || h.ProducerID() != 42 || h.ProducerEpoch() != 3 || h.BaseSequence() != 0 {
+				h.BaseTimestamp() != ts || h.MaxTimestamp() != ts+6 || h.ProducerID() != 42 || h.ProducerEpoch() != 3 || h.BaseSequence() != 0 {
 				t.Fatalf("cleaned batch: codec %v, %d records, base %d, delta %d, ts %d/%d, producer %d/%d/%d",
 					h.Codec(), h.RecordCount(), h.BaseOffset(), h.LastOffsetDelta(), h.BaseTimestamp(), h.MaxTimestamp(),
 					h.ProducerID(), h.ProducerEpoch(), h.BaseSequence())
 			}
-			if !bytes.Equal(h[batch.CRCStart:batch.HeaderSize][:recordCountOffset-batch.CRCStart-4], orig[batch.CRCStart:batch.HeaderSize][:recordCountOffset-batch.CRCStart-4]) {
-				t.Fatal("header fields under the CRC changed beyond the record count")
+			// h@ts+7 went: the max timestamp is g's, ts+6.
+			if !bytes.Equal(h[batch.CRCStart:maxTimestampOffset], orig[batch.CRCStart:maxTimestampOffset]) ||
+				!bytes.Equal(h[maxTimestampOffset+8:recordCountOffset], orig[maxTimestampOffset+8:recordCountOffset]) {
+				t.Fatal("header fields under the CRC changed beyond the max timestamp and the record count")
 			}
 			rr, _, err := batch.DecodeRecords(h, nil, 1<<20)
 			if err != nil {
@@ -652,6 +655,72 @@ func TestOffsetForTimestampAnswersOnlyKeptRecords(t *testing.T) {
 		lookup(t, l, 5000, 1, 5000)
 		lookup(t, l, 5001, 2, 6000)
 	})
+}
+
+// TestCleanSetsMaxTimestampFromKeptRecords guards what the time index,
+// retention and ListOffsets MAX_TIMESTAMP go by after cleaning: as Kafka's
+// cleaner, which rebuilds the batches it keeps, a CreateTime batch the
+// cleaner rewrites has the max timestamp of the records it kept (also one
+// kept whole whose header disagrees with its records, as an earlier
+// cleaner that kept the old header left it), and a LogAppendTime batch
+// keeps its append time. OffsetForMaxTimestamp then answers a record the
+// log holds.
+func TestCleanSetsMaxTimestampFromKeptRecords(t *testing.T) {
+	l := openLog(t, filepath.Join(t.TempDir(), "t-0"), compactConfig(), OpenOptions{})
+	type tk struct {
+		ts  int64
+		key string
+	}
+	add := func(recs ...tk) []byte {
+		bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+		for _, r := range recs {
+			bld.Add(r.ts, []byte(r.key), []byte("v"), nil)
+		}
+		b, err := bld.AppendBatch(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	appendBatch(t, l, add(tk{1000, "a"}, tk{9000, "b"})) // 0, 1: b@9000 goes to b@2
+	appendBatch(t, l, add(tk{2000, "b"}))                // 2
+	stale := add(tk{3000, "c"}, tk{4000, "d"})           // 3, 4: kept whole
+	batch.Header(stale).SetMaxTimestamp(8000)            // a header that speaks of a removed record
+	appendBatch(t, l, stale)
+	lat := add(tk{1000, "e"}, tk{1001, "f"}) // 5, 6: e goes to e@7
+	batch.Header(lat).SetMaxTimestampLogAppendTime(7000)
+	appendBatch(t, l, lat)
+	appendBatch(t, l, add(tk{1500, "e"}))                                                     // 7
+	appendBatch(t, l, keyedBatch(t, batch.CodecNone, 100, kv("r", strings.Repeat("x", 900)))) // 8: rolls
+	appendBatch(t, l, keyedBatch(t, batch.CodecNone, 100, kv("s", strings.Repeat("x", 900)))) // 9: rolls
+	if activeBase(l) != 9 {
+		t.Fatalf("segments %+v", l.Segments())
+	}
+	if off, ts, found, err := l.OffsetForMaxTimestamp(1 << 20); err != nil || !found || off != 1 || ts != 9000 {
+		t.Fatalf("before cleaning, OffsetForMaxTimestamp = offset %d timestamp %d found %v (%v); want b@9000 at 1", off, ts, found, err)
+	}
+	clean(t, testCleaner(), l, time.UnixMilli(10_000))
+	want := map[int64]int64{0: 1000, 2: 2000, 3: 4000, 5: 7000, 7: 1500, 8: 100}
+	data, err := l.ReadBytes(nil, 0, 1<<20, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := batch.NewIter(data)
+	for h, ok := it.Next(); ok; h, ok = it.Next() {
+		if w, ok := want[h.BaseOffset()]; !ok || h.MaxTimestamp() != w {
+			t.Errorf("batch at %d: max timestamp %d, want %d (%v)", h.BaseOffset(), h.MaxTimestamp(), w, ok)
+		}
+		delete(want, h.BaseOffset())
+	}
+	if len(want) > 0 {
+		t.Errorf("batches missing after cleaning: %v", want)
+	}
+	if segs := l.Segments(); segs[0].MaxTimestamp != 7000 {
+		t.Errorf("cleaned segments %+v: want the first's max timestamp 7000, the LogAppendTime batch's", segs)
+	}
+	if off, ts, found, err := l.OffsetForMaxTimestamp(1 << 20); err != nil || !found || off != 6 || ts != 7000 {
+		t.Fatalf("after cleaning, OffsetForMaxTimestamp = offset %d timestamp %d found %v (%v); want f at 6, appended at 7000", off, ts, found, err)
+	}
 }
 
 // TestCleanKeepsReplacedFilesOpenForReaders: a reader holding a region of a

@@ -111,10 +111,17 @@
 //	                                   first dirty offset -> 8
 //
 // Offsets never move: a cleaned batch keeps its header (baseOffset,
-// lastOffsetDelta, timestamps, attributes, producer fields) and holds only
+// lastOffsetDelta, baseTimestamp, attributes, producer fields) and holds only
 // the records that stay, recompressed with its own codec, so recordCount may
 // be less than lastOffsetDelta+1; a batch left empty is dropped, leaving a
-// gap, and Read at an offset in a gap returns the next batch after it. Groups
+// gap, and Read at an offset in a gap returns the next batch after it. As
+// in Kafka, a CreateTime batch's maxTimestamp becomes the largest of the
+// records it kept (a LogAppendTime batch's, the append time of them all,
+// stays), so that the cleaned segment's time index and largest timestamp,
+// and ListOffsets by time and MAX_TIMESTAMP, go by records that exist. A
+// lookup by time reads the records of the batch whose header qualifies and
+// goes on to the next batch when none of them does, never trusting a header
+// alone. Groups
 // of consecutive cleaned segments whose sizes sum to at most segment.bytes
 // merge into one, named after the first. a=4 in the active segment is not
 // compared with the closed segments until the next pass, after it rolls.

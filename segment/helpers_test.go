@@ -35,6 +35,7 @@ type batchSpec struct {
 	valueSize int
 	ts        int64 // timestamp of the first record; records are 1 ms apart
 	codec     batch.Codec
+	firstKey  int // records' keys are key-<firstKey>, key-<firstKey+1>, ...
 }
 
 // buildBatch returns one valid RecordBatch v2 as a producer would send it
@@ -50,7 +51,7 @@ func buildBatch(tb testing.TB, s batchSpec) []byte {
 		for j := range val {
 			val[j] = byte('a' + (i+j)%26)
 		}
-		b.Add(s.ts+int64(i), fmt.Appendf(nil, "key-%d", i), val, nil)
+		b.Add(s.ts+int64(i), fmt.Appendf(nil, "key-%d", s.firstKey+i), val, nil)
 	}
 	out, err := b.AppendBatch(nil)
 	if err != nil {

@@ -818,6 +818,32 @@ func (l *Log) OffsetForTimestamp(ts int64, maxDecompressed int) (offset, timesta
 	if err := l.usableLocked(); err != nil {
 		return 0, 0, false, err
 	}
+	return l.offsetForTimestampLocked(ts, maxDecompressed)
+}
+
+// OffsetForMaxTimestamp returns the offset and timestamp of the first
+// record with the log's largest timestamp (ListOffsets MAX_TIMESTAMP,
+// KIP-734), or found=false when the log has no record with a timestamp.
+// The largest timestamp is the segments' (their batches' max timestamps,
+// which, as in Kafka, the cleaner recomputes from the records it keeps),
+// and the answer is a record the log holds.
+func (l *Log) OffsetForMaxTimestamp(maxDecompressed int) (offset, timestamp int64, found bool, err error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usableLocked(); err != nil {
+		return 0, 0, false, err
+	}
+	var maxTs int64 = -1
+	for _, s := range l.mu.segments {
+		maxTs = max(maxTs, s.maxTimestamp)
+	}
+	if maxTs < 0 {
+		return 0, 0, false, nil
+	}
+	return l.offsetForTimestampLocked(maxTs, maxDecompressed)
+}
+
+func (l *Log) offsetForTimestampLocked(ts int64, maxDecompressed int) (offset, timestamp int64, found bool, err error) {
 	for _, s := range l.mu.segments {
 		if s.maxTimestamp < ts {
 			continue

@@ -16,14 +16,17 @@ import (
 // TestLogDataDriven runs the scripts in testdata/log/. Commands:
 //
 //	open [segment-bytes=N] [index-bytes=N] [interval=N] [retention-ms=N]
-//	     [retention-bytes=N] [unclean] [recovery-point=N] [log-start=N]
+//	     [retention-bytes=N] [unclean] [recovery-point=N] [log-start=N] [compact]
 //	                           opens (or reopens) the log; unclean skips the
 //	                           clean-shutdown marker so recovery runs;
-//	                           log-start is its log-start-offset-checkpoint entry
+//	                           log-start is its log-start-offset-checkpoint entry;
+//	                           compact sets cleanup.policy=compact
 //	close                      closes the log cleanly
 //	crash                      drops the log without closing it (files stay as they are)
-//	append [batches=1] [records=1] [size=10] [ts=1000] [epoch=-1] [codec=none]
-//	                           appends batches built to that spec, prints offsets
+//	append [batches=1] [records=1] [size=10] [ts=1000] [epoch=-1] [codec=none] [key=0]
+//	                           appends batches built to that spec, prints offsets;
+//	                           each batch's records have keys key-<key>, key-<key+1>, ...
+//	clean                      runs a cleaning pass at the fake clock's time
 //	read offset=O [max-bytes=N] [max-offset=O]
 //	                           prints the regions and the batches they hold
 //	segments                   prints each segment with its index entries
@@ -33,6 +36,7 @@ import (
 //	retention                  enforces retention, prints what remains
 //	delete-records offset=O    raises the log start (DeleteRecords)
 //	lookup-time ts=T           ListOffsets by timestamp
+//	lookup-max-time            ListOffsets MAX_TIMESTAMP
 //	corrupt segment=B at=P [zero=N | flip | cut=N]
 //	                           damages a segment's log file: zeroes N bytes
 //	                           at P, flips a bit at P, or cuts the file to P
@@ -84,6 +88,9 @@ func runLogCommand(t *testing.T, lp **Log, dir string, clock *fakeClock, d *data
 		cfg.RetentionMs = arg("retention-ms", cfg.RetentionMs)
 		cfg.RetentionBytes = arg("retention-bytes", cfg.RetentionBytes)
 		cfg.SegmentMs = arg("segment-ms", 0)
+		if d.HasArg("compact") {
+			cfg.CleanupPolicy = "compact"
+		}
 		nl, err := Open(dir, cfg, OpenOptions{
 			CleanShutdown:  !d.HasArg("unclean"),
 			RecoveryPoint:  arg("recovery-point", 0),
@@ -117,7 +124,8 @@ func runLogCommand(t *testing.T, lp **Log, dir string, clock *fakeClock, d *data
 		var buf []byte
 		ts := arg("ts", 1000)
 		for range arg("batches", 1) {
-			buf = append(buf, buildBatch(t, batchSpec{records: int(arg("records", 1)), valueSize: int(arg("size", 10)), ts: ts, codec: c})...)
+			buf = append(buf, buildBatch(t, batchSpec{records: int(arg("records", 1)), valueSize: int(arg("size", 10)), ts: ts, codec: c,
+				firstKey: int(arg("key", 0))})...)
 			ts += arg("records", 1)
 		}
 		info, err := l.Append(buf, int32(arg("epoch", -1)))
@@ -140,10 +148,11 @@ func runLogCommand(t *testing.T, lp **Log, dir string, clock *fakeClock, d *data
 				t.Fatal(err)
 			}
 			fmt.Fprintf(&b, "%s [%d, %d):", filepath.Base(r.File.Name()), r.Position, r.Position+r.Length)
+			cfg := l.Config()
 			it := batch.NewIter(buf)
 			for h, ok := it.Next(); ok; h, ok = it.Next() {
 				fmt.Fprintf(&b, " %d-%d", h.BaseOffset(), h.LastOffset())
-				if err := batch.Validate(h, 0); err != nil {
+				if err := validateStored(h, cfg.compacts()); err != nil {
 					t.Fatalf("read returned a bad batch: %v", err)
 				}
 			}
@@ -180,8 +189,15 @@ func runLogCommand(t *testing.T, lp **Log, dir string, clock *fakeClock, d *data
 		}
 		start, listed := l.logStartCheckpoint()
 		fmt.Fprintf(&b, "moved %t; log [%d, %d); checkpoint entry %t\n", moved, start, l.LogEndOffset(), listed)
-	case "lookup-time":
-		off, ts, found, err := l.OffsetForTimestamp(arg("ts", 0), 1<<20)
+	case "lookup-time", "lookup-max-time":
+		var off, ts int64
+		var found bool
+		var err error
+		if d.Cmd == "lookup-time" {
+			off, ts, found, err = l.OffsetForTimestamp(arg("ts", 0), 1<<20)
+		} else {
+			off, ts, found, err = l.OffsetForMaxTimestamp(1 << 20)
+		}
 		if err != nil {
 			return "", err
 		}
@@ -189,6 +205,12 @@ func runLogCommand(t *testing.T, lp **Log, dir string, clock *fakeClock, d *data
 			return "not found\n", nil
 		}
 		fmt.Fprintf(&b, "offset %d timestamp %d\n", off, ts)
+	case "clean":
+		st, err := NewCleaner(DefaultCleanerConfig(), discardLogger).Clean(l, clock.Now(), nil)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "clean below %d: kept %d of %d records, dropped %d batches\n", st.EndOffset, st.RecordsKept, st.RecordsRead, st.BatchesDropped)
 	case "corrupt":
 		p := filepath.Join(dir, segmentName(arg("segment", 0))+logSuffix)
 		data, err := os.ReadFile(p)
