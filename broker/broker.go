@@ -132,6 +132,9 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 
 	isBroker := cfg.Quorum.IsBroker()
 	if isBroker {
+		// Without ConfigFor: the topics' configs are in the metadata quorum,
+		// which may answer late, so the logs found here wait, untouched by
+		// retention and the cleaner, until reconcile gives them theirs.
 		if b.logs, err = segment.OpenManager(cfg.Storage, segment.ManagerOptions{Now: o.Now, Logger: b.logger}); err != nil {
 			return nil, err
 		}

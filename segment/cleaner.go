@@ -197,10 +197,11 @@ func (l *Log) logToCleanLocked(cfg *Config, nowMs int64) LogToClean {
 
 // NeedsCleaning reports whether a compacting log is dirty enough at time now
 // to be cleaned: min.cleanable.dirty.ratio reached or max.compaction.lag.ms
-// passed, with something to clean.
+// passed, with something to clean. A log whose topic's config is not known
+// yet (see ManagerOptions.ConfigFor) never is.
 func (l *Log) NeedsCleaning(now time.Time) bool {
 	cfg := l.Config()
-	if !cfg.compacts() {
+	if !cfg.compacts() || cfg.provisional {
 		return false
 	}
 	t := l.LogToClean(now)
@@ -389,6 +390,9 @@ func (c *Cleaner) Clean(l *Log, now time.Time, stop <-chan struct{}) (CleanStats
 	cfg := l.Config()
 	if !cfg.compacts() {
 		return CleanStats{}, fmt.Errorf("segment: %s: cleanup.policy=%s does not compact", l.dir, cfg.CleanupPolicy)
+	}
+	if cfg.provisional {
+		return CleanStats{}, fmt.Errorf("segment: %s: its topic's config is not known yet", l.dir)
 	}
 	nowMs := now.UnixMilli()
 	sn, err := l.cleanSnapshot(&cfg, nowMs)

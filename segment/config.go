@@ -80,6 +80,15 @@ type Config struct {
 	// operator: space comes back that long after a deletion. As zero means
 	// the default here, 1 ms stands for Kafka's 0.
 	FileDeleteDelayMs int64
+
+	// provisional marks the defaults a log found at start-up was opened
+	// with while its topic's config is not known yet (ManagerOptions
+	// .ConfigFor nil): retention by time and size and the cleaner leave the
+	// log alone until SetConfig gives it a config. Unexported, so that no
+	// Config a caller builds equals a provisional one: a caller that applies
+	// its topic's config whenever it differs from the log's always applies
+	// it to such a log.
+	provisional bool
 }
 
 // Kafka's defaults.

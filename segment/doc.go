@@ -178,6 +178,21 @@
 //	retention check      -> segment 0 deleted; segment 100 stays (holds 150..199)
 //	checkpoint entry     "topic 0 150" until the start is a segment base again
 //
+// # Configs at start-up
+//
+// The Manager opens every log it finds in its dirs before a broker knows
+// their topics' configs, which live in the metadata quorum. Without
+// ManagerOptions.ConfigFor, such a log takes the broker's defaults
+// provisionally: appends, reads and rolls go by them, but retention by time
+// and size and the cleaner leave the log alone until Log.SetConfig gives it
+// its topic's config (a provisional config equals no Config built elsewhere,
+// so a caller that applies a topic's config whenever it differs from the
+// log's always applies it). Acting on defaults could delete the old segments
+// of a compacted topic or of one that keeps its records longer, or compact a
+// topic that does not; Kafka loads each log with its topic's config.
+// Segments wholly below a log start that DeleteRecords raised go whatever
+// the config.
+//
 // # Durability
 //
 // As in Kafka, data is not fsynced by default: replication makes it durable.

@@ -1058,8 +1058,12 @@ func (l *Log) EnforceRetention() (int, error) {
 	n := 0
 	for ; n < len(segs)-1; n++ {
 		s := segs[n]
-		expired := l.cfg.Deletes() && l.cfg.RetentionMs >= 0 && nowMs-s.largestTimestamp() > l.cfg.RetentionMs
-		oversize := l.cfg.Deletes() && l.cfg.RetentionBytes >= 0 && total-s.size >= l.cfg.RetentionBytes
+		// A log whose topic's config is not known yet keeps its segments:
+		// the defaults it has may delete those of a compacted topic, or
+		// of one that keeps its records longer.
+		retains := l.cfg.Deletes() && !l.cfg.provisional
+		expired := retains && l.cfg.RetentionMs >= 0 && nowMs-s.largestTimestamp() > l.cfg.RetentionMs
+		oversize := retains && l.cfg.RetentionBytes >= 0 && total-s.size >= l.cfg.RetentionBytes
 		// Below the log start a DeleteRecords left, whatever the policy,
 		// as Kafka's deleteLogStartOffsetBreachedSegments.
 		deleted := segs[n+1].base <= l.mu.logStart
@@ -1187,20 +1191,25 @@ func (l *Log) close(flush bool) error {
 	return err
 }
 
-// SetConfig changes the log's settings (a topic config change). Segments that
-// exist keep their indexes; new ones use the new sizes.
+// SetConfig changes the log's settings (a topic config change, or the
+// topic's config given at last to a log the Manager found at start-up
+// without it). Segments that exist keep their indexes; new ones use the new
+// sizes.
 func (l *Log) SetConfig(cfg Config) error {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg.provisional = false
 	l.appendMu.Lock()
 	l.cfg = cfg
 	l.appendMu.Unlock()
 	return nil
 }
 
-// Config returns the log's settings.
+// Config returns the log's settings. Those of a log the Manager opened
+// without its topic's config (ManagerOptions.ConfigFor) are the defaults,
+// marked provisional until SetConfig: they equal no Config built elsewhere.
 func (l *Log) Config() Config {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()

@@ -146,7 +146,14 @@ type ManagerOptions struct {
 	Now    func() time.Time
 	Logger *slog.Logger
 	// ConfigFor returns the settings of a topic's logs found at start-up (the
-	// topic's overrides on top of cfg.Log); nil uses cfg.Log for all.
+	// topic's overrides on top of cfg.Log). When it is nil (a broker reads
+	// topic configs from the metadata quorum, which may be late), those logs
+	// are opened with cfg.Log provisionally: retention by time and size and
+	// the cleaner leave them alone until Log.SetConfig gives them their
+	// topic's config, which a provisional config never equals. Kafka loads
+	// each log with its topic's config; defaults applied meanwhile could
+	// delete the old segments of a compacted topic or clean a delete-only
+	// one.
 	ConfigFor func(topic string) Config
 }
 
@@ -168,7 +175,9 @@ func OpenManager(cfg ManagerConfig, o ManagerOptions) (*Manager, error) {
 	}
 	m.cleaner = NewCleaner(cfg.Cleaner, m.logger.With("component", "log-cleaner"))
 	if o.ConfigFor == nil {
-		o.ConfigFor = func(string) Config { return cfg.Log }
+		provisional := cfg.Log
+		provisional.provisional = true
+		o.ConfigFor = func(string) Config { return provisional }
 	}
 	m.mu.logs = map[TopicPartition]*Log{}
 	m.mu.dirOf = map[TopicPartition]string{}

@@ -2,10 +2,13 @@ package segment
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gregor/batch"
 )
 
 func managerConfig(dirs ...string) ManagerConfig {
@@ -204,6 +207,99 @@ func TestLogStartSurvivesRestart(t *testing.T) {
 	defer m.Close()
 	if l, _ = m.Get(tp); l.LogStartOffset() != 0 || l.LogEndOffset() != 2 {
 		t.Fatalf("recreated partition: log [%d, %d), want [0, 2)", l.LogStartOffset(), l.LogEndOffset())
+	}
+}
+
+// TestManagerLeavesLogsAloneUntilTheirConfigIsSet guards the logs a broker
+// finds at start-up, which it opens before the metadata quorum gives it their
+// topics' configs (ManagerOptions.ConfigFor nil): they start with the broker's
+// defaults, here cleanup.policy=compact,delete and retention.ms of an hour,
+// and retention and the cleaner must not act on those. A compacted topic's
+// log would lose its old segments, and a delete-only topic that keeps its
+// records forever would lose them to retention and have its keys compacted.
+// Once SetConfig gives each log its topic's config, they go by it; a
+// provisional config equals no config a caller builds, so the broker, which
+// applies a topic's config when it differs from the log's, always applies it.
+func TestManagerLeavesLogsAloneUntilTheirConfigIsSet(t *testing.T) {
+	dir := t.TempDir()
+	clock := newFakeClock(1_000_000)
+	cfg := managerConfig(dir)
+	cfg.Log.CleanupPolicy = "compact,delete"
+	cfg.Log.RetentionMs = 3_600_000
+	cfg.Cleaner = DefaultCleanerConfig()
+	table := compactConfig() // cleanup.policy=compact
+	events := compactConfig()
+	events.CleanupPolicy, events.RetentionMs = "delete", -1
+	defaults := cfg.Log // a topic without overrides
+	logs := []struct {
+		tp  TopicPartition
+		cfg Config
+	}{{TopicPartition{"table", 0}, table}, {TopicPartition{"events", 0}, events}, {TopicPartition{"plain", 0}, defaults}}
+	m, err := OpenManager(cfg, ManagerOptions{Now: clock.Now, Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range logs {
+		l, err := m.GetOrCreate(x.tp, x.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 40 { // records at 1000 ms, updating 6 keys
+			appendBatch(t, l, keyedBatch(t, batch.CodecNone, 1000, kv(fmt.Sprintf("k%d", i%6), strings.Repeat("v", 80))))
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The restart comes a day later; the topics' configs come later still.
+	clock.Set(1_000_000 + 24*3_600_000)
+	if m, err = OpenManager(cfg, ManagerOptions{Now: clock.Now, Logger: discardLogger}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	segments := map[TopicPartition]int{}
+	for _, x := range logs {
+		l, _ := m.Get(x.tp)
+		segments[x.tp] = len(l.Segments())
+		topicCfg := x.cfg
+		topicCfg.EnsureDefaults()
+		if l.Config() == topicCfg {
+			t.Fatalf("%s: a log opened without its topic's config has one a caller could build", x.tp)
+		}
+	}
+	if n, err := m.CleanLogs(nil); n != 0 || err != nil {
+		t.Fatalf("the cleaner cleaned %d logs (%v) whose topics' configs are not known", n, err)
+	}
+	if n, err := m.EnforceRetention(); n != 0 || err != nil {
+		t.Fatalf("retention deleted %d segments (%v) of logs whose topics' configs are not known", n, err)
+	}
+	for _, x := range logs {
+		l, _ := m.Get(x.tp)
+		if _, ok := l.CleanerCheckpoint(); ok || len(l.Segments()) != segments[x.tp] {
+			t.Fatalf("%s changed before its config came", x.tp)
+		}
+	}
+
+	// The configs come: each log goes by its own.
+	for _, x := range logs {
+		l, _ := m.Get(x.tp)
+		if err := l.SetConfig(x.cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := m.EnforceRetention(); n != segments[logs[2].tp]-1 || err != nil {
+		t.Fatalf("retention deleted %d segments (%v), want the %d closed ones of the topic that takes the defaults", n, err, segments[logs[2].tp]-1)
+	}
+	if n, err := m.CleanLogs(nil); n != 1 || err != nil {
+		t.Fatalf("the cleaner cleaned %d logs (%v), want the compacted topic's", n, err)
+	}
+	for _, x := range logs[:2] {
+		l, _ := m.Get(x.tp)
+		_, cleaned := l.CleanerCheckpoint()
+		if cleaned != (x.tp.Topic == "table") || len(l.Segments()) > segments[x.tp] {
+			t.Fatalf("%s: cleaned %v, %d segments of %d", x.tp, cleaned, len(l.Segments()), segments[x.tp])
+		}
 	}
 }
 
