@@ -12,8 +12,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/batch"
+	"gregor/broker"
+	"gregor/group"
 	"gregor/internal/testcluster"
 	"gregor/raft"
+	"gregor/replica"
 )
 
 // fetchedOffsets is a group's committed offsets as kadm fetches them, one
@@ -315,5 +319,63 @@ func TestGroupOffsetsSurviveRestartOfALargeLog(t *testing.T) {
 	after := fetchedOffsets(t, ctx, adm, group)
 	if after != before || strings.Count(after, fmt.Sprintf(`@%d(-1,"%s`, commits-1, metadata(commits - 1)[:8])) != partitions {
 		t.Errorf("after the restart the offsets of %s are %.200s..., want the last commit (%d) on each of the %d partitions", group, after, commits-1, partitions)
+	}
+}
+
+// TestRestartKeepsTheOffsetsOfTopicsNotSeenDeleted guards committed offsets
+// across a restart: a coordinator drops a topic's offsets only when its
+// broker sees the topic deleted (the topic in one image, gone from the
+// next), as Kafka's coordinator drops them only for the topics a metadata
+// delta deletes (onPartitionsDeleted); never because the image it loads
+// with lacks the topic. Two such topics keep their offsets here: one
+// created after the last metadata snapshot (a restarting broker's first
+// image is the snapshot's, from before the topic), and one this broker
+// never heard of (offsets written by another coordinator, appended here by
+// hand). Both used to be tombstoned when the coordinator loaded.
+func TestRestartKeepsTheOffsetsOfTopicsNotSeenDeleted(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, c))
+
+	// __consumer_offsets exists (made by the first commit's
+	// FindCoordinator) before the snapshot.
+	createTopic(t, c, "before", 1, nil)
+	early := kadm.Offsets{}
+	early.Add(kadm.Offset{Topic: "before", Partition: 0, At: 1, LeaderEpoch: -1})
+	if err := adm.CommitAllOffsets(ctx, "g", early); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.SnapshotMetadata(c.Brokers[0]); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	createTopic(t, c, "after", 1, nil)
+	late := kadm.Offsets{}
+	late.Add(kadm.Offset{Topic: "after", Partition: 0, At: 42, LeaderEpoch: -1})
+	if err := adm.CommitAllOffsets(ctx, "g", late); err != nil {
+		t.Fatal(err)
+	}
+
+	// g's partition of __consumer_offsets (group.PartitionFor; 5
+	// partitions in testcluster) gets an offset of a topic no image of
+	// this broker has, behind its coordinator's back: it reads it at its
+	// next load.
+	p, ok := c.Brokers[0].Partition("__consumer_offsets", group.PartitionFor("g", 5))
+	if !ok {
+		t.Fatal("g's partition of __consumer_offsets is not on the broker")
+	}
+	rec := group.EncodeOffsetCommit("g", group.TopicPartition{Topic: "elsewhere", Partition: 3}, group.Committed{Offset: 9, LeaderEpoch: -1, CommitTimestamp: time.Now().UnixMilli()})
+	bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+	bld.Add(time.Now().UnixMilli(), rec.Key, rec.Value, nil)
+	if _, err := p.Append(must(bld.AppendBatch(nil)), replica.AppendOptions{}); err != nil {
+		t.Fatalf("appending an offset of another coordinator: %v", err)
+	}
+
+	c.Restart(0)
+	c.WaitForTopic("after")
+	adm = kadm.NewClient(newClient(t, c))
+	want := `after-0@42(-1,"") before-0@1(-1,"") elsewhere-3@9(-1,"")`
+	if got := fetchedOffsets(t, ctx, adm, "g"); got != want {
+		t.Fatalf("after the restart the offsets of g are %s, want %s", got, want)
 	}
 }

@@ -73,3 +73,7 @@ func StopQuorumNode(b *Broker) error { return b.node.Shutdown() }
 // AddQuorumObserver adds broker id at addr to the quorum's non-voters, as
 // its registration does; b must be the active controller.
 func AddQuorumObserver(b *Broker, id int32, addr string) error { return b.node.AddObserver(id, addr) }
+
+// SnapshotMetadata makes b's metadata quorum node take a raft snapshot of
+// its image now, so that a restart begins from that image.
+func SnapshotMetadata(b *Broker) error { return b.node.Snapshot() }

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,9 @@ type shard struct {
 		sync.Mutex
 		topics map[string]bool // deleted topics not yet dropped
 	}
+	// undropped are deleted topics whose tombstones failed to append,
+	// tried again at the next retention check. Owned by run.
+	undropped map[string]bool
 
 	// Owned by run.
 	c       *group.Coordinator
@@ -189,27 +193,42 @@ func (s *shard) takeDeleted() map[string]bool {
 	return topics
 }
 
-// dropDeleted drops the committed offsets of every topic im does not have.
-func (s *shard) dropDeleted(log *slog.Logger, im *raft.Image) {
-	s.drop(log, func(topic string) bool { _, ok := im.Topic(topic); return !ok })
-}
-
+// dropTopics drops every group's committed offsets of topics, which this
+// broker saw deleted. Should the tombstones fail to append, the topics are
+// tried again at the next retention check (retryDrops).
 func (s *shard) dropTopics(log *slog.Logger, topics map[string]bool) {
-	if len(topics) > 0 {
-		s.drop(log, func(topic string) bool { return topics[topic] })
+	if len(topics) == 0 {
+		return
 	}
-}
-
-func (s *shard) drop(log *slog.Logger, gone func(topic string) bool) {
-	recs := s.c.DeleteTopicOffsets(gone)
+	recs := s.c.DeleteTopicOffsets(func(topic string) bool { return topics[topic] })
 	if len(recs) == 0 {
 		return
 	}
 	if err := s.appendInBatches(recs); err != nil {
 		log.Warn("writing the tombstones of deleted topics' offsets", "err", err)
+		if s.undropped == nil {
+			s.undropped = map[string]bool{}
+		}
+		maps.Copy(s.undropped, topics)
 		return
 	}
 	log.Info("dropped the committed offsets of deleted topics", "offsets", len(recs))
+}
+
+// retryDrops drops again the offsets of deleted topics whose tombstones
+// failed to append, but not of those created again since: the offsets of
+// a topic that exists are not to be dropped, whichever topic they were
+// committed for.
+func (s *shard) retryDrops(log *slog.Logger) {
+	topics := s.undropped
+	s.undropped = nil
+	im := s.b.image()
+	for name := range topics {
+		if _, ok := im.Topic(name); ok {
+			delete(topics, name)
+		}
+	}
+	s.dropTopics(log, topics)
 }
 
 // stopCoordinators unloads every coordinator (the broker is closing).
@@ -250,9 +269,14 @@ func (s *shard) run() {
 		close(s.stopping)
 		return
 	}
-	// Topics deleted while no coordinator of this partition ran, and the
-	// old offsets of topics created again since, as far as names tell.
-	s.dropDeleted(log, s.b.node.Image())
+	// Nothing is dropped for topics the image lacks: only deletions seen
+	// in a change of the image (noticeDeletedTopics) drop offsets, as
+	// Kafka's coordinator drops them only for the topics a metadata delta
+	// deletes (onPartitionsDeleted). A topic merely absent from an image
+	// may well exist: one created after the snapshot a restarting broker's
+	// first image comes from, or one this broker has not heard of yet.
+	// Offsets of a topic deleted while no coordinator of this partition
+	// ran stay until they expire, as in Kafka.
 	s.loaded.Store(true)
 	log.Info("group coordinator loaded", "records", n, "groups.with.offsets", s.c.GroupsWithOffsets(), "took", time.Since(start))
 
@@ -279,8 +303,7 @@ func (s *shard) run() {
 					log.Info("expired committed offsets", "offsets", len(recs))
 				}
 			}
-			// Again, should a drop have failed to append.
-			s.dropDeleted(log, s.b.node.Image())
+			s.retryDrops(log)
 		case <-s.quit:
 			s.flush(s.c.Unload(s.replies[:0]))
 			close(s.stopping)
