@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -78,6 +79,82 @@ func TestIdempotentProducerRetriesAndGaps(t *testing.T) {
 	}
 	if p := produceRaw(r, 9, -1, "idem", 0, recordBatch(t, 1, 1)); p.BaseOffset != 6 {
 		t.Fatalf("log end after the retry and the gap: %d, want 6", p.BaseOffset)
+	}
+}
+
+// TestRestartedBrokerFollowsNoMetadataBeforeCatchingUp guards a restarting
+// broker against acting on the image it starts from (its last metadata
+// snapshot's) before it has caught up with the metadata log: it must not
+// lead the partitions that image gives it, at stale leader epochs, take
+// appends for them, or answer Metadata from it, as Kafka's broker neither
+// publishes its metadata nor serves before catching up. Broker 2's
+// snapshot here has a topic that was deleted and created again since, and
+// broker 2 restarts while the only controller is down, so it cannot catch
+// up. It used to lead the old topic's partition from the snapshot and take
+// a Produce for it, then, once caught up, delete the log of the topic
+// created again (its id differs), and its records with it.
+func TestRestartedBrokerFollowsNoMetadataBeforeCatchingUp(t *testing.T) {
+	c := testcluster.StartMixed(t, 1, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	createTopicOn(t, c, "moved", []int32{2})
+	if err := broker.SnapshotMetadata(c.Brokers[1]); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	adm := kadm.NewClient(newClient(t, c))
+	if _, err := adm.DeleteTopics(ctx, "moved"); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitForImage(func(im *raft.Image) bool { _, ok := im.Topic("moved"); return !ok })
+	createTopicOn(t, c, "moved", []int32{2})
+	r := dialRaw(t, c.Addrs()[1])
+	if p := produceRaw(r, 9, -1, "moved", 0, recordBatch(t, 3, 10)); p.ErrorCode != 0 {
+		t.Fatalf("producing to the topic created again: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	cfg := c.Config(1)
+	c.Stop(1)
+	c.Stop(0)
+
+	// Alone, broker 2 has the snapshot's image for as long as it likes.
+	b2, err := broker.Start(cfg, broker.Options{Logger: testcluster.Logger().With("node", 2), RaftLog: io.Discard})
+	if err != nil {
+		t.Fatalf("restarting broker 2: %v", err)
+	}
+	t.Cleanup(func() { b2.Close() })
+	broker.SettleMetadata(b2)
+	if _, ok := b2.Partition("moved", 0); ok {
+		t.Errorf("before catching up, broker 2 hosts moved-0, as its snapshot has it")
+	}
+	r = dialRaw(t, b2.Addr().String())
+	if p := produceRaw(r, 9, 1, "moved", 0, recordBatch(t, 1, 10)); p.ErrorCode == 0 {
+		t.Errorf("before catching up, broker 2 took an append to moved-0 (at offset %d)", p.BaseOffset)
+	}
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 12
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr("moved")
+	md.Topics = append(md.Topics, mt)
+	if resp := r.do(md).(*kmsg.MetadataResponse); resp.Topics[0].ErrorCode == 0 {
+		t.Errorf("before catching up, broker 2 answers Metadata from its snapshot: moved has %d partitions", len(resp.Topics[0].Partitions))
+	}
+
+	c.Restart(0)
+	if err := b2.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		changed := b2.ImageChanged()
+		if tp, ok := b2.Image().Topic("moved"); ok && tp.Partitions[0].Leader == 2 {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatal("broker 2 does not lead moved-0 after catching up")
+		}
+	}
+	if p, ok := b2.Partition("moved", 0); !ok || p.Log().LogEndOffset() != 3 {
+		t.Errorf("after catching up, moved-0 on broker 2 is not the log of its 3 records")
 	}
 }
 

@@ -31,8 +31,12 @@
 // image to reach.
 //
 // Lifecycle: Start opens the logs, joins the quorum, listens, then registers
-// with the controller and heartbeats; the controller unfences the broker
-// once its published metadata has caught up (Ready). Close performs a
+// with the controller and heartbeats. The broker's partitions follow the
+// image, and the image is published, only once it holds the broker's own
+// registration from this start (runMetadata): the image a restart begins
+// with is the last snapshot's, which the broker must not lead, append or
+// delete from. The controller unfences the broker once its published
+// metadata has caught up (Ready). Close performs a
 // controlled shutdown (the controller moves leadership away), stops the
 // listener, leaves the quorum and closes the logs, writing the clean-shutdown
 // marker.

@@ -77,3 +77,18 @@ func AddQuorumObserver(b *Broker, id int32, addr string) error { return b.node.A
 // SnapshotMetadata makes b's metadata quorum node take a raft snapshot of
 // its image now, so that a restart begins from that image.
 func SnapshotMetadata(b *Broker) error { return b.node.Snapshot() }
+
+// SettleMetadata returns once b's metadata goroutine has handled every
+// change of the image notified before the call. It hands the goroutine two
+// notices of its own over the channel of capacity one the changes come
+// by: the second goes in only once the goroutine has taken the first,
+// which it does when it is done with everything before.
+func SettleMetadata(b *Broker) {
+	for range 2 {
+		select {
+		case b.metadataChanged <- struct{}{}:
+		case <-b.stop:
+			return
+		}
+	}
+}

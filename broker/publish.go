@@ -25,15 +25,41 @@ type hosted struct {
 // deletes the logs of partitions it no longer hosts. It reconciles with the
 // whole image on each change rather than replaying deltas, so a change it
 // has not seen yet can never be lost.
+//
+// A broker follows nothing until its image has caught up with the metadata
+// log as it stood when the broker started: until then the image is an old
+// one (on a restart, the last snapshot's, restored before the entries after
+// it are committed again), in which the broker may lead partitions that
+// have since moved, been deleted or been created again under another id.
+// Acting on it would open those logs and take appends at stale leader
+// epochs, serve Metadata from it, and delete the log of a topic created
+// again as soon as the image moved on. So, as Kafka's broker waits for its
+// metadata to catch up to the log's high watermark before it publishes
+// (MetadataLoader) and serves (BrokerServer's initialCatchUpFuture), it
+// waits for its own registration from this start (this incarnation) to be
+// in the image: that entry was committed after the broker started, so
+// every entry committed before is applied too. Until then clients are
+// served the empty image (retriable UNKNOWN_TOPIC_OR_PARTITION, no
+// coordinators), and heartbeats report metadata offset 0, so the
+// controller keeps the broker fenced.
 func (b *Broker) runMetadata() {
 	expire := time.NewTicker(time.Minute)
 	defer expire.Stop()
+	caughtUp := !b.IsBroker() // a controller-only node registers nothing and hosts nothing
 	for {
 		select {
 		case <-b.stop:
 			return
 		case <-b.metadataChanged:
-			b.reconcile(b.node.Image())
+			im := b.node.Image()
+			if !caughtUp {
+				if bi, ok := im.Brokers[b.cfg.NodeID]; !ok || bi.Incarnation != b.incarnation {
+					continue
+				}
+				caughtUp = true
+				b.logger.Info("metadata caught up with the log", "offset", im.Offset)
+			}
+			b.reconcile(im)
 		case <-expire.C:
 			cutoff := b.now().Add(-b.cfg.ProducerIDExpiration)
 			for _, p := range b.hostedPartitions() {
