@@ -111,6 +111,17 @@ func TestGroupOffsetsSurviveBrokerRestart(t *testing.T) {
 	if got := listedGroups(t, ctx, adm); !slices.Equal(got, []string{group, "group-side"}) {
 		t.Errorf("after the restart ListGroups lists %v, want %v", got, []string{group, "group-side"})
 	}
+	// Known by its offsets only, as every group is after a restart,
+	// group-side is an Empty group, as Kafka holds it: a commit from a
+	// member at a generation gets UNKNOWN_MEMBER_ID whatever the version,
+	// on which clients rejoin (not GROUP_ID_NOT_FOUND, on which they do
+	// not).
+	r := dialRaw(t, c.Addrs()[0])
+	for _, v := range []int16{8, 9} {
+		if got, want := rawCommit(r, v, "group-side", "gone", 1, commitPartition{topic, 0, 8, nil}), topic+"-0:"+code(kerr.UnknownMemberID.Code); got != want {
+			t.Errorf("after the restart a v%d commit of a member of group-side: %s, want %s", v, got, want)
+		}
+	}
 	rejoinAfterCoordinatorRestart(t, ctx, tr, assigned)
 	produceEach(t, ctx, prod, tr, 10)
 	tr.wait(t, ctx, "a and b read offsets 10-19 and commit them", tr.all(tr.sharedBy("a", "b"), tr.readAndCommitted))
@@ -122,9 +133,9 @@ func TestGroupOffsetsSurviveBrokerRestart(t *testing.T) {
 // and assignment to __consumer_offsets, so a coordinator that restarts or
 // moves still knows them and a commit or heartbeat from the old generation
 // goes through. Gregor does not yet: the restarted coordinator knows the
-// group's offsets only, answers the old members UNKNOWN_MEMBER_ID (a commit,
-// GROUP_ID_NOT_FOUND), and they rejoin in a new generation from their
-// commits. Records read between the restart and the rejoin would be read
+// group's offsets only, so it is Empty, answers the old members' heartbeats
+// and commits UNKNOWN_MEMBER_ID (as Kafka answers a member of an Empty
+// group), and they rejoin in a new generation from their commits. Records read between the restart and the rejoin would be read
 // again, so the test waits for the rejoin before producing more.
 func rejoinAfterCoordinatorRestart(t *testing.T, ctx context.Context, tr *groupTracker, before map[string]int) {
 	t.Helper()

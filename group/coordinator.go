@@ -1027,9 +1027,13 @@ func (c *Coordinator) expirePending(g *group, p *pending) {
 //   - otherwise the member must be the group's (UNKNOWN_MEMBER_ID,
 //     FENCED_INSTANCE_ID) at its current generation (ILLEGAL_GENERATION),
 //     and not between its JoinGroup response and its assignment
-//     (REBALANCE_IN_PROGRESS). A generation >= 0 for a group that does not
-//     exist is ILLEGAL_GENERATION, which OffsetCommit v9+ answers as
-//     GROUP_ID_NOT_FOUND instead (the caller knows the version).
+//     (REBALANCE_IN_PROGRESS). A group known only by its committed offsets
+//     (a standalone consumer's, or any after a reload) is an Empty group
+//     with no members, as in Kafka, so a member of it is unknown
+//     (UNKNOWN_MEMBER_ID, which sends a consumer to rejoin). A generation
+//     >= 0 for a group that does not exist at all is ILLEGAL_GENERATION,
+//     which OffsetCommit v9+ answers as GROUP_ID_NOT_FOUND instead (the
+//     caller knows the version).
 //
 // It changes nothing. (A valid commit in Stable or PreparingRebalance also
 // restarts the member's session, as in Kafka: CommitOffsets does that.)
@@ -1044,6 +1048,10 @@ func (c *Coordinator) ValidateCommit(groupID, memberID string, generation int32,
 			return kerr.NotCoordinator
 		case generation < 0:
 			return nil
+		case c.offsets[groupID] != nil:
+			// Kafka's ClassicGroup.validateOffsetCommit on an Empty
+			// group: validateMember finds no such member.
+			return kerr.UnknownMemberID
 		}
 		return kerr.IllegalGeneration
 	}

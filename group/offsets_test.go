@@ -2,7 +2,9 @@ package group
 
 import (
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -59,4 +61,59 @@ func FuzzReplay(f *testing.F) {
 			t.Fatalf("replayed %q %v %+v; the coordinator holds %+v (%v)", group, tp, cm, got, ok)
 		}
 	})
+}
+
+// commitOne commits offset for topic's partition 0 as group's member at
+// generation gen, with OffsetCommit version, and appends (replays) what the
+// coordinator returns; it returns the partition's error code.
+func commitOne(t *testing.T, c *Coordinator, now time.Time, version int16, group, member string, gen int32, topic string, offset int64) int16 {
+	t.Helper()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Version, req.Group, req.MemberID, req.Generation = version, group, member, gen
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Offset = offset
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, recs := c.CommitOffsets(now, req, func(string, int32) bool { return true })
+	for _, r := range recs {
+		if err := c.Replay(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.Topics[0].Partitions[0].ErrorCode
+}
+
+// TestCommitToAGroupKnownByItsOffsetsIsFromAnUnknownMember guards the
+// answer to a member's commit to a group that exists only through its
+// committed offsets (a standalone consumer's, or any group after a
+// coordinator reload, since members are not persisted). Kafka holds such a
+// group as an Empty ClassicGroup (made by the commit that created it,
+// OffsetMetadataManager.validateOffsetCommit, or by the replay of its
+// offsets), whose validateMember answers UNKNOWN_MEMBER_ID at every
+// version, and clients rejoin on that. Gregor used to answer as for a
+// group that does not exist: ILLEGAL_GENERATION (v8) and GROUP_ID_NOT_FOUND
+// (v9), on which neither Kafka's consumer nor franz-go rejoins.
+func TestCommitToAGroupKnownByItsOffsetsIsFromAnUnknownMember(t *testing.T) {
+	c, err := NewCoordinator(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(1000)
+	if code := commitOne(t, c, now, 9, "g", "", -1, "t", 5); code != 0 {
+		t.Fatalf("standalone commit: %v", kerr.ErrorForCode(code))
+	}
+	for _, v := range []int16{8, 9} {
+		if code := commitOne(t, c, now, v, "g", "m-1", 3, "t", 6); code != kerr.UnknownMemberID.Code {
+			t.Errorf("v%d commit at generation 3 to a group known by its offsets: %v, want UNKNOWN_MEMBER_ID", v, kerr.ErrorForCode(code))
+		}
+	}
+	// A group that does not exist at all keeps Kafka's answers for that.
+	if code := commitOne(t, c, now, 8, "none", "m-1", 3, "t", 6); code != kerr.IllegalGeneration.Code {
+		t.Errorf("v8 commit at generation 3 to no group: %v, want ILLEGAL_GENERATION", kerr.ErrorForCode(code))
+	}
+	if code := commitOne(t, c, now, 9, "none", "m-1", 3, "t", 6); code != kerr.GroupIDNotFound.Code {
+		t.Errorf("v9 commit at generation 3 to no group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
+	}
 }
