@@ -223,6 +223,30 @@ func TestGroupAdmin(t *testing.T) {
 		if perr, _ := od.Lookup(topic, 0); !errors.Is(perr, kerr.GroupSubscribedToTopic) {
 			t.Errorf("OffsetDelete on %s while its member reads %s: %v, want GROUP_SUBSCRIBED_TO_TOPIC", live, topic, perr)
 		}
+		// Only the topics the member subscribes to (from its franz-go
+		// subscription metadata) are refused: an offset it committed
+		// for another topic may go.
+		createTopic(t, c, "admin-aside", 1, nil)
+		var commitErr error
+		m.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{"admin-aside": {0: {Epoch: -1, Offset: 1}}},
+			func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+				commitErr = err
+				if err == nil {
+					commitErr = kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
+				}
+			})
+		if commitErr != nil {
+			t.Fatalf("the member's commit of admin-aside: %v", commitErr)
+		}
+		od, err = adm.DeleteOffsets(ctx, live, kadm.TopicsSet{"admin-aside": {0: {}}})
+		if err != nil || od.Error() != nil {
+			t.Errorf("OffsetDelete on %s of a topic its member does not subscribe to: %v %v, want it deleted", live, err, od.Error())
+		}
+		if got, err := adm.FetchOffsets(ctx, live); err != nil {
+			t.Error(err)
+		} else if o, ok := got.Lookup("admin-aside", 0); ok && o.At >= 0 {
+			t.Errorf("after OffsetDelete %s still has offset %d of admin-aside", live, o.At)
+		}
 		if _, err := adm.DeleteOffsets(ctx, unknown, kadm.TopicsSet{topic: {0: {}}}); !errors.Is(err, kerr.GroupIDNotFound) {
 			t.Errorf("OffsetDelete on %s: %v, want GROUP_ID_NOT_FOUND", unknown, err)
 		}

@@ -661,10 +661,12 @@ func (c *Coordinator) completeJoin(g *group) {
 	c.clearPendingSync(g)
 	if len(g.members) == 0 {
 		g.setProtocol("")
+		g.computeSubscriptions()
 		c.transition(g, Empty)
 		return
 	}
 	g.setProtocol(g.selectProtocol())
+	g.computeSubscriptions()
 	c.transition(g, CompletingRebalance)
 	leaderMembers := g.leaderMembers()
 	for _, m := range g.members {

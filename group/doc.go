@@ -125,6 +125,17 @@
 // any after a reload), after their commit (KIP-211); an Empty group with no
 // offsets left is forgotten.
 //
+// A consumer group's subscriptions are the union of the topics in its
+// members' metadata (ConsumerProtocolSubscription, read as its version 0
+// prefix), computed when a join phase completes, as Kafka's
+// computeSubscribedTopics does. They decide two things: OffsetDelete
+// refuses only the subscribed topics (GROUP_SUBSCRIBED_TO_TOPIC), and a
+// Stable consumer group's offsets of topics no member subscribes to expire
+// offsets.retention.minutes after their commit (KIP-496). A consumer group
+// one of whose members' metadata does not decode, or that has not
+// completed a join phase, is taken as subscribed to every topic, as in
+// Kafka: OffsetDelete refuses them all and nothing expires.
+//
 // # The protocol, briefly
 //
 // A group is Empty, PreparingRebalance (the join phase: members rejoin),

@@ -323,13 +323,16 @@ func (c *Coordinator) Offsets(group string) map[TopicPartition]Committed {
 	return maps.Clone(c.offsets[group])
 }
 
-// DeleteOffsets answers an OffsetDelete request (versions 0-1): the group's
-// offsets of the partitions named go (tombstones returned for the shell to
-// append, then replay), unless the group is in use by consumers subscribed
-// to the topic, which gets GROUP_SUBSCRIBED_TO_TOPIC for its partitions as
-// Kafka does. Kafka knows the subscriptions from the members' metadata; a
-// classic group here is taken as subscribed to every topic while it has
-// members of protocol type "consumer", the safe side.
+// DeleteOffsets answers an OffsetDelete request (versions 0-1), as Kafka's
+// OffsetMetadataManager.deleteOffsets: the group's offsets of the
+// partitions named go (tombstones returned for the shell to append, then
+// replay), except those of a topic the group's consumers subscribe to,
+// which get GROUP_SUBSCRIBED_TO_TOPIC. The subscriptions are the members'
+// ConsumerProtocolSubscriptions as of the last completed join phase; a
+// consumer group whose subscriptions are not known (one of them does not
+// decode, or no join phase has completed) is taken as subscribed to every
+// topic, as in Kafka. A group of another protocol type with members gets
+// NON_EMPTY_GROUP.
 func (c *Coordinator) DeleteOffsets(req *kmsg.OffsetDeleteRequest) (*kmsg.OffsetDeleteResponse, []Record) {
 	resp := kmsg.NewPtrOffsetDeleteResponse()
 	resp.Version = req.Version
@@ -347,21 +350,21 @@ func (c *Coordinator) DeleteOffsets(req *kmsg.OffsetDeleteRequest) (*kmsg.Offset
 	case (g == nil || g.state == Empty) && c.offsets[req.Group] == nil:
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return resp, nil
-	case g != nil && g.state != Empty && g.protocolType != "consumer":
+	case g != nil && g.state != Empty && g.protocolType != consumerProtocolType:
 		resp.ErrorCode = kerr.NonEmptyGroup.Code
 		return resp, nil
 	}
-	inUse := g != nil && g.state != Empty
 	var recs []Record
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetDeleteResponseTopic()
 		st.Topic = rt.Topic
+		subscribed := g != nil && g.isSubscribedTo(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			sp.Partition = rp.Partition
 			tp := TopicPartition{rt.Topic, rp.Partition}
 			switch _, ok := c.offsets[req.Group][tp]; {
-			case inUse:
+			case subscribed:
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			case ok:
 				recs = append(recs, offsetTombstone(req.Group, tp))
@@ -404,16 +407,20 @@ func (c *Coordinator) DeleteTopicOffsets(gone func(topic string) bool) []Record 
 }
 
 // ExpireOffsets returns the tombstones of offsets past
-// offsets.retention.minutes in groups no member uses, as Kafka's
-// offsetExpirationCondition counts it (KIP-211): a group in use keeps its
-// offsets whatever their age; an Empty group of a protocol type (consumers)
-// loses them all once it has been Empty that long, however long ago they
-// were committed, since a client commits only the offsets that moved; and
-// offsets of a group that exists only through them (a standalone
-// consumer's, or any after a reload: group metadata is not persisted)
-// expire by their commit timestamp. It also forgets Empty groups with no
-// offsets left, as Kafka's cleanup does, so that groups whose members have
-// all gone do not stay in memory for ever. The shell appends the
+// offsets.retention.minutes, as Kafka's cleanupExpiredOffsets and
+// offsetExpirationCondition count it (KIP-211, KIP-496): an Empty group of
+// a protocol type (consumers) loses them all once it has been Empty that
+// long, however long ago they were committed, since a client commits only
+// the offsets that moved; a Stable consumer group whose subscriptions are
+// known loses, by their commit timestamp, the offsets of topics no member
+// subscribes to; offsets of a group that exists only through them (a
+// standalone consumer's, or any after a reload: group metadata is not
+// persisted) expire by their commit timestamp; and a group otherwise in
+// use (rebalancing, of another protocol type, or whose subscriptions are
+// not known) keeps its offsets whatever their age. The offsets of a topic
+// the group subscribes to never expire. It also forgets Empty groups with
+// no offsets left, as Kafka's cleanup does, so that groups whose members
+// have all gone do not stay in memory for ever. The shell appends the
 // tombstones, then replays them.
 func (c *Coordinator) ExpireOffsets(now time.Time) []Record {
 	if c.unloaded {
@@ -423,13 +430,22 @@ func (c *Coordinator) ExpireOffsets(now time.Time) []Record {
 	var recs []Record
 	for _, id := range slices.Sorted(maps.Keys(c.offsets)) {
 		g := c.groups[id]
-		if g != nil && g.state != Empty {
+		sinceEmptied := false // otherwise since the commit
+		switch {
+		case g == nil || g.protocolType == "":
+		case g.state == Empty:
+			sinceEmptied = true
+		case g.protocolType == consumerProtocolType && g.subscriptionsKnown && g.state == Stable:
+		default:
 			continue
 		}
 		offs := c.offsets[id]
 		for _, tp := range sortedPartitions(offs) {
+			if g != nil && g.isSubscribedTo(tp.Topic) {
+				continue
+			}
 			since := offs[tp].CommitTimestamp
-			if g != nil && g.protocolType != "" {
+			if sinceEmptied {
 				since = g.stateSince.UnixMilli()
 			}
 			if since < horizon {

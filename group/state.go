@@ -111,7 +111,19 @@ type group struct {
 	// currentStateTimestamp): an Empty group's offsets expire counting
 	// from it.
 	stateSince time.Time
+
+	// subscribed is the topics the members of a consumer group subscribe
+	// to, computed when a join phase completes (Kafka's
+	// computeSubscribedTopics), valid only when subscriptionsKnown: not
+	// for a group of another protocol type, one that has not completed a
+	// join phase yet, or one a member's metadata of which does not decode.
+	subscribed         map[string]bool
+	subscriptionsKnown bool
 }
+
+// consumerProtocolType is the protocol type of consumer groups, whose
+// members' metadata is a ConsumerProtocolSubscription.
+const consumerProtocolType = "consumer"
 
 // member is one member of a group.
 type member struct {
@@ -430,4 +442,62 @@ func (g *group) leaderMembers() []kmsg.JoinGroupResponseMember {
 		out = append(out, jm)
 	}
 	return out
+}
+
+// computeSubscriptions is Kafka's ClassicGroup.computeSubscribedTopics, run
+// when a join phase completes: the union of the topics the members'
+// metadata for the selected protocol subscribes to, known only for a
+// consumer group (none for one without members) and only if every
+// member's metadata decodes.
+func (g *group) computeSubscriptions() {
+	g.subscribed, g.subscriptionsKnown = nil, false
+	switch {
+	case g.protocolType != consumerProtocolType:
+		return
+	case len(g.members) == 0:
+		g.subscriptionsKnown = true
+		return
+	case g.protocol == "":
+		return
+	}
+	topics := map[string]bool{}
+	for _, m := range g.members {
+		ts, ok := subscriptionTopics(m.metadata(g.protocol))
+		if !ok {
+			return
+		}
+		for _, t := range ts {
+			topics[t] = true
+		}
+	}
+	g.subscribed, g.subscriptionsKnown = topics, true
+}
+
+// subscriptionTopics decodes the topics of a consumer's
+// ConsumerProtocolSubscription as Kafka's computeSubscribedTopics does: as
+// version 0, the prefix of every version (whatever version it says it is,
+// the fields later versions add after it are not read), so that a future
+// version still decodes. ok is false if it does not decode.
+func subscriptionTopics(metadata []byte) (topics []string, ok bool) {
+	if len(metadata) < 2 {
+		return nil, false
+	}
+	v0 := make([]byte, len(metadata))
+	copy(v0[2:], metadata[2:]) // version 0
+	var s kmsg.ConsumerMemberMetadata
+	if err := s.ReadFrom(v0); err != nil {
+		return nil, false
+	}
+	return s.Topics, true
+}
+
+// isSubscribedTo is Kafka's ClassicGroup.isSubscribedToTopic: whether the
+// members subscribe to topic, as far as the group knows; a consumer group
+// that does not know is taken as subscribed to every topic, any other
+// group as subscribed to none.
+func (g *group) isSubscribedTo(topic string) bool {
+	if g.subscriptionsKnown {
+		return g.subscribed[topic]
+	}
+	return g.protocolType == consumerProtocolType
 }
