@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -377,6 +378,46 @@ func TestExpiryOutgrowingABatchStillExpires(t *testing.T) {
 			if _, ok := got.Lookup("wide", 99); !ok {
 				break
 			}
+		}
+	}
+}
+
+// TestDescribeGroupsAuthorizedOperations guards DescribeGroups v3+ with
+// IncludeAuthorizedOperations: each group described gets the operations
+// the caller may perform on it, as Kafka's handleDescribeGroupsRequest
+// sets them (authorizedOperations on the GROUP resource); with no
+// authorizer, every operation a group supports: READ, DELETE and DESCRIBE
+// (1<<3|1<<6|1<<8; Kafka 4 adds the group config operations Gregor has
+// not). Not asked for, the field keeps its "not requested" value, Int32
+// min. Gregor used to leave it so even when asked, though Metadata and
+// DescribeCluster fill theirs.
+func TestDescribeGroupsAuthorizedOperations(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "ops", 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, c))
+	o := kadm.Offsets{}
+	o.Add(kadm.Offset{Topic: "ops", Partition: 0, At: 1, LeaderEpoch: -1})
+	if err := adm.CommitAllOffsets(ctx, "ops-group", o); err != nil {
+		t.Fatal(err)
+	}
+	r := dialRaw(t, c.Addrs()[0])
+	for _, include := range []bool{true, false} {
+		req := kmsg.NewPtrDescribeGroupsRequest()
+		req.Version = 5
+		req.Groups = []string{"ops-group"}
+		req.IncludeAuthorizedOperations = include
+		g := r.do(req).(*kmsg.DescribeGroupsResponse).Groups[0]
+		if g.ErrorCode != 0 {
+			t.Fatalf("DescribeGroups: %s", code(g.ErrorCode))
+		}
+		want := int32(math.MinInt32)
+		if include {
+			want = 1<<3 | 1<<6 | 1<<8
+		}
+		if g.AuthorizedOperations != want {
+			t.Errorf("IncludeAuthorizedOperations %v: AuthorizedOperations %d, want %d", include, g.AuthorizedOperations, want)
 		}
 	}
 }

@@ -731,6 +731,10 @@ func eachGroup[G any](b *Broker, ids []string, one func(s *shard, id string) G, 
 	return out
 }
 
+// handleDescribeGroups describes each group at its coordinator. Asked for
+// (v3+), a group described without error carries the operations the
+// caller may perform on it, as Kafka's handleDescribeGroupsRequest sets
+// them: with no authorizer, every operation on a group.
 func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsRequest) {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	resp.Groups = eachGroup(b, req.Groups, func(s *shard, id string) kmsg.DescribeGroupsResponseGroup {
@@ -742,6 +746,13 @@ func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsReque
 		rg.Group, rg.ErrorCode = id, code
 		return rg
 	})
+	if req.Version >= 3 && req.IncludeAuthorizedOperations {
+		for i := range resp.Groups {
+			if resp.Groups[i].ErrorCode == 0 {
+				resp.Groups[i].AuthorizedOperations = groupOperations
+			}
+		}
+	}
 	rq.reply(resp)
 }
 

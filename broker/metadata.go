@@ -242,10 +242,13 @@ func (b *Broker) topicMetadata(im *raft.Image, t *raft.TopicImage, req *kmsg.Met
 // (AclOperation: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
 // CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE
 // 12). Without an authorizer Kafka answers every operation a resource type
-// supports, and Gregor has none.
+// supports (AclEntry.supportedOperations), and Gregor has none. A group's
+// are Kafka 3's: Kafka 4 adds DESCRIBE_CONFIGS and ALTER_CONFIGS with
+// group configs (KAFKA-14510), which Gregor does not have.
 const (
 	topicOperations   = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
 	clusterOperations = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12
+	groupOperations   = 1<<3 | 1<<6 | 1<<8
 )
 
 // liveBroker is what Metadata and DescribeCluster tell clients of a broker.
