@@ -488,3 +488,28 @@ func TestJoinsWaitingOnAGroupLeaveTheRequestBound(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatWhileTheCoordinatorLoads guards the answer to a Heartbeat
+// that reaches a coordinator still loading its partition: NONE, as Kafka's
+// GroupCoordinatorService.heartbeat answers ("the group is still loading,
+// so blindly respond"), so that members are not disturbed while their
+// coordinator moves or restarts; the requests that need the group's state,
+// a JoinGroup here, still get COORDINATOR_LOAD_IN_PROGRESS. Gregor used to
+// answer the Heartbeat COORDINATOR_LOAD_IN_PROGRESS too.
+func TestHeartbeatWhileTheCoordinatorLoads(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, c))
+	const g = "hb-loading"
+	loadCoordinators(t, ctx, adm, g)
+	broker.SetCoordinatorLoaded(c.Brokers[0], g, false)
+	defer broker.SetCoordinatorLoaded(c.Brokers[0], g, true)
+	r := dialRaw(t, c.Addrs()[0])
+	if got := rawHeartbeat(r, g, "member-1", 1); got != 0 {
+		t.Errorf("Heartbeat while the coordinator loads: %s, want NONE", code(got))
+	}
+	if got := rawJoin(r, g, "", 10000, "consumer").ErrorCode; got != kerr.CoordinatorLoadInProgress.Code {
+		t.Errorf("JoinGroup while the coordinator loads: %s, want COORDINATOR_LOAD_IN_PROGRESS", code(got))
+	}
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/group"
 	"gregor/segment"
 )
 
@@ -91,4 +92,15 @@ func SettleMetadata(b *Broker) {
 			return
 		}
 	}
+}
+
+// SetCoordinatorLoaded marks the coordinator of groupID on b as loaded, or
+// as still loading its partition, as it is between its start and the end
+// of its load.
+func SetCoordinatorLoaded(b *Broker, groupID string, loaded bool) {
+	t, _ := b.image().Topic(offsetsTopic)
+	b.coords.mu.Lock()
+	s := b.coords.shards[group.PartitionFor(groupID, len(t.Partitions))]
+	b.coords.mu.Unlock()
+	s.loaded.Store(loaded)
 }

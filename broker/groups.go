@@ -572,12 +572,25 @@ func (b *Broker) handleSyncGroup(rq *request, req *kmsg.SyncGroupRequest) {
 	})
 }
 
+// handleHeartbeat answers a Heartbeat at the group's coordinator. While
+// the coordinator loads its partition the answer is NONE, as Kafka's
+// GroupCoordinatorService.heartbeat gives ("the group is still loading, so
+// blindly respond"): the members of a group whose coordinator moves or
+// restarts keep consuming until it has loaded, and then learn what it
+// knows (UNKNOWN_MEMBER_ID here, since members are not persisted), rather
+// than stopping to look for a coordinator that is already found.
 func (b *Broker) handleHeartbeat(rq *request, req *kmsg.HeartbeatRequest) {
 	b.atCoordinator(rq, req.Group, func(s *shard) {
 		rq.reply(s.c.Heartbeat(b.now(), req))
 	}, func(code int16) kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-		resp.ErrorCode = code
+		switch {
+		case code != kerr.CoordinatorLoadInProgress.Code:
+			resp.ErrorCode = code
+		case req.Group == "":
+			// Kafka checks the id before it looks for the group.
+			resp.ErrorCode = kerr.InvalidGroupID.Code
+		}
 		return resp
 	})
 }
