@@ -75,18 +75,23 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 			if res.ResourceName == "" {
 				break // no dynamic cluster-wide defaults
 			}
-			for _, kv := range b.brokerConfigs(im) {
-				if !want(kv[0]) {
+			for _, bc := range b.brokerConfigs() {
+				if !want(bc.name) {
 					continue
 				}
 				c := kmsg.NewDescribeConfigsResponseResourceConfig()
-				c.Name, c.Value, c.ReadOnly, c.Source = kv[0], kmsg.StringPtr(kv[1]), true, sourceStaticBroker
-				if _, set := b.cfg.StaticConfigs[kv[0]]; b.cfg.StaticConfigs != nil && !set {
-					c.Source, c.IsDefault = sourceDefaultConfig, true
-				}
+				c.Name, c.Value, c.ReadOnly, c.Source = bc.name, kmsg.StringPtr(bc.value), true, sourceDefaultConfig
 				c.ConfigType = kmsg.ConfigTypeString
+				// A Config built in code does not say which keys it
+				// was given: all are static, as a file would give them.
+				static := staticLookup(&b.cfg, func(name string) (string, string, bool) { return bc.value, "", name == bc.name })
+				synonyms := kafkaSynonyms(bc.name, bc.group, static)
+				if len(synonyms) > 0 {
+					c.Source = synonyms[0].Source
+				}
+				c.IsDefault = c.Source == sourceDefaultConfig
 				if req.IncludeSynonyms {
-					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(kv[0], kv[1], c.Source))
+					c.ConfigSynonyms = synonyms
 				}
 				rr.Configs = append(rr.Configs, c)
 			}
@@ -116,10 +121,11 @@ var kafkaDefaults = sync.OnceValue(func() *Config {
 })
 
 // laterBrokerSynonyms are the broker keys Kafka reads for a topic config
-// after its brokerName, in Kafka's order (ServerTopicConfigSynonyms), each
-// with Kafka's default ("" for none). Where a config has them, its
-// brokerName has no default of its own in Kafka (log.retention.ms is
-// null, log.retention.hours 168), so these give the DEFAULT_CONFIG synonym.
+// after its brokerName, in Kafka's order (ServerTopicConfigSynonyms, and
+// DynamicBrokerConfig.brokerConfigSynonyms for the broker keys), each with
+// Kafka's default ("" for none). Where a config has them, its brokerName
+// has no default of its own in Kafka (log.retention.ms is null,
+// log.retention.hours 168).
 var laterBrokerSynonyms = map[string][]struct{ name, kafkaDefault string }{
 	"segment.ms":        {{"log.roll.hours", "168"}},
 	"segment.jitter.ms": {{"log.roll.jitter.hours", "0"}},
@@ -127,54 +133,87 @@ var laterBrokerSynonyms = map[string][]struct{ name, kafkaDefault string }{
 	"retention.ms":      {{"log.retention.minutes", ""}, {"log.retention.hours", "168"}},
 }
 
+// brokerKey is one broker key of a synonym group, with Kafka's static
+// default for it, if Kafka has one.
+type brokerKey struct {
+	name, kafkaDefault string
+	hasDefault         bool
+}
+
+// synonymGroup is the broker keys Kafka reads for topic config tc, its
+// brokerName first.
+func synonymGroup(tc *topicConfig) []brokerKey {
+	later := laterBrokerSynonyms[tc.name]
+	group := []brokerKey{{name: tc.brokerName, kafkaDefault: tc.brokerDefault(kafkaDefaults()), hasDefault: len(later) == 0}}
+	for _, s := range later {
+		group = append(group, brokerKey{s.name, s.kafkaDefault, s.kafkaDefault != ""})
+	}
+	return group
+}
+
+// kafkaSynonyms lists the synonyms of the config called name, whose broker
+// keys are group, as Kafka's ConfigHelper.configSynonyms does: the static
+// setting of each key of the group that has one (static), in the group's
+// order, then the Kafka default of each that has one, and then everything
+// before the first synonym called name is dropped. So a topic config whose
+// first broker key has no default and is not set (log.retention.ms) has no
+// broker synonyms at all, even with log.retention.hours set, and is
+// described as DEFAULT_CONFIG: Kafka answers so.
+func kafkaSynonyms(name string, group []brokerKey, static func(string) (string, bool)) []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	var out []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+	for _, k := range group {
+		if v, ok := static(k.name); ok {
+			out = append(out, synonym(k.name, v, sourceStaticBroker))
+		}
+	}
+	for _, k := range group {
+		if k.hasDefault {
+			out = append(out, synonym(k.name, k.kafkaDefault, sourceDefaultConfig))
+		}
+	}
+	for len(out) > 0 && out[0].Name != name {
+		out = out[1:]
+	}
+	return out
+}
+
+// staticLookup finds a broker key's static setting: what the broker's
+// properties gave (cfg.StaticConfigs), or, for a Config built in code,
+// which does not say, the broker's value of a key whose value differs from
+// Kafka's default (value and kafkaDefault report them).
+func staticLookup(cfg *Config, value func(string) (v, kafkaDefault string, ok bool)) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if cfg.StaticConfigs != nil {
+			v, ok := cfg.StaticConfigs[name]
+			return v, ok
+		}
+		v, def, ok := value(name)
+		return v, ok && v != def
+	}
+}
+
 // describeTopicConfig describes tc for a topic with overrides on a broker
-// configured with cfg, as Kafka's ConfigHelper does: the topic's own value
-// (DYNAMIC_TOPIC_CONFIG), or else the broker's setting of one of its
-// synonyms (STATIC_BROKER_CONFIG), or else DEFAULT_CONFIG. A synonym is
-// static when the broker's properties gave it (cfg.StaticConfigs), or, for
-// a Config that does not say, when the broker's value differs from Kafka's
-// default. The synonyms follow Kafka's order: the topic's value, each
-// broker key set, in Kafka's order of precedence, with its value as
-// written, then Kafka's default.
+// configured with cfg, as Kafka's ConfigHelper.createTopicConfigEntry
+// does: the value is the topic's own (DYNAMIC_TOPIC_CONFIG, listed first
+// among the synonyms) or else the broker's, and the source is that of the
+// first synonym, DEFAULT_CONFIG when there is none (kafkaSynonyms).
 func describeTopicConfig(tc *topicConfig, overrides map[string]string, cfg *Config) describedConfig {
-	def := tc.brokerDefault(cfg)
-	d := describedConfig{value: def, source: sourceDefaultConfig}
+	d := describedConfig{value: tc.brokerDefault(cfg), source: sourceDefaultConfig}
 	if v, ok := overrides[tc.name]; ok {
-		d.value, d.source = v, sourceDynamicTopic
+		d.value = v
 		d.synonyms = append(d.synonyms, synonym(tc.name, v, sourceDynamicTopic))
 	}
-	if tc.brokerName == "" {
-		return d
-	}
-	later := laterBrokerSynonyms[tc.name]
-	static := false
-	if cfg.StaticConfigs != nil {
-		names := []string{tc.brokerName}
-		for _, s := range later {
-			names = append(names, s.name)
-		}
-		for _, n := range names {
-			if v, ok := cfg.StaticConfigs[n]; ok {
-				static = true
-				d.synonyms = append(d.synonyms, synonym(n, v, sourceStaticBroker))
+	if tc.brokerName != "" {
+		static := staticLookup(cfg, func(name string) (string, string, bool) {
+			if name != tc.brokerName {
+				return "", "", false
 			}
-		}
+			return tc.brokerDefault(cfg), tc.brokerDefault(kafkaDefaults()), true
+		})
+		d.synonyms = append(d.synonyms, kafkaSynonyms(tc.brokerName, synonymGroup(tc), static)...)
 	}
-	kafkaDef := tc.brokerDefault(kafkaDefaults())
-	if !static && def != kafkaDef {
-		static = true
-		d.synonyms = append(d.synonyms, synonym(tc.brokerName, def, sourceStaticBroker))
-	}
-	if static && d.source == sourceDefaultConfig {
-		d.source = sourceStaticBroker
-	}
-	if len(later) == 0 {
-		d.synonyms = append(d.synonyms, synonym(tc.brokerName, kafkaDef, sourceDefaultConfig))
-	}
-	for _, s := range later {
-		if s.kafkaDefault != "" {
-			d.synonyms = append(d.synonyms, synonym(s.name, s.kafkaDefault, sourceDefaultConfig))
-		}
+	if len(d.synonyms) > 0 {
+		d.source = d.synonyms[0].Source
 	}
 	return d
 }
@@ -185,25 +224,37 @@ func synonym(name, value string, source kmsg.ConfigSource) kmsg.DescribeConfigsR
 	return s
 }
 
+// brokerConfig is one of this broker's settings, by Kafka's name, with the
+// broker keys Kafka takes for synonyms of it (itself, or its group:
+// log.retention.ms, .minutes, .hours) and their Kafka defaults.
+type brokerConfig struct {
+	name, value string
+	group       []brokerKey
+}
+
 // brokerConfigs are this broker's settings, by Kafka's names.
-func (b *Broker) brokerConfigs(*raft.Image) [][2]string {
+func (b *Broker) brokerConfigs() []brokerConfig {
 	c := &b.cfg
-	out := [][2]string{
-		{"node.id", strconv.Itoa(int(c.NodeID))},
-		{"broker.id", strconv.Itoa(int(c.NodeID))},
-		{"process.roles", c.Quorum.Roles},
-		{"listeners", "PLAINTEXT://" + c.Listener},
-		{"log.dirs", strings.Join(c.Storage.LogDirs, ",")},
-		{"auto.create.topics.enable", strconv.FormatBool(c.AutoCreateTopicsEnable)},
-		{"num.partitions", strconv.Itoa(int(c.Controller.NumPartitions))},
-		{"default.replication.factor", strconv.Itoa(int(c.Controller.DefaultReplicationFactor))},
-		{"fetch.max.bytes", strconv.Itoa(int(c.FetchMaxBytes))},
-		{"network.engine", c.Net.Engine},
-		{"socket.request.max.bytes", strconv.Itoa(int(c.Net.SocketRequestMaxBytes))},
+	own := func(name, value, kafkaDefault string, hasDefault bool) brokerConfig {
+		return brokerConfig{name, value, []brokerKey{{name, kafkaDefault, hasDefault}}}
 	}
-	for _, tc := range topicConfigs {
+	out := []brokerConfig{
+		own("node.id", strconv.Itoa(int(c.NodeID)), "-1", true),
+		own("broker.id", strconv.Itoa(int(c.NodeID)), "-1", true),
+		own("process.roles", c.Quorum.Roles, "", true),
+		own("listeners", "PLAINTEXT://"+c.Listener, "PLAINTEXT://:9092", true),
+		own("log.dirs", strings.Join(c.Storage.LogDirs, ","), "", false),
+		own("auto.create.topics.enable", strconv.FormatBool(c.AutoCreateTopicsEnable), "true", true),
+		own("num.partitions", strconv.Itoa(int(c.Controller.NumPartitions)), "1", true),
+		own("default.replication.factor", strconv.Itoa(int(c.Controller.DefaultReplicationFactor)), "1", true),
+		own("fetch.max.bytes", strconv.Itoa(int(c.FetchMaxBytes)), "57671680", true),
+		own("network.engine", c.Net.Engine, "", false), // Gregor's own
+		own("socket.request.max.bytes", strconv.Itoa(int(c.Net.SocketRequestMaxBytes)), "104857600", true),
+	}
+	for i := range topicConfigs {
+		tc := &topicConfigs[i]
 		if tc.brokerName != "" && (tc.brokerName != tc.name || !strings.HasPrefix(tc.name, "log.")) {
-			out = append(out, [2]string{tc.brokerName, tc.brokerDefault(c)})
+			out = append(out, brokerConfig{tc.brokerName, tc.brokerDefault(c), synonymGroup(tc)})
 		}
 	}
 	return out

@@ -135,40 +135,65 @@ func describedString(c kmsg.DescribeConfigsResponseResourceConfig) string {
 
 // TestDescribeConfigsReportsTheKeysTheBrokerWasGiven: a key the broker's
 // properties gave is STATIC_BROKER_CONFIG even at Kafka's default value,
-// as Kafka reports every key of its server.properties, and a topic config
-// set through a later synonym (log.retention.hours) lists it with its value
-// as written; a broker key the properties did not give is DEFAULT_CONFIG.
+// as Kafka reports every key of its server.properties, and the synonyms are
+// Kafka's ConfigHelper.configSynonyms: the static settings of the key's
+// group, then the group's Kafka defaults, less every one before the first
+// named after the config's own broker key. So retention.ms, whose first
+// broker key log.retention.ms has no default, is DEFAULT_CONFIG with no
+// synonyms when only log.retention.hours is given, as Kafka describes it
+// with its own server.properties; given log.retention.ms too, it lists
+// both, then log.retention.hours' default.
 func TestDescribeConfigsReportsTheKeysTheBrokerWasGiven(t *testing.T) {
-	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) {
-		cfg.StaticConfigs = map[string]string{"log.retention.hours": "168", "log.segment.bytes": "1073741824", "num.partitions": "1"}
-	})
-	r := dialRaw(t, c.Addrs()[0])
-	createTopic(t, c, "given", 1, nil)
-	c.WaitForTopic("given")
-	for _, tc := range []struct{ name, want string }{
-		{"retention.ms", "retention.ms=604800000 STATIC_BROKER_CONFIG [log.retention.hours=168 STATIC_BROKER_CONFIG] [log.retention.hours=168 DEFAULT_CONFIG]"},
-		{"segment.bytes", "segment.bytes=1073741824 STATIC_BROKER_CONFIG [log.segment.bytes=1073741824 STATIC_BROKER_CONFIG] [log.segment.bytes=1073741824 DEFAULT_CONFIG]"},
-		{"segment.ms", "segment.ms=604800000 DEFAULT_CONFIG [log.roll.hours=168 DEFAULT_CONFIG]"},
+	for _, tc := range []struct {
+		static map[string]string
+		want   []string // retention.ms, segment.bytes, segment.ms
+	}{
+		{map[string]string{"log.retention.hours": "168", "log.segment.bytes": "1073741824", "num.partitions": "1"}, []string{
+			"retention.ms=604800000 DEFAULT_CONFIG",
+			"segment.bytes=1073741824 STATIC_BROKER_CONFIG [log.segment.bytes=1073741824 STATIC_BROKER_CONFIG] [log.segment.bytes=1073741824 DEFAULT_CONFIG]",
+			"segment.ms=604800000 DEFAULT_CONFIG",
+		}},
+		{map[string]string{"log.retention.ms": "3600000", "log.retention.hours": "48", "log.roll.ms": "60000"}, []string{
+			"retention.ms=604800000 STATIC_BROKER_CONFIG [log.retention.ms=3600000 STATIC_BROKER_CONFIG] [log.retention.hours=48 STATIC_BROKER_CONFIG] [log.retention.hours=168 DEFAULT_CONFIG]",
+			"segment.bytes=1073741824 DEFAULT_CONFIG [log.segment.bytes=1073741824 DEFAULT_CONFIG]",
+			"segment.ms=604800000 STATIC_BROKER_CONFIG [log.roll.ms=60000 STATIC_BROKER_CONFIG] [log.roll.hours=168 DEFAULT_CONFIG]",
+		}},
 	} {
-		cfgs := describeTopicConfigs(r, "given", tc.name).Configs
-		if len(cfgs) != 1 {
-			t.Fatalf("%s: %d configs", tc.name, len(cfgs))
-		}
-		if got := describedString(cfgs[0]); got != tc.want {
-			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		// The values are the Config's, which this test leaves at the
+		// defaults: only the sources and synonyms follow the keys.
+		c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) { cfg.StaticConfigs = tc.static })
+		r := dialRaw(t, c.Addrs()[0])
+		createTopic(t, c, "given", 1, nil)
+		c.WaitForTopic("given")
+		for i, name := range []string{"retention.ms", "segment.bytes", "segment.ms"} {
+			cfgs := describeTopicConfigs(r, "given", name).Configs
+			if len(cfgs) != 1 {
+				t.Fatalf("%s: %d configs", name, len(cfgs))
+			}
+			if got := describedString(cfgs[0]); got != tc.want[i] {
+				t.Errorf("given %v, %s:\n got %s\nwant %s", tc.static, name, got, tc.want[i])
+			}
 		}
 	}
+
+	c := testcluster.Start(t, 1, func(_ int, cfg *broker.Config) {
+		cfg.StaticConfigs = map[string]string{"num.partitions": "1", "log.retention.hours": "168"}
+	})
+	r := dialRaw(t, c.Addrs()[0])
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	req.Version, req.IncludeSynonyms = 4, true
 	res := kmsg.NewDescribeConfigsRequestResource()
-	res.ResourceType, res.ResourceName, res.ConfigNames = kmsg.ConfigResourceTypeBroker, "1", []string{"num.partitions", "auto.create.topics.enable"}
+	res.ResourceType, res.ResourceName, res.ConfigNames = kmsg.ConfigResourceTypeBroker, "1", []string{"num.partitions", "auto.create.topics.enable", "log.retention.ms"}
 	req.Resources = append(req.Resources, res)
 	var got []string
 	for _, cfg := range r.do(req).(*kmsg.DescribeConfigsResponse).Resources[0].Configs {
 		got = append(got, describedString(cfg))
 	}
-	want := []string{"auto.create.topics.enable=true DEFAULT_CONFIG [auto.create.topics.enable=true DEFAULT_CONFIG]",
-		"num.partitions=1 STATIC_BROKER_CONFIG [num.partitions=1 STATIC_BROKER_CONFIG]"}
+	want := []string{
+		"auto.create.topics.enable=true DEFAULT_CONFIG [auto.create.topics.enable=true DEFAULT_CONFIG]",
+		"log.retention.ms=604800000 DEFAULT_CONFIG",
+		"num.partitions=1 STATIC_BROKER_CONFIG [num.partitions=1 STATIC_BROKER_CONFIG] [num.partitions=1 DEFAULT_CONFIG]",
+	}
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("broker configs:\n got %q\nwant %q", got, want)
