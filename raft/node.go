@@ -119,9 +119,14 @@ func StartNode(cfg NodeConfig, o NodeOptions) (_ *Node, err error) {
 		return nil, err
 	}
 	if n.transport == nil {
-		if n.transport, err = hraft.NewTCPTransportWithLogger(cfg.Addr, nil, 3, 5*time.Second, hlog); err != nil {
+		// Assigned only on success: on failure hashicorp/raft returns a
+		// nil *NetworkTransport, which in the interface would not be
+		// nil, and the cleanup above would call Close on it.
+		tcp, err := hraft.NewTCPTransportWithLogger(cfg.Addr, nil, 3, 5*time.Second, hlog)
+		if err != nil {
 			return nil, fmt.Errorf("raft: listening on %s: %w", cfg.Addr, err)
 		}
+		n.transport = tcp
 	}
 	rc := raftConfig(&cfg)
 	rc.Logger = hlog

@@ -577,3 +577,38 @@ func TestStartNodeFailureClosesListener(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestStartNodeAddressInUse: when the raft address cannot be bound,
+// StartNode returns the error and closes the stores it opened, so a start
+// once the address is free succeeds. hashicorp/raft's TCP transport
+// constructor returns a nil *NetworkTransport on failure; kept in the
+// Transport interface, that typed nil made the failure cleanup call Close
+// on it and panic.
+func TestStartNodeAddressInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	cfg := NodeConfig{NodeID: 1, Roles: "controller", Voters: []Voter{{ID: 1, Addr: addr}}, Addr: addr, Dir: t.TempDir()}
+	opts := NodeOptions{Logger: slog.New(slog.DiscardHandler), RaftLog: io.Discard}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("StartNode on an address in use panicked: %v", r)
+			}
+		}()
+		if n, err := StartNode(cfg, opts); err == nil {
+			n.Shutdown()
+			t.Fatal("StartNode bound an address already in use")
+		} else if !strings.Contains(err.Error(), "listening on") {
+			t.Fatalf("StartNode: %v, want the listen error", err)
+		}
+	}()
+	l.Close()
+	n, err := StartNode(cfg, opts)
+	if err != nil {
+		t.Fatalf("StartNode once the address is free: %v (stores left locked?)", err)
+	}
+	n.Shutdown()
+}
