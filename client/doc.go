@@ -146,10 +146,12 @@
 //
 // A consumer with group.id that assigns partitions by hand joins no group,
 // as Java's does with assign(): one goroutine starts those partitions at the
-// group's committed offsets and, with enable.auto.commit, commits their
-// positions as of the latest Poll every auto.commit.interval.ms and on
-// Close; CommitSync commits them too. These commits carry no generation
-// and no member id (generation -1).
+// group's committed offsets, and, with enable.auto.commit, another commits
+// their positions as of the latest Poll every auto.commit.interval.ms (so a
+// lookup retried for one partition holds up no commit), and Close commits
+// them; CommitSync commits them too. These commits carry no generation and
+// no member id (generation -1). Once the consumer subscribes, the group's
+// loop commits instead.
 //
 // # Connections
 //

@@ -1076,6 +1076,9 @@ func (g *group) lookUpAssigned() {
 		// under mu before it waits.
 		g.mu.assigned = true
 		g.wg.Go(g.assignedRun)
+		if g.autoCommit {
+			g.wg.Go(g.assignedAutoCommit)
+		}
 	}
 	select {
 	case g.assignedWake <- struct{}{}:
@@ -1089,22 +1092,11 @@ func (g *group) lookUpAssigned() {
 // partitions (updateFetchPositions: refreshCommittedOffsetsIfNeeded). It
 // looks up whatever lacks a position each time Assign adds partitions,
 // retrying every retry.backoff.ms until it succeeds, until the group fails
-// for good (Poll has reported why) or the consumer closes. With
-// enable.auto.commit it commits their positions as of the latest Poll every
-// auto.commit.interval.ms, outside any generation, as Java's does.
+// for good (Poll has reported why) or the consumer closes.
 func (g *group) assignedRun() {
-	var tick <-chan time.Time
-	if g.autoCommit {
-		t := time.NewTicker(g.autoCommitInterval)
-		defer t.Stop()
-		tick = t.C
-	}
 	for {
 		select {
 		case <-g.assignedWake:
-		case <-tick:
-			g.commitAuto()
-			continue
 		case <-g.ctx.Done():
 			return
 		}
@@ -1120,6 +1112,29 @@ func (g *group) assignedRun() {
 		if !ok {
 			return
 		}
+	}
+}
+
+// assignedAutoCommit commits the positions of the partitions assigned by
+// hand as of the latest Poll every auto.commit.interval.ms
+// (enable.auto.commit), outside any generation, as Java's consumer does.
+// It runs beside assignedRun, so that a committed offset being looked up
+// again and again (UNSTABLE_OFFSET_COMMIT while a transaction is pending)
+// does not hold up the commits of the other partitions, and it stops once
+// the consumer subscribes: the group's own loop commits then.
+func (g *group) assignedAutoCommit() {
+	t := time.NewTicker(g.autoCommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-g.ctx.Done():
+			return
+		}
+		if _, ok := g.c.assignedList(); !ok {
+			return
+		}
+		g.commitAuto()
 	}
 }
 

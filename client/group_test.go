@@ -916,3 +916,101 @@ func TestAssignedPartitionsAreCommitted(t *testing.T) {
 		t.Fatalf("Close committed %d, want the position 15", got)
 	}
 }
+
+// TestAssignedAutoCommitNotHeldUpByALookup: while the committed offset of
+// one partition assigned by hand cannot be read yet (a retriable
+// UNSTABLE_OFFSET_COMMIT, as a pending transactional commit gives for up to
+// transaction.timeout.ms), the positions of the partitions already being
+// read are still auto-committed, as the Java consumer's poll runs
+// maybeAutoCommitOffsetsAsync whatever refreshCommittedOffsetsIfNeeded
+// waits for. The auto-commit once ran on the goroutine that retries the
+// lookup, and never came.
+func TestAssignedAutoCommitNotHeldUpByALookup(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(2, "hand"))
+	addrs := c.ListenAddrs()
+	produceToPartition(t, addrs, "hand", 0, 10)
+	cfg := testConsumerConfig(addrs)
+	cfg.GroupID = "hand"
+	cfg.EnableAutoCommit = true
+	cfg.AutoCommitIntervalMs = 10
+	cfg.MaxPollRecords = 5
+
+	// hand-0 has nothing committed; hand-1's committed offset stays
+	// unstable.
+	c.ControlKey(int16(kmsg.OffsetFetch), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := r.(*kmsg.OffsetFetchRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.Version = req.Version
+		answer := func(p int32) (int64, int16) {
+			if p == 1 {
+				return -1, kerr.UnstableOffsetCommit.Code
+			}
+			return -1, 0
+		}
+		if req.Version >= 8 {
+			for _, g := range req.Groups {
+				rg := kmsg.NewOffsetFetchResponseGroup()
+				rg.Group = g.Group
+				for _, gt := range g.Topics {
+					rt := kmsg.NewOffsetFetchResponseGroupTopic()
+					rt.Topic = gt.Topic
+					for _, p := range gt.Partitions {
+						rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+						rp.Partition, rp.LeaderEpoch = p, -1
+						rp.Offset, rp.ErrorCode = answer(p)
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					rg.Topics = append(rg.Topics, rt)
+				}
+				resp.Groups = append(resp.Groups, rg)
+			}
+			return resp, nil, true
+		}
+		for _, tt := range req.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = tt.Topic
+			for _, p := range tt.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.LeaderEpoch = p, -1
+				rp.Offset, rp.ErrorCode = answer(p)
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	commits := make(chan *kmsg.OffsetCommitRequest, 1)
+	c.ControlKey(int16(kmsg.OffsetCommit), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		select {
+		case commits <- r.(*kmsg.OffsetCommitRequest):
+		default:
+		}
+		return nil, nil, false
+	})
+
+	cons := newTestConsumer(t, cfg, TopicPartition{"hand", 0}, TopicPartition{"hand", 1})
+	consumeN(t, cons, 5, 20*time.Second)
+	consumeN(t, cons, 5, 20*time.Second) // hand-0 at 10, 5 as of this Poll
+	select {
+	case req := <-commits:
+		t.Logf("auto-commit %+v", req.Topics)
+	case <-time.After(5 * time.Second): // 500 auto-commit intervals
+		t.Fatal("no auto-commit of hand-0 in 5s (500 intervals): the assigned goroutine is stuck retrying hand-1's OffsetFetch")
+	}
+}
+
+// produceToPartition produces n records to one partition of topic.
+func produceToPartition(t *testing.T, addrs []string, topic string, partition int32, n int) {
+	t.Helper()
+	p := newTestProducer(t, testProducerConfig(addrs))
+	res := newResults()
+	for i := range n {
+		v := "v" + string(rune('a'+i%26))
+		must(t, p.Produce(t.Context(), &Record{Topic: topic, Partition: partition, Value: []byte(v)}, res.callback(i, v)))
+	}
+	for _, r := range res.wait(t, 20*time.Second) {
+		must(t, r.err)
+	}
+}
