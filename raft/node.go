@@ -248,6 +248,18 @@ func (n *Node) Propose(ctx context.Context, records []Record) (*Image, error) {
 	if !ok {
 		return nil, ErrNotController
 	}
+	return n.ProposeIn(ctx, epoch, records)
+}
+
+// ProposeIn is Propose for records decided in the active epoch epoch: if
+// this node is no longer active in that epoch (it lost leadership, perhaps
+// to regain it in a later one), they are refused with ErrNotController, for
+// they were decided on an image, and on controller state, that a later
+// epoch may have moved past.
+func (n *Node) ProposeIn(ctx context.Context, epoch uint64, records []Record) (*Image, error) {
+	if active, ok := n.Active(); !ok || active != epoch {
+		return nil, ErrNotController
+	}
 	data, err := EncodeEntry(nil, records)
 	if err != nil {
 		return nil, err

@@ -327,6 +327,12 @@ func runClusterScenario(t *testing.T, tcp bool) {
 	if _, ok := second.node.Image().Topic("orders"); !ok {
 		t.Fatal("the new active controller's image lost a committed topic")
 	}
+	// Records decided in an earlier epoch are refused, even by the node
+	// active now: they were decided on an image a later epoch may have
+	// moved past.
+	if _, err := second.node.ProposeIn(context.Background(), epoch1, []Record{&NoOp{}}); !errors.Is(err, ErrNotController) {
+		t.Fatalf("node %d, active in epoch %d, accepted records decided in epoch %d: %v", second.id, epoch2, epoch1, err)
+	}
 	topic2, part2 := testTopic("payments", 2)
 	im = c.propose(topic2, part2)
 	c.converge(im.Offset)

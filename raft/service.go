@@ -34,6 +34,10 @@ type QuorumController struct {
 	newID   func() UUID
 	configs ConfigValidator
 	logger  *slog.Logger
+	// epoch is the active epoch the run goroutine decides in (0 when
+	// not active); only that goroutine touches it. Its proposals go in
+	// that epoch only (Node.ProposeIn).
+	epoch uint64
 
 	reqs     chan *controllerCall
 	stop     chan struct{}
@@ -223,19 +227,18 @@ func (d timedWork) next() int64 { return min(d.uncleanAt, d.balanceAt) }
 func (q *QuorumController) run() {
 	defer q.done.Done()
 	var ctrl *Controller
-	var epoch uint64
 	var due timedWork
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		activeCh := q.node.ActiveChanged()
-		if e, ok := q.node.Active(); ok && e != epoch {
+		if e, ok := q.node.Active(); ok && e != q.epoch {
 			ctrl, _ = NewController(q.cfg) // cfg is validated
 			ctrl.SetConfigValidator(q.configs)
-			epoch = e
+			q.epoch = e
 			due = q.newTimedWork(q.nowMs())
 		} else if !ok {
-			ctrl, epoch = nil, 0
+			ctrl, q.epoch = nil, 0
 		}
 		if ctrl != nil {
 			now := q.nowMs()
@@ -329,7 +332,7 @@ func (q *QuorumController) electPreferredLeaders(ctx context.Context, ctrl *Cont
 		return nil
 	}
 	q.logger.Info("moving leaderships back to preferred replicas", "partitions", len(records))
-	_, err := q.node.Propose(context.WithoutCancel(ctx), records) // see decide
+	_, err := q.node.ProposeIn(context.WithoutCancel(ctx), q.epoch, records) // see decide
 	if err != nil {
 		q.logger.Warn("preferred leader election", "err", err)
 	}
@@ -349,7 +352,7 @@ func (q *QuorumController) electUncleanLeaders(ctx context.Context, ctrl *Contro
 		return nil
 	}
 	q.logger.Warn("electing leaders of leaderless partitions where unclean.leader.election.enable allows it", "partitions", len(records))
-	_, err := q.node.Propose(context.WithoutCancel(ctx), records) // see decide
+	_, err := q.node.ProposeIn(context.WithoutCancel(ctx), q.epoch, records) // see decide
 	if err != nil {
 		q.logger.Warn("unclean leader election", "err", err)
 	}
@@ -361,7 +364,7 @@ func (q *QuorumController) fenceExpired(ctx context.Context, ctrl *Controller) e
 	if len(records) == 0 {
 		return nil
 	}
-	_, err := q.node.Propose(context.WithoutCancel(ctx), records) // see decide
+	_, err := q.node.ProposeIn(context.WithoutCancel(ctx), q.epoch, records) // see decide
 	if err != nil {
 		q.logger.Warn("fencing brokers whose sessions expired", "err", err)
 	}
@@ -414,7 +417,7 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 	// can contradict it (a second topic of the same name), in an entry no
 	// node can apply. Propose still ends if the node loses leadership or
 	// stops.
-	applied, err := q.node.Propose(context.WithoutCancel(ctx), records)
+	applied, err := q.node.ProposeIn(context.WithoutCancel(ctx), q.epoch, records)
 	if errors.Is(err, ErrNotController) {
 		return notController(req), 0, nil, nil
 	}
