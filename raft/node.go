@@ -279,11 +279,21 @@ func (n *Node) ProposeIn(ctx context.Context, epoch uint64, records []Record) (*
 	return res.image, res.err
 }
 
-// AddObserver adds a broker-only node as a raft non-voter, so that the log is
-// replicated to it and it keeps its own image. Only the active controller may.
+// AddObserver adds broker-only node id to the quorum's non-voters at addr,
+// so that the log is replicated to it and it keeps its own image; a
+// non-voter of that id already there is moved to addr (hashicorp/raft's
+// AddNonvoter replaces its entry). A voter is refused: AddNonvoter would
+// rewrite a voter's address. Only the active controller may.
 func (n *Node) AddObserver(id int32, addr string) error {
 	if _, ok := n.Active(); !ok {
 		return ErrNotController
+	}
+	srv, ok, err := n.member(id)
+	if err != nil {
+		return err
+	}
+	if n.isVoter(id) || ok && srv.Suffrage != hraft.Nonvoter {
+		return fmt.Errorf("raft: node %d is a voter, not an observer", id)
 	}
 	if err := n.wait(context.Background(), n.raft.AddNonvoter(serverID(id), hraft.ServerAddress(addr), 0, 10*time.Second)); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) {
@@ -301,35 +311,65 @@ func (n *Node) RemoveObserver(id int32) error {
 	if _, ok := n.Active(); !ok {
 		return ErrNotController
 	}
+	srv, ok, err := n.member(id)
+	if err != nil || !ok || srv.Suffrage != hraft.Nonvoter {
+		return err
+	}
+	err = n.wait(context.Background(), n.raft.RemoveServer(srv.ID, 0, 10*time.Second))
+	if errors.Is(err, hraft.ErrNotLeader) {
+		return ErrNotController
+	}
+	return err
+}
+
+// isVoter reports whether id is one of controller.quorum.voters.
+func (n *Node) isVoter(id int32) bool {
+	return slices.ContainsFunc(n.cfg.Voters, func(v Voter) bool { return v.ID == id })
+}
+
+// observerAt reports whether the latest raft configuration, as this node
+// has it, lists broker id as a non-voter at addr.
+func (n *Node) observerAt(id int32, addr string) (bool, error) {
+	srv, ok, err := n.member(id)
+	return ok && srv.Suffrage == hraft.Nonvoter && string(srv.Address) == addr, err
+}
+
+// member is server id of the latest raft configuration, as this node has
+// it: on the leader that includes a change not yet committed. It is cheap:
+// hashicorp/raft (v1.8) answers GetConfiguration from an atomic copy of its
+// latest configuration, without a round trip through its main loop.
+func (n *Node) member(id int32) (hraft.Server, bool, error) {
+	servers, err := n.servers()
+	if err != nil {
+		return hraft.Server{}, false, err
+	}
+	for _, srv := range servers {
+		if srv.ID == serverID(id) {
+			return srv, true, nil
+		}
+	}
+	return hraft.Server{}, false, nil
+}
+
+// servers are the members of the latest raft configuration, as this node
+// has it.
+func (n *Node) servers() ([]hraft.Server, error) {
 	f := n.raft.GetConfiguration()
 	if err := n.wait(context.Background(), f); err != nil {
-		return err
+		return nil, err
 	}
-	for _, srv := range f.Configuration().Servers {
-		if srv.ID != serverID(id) {
-			continue
-		}
-		if srv.Suffrage != hraft.Nonvoter {
-			return nil
-		}
-		err := n.wait(context.Background(), n.raft.RemoveServer(srv.ID, 0, 10*time.Second))
-		if errors.Is(err, hraft.ErrNotLeader) {
-			return ErrNotController
-		}
-		return err
-	}
-	return nil
+	return f.Configuration().Servers, nil
 }
 
 // Observers lists the quorum's non-voters (broker-only nodes) by id, as
 // this node's latest raft configuration has them.
 func (n *Node) Observers() ([]int32, error) {
-	f := n.raft.GetConfiguration()
-	if err := n.wait(context.Background(), f); err != nil {
+	servers, err := n.servers()
+	if err != nil {
 		return nil, err
 	}
 	var ids []int32
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		if srv.Suffrage != hraft.Nonvoter {
 			continue
 		}

@@ -442,6 +442,35 @@ func TestObserverFollowsLog(t *testing.T) {
 	}
 }
 
+// TestAddObserverAddressAndVoters: AddObserver of a non-voter already
+// there moves it to the new address (a broker-only node that restarted with
+// another controller listener), and AddObserver of a voter is refused:
+// hashicorp/raft's AddNonvoter would keep it a voter but rewrite its address,
+// cutting it off the quorum.
+func TestAddObserverAddressAndVoters(t *testing.T) {
+	c := newTestCluster(t, 3, false)
+	active := c.active()
+	if err := active.node.AddObserver(4, "inmem-4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := active.node.AddObserver(4, "inmem-4b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := active.node.observerAt(4, "inmem-4b"); err != nil || !ok {
+		t.Fatalf("non-voter 4 not moved to its new address: %v, %v", ok, err)
+	}
+	if ids, err := active.node.Observers(); err != nil || !slices.Equal(ids, []int32{4}) {
+		t.Fatalf("non-voters %v, %v; want [4]", ids, err)
+	}
+	if err := active.node.AddObserver(1, "elsewhere"); err == nil {
+		t.Fatal("AddObserver of voter 1 succeeded")
+	}
+	srv, ok, err := active.node.member(1)
+	if err != nil || !ok || srv.Suffrage != hraft.Voter || srv.Address != "inmem-1" {
+		t.Fatalf("voter 1 is now %+v (%v, %v), want a voter at inmem-1", srv, ok, err)
+	}
+}
+
 // TestUndecodableEntryStopsNode: an entry that cannot be applied (it slipped
 // past validation, written straight into raft here) stops each node that
 // reaches it rather than being applied or skipped; no node's image passes it.
