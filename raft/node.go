@@ -280,10 +280,14 @@ func (n *Node) ProposeIn(ctx context.Context, epoch uint64, records []Record) (*
 }
 
 // AddObserver adds broker-only node id to the quorum's non-voters at addr,
-// so that the log is replicated to it and it keeps its own image; a
-// non-voter of that id already there is moved to addr (hashicorp/raft's
-// AddNonvoter replaces its entry). A voter is refused: AddNonvoter would
-// rewrite a voter's address. Only the active controller may.
+// so that the log is replicated to it and it keeps its own image. A
+// non-voter of that id listed at another address (the node restarted with
+// another controller listener) is removed and added again at addr:
+// hashicorp/raft's AddNonvoter would move it in place, but rewrites the
+// peer its replication goroutine reads without a lock (hashicorp/raft#681,
+// a data race), while a removal stops that goroutine and the add starts a
+// new one. A voter is refused: AddNonvoter would rewrite a voter's
+// address. Only the active controller may.
 func (n *Node) AddObserver(id int32, addr string) error {
 	if _, ok := n.Active(); !ok {
 		return ErrNotController
@@ -294,6 +298,14 @@ func (n *Node) AddObserver(id int32, addr string) error {
 	}
 	if n.isVoter(id) || ok && srv.Suffrage != hraft.Nonvoter {
 		return fmt.Errorf("raft: node %d is a voter, not an observer", id)
+	}
+	if ok && string(srv.Address) != addr {
+		if err := n.wait(context.Background(), n.raft.RemoveServer(srv.ID, 0, 10*time.Second)); err != nil {
+			if errors.Is(err, hraft.ErrNotLeader) {
+				return ErrNotController
+			}
+			return fmt.Errorf("raft: moving observer %d from %s to %s: %w", id, srv.Address, addr, err)
+		}
 	}
 	if err := n.wait(context.Background(), n.raft.AddNonvoter(serverID(id), hraft.ServerAddress(addr), 0, 10*time.Second)); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) {

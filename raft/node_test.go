@@ -444,7 +444,8 @@ func TestObserverFollowsLog(t *testing.T) {
 
 // TestAddObserverAddressAndVoters: AddObserver of a non-voter already
 // there moves it to the new address (a broker-only node that restarted with
-// another controller listener), and AddObserver of a voter is refused:
+// another controller listener), as the only non-voter of that id, and
+// AddObserver of a voter is refused:
 // hashicorp/raft's AddNonvoter would keep it a voter but rewrite its address,
 // cutting it off the quorum.
 func TestAddObserverAddressAndVoters(t *testing.T) {
