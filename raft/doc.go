@@ -127,9 +127,17 @@
 // Voters are the nodes with the controller role in process.roles; each
 // bootstraps with controller.quorum.voters on its first start and recovers
 // from its log and snapshot afterwards. Broker-only nodes follow the log as
-// raft non-voters, added by the active controller (Node.AddObserver), so every
-// broker keeps the image locally; Delta.Local tells it which partitions it now
-// leads or follows, at which epochs. The raft leader becomes the active
+// raft non-voters (hashicorp/raft pushes the log to the non-voters the leader
+// knows; a KRaft observer fetches it), so every broker keeps the image
+// locally. The active controller's shell adds one (Node.AddObserver) at the
+// address its registration gives (QuorumControllerOptions.ObserverAddr),
+// in its loop, ordered with the removal that follows an UnregisterBroker:
+// right after the registration is decided, and again at any heartbeat it
+// decides while the raft configuration, replicated like the log and so
+// known to the next active controller too, does not list it there. An add
+// that failed is thus retried, not lost with a broker that would stay
+// fenced for want of the log. Delta.Local tells a broker which partitions
+// it now leads or follows, at which epochs. The raft leader becomes the active
 // controller once it has committed a NoOp in its term; the raft term is the
 // controller epoch. An entry that cannot be decoded or applied stops the node.
 //

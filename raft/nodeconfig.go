@@ -48,7 +48,8 @@ type NodeConfig struct {
 	// Roles is process.roles: "controller", "broker" or "broker,controller".
 	// A node with the controller role is a voter and must be listed in Voters;
 	// a broker-only node follows the metadata log as a raft non-voter, once
-	// the active controller adds it (Node.AddObserver).
+	// the active controller adds it (Node.AddObserver), as it does after
+	// the node registers and at its heartbeats while it is missing.
 	Roles string
 	// Voters is controller.quorum.voters.
 	Voters []Voter

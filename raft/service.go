@@ -38,6 +38,11 @@ type QuorumController struct {
 	// not active); only that goroutine touches it. Its proposals go in
 	// that epoch only (Node.ProposeIn).
 	epoch uint64
+	// observerAddr is QuorumControllerOptions.ObserverAddr.
+	observerAddr func(*BrokerImage) (string, bool)
+	// addObserver is node.AddObserver; tests replace it before the first
+	// request, to make it fail or wait.
+	addObserver func(id int32, addr string) error
 
 	reqs     chan *controllerCall
 	stop     chan struct{}
@@ -64,7 +69,19 @@ type QuorumControllerOptions struct {
 	// value and treats no config as a list. Only the shell's goroutine
 	// calls it, while it decides a request.
 	Configs ConfigValidator
-	Logger  *slog.Logger
+	// ObserverAddr is the raft address at which a registered broker-only
+	// node receives the metadata log, from its registration; false when
+	// the registration gives none. The broker supplies it, since it knows
+	// its listeners' names. The shell makes such a broker a non-voter of
+	// the quorum at that address (hashicorp/raft pushes the log to the
+	// non-voters the leader knows; a KRaft observer would fetch it): right
+	// after its registration is decided, and again whenever it decides a
+	// heartbeat from it while the raft configuration does not list it
+	// there (an earlier add that failed, an address that changed). Voters
+	// are never added. nil: the shell adds no non-voters. Only the shell's
+	// goroutine calls it.
+	ObserverAddr func(*BrokerImage) (addr string, ok bool)
+	Logger       *slog.Logger
 }
 
 type controllerCall struct {
@@ -101,6 +118,7 @@ func NewQuorumController(node *Node, cfg ControllerConfig, o QuorumControllerOpt
 		o.Logger = slog.Default()
 	}
 	q := &QuorumController{node: node, cfg: cfg, now: o.Now, start: o.Now(), newID: o.NewID, configs: o.Configs, logger: o.Logger,
+		observerAddr: o.ObserverAddr, addObserver: node.AddObserver,
 		reqs: make(chan *controllerCall, o.QueueSize), stop: make(chan struct{})}
 	q.done.Add(1)
 	go q.run()
@@ -409,6 +427,7 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 			// non-voters that failed after the unregistration committed.
 			q.removeObserver(r.BrokerID)
 		}
+		q.ensureObserver(im, req, resp)
 		return resp, im.Offset, nil, nil
 	}
 	// The shell waits for the entry even if the caller gives up (call
@@ -432,16 +451,70 @@ func (q *QuorumController) decide(ctx context.Context, ctrl *Controller, req kms
 			r.BrokerEpoch = b.Epoch
 		}
 	}
+	q.ensureObserver(applied, req, resp)
 	return resp, applied.Offset, records, nil
+}
+
+// ensureObserver makes the broker that req (a BrokerRegistration or a
+// BrokerHeartbeat answered without error) comes from a non-voter of the
+// quorum, at the address ObserverAddr gives for its registration in im,
+// unless it is a voter or the latest raft configuration lists it there
+// already. It runs in the controller's loop, as removeObserver does, so
+// adds and removals happen in the order their requests were decided: a
+// registration decided just before an UnregisterBroker cannot add the
+// node back after the unregistration took it out, and a heartbeat from an
+// unregistered broker is answered STALE_BROKER_EPOCH and adds nothing.
+//
+// Checking on every heartbeat is what makes the add self-healing: a
+// broker-only node whose add failed after its registration committed
+// (leadership lost, a timeout) gets no log, so it stays fenced but its
+// heartbeats succeed and it never registers again; its next heartbeat
+// adds it. The check reads raft's latest configuration, which is cheap
+// (see Node.member), and a configuration change is made only when the
+// node is missing or listed at another address. A failure is logged and
+// the next heartbeat tries again.
+func (q *QuorumController) ensureObserver(im *Image, req kmsg.Request, resp kmsg.Response) {
+	if q.observerAddr == nil {
+		return
+	}
+	var id int32
+	switch r := req.(type) {
+	case *kmsg.BrokerRegistrationRequest:
+		if resp.(*kmsg.BrokerRegistrationResponse).ErrorCode != 0 {
+			return
+		}
+		id = r.BrokerID
+	case *kmsg.BrokerHeartbeatRequest:
+		if resp.(*kmsg.BrokerHeartbeatResponse).ErrorCode != 0 {
+			return
+		}
+		id = r.BrokerID
+	default:
+		return
+	}
+	b := im.Brokers[id]
+	if b == nil || q.node.isVoter(id) {
+		return
+	}
+	addr, ok := q.observerAddr(b)
+	if !ok {
+		return
+	}
+	if there, err := q.node.observerAt(id, addr); err != nil || there {
+		return
+	}
+	if err := q.addObserver(id, addr); err != nil {
+		q.logger.Warn("adding a broker-only node to the quorum's non-voters; its next heartbeat tries again", "broker", id, "addr", addr, "err", err)
+	}
 }
 
 // removeObserver takes an unregistered broker-only node out of the
 // quorum's non-voters, so the leader stops sending the log to an address
 // that is gone. It runs in the controller's loop, before the next request
 // is decided: a broker still running registers again at its next
-// heartbeat and is added back then, which must come after this removal,
-// not before it. A failure is logged; the client's retry of the
-// UnregisterBroker, answered BROKER_ID_NOT_REGISTERED, tries again.
+// heartbeat and is added back then (ensureObserver), which must come after
+// this removal, not before it. A failure is logged; the client's retry of
+// the UnregisterBroker, answered BROKER_ID_NOT_REGISTERED, tries again.
 func (q *QuorumController) removeObserver(id int32) {
 	if err := q.node.RemoveObserver(id); err != nil {
 		q.logger.Warn("removing an unregistered broker from the quorum's non-voters", "broker", id, "err", err)
