@@ -170,7 +170,7 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 	}
 	if cfg.Quorum.IsVoter() {
 		if b.ctrl, err = raft.NewQuorumController(b.node, cfg.Controller, raft.QuorumControllerOptions{
-			Now: o.Now, Logger: b.logger, Configs: topicConfigValidator{cfg: &b.cfg}}); err != nil {
+			Now: o.Now, Logger: b.logger, Configs: topicConfigValidator{cfg: &b.cfg}, ObserverAddr: observerAddr}); err != nil {
 			return nil, err
 		}
 	}
@@ -235,6 +235,20 @@ func (b *Broker) ControllerAddr() net.Addr { return b.ctrlNet.ln.Addr() }
 // controllerListenerName names the controller listener in a broker's
 // registration.
 const controllerListenerName = "CONTROLLER"
+
+// observerAddr is the raft address of a broker-only node, from its
+// registration: its controller listener, which only broker-only nodes
+// register (register). The active controller keeps such a node among the
+// quorum's non-voters at that address (raft.QuorumControllerOptions), so
+// that the metadata log reaches it.
+func observerAddr(b *raft.BrokerImage) (string, bool) {
+	for _, e := range b.Endpoints {
+		if e.Name == controllerListenerName {
+			return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), true
+		}
+	}
+	return "", false
+}
 
 // IsActiveController reports whether this node is the active controller.
 func (b *Broker) IsActiveController() bool {
@@ -556,7 +570,9 @@ func (b *Broker) register() bool {
 	req.Listeners = append(req.Listeners, l)
 	if !b.cfg.Quorum.IsVoter() {
 		// The active controller adds a broker-only node to the quorum as a
-		// non-voter at this address, so the metadata log reaches it.
+		// non-voter at this address (observerAddr), so the metadata log
+		// reaches it: after the registration, and at any heartbeat while
+		// the quorum lacks it (an add that failed, an address that moved).
 		chost, cport, _ := net.SplitHostPort(b.ctrlNet.ln.Addr().String())
 		p, _ := strconv.Atoi(cport)
 		cl := kmsg.NewBrokerRegistrationRequestListener()

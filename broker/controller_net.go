@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -219,9 +218,6 @@ func (s *controllerServer) answer(frame []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if reg, ok := req.(*kmsg.BrokerRegistrationRequest); ok && resp.(*kmsg.BrokerRegistrationResponse).ErrorCode == 0 {
-		s.addObserver(reg)
-	}
 	return encodeControllerResponse(corr, version, resp, offset), nil
 }
 
@@ -249,29 +245,6 @@ func encodeControllerResponse(corr int32, version int16, resp kmsg.Response, off
 	buf = resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	return buf
-}
-
-// addObserver adds a broker-only node that registered to the quorum as a
-// raft non-voter, so that the metadata log reaches it. (A KRaft observer
-// fetches the log itself; hashicorp/raft pushes it to non-voters the leader
-// knows.) A failure is logged: the broker stays fenced, retries its
-// registration when its heartbeats fail, and the next try adds it.
-func (s *controllerServer) addObserver(reg *kmsg.BrokerRegistrationRequest) {
-	for _, v := range s.b.cfg.Quorum.Voters {
-		if v.ID == reg.BrokerID {
-			return
-		}
-	}
-	for _, l := range reg.Listeners {
-		if l.Name != controllerListenerName {
-			continue
-		}
-		addr := net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
-		if err := s.b.node.AddObserver(reg.BrokerID, addr); err != nil {
-			s.b.logger.Warn("adding a broker to the quorum as a non-voter", "broker", reg.BrokerID, "addr", addr, "err", err)
-		}
-		return
-	}
 }
 
 func (s *controllerServer) close() {

@@ -75,6 +75,11 @@ func StopQuorumNode(b *Broker) error { return b.node.Shutdown() }
 // its registration does; b must be the active controller.
 func AddQuorumObserver(b *Broker, id int32, addr string) error { return b.node.AddObserver(id, addr) }
 
+// RemoveQuorumObserver takes broker id out of the quorum's non-voters, as
+// if the add that followed its registration had failed; b must be the
+// active controller.
+func RemoveQuorumObserver(b *Broker, id int32) error { return b.node.RemoveObserver(id) }
+
 // SnapshotMetadata makes b's metadata quorum node take a raft snapshot of
 // its image now, so that a restart begins from that image.
 func SnapshotMetadata(b *Broker) error { return b.node.Snapshot() }
