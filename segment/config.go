@@ -255,6 +255,11 @@ type OpenOptions struct {
 	// recovery allows for them whatever the log's cleanup.policy is now.
 	CleanerCheckpoint    int64
 	HasCleanerCheckpoint bool
+	// CleanerCheckpointLost says the dir's cleaner-offset-checkpoint was
+	// set aside (it did not parse): the log may have been cleaned though it
+	// has no entry, so recovery allows for the cleaner's gaps this once,
+	// and does not cut a cleaned log at them as damage.
+	CleanerCheckpointLost bool
 	// LogStartOffset is the log's entry in its dir's
 	// log-start-offset-checkpoint (0 when it has none): where a
 	// DeleteRecords left the log start, above its first segment's base. One

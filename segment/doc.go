@@ -91,7 +91,9 @@
 // rebuilt even after a clean shutdown. A checkpoint that does not parse is
 // set aside with a warning, as Kafka's LogManager does: the dir's logs are
 // recovered, start and are cleaned from their first segments, and the
-// checkpoint is rewritten once the dir is loaded. In a log never cleaned (offsets
+// checkpoint is rewritten once the dir is loaded. Without the cleaner's
+// checkpoint, which tells the cleaner's gaps from damage, every log of the
+// dir is recovered allowing for gaps that once, so that no cleaned log is cut. In a log never cleaned (offsets
 // contiguous), a segment that does not start where the one before it ended
 // is scanned too, wherever it lies, and the log is cut before it: nothing
 // resumes past a hole. Truncate renames the segments after the new end

@@ -230,7 +230,7 @@ func (l *Log) load(o OpenOptions) ([]*segment, error) {
 	}
 	// A log with a cleaner checkpoint has been cleaned, whatever its policy
 	// is now (the broker opens logs before it knows their topics' configs).
-	rc := recoveryCheck{epoch: -1, compact: l.cfg.compacts() || o.HasCleanerCheckpoint}
+	rc := recoveryCheck{epoch: -1, compact: l.cfg.compacts() || o.HasCleanerCheckpoint || o.CleanerCheckpointLost}
 	repaired := false
 	for i := 0; i < len(segs); i++ {
 		s, active := segs[i], i == len(segs)-1

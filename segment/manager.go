@@ -245,15 +245,20 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 	// LogCleanerManager do: with no recovery points every log is recovered
 	// from its first segment, with no log starts every log starts at its
 	// first segment (a DeleteRecords is undone, nothing is lost), and with no
-	// cleaner offsets every compacted log is cleaned from its start. Each is
-	// rewritten once the dir is loaded. A checkpoint that cannot be read at
-	// all fails the dir.
+	// cleaner offsets every compacted log is cleaned from its start. Kafka's
+	// recovery never reads the cleaner's checkpoint; Gregor's does, to tell
+	// the cleaner's gaps from damage, so without it every log of the dir is
+	// recovered allowing for them (CleanerCheckpointLost), and a cleaned log
+	// is not cut at its first gap. Each is rewritten once the dir is loaded.
+	// A checkpoint that cannot be read at all fails the dir.
 	var checkpoints [3]map[TopicPartition]int64
+	cleanerLost := false
 	for i, name := range []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName, LogStartOffsetCheckpointFileName} {
 		entries, err := ReadOffsetCheckpoint(filepath.Join(dir, name))
 		if errors.Is(err, ErrCorruption) {
 			m.logger.Warn("ignoring a corrupt checkpoint", "dir", dir, "file", name, "err", err)
 			entries, err = nil, nil
+			cleanerLost = cleanerLost || name == CleanerOffsetCheckpointFileName
 		}
 		if err != nil {
 			return err
@@ -289,13 +294,14 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 			for tp := range work {
 				fd, listed := firstDirty[tp]
 				l, err := Open(filepath.Join(dir, tp.String()), configFor(tp.Topic), OpenOptions{
-					RecoveryPoint:        recovery[tp],
-					CleanShutdown:        clean,
-					Now:                  m.now,
-					Logger:               m.logger,
-					CleanerCheckpoint:    fd,
-					HasCleanerCheckpoint: listed,
-					LogStartOffset:       logStart[tp],
+					RecoveryPoint:         recovery[tp],
+					CleanShutdown:         clean,
+					Now:                   m.now,
+					Logger:                m.logger,
+					CleanerCheckpoint:     fd,
+					HasCleanerCheckpoint:  listed,
+					CleanerCheckpointLost: cleanerLost,
+					LogStartOffset:        logStart[tp],
 				})
 				errMu.Lock()
 				if err != nil {

@@ -367,3 +367,72 @@ func TestCorruptCheckpointsAreSetAside(t *testing.T) {
 		t.Fatal("opened a dir whose recovery checkpoint cannot be read")
 	}
 }
+
+// TestCorruptCleanerCheckpointKeepsCleanedLogs: a cleaned log's entry in
+// cleaner-offset-checkpoint is what tells recovery its gaps are the
+// cleaner's, not damage (TestCleanedLogRecoversWithoutItsPolicy). When a
+// corrupt cleaner checkpoint is set aside, the dir's logs are recovered
+// allowing for such gaps, after a crash or a clean shutdown: the broker
+// opens logs with the default (delete) policy, and a cleaned log was cut at
+// its first gap, losing records acknowledged long ago. Kafka's recovery
+// does not read the cleaner checkpoint, so setting it aside costs Kafka
+// only repeated work, and now Gregor too.
+func TestCorruptCleanerCheckpointKeepsCleanedLogs(t *testing.T) {
+	for _, crashed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crashed=%v", crashed), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			cfg := managerConfig(dir)
+			cfg.Cleaner = DefaultCleanerConfig()
+			m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp := TopicPartition{"table", 0}
+			l, err := m.GetOrCreate(tp, compactConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Distinct keys, then new values for the odd ones: the
+			// cleaned segments lose records at their ends too, so a
+			// segment does not start where the one before it ends.
+			for i := range 60 {
+				appendBatch(t, l, keyedBatch(t, batch.CodecNone, 1000, kv(fmt.Sprintf("k%d", i), strings.Repeat("v", 80))))
+			}
+			for i := 1; i < 60; i += 2 {
+				appendBatch(t, l, keyedBatch(t, batch.CodecNone, 1000, kv(fmt.Sprintf("k%d", i), strings.Repeat("w", 80))))
+			}
+			if n, err := m.CleanLogs(nil); n != 1 || err != nil {
+				t.Fatalf("CleanLogs: %d, %v", n, err)
+			}
+			want := newestPerKey(readAll(t, l))
+			end := l.LogEndOffset()
+			if crashed {
+				if err := l.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.CheckpointRecoveryPoints(); err != nil {
+					t.Fatal(err)
+				}
+				crashManager(m)
+			} else if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// One flipped byte in the cleaner's checkpoint.
+			if err := os.WriteFile(filepath.Join(dir, CleanerOffsetCheckpointFileName), []byte("0\n1\ntable 0 x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer m.Close()
+			l, _ = m.Get(tp)
+			if got := l.LogEndOffset(); got != end {
+				t.Errorf("log end %d after a corrupt cleaner checkpoint, want %d: the cleaned log was cut as damaged", got, end)
+			}
+			if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
+				t.Errorf("after a corrupt cleaner checkpoint the log reads %d keys, want %d", len(got), len(want))
+			}
+		})
+	}
+}
