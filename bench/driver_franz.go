@@ -190,17 +190,26 @@ func (p *franzProducer) Stats() ProducerStats {
 // whole batches, so the hook adds the RecordBatch header to both sizes.
 // Otherwise the two clients' compression ratios (and the wire bytes the
 // report sets against the machine's limits) would differ for byte-identical
-// batches, most where batches are small. kgo keeps no retry counter, but it logs, at info level or
-// above, each produce request and each batch it will send again after a
-// retriable error; counting those lines is the only view it gives.
+// batches, most where batches are small. kgo keeps no retry counter, but it
+// logs, at info level or above, each produce request and each batch it will
+// send again after a retriable error; counting those lines is the only view
+// it gives.
 type franzHooks struct {
 	batches, uncompressed, compressed, retries atomic.Int64
+	// written, when a test sets it before producing, hears of each batch
+	// counted: kgo calls the hook on its own goroutine, not necessarily
+	// before the records' callbacks, so Stats read after the last
+	// callback can miss the last batch.
+	written chan<- struct{}
 }
 
 func (h *franzHooks) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
 	h.batches.Add(1)
 	h.uncompressed.Add(int64(batch.HeaderSize + m.UncompressedBytes))
 	h.compressed.Add(int64(batch.HeaderSize + m.CompressedBytes))
+	if h.written != nil {
+		h.written <- struct{}{}
+	}
 }
 
 func (h *franzHooks) Level() kgo.LogLevel { return kgo.LogLevelInfo }

@@ -190,6 +190,12 @@ func TestCompressionRatioCountsWholeBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// kgo counts a batch on its own goroutine, perhaps after the
+		// records' callbacks: hear of each before reading the stats.
+		written := make(chan struct{}, batches)
+		if fp, ok := p.(*franzProducer); ok {
+			fp.hooks.written = written
+		}
 		for range batches { // one record per batch: flush after each
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			errc := make(chan error, 1)
@@ -203,6 +209,15 @@ func TestCompressionRatioCountsWholeBatches(t *testing.T) {
 				t.Fatal(err)
 			}
 			cancel()
+		}
+		if _, ok := p.(*franzProducer); ok {
+			for i := range batches {
+				select {
+				case <-written:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("franz: %d of %d batches counted after 10s", i, batches)
+				}
+			}
 		}
 		stats[name] = p.(StatsProducer).Stats()
 		p.Close()
