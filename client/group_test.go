@@ -948,35 +948,22 @@ func TestAssignedAutoCommitNotHeldUpByALookup(t *testing.T) {
 			}
 			return -1, 0
 		}
-		if req.Version >= 8 {
-			for _, g := range req.Groups {
-				rg := kmsg.NewOffsetFetchResponseGroup()
-				rg.Group = g.Group
-				for _, gt := range g.Topics {
-					rt := kmsg.NewOffsetFetchResponseGroupTopic()
-					rt.Topic = gt.Topic
-					for _, p := range gt.Partitions {
-						rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-						rp.Partition, rp.LeaderEpoch = p, -1
-						rp.Offset, rp.ErrorCode = answer(p)
-						rt.Partitions = append(rt.Partitions, rp)
-					}
-					rg.Topics = append(rg.Topics, rt)
+		// The client asks at v8 (maxOffsetFetchVersion), which lists groups.
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group = g.Group
+			for _, gt := range g.Topics {
+				rt := kmsg.NewOffsetFetchResponseGroupTopic()
+				rt.Topic = gt.Topic
+				for _, p := range gt.Partitions {
+					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					rp.Partition, rp.LeaderEpoch = p, -1
+					rp.Offset, rp.ErrorCode = answer(p)
+					rt.Partitions = append(rt.Partitions, rp)
 				}
-				resp.Groups = append(resp.Groups, rg)
+				rg.Topics = append(rg.Topics, rt)
 			}
-			return resp, nil, true
-		}
-		for _, tt := range req.Topics {
-			rt := kmsg.NewOffsetFetchResponseTopic()
-			rt.Topic = tt.Topic
-			for _, p := range tt.Partitions {
-				rp := kmsg.NewOffsetFetchResponseTopicPartition()
-				rp.Partition, rp.LeaderEpoch = p, -1
-				rp.Offset, rp.ErrorCode = answer(p)
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
+			resp.Groups = append(resp.Groups, rg)
 		}
 		return resp, nil, true
 	})

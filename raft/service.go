@@ -338,41 +338,36 @@ func (q *QuorumController) runTimedWork(ctx context.Context, ctrl *Controller, d
 	return err
 }
 
-// electPreferredLeaders runs one pass of ElectPreferredLeaders and sets
-// when the next is due, as electUncleanLeaders does.
+// electPreferredLeaders runs one pass of ElectPreferredLeaders
+// (electLeaders).
 func (q *QuorumController) electPreferredLeaders(ctx context.Context, ctrl *Controller, due *timedWork) error {
-	records, more := ctrl.ElectPreferredLeaders(q.node.Image())
-	due.balanceAt = q.nowMs() + q.balanceIntervalMs()
-	if more {
-		due.balanceAt = q.nowMs()
-	}
-	if len(records) == 0 {
-		return nil
-	}
-	q.logger.Info("moving leaderships back to preferred replicas", "partitions", len(records))
-	_, err := q.node.ProposeIn(context.WithoutCancel(ctx), q.epoch, records) // see decide
-	if err != nil {
-		q.logger.Warn("preferred leader election", "err", err)
-	}
-	return err
+	return q.electLeaders(ctx, "moving leaderships back to preferred replicas", slog.LevelInfo,
+		ctrl.ElectPreferredLeaders, &due.balanceAt, q.balanceIntervalMs())
 }
 
-// electUncleanLeaders runs one pass of ElectUncleanLeaders and sets when
-// the next is due: at once when the pass stopped at its bound, else after
-// the interval.
+// electUncleanLeaders runs one pass of ElectUncleanLeaders (electLeaders).
 func (q *QuorumController) electUncleanLeaders(ctx context.Context, ctrl *Controller, due *timedWork) error {
-	records, more := ctrl.ElectUncleanLeaders(q.node.Image())
-	due.uncleanAt = q.nowMs() + uncleanLeaderElectionIntervalMs
+	return q.electLeaders(ctx, "electing leaders of leaderless partitions where unclean.leader.election.enable allows it", slog.LevelWarn,
+		ctrl.ElectUncleanLeaders, &due.uncleanAt, uncleanLeaderElectionIntervalMs)
+}
+
+// electLeaders runs one pass of an election, logged as what at level, and
+// sets when the next is due (*next): at once when the pass stopped at its
+// bound, else after intervalMs.
+func (q *QuorumController) electLeaders(ctx context.Context, what string, level slog.Level,
+	elect func(*Image) ([]Record, bool), next *int64, intervalMs int64) error {
+	records, more := elect(q.node.Image())
+	*next = q.nowMs() + intervalMs
 	if more {
-		due.uncleanAt = q.nowMs()
+		*next = q.nowMs()
 	}
 	if len(records) == 0 {
 		return nil
 	}
-	q.logger.Warn("electing leaders of leaderless partitions where unclean.leader.election.enable allows it", "partitions", len(records))
+	q.logger.Log(ctx, level, what, "partitions", len(records))
 	_, err := q.node.ProposeIn(context.WithoutCancel(ctx), q.epoch, records) // see decide
 	if err != nil {
-		q.logger.Warn("unclean leader election", "err", err)
+		q.logger.Warn(what, "err", err)
 	}
 	return err
 }
