@@ -256,9 +256,14 @@ type OpenOptions struct {
 	CleanerCheckpoint    int64
 	HasCleanerCheckpoint bool
 	// CleanerCheckpointLost says the dir's cleaner-offset-checkpoint was
-	// set aside (it did not parse): the log may have been cleaned though it
-	// has no entry, so recovery allows for the cleaner's gaps this once,
-	// and does not cut a cleaned log at them as damage.
+	// set aside (it did not parse): the log may hold the cleaner's gaps
+	// though it has no entry, so recovery allows for them and does not cut
+	// a cleaned log at them as damage. Then the log's batch headers are
+	// walked for the cleaner's marks (a gap between offsets, a batch
+	// holding fewer records than its offsets span); a log that has them is
+	// listed again at its log start (CleanerCheckpoint), so that the next
+	// start allows for its gaps too, and one that has none is not listed,
+	// so a delete topic's log does not stay gap-tolerant.
 	CleanerCheckpointLost bool
 	// LogStartOffset is the log's entry in its dir's
 	// log-start-offset-checkpoint (0 when it has none): where a

@@ -180,6 +180,17 @@ func Open(dir string, cfg Config, o OpenOptions) (*Log, error) {
 			err = l.epochs.TruncateFromStart(l.mu.logStart)
 		}
 	}
+	if err == nil && o.CleanerCheckpointLost && !o.HasCleanerCheckpoint {
+		var marked bool
+		if marked, err = holdsCleanerMarks(l.mu.segments); marked {
+			// The entry the lost checkpoint held is listed again, at
+			// the log start: the log is cleaned from there, and its
+			// gaps stay the cleaner's at every later start.
+			l.cleaner.firstDirty, l.cleaner.listed = l.mu.logStart, true
+			l.logger.Info("the log holds the cleaner's gaps: listing it in the cleaner checkpoint again, to be cleaned from its start",
+				"log_start", l.mu.logStart)
+		}
+	}
 	if err != nil {
 		for _, s := range l.mu.segments {
 			s.close()
@@ -187,6 +198,40 @@ func Open(dir string, cfg Config, o OpenOptions) (*Log, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// holdsCleanerMarks reports whether segs hold what only the cleaner leaves
+// in a log: a gap between one batch's offsets and the next's (within a
+// segment or across two), or a batch holding fewer records than its
+// offsets span. A log opened with a lost cleaner checkpoint is walked so,
+// one pread of a batch header per batch, stopping at the first mark, to
+// tell the logs the cleaner had listed from those it never touched.
+func holdsCleanerMarks(segs []*segment) (bool, error) {
+	var buf [batch.HeaderSize]byte
+	next, seen := int64(0), false
+	for _, s := range segs {
+		if seen && s.base != next {
+			return true, nil
+		}
+		next, seen = s.base, true
+		for pos := int64(0); pos < s.size; {
+			if _, err := s.file.f.ReadAt(buf[:], pos); err != nil {
+				return false, fmt.Errorf("segment: reading %s for the cleaner's marks: %w", s.file.Name(), err)
+			}
+			h := batch.Header(buf[:])
+			if h.Size() < batch.HeaderSize || pos+int64(h.Size()) > s.size {
+				// Damage a load after a clean shutdown does not look
+				// for: the walk cannot go on, and allowing for gaps
+				// cuts nothing that may be the cleaner's.
+				return true, nil
+			}
+			if h.BaseOffset() != next || int64(h.RecordCount()) < int64(h.LastOffsetDelta())+1 {
+				return true, nil
+			}
+			next, pos = h.NextOffset(), pos+int64(h.Size())
+		}
+	}
+	return false, nil
 }
 
 // load opens the segments found in l.dir, recovering what needs it.

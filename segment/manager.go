@@ -245,12 +245,16 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 	// LogCleanerManager do: with no recovery points every log is recovered
 	// from its first segment, with no log starts every log starts at its
 	// first segment (a DeleteRecords is undone, nothing is lost), and with no
-	// cleaner offsets every compacted log is cleaned from its start. Kafka's
-	// recovery never reads the cleaner's checkpoint; Gregor's does, to tell
-	// the cleaner's gaps from damage, so without it every log of the dir is
-	// recovered allowing for them (CleanerCheckpointLost), and a cleaned log
-	// is not cut at its first gap. Each is rewritten once the dir is loaded.
-	// A checkpoint that cannot be read at all fails the dir.
+	// cleaner offsets every compacted log is cleaned from its start, which
+	// only repeats work. Kafka's recovery never reads the cleaner's
+	// checkpoint; Gregor's does, to tell the cleaner's gaps from damage, so
+	// without it every log of the dir is recovered allowing for them
+	// (CleanerCheckpointLost), and a cleaned log is not cut at its first
+	// gap; each log that holds the cleaner's marks is listed again, at its
+	// log start, so the rewritten checkpoint keeps its gaps the cleaner's at
+	// every later start, and no other log is. Each checkpoint is rewritten
+	// once the dir is loaded. A checkpoint that cannot be read at all fails
+	// the dir.
 	var checkpoints [3]map[TopicPartition]int64
 	cleanerLost := false
 	for i, name := range []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName, LogStartOffsetCheckpointFileName} {

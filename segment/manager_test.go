@@ -368,6 +368,57 @@ func TestCorruptCheckpointsAreSetAside(t *testing.T) {
 	}
 }
 
+// writeCleanedTable fills a compacted log with distinct keys, then new
+// values for the odd ones, and cleans it: the cleaned segments lose records
+// at their ends too, so a segment does not start where the one before it
+// ends. It returns what the log reads once cleaned.
+func writeCleanedTable(t *testing.T, m *Manager, tp TopicPartition) map[string]entry {
+	t.Helper()
+	l, err := m.GetOrCreate(tp, compactConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, 1000, kv(fmt.Sprintf("k%d", i), strings.Repeat("v", 80))))
+	}
+	for i := 1; i < 60; i += 2 {
+		appendBatch(t, l, keyedBatch(t, batch.CodecNone, 1000, kv(fmt.Sprintf("k%d", i), strings.Repeat("w", 80))))
+	}
+	if n, err := m.CleanLogs(nil); n != 1 || err != nil {
+		t.Fatalf("CleanLogs: %d, %v", n, err)
+	}
+	return newestPerKey(readAll(t, l))
+}
+
+// stopManager stops m cleanly, or as a killed process would once every
+// log is fsynced and its recovery point checkpointed.
+func stopManager(t *testing.T, m *Manager, crashed bool) {
+	t.Helper()
+	if !crashed {
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	for _, l := range m.logs() {
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.CheckpointRecoveryPoints(); err != nil {
+		t.Fatal(err)
+	}
+	crashManager(m)
+}
+
+// corruptCleanerCheckpoint flips a byte of the dir's cleaner checkpoint.
+func corruptCleanerCheckpoint(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, CleanerOffsetCheckpointFileName), []byte("0\n1\ntable 0 x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCorruptCleanerCheckpointKeepsCleanedLogs: a cleaned log's entry in
 // cleaner-offset-checkpoint is what tells recovery its gaps are the
 // cleaner's, not damage (TestCleanedLogRecoversWithoutItsPolicy). When a
@@ -388,39 +439,11 @@ func TestCorruptCleanerCheckpointKeepsCleanedLogs(t *testing.T) {
 				t.Fatal(err)
 			}
 			tp := TopicPartition{"table", 0}
-			l, err := m.GetOrCreate(tp, compactConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Distinct keys, then new values for the odd ones: the
-			// cleaned segments lose records at their ends too, so a
-			// segment does not start where the one before it ends.
-			for i := range 60 {
-				appendBatch(t, l, keyedBatch(t, batch.CodecNone, 1000, kv(fmt.Sprintf("k%d", i), strings.Repeat("v", 80))))
-			}
-			for i := 1; i < 60; i += 2 {
-				appendBatch(t, l, keyedBatch(t, batch.CodecNone, 1000, kv(fmt.Sprintf("k%d", i), strings.Repeat("w", 80))))
-			}
-			if n, err := m.CleanLogs(nil); n != 1 || err != nil {
-				t.Fatalf("CleanLogs: %d, %v", n, err)
-			}
-			want := newestPerKey(readAll(t, l))
+			want := writeCleanedTable(t, m, tp)
+			l, _ := m.Get(tp)
 			end := l.LogEndOffset()
-			if crashed {
-				if err := l.Flush(); err != nil {
-					t.Fatal(err)
-				}
-				if err := m.CheckpointRecoveryPoints(); err != nil {
-					t.Fatal(err)
-				}
-				crashManager(m)
-			} else if err := m.Close(); err != nil {
-				t.Fatal(err)
-			}
-			// One flipped byte in the cleaner's checkpoint.
-			if err := os.WriteFile(filepath.Join(dir, CleanerOffsetCheckpointFileName), []byte("0\n1\ntable 0 x\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			stopManager(t, m, crashed)
+			corruptCleanerCheckpoint(t, dir)
 			m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
 			if err != nil {
 				t.Fatalf("open: %v", err)
@@ -432,6 +455,74 @@ func TestCorruptCleanerCheckpointKeepsCleanedLogs(t *testing.T) {
 			}
 			if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
 				t.Errorf("after a corrupt cleaner checkpoint the log reads %d keys, want %d", len(got), len(want))
+			}
+		})
+	}
+}
+
+// TestLostCleanerCheckpointListsCleanedLogsAgain: the start that sets a
+// corrupt cleaner checkpoint aside rewrites it at once; a cleaned log
+// missing from the rewrite is cut at its first gap at the next start (clean
+// or not) unless the cleaner has listed it again meanwhile, which it does
+// only once the topic's config is known and the log is due. So the start
+// that lost the checkpoint lists every log that holds the cleaner's marks
+// again, at its log start (cleaned from there, the only work repeated), and
+// no other: a log of a delete topic does not become gap-tolerant.
+func TestLostCleanerCheckpointListsCleanedLogsAgain(t *testing.T) {
+	for _, crashed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crashed=%v", crashed), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			cfg := managerConfig(dir)
+			cfg.Cleaner = DefaultCleanerConfig()
+			m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			table, events := TopicPartition{"table", 0}, TopicPartition{"events", 0}
+			want := writeCleanedTable(t, m, table)
+			l, _ := m.Get(table)
+			end := l.LogEndOffset()
+			ev, err := m.GetOrCreate(events, testConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 40 {
+				if _, err := ev.Append(offsetBatch(t, ev.LogEndOffset(), 3), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(ev.Segments()) < 2 {
+				t.Fatalf("events has %d segments, want several", len(ev.Segments()))
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			corruptCleanerCheckpoint(t, dir)
+			// The start that sets the checkpoint aside, with the broker's
+			// provisional configs; then the next, before any cleaning.
+			for i := range 2 {
+				m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+				if err != nil {
+					t.Fatalf("start %d: %v", i, err)
+				}
+				l, _ = m.Get(table)
+				if got := l.LogEndOffset(); got != end {
+					t.Fatalf("start %d: log end %d, want %d: the cleaned log was cut as damaged", i, got, end)
+				}
+				if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
+					t.Fatalf("start %d: the log reads %d keys, want %d", i, len(got), len(want))
+				}
+				if fd, ok := l.CleanerCheckpoint(); !ok || fd != l.LogStartOffset() {
+					t.Errorf("start %d: cleaner checkpoint (%d, %v), want (%d, true)", i, fd, ok, l.LogStartOffset())
+				}
+				ev, _ = m.Get(events)
+				if fd, ok := ev.CleanerCheckpoint(); ok {
+					t.Errorf("start %d: the never-cleaned log is listed in the cleaner checkpoint at %d", i, fd)
+				}
+				if got := ev.LogEndOffset(); got != 120 {
+					t.Errorf("start %d: events ends at %d, want 120", i, got)
+				}
+				stopManager(t, m, crashed)
 			}
 		})
 	}
