@@ -20,6 +20,9 @@
 //	        00000000000000001234.index         first offset, 20 digits
 //	        00000000000000001234.timeindex
 //	        leader-epoch-checkpoint            epoch -> start offset (epoch.go)
+//	        partition.metadata                 the id of the partition's topic, in
+//	                                           Kafka's format (partmeta.go):
+//	                                           "version: 0\ntopic_id: <base64url>"
 //	        00000000000000000000.log.cleaned   the cleaner's output, not yet committed
 //	        00000000000000000000.log.swap      committed cleaner output, not yet renamed
 //	        (and .index/.timeindex .cleaned/.swap beside them)
@@ -34,6 +37,19 @@
 //	                                           long after the next start (dirdelete.go)
 //
 // The checkpoint files' text format is drawn in checkpoint.go.
+//
+// # Whose log it is
+//
+// A partition directory's name says the topic's name, not which topic of
+// that name: one deleted and created again is another. partition.metadata
+// says which, as in Kafka. It is written, fsynced, when the log is first
+// given its topic's id (Log.SetTopicID), before anything is appended in
+// that topic's name, and never changed. The log's owner tells by it a log
+// left by a deleted topic (another id) from the one it asks for, and
+// deletes the first; a log without the file (written by a Gregor that did
+// not keep it) is taken for the topic it is given first. A file that does
+// not read as Kafka reads it keeps the log from opening (ErrCorruption), as
+// it takes Kafka's log dir offline: the records' topic cannot be known.
 //
 // # The .log file
 //

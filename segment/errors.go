@@ -32,3 +32,14 @@ func (*rangeError) Unwrap() error { return kerr.OffsetOutOfRange }
 
 // ErrClosed is returned by calls on a closed Log.
 var ErrClosed = errors.New("segment: log closed")
+
+// ErrInconsistentTopicID is returned when a log is given a topic id other
+// than the one its partition.metadata records: it holds another topic's
+// records, and its owner deletes it rather than give it a new id (Kafka's
+// InconsistentTopicIdException). It unwraps to INCONSISTENT_TOPIC_ID.
+var ErrInconsistentTopicID = &topicIDError{}
+
+type topicIDError struct{}
+
+func (*topicIDError) Error() string { return "segment: the log belongs to another topic id" }
+func (*topicIDError) Unwrap() error { return kerr.InconsistentTopicID }

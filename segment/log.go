@@ -97,6 +97,14 @@ type Log struct {
 		done       chan struct{}
 	}
 
+	// topic is the id of the partition's topic, as its partition.metadata
+	// file records it (partmeta.go).
+	topic struct {
+		sync.Mutex
+		id    TopicID
+		known bool
+	}
+
 	io fileOps
 	// cleanHook, when set (tests), is called at each step of a swap of
 	// cleaned segments; an error stops the swap there, as a crash would.
@@ -154,6 +162,10 @@ func Open(dir string, cfg Config, o OpenOptions) (*Log, error) {
 	l.cleaner.done = make(chan struct{})
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
+	}
+	var err error
+	if l.topic.id, l.topic.known, err = readPartitionMetadata(dir); err != nil {
+		return nil, fmt.Errorf("segment: opening %s: %w", dir, err)
 	}
 	segs, err := l.load(o)
 	if err != nil {
