@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -156,6 +158,170 @@ func TestRestartedBrokerFollowsNoMetadataBeforeCatchingUp(t *testing.T) {
 	if p, ok := b2.Partition("moved", 0); !ok || p.Log().LogEndOffset() != 3 {
 		t.Errorf("after catching up, moved-0 on broker 2 is not the log of its 3 records")
 	}
+}
+
+// TestPartitionOfATopicCreatedAgainStartsEmpty: nothing removed the logs a
+// broker finds at start-up that its caught-up image does not give it.
+// Here reborn-1 lived on broker 2, which was down while reborn was deleted
+// and created again with one partition elsewhere; its old log stayed. When
+// reborn grew a partition 1 on broker 2, that log, the deleted topic's
+// records included, became the new partition: a consumer read records of a
+// topic deleted long ago. Kafka's broker deletes such a stray log on its
+// first metadata publish (LogManager.isStrayKraftReplica,
+// BrokerMetadataPublisher.initializeManagers), and so does Gregor's, before
+// it serves: the new partition starts empty.
+func TestPartitionOfATopicCreatedAgainStartsEmpty(t *testing.T) {
+	c := testcluster.StartMixed(t, 1, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	createTopicOn(t, c, "reborn", []int32{1, 2})
+	r := dialRaw(t, c.Addrs()[1])
+	if p := produceRaw(r, 9, -1, "reborn", 1, recordBatch(t, 3, 10)); p.ErrorCode != 0 {
+		t.Fatalf("producing: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	c.Stop(1)
+
+	adm := kadm.NewClient(newClient(t, c))
+	if _, err := adm.DeleteTopics(ctx, "reborn"); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitForImage(func(im *raft.Image) bool { _, ok := im.Topic("reborn"); return !ok })
+	createTopicOn(t, c, "reborn", []int32{1})
+	c.Restart(1)
+	logDir := c.Config(1).Storage.LogDirs[0]
+	if _, err := os.Stat(filepath.Join(logDir, "reborn-1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ready after a restart, broker 2 still has the deleted topic's reborn-1: %v", err)
+	}
+	if dirs := deleteDirsOf(t, logDir, "reborn-1"); len(dirs) != 1 {
+		t.Errorf("log dir holds %v, want one reborn-1.<id>-delete directory", dirs)
+	}
+
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewCreatePartitionsRequestTopic()
+	rt.Topic, rt.Count = "reborn", 2
+	a := kmsg.NewCreatePartitionsRequestTopicAssignment()
+	a.Replicas = []int32{2}
+	rt.Assignment = append(rt.Assignment, a)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, newClient(t, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
+		t.Fatalf("adding reborn-1 on broker 2: %v", err)
+	}
+	c.WaitForTopic("reborn")
+	c.WaitForImage(func(im *raft.Image) bool {
+		tp, _ := im.Topic("reborn")
+		return len(tp.Partitions) == 2 && tp.Partitions[1].Leader == 2
+	})
+	until(t, "broker 2 to host reborn-1", func() bool { _, ok := c.Brokers[1].Partition("reborn", 1); return ok })
+	p, _ := c.Brokers[1].Partition("reborn", 1)
+	if end := p.Log().LogEndOffset(); end != 0 {
+		t.Errorf("reborn-1, just created, has log end %d: it is the deleted topic's log, records and all", end)
+	}
+}
+
+// TestLogOfADeletedTopicIsNotTakenForTheNewOne: a broker that crashes
+// stays unfenced for broker.session.timeout.ms, so a topic deleted and
+// created again meanwhile may put its partition on that broker again; when
+// it restarts, the image gives it the partition by name, and the log on
+// disk holds the deleted topic's records, which it used to serve as the
+// new topic's. The log's partition.metadata names the deleted topic's id:
+// hosting the partition deletes the log and starts the partition empty.
+// Here the broker is stopped and the file given another id, as the
+// deleted topic's log would have it.
+func TestLogOfADeletedTopicIsNotTakenForTheNewOne(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "reborn", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	if p := produceRaw(r, 9, -1, "reborn", 0, recordBatch(t, 3, 10)); p.ErrorCode != 0 {
+		t.Fatalf("producing: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	c.Stop(0)
+	logDir := c.Config(0).Storage.LogDirs[0]
+	deleted := "version: 0\ntopic_id: " + (raft.UUID{1, 2, 3}).String()
+	if err := os.WriteFile(filepath.Join(logDir, "reborn-0", segment.PartitionMetadataFileName), []byte(deleted), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(0)
+	p, ok := c.Brokers[0].Partition("reborn", 0)
+	if !ok {
+		t.Fatal("ready after a restart, the broker does not host reborn-0")
+	}
+	if end := p.Log().LogEndOffset(); end != 0 {
+		t.Errorf("reborn-0 has log end %d: it is the deleted topic's log", end)
+	}
+	tp, _ := c.Brokers[0].Image().Topic("reborn")
+	if id, ok := p.Log().TopicID(); !ok || id != segment.TopicID(tp.ID) {
+		t.Errorf("reborn-0 records topic id %s (%v), want %s", id, ok, tp.ID)
+	}
+	if dirs := deleteDirsOf(t, logDir, "reborn-0"); len(dirs) != 1 {
+		t.Errorf("log dir holds %v, want one reborn-0.<id>-delete directory", dirs)
+	}
+}
+
+// TestLogsWithoutATopicIDAfterAnUpgrade: a Gregor that kept no
+// partition.metadata left logs without a topic id. Restarted, a broker
+// keeps such a log, records and all, for the partition of that name it is
+// given, and records the topic's id in it; one of a topic deleted while it
+// was down is stray, and goes.
+func TestLogsWithoutATopicIDAfterAnUpgrade(t *testing.T) {
+	c := testcluster.StartMixed(t, 1, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	createTopicOn(t, c, "kept", []int32{2})
+	createTopicOn(t, c, "gone", []int32{2})
+	r := dialRaw(t, c.Addrs()[1])
+	for _, topic := range []string{"kept", "gone"} {
+		if p := produceRaw(r, 9, -1, topic, 0, recordBatch(t, 3, 10)); p.ErrorCode != 0 {
+			t.Fatalf("producing to %s: %v", topic, kerr.ErrorForCode(p.ErrorCode))
+		}
+	}
+	c.Stop(1)
+	logDir := c.Config(1).Storage.LogDirs[0]
+	for _, tp := range []string{"kept-0", "gone-0"} {
+		if err := os.Remove(filepath.Join(logDir, tp, segment.PartitionMetadataFileName)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(newClient(t, c))
+	if _, err := adm.DeleteTopics(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitForImage(func(im *raft.Image) bool { _, ok := im.Topic("gone"); return !ok })
+	c.Restart(1)
+
+	if dirs := deleteDirsOf(t, logDir, "gone-0"); len(dirs) != 1 {
+		t.Errorf("log dir holds %v, want one gone-0.<id>-delete directory", dirs)
+	}
+	until(t, "broker 2 to host kept-0", func() bool { _, ok := c.Brokers[1].Partition("kept", 0); return ok })
+	p, _ := c.Brokers[1].Partition("kept", 0)
+	if end := p.Log().LogEndOffset(); end != 3 {
+		t.Errorf("kept-0 has log end %d after the restart, want its 3 records", end)
+	}
+	tp, _ := c.Brokers[1].Image().Topic("kept")
+	data, err := os.ReadFile(filepath.Join(logDir, "kept-0", segment.PartitionMetadataFileName))
+	if want := "version: 0\ntopic_id: " + tp.ID.String(); err != nil || string(data) != want {
+		t.Errorf("kept-0's partition.metadata: %q, %v; want %q", data, err, want)
+	}
+}
+
+// deleteDirsOf lists the <tp>.<id>-delete directories in logDir.
+func deleteDirsOf(t *testing.T, logDir, tp string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tp+".") && strings.HasSuffix(e.Name(), "-delete") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
 
 // TestProducerStateSurvivesRestart: after a restart, a producer whose

@@ -35,11 +35,17 @@
 // image, and the image is published, only once it holds the broker's own
 // registration from this start (runMetadata): the image a restart begins
 // with is the last snapshot's, which the broker must not lead, append or
-// delete from. The controller unfences the broker once its published
-// metadata has caught up (Ready). Close performs a
-// controlled shutdown (the controller moves leadership away), stops the
-// listener, leaves the quorum and closes the logs, writing the clean-shutdown
-// marker.
+// delete from. The first image after that deletes, before it is published,
+// every log found at start-up that the image does not give this broker
+// (strayLogs: its topic deleted, or its partition moved, while the broker
+// was down), and hosting a partition deletes a log that records another
+// topic id (partition.metadata) and starts the partition empty, as Kafka's
+// broker does with its stray logs; a log without an id, from an older
+// Gregor, is taken for the partition of its name and given the topic's id.
+// The controller unfences the broker once its published metadata has
+// caught up (Ready). Close performs a controlled shutdown (the controller
+// moves leadership away), stops the listener, leaves the quorum and closes
+// the logs, writing the clean-shutdown marker.
 //
 // Concurrency: netio calls Serve on a connection's reading goroutine.
 // Metadata without auto-creation, ListOffsets, the describe requests and

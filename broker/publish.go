@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 
 // hosted is a partition this broker holds a replica of, and the topic id it
 // belongs to (a topic deleted and created again under the same name is a
-// different topic: its old log goes).
+// different topic: its old log goes). The log records the id too
+// (partition.metadata), so that a restart tells the old topic's log from
+// the new one's.
 type hosted struct {
 	p       *replica.Partition
 	topicID raft.UUID
@@ -46,6 +49,7 @@ func (b *Broker) runMetadata() {
 	expire := time.NewTicker(time.Minute)
 	defer expire.Stop()
 	caughtUp := !b.IsBroker() // a controller-only node registers nothing and hosts nothing
+	strays := b.IsBroker()    // the logs found at start-up are yet to be checked
 	for {
 		select {
 		case <-b.stop:
@@ -59,7 +63,8 @@ func (b *Broker) runMetadata() {
 				caughtUp = true
 				b.logger.Info("metadata caught up with the log", "offset", im.Offset)
 			}
-			b.reconcile(im)
+			b.reconcile(im, strays)
+			strays = false
 		case <-expire.C:
 			cutoff := b.now().Add(-b.cfg.ProducerIDExpiration)
 			for _, p := range b.hostedPartitions() {
@@ -79,7 +84,11 @@ func (b *Broker) hostedPartitions() []*replica.Partition {
 	return out
 }
 
-func (b *Broker) reconcile(im *raft.Image) {
+// reconcile makes the hosted partitions follow im. With strays (the first
+// image after the catch-up gate), it also deletes the logs found at start-up
+// that im does not give this broker (strayLogs); hostPartition has deleted
+// those of partitions it does give whose recorded topic id is another's.
+func (b *Broker) reconcile(im *raft.Image, strays bool) {
 	me := b.cfg.NodeID
 	want := map[segment.TopicPartition]bool{}
 	for _, t := range im.Topics {
@@ -121,6 +130,15 @@ func (b *Broker) reconcile(im *raft.Image) {
 		}
 	}
 	b.partitions.Unlock()
+	if strays {
+		// Before the image is published: a broker that serves it, and
+		// so may be unfenced, has no stray log left.
+		if tps := b.strayLogs(im, want); len(tps) > 0 {
+			if err := b.logs.Delete(tps...); err != nil {
+				b.logger.Error("deleting stray logs", "partitions", tps, "err", err)
+			}
+		}
+	}
 	b.metrics.partitions.Store(uint64(len(want)))
 	b.reconcileCoordinators(im)
 	// The image is served before the fetches parked on the partitions it
@@ -148,8 +166,50 @@ func (b *Broker) reconcile(im *raft.Image) {
 	}
 }
 
+// strayLogs returns the logs the Manager found at start-up that im, the
+// first image caught up with the metadata log, does not give this broker
+// (want holds those it gives), and logs why each is stray. Such a log was
+// left by a partition deleted, or moved to other brokers, while this broker
+// was down: kept, it is never trimmed (its config stays provisional), and a
+// partition of the same name given to this broker later would take its
+// records. Kafka's broker deletes them on its first metadata publish
+// (BrokerMetadataPublisher.initializeManagers, LogManager
+// .isStrayKraftReplica), and so does this one. A log of a partition this
+// broker is given is never stray here: hostPartition has checked its
+// topic id.
+func (b *Broker) strayLogs(im *raft.Image, want map[segment.TopicPartition]bool) []segment.TopicPartition {
+	var out []segment.TopicPartition
+	for _, tp := range b.logs.Partitions() {
+		if want[tp] {
+			continue
+		}
+		attrs := []any{"partition", tp}
+		if l, ok := b.logs.Get(tp); ok {
+			if id, ok := l.TopicID(); ok {
+				attrs = append(attrs, "log.topic.id", id)
+			}
+		}
+		t, ok := im.Topic(tp.Topic)
+		switch {
+		case !ok:
+			attrs = append(attrs, "reason", "its topic is not in the metadata: deleted")
+		case int(tp.Partition) >= len(t.Partitions):
+			attrs = append(attrs, "reason", fmt.Sprintf("its topic (id %s) has %d partitions", t.ID, len(t.Partitions)))
+		default:
+			attrs = append(attrs, "reason", fmt.Sprintf("the partition's replicas %v (topic id %s) do not include this broker",
+				t.Partitions[tp.Partition].Replicas, t.ID))
+		}
+		b.logger.Info("deleting a stray log", attrs...)
+		out = append(out, tp)
+	}
+	return out
+}
+
 // hostPartition returns the hosted replica of tp, opening or creating its
-// log; a replica left from an older topic of the same name is deleted first.
+// log; a replica or a log left from an older topic of the same name is
+// deleted first. The log records the topic's id before it is hosted: a log
+// created by an older Gregor, which has none, is taken for the topic it is
+// given (nothing else can tell), and one that records another id is stray.
 func (b *Broker) hostPartition(tp segment.TopicPartition, id raft.UUID, cfg segment.Config) (hosted, error) {
 	b.partitions.RLock()
 	h, ok := b.partitions.m[tp]
@@ -168,6 +228,22 @@ func (b *Broker) hostPartition(tp segment.TopicPartition, id raft.UUID, cfg segm
 	}
 	log, err := b.logs.GetOrCreate(tp, cfg)
 	if err != nil {
+		return hosted{}, err
+	}
+	switch recorded, ok := log.TopicID(); {
+	case ok && recorded != segment.TopicID(id):
+		b.logger.Info("deleting a stray log", "partition", tp, "log.topic.id", recorded, "topic.id", id,
+			"reason", "it holds a topic of the same name deleted since")
+		if err := b.logs.Delete(tp); err != nil {
+			return hosted{}, err
+		}
+		if log, err = b.logs.GetOrCreate(tp, cfg); err != nil {
+			return hosted{}, err
+		}
+	case !ok && log.LogEndOffset() > 0:
+		b.logger.Info("recording the topic id of a log that has none", "partition", tp, "topic.id", id)
+	}
+	if err := log.SetTopicID(segment.TopicID(id)); err != nil {
 		return hosted{}, err
 	}
 	h = hosted{p: replica.New(tp, log, b.now, b.cfg.ProducerIDExpiration), topicID: id}
