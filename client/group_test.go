@@ -874,15 +874,7 @@ func TestAssignedPartitionsAreCommitted(t *testing.T) {
 	// The timer's commit: the first OffsetCommit that reaches the broker,
 	// a simple one (generation -1, no member), of the position as of the
 	// latest Poll.
-	commits := make(chan *kmsg.OffsetCommitRequest, 1)
-	c.ControlKey(int16(kmsg.OffsetCommit), func(r kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		select {
-		case commits <- r.(*kmsg.OffsetCommitRequest):
-		default:
-		}
-		return nil, nil, false
-	})
+	commits := watchCommits(c)
 	cons := newTestConsumer(t, cfg, tp)
 	consumeN(t, cons, 5, 20*time.Second)
 	consumeN(t, cons, 5, 20*time.Second) // position 10; 5 as of this Poll
@@ -967,15 +959,7 @@ func TestAssignedAutoCommitNotHeldUpByALookup(t *testing.T) {
 		}
 		return resp, nil, true
 	})
-	commits := make(chan *kmsg.OffsetCommitRequest, 1)
-	c.ControlKey(int16(kmsg.OffsetCommit), func(r kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		select {
-		case commits <- r.(*kmsg.OffsetCommitRequest):
-		default:
-		}
-		return nil, nil, false
-	})
+	commits := watchCommits(c)
 
 	cons := newTestConsumer(t, cfg, TopicPartition{"hand", 0}, TopicPartition{"hand", 1})
 	consumeN(t, cons, 5, 20*time.Second)
@@ -1000,4 +984,20 @@ func produceToPartition(t *testing.T, addrs []string, topic string, partition in
 	for _, r := range res.wait(t, 20*time.Second) {
 		must(t, r.err)
 	}
+}
+
+// watchCommits passes on the OffsetCommit requests that reach c (those that
+// come while the last is still unread are not passed on), and lets c answer
+// them.
+func watchCommits(c *kfake.Cluster) <-chan *kmsg.OffsetCommitRequest {
+	commits := make(chan *kmsg.OffsetCommitRequest, 1)
+	c.ControlKey(int16(kmsg.OffsetCommit), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		select {
+		case commits <- r.(*kmsg.OffsetCommitRequest):
+		default:
+		}
+		return nil, nil, false
+	})
+	return commits
 }
