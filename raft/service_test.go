@@ -165,22 +165,7 @@ func (sc *serviceCluster) offlinePartition(topic string, epochs map[int32]int64)
 		sc.t.Fatalf("create: %s", codeName(cr.Topics[0].ErrorCode))
 	}
 	tp, _ := sc.active().node.Image().Topic(topic)
-	p := tp.Partitions[0]
-	ap := kmsg.NewPtrAlterPartitionRequest()
-	ap.Version = 3
-	ap.BrokerID, ap.BrokerEpoch = 3, epochs[3]
-	apt := kmsg.NewAlterPartitionRequestTopic()
-	apt.TopicID = tp.ID
-	app := kmsg.NewAlterPartitionRequestTopicPartition()
-	app.LeaderEpoch, app.PartitionEpoch = p.LeaderEpoch, p.PartitionEpoch
-	e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
-	e.BrokerID, e.BrokerEpoch = 3, epochs[3]
-	app.NewEpochISR = append(app.NewEpochISR, e)
-	apt.Partitions = append(apt.Partitions, app)
-	ap.Topics = append(ap.Topics, apt)
-	if r := sc.handle(ap).(*kmsg.AlterPartitionResponse); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
-		sc.t.Fatalf("alter partition: %+v", r)
-	}
+	sc.alterISR(3, epochs, tp.ID, tp.Partitions[0], 3)
 	live := maps.Clone(epochs)
 	delete(live, 3)
 	for round := 0; !sc.active().node.Image().Brokers[3].Fenced; round++ {
@@ -643,23 +628,7 @@ func TestQuorumControllerRestoresPreferredLeaders(t *testing.T) {
 				t.Fatalf("t-0 led by %d after broker 1 was fenced, want 2", p.Leader)
 			}
 			tp, _ := sc.active().node.Image().Topic("t")
-			ap := kmsg.NewPtrAlterPartitionRequest()
-			ap.Version = 3
-			ap.BrokerID, ap.BrokerEpoch = 2, epochs[2]
-			apt := kmsg.NewAlterPartitionRequestTopic()
-			apt.TopicID = tp.ID
-			app := kmsg.NewAlterPartitionRequestTopicPartition()
-			app.LeaderEpoch, app.PartitionEpoch = p.LeaderEpoch, p.PartitionEpoch
-			for _, id := range []int32{2, 1} {
-				e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
-				e.BrokerID, e.BrokerEpoch = id, epochs[id]
-				app.NewEpochISR = append(app.NewEpochISR, e)
-			}
-			apt.Partitions = append(apt.Partitions, app)
-			ap.Topics = append(ap.Topics, apt)
-			if r := sc.handle(ap).(*kmsg.AlterPartitionResponse); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
-				t.Fatalf("alter partition: %+v", r)
-			}
+			sc.alterISR(2, epochs, tp.ID, p, 2, 1)
 			before := sc.partition("t", 0)
 
 			// Within the interval nothing moves; past it (twice, should a
@@ -953,5 +922,29 @@ func TestQuorumControllerMovesObserver(t *testing.T) {
 	sc.converge(uint64(resp.BrokerEpoch))
 	if hb := sc.observerHeartbeat(4, resp.BrokerEpoch); hb.ErrorCode != 0 || hb.IsFenced {
 		t.Fatalf("heartbeat once caught up: %s, fenced %t; want unfenced", codeName(hb.ErrorCode), hb.IsFenced)
+	}
+}
+
+// alterISR has leader, with its broker epoch in epochs, set partition p of
+// topic id's ISR to isr (AlterPartition v3), and fails the test unless the
+// controller takes it.
+func (sc *serviceCluster) alterISR(leader int32, epochs map[int32]int64, id UUID, p *PartitionImage, isr ...int32) {
+	sc.t.Helper()
+	ap := kmsg.NewPtrAlterPartitionRequest()
+	ap.Version = 3
+	ap.BrokerID, ap.BrokerEpoch = leader, epochs[leader]
+	apt := kmsg.NewAlterPartitionRequestTopic()
+	apt.TopicID = id
+	app := kmsg.NewAlterPartitionRequestTopicPartition()
+	app.LeaderEpoch, app.PartitionEpoch = p.LeaderEpoch, p.PartitionEpoch
+	for _, b := range isr {
+		e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+		e.BrokerID, e.BrokerEpoch = b, epochs[b]
+		app.NewEpochISR = append(app.NewEpochISR, e)
+	}
+	apt.Partitions = append(apt.Partitions, app)
+	ap.Topics = append(ap.Topics, apt)
+	if r := sc.handle(ap).(*kmsg.AlterPartitionResponse); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		sc.t.Fatalf("alter partition: %+v", r)
 	}
 }
