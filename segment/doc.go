@@ -108,7 +108,8 @@
 // set aside with a warning, as Kafka's LogManager does: the dir's logs are
 // recovered, start and are cleaned from their first segments, and the
 // checkpoint is rewritten once the dir is loaded. Without the cleaner's
-// checkpoint, which tells the cleaner's gaps from damage, every log of the
+// checkpoint, which tells the cleaner's gaps from damage (set aside, or
+// missing from a dir that holds logs, though every load writes one), every log of the
 // dir is recovered allowing for gaps, so that no cleaned log is cut, and
 // its batch headers are walked (one pread each, up to the first mark) for
 // what only the cleaner leaves: a gap between offsets, or a batch holding

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -252,11 +253,16 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 	// (CleanerCheckpointLost), and a cleaned log is not cut at its first
 	// gap; each log that holds the cleaner's marks is listed again, at its
 	// log start, so the rewritten checkpoint keeps its gaps the cleaner's at
-	// every later start, and no other log is. Each checkpoint is rewritten
-	// once the dir is loaded. A checkpoint that cannot be read at all fails
-	// the dir.
+	// every later start, and no other log is. A cleaner checkpoint that is
+	// missing from a dir holding logs counts as lost too: every load writes
+	// one, so its absence means it was removed, or the logs came from
+	// elsewhere, and their gaps may be the cleaner's all the same. Each
+	// checkpoint is rewritten once the dir is loaded. A checkpoint that
+	// cannot be read at all fails the dir.
 	var checkpoints [3]map[TopicPartition]int64
 	cleanerLost := false
+	_, err = os.Stat(filepath.Join(dir, CleanerOffsetCheckpointFileName))
+	cleanerMissing := errors.Is(err, fs.ErrNotExist)
 	for i, name := range []string{RecoveryPointCheckpointFileName, CleanerOffsetCheckpointFileName, LogStartOffsetCheckpointFileName} {
 		entries, err := ReadOffsetCheckpoint(filepath.Join(dir, name))
 		if errors.Is(err, ErrCorruption) {
@@ -288,6 +294,11 @@ func (m *Manager) loadDir(dir string, configFor func(string) Config) error {
 			// Deleted before the last stop, not yet removed.
 			m.removeDirLater(filepath.Join(dir, e.Name()), m.cfg.Log.fileDeleteDelay())
 		}
+	}
+	if cleanerMissing && len(tps) > 0 && !cleanerLost {
+		m.logger.Warn("the log dir holds logs but no cleaner checkpoint: recovering them allowing for the cleaner's gaps",
+			"dir", dir, "file", CleanerOffsetCheckpointFileName, "partitions", len(tps))
+		cleanerLost = true
 	}
 	work := make(chan TopicPartition)
 	var wg sync.WaitGroup

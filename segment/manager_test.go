@@ -411,12 +411,25 @@ func stopManager(t *testing.T, m *Manager, crashed bool) {
 	crashManager(m)
 }
 
-// corruptCleanerCheckpoint flips a byte of the dir's cleaner checkpoint.
-func corruptCleanerCheckpoint(t *testing.T, dir string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, CleanerOffsetCheckpointFileName), []byte("0\n1\ntable 0 x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+// cleanerCheckpointLosses are the ways a dir loses its cleaner checkpoint:
+// the file no longer parses, or is gone (removed by hand, or the logs were
+// copied in from elsewhere).
+var cleanerCheckpointLosses = []struct {
+	name string
+	lose func(t *testing.T, dir string)
+}{
+	{"corrupt", func(t *testing.T, dir string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, CleanerOffsetCheckpointFileName), []byte("0\n1\ntable 0 x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}},
+	{"missing", func(t *testing.T, dir string) {
+		t.Helper()
+		if err := os.Remove(filepath.Join(dir, CleanerOffsetCheckpointFileName)); err != nil {
+			t.Fatal(err)
+		}
+	}},
 }
 
 // TestCorruptCleanerCheckpointKeepsCleanedLogs: a cleaned log's entry in
@@ -427,36 +440,39 @@ func corruptCleanerCheckpoint(t *testing.T, dir string) {
 // opens logs with the default (delete) policy, and a cleaned log was cut at
 // its first gap, losing records acknowledged long ago. Kafka's recovery
 // does not read the cleaner checkpoint, so setting it aside costs Kafka
-// only repeated work, and now Gregor too.
+// only repeated work, and now Gregor too. A checkpoint missing from a dir
+// that holds logs is lost the same way.
 func TestCorruptCleanerCheckpointKeepsCleanedLogs(t *testing.T) {
-	for _, crashed := range []bool{false, true} {
-		t.Run(fmt.Sprintf("crashed=%v", crashed), func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "d")
-			cfg := managerConfig(dir)
-			cfg.Cleaner = DefaultCleanerConfig()
-			m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tp := TopicPartition{"table", 0}
-			want := writeCleanedTable(t, m, tp)
-			l, _ := m.Get(tp)
-			end := l.LogEndOffset()
-			stopManager(t, m, crashed)
-			corruptCleanerCheckpoint(t, dir)
-			m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
-			if err != nil {
-				t.Fatalf("open: %v", err)
-			}
-			defer m.Close()
-			l, _ = m.Get(tp)
-			if got := l.LogEndOffset(); got != end {
-				t.Errorf("log end %d after a corrupt cleaner checkpoint, want %d: the cleaned log was cut as damaged", got, end)
-			}
-			if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
-				t.Errorf("after a corrupt cleaner checkpoint the log reads %d keys, want %d", len(got), len(want))
-			}
-		})
+	for _, loss := range cleanerCheckpointLosses {
+		for _, crashed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/crashed=%v", loss.name, crashed), func(t *testing.T) {
+				dir := filepath.Join(t.TempDir(), "d")
+				cfg := managerConfig(dir)
+				cfg.Cleaner = DefaultCleanerConfig()
+				m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tp := TopicPartition{"table", 0}
+				want := writeCleanedTable(t, m, tp)
+				l, _ := m.Get(tp)
+				end := l.LogEndOffset()
+				stopManager(t, m, crashed)
+				loss.lose(t, dir)
+				m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+				if err != nil {
+					t.Fatalf("open: %v", err)
+				}
+				defer m.Close()
+				l, _ = m.Get(tp)
+				if got := l.LogEndOffset(); got != end {
+					t.Errorf("log end %d after a corrupt cleaner checkpoint, want %d: the cleaned log was cut as damaged", got, end)
+				}
+				if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
+					t.Errorf("after a corrupt cleaner checkpoint the log reads %d keys, want %d", len(got), len(want))
+				}
+			})
+		}
 	}
 }
 
@@ -469,61 +485,63 @@ func TestCorruptCleanerCheckpointKeepsCleanedLogs(t *testing.T) {
 // again, at its log start (cleaned from there, the only work repeated), and
 // no other: a log of a delete topic does not become gap-tolerant.
 func TestLostCleanerCheckpointListsCleanedLogsAgain(t *testing.T) {
-	for _, crashed := range []bool{false, true} {
-		t.Run(fmt.Sprintf("crashed=%v", crashed), func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "d")
-			cfg := managerConfig(dir)
-			cfg.Cleaner = DefaultCleanerConfig()
-			m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
-			if err != nil {
-				t.Fatal(err)
-			}
-			table, events := TopicPartition{"table", 0}, TopicPartition{"events", 0}
-			want := writeCleanedTable(t, m, table)
-			l, _ := m.Get(table)
-			end := l.LogEndOffset()
-			ev, err := m.GetOrCreate(events, testConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for range 40 {
-				if _, err := ev.Append(offsetBatch(t, ev.LogEndOffset(), 3), 0); err != nil {
+	for _, loss := range cleanerCheckpointLosses {
+		for _, crashed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/crashed=%v", loss.name, crashed), func(t *testing.T) {
+				dir := filepath.Join(t.TempDir(), "d")
+				cfg := managerConfig(dir)
+				cfg.Cleaner = DefaultCleanerConfig()
+				m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			if len(ev.Segments()) < 2 {
-				t.Fatalf("events has %d segments, want several", len(ev.Segments()))
-			}
-			if err := m.Close(); err != nil {
-				t.Fatal(err)
-			}
-			corruptCleanerCheckpoint(t, dir)
-			// The start that sets the checkpoint aside, with the broker's
-			// provisional configs; then the next, before any cleaning.
-			for i := range 2 {
-				m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+				table, events := TopicPartition{"table", 0}, TopicPartition{"events", 0}
+				want := writeCleanedTable(t, m, table)
+				l, _ := m.Get(table)
+				end := l.LogEndOffset()
+				ev, err := m.GetOrCreate(events, testConfig())
 				if err != nil {
-					t.Fatalf("start %d: %v", i, err)
+					t.Fatal(err)
 				}
-				l, _ = m.Get(table)
-				if got := l.LogEndOffset(); got != end {
-					t.Fatalf("start %d: log end %d, want %d: the cleaned log was cut as damaged", i, got, end)
+				for range 40 {
+					if _, err := ev.Append(offsetBatch(t, ev.LogEndOffset(), 3), 0); err != nil {
+						t.Fatal(err)
+					}
 				}
-				if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
-					t.Fatalf("start %d: the log reads %d keys, want %d", i, len(got), len(want))
+				if len(ev.Segments()) < 2 {
+					t.Fatalf("events has %d segments, want several", len(ev.Segments()))
 				}
-				if fd, ok := l.CleanerCheckpoint(); !ok || fd != l.LogStartOffset() {
-					t.Errorf("start %d: cleaner checkpoint (%d, %v), want (%d, true)", i, fd, ok, l.LogStartOffset())
+				if err := m.Close(); err != nil {
+					t.Fatal(err)
 				}
-				ev, _ = m.Get(events)
-				if fd, ok := ev.CleanerCheckpoint(); ok {
-					t.Errorf("start %d: the never-cleaned log is listed in the cleaner checkpoint at %d", i, fd)
+				loss.lose(t, dir)
+				// The start that sets the checkpoint aside, with the broker's
+				// provisional configs; then the next, before any cleaning.
+				for i := range 2 {
+					m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+					if err != nil {
+						t.Fatalf("start %d: %v", i, err)
+					}
+					l, _ = m.Get(table)
+					if got := l.LogEndOffset(); got != end {
+						t.Fatalf("start %d: log end %d, want %d: the cleaned log was cut as damaged", i, got, end)
+					}
+					if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
+						t.Fatalf("start %d: the log reads %d keys, want %d", i, len(got), len(want))
+					}
+					if fd, ok := l.CleanerCheckpoint(); !ok || fd != l.LogStartOffset() {
+						t.Errorf("start %d: cleaner checkpoint (%d, %v), want (%d, true)", i, fd, ok, l.LogStartOffset())
+					}
+					ev, _ = m.Get(events)
+					if fd, ok := ev.CleanerCheckpoint(); ok {
+						t.Errorf("start %d: the never-cleaned log is listed in the cleaner checkpoint at %d", i, fd)
+					}
+					if got := ev.LogEndOffset(); got != 120 {
+						t.Errorf("start %d: events ends at %d, want 120", i, got)
+					}
+					stopManager(t, m, crashed)
 				}
-				if got := ev.LogEndOffset(); got != 120 {
-					t.Errorf("start %d: events ends at %d, want 120", i, got)
-				}
-				stopManager(t, m, crashed)
-			}
-		})
+			})
+		}
 	}
 }
