@@ -76,12 +76,13 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 	fwd := *req
 	fwd.Topics = keep
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	var offset uint64
 	if len(keep) > 0 {
-		out, _, ok := b.forward(ctx, rq, &fwd)
+		out, at, ok := b.forward(ctx, rq, &fwd)
 		if !ok {
 			return
 		}
-		resp = out.(*kmsg.CreateTopicsResponse)
+		resp, offset = out.(*kmsg.CreateTopicsResponse), at
 	}
 	for _, t := range req.Topics {
 		if r, ok := refused[t.Topic]; ok {
@@ -90,7 +91,7 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 			resp.Topics = append(resp.Topics, rt)
 		}
 	}
-	b.waitForImage(ctx, func(im *raft.Image) bool {
+	b.awaitChange(ctx, offset, func(im *raft.Image) bool {
 		for _, t := range resp.Topics {
 			if _, ok := im.Names[t.Topic]; t.ErrorCode == 0 && !req.ValidateOnly && !ok {
 				return false
@@ -106,12 +107,12 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 
 func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) {
 	ctx := rq.ctx(req.TimeoutMillis)
-	out, _, ok := b.forward(ctx, rq, req)
+	out, offset, ok := b.forward(ctx, rq, req)
 	if !ok {
 		return
 	}
 	resp := out.(*kmsg.DeleteTopicsResponse)
-	b.waitForImage(ctx, func(im *raft.Image) bool {
+	b.awaitChange(ctx, offset, func(im *raft.Image) bool {
 		for _, t := range resp.Topics {
 			if t.ErrorCode != 0 {
 				continue
@@ -132,7 +133,7 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 
 func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsRequest) {
 	ctx := rq.ctx(req.TimeoutMillis)
-	out, _, ok := b.forward(ctx, rq, req)
+	out, offset, ok := b.forward(ctx, rq, req)
 	if !ok {
 		return
 	}
@@ -142,7 +143,7 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 		want[t.Topic] = int(t.Count)
 	}
 	if !req.ValidateOnly {
-		b.waitForImage(ctx, func(im *raft.Image) bool {
+		b.awaitChange(ctx, offset, func(im *raft.Image) bool {
 			for _, t := range resp.Topics {
 				if ti, ok := im.Topic(t.Topic); t.ErrorCode == 0 && (!ok || len(ti.Partitions) < want[t.Topic]) {
 					return false
@@ -194,7 +195,9 @@ func (b *Broker) forwardAndAwait(rq *request, req kmsg.Request, changed func(kms
 		return
 	}
 	if changed(out) {
-		b.waitForImage(ctx, func(im *raft.Image) bool { return im.Offset >= offset })
+		// Without an offset (the controller's answer did not come)
+		// there is nothing to wait for.
+		b.awaitChange(ctx, offset, func(*raft.Image) bool { return true })
 	}
 	rq.reply(out)
 }

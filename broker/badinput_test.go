@@ -77,6 +77,13 @@ func (r *rawConn) do(req kmsg.Request) kmsg.Response {
 func (r *rawConn) answer(req kmsg.Request, corr int32) kmsg.Response {
 	r.t.Helper()
 	body, err := r.read()
+	return r.decode(req, corr, body, err)
+}
+
+// decode decodes body, read with err, as the response to req sent with
+// correlation id corr.
+func (r *rawConn) decode(req kmsg.Request, corr int32, body []byte, err error) kmsg.Response {
+	r.t.Helper()
 	if err != nil {
 		r.t.Fatalf("%s v%d: reading the response: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
 	}

@@ -84,6 +84,20 @@ type Broker struct {
 	stop            chan struct{}
 	stopOnce        sync.Once
 	wg              sync.WaitGroup
+
+	// hooks let tests stop the broker's goroutines at chosen points
+	// (export_test.go); nil outside tests.
+	hooks struct {
+		beforeFollow atomic.Pointer[func()] // runMetadata, on a new image, before it follows it
+		imageWait    atomic.Pointer[func()] // waitForImage, as it starts to wait
+	}
+}
+
+// runHook calls the hook h holds, if any.
+func runHook(h *atomic.Pointer[func()]) {
+	if f := h.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // Options are a broker's collaborators.

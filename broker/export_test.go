@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -108,4 +109,30 @@ func SetCoordinatorLoaded(b *Broker, groupID string, loaded bool) {
 	s := b.coords.shards[group.PartitionFor(groupID, len(t.Partitions))]
 	b.coords.mu.Unlock()
 	s.loaded.Store(loaded)
+}
+
+// HoldMetadata makes b's metadata goroutine stop, on the next change of
+// the metadata image, before it follows it (and publishes it to clients),
+// until the returned release is called. Release before the broker stops.
+func HoldMetadata(b *Broker) (release func()) {
+	ch := make(chan struct{})
+	hold := func() { <-ch }
+	b.hooks.beforeFollow.Store(&hold)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.hooks.beforeFollow.Store(nil)
+			close(ch)
+		})
+	}
+}
+
+// WatchImageWaits sets f to be called whenever a handler starts to wait
+// for b's published image to show a change; nil removes it.
+func WatchImageWaits(b *Broker, f func()) {
+	if f == nil {
+		b.hooks.imageWait.Store(nil)
+		return
+	}
+	b.hooks.imageWait.Store(&f)
 }

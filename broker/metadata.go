@@ -68,7 +68,7 @@ func (b *Broker) autoCreate(topics []string) map[string]int16 {
 	out := make(map[string]int16, len(topics))
 	ctx, cancel := b.stopContext(b.cfg.RequestTimeout)
 	defer cancel()
-	resp, err := b.controller(ctx, req)
+	resp, offset, err := b.controllerAt(ctx, req)
 	if err != nil {
 		b.logger.Warn("auto-creating topics", "topics", topics, "err", err)
 		for _, name := range topics {
@@ -88,7 +88,7 @@ func (b *Broker) autoCreate(topics []string) map[string]int16 {
 		}
 		out[t.Topic] = code
 	}
-	b.waitForImage(ctx, func(im *raft.Image) bool {
+	b.awaitChange(ctx, offset, func(im *raft.Image) bool {
 		for name, code := range out {
 			if _, ok := im.Names[name]; code == 0 && !ok {
 				return false
@@ -109,6 +109,20 @@ func idsBeforeV12(req *kmsg.MetadataRequest) bool {
 	})
 }
 
+// awaitChange waits until this broker's image holds a change that the
+// active controller answered at metadata offset offset (controllerAt), and
+// with it everything decided before: a topic deleted and then created
+// again under its name through another broker is the new topic here, not
+// the old one this image may still hold. An offset of 0 is a remote
+// controller's answer at a version without tagged fields to carry it; then
+// shows, which must hold once the change is in, is what is waited for.
+func (b *Broker) awaitChange(ctx context.Context, offset uint64, shows func(*raft.Image) bool) {
+	if offset > 0 {
+		shows = func(im *raft.Image) bool { return im.Offset >= offset }
+	}
+	b.waitForImage(ctx, shows)
+}
+
 // waitForImage waits until cond holds for the local image (a broker-only
 // node applies the controller's records a moment after it answers), or ctx
 // ends.
@@ -118,6 +132,7 @@ func (b *Broker) waitForImage(ctx context.Context, cond func(*raft.Image) bool) 
 		if cond(b.image()) {
 			return
 		}
+		runHook(&b.hooks.imageWait)
 		select {
 		case <-w:
 		case <-ctx.Done():

@@ -55,6 +55,7 @@ func (b *Broker) runMetadata() {
 		case <-b.stop:
 			return
 		case <-b.metadataChanged:
+			runHook(&b.hooks.beforeFollow)
 			im := b.node.Image()
 			if !caughtUp {
 				if bi, ok := im.Brokers[b.cfg.NodeID]; !ok || bi.Incarnation != b.incarnation {
