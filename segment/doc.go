@@ -98,29 +98,29 @@
 //
 // # Recovery
 //
-// A log dir without .clean-shutdown was not closed cleanly: for each log, every
-// segment from the one holding its recovery point on is scanned (CRC-32C,
-// lengths, magic, contiguous offsets, non-decreasing leader epochs), the log is
-// cut at the first bad byte, later segments are deleted, and the scanned
-// segments' indexes are rebuilt. An index that is missing, or that disagrees
-// with its log (a zeroed tail, entries out of order or past the end), is
-// rebuilt even after a clean shutdown. A checkpoint that does not parse is
-// set aside with a warning, as Kafka's LogManager does: the dir's logs are
-// recovered, start and are cleaned from their first segments, and the
+// A log dir without .clean-shutdown was not closed cleanly: for each log,
+// every segment from the one holding its recovery point on is scanned
+// (CRC-32C, lengths, magic, contiguous offsets, non-decreasing leader epochs),
+// the log is cut at the first bad byte, later segments are deleted, and the
+// scanned segments' indexes are rebuilt. An index that is missing, or that
+// disagrees with its log (a zeroed tail, entries out of order or past the
+// end), is rebuilt even after a clean shutdown. A checkpoint that does not
+// parse is set aside with a warning, as Kafka's LogManager does: the dir's
+// logs are recovered, start and are cleaned from their first segments, and the
 // checkpoint is rewritten once the dir is loaded. Without the cleaner's
 // checkpoint, which tells the cleaner's gaps from damage (set aside, or
-// missing from a dir that holds logs, though every load writes one), every log of the
-// dir is recovered allowing for gaps, so that no cleaned log is cut, and
-// its batch headers are walked (one pread each, up to the first mark) for
+// missing from a dir that holds logs, though every load writes one), every log
+// of the dir is recovered allowing for gaps, so that no cleaned log is cut,
+// and its batch headers are walked (one pread each, up to the first mark) for
 // what only the cleaner leaves: a gap between offsets, or a batch holding
-// fewer records than its offsets span. A log that has such marks is
-// listed in the rewritten checkpoint again, at its log start: cleaned from
-// there, which only repeats work, and its gaps still the cleaner's at the
-// next start; a log without is not listed, and stays held to contiguous
-// offsets. In a log never cleaned (offsets contiguous), a segment that does
-// not start where the one before it ended is scanned too, wherever it lies,
-// and the log is cut before it: nothing resumes past a hole. Truncate renames the segments after the new end
-// *.deleted, the last first, and fsyncs the dir before it cuts the segment
+// fewer records than its offsets span. A log that has such marks is listed in
+// the rewritten checkpoint again, at its log start: cleaned from there, which
+// only repeats work, and its gaps still the cleaner's at the next start; a log
+// without is not listed, and stays held to contiguous offsets. In a log never
+// cleaned (offsets contiguous), a segment that does not start where the one
+// before it ended is scanned too, wherever it lies, and the log is cut before
+// it: nothing resumes past a hole. Truncate renames the segments after the new
+// end *.deleted, the last first, and fsyncs the dir before it cuts the segment
 // holding the end, so that a crash leaves a prefix of the log, never a hole.
 //
 // # Compaction (cleaner.go)
