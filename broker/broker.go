@@ -78,6 +78,9 @@ type Broker struct {
 	produces unfinishedProduces
 
 	metadataChanged chan struct{} // cap 1: the image moved, reconcile
+	// servingClients is closed once the first image after the catch-up is
+	// published (runMetadata): the client listener accepts from then on.
+	servingClients chan struct{}
 	published       atomic.Pointer[raft.Image]
 	imageMu         sync.Mutex
 	imageCh         chan struct{} // closed on the next image change
@@ -130,7 +133,7 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 		o.Now = time.Now
 	}
 	b := &Broker{cfg: cfg, logger: o.Logger.With("node", cfg.NodeID), now: o.Now,
-		ready: make(chan struct{}), imageCh: make(chan struct{}), metadataChanged: make(chan struct{}, 1), stop: make(chan struct{}),
+		ready: make(chan struct{}), imageCh: make(chan struct{}), metadataChanged: make(chan struct{}, 1), servingClients: make(chan struct{}), stop: make(chan struct{}),
 		failed: make(chan struct{})}
 	b.metrics = newMetrics(b)
 	b.decompressions = newDecompressionBudget(cfg.DecompressionMaxBytes)
@@ -217,6 +220,12 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 	b.wg.Add(3)
 	go func() {
 		defer b.wg.Done()
+		// Bound already, so clients connecting meanwhile wait in the
+		// backlog; Serve after Close closes the listener.
+		select {
+		case <-b.servingClients:
+		case <-b.stop:
+		}
 		if err := b.net.Serve(b.ln); err != nil && !errors.Is(err, netio.ErrServerClosed) {
 			b.logger.Error("client listener stopped", "err", err)
 			b.fail(fmt.Errorf("client listener stopped: %w", err))

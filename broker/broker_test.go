@@ -88,8 +88,9 @@ func TestIdempotentProducerRetriesAndGaps(t *testing.T) {
 // broker against acting on the image it starts from (its last metadata
 // snapshot's) before it has caught up with the metadata log: it must not
 // lead the partitions that image gives it, at stale leader epochs, take
-// appends for them, or answer Metadata from it, as Kafka's broker neither
-// publishes its metadata nor serves before catching up. Broker 2's
+// appends for them, or answer Metadata from it (nor from an empty one), as
+// Kafka's broker neither publishes its metadata nor serves before catching
+// up. Broker 2's
 // snapshot here has a topic that was deleted and created again since, and
 // broker 2 restarts while the only controller is down, so it cannot catch
 // up. It used to lead the old topic's partition from the snapshot and take
@@ -109,6 +110,8 @@ func TestRestartedBrokerFollowsNoMetadataBeforeCatchingUp(t *testing.T) {
 	}
 	c.WaitForImage(func(im *raft.Image) bool { _, ok := im.Topic("moved"); return !ok })
 	createTopicOn(t, c, "moved", []int32{2})
+	again, _ := c.Brokers[1].Image().Topic("moved")
+	newID := again.ID
 	r := dialRaw(t, c.Addrs()[1])
 	if p := produceRaw(r, 9, -1, "moved", 0, recordBatch(t, 3, 10)); p.ErrorCode != 0 {
 		t.Fatalf("producing to the topic created again: %v", kerr.ErrorForCode(p.ErrorCode))
@@ -127,20 +130,37 @@ func TestRestartedBrokerFollowsNoMetadataBeforeCatchingUp(t *testing.T) {
 	if _, ok := b2.Partition("moved", 0); ok {
 		t.Errorf("before catching up, broker 2 hosts moved-0, as its snapshot has it")
 	}
+	// Nor does it serve clients: requests sent now are answered once it
+	// has caught up, from the image it caught up to, neither from its
+	// snapshot's nor from an empty one (no brokers, no topics).
 	r = dialRaw(t, b2.Addr().String())
-	if p := produceRaw(r, 9, 1, "moved", 0, recordBatch(t, 1, 10)); p.ErrorCode == 0 {
-		t.Errorf("before catching up, broker 2 took an append to moved-0 (at offset %d)", p.BaseOffset)
-	}
+	produce := produceRequest(9, 1, producePart{"moved", 0, recordBatch(t, 1, 10)})
+	r.write(r.frameOf(produce))
+	produceCorr := r.corr
 	md := kmsg.NewPtrMetadataRequest()
 	md.Version = 12
 	mt := kmsg.NewMetadataRequestTopic()
 	mt.Topic = kmsg.StringPtr("moved")
 	md.Topics = append(md.Topics, mt)
-	if resp := r.do(md).(*kmsg.MetadataResponse); resp.Topics[0].ErrorCode == 0 {
-		t.Errorf("before catching up, broker 2 answers Metadata from its snapshot: moved has %d partitions", len(resp.Topics[0].Partitions))
+	r.write(r.frameOf(md))
+	mdCorr := r.corr
+	if n := b2.NetStats().Connections; n != 0 {
+		t.Errorf("before catching up, broker 2 has accepted %d client connections", n)
 	}
 
 	c.Restart(0)
+	p := r.answer(produce, produceCorr).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+	if p.ErrorCode == 0 && p.BaseOffset != 3 {
+		t.Errorf("broker 2 appended to moved-0 at offset %d, want 3: not the log of the topic created again", p.BaseOffset)
+	}
+	if err := kerr.ErrorForCode(p.ErrorCode); err != nil && !kerr.IsRetriable(err) {
+		t.Errorf("producing to moved-0 as broker 2 caught up: %v", err)
+	}
+	moved := r.answer(md, mdCorr).(*kmsg.MetadataResponse).Topics[0]
+	if moved.ErrorCode != 0 || raft.UUID(moved.TopicID) != newID {
+		t.Errorf("broker 2 answered Metadata for moved with %v and topic id %s, want the topic created again, %s",
+			kerr.ErrorForCode(moved.ErrorCode), raft.UUID(moved.TopicID), newID)
+	}
 	if err := b2.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}

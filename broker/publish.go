@@ -41,10 +41,12 @@ type hosted struct {
 // (MetadataLoader) and serves (BrokerServer's initialCatchUpFuture), it
 // waits for its own registration from this start (this incarnation) to be
 // in the image: that entry was committed after the broker started, so
-// every entry committed before is applied too. Until then clients are
-// served the empty image (retriable UNKNOWN_TOPIC_OR_PARTITION, no
-// coordinators), and heartbeats report metadata offset 0, so the
-// controller keeps the broker fenced.
+// every entry committed before is applied too. Until then heartbeats
+// report metadata offset 0, so the controller keeps the broker fenced, and
+// the client listener accepts no connection (servingClients), as Kafka's
+// broker enables request processing only once caught up: a client's
+// connection waits in the listener's backlog rather than being told, from
+// the empty image, of no brokers and no topics.
 func (b *Broker) runMetadata() {
 	expire := time.NewTicker(time.Minute)
 	defer expire.Stop()
@@ -65,6 +67,9 @@ func (b *Broker) runMetadata() {
 				b.logger.Info("metadata caught up with the log", "offset", im.Offset)
 			}
 			b.reconcile(im, strays)
+			if strays { // the first image since the catch-up is published
+				close(b.servingClients)
+			}
 			strays = false
 		case <-expire.C:
 			cutoff := b.now().Add(-b.cfg.ProducerIDExpiration)
