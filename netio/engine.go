@@ -3,6 +3,7 @@ package netio
 import (
 	"fmt"
 	"net"
+	"sync/atomic"
 )
 
 // Engine is a network engine: it accepts connections, frames requests, passes
@@ -38,4 +39,16 @@ func New(cfg Config, h Handler, o Options) (Engine, error) {
 		return NewNetpollServer(cfg, h, o)
 	}
 	return nil, fmt.Errorf("netio: network.engine=%q: want %q or %q", cfg.Engine, EngineStd, EngineNetpoll)
+}
+
+// hooks let a test see the engine reach a point it cannot observe from
+// outside; unset, they cost an atomic load.
+type hooks struct {
+	hangUp atomic.Pointer[func()] // a client hung up with requests unread (std: while its read loop waits)
+}
+
+func (h *hooks) run(p *atomic.Pointer[func()]) {
+	if f := p.Load(); f != nil {
+		(*f)()
+	}
 }

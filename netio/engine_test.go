@@ -245,6 +245,43 @@ func TestDoneWhileTheWindowIsFull(t *testing.T) {
 	})
 }
 
+// TestRequestsSentBeforeAHangUpAreServed: a client that sends requests and
+// closes its connection at once (an acks=0 producer's last records, as the
+// Java producer's close sends them) while the server has no token for
+// them. The std engine dropped them unserved once it saw the hang-up, and
+// the records were lost; Kafka's Selector keeps such a channel "so that all
+// received records may be processed". (netpoll still drops them: doc.go.)
+func TestRequestsSentBeforeAHangUpAreServed(t *testing.T) {
+	holding := make(chan func(Response), 1)
+	served := make(chan string, 4)
+	s, addr := startTCP(t, EngineStd, Config{QueuedMaxRequests: 1}, HandlerFunc(func(req *Request, respond func(Response)) {
+		if string(req.Frame) == "slow" {
+			holding <- respond
+			return
+		}
+		served <- string(req.Frame)
+		respond(Response{NoResponse: true})
+	}))
+	hungUp := make(chan struct{})
+	var once sync.Once
+	seen := func() { once.Do(func() { close(hungUp) }) }
+	s.(*Server).hooks.hangUp.Store(&seen)
+	busy := dial(t, addr)
+	busy.Write(frame([]byte("slow")))
+	respond := within(t, holding, "the slow request")
+	p := dial(t, addr)
+	p.Write(append(frame([]byte("acks=0 first")), frame([]byte("acks=0 last"))...))
+	p.Close()
+	within(t, hungUp, "the server to see the client hang up")
+	respond(bytesResponse([]byte("done")))
+	readFrame(t, busy)
+	for _, want := range []string{"acks=0 first", "acks=0 last"} {
+		if got := within(t, served, "a request sent before the hang-up"); got != want {
+			t.Fatalf("served %q, want %q", got, want)
+		}
+	}
+}
+
 // TestCloseAfter: CloseAfter closes the connection once its response is
 // written, and NoResponse lets the request's turn pass silently.
 func TestCloseAfter(t *testing.T) {

@@ -140,6 +140,7 @@ type Server struct {
 	done     chan struct{} // closed by Close: ends accept loops' waits
 
 	counters
+	hooks hooks
 
 	mu struct {
 		sync.Mutex
@@ -273,7 +274,7 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), ip: ip, opened: time.Now(),
 		slots: make(chan *slot, s.cfg.MaxInFlightPerConnection),
-		room:  make(chan struct{}, s.cfg.MaxInFlightPerConnection), closed: make(chan struct{})}
+		room:  make(chan struct{}, s.cfg.MaxInFlightPerConnection), closed: make(chan struct{}), hangUp: make(chan struct{})}
 	s.mu.conns[c] = struct{}{}
 	s.mu.perIP[ip]++
 	s.wg.Add(2) // under mu: a Close that follows waits for these two
@@ -355,7 +356,24 @@ type conn struct {
 	closing atomic.Bool
 
 	closeOnce sync.Once
-	closed    chan struct{} // closed by close; its requests' Done
+	closed    chan struct{} // closed by close
+
+	// hangUp is closed once the client has hung up, or the connection
+	// closes: its requests' Done. A hang-up seen while the read loop waits
+	// for room (acquire) does not close the connection: the requests the
+	// client sent before it are still read and served, as Kafka's Selector
+	// keeps a closing channel "so that all received records may be
+	// processed" (an acks=0 producer's last records, sent just before
+	// close). The read loop ends at the end of the stream, and the write
+	// loop at the first answer that cannot be written, as Kafka's does at
+	// the first failed send.
+	hangUpOnce sync.Once
+	hangUp     chan struct{}
+}
+
+// endRequests ends the connection's requests (Request.Done), once.
+func (c *conn) endRequests() {
+	c.hangUpOnce.Do(func() { close(c.hangUp) })
 }
 
 // slot is one request's place in the connection's order.
@@ -379,6 +397,7 @@ func (c *conn) close() {
 	c.closeOnce.Do(func() {
 		c.closing.Store(true)
 		close(c.closed)
+		c.endRequests()
 		c.nc.Close()
 		c.s.mu.Lock()
 		delete(c.s.mu.conns, c)
@@ -438,16 +457,17 @@ func (c *conn) readLoop() {
 			sl.respond(Response{NoResponse: true})
 			continue
 		}
-		c.s.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), parker: sl, done: c.closed}, sl.respond)
+		c.s.h.Serve(&Request{Frame: frame, ConnID: c.id, RemoteAddr: c.nc.RemoteAddr(), parker: sl, done: c.hangUp}, sl.respond)
 	}
 }
 
 // acquire takes a place on ch (in the connection's window, or a
 // server-wide token), false if the connection closes first. While it waits
 // nothing reads the socket, so it watches the socket for the client's
-// hang-up (hungUp), which closes the connection: a request parked until its
-// connection closes (Request.Done: a long-poll Fetch) must not outlive its
+// hang-up (hungUp), which ends the connection's requests (Request.Done): a
+// request parked until then (a long-poll Fetch) must not outlive its
 // client by max_wait_ms because the requests behind it filled the window.
+// The wait goes on: what the client sent before it hung up is served.
 func (c *conn) acquire(ch chan<- struct{}) bool {
 	select {
 	case <-c.closed:
@@ -464,7 +484,8 @@ func (c *conn) acquire(ch chan<- struct{}) bool {
 	go func() {
 		defer close(watched)
 		if c.hungUp() {
-			c.close()
+			c.endRequests()
+			c.s.hooks.run(&c.s.hooks.hangUp)
 		}
 	}()
 	defer func() {
