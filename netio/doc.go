@@ -122,7 +122,10 @@
 // bounds wait, parsed, in a per-connection backlog of at most
 // MaxInFlightPerConnection frames and socket.request.max.bytes bytes, all
 // backlogs together holding at most queued.max.requests frames and
-// socket.request.max.bytes bytes; a connection whose next frame does not fit
+// socket.request.max.bytes bytes of frames that wait (a frame the handler
+// takes at once, a token being free, holds none of that room, so one
+// connection's waiting frames cannot refuse another's that need not wait);
+// a connection whose next frame does not fit
 // (its client sends more than that without reading its answers, or the
 // server is that far behind) is closed and counted in InputOverflows. The
 // server therefore holds at most queued.max.requests requests with the

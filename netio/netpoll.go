@@ -418,11 +418,15 @@ type npConn struct {
 
 	mu struct {
 		sync.Mutex
-		backlog      [][]byte  // read, not yet given to the handler, oldest first
-		backlogBytes int       // their bytes
-		queue        []*npSlot // given to the handler, not yet written, in request order
-		dispatching  bool      // a goroutine is calling Serve for this connection
-		writing      bool      // a goroutine is writing this connection's answers
+		backlog      [][]byte // read, not yet given to the handler, oldest first
+		backlogBytes int      // their bytes
+		// headUnreserved: the backlog's one frame holds no room in the
+		// server-wide backlog, since the handler can take it at once
+		// (enqueue).
+		headUnreserved bool
+		queue          []*npSlot // given to the handler, not yet written, in request order
+		dispatching    bool      // a goroutine is calling Serve for this connection
+		writing        bool      // a goroutine is writing this connection's answers
 		// closing: a response asking to close the connection (CloseAfter)
 		// has been given. The requests read after it are dropped, never
 		// handed to the handler (see the std engine's conn.closing).
@@ -569,6 +573,12 @@ func (c *npConn) readFrame(r netpoll.Reader, size int) ([]byte, error) {
 // does not fit: its client sent more than the engine holds for it, or the
 // server holds as many waiting requests as it takes from all clients. A
 // frame read behind a response that closes the connection is dropped.
+//
+// A frame the handler can take at once (nothing ahead of it, room in the
+// window, a token free, which is then kept for it) takes no room in the
+// server-wide backlog: that room is for frames that must wait, and taking
+// it for every frame let one connection's waiting frames get every other
+// connection closed on its next request, idle as the handler was.
 func (c *npConn) enqueue(frame []byte) bool {
 	c.mu.Lock()
 	if c.mu.closed || c.mu.closing {
@@ -577,10 +587,13 @@ func (c *npConn) enqueue(frame []byte) bool {
 		return false
 	}
 	n := len(c.mu.backlog)
+	direct := n == 0 && len(c.mu.queue) < c.e.cfg.MaxInFlightPerConnection && c.e.grantNow(c)
 	full := "" // why the frame does not fit
-	if n >= c.e.cfg.MaxInFlightPerConnection || (n > 0 && c.mu.backlogBytes+len(frame) > int(c.e.cfg.SocketRequestMaxBytes)) {
+	switch {
+	case direct:
+	case n >= c.e.cfg.MaxInFlightPerConnection || (n > 0 && c.mu.backlogBytes+len(frame) > int(c.e.cfg.SocketRequestMaxBytes)):
 		full = "it sent more requests than are held for it unanswered"
-	} else if !c.e.reserveBacklog(len(frame)) {
+	case !c.e.reserveBacklog(len(frame)):
 		full = "the requests waiting server-wide are at queued.max.requests or socket.request.max.bytes"
 	}
 	if full != "" {
@@ -594,8 +607,27 @@ func (c *npConn) enqueue(frame []byte) bool {
 	}
 	c.mu.backlog = append(c.mu.backlog, frame)
 	c.mu.backlogBytes += len(frame)
+	if direct {
+		c.mu.headUnreserved = true
+	}
 	c.mu.Unlock()
 	return true
+}
+
+// grantNow takes a free token for c, to be used by its next dispatch
+// (acquire), without queueing c for one. Called with c.mu held.
+func (e *NetpollServer) grantNow(c *npConn) bool {
+	e.tok.Lock()
+	defer e.tok.Unlock()
+	if c.granted {
+		return true
+	}
+	if e.tok.used < e.cfg.QueuedMaxRequests {
+		e.tok.used++
+		c.granted = true
+		return true
+	}
+	return false
 }
 
 // reserveBacklog makes room for a frame of n bytes in the server-wide
@@ -637,7 +669,11 @@ func (c *npConn) pump() {
 		c.mu.backlog[0] = nil
 		c.mu.backlog = c.mu.backlog[1:]
 		c.mu.backlogBytes -= len(frame)
-		c.e.releaseBacklog(1, len(frame))
+		if c.mu.headUnreserved {
+			c.mu.headUnreserved = false
+		} else {
+			c.e.releaseBacklog(1, len(frame))
+		}
 		sl := &npSlot{c: c}
 		c.mu.queue = append(c.mu.queue, sl)
 		c.mu.Unlock()
@@ -921,7 +957,12 @@ func (c *npConn) isStopped() bool {
 // dropBacklogLocked drops the frames read and not handed to the handler,
 // giving their buffers and their room in the server-wide backlog back.
 func (c *npConn) dropBacklogLocked() {
-	c.e.releaseBacklog(len(c.mu.backlog), c.mu.backlogBytes)
+	frames, bytes := len(c.mu.backlog), c.mu.backlogBytes
+	if c.mu.headUnreserved {
+		frames, bytes = frames-1, bytes-len(c.mu.backlog[0])
+		c.mu.headUnreserved = false
+	}
+	c.e.releaseBacklog(frames, bytes)
 	for _, f := range c.mu.backlog {
 		releaseFrame(f)
 	}

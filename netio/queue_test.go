@@ -296,6 +296,57 @@ func TestNetpollBacklogIsBoundedServerWide(t *testing.T) {
 	}
 }
 
+// TestNetpollBacklogHoldsOnlyWaitingFrames: the server-wide backlog bound
+// is for frames that wait. Every frame took room in it, even one the
+// handler took at once, so one connection with a frame waiting behind its
+// long poll (within its own bounds) filled it, and every other connection
+// was closed on its next request (InputOverflows) with the handler idle.
+func TestNetpollBacklogHoldsOnlyWaitingFrames(t *testing.T) {
+	const maxBytes = 1000
+	var mu sync.Mutex
+	var held []func(Response)
+	arrived := make(chan struct{}, 4)
+	e, addr := startTCP(t, EngineNetpoll, Config{MaxInFlightPerConnection: 1, SocketRequestMaxBytes: maxBytes},
+		HandlerFunc(func(req *Request, respond func(Response)) {
+			if string(req.Frame) == "long poll" {
+				req.Park() // waits on appends, not on the server: no token held
+				mu.Lock()
+				held = append(held, respond)
+				mu.Unlock()
+				arrived <- struct{}{}
+				return
+			}
+			respond(bytesResponse(req.Frame))
+		}))
+	t.Cleanup(func() { // before the engine's Close, which waits for every request
+		mu.Lock()
+		defer mu.Unlock()
+		for _, respond := range held {
+			respond(Response{NoResponse: true})
+		}
+	})
+	np := e.(*NetpollServer)
+	a := dial(t, addr)
+	a.Write(frame([]byte("long poll")))
+	within(t, arrived, "the long poll")
+	a.Write(frame(make([]byte, maxBytes-10))) // waits behind it: its window is 1
+	until(t, "the frame behind the long poll to wait in the backlog", func() bool { f, _ := backlogged(np); return f == 1 })
+	if n := inUse(e); n != 0 {
+		t.Fatalf("%d queue tokens in use, want 0", n)
+	}
+	for i := range 3 {
+		c := dial(t, addr)
+		want := fmt.Sprintf("request %d of an idle client", i)
+		c.Write(frame([]byte(want)))
+		if got := string(readFrame(t, c)); got != want {
+			t.Fatalf("answered %q, want %q (InputOverflows %d)", got, want, e.Stats().InputOverflows)
+		}
+	}
+	if f, b := backlogged(np); f != 1 || b != maxBytes-10 {
+		t.Errorf("server-wide backlog holds %d frames, %d bytes; want the one waiting frame, %d bytes", f, b, maxBytes-10)
+	}
+}
+
 // inUse is how many of queued.max.requests an engine has handed out.
 func inUse(e Engine) int {
 	switch e := e.(type) {
