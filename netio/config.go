@@ -20,6 +20,8 @@ type Config struct {
 	MaxConnectionsPerIP int
 	// ConnectionsMaxIdle closes a connection with no request in flight and
 	// none arriving for this long: connections.max.idle.ms, 10 minutes.
+	// Negative turns idle expiry off, as a negative value does in Kafka's
+	// Selector; EnsureDefaults makes it NeverIdle.
 	ConnectionsMaxIdle time.Duration
 	// QueuedMaxRequests bounds the requests being handled (read and not
 	// yet answered) across all connections: queued.max.requests, 500.
@@ -88,6 +90,8 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.ConnectionsMaxIdle == 0 {
 		c.ConnectionsMaxIdle = 10 * time.Minute
+	} else if c.ConnectionsMaxIdle < 0 {
+		c.ConnectionsMaxIdle = NeverIdle
 	}
 	if c.QueuedMaxRequests == 0 {
 		c.QueuedMaxRequests = 500
@@ -99,6 +103,11 @@ func (c *Config) EnsureDefaults() {
 		c.Engine = DefaultEngine
 	}
 }
+
+// NeverIdle is the idle period of a connection that never expires: a
+// century, so that the deadlines the engines add it to (a connection's age
+// plus the period) cannot overflow.
+const NeverIdle = 100 * 365 * 24 * time.Hour
 
 // Validate reports every field out of range, with its value.
 func (c *Config) Validate() error {
@@ -113,8 +122,8 @@ func (c *Config) Validate() error {
 	if c.MaxConnectionsPerIP < 1 {
 		bad("max.connections.per.ip=%d: want at least 1", c.MaxConnectionsPerIP)
 	}
-	if c.ConnectionsMaxIdle < time.Millisecond {
-		bad("connections.max.idle.ms=%d: want at least 1", c.ConnectionsMaxIdle.Milliseconds())
+	if c.ConnectionsMaxIdle >= 0 && c.ConnectionsMaxIdle < time.Millisecond {
+		bad("connections.max.idle.ms=%d: want at least 1, or negative for never", c.ConnectionsMaxIdle.Milliseconds())
 	}
 	if c.QueuedMaxRequests < 1 {
 		bad("queued.max.requests=%d: want at least 1", c.QueuedMaxRequests)

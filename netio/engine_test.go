@@ -55,6 +55,43 @@ func TestEngineConfig(t *testing.T) {
 	}
 }
 
+// TestNegativeIdleNeverExpires: a negative connections.max.idle.ms turns
+// idle expiry off, as in Kafka, whose own server.properties may say -1;
+// Gregor refused it. The period it stands for must not overflow the
+// deadlines the engines add it to (a connection's age plus the period).
+func TestNegativeIdleNeverExpires(t *testing.T) {
+	var cfg Config
+	cfg.EnsureDefaults()
+	cfg.ConnectionsMaxIdle = -1
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("a negative idle period: %v", err)
+	}
+	cfg.EnsureDefaults()
+	if cfg.ConnectionsMaxIdle != NeverIdle {
+		t.Fatalf("a negative idle period became %v, want NeverIdle", cfg.ConnectionsMaxIdle)
+	}
+	if age := 50 * 365 * 24 * time.Hour; age+NeverIdle <= age || time.Now().Add(age+NeverIdle).Before(time.Now()) {
+		t.Fatalf("NeverIdle overflows a deadline")
+	}
+	zero := cfg
+	zero.ConnectionsMaxIdle = time.Microsecond
+	if err := zero.Validate(); err == nil || !strings.Contains(err.Error(), "connections.max.idle.ms=0") {
+		t.Fatalf("an idle period under a millisecond validated as %v", err)
+	}
+	forEachEngine(t, func(t *testing.T, engine string) {
+		_, addr := startTCP(t, engine, Config{ConnectionsMaxIdle: -1}, HandlerFunc(func(req *Request, respond func(Response)) {
+			respond(bytesResponse(req.Frame))
+		}))
+		c := dial(t, addr)
+		for _, msg := range []string{"one", "two"} {
+			c.Write(frame([]byte(msg)))
+			if got := string(readFrame(t, c)); got != msg {
+				t.Fatalf("answered %q, want %q", got, msg)
+			}
+		}
+	})
+}
+
 // within waits for a value from ch, failing the test if none comes within
 // 30s: a bounded wait on a condition, not a timing assertion.
 func within[T any](t *testing.T, ch <-chan T, what string) T {

@@ -719,7 +719,14 @@ func parseServeConfig(props map[string]string) (serveConfig, []string, map[strin
 	r.setInt("max.connections", 1, &c.Net.MaxConnections)
 	c.Net.MaxConnectionsPerIP = c.Net.MaxConnections // netio's default: as max.connections
 	r.setInt("max.connections.per.ip", 1, &c.Net.MaxConnectionsPerIP)
-	r.setMs("connections.max.idle.ms", 1, &c.Net.ConnectionsMaxIdle)
+	// Negative turns idle expiry off, as in Kafka.
+	if n, ok := r.integer("connections.max.idle.ms", math.MinInt64/int64(time.Millisecond), math.MaxInt64/int64(time.Millisecond)); ok {
+		if n == 0 {
+			r.bad("connections.max.idle.ms", "0", "want at least 1, or negative for never")
+		} else {
+			c.Net.ConnectionsMaxIdle = max(time.Duration(n)*time.Millisecond, -1)
+		}
+	}
 	r.setInt("queued.max.requests", 1, &c.Net.QueuedMaxRequests)
 	r.setOneOf("network.engine", &c.Net.Engine, netio.EngineStd, netio.EngineNetpoll)
 
