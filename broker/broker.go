@@ -81,12 +81,12 @@ type Broker struct {
 	// servingClients is closed once the first image after the catch-up is
 	// published (runMetadata): the client listener accepts from then on.
 	servingClients chan struct{}
-	published       atomic.Pointer[raft.Image]
-	imageMu         sync.Mutex
-	imageCh         chan struct{} // closed on the next image change
-	stop            chan struct{}
-	stopOnce        sync.Once
-	wg              sync.WaitGroup
+	published      atomic.Pointer[raft.Image]
+	imageMu        sync.Mutex
+	imageCh        chan struct{} // closed on the next image change
+	stop           chan struct{}
+	stopOnce       sync.Once
+	wg             sync.WaitGroup
 
 	// hooks let tests stop the broker's goroutines at chosen points
 	// (export_test.go); nil outside tests.
