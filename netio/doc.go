@@ -31,13 +31,14 @@
 // holding a request (a long poll) can give it up at once, though it must
 // still respond (the answer is dropped); Close returns once the handlers
 // have answered everything they hold.
-// A client that hangs up with requests sent and not yet read (an acks=0
-// producer closing after its last records) still has them served under
-// std, as Kafka's Selector processes all a closing channel received:
-// Request.Done closes at the hang-up, the reading goes on to the end of the
-// stream, and the connection closes at the first answer that cannot be
-// written. netpoll drops them (a known gap: its close callback discards
-// the input netpoll has buffered).
+// A client that hangs up with requests sent and not yet served (an acks=0
+// producer closing after its last records) still has them served, as
+// Kafka's Selector processes all that a closing channel received:
+// Request.Done closes at the hang-up, and their answers are dropped. std
+// reads on to the end of the stream and closes at the first answer it
+// cannot write; netpoll serves the backlog it had parsed when netpoll
+// closed the connection (a "draining" connection, still counted and still
+// closed by Close).
 // Once a response with CloseAfter is given, no request of its connection
 // that Serve has not had yet ever reaches it: those already read are
 // dropped unanswered, as Kafka reads nothing past a request it closes the

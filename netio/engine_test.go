@@ -285,38 +285,50 @@ func TestDoneWhileTheWindowIsFull(t *testing.T) {
 // TestRequestsSentBeforeAHangUpAreServed: a client that sends requests and
 // closes its connection at once (an acks=0 producer's last records, as the
 // Java producer's close sends them) while the server has no token for
-// them. The std engine dropped them unserved once it saw the hang-up, and
+// them. Both engines dropped them unserved once they saw the hang-up, and
 // the records were lost; Kafka's Selector keeps such a channel "so that all
-// received records may be processed". (netpoll still drops them: doc.go.)
+// received records may be processed".
 func TestRequestsSentBeforeAHangUpAreServed(t *testing.T) {
-	holding := make(chan func(Response), 1)
-	served := make(chan string, 4)
-	s, addr := startTCP(t, EngineStd, Config{QueuedMaxRequests: 1}, HandlerFunc(func(req *Request, respond func(Response)) {
-		if string(req.Frame) == "slow" {
-			holding <- respond
-			return
+	forEachEngine(t, func(t *testing.T, engine string) {
+		holding := make(chan func(Response), 2)
+		served := make(chan string, 4)
+		// Two tokens, both held by slow requests: netpoll's backlogs then
+		// have room for two frames server-wide.
+		s, addr := startTCP(t, engine, Config{QueuedMaxRequests: 2}, HandlerFunc(func(req *Request, respond func(Response)) {
+			if string(req.Frame) == "slow" {
+				holding <- respond
+				return
+			}
+			served <- string(req.Frame)
+			respond(Response{NoResponse: true})
+		}))
+		hungUp := make(chan struct{})
+		var once sync.Once
+		seen := func() { once.Do(func() { close(hungUp) }) }
+		switch s := s.(type) {
+		case *Server:
+			s.hooks.hangUp.Store(&seen)
+		case *NetpollServer:
+			s.hooks.hangUp.Store(&seen)
 		}
-		served <- string(req.Frame)
-		respond(Response{NoResponse: true})
-	}))
-	hungUp := make(chan struct{})
-	var once sync.Once
-	seen := func() { once.Do(func() { close(hungUp) }) }
-	s.(*Server).hooks.hangUp.Store(&seen)
-	busy := dial(t, addr)
-	busy.Write(frame([]byte("slow")))
-	respond := within(t, holding, "the slow request")
-	p := dial(t, addr)
-	p.Write(append(frame([]byte("acks=0 first")), frame([]byte("acks=0 last"))...))
-	p.Close()
-	within(t, hungUp, "the server to see the client hang up")
-	respond(bytesResponse([]byte("done")))
-	readFrame(t, busy)
-	for _, want := range []string{"acks=0 first", "acks=0 last"} {
-		if got := within(t, served, "a request sent before the hang-up"); got != want {
-			t.Fatalf("served %q, want %q", got, want)
+		busy := dial(t, addr)
+		busy.Write(append(frame([]byte("slow")), frame([]byte("slow"))...))
+		slow := []func(Response){within(t, holding, "a slow request"), within(t, holding, "a slow request")}
+		p := dial(t, addr)
+		p.Write(append(frame([]byte("acks=0 first")), frame([]byte("acks=0 last"))...))
+		p.Close()
+		within(t, hungUp, "the server to see the client hang up")
+		for _, respond := range slow {
+			respond(bytesResponse([]byte("done")))
+			readFrame(t, busy)
 		}
-	}
+		for _, want := range []string{"acks=0 first", "acks=0 last"} {
+			if got := within(t, served, "a request sent before the hang-up"); got != want {
+				t.Fatalf("served %q, want %q", got, want)
+			}
+		}
+		until(t, "the hung-up connection to be gone", func() bool { return s.Stats().Connections == 1 })
+	})
 }
 
 // TestCloseAfter: CloseAfter closes the connection once its response is

@@ -120,6 +120,7 @@ type NetpollServer struct {
 	nextID   atomic.Uint64
 
 	counters
+	hooks hooks
 
 	// tok bounds the requests being handled server-wide (QueuedMaxRequests).
 	// A connection that finds none waits in waiters; a released token is
@@ -430,8 +431,15 @@ type npConn struct {
 		// closing: a response asking to close the connection (CloseAfter)
 		// has been given. The requests read after it are dropped, never
 		// handed to the handler (see the std engine's conn.closing).
-		closing     bool
-		closed      bool
+		closing bool
+		closed  bool
+		// draining: the peer hung up (netpoll closed the connection)
+		// with frames in the backlog, which are still served, their
+		// answers dropped, as Kafka's Selector processes all that a
+		// closing channel received (an acks=0 producer's last records,
+		// sent just before its close). It ends with the backlog, or
+		// when the connection is closed from this side (Close).
+		draining    bool
 		netpollDone bool // netpoll's close callbacks have run
 		finished    bool
 		wfile       *os.File // wfd, registered with Go's poller once a write met EAGAIN
@@ -664,7 +672,7 @@ func (c *npConn) pump() {
 	c.mu.dispatching = true
 	// closing before acquire: a connection that will serve nothing more
 	// takes no token.
-	for !c.mu.closed && !c.mu.closing && len(c.mu.backlog) > 0 && len(c.mu.queue) < c.e.cfg.MaxInFlightPerConnection && c.e.acquire(c) {
+	for (!c.mu.closed || c.drainingLocked()) && !c.mu.closing && len(c.mu.backlog) > 0 && len(c.mu.queue) < c.e.cfg.MaxInFlightPerConnection && c.e.acquire(c) {
 		frame := c.mu.backlog[0]
 		c.mu.backlog[0] = nil
 		c.mu.backlog = c.mu.backlog[1:]
@@ -681,14 +689,14 @@ func (c *npConn) pump() {
 		c.mu.Lock()
 	}
 	c.mu.dispatching = false
-	stopped := c.mu.closed || c.mu.closing
+	stopped := (c.mu.closed && !c.drainingLocked()) || c.mu.closing
 	fin := c.finishLocked()
 	c.mu.Unlock()
 	if stopped {
 		c.e.dropGrant(c)
 	}
 	if fin {
-		c.e.wg.Done()
+		c.finished()
 	}
 }
 
@@ -741,7 +749,7 @@ func (c *npConn) writeLoop() {
 			fin := c.finishLocked()
 			c.mu.Unlock()
 			if fin {
-				c.e.wg.Done()
+				c.finished()
 			}
 			return
 		}
@@ -1027,10 +1035,19 @@ func (c *npConn) closeFrom(fromNetpoll bool) {
 		c.mu.netpollDone = true
 	}
 	if c.mu.closed {
+		drained := false
+		if !fromNetpoll && c.mu.draining {
+			c.mu.draining = false
+			c.dropBacklogLocked()
+			drained = true
+		}
 		fin := c.finishLocked()
 		c.mu.Unlock()
+		if drained {
+			c.e.dropGrant(c)
+		}
 		if fin {
-			c.e.wg.Done()
+			c.finished()
 		}
 		return
 	}
@@ -1040,32 +1057,61 @@ func (c *npConn) closeFrom(fromNetpoll bool) {
 	if c.mu.wfile != nil {
 		c.mu.wfile.Close() // wakes a writer parked on the poller
 	}
-	c.dropBacklogLocked()
+	c.mu.draining = fromNetpoll && !c.mu.closing && len(c.mu.backlog) > 0
+	if !c.mu.draining {
+		c.dropBacklogLocked()
+	}
+	draining := c.mu.draining
 	c.idle.Stop()
 	fin := c.finishLocked()
 	c.mu.Unlock()
 
 	e := c.e
+	if !draining {
+		e.forget(c)
+	} // else still a connection, which Close must find, until drained
+	if !fromNetpoll {
+		c.nc.Close()
+	}
+	if draining {
+		e.hooks.run(&e.hooks.hangUp)
+		c.pump()
+	} else {
+		e.dropGrant(c)
+	}
+	if fin {
+		c.finished()
+	}
+}
+
+// forget takes c out of the server's connections.
+func (e *NetpollServer) forget(c *npConn) {
 	e.mu.Lock()
 	if _, ok := e.mu.conns[c]; ok {
 		delete(e.mu.conns, c)
 		e.unreserveLocked(c.ip)
 	}
 	e.mu.Unlock()
-	if !fromNetpoll {
-		c.nc.Close()
-	}
-	e.dropGrant(c)
-	if fin {
-		e.wg.Done()
-	}
+}
+
+// finished is called once, when finishLocked has reported the connection
+// finished.
+func (c *npConn) finished() {
+	c.e.forget(c) // a drained connection is still listed
+	c.e.wg.Done()
+}
+
+// drainingLocked reports whether the connection, closed by its peer,
+// still has backlogged frames to serve.
+func (c *npConn) drainingLocked() bool {
+	return c.mu.draining && !c.mu.closing && len(c.mu.backlog) > 0
 }
 
 // finishLocked reports whether the connection has just finished: closed,
 // released by netpoll, and with no request left to answer and no goroutine
 // at work. It then closes the write descriptor.
 func (c *npConn) finishLocked() bool {
-	if c.mu.finished || !c.mu.closed || !c.mu.netpollDone || c.mu.writing || c.mu.dispatching || len(c.mu.queue) > 0 {
+	if c.mu.finished || !c.mu.closed || !c.mu.netpollDone || c.mu.writing || c.mu.dispatching || len(c.mu.queue) > 0 || c.drainingLocked() {
 		return false
 	}
 	c.mu.finished = true
