@@ -414,10 +414,12 @@ func stopManager(t *testing.T, m *Manager, crashed bool) {
 // cleanerCheckpointLosses are the ways a dir loses its cleaner checkpoint:
 // the file no longer parses, or is gone (removed by hand, or the logs were
 // copied in from elsewhere).
-var cleanerCheckpointLosses = []struct {
+type cleanerCheckpointLoss struct {
 	name string
 	lose func(t *testing.T, dir string)
-}{
+}
+
+var cleanerCheckpointLosses = []cleanerCheckpointLoss{
 	{"corrupt", func(t *testing.T, dir string) {
 		t.Helper()
 		if err := os.WriteFile(filepath.Join(dir, CleanerOffsetCheckpointFileName), []byte("0\n1\ntable 0 x\n"), 0o644); err != nil {
@@ -432,6 +434,29 @@ var cleanerCheckpointLosses = []struct {
 	}},
 }
 
+// forEachCleanerCheckpointLoss runs f for each way of losing the cleaner
+// checkpoint, after a clean stop and after a crash.
+func forEachCleanerCheckpointLoss(t *testing.T, f func(t *testing.T, loss cleanerCheckpointLoss, crashed bool)) {
+	for _, loss := range cleanerCheckpointLosses {
+		for _, crashed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/crashed=%v", loss.name, crashed), func(t *testing.T) { f(t, loss, crashed) })
+		}
+	}
+}
+
+// cleanerManager opens a manager with the cleaner on, on a dir of its own.
+func cleanerManager(t *testing.T) (ManagerConfig, string, *Manager) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "d")
+	cfg := managerConfig(dir)
+	cfg.Cleaner = DefaultCleanerConfig()
+	m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, dir, m
+}
+
 // TestCorruptCleanerCheckpointKeepsCleanedLogs: a cleaned log's entry in
 // cleaner-offset-checkpoint is what tells recovery its gaps are the
 // cleaner's, not damage (TestCleanedLogRecoversWithoutItsPolicy). When a
@@ -443,37 +468,27 @@ var cleanerCheckpointLosses = []struct {
 // only repeated work, and now Gregor too. A checkpoint missing from a dir
 // that holds logs is lost the same way.
 func TestCorruptCleanerCheckpointKeepsCleanedLogs(t *testing.T) {
-	for _, loss := range cleanerCheckpointLosses {
-		for _, crashed := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/crashed=%v", loss.name, crashed), func(t *testing.T) {
-				dir := filepath.Join(t.TempDir(), "d")
-				cfg := managerConfig(dir)
-				cfg.Cleaner = DefaultCleanerConfig()
-				m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
-				if err != nil {
-					t.Fatal(err)
-				}
-				tp := TopicPartition{"table", 0}
-				want := writeCleanedTable(t, m, tp)
-				l, _ := m.Get(tp)
-				end := l.LogEndOffset()
-				stopManager(t, m, crashed)
-				loss.lose(t, dir)
-				m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
-				if err != nil {
-					t.Fatalf("open: %v", err)
-				}
-				defer m.Close()
-				l, _ = m.Get(tp)
-				if got := l.LogEndOffset(); got != end {
-					t.Errorf("log end %d after a corrupt cleaner checkpoint, want %d: the cleaned log was cut as damaged", got, end)
-				}
-				if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
-					t.Errorf("after a corrupt cleaner checkpoint the log reads %d keys, want %d", len(got), len(want))
-				}
-			})
+	forEachCleanerCheckpointLoss(t, func(t *testing.T, loss cleanerCheckpointLoss, crashed bool) {
+		cfg, dir, m := cleanerManager(t)
+		tp := TopicPartition{"table", 0}
+		want := writeCleanedTable(t, m, tp)
+		l, _ := m.Get(tp)
+		end := l.LogEndOffset()
+		stopManager(t, m, crashed)
+		loss.lose(t, dir)
+		m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+		if err != nil {
+			t.Fatalf("open: %v", err)
 		}
-	}
+		defer m.Close()
+		l, _ = m.Get(tp)
+		if got := l.LogEndOffset(); got != end {
+			t.Errorf("log end %d after a corrupt cleaner checkpoint, want %d: the cleaned log was cut as damaged", got, end)
+		}
+		if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
+			t.Errorf("after a corrupt cleaner checkpoint the log reads %d keys, want %d", len(got), len(want))
+		}
+	})
 }
 
 // TestLostCleanerCheckpointListsCleanedLogsAgain: the start that sets a
@@ -485,63 +500,53 @@ func TestCorruptCleanerCheckpointKeepsCleanedLogs(t *testing.T) {
 // again, at its log start (cleaned from there, the only work repeated), and
 // no other: a log of a delete topic does not become gap-tolerant.
 func TestLostCleanerCheckpointListsCleanedLogsAgain(t *testing.T) {
-	for _, loss := range cleanerCheckpointLosses {
-		for _, crashed := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/crashed=%v", loss.name, crashed), func(t *testing.T) {
-				dir := filepath.Join(t.TempDir(), "d")
-				cfg := managerConfig(dir)
-				cfg.Cleaner = DefaultCleanerConfig()
-				m, err := OpenManager(cfg, ManagerOptions{Logger: discardLogger})
-				if err != nil {
-					t.Fatal(err)
-				}
-				table, events := TopicPartition{"table", 0}, TopicPartition{"events", 0}
-				want := writeCleanedTable(t, m, table)
-				l, _ := m.Get(table)
-				end := l.LogEndOffset()
-				ev, err := m.GetOrCreate(events, testConfig())
-				if err != nil {
-					t.Fatal(err)
-				}
-				for range 40 {
-					if _, err := ev.Append(offsetBatch(t, ev.LogEndOffset(), 3), 0); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if len(ev.Segments()) < 2 {
-					t.Fatalf("events has %d segments, want several", len(ev.Segments()))
-				}
-				if err := m.Close(); err != nil {
-					t.Fatal(err)
-				}
-				loss.lose(t, dir)
-				// The start that sets the checkpoint aside, with the broker's
-				// provisional configs; then the next, before any cleaning.
-				for i := range 2 {
-					m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
-					if err != nil {
-						t.Fatalf("start %d: %v", i, err)
-					}
-					l, _ = m.Get(table)
-					if got := l.LogEndOffset(); got != end {
-						t.Fatalf("start %d: log end %d, want %d: the cleaned log was cut as damaged", i, got, end)
-					}
-					if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
-						t.Fatalf("start %d: the log reads %d keys, want %d", i, len(got), len(want))
-					}
-					if fd, ok := l.CleanerCheckpoint(); !ok || fd != l.LogStartOffset() {
-						t.Errorf("start %d: cleaner checkpoint (%d, %v), want (%d, true)", i, fd, ok, l.LogStartOffset())
-					}
-					ev, _ = m.Get(events)
-					if fd, ok := ev.CleanerCheckpoint(); ok {
-						t.Errorf("start %d: the never-cleaned log is listed in the cleaner checkpoint at %d", i, fd)
-					}
-					if got := ev.LogEndOffset(); got != 120 {
-						t.Errorf("start %d: events ends at %d, want 120", i, got)
-					}
-					stopManager(t, m, crashed)
-				}
-			})
+	forEachCleanerCheckpointLoss(t, func(t *testing.T, loss cleanerCheckpointLoss, crashed bool) {
+		cfg, dir, m := cleanerManager(t)
+		table, events := TopicPartition{"table", 0}, TopicPartition{"events", 0}
+		want := writeCleanedTable(t, m, table)
+		l, _ := m.Get(table)
+		end := l.LogEndOffset()
+		ev, err := m.GetOrCreate(events, testConfig())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for range 40 {
+			if _, err := ev.Append(offsetBatch(t, ev.LogEndOffset(), 3), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(ev.Segments()) < 2 {
+			t.Fatalf("events has %d segments, want several", len(ev.Segments()))
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		loss.lose(t, dir)
+		// The start that sets the checkpoint aside, with the broker's
+		// provisional configs; then the next, before any cleaning.
+		for i := range 2 {
+			m, err = OpenManager(cfg, ManagerOptions{Logger: discardLogger})
+			if err != nil {
+				t.Fatalf("start %d: %v", i, err)
+			}
+			l, _ = m.Get(table)
+			if got := l.LogEndOffset(); got != end {
+				t.Fatalf("start %d: log end %d, want %d: the cleaned log was cut as damaged", i, got, end)
+			}
+			if got := newestPerKey(readAll(t, l)); !mapsEqual(got, want) {
+				t.Fatalf("start %d: the log reads %d keys, want %d", i, len(got), len(want))
+			}
+			if fd, ok := l.CleanerCheckpoint(); !ok || fd != l.LogStartOffset() {
+				t.Errorf("start %d: cleaner checkpoint (%d, %v), want (%d, true)", i, fd, ok, l.LogStartOffset())
+			}
+			ev, _ = m.Get(events)
+			if fd, ok := ev.CleanerCheckpoint(); ok {
+				t.Errorf("start %d: the never-cleaned log is listed in the cleaner checkpoint at %d", i, fd)
+			}
+			if got := ev.LogEndOffset(); got != 120 {
+				t.Errorf("start %d: events ends at %d, want 120", i, got)
+			}
+			stopManager(t, m, crashed)
+		}
+	})
 }
