@@ -625,6 +625,58 @@ func TestProduceTimestampBounds(t *testing.T) {
 	}
 }
 
+// TestProduceTimestampAndKeyChecksAsKafka: Kafka's LogValidator checks a
+// record's timestamp only once its key passes, so a keyless record on a
+// compacted topic that is also too old is one INVALID_RECORD, where Gregor
+// listed it twice and answered INVALID_TIMESTAMP. And the append time is
+// the broker's to set: a producer's batch marked LogAppendTime is
+// INVALID_TIMESTAMP on a LogAppendTime topic, and on a CreateTime one when
+// its records read no time (a LogAppendTime batch's records all read as
+// its largest timestamp, here -1); Gregor stored both.
+func TestProduceTimestampAndKeyChecksAsKafka(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "compacted", 1, map[string]*string{"cleanup.policy": kmsg.StringPtr("compact"),
+		"message.timestamp.before.max.ms": kmsg.StringPtr("3600000")})
+	createTopic(t, c, "appendtime", 1, map[string]*string{"message.timestamp.type": kmsg.StringPtr("LogAppendTime")})
+	createTopic(t, c, "createtime", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+
+	bld := batch.NewBuilder(batch.DefaultBuilderOptions())
+	bld.Add(time.Now().Add(-2*time.Hour).UnixMilli(), nil, []byte("v"), nil)
+	p := produceRaw(r, 9, -1, "compacted", 0, must(bld.AppendBatch(nil)))
+	if p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) != 1 {
+		t.Errorf("one keyless record two hours old: %v, record errors %+v; want INVALID_RECORD, one record error",
+			kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	}
+
+	markedAppendTime := func(maxTs int64) []byte {
+		b := recordBatch(t, 2, 4)
+		h := batch.Header(b)
+		binary.BigEndian.PutUint16(b[21:], uint16(h.Attributes())|0x08) // timestamp type: LogAppendTime
+		binary.BigEndian.PutUint64(b[35:], uint64(maxTs))
+		h.SetCRC()
+		if !h.LogAppendTime() || h.MaxTimestamp() != maxTs {
+			t.Fatalf("batch as built: LogAppendTime %v, max timestamp %d", h.LogAppendTime(), h.MaxTimestamp())
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		topic string
+		maxTs int64
+		want  int16
+	}{
+		{"appendtime", time.Now().UnixMilli(), kerr.InvalidTimestamp.Code},
+		{"createtime", -1, kerr.InvalidTimestamp.Code},
+		{"createtime", time.Now().UnixMilli(), 0}, // its records read the batch's time, which is in range
+	} {
+		p := produceRaw(r, 9, 1, tc.topic, 0, markedAppendTime(tc.maxTs))
+		if p.ErrorCode != tc.want || tc.want != 0 && len(p.ErrorRecords) != 2 {
+			t.Errorf("a batch marked LogAppendTime, max timestamp %d, to %s: %v, record errors %+v; want %v",
+				tc.maxTs, tc.topic, kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords, kerr.ErrorForCode(tc.want))
+		}
+	}
+}
+
 // TestProduceRecordChecks: inside a compressed batch, records must carry
 // offset deltas 0, 1, 2, … (INVALID_RECORD with the record's index), and a
 // batch whose header's largest timestamp disagrees with its records is

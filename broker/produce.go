@@ -388,9 +388,11 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 // checks: a key on a compacted topic (compaction keeps the newest record per
 // key, so a keyless record has no place there), a CreateTime timestamp
 // within message.timestamp.before/after.max.ms of now (INVALID_TIMESTAMP),
-// and inside a compressed batch offset deltas 0, 1, 2, … (Kafka checks
-// those only there). The records that fail are gathered with their
-// indexes (recordErrors).
+// no producer's LogAppendTime where the broker sets the time (a
+// LogAppendTime topic, or a record without a time: INVALID_TIMESTAMP), and
+// inside a compressed batch offset deltas 0, 1, 2, … (Kafka checks those
+// only there). The records that fail are gathered with their indexes
+// (recordErrors), one error per record, the key's first.
 //
 // It returns the uncompressed records section (h's own bytes, or for a
 // compressed batch the section decompressed into *scratch, which keeps the
@@ -464,10 +466,17 @@ func walkRecords(h batch.Header, section []byte, compressed bool, topic string, 
 			return nil, 0, faults
 		}
 		if s.compacted && r.Key == nil {
+			// One error per record: Kafka's validateRecord checks the
+			// timestamp only of a record whose key passes.
 			faults = faults.add(kerr.InvalidRecord, i, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)
+			continue
 		}
 		ts := h.BaseTimestamp() + r.TimestampDelta
-		if !s.logAppendTime && ts != -1 {
+		if h.LogAppendTime() {
+			ts = h.MaxTimestamp() // every record of a LogAppendTime batch reads so
+		}
+		switch {
+		case !s.logAppendTime && ts != -1:
 			// Differences as unsigned, so that no timestamp overflows them.
 			behind := ts < now && uint64(now)-uint64(ts) > uint64(s.tsBeforeMaxMs)
 			ahead := ts > now && uint64(ts)-uint64(now) > uint64(s.tsAfterMaxMs)
@@ -475,6 +484,11 @@ func walkRecords(h batch.Header, section []byte, compressed bool, topic string, 
 				faults = faults.add(kerr.InvalidTimestamp, i, "Timestamp %d of message with offset %d is out of range: the broker's clock reads %d, and the timestamp must be within [%d ms before, %d ms after] it",
 					ts, i, now, s.tsBeforeMaxMs, s.tsAfterMaxMs)
 			}
+		case h.LogAppendTime():
+			// Kafka's validateTimestamp: the append time is the
+			// broker's to set, on a LogAppendTime topic or for a
+			// record without a time of its own.
+			faults = faults.add(kerr.InvalidTimestamp, i, "Invalid timestamp type in message with offset %d in topic partition %s-%d. Producer should not set timestamp type to LogAppendTime.", i, topic, partition)
 		}
 		maxTs = max(maxTs, ts)
 	}
