@@ -133,8 +133,8 @@ func Start(cfg Config, o Options) (_ *Broker, err error) {
 		o.Now = time.Now
 	}
 	b := &Broker{cfg: cfg, logger: o.Logger.With("node", cfg.NodeID), now: o.Now,
-		ready: make(chan struct{}), imageCh: make(chan struct{}), metadataChanged: make(chan struct{}, 1), servingClients: make(chan struct{}), stop: make(chan struct{}),
-		failed: make(chan struct{})}
+		ready: make(chan struct{}), imageCh: make(chan struct{}), metadataChanged: make(chan struct{}, 1),
+		servingClients: make(chan struct{}), stop: make(chan struct{}), failed: make(chan struct{})}
 	b.metrics = newMetrics(b)
 	b.decompressions = newDecompressionBudget(cfg.DecompressionMaxBytes)
 	b.partitions.m = make(map[segment.TopicPartition]hosted)
