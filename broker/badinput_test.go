@@ -677,41 +677,66 @@ func TestProduceTimestampAndKeyChecksAsKafka(t *testing.T) {
 	}
 }
 
-// TestProduceRecordChecks: inside a compressed batch, records must carry
-// offset deltas 0, 1, 2, … (INVALID_RECORD with the record's index), and a
+// TestProduceRecordChecks: a compressed batch whose records carry offset
+// deltas other than 0, 1, 2, … is stored renumbered, as Kafka's validator
+// rebuilds it (since KAFKA-9669; Gregor refused it with INVALID_RECORD),
+// whether the topic keeps the producer's codec or recompresses; and a
 // batch whose header's largest timestamp disagrees with its records is
 // stored with the records' largest, as Kafka's validator rewrites it.
 func TestProduceRecordChecks(t *testing.T) {
 	c := testcluster.Start(t, 1, nil)
 	createTopic(t, c, "t", 1, nil)
+	createTopic(t, c, "tz", 1, map[string]*string{"compression.type": kmsg.StringPtr("zstd")})
 	r := dialRaw(t, c.Addrs()[0])
+	fetch := func(topic string, offset int64) []byte {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.MaxBytes, req.SessionEpoch = 12, 1<<20, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches
+	}
 
 	three := recordBatch(t, 3, 10)
 	var section []byte
 	for i, delta := range []int32{0, 1, 3} {
-		section = batch.AppendRecord(section, &batch.Record{TimestampDelta: int64(i), OffsetDelta: delta, Value: []byte("v")})
+		section = batch.AppendRecord(section, &batch.Record{TimestampDelta: int64(i), OffsetDelta: delta, Value: []byte{'a' + byte(i)}})
 	}
-	p := produceRaw(r, 9, 1, "t", 0, withSection(t, three, batch.CodecSnappy, section))
-	if p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != 2 {
-		t.Fatalf("offset deltas 0, 1, 3 compressed: %v, record errors %+v", kerr.ErrorForCode(p.ErrorCode), p.ErrorRecords)
+	for topic, codec := range map[string]batch.Codec{"t": batch.CodecSnappy, "tz": batch.CodecZstd} {
+		p := produceRaw(r, 9, 1, topic, 0, withSection(t, three, batch.CodecSnappy, section))
+		if p.ErrorCode != 0 || p.BaseOffset != 0 {
+			t.Fatalf("%s: offset deltas 0, 1, 3 compressed: %v at %d, record errors %+v", topic, kerr.ErrorForCode(p.ErrorCode), p.BaseOffset, p.ErrorRecords)
+		}
+		got := fetch(topic, 0)
+		h := batch.Header(got)
+		if err := batch.Validate(got, 0); err != nil || h.Codec() != codec {
+			t.Fatalf("%s: stored batch: %v, codec %v, want %v", topic, err, h.Codec(), codec)
+		}
+		records := must(batch.Decompress(h.Codec(), nil, h.Records(), 1<<20))
+		rr := batch.NewRecordReader(records, h.RecordCount())
+		var rec batch.Record
+		for i := int32(0); rr.Next(&rec); i++ {
+			if rec.OffsetDelta != i || string(rec.Value) != string(rune('a'+i)) || rec.TimestampDelta != int64(i) {
+				t.Errorf("%s: stored record %d: offset delta %d, value %q, timestamp delta %d", topic, i, rec.OffsetDelta, rec.Value, rec.TimestampDelta)
+			}
+		}
+		if err := rr.Err(); err != nil {
+			t.Fatalf("%s: reading the stored records: %v", topic, err)
+		}
 	}
 
 	wrongMax := recordBatch(t, 3, 10)
 	h := batch.Header(wrongMax)
 	want := h.MaxTimestamp()
 	h.SetMaxTimestamp(want + 1e6)
-	if p := produceRaw(r, 9, 1, "t", 0, wrongMax); p.ErrorCode != 0 {
-		t.Fatalf("a batch with a wrong max timestamp: %v", kerr.ErrorForCode(p.ErrorCode))
+	if p := produceRaw(r, 9, 1, "t", 0, wrongMax); p.ErrorCode != 0 || p.BaseOffset != 3 {
+		t.Fatalf("a batch with a wrong max timestamp: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
 	}
-	req := kmsg.NewPtrFetchRequest()
-	req.Version, req.MaxBytes, req.SessionEpoch = 12, 1<<20, -1
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "t"
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.PartitionMaxBytes = 1 << 20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	got := r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches
+	got := fetch("t", 3)
 	if err := batch.Validate(got, 0); err != nil || batch.Header(got).MaxTimestamp() != want {
 		t.Fatalf("stored batch: %v, max timestamp %d, want %d", err, batch.Header(got).MaxTimestamp(), want)
 	}

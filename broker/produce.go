@@ -350,7 +350,7 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 	}
 	scratch := recordsScratch.Get().(*[]byte)
 	defer putRecordsScratch(scratch)
-	section, maxTs, held, err := checkRecords(h, topic, partition, s, time.Now().UnixMilli(), scratch, budget)
+	section, maxTs, held, renumber, err := checkRecords(h, topic, partition, s, time.Now().UnixMilli(), scratch, budget)
 	if err != nil {
 		return replica.AppendResult{}, err
 	}
@@ -363,7 +363,22 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 		h.SetMaxTimestamp(maxTs)
 	}
 	recompress := s.recompresses(h.Codec())
-	if recompress {
+	switch {
+	case renumber:
+		// Rebuilt in the topic's codec, or the producer's at its
+		// default level; the renumbered copy holds a share of its own.
+		codec, level := s.compression, s.level
+		if !recompress {
+			codec, level = h.Codec(), batch.DefaultLevel(h.Codec())
+		}
+		recompress = true
+		budget.acquire(int64(len(section)))
+		held += int64(len(section))
+		var renumbered []byte
+		if renumbered, err = renumberRecords(make([]byte, 0, len(section)), section, h.RecordCount()); err == nil {
+			records, err = batch.RecompressRecords(nil, h, renumbered, codec, level)
+		}
+	case recompress:
 		records, err = batch.RecompressRecords(nil, h, section, s.compression, s.level)
 	}
 	// Done with the section: its share goes back before the append, which
@@ -388,33 +403,35 @@ func appendChecked(p *replica.Partition, pi *raft.PartitionImage, req *kmsg.Prod
 // checks: a key on a compacted topic (compaction keeps the newest record per
 // key, so a keyless record has no place there), a CreateTime timestamp
 // within message.timestamp.before/after.max.ms of now (INVALID_TIMESTAMP),
-// no producer's LogAppendTime where the broker sets the time (a
-// LogAppendTime topic, or a record without a time: INVALID_TIMESTAMP), and
-// inside a compressed batch offset deltas 0, 1, 2, … (Kafka checks those
-// only there). The records that fail are gathered with their indexes
-// (recordErrors), one error per record, the key's first.
+// and no producer's LogAppendTime where the broker sets the time (a
+// LogAppendTime topic, or a record without a time: INVALID_TIMESTAMP). The
+// records that fail are gathered with their indexes (recordErrors), one
+// error per record, the key's first.
 //
 // It returns the uncompressed records section (h's own bytes, or for a
 // compressed batch the section decompressed into *scratch, which keeps the
-// grown buffer for the next batch), the records' largest timestamp, and the
+// grown buffer for the next batch), the records' largest timestamp, the
 // share of budget the section holds, which the caller gives back
-// (release) once done with the section; on an error nothing is held.
+// (release) once done with the section (on an error nothing is held), and
+// whether a compressed batch's offset deltas are other than 0, 1, 2, …:
+// Kafka rebuilds such a batch rather than refuse it (renumberRecords), and
+// checks the deltas only inside compressed batches.
 // Walking an uncompressed batch costs less than its CRC; a compressed one
 // costs its decompression, which Kafka pays too (BenchmarkCheckRecords).
-func checkRecords(h batch.Header, topic string, partition int32, s topicSettings, now int64, scratch *[]byte, budget *decompressionBudget) (section []byte, maxTs int64, held int64, err error) {
+func checkRecords(h batch.Header, topic string, partition int32, s topicSettings, now int64, scratch *[]byte, budget *decompressionBudget) (section []byte, maxTs int64, held int64, renumber bool, err error) {
 	section = h.Records()
 	compressed := h.Codec() != batch.CodecNone
 	if compressed {
 		if section, held, err = decompressRecords(h, s, scratch, budget); err != nil {
-			return nil, 0, 0, fmt.Errorf("%s-%d: %w", topic, partition, err)
+			return nil, 0, 0, false, fmt.Errorf("%s-%d: %w", topic, partition, err)
 		}
 	}
-	section, maxTs, err = walkRecords(h, section, compressed, topic, partition, s, now)
+	section, maxTs, renumber, err = walkRecords(h, section, compressed, topic, partition, s, now)
 	if err != nil {
 		budget.release(held)
-		return nil, 0, 0, err
+		return nil, 0, 0, false, err
 	}
-	return section, maxTs, held, nil
+	return section, maxTs, held, renumber, nil
 }
 
 // decompressRecords decompresses a compressed batch's records into
@@ -452,19 +469,16 @@ func decompressRecords(h batch.Header, s topicSettings, scratch *[]byte, budget 
 	return out, share * int64(want), nil
 }
 
-// walkRecords is checkRecords' walk over the uncompressed section.
-func walkRecords(h batch.Header, section []byte, compressed bool, topic string, partition int32, s topicSettings, now int64) ([]byte, int64, error) {
+// walkRecords is checkRecords' walk over the uncompressed section. It
+// reports whether a compressed batch's offset deltas are other than 0, 1,
+// 2, … (renumber).
+func walkRecords(h batch.Header, section []byte, compressed bool, topic string, partition int32, s topicSettings, now int64) (_ []byte, maxTs int64, renumber bool, _ error) {
 	rr := batch.NewRecordReader(section, h.RecordCount())
 	var r batch.Record
 	var faults *recordErrors // nil until a record fails
-	maxTs := int64(-1)       // Kafka's NO_TIMESTAMP
+	maxTs = -1               // Kafka's NO_TIMESTAMP
 	for i := int32(0); rr.Next(&r); i++ {
-		if compressed && r.OffsetDelta != i {
-			// Kafka stops at the first of these.
-			faults = faults.add(kerr.InvalidRecord, i, "Inner record %d inside the compressed record batch does not have incremental offsets, expected offset is %d in topic partition %s-%d.",
-				r.OffsetDelta, i, topic, partition)
-			return nil, 0, faults
-		}
+		renumber = renumber || compressed && r.OffsetDelta != i
 		if s.compacted && r.Key == nil {
 			// One error per record: Kafka's validateRecord checks the
 			// timestamp only of a record whose key passes.
@@ -493,12 +507,26 @@ func walkRecords(h batch.Header, section []byte, compressed bool, topic string, 
 		maxTs = max(maxTs, ts)
 	}
 	if err := rr.Err(); err != nil {
-		return nil, 0, kerrf(kerr.InvalidRecord, "%s-%d: %v", topic, partition, err)
+		return nil, 0, false, kerrf(kerr.InvalidRecord, "%s-%d: %v", topic, partition, err)
 	}
 	if faults != nil {
-		return nil, 0, faults
+		return nil, 0, false, faults
 	}
-	return section, maxTs, nil
+	return section, maxTs, renumber, nil
+}
+
+// renumberRecords appends to dst the records of section (count of them)
+// with offset deltas 0, 1, 2, …, as Kafka's validator rebuilds a
+// compressed batch whose inner offsets are not those ("some older clients
+// do not implement the V1 internal offsets correctly").
+func renumberRecords(dst, section []byte, count int32) ([]byte, error) {
+	rr := batch.NewRecordReader(section, count)
+	var r batch.Record
+	for i := int32(0); rr.Next(&r); i++ {
+		r.OffsetDelta = i
+		dst = batch.AppendRecord(dst, &r)
+	}
+	return dst, rr.Err()
 }
 
 // recordErrors are the records of a batch that failed their checks, as

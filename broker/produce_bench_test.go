@@ -37,7 +37,7 @@ func BenchmarkCheckRecords(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
 			for b.Loop() {
-				_, _, held, err := checkRecords(batch.Header(raw), "t", 0, s, now, scratch, budget)
+				_, _, held, _, err := checkRecords(batch.Header(raw), "t", 0, s, now, scratch, budget)
 				if err != nil {
 					b.Fatal(err)
 				}
