@@ -688,18 +688,7 @@ func TestProduceRecordChecks(t *testing.T) {
 	createTopic(t, c, "t", 1, nil)
 	createTopic(t, c, "tz", 1, map[string]*string{"compression.type": kmsg.StringPtr("zstd")})
 	r := dialRaw(t, c.Addrs()[0])
-	fetch := func(topic string, offset int64) []byte {
-		t.Helper()
-		req := kmsg.NewPtrFetchRequest()
-		req.Version, req.MaxBytes, req.SessionEpoch = 12, 1<<20, -1
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		return r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches
-	}
+	fetch := func(topic string, offset int64) []byte { return fetchOnce(r, topic, offset, 0, 0).RecordBatches }
 
 	three := recordBatch(t, 3, 10)
 	var section []byte
