@@ -31,14 +31,19 @@
 // holding a request (a long poll) can give it up at once, though it must
 // still respond (the answer is dropped); Close returns once the handlers
 // have answered everything they hold.
-// A client that hangs up with requests sent and not yet served (an acks=0
-// producer closing after its last records) still has them served, as
-// Kafka's Selector processes all that a closing channel received:
-// Request.Done closes at the hang-up, and their answers are dropped. std
-// reads on to the end of the stream and closes at the first answer it
-// cannot write; netpoll serves the backlog it had parsed when netpoll
-// closed the connection (a "draining" connection, still counted and still
-// closed by Close).
+// A client that hangs up (closes or resets its connection) with whole
+// requests sent and not yet served (an acks=0 producer closing after its
+// last records) still has them served, as Kafka's Selector keeps a closing
+// channel until it has processed all it received: Request.Done closes at
+// the hang-up, so long polls end at once; the requests take their turn
+// within the bounds below like any others; a frame sent only in part is
+// dropped. No answer is meant to reach the client: netpoll writes none
+// after the hang-up, and std closes the connection at the first answer it
+// cannot write, or once its reading reaches the end of the stream (it sees
+// the hang-up only while its reading waits for room, then reads on).
+// netpoll keeps such a connection ("draining": still counted) until its
+// backlog has all gone to the handler. Close drops what has not reached
+// the handler yet, as Kafka drops its closing channels when it shuts down.
 // Once a response with CloseAfter is given, no request of its connection
 // that Serve has not had yet ever reaches it: those already read are
 // dropped unanswered, as Kafka reads nothing past a request it closes the

@@ -282,19 +282,38 @@ func TestDoneWhileTheWindowIsFull(t *testing.T) {
 	})
 }
 
-// TestRequestsSentBeforeAHangUpAreServed: a client that sends requests and
-// closes its connection at once (an acks=0 producer's last records, as the
-// Java producer's close sends them) while the server has no token for
-// them. Both engines dropped them unserved once they saw the hang-up, and
-// the records were lost; Kafka's Selector keeps such a channel "so that all
-// received records may be processed".
+// onHangUp has f called when e sees a client hang up.
+func onHangUp(e Engine, f func()) {
+	switch e := e.(type) {
+	case *Server:
+		e.hooks.hangUp.Store(&f)
+	case *NetpollServer:
+		e.hooks.hangUp.Store(&f)
+	}
+}
+
+// hangUpSeen returns a channel closed once e sees a client hang up.
+func hangUpSeen(e Engine) <-chan struct{} {
+	seen := make(chan struct{})
+	var once sync.Once
+	onHangUp(e, func() { once.Do(func() { close(seen) }) })
+	return seen
+}
+
+// TestRequestsSentBeforeAHangUpAreServed: a client sends requests and closes
+// its connection at once (an acks=0 producer's last records, as the Java
+// producer's close sends them) while the server has no queued.max.requests
+// token for them. Both engines dropped them unserved once they saw the
+// hang-up (std as its read loop waited for a token, netpoll in its close
+// callback, with the backlog), and the records were lost; Kafka's Selector
+// keeps such a channel "so that all received records may be processed". The
+// frame the client had sent only part of is dropped: it is no request.
 func TestRequestsSentBeforeAHangUpAreServed(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
-		holding := make(chan func(Response), 2)
+		const queued = 2 // netpoll's backlogs hold as many server-wide: the two sent fit
+		holding := make(chan func(Response), queued)
 		served := make(chan string, 4)
-		// Two tokens, both held by slow requests: netpoll's backlogs then
-		// have room for two frames server-wide.
-		s, addr := startTCP(t, engine, Config{QueuedMaxRequests: 2}, HandlerFunc(func(req *Request, respond func(Response)) {
+		s, addr := startTCP(t, engine, Config{QueuedMaxRequests: queued}, HandlerFunc(func(req *Request, respond func(Response)) {
 			if string(req.Frame) == "slow" {
 				holding <- respond
 				return
@@ -302,20 +321,17 @@ func TestRequestsSentBeforeAHangUpAreServed(t *testing.T) {
 			served <- string(req.Frame)
 			respond(Response{NoResponse: true})
 		}))
-		hungUp := make(chan struct{})
-		var once sync.Once
-		seen := func() { once.Do(func() { close(hungUp) }) }
-		switch s := s.(type) {
-		case *Server:
-			s.hooks.hangUp.Store(&seen)
-		case *NetpollServer:
-			s.hooks.hangUp.Store(&seen)
-		}
+		hungUp := hangUpSeen(s)
 		busy := dial(t, addr)
-		busy.Write(append(frame([]byte("slow")), frame([]byte("slow"))...))
-		slow := []func(Response){within(t, holding, "a slow request"), within(t, holding, "a slow request")}
+		var slow []func(Response)
+		for range queued {
+			busy.Write(frame([]byte("slow")))
+			slow = append(slow, within(t, holding, "a slow request"))
+		}
 		p := dial(t, addr)
-		p.Write(append(frame([]byte("acks=0 first")), frame([]byte("acks=0 last"))...))
+		sent := append(frame([]byte("acks=0 first")), frame([]byte("acks=0 last"))...)
+		sent = append(sent, frame([]byte("cut short"))[:7]...)
+		p.Write(sent)
 		p.Close()
 		within(t, hungUp, "the server to see the client hang up")
 		for _, respond := range slow {
@@ -327,7 +343,118 @@ func TestRequestsSentBeforeAHangUpAreServed(t *testing.T) {
 				t.Fatalf("served %q, want %q", got, want)
 			}
 		}
-		until(t, "the hung-up connection to be gone", func() bool { return s.Stats().Connections == 1 })
+		until(t, "the hung-up connection to close", func() bool { return s.Stats().Connections == 1 })
+		select {
+		case got := <-served:
+			t.Fatalf("served %q, a frame the client sent only part of", got)
+		default:
+		}
+		if n := inUse(s); n != 0 {
+			t.Fatalf("%d queue tokens still in use", n)
+		}
+	})
+}
+
+// TestRequestsBehindAHangUpKeepTheBounds: the requests a client sent before
+// it hung up, served after, still wait their turn within
+// MaxInFlightPerConnection: the long polls filling the window end when
+// their client hangs up (Done), and only then does the handler get the
+// requests behind them, never more at once than the window.
+func TestRequestsBehindAHangUpKeepTheBounds(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const window = 2 // netpoll holds as many waiting: the two behind fit
+		held := make(chan *Request, window)
+		served := make(chan string, 4)
+		quit := make(chan struct{})
+		var mu sync.Mutex
+		inHandler, most := 0, 0
+		s, addr := startTCP(t, engine, Config{MaxInFlightPerConnection: window}, HandlerFunc(func(req *Request, respond func(Response)) {
+			mu.Lock()
+			inHandler++
+			most = max(most, inHandler)
+			mu.Unlock()
+			answer := func(r Response) {
+				mu.Lock()
+				inHandler--
+				mu.Unlock()
+				respond(r)
+			}
+			if string(req.Frame) == "poll" {
+				held <- req
+				go holdUntilDone(req, answer, quit)
+				return
+			}
+			served <- string(req.Frame)
+			answer(Response{NoResponse: true})
+		}))
+		t.Cleanup(func() { close(quit) })
+		c := dial(t, addr)
+		var sent []byte
+		for _, r := range []string{"poll", "poll", "behind 1", "behind 2"} {
+			sent = append(sent, frame([]byte(r))...)
+		}
+		c.Write(sent)
+		var polls []*Request
+		for range window {
+			polls = append(polls, within(t, held, "a long poll"))
+		}
+		c.Close()
+		for _, poll := range polls {
+			within(t, poll.Done(), "Done after the client hung up with its window full")
+		}
+		for _, want := range []string{"behind 1", "behind 2"} {
+			if got := within(t, served, "a request sent before the hang-up"); got != want {
+				t.Fatalf("served %q, want %q", got, want)
+			}
+		}
+		until(t, "the hung-up connection to close", func() bool { return s.Stats().Connections == 0 })
+		mu.Lock()
+		defer mu.Unlock()
+		if most > window {
+			t.Fatalf("the handler held %d of the connection's requests at once, over MaxInFlightPerConnection=%d", most, window)
+		}
+	})
+}
+
+// TestCloseDropsWhatAHungUpClientLeft: Close does not wait for the requests
+// a hung-up client left to be served (a handler that does not answer would
+// hold Close forever): those not handed over yet are dropped, as Kafka
+// drops its closing channels when it shuts down, and their room in the
+// bounds comes back.
+func TestCloseDropsWhatAHungUpClientLeft(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		holding := make(chan *Request, 1)
+		served := make(chan string, 4)
+		quit := make(chan struct{})
+		s, addr := startTCP(t, engine, Config{QueuedMaxRequests: 1}, HandlerFunc(func(req *Request, respond func(Response)) {
+			if string(req.Frame) == "slow" {
+				holding <- req
+				go holdUntilDone(req, respond, quit)
+				return
+			}
+			served <- string(req.Frame)
+			respond(Response{NoResponse: true})
+		}))
+		t.Cleanup(func() { close(quit) })
+		hungUp := hangUpSeen(s)
+		busy := dial(t, addr)
+		busy.Write(frame([]byte("slow")))
+		within(t, holding, "the slow request")
+		p := dial(t, addr)
+		p.Write(frame([]byte("left"))) // one: netpoll's backlogs hold queued.max.requests server-wide
+		p.Close()
+		within(t, hungUp, "the server to see the client hang up")
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		within(t, closed, "Close")
+		if np, ok := s.(*NetpollServer); ok {
+			if f, b := backlogged(np); f != 0 || b != 0 {
+				t.Fatalf("%d frames of %d bytes still counted waiting after Close", f, b)
+			}
+		}
+		// A token released as Close ends the slow request may pass through
+		// the closed connection's place in line on its way back.
+		until(t, "every queue token back", func() bool { return inUse(s) == 0 })
 	})
 }
 

@@ -327,7 +327,7 @@ func (e *NetpollServer) onPrepare(nc netpoll.Connection) context.Context {
 	// would wait forever. netpoll has not registered the socket yet, so
 	// nothing else can close it meanwhile.
 	nc.AddCloseCallback(func(netpoll.Connection) error {
-		c.closeFrom(true)
+		c.closeFrom(true, true)
 		return nil
 	})
 	c.idle.Reset(e.cfg.ConnectionsMaxIdle)
@@ -1009,11 +1009,16 @@ func (c *npConn) idleCheck() {
 	c.close()
 }
 
+// closeRead closes the connection on a read error. The end of the input
+// (the client hung up, mid-frame) is a hang-up: the frames parsed before it
+// are still served.
 func (c *npConn) closeRead(err error) {
 	if !errors.Is(err, netpoll.ErrEOF) && !errors.Is(err, netpoll.ErrConnClosed) {
 		c.e.logger.Info("closing a connection", "remote", c.remote, "err", err)
+		c.close()
+		return
 	}
-	c.close()
+	c.closeFrom(false, true)
 }
 
 func (c *npConn) closeWith(err error) {
@@ -1023,20 +1028,21 @@ func (c *npConn) closeWith(err error) {
 	c.close()
 }
 
-func (c *npConn) close() { c.closeFrom(false) }
+func (c *npConn) close() { c.closeFrom(false, false) }
 
 // closeFrom closes the connection: shuts the socket down (the peer sees it
 // at once, even while the write descriptor stays open for a writer that is
-// finishing), drops the backlog, and closes netpoll's side unless this is
-// netpoll's own close callback.
-func (c *npConn) closeFrom(fromNetpoll bool) {
+// finishing), drops the backlog, unless the peer hung up (then it drains
+// it), and closes netpoll's side unless this is netpoll's own close
+// callback.
+func (c *npConn) closeFrom(fromNetpoll, hungUp bool) {
 	c.mu.Lock()
 	if fromNetpoll {
 		c.mu.netpollDone = true
 	}
 	if c.mu.closed {
 		drained := false
-		if !fromNetpoll && c.mu.draining {
+		if !hungUp && c.mu.draining {
 			c.mu.draining = false
 			c.dropBacklogLocked()
 			drained = true
@@ -1057,7 +1063,7 @@ func (c *npConn) closeFrom(fromNetpoll bool) {
 	if c.mu.wfile != nil {
 		c.mu.wfile.Close() // wakes a writer parked on the poller
 	}
-	c.mu.draining = fromNetpoll && !c.mu.closing && len(c.mu.backlog) > 0
+	c.mu.draining = hungUp && !c.mu.closing && len(c.mu.backlog) > 0
 	if !c.mu.draining {
 		c.dropBacklogLocked()
 	}

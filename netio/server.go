@@ -77,8 +77,11 @@ func (r *Request) Park() {
 // request no one will read the answer of ends at once instead of holding
 // its goroutine, timers and whatever it has read until its own time is up.
 // The handler must still respond, with anything (NoResponse will do): the
-// engine counts the request until then, and drops the answer. A Request no
-// engine made (a test's) has a nil channel, which never closes.
+// engine counts the request until then, and drops the answer. A request
+// its client sent whole before hanging up may reach Serve with Done already
+// closed: it is still to be served (an acks=0 produce's records), only its
+// answer goes nowhere. A Request no engine made (a test's) has a nil
+// channel, which never closes.
 func (r *Request) Done() <-chan struct{} { return r.done }
 
 // Release gives Frame's memory back to the engine for a later request's
