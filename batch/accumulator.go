@@ -61,8 +61,10 @@ import (
 // DrainAll from one goroutine at a time (the sender). Encoding in Drain runs
 // outside the lock.
 //
-// Memory accounting: a batch holds the bytes of its header and records while
-// open (its uncompressed size), and its encoded size once drained. Compression
+// Memory accounting: an open batch holds the buffer it was given, batch.size
+// (or its one larger record; never more than buffer.memory), as the Java
+// client's RecordAccumulator takes it from its BufferPool, and its encoded
+// size once drained. Compression
 // can make a batch a few bytes larger than its records; that excess is counted
 // but never waited for, so buffer.memory may be exceeded by a codec's framing
 // overhead per batch. Idle buffers kept for reuse are outside the count and
@@ -447,7 +449,9 @@ func (a *Accumulator[P, D]) appendLocked(p P, ts int64, key, value []byte, heade
 	if b := q.open; b != nil {
 		size := b.builder.SizeWith(ts, key, value, headers)
 		if size <= a.cfg.BatchSize {
-			need := int64(size - b.builder.UncompressedSize())
+			// The batch holds its reservation from its opening (a
+			// whole batch.size, unless buffer.memory is smaller).
+			need := max(int64(size)-b.reserved, 0)
 			if a.mu.used+need > a.cfg.BufferMemory {
 				return false, nil
 			}
@@ -460,15 +464,27 @@ func (a *Accumulator[P, D]) appendLocked(p P, ts int64, key, value []byte, heade
 			}
 			return true, nil
 		}
+		if !mayOpen && b.builder.Records() > 0 {
+			// The record does not fit: the batch is as full as it gets
+			// and goes now, not after linger.ms, as Java's
+			// closeForRecordAppends makes it ready; the sticky
+			// partitioner moves on to another partition.
+			a.sealLocked(q)
+		}
 	}
 	if !mayOpen {
 		return false, nil
 	}
 	r := Record{Key: key, Value: value, Headers: headers}
-	need := int64(HeaderSize + RecordSize(&r))
-	if need > a.cfg.BufferMemory {
-		return false, fmt.Errorf("%w: a record of %d bytes exceeds buffer.memory=%d", ErrTooLarge, need, a.cfg.BufferMemory)
+	recordNeed := int64(HeaderSize + RecordSize(&r))
+	if recordNeed > a.cfg.BufferMemory {
+		return false, fmt.Errorf("%w: a record of %d bytes exceeds buffer.memory=%d", ErrTooLarge, recordNeed, a.cfg.BufferMemory)
 	}
+	// A new batch reserves the buffer it is given, batch.size, as Java's
+	// RecordAccumulator takes max(batch.size, record size) from its pool:
+	// counting only the bytes written let open batches on many partitions
+	// hold many times buffer.memory.
+	need := min(max(int64(a.cfg.BatchSize), recordNeed), a.cfg.BufferMemory)
 	if a.mu.used+need > a.cfg.BufferMemory {
 		return false, nil
 	}
@@ -481,7 +497,7 @@ func (a *Accumulator[P, D]) appendLocked(p P, ts int64, key, value []byte, heade
 	b.reserved = need
 	a.mu.used += need
 	q.open = b
-	if need >= int64(a.cfg.BatchSize) {
+	if recordNeed >= int64(a.cfg.BatchSize) {
 		a.sealLocked(q) // a record of batch.size or more travels alone
 	} else {
 		a.signal() // a new linger deadline

@@ -206,6 +206,7 @@ func TestAccumulatorDrainIsFair(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		cfg := DefaultAccumulatorConfig()
 		cfg.BatchSize = 1 << 20
+		cfg.BufferMemory = partitions << 20 // each open batch reserves batch.size
 		cfg.LingerMs = 5
 		linger := time.Duration(cfg.LingerMs) * time.Millisecond
 		a := newAccForTest(t, cfg, nil) // time.Now: the bubble's clock

@@ -737,3 +737,49 @@ func BenchmarkAccumulatorDrain(b *testing.B) {
 		})
 	}
 }
+
+// TestAccumulatorOpenBatchesReserveBatchSize: every open batch is given a
+// buffer of batch.size, and only the bytes written into it were counted
+// against buffer.memory, so open batches on many partitions held many
+// times buffer.memory and Append never blocked. As Java's RecordAccumulator
+// takes max(batch.size, record size) from its pool for each new batch, a
+// new batch now reserves batch.size: the fifth of 1 MiB within 4 MiB waits.
+func TestAccumulatorOpenBatchesReserveBatchSize(t *testing.T) {
+	cfg := DefaultAccumulatorConfig()
+	cfg.BatchSize, cfg.BufferMemory, cfg.LingerMs = 1<<20, 4<<20, 60000
+	a := newAccForTest(t, cfg, newAccClock().now)
+	ctx := context.Background()
+	for p := range int32(4) {
+		accMust(t, a.Append(ctx, accTP{"t", p}, 0, nil, []byte("small"), nil, 0))
+	}
+	if got := a.Buffered(); got != 4<<20 {
+		t.Errorf("4 open batches hold %d bytes of buffer.memory, want 4 MiB", got)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := a.Append(cancelled, accTP{"t", 4}, 0, nil, []byte("small"), nil, 0); !errors.Is(err, ErrBufferFull) {
+		t.Errorf("a fifth batch of 1 MiB within 4 MiB of buffer.memory: %v, want ErrBufferFull", err)
+	}
+	// A record into an open batch needs no more.
+	accMust(t, a.Append(cancelled, accTP{"t", 0}, 0, nil, []byte("more"), nil, 0))
+}
+
+// TestAccumulatorTryAppendSealsAFullBatch: a record that does not fit the
+// open batch makes the sticky partitioner move on (TryAppend fails); the
+// batch it leaves can take no more, and waited out linger.ms all the same.
+// Java's closeForRecordAppends makes it ready at once, and so does Gregor's
+// accumulator now.
+func TestAccumulatorTryAppendSealsAFullBatch(t *testing.T) {
+	clk := newAccClock()
+	cfg := DefaultAccumulatorConfig()
+	cfg.BatchSize, cfg.LingerMs = 1000, 60000
+	a := newAccForTest(t, cfg, clk.now)
+	tp := accTP{"t", 0}
+	accMust(t, a.Append(context.Background(), tp, 0, nil, accValue(0, 300), nil, 0))
+	for a.TryAppend(tp, 0, nil, accValue(1, 300), nil, 0) {
+	}
+	got, _ := accDrainReady(a, clk.now(), nil)
+	if len(got) != 1 || got[0].Records() != 3 {
+		t.Fatalf("drained %d batches before linger.ms; want the full batch of 3 records", len(got))
+	}
+}
