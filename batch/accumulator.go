@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -70,6 +71,16 @@ import (
 // overhead per batch. Idle buffers kept for reuse are outside the count and
 // bounded separately, as the Java client's BufferPool does: at most
 // buffer.memory bytes of them, none larger than twice batch.size.
+
+// Millis is a setting in milliseconds as a Duration, saturating rather than
+// overflowing: Java's max.block.ms=Long.MAX_VALUE, "block for ever", must
+// not become a negative wait.
+func Millis(ms int) time.Duration {
+	if ms > math.MaxInt64/int(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
+}
 
 // AccumulatorConfig configures an Accumulator. The names are the Java
 // producer's.
@@ -336,8 +347,8 @@ func NewAccumulator[P comparable, D any](cfg AccumulatorConfig, now func() time.
 	}
 	a := &Accumulator[P, D]{
 		cfg:      cfg,
-		linger:   time.Duration(cfg.LingerMs) * time.Millisecond,
-		maxBlock: time.Duration(cfg.MaxBlockMs) * time.Millisecond,
+		linger:   Millis(cfg.LingerMs),
+		maxBlock: Millis(cfg.MaxBlockMs),
 		now:      now,
 		wake:     make(chan struct{}, 1),
 	}

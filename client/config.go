@@ -142,11 +142,14 @@ func (c ProducerConfig) Validate() error {
 	if c.RetryBackoffMs < 0 {
 		bad("retry.backoff.ms = %d: must be >= 0", c.RetryBackoffMs)
 	}
-	if c.RequestTimeoutMs <= 0 {
-		bad("request.timeout.ms = %d: must be > 0", c.RequestTimeoutMs)
+	// Java's INT settings: a Produce request carries its timeout as int32.
+	if c.RequestTimeoutMs <= 0 || c.RequestTimeoutMs > math.MaxInt32 {
+		bad("request.timeout.ms = %d: must be > 0 and <= %d", c.RequestTimeoutMs, math.MaxInt32)
 	}
-	if c.DeliveryTimeoutMs < c.LingerMs+c.RequestTimeoutMs {
-		bad("delivery.timeout.ms = %d: must be >= linger.ms + request.timeout.ms = %d", c.DeliveryTimeoutMs, c.LingerMs+c.RequestTimeoutMs)
+	if c.DeliveryTimeoutMs > math.MaxInt32 {
+		bad("delivery.timeout.ms = %d: must be <= %d", c.DeliveryTimeoutMs, math.MaxInt32)
+	} else if c.LingerMs > c.DeliveryTimeoutMs-c.RequestTimeoutMs { // no sum to overflow
+		bad("delivery.timeout.ms = %d: must be >= linger.ms + request.timeout.ms = %d + %d", c.DeliveryTimeoutMs, c.LingerMs, c.RequestTimeoutMs)
 	}
 	switch c.Partitioner {
 	case "default", "uniform_sticky", "round_robin":

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -43,6 +44,35 @@ func TestProducerConfigValidateReportsEveryBadField(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestProducerConfigMillisecondsDoNotOverflow: max.block.ms is a Java long,
+// and Long.MAX_VALUE is how a Java user says "block for ever"; as a
+// Duration it overflowed to a negative wait, and Produce failed at once.
+// request.timeout.ms and delivery.timeout.ms are Java ints (a Produce
+// request carries its timeout as int32), and a linger.ms past them must
+// not pass the delivery check by overflowing a sum.
+func TestProducerConfigMillisecondsDoNotOverflow(t *testing.T) {
+	if got := batch.Millis(math.MaxInt64); got != math.MaxInt64 {
+		t.Errorf("max.block.ms=Long.MAX_VALUE is %v, want the longest Duration", got)
+	}
+	c := DefaultProducerConfig()
+	c.BootstrapServers = []string{"127.0.0.1:9092"}
+	c.MaxBlockMs = math.MaxInt64
+	if err := c.Validate(); err != nil {
+		t.Fatalf("max.block.ms = Long.MAX_VALUE: %v", err)
+	}
+	c.RequestTimeoutMs, c.DeliveryTimeoutMs = math.MaxInt32+1, math.MaxInt32+1
+	err := c.Validate()
+	for _, want := range []string{"request.timeout.ms = 2147483648", "delivery.timeout.ms = 2147483648"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q: %v", want, err)
+		}
+	}
+	c.RequestTimeoutMs, c.DeliveryTimeoutMs, c.LingerMs = 30000, 120000, math.MaxInt64
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "delivery.timeout.ms = 120000") {
+		t.Errorf("linger.ms = Long.MAX_VALUE with delivery.timeout.ms = 120000: %v", err)
 	}
 }
 

@@ -179,7 +179,7 @@ func NewProducer(cfg ProducerConfig, opts ...Option) (*Producer, error) {
 	acks, _ := parseAcks(cfg.Acks)
 	codec, _ := batch.ParseCodec(cfg.CompressionType)
 	p := &Producer{cfg: cfg, acks: acks, log: o.log, now: o.now, onFirstSend: o.onFirstSend,
-		maxBlock: time.Duration(cfg.MaxBlockMs) * time.Millisecond,
+		maxBlock: batch.Millis(cfg.MaxBlockMs),
 		cbSignal: make(chan struct{}, 1), cbStop: make(chan struct{}), cbDone: make(chan struct{})}
 	var err error
 	p.acc, err = batch.NewAccumulator[TopicPartition, recordMeta](batch.AccumulatorConfig{
@@ -196,10 +196,10 @@ func NewProducer(cfg ProducerConfig, opts ...Option) (*Producer, error) {
 	p.sticky.queued = p.acc.Queued
 	p.cl = newCluster(clusterConfig{
 		seeds: cfg.BootstrapServers,
-		conn: connConfig{clientID: cfg.ClientID, requestTimeout: time.Duration(cfg.RequestTimeoutMs) * time.Millisecond,
+		conn: connConfig{clientID: cfg.ClientID, requestTimeout: batch.Millis(cfg.RequestTimeoutMs),
 			maxResponseBytes: defaultMaxResponseBytes, log: o.log},
-		retryBackoff: time.Duration(cfg.RetryBackoffMs) * time.Millisecond,
-		maxAge:       time.Duration(cfg.MetadataMaxAgeMs) * time.Millisecond,
+		retryBackoff: batch.Millis(cfg.RetryBackoffMs),
+		maxAge:       batch.Millis(cfg.MetadataMaxAgeMs),
 		autoCreate:   true,
 	}, o.log)
 	p.snd = newSender(p)

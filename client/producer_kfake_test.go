@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -836,5 +837,25 @@ func TestProduceIntoOpenBatchDoesNotAllocate(t *testing.T) {
 			t.Fatalf("partition %d: Produce into an open batch allocates %.1f times", partition, allocs)
 		}
 		must(t, p.Flush(ctx))
+	}
+}
+
+// TestKfakeMaxBlockMsLongMaxBlocks: max.block.ms = Long.MAX_VALUE, a Java
+// user's "block for ever", overflowed to a negative wait, and the first
+// Produce to a topic failed at once, waiting for its metadata.
+func TestKfakeMaxBlockMsLongMaxBlocks(t *testing.T) {
+	c := newFake(t)
+	must(t, c.CreateTopic("forever", 1, nil))
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.MaxBlockMs = math.MaxInt64
+	p := newTestProducer(t, cfg)
+	res := newResults()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Produce(ctx, &Record{Topic: "forever", Partition: 0, Value: []byte("x")}, res.callback(0, "x")); err != nil {
+		t.Fatalf("Produce with max.block.ms = Long.MAX_VALUE: %v", err)
+	}
+	if got := res.wait(t, 10*time.Second); got[0].err != nil {
+		t.Fatal(got[0].err)
 	}
 }
