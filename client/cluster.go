@@ -429,26 +429,33 @@ func retriableTopicErr(err error) bool {
 	return false
 }
 
-// waitTopic waits until the metadata has topic with its partitions, asking
-// for it first. Errors that will not go away (an invalid name, no
+// waitTopic waits until the metadata has topic with at least minParts
+// partitions, asking for it first, and for a refresh while it has fewer. Errors that will not go away (an invalid name, no
 // authorization) return at once.
-func (c *cluster) waitTopic(ctx context.Context, topic string) (*topicMeta, error) {
+func (c *cluster) waitTopic(ctx context.Context, topic string, minParts int) (*topicMeta, error) {
 	asked := false
 	for {
 		ch := c.changedCh()
+		short := false
 		if md := c.snapshot(); md != nil {
 			if t := md.topics[topic]; t != nil {
-				if t.err == nil && len(t.parts) > 0 {
+				if t.err == nil && len(t.parts) >= max(minParts, 1) {
 					return t, nil
 				}
 				if !retriableTopicErr(t.err) {
 					return nil, fmt.Errorf("client: topic %q: %w", topic, t.err)
 				}
+				short = t.err == nil && len(t.parts) > 0
 			}
 		}
 		if !asked {
 			c.addTopics(topic)
 			asked = true
+		}
+		if short {
+			// The partition may have been added since the last refresh;
+			// refreshes come at most one per retry.backoff.ms.
+			c.requestRefresh()
 		}
 		select {
 		case <-ch:

@@ -37,7 +37,7 @@ func TestNewTopicRefreshesAtOnce(t *testing.T) {
 			t.Fatal("no first metadata refresh in 30 s")
 		}
 	}
-	if _, err := cl.waitTopic(ctx, "orders"); err != nil {
+	if _, err := cl.waitTopic(ctx, "orders", 1); err != nil {
 		t.Fatalf("a topic asked for after the first refresh: %v", err)
 	}
 }

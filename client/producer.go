@@ -235,7 +235,7 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(RecordMetadat
 	// others need checking, and waiting for.
 	var t *topicMeta
 	if md := p.cl.snapshot(); md != nil {
-		if tm := md.topics[r.Topic]; tm != nil && tm.err == nil && len(tm.parts) > 0 {
+		if tm := md.topics[r.Topic]; tm != nil && tm.err == nil && len(tm.parts) > max(int(r.Partition), 0) {
 			t = tm
 		}
 	}
@@ -275,13 +275,15 @@ func (p *Producer) checkSize(r *Record) error {
 	return nil
 }
 
-// produceWaiting is Produce for a topic whose metadata is not known yet:
-// max.block.ms covers the wait for metadata and the wait for memory
-// together, as in Java. Only this path pays for a timer.
+// produceWaiting is Produce for a topic whose metadata is not known yet, or
+// that has not the record's partition yet (added since the last refresh,
+// as Java's waitOnMetadata waits for it): max.block.ms covers the wait for
+// metadata and the wait for memory together, as in Java. Only this path
+// pays for a timer.
 func (p *Producer) produceWaiting(ctx context.Context, r *Record, cb func(RecordMetadata, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, p.maxBlock)
 	defer cancel()
-	t, err := p.cl.waitTopic(ctx, r.Topic)
+	t, err := p.cl.waitTopic(ctx, r.Topic, max(int(r.Partition)+1, 1))
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
@@ -857,5 +859,47 @@ func TestKfakeMaxBlockMsLongMaxBlocks(t *testing.T) {
 	}
 	if got := res.wait(t, 10*time.Second); got[0].err != nil {
 		t.Fatal(got[0].err)
+	}
+}
+
+// TestKfakeProduceToANewPartitionWaitsForIt: a record for a partition the
+// producer's metadata does not have yet (added by CreatePartitions since
+// its last refresh) failed at once with UNKNOWN_TOPIC_OR_PARTITION, and
+// kept failing until metadata.max.age.ms brought the new count. Java's
+// waitOnMetadata refreshes and waits for it, up to max.block.ms.
+func TestKfakeProduceToANewPartitionWaitsForIt(t *testing.T) {
+	c := newFake(t)
+	must(t, c.CreateTopic("grows", 1, nil))
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+	checkCallbacksInOrder(t, produceValues(t, p, "grows", 1, nil, "before"), false)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rs, err := kadm.NewClient(cl).CreatePartitions(ctx, 2, "grows")
+	if err == nil {
+		err = rs.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := newResults()
+	if err := p.Produce(ctx, &Record{Topic: "grows", Partition: 2, Value: []byte("new")}, res.callback(0, "new")); err != nil {
+		t.Fatalf("Produce to partition 2 of a topic that now has 3: %v", err)
+	}
+	if got := res.wait(t, 10*time.Second); got[0].err != nil || got[0].md.Partition != 2 {
+		t.Fatalf("callback: %+v", got[0])
+	}
+	// A partition that never comes fails once max.block.ms has passed.
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.MaxBlockMs = 300
+	p2 := newTestProducer(t, cfg)
+	checkCallbacksInOrder(t, produceValues(t, p2, "grows", 1, nil, "known"), false)
+	if err := p2.Produce(ctx, &Record{Topic: "grows", Partition: 7, Value: []byte("x")}, nil); err == nil {
+		t.Fatal("Produce to partition 7 of a topic of 3 succeeded")
 	}
 }
