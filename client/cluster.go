@@ -460,6 +460,10 @@ func (c *cluster) waitTopic(ctx context.Context, topic string, minParts int) (*t
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			if md := c.snapshot(); short && md != nil && md.topics[topic] != nil {
+				return nil, fmt.Errorf("client: partition %d of topic %q is not in the metadata (it has %d): %w: %w",
+					minParts-1, topic, len(md.topics[topic].parts), kerr.UnknownTopicOrPartition, ctx.Err())
+			}
 			err := c.lastErr()
 			if md := c.snapshot(); err == nil && md != nil && md.topics[topic] != nil {
 				err = md.topics[topic].err
