@@ -65,8 +65,8 @@ import (
 // Memory accounting: an open batch holds the buffer it was given, batch.size
 // (or its one larger record; never more than buffer.memory), as the Java
 // client's RecordAccumulator takes it from its BufferPool, and its encoded
-// size once drained. Compression
-// can make a batch a few bytes larger than its records; that excess is counted
+// size once drained. Compression can make a batch a few bytes larger than
+// its records; that excess is counted
 // but never waited for, so buffer.memory may be exceeded by a codec's framing
 // overhead per batch. Idle buffers kept for reuse are outside the count and
 // bounded separately, as the Java client's BufferPool does: at most

@@ -430,8 +430,9 @@ func retriableTopicErr(err error) bool {
 }
 
 // waitTopic waits until the metadata has topic with at least minParts
-// partitions, asking for it first, and for a refresh while it has fewer. Errors that will not go away (an invalid name, no
-// authorization) return at once.
+// partitions, asking for it first, and for a refresh while it has fewer.
+// Errors that will not go away (an invalid name, no authorization) return
+// at once.
 func (c *cluster) waitTopic(ctx context.Context, topic string, minParts int) (*topicMeta, error) {
 	asked := false
 	for {
