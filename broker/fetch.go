@@ -332,8 +332,16 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 	f.regions = res.Regions
 	if f.bytes > 0 && res.Bytes > maxBytes {
 		// Only the first partition with data has its first batch whole.
-		f.regions = f.regions[:start+len(segment.Truncate(f.regions[start:], maxBytes))]
-		res.Bytes = maxBytes
+		// A later one whose first batch does not fit gets no records, as
+		// Kafka's readFromLog replaces such an incomplete set with an
+		// empty one: a piece of a batch alone makes the Java consumer
+		// fail ("no complete records were found").
+		keep := maxBytes
+		if first, err := segment.FirstBatchBytes(f.regions[start:]); err != nil || first > maxBytes {
+			keep = 0
+		}
+		f.regions = f.regions[:start+len(segment.Truncate(f.regions[start:], keep))]
+		res.Bytes = keep
 	}
 	fp.Records = f.regions[start:len(f.regions):len(f.regions)]
 	fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset

@@ -3,6 +3,8 @@ package segment
 import (
 	"os"
 	"sync/atomic"
+
+	"gregor/batch"
 )
 
 // File is a segment's .log file, shared by the Log and by every reader that holds
@@ -60,7 +62,8 @@ func (r Region) Release() { r.File.Release() }
 // it if need be, and releases the regions it drops. A Fetch response applies
 // it to every partition after the first with data: KIP-74 sends only that one's
 // first batch whole, later ones end at their limit even inside a batch (which
-// clients discard), as Kafka's do.
+// clients discard), as Kafka's do, or send nothing when their first batch
+// does not fit (FirstBatchBytes).
 func Truncate(rs []Region, n int64) []Region {
 	for i, r := range rs {
 		if n <= 0 {
@@ -73,6 +76,20 @@ func Truncate(rs []Region, n int64) []Region {
 		n -= rs[i].Length
 	}
 	return rs
+}
+
+// FirstBatchBytes is the size of the batch rs starts with, read from its
+// header (one pread): what a Fetch response needs to tell whether a
+// partition's first batch fits in what is left of its limits.
+func FirstBatchBytes(rs []Region) (int64, error) {
+	if len(rs) == 0 {
+		return 0, nil
+	}
+	var hdr [batch.LengthOverhead]byte
+	if _, err := rs[0].File.OS().ReadAt(hdr[:], rs[0].Position); err != nil {
+		return 0, err
+	}
+	return int64(batch.Header(hdr[:]).BatchLength()) + batch.LengthOverhead, nil
 }
 
 // ReleaseAll releases every region in rs.
