@@ -26,7 +26,7 @@ type fetch struct {
 	resp     fetchResponse
 	regions  []segment.Region // every region resp holds, to release
 	bytes    int64
-	full     bool     // no room left under the request's max_bytes
+	full     bool     // data read, and no room left under the request's max_bytes
 	failed   bool     // a partition's read failed: Kafka answers at once
 	parkable []parked // partitions to wait on when there is too little data
 
@@ -281,13 +281,24 @@ func (f *fetch) read() {
 		}
 		f.resp.Topics = append(f.resp.Topics, ft)
 	}
-	f.full = remaining <= 0
+	// Room alone is not data: a fetch with max_bytes 0 and nothing to read
+	// waits for min_bytes like any other, as in Kafka, which answers at
+	// once only on data, an error or no wait. Full with data, it answers
+	// now: more appends could not be sent in it.
+	f.full = remaining <= 0 && f.bytes > 0
 }
 
 func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequestTopicPartition, fp *fetchPartition, remaining *int64) {
+	// Fetch, unlike ListOffsets and OffsetForLeaderEpoch, reads any
+	// negative current_leader_epoch as absent (Kafka's FetchRequest
+	// optionalEpoch), not only -1.
+	currentEpoch := rp.CurrentLeaderEpoch
+	if currentEpoch < 0 {
+		currentEpoch = -1
+	}
 	// Kafka fills current_leader only from Fetch v16 (KIP-951), past
 	// what Gregor serves.
-	p, _, kerrCode := f.b.leaderFor(im, topic, rp.Partition, rp.CurrentLeaderEpoch)
+	p, _, kerrCode := f.b.leaderFor(im, topic, rp.Partition, currentEpoch)
 	if kerrCode != nil {
 		fp.ErrorCode = kerrCode.Code
 		return
@@ -296,7 +307,7 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 		// A follower's fetch; with one replica per partition no broker
 		// follows this one. Kafka's answer to a replica not in the set:
 		fp.ErrorCode = kerr.NotLeaderForPartition.Code
-		if rp.CurrentLeaderEpoch != -1 { // given: leaderFor has checked it
+		if currentEpoch != -1 { // given: leaderFor has checked it
 			fp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 		}
 		return

@@ -108,6 +108,32 @@ func TestFetchUnknownPartitionsKeepLongPoll(t *testing.T) {
 	}
 }
 
+// TestFetchMaxBytesZeroLongPolls: a fetch whose max_bytes is 0 has no room,
+// but room is not data: with nothing to read it waits for min_bytes like any
+// other (Kafka answers at once only on data, an error or no wait), and the
+// append that wakes it is sent whole, as KIP-74's first batch.
+func TestFetchMaxBytesZeroLongPolls(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "zero", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	cl := newClient(t, c, kgo.DefaultProduceTopic("zero"))
+	req := fetchRequest(12, "zero", 0)
+	req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 0, 1, 60_000
+	done := whenParked(c.Brokers[0], func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return cl.ProduceSync(ctx, &kgo.Record{Value: []byte("wake")}).FirstErr()
+	})
+	resp := r.do(req).(*kmsg.FetchResponse)
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+		t.Fatalf("fetch with max_bytes 0: %v, %d record bytes; want the record that woke it", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches))
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestParkedFetchOnDeletedTopic: a fetch parked on a topic that is then
 // deleted is answered at once with UNKNOWN_TOPIC_OR_PARTITION (not
 // NOT_LEADER_OR_FOLLOWER naming this broker, from the image before the
@@ -383,8 +409,9 @@ func TestFetchStorageErrorByVersion(t *testing.T) {
 // TestCurrentLeaderEpoch: Fetch, ListOffsets and OffsetForLeaderEpoch check
 // the leader epoch a client names (KIP-320) as Kafka does: -1 is "not
 // known" and passes, the leader's own passes, a newer one is
-// UNKNOWN_LEADER_EPOCH and an older one, any other negative included,
-// FENCED_LEADER_EPOCH.
+// UNKNOWN_LEADER_EPOCH and an older one FENCED_LEADER_EPOCH. Any other
+// negative is older for ListOffsets and OffsetForLeaderEpoch, but "not
+// known" for Fetch (Kafka's FetchRequest reads every negative as absent).
 func TestCurrentLeaderEpoch(t *testing.T) {
 	c := testcluster.Start(t, 1, nil)
 	createTopic(t, c, "le", 1, nil)
@@ -393,14 +420,15 @@ func TestCurrentLeaderEpoch(t *testing.T) {
 	tp, _ := c.Brokers[0].Image().Topic("le")
 	epoch := tp.Partitions[0].LeaderEpoch
 	for _, tc := range []struct {
-		current int32
-		want    int16
+		current   int32
+		want      int16
+		wantFetch int16 // Fetch reads any negative epoch as absent
 	}{
-		{-1, 0},
-		{epoch, 0},
-		{epoch + 1, kerr.UnknownLeaderEpoch.Code},
-		{-2, kerr.FencedLeaderEpoch.Code},
-		{math.MinInt32, kerr.FencedLeaderEpoch.Code},
+		{-1, 0, 0},
+		{epoch, 0, 0},
+		{epoch + 1, kerr.UnknownLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code},
+		{-2, kerr.FencedLeaderEpoch.Code, 0},
+		{math.MinInt32, kerr.FencedLeaderEpoch.Code, 0},
 	} {
 		fetch := fetchRequest(12, "le", 0)
 		fetch.Topics[0].Partitions[0].CurrentLeaderEpoch = tc.current
@@ -419,8 +447,12 @@ func TestCurrentLeaderEpoch(t *testing.T) {
 			"ListOffsets":          r.do(list).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode,
 			"OffsetForLeaderEpoch": r.do(ofle).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0].ErrorCode,
 		} {
-			if got != tc.want {
-				t.Errorf("%s naming epoch %d (the leader's is %d): %v, want %v", api, tc.current, epoch, kerr.ErrorForCode(got), kerr.ErrorForCode(tc.want))
+			want := tc.want
+			if api == "Fetch" {
+				want = tc.wantFetch
+			}
+			if got != want {
+				t.Errorf("%s naming epoch %d (the leader's is %d): %v, want %v", api, tc.current, epoch, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
 			}
 		}
 	}
