@@ -44,6 +44,12 @@ const (
 var (
 	// ErrClosed is returned by a closed Producer or Consumer.
 	ErrClosed = errors.New("client: closed")
+	// ErrCloseInCallback is returned by a Producer's Close called from a
+	// produce callback, which closes without waiting (see Close).
+	ErrCloseInCallback = errors.New("client: Close called from a callback: it did not wait, and records not yet acknowledged failed with ErrClosed")
+	// ErrFlushInCallback is returned by a Producer's Flush called from a
+	// produce callback, where it would wait on itself.
+	ErrFlushInCallback = errors.New("client: Flush called from a callback, where it would wait on itself")
 	// errConnClosed ends the calls of a connection the client closed.
 	errConnClosed = errors.New("connection closed")
 	// ErrUnsupportedVersion is returned when a broker does not speak a

@@ -27,6 +27,9 @@
 //	              channels.
 //	callbacks     one per producer; runs the callbacks of completed batches
 //	              in order, then releases their memory to the accumulator.
+//	              Close and Flush called on it cannot wait for callbacks:
+//	              Close then closes without waiting (Java's close with
+//	              timeout 0) and Flush fails at once.
 //	metadata      one per client (cluster.loop); refreshes on request and
 //	              every metadata.max.age.ms, publishing immutable snapshots.
 //	connections   two per broker (writer, reader); see below.

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -147,9 +148,12 @@ type Producer struct {
 	sticky stickyPartitions
 	rr     roundRobin
 
-	closed    atomic.Bool
-	fatal     atomic.Pointer[error]
-	closeOnce sync.Once
+	closed atomic.Bool
+	fatal  atomic.Pointer[error]
+	// The first Close shuts down; the others wait for closeDone, after
+	// which closeErr is the first's error.
+	closing   atomic.Bool
+	closeDone chan struct{}
 	closeErr  error
 
 	// The callback goroutine's queue: batches completed by the sender, in
@@ -162,6 +166,7 @@ type Producer struct {
 	cbSignal chan struct{}
 	cbStop   chan struct{}
 	cbDone   chan struct{}
+	cbGoid   atomic.Uint64 // the callback goroutine's id (goid)
 
 	stats struct {
 		recordsSent, recordErrors, batches, bytes, uncompressed, requests, retries atomic.Int64
@@ -180,7 +185,8 @@ func NewProducer(cfg ProducerConfig, opts ...Option) (*Producer, error) {
 	codec, _ := batch.ParseCodec(cfg.CompressionType)
 	p := &Producer{cfg: cfg, acks: acks, log: o.log, now: o.now, onFirstSend: o.onFirstSend,
 		maxBlock: batch.Millis(cfg.MaxBlockMs),
-		cbSignal: make(chan struct{}, 1), cbStop: make(chan struct{}), cbDone: make(chan struct{})}
+		cbSignal: make(chan struct{}, 1), cbStop: make(chan struct{}), cbDone: make(chan struct{}),
+		closeDone: make(chan struct{})}
 	var err error
 	p.acc, err = batch.NewAccumulator[TopicPartition, recordMeta](batch.AccumulatorConfig{
 		BatchSize:        cfg.BatchSize,
@@ -349,8 +355,12 @@ func validateTopic(name string) error {
 
 // Flush sends every buffered record at once, ignoring linger.ms, and waits
 // until the callbacks of all records produced before the call have run, or
-// ctx ends.
+// ctx ends. Called from a callback it returns ErrFlushInCallback at once:
+// that callback's own record is among those it would wait for.
 func (p *Producer) Flush(ctx context.Context) error {
+	if p.inCallback() {
+		return ErrFlushInCallback
+	}
 	if err := p.acc.Flush(ctx); err != nil {
 		return err
 	}
@@ -362,28 +372,66 @@ func (p *Producer) Flush(ctx context.Context) error {
 
 // Close stops accepting records, flushes what is buffered, and stops. If ctx
 // ends first, records not yet acknowledged fail with ErrClosed (their
-// callbacks still run) and Close returns ctx's error. Close is idempotent.
+// callbacks still run) and Close returns ctx's error. Close is idempotent: a
+// later or concurrent call waits for the first (or for its own ctx) and
+// returns the same error.
+//
+// Called from a callback, Close cannot wait for the callbacks: it would wait
+// on itself. As Java's KafkaProducer overrides the timeout of such a close
+// to 0, it then waits for nothing: records not yet acknowledged fail with
+// ErrClosed, their callbacks run once the calling one returns, and Close
+// returns ErrCloseInCallback.
 func (p *Producer) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() {
-		p.closed.Store(true)
-		p.acc.Close()
-		err := p.acc.Flush(ctx)
-		// Whatever the flush left (nothing, unless ctx ended) fails now.
-		close(p.snd.stopCh)
-		<-p.snd.done
-		p.cl.close()
-		p.snd.wg.Wait()
-		close(p.cbStop)
-		select {
-		case <-p.cbDone:
-		case <-ctx.Done():
-			if err == nil {
-				err = ctx.Err()
-			}
+	if p.inCallback() {
+		p.log.Warn("client: Close called from a produce callback: closing without waiting, as Java's producer does")
+		if p.closing.CompareAndSwap(false, true) {
+			ended, cancel := context.WithCancel(ctx)
+			cancel()
+			p.shutdown(ended)
+			p.closeErr = ErrCloseInCallback
+			close(p.closeDone)
 		}
-		p.closeErr = err
-	})
-	return p.closeErr
+		return ErrCloseInCallback
+	}
+	if p.closing.CompareAndSwap(false, true) {
+		p.closeErr = p.shutdown(ctx)
+		close(p.closeDone)
+	} else {
+		select {
+		case <-p.closeDone:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-p.cbDone:
+		return p.closeErr
+	case <-ctx.Done():
+		return cmp.Or(p.closeErr, ctx.Err())
+	}
+}
+
+// shutdown stops the producer: it flushes what is buffered until ctx ends,
+// fails what is left with ErrClosed, and stops the sender, the connections
+// and then the callback goroutine once it has run every callback queued. It
+// does not wait for the callbacks, so that it can run on their goroutine.
+func (p *Producer) shutdown(ctx context.Context) error {
+	p.closed.Store(true)
+	p.acc.Close()
+	err := p.acc.Flush(ctx)
+	// Whatever the flush left (nothing, unless ctx ended) fails now.
+	close(p.snd.stopCh)
+	<-p.snd.done
+	p.cl.close()
+	p.snd.wg.Wait()
+	close(p.cbStop)
+	return err
+}
+
+// inCallback reports whether the caller is the callback goroutine.
+func (p *Producer) inCallback() bool {
+	id := p.cbGoid.Load()
+	return id != 0 && goid() == id
 }
 
 // Stats returns the running totals.
@@ -419,6 +467,7 @@ func (p *Producer) pushCompleted(bs []*pbatch) {
 // batch's callbacks in record order, then releases the batch's memory.
 func (p *Producer) runCallbacks() {
 	defer close(p.cbDone)
+	p.cbGoid.Store(goid())
 	var work []*pbatch
 	for {
 		stopping := false

@@ -903,3 +903,67 @@ func TestKfakeProduceToANewPartitionWaitsForIt(t *testing.T) {
 		t.Fatal("Produce to partition 7 of a topic of 3 succeeded")
 	}
 }
+
+// TestKfakeCloseFromACallback: Close called from a callback cannot wait for
+// the callbacks (it would wait on itself). As Java's producer does, it
+// closes without waiting: the record still in flight fails with ErrClosed,
+// its callback runs once the calling one returns, and Close answers
+// ErrCloseInCallback, at once rather than when its context ends. Flush
+// called there answers ErrFlushInCallback at once.
+func TestKfakeCloseFromACallback(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "cb"))
+	// The first Produce is answered; later ones never are.
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var produces atomic.Int32
+	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if produces.Add(1) == 1 {
+			return nil, nil, false
+		}
+		c.SleepControl(func() { <-release })
+		return nil, errors.New("test: released"), true
+	})
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+	type outcome struct {
+		flushErr, closeErr, produceErr error
+	}
+	inCallback := make(chan outcome, 1)
+	second := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first := func(_ RecordMetadata, err error) {
+		if err != nil {
+			t.Errorf("first record: %v", err)
+		}
+		var o outcome
+		// In flight, and never answered: Close cannot flush it.
+		must(t, p.Produce(ctx, &Record{Topic: "cb", Value: []byte("second")}, func(_ RecordMetadata, err error) { second <- err }))
+		o.flushErr = p.Flush(ctx)
+		o.closeErr = p.Close(ctx)
+		o.produceErr = p.Produce(ctx, &Record{Topic: "cb", Value: []byte("third")}, nil)
+		inCallback <- o
+	}
+	must(t, p.Produce(ctx, &Record{Topic: "cb", Value: []byte("first")}, first))
+	var o outcome
+	select {
+	case o = <-inCallback:
+	case <-ctx.Done():
+		t.Fatal("the callback calling Close did not return")
+	}
+	if !errors.Is(o.flushErr, ErrFlushInCallback) || !errors.Is(o.closeErr, ErrCloseInCallback) || !errors.Is(o.produceErr, ErrClosed) {
+		t.Fatalf("from the callback: Flush %v, Close %v, then Produce %v; want %v, %v, %v",
+			o.flushErr, o.closeErr, o.produceErr, ErrFlushInCallback, ErrCloseInCallback, ErrClosed)
+	}
+	if err := p.Close(ctx); !errors.Is(err, ErrCloseInCallback) {
+		t.Fatalf("a later Close: %v, want %v", err, ErrCloseInCallback)
+	}
+	select {
+	case err := <-second:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("the record in flight: %v, want %v", err, ErrClosed)
+		}
+	default:
+		t.Fatal("Close returned before the callback of the record in flight ran")
+	}
+}
