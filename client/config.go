@@ -135,6 +135,12 @@ func (c ProducerConfig) Validate() error {
 		if c.MaxInFlightRequestsPerConnection > 5 {
 			bad("enable.idempotence = true requires max.in.flight.requests.per.connection <= 5, have %d", c.MaxInFlightRequestsPerConnection)
 		}
+		if c.Retries == 0 {
+			// As Java's ProducerConfig: the idempotent producer recovers
+			// from a lost answer or a broker that lost its state only by
+			// sending the batch again.
+			bad("enable.idempotence = true requires retries > 0, have 0")
+		}
 	}
 	if c.Retries < 0 {
 		bad("retries = %d: must be >= 0", c.Retries)

@@ -88,6 +88,10 @@ func TestProducerConfigIdempotenceRequirements(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "max.in.flight.requests.per.connection <= 5, have 6") {
 		t.Fatalf("idempotence with 6 in flight: %v", err)
 	}
+	c.MaxInFlightRequestsPerConnection, c.Retries = 5, 0
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "requires retries > 0, have 0") {
+		t.Fatalf("idempotence with retries=0: %v", err)
+	}
 	c.EnableIdempotence = false
 	c.Acks = "0"
 	if err := c.Validate(); err != nil {

@@ -967,3 +967,26 @@ func TestKfakeCloseFromACallback(t *testing.T) {
 		t.Fatal("Close returned before the callback of the record in flight ran")
 	}
 }
+
+// TestKfakeUnsupportedProduceVersionFails: a broker that speaks no Produce
+// version this client does fails the batch with UNSUPPORTED_VERSION at once,
+// as Java's Sender does on a version mismatch; it is not retried until
+// delivery.timeout.ms, since the broker will not learn the version meanwhile.
+func TestKfakeUnsupportedProduceVersionFails(t *testing.T) {
+	vs := kversion.Stable()
+	vs.SetMaxKeyVersion(kmsg.Produce.Int16(), 2)
+	c := newFake(t, kfake.MaxVersions(vs), kfake.SeedTopics(1, "old"))
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.EnableIdempotence, cfg.Acks = false, "1"
+	cfg.DeliveryTimeoutMs = 120_000
+	p := newTestProducer(t, cfg)
+	res := newResults()
+	must(t, p.Produce(context.Background(), &Record{Topic: "old", Value: []byte("v")}, res.callback(0, "v")))
+	got := res.wait(t, 20*time.Second)
+	if len(got) != 1 || !errors.Is(got[0].err, ErrUnsupportedVersion) {
+		t.Fatalf("callbacks: %+v, want one failed with %v", got, ErrUnsupportedVersion)
+	}
+	if st := p.Stats(); st.Retries != 0 {
+		t.Fatalf("%d retries, want none", st.Retries)
+	}
+}

@@ -750,6 +750,17 @@ func addSeq(seq int32, n int) int32 {
 
 func (s *sender) handleResult(r *produceReq, now time.Time) {
 	s.broker(r.broker).inflight--
+	if errors.Is(r.err, ErrUnsupportedVersion) {
+		// Nothing was sent, and the broker will not learn a version
+		// meanwhile: Java's Sender fails such batches with
+		// UNSUPPORTED_VERSION, which is not retriable.
+		for _, b := range r.batches {
+			if s.landed(b) {
+				s.fail(b, fmt.Errorf("client: producing to %s: %w", b.part.tp, r.err))
+			}
+		}
+		return
+	}
 	if r.err != nil {
 		// The connection failed: nothing is known of these batches, so they
 		// are resent; an idempotent producer's sequence numbers make a
