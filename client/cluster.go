@@ -33,12 +33,32 @@ type topicMeta struct {
 	// writable are the partitions with a leader: where the sticky and
 	// round-robin partitioners send records without a key.
 	writable []int32
+	// used is set by each record produced to the topic (markUsed), and
+	// cleared by the refresh that notes it (see clusterConfig.topicIdle).
+	used atomic.Bool
+}
+
+// markUsed notes that a record was produced to t. It stores only when the
+// flag is clear, so that the producers' goroutines do not all write the
+// same cache line for every record.
+func (t *topicMeta) markUsed() {
+	if !t.used.Load() {
+		t.used.Store(true)
+	}
 }
 
 type partMeta struct {
 	leader      int32 // -1 when unknown
 	leaderEpoch int32
 	err         error
+}
+
+// topicMeta is the topic's metadata, nil if m has none.
+func (m *metadata) topicMeta(topic string) *topicMeta {
+	if m == nil {
+		return nil
+	}
+	return m.topics[topic]
 }
 
 // leader is the partition's leader, -1 when unknown.
@@ -61,6 +81,11 @@ type clusterConfig struct {
 	maxAge         time.Duration
 	autoCreate     bool // Metadata's allow_auto_topic_creation
 	metadataTopics func() []string
+	// topicIdle, when set, is the producer's metadata.max.idle.ms: a topic
+	// no record was produced to for this long is no longer asked for, as
+	// Java's ProducerMetadata forgets it. A consumer keeps its topics.
+	topicIdle time.Duration
+	now       func() time.Time // the clock topicIdle runs on; time.Now when nil
 }
 
 // cluster owns a client's broker connections (one per broker) and its view of
@@ -80,8 +105,10 @@ type cluster struct {
 
 	mu struct {
 		sync.Mutex
-		conns  map[int32]*conn // seeds use negative ids: -1 is seeds[0]
-		topics map[string]bool
+		conns map[int32]*conn // seeds use negative ids: -1 is seeds[0]
+		// topics are asked for in every refresh; each maps to the last
+		// time it was known to be in use (see clusterConfig.topicIdle).
+		topics map[string]time.Time
 		// newTopic: a topic was added since the last refresh began, so
 		// the next one goes at once, not a retry.backoff.ms after the
 		// last (Kafka's Metadata.requestUpdateForNewTopics does the
@@ -99,7 +126,7 @@ func newCluster(cfg clusterConfig, log *slog.Logger) *cluster {
 	c := &cluster{cfg: cfg, log: log, trigger: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.conns = make(map[int32]*conn)
-	c.mu.topics = make(map[string]bool)
+	c.mu.topics = make(map[string]time.Time)
 	c.mu.changed = make(chan struct{})
 	c.wg.Go(c.loop)
 	c.requestRefresh()
@@ -121,6 +148,14 @@ func (c *cluster) close() {
 
 func (c *cluster) snapshot() *metadata { return c.md.Load() }
 
+// now reads the clock topicIdle runs on.
+func (c *cluster) now() time.Time {
+	if c.cfg.now != nil {
+		return c.cfg.now()
+	}
+	return time.Now()
+}
+
 // changedCh is closed at the next metadata update (or failed refresh).
 func (c *cluster) changedCh() <-chan struct{} {
 	c.mu.Lock()
@@ -138,19 +173,28 @@ func (c *cluster) requestRefresh() {
 // addTopics makes topics part of every metadata request, refreshing at once
 // if one is new.
 func (c *cluster) addTopics(topics ...string) {
+	now := c.now()
 	c.mu.Lock()
 	added := false
 	for _, t := range topics {
-		if !c.mu.topics[t] {
-			c.mu.topics[t] = true
+		if _, ok := c.mu.topics[t]; !ok {
 			added = true
 		}
+		c.mu.topics[t] = now
 	}
 	c.mu.newTopic = c.mu.newTopic || added
 	c.mu.Unlock()
 	if added {
 		c.requestRefresh()
 	}
+}
+
+// needTopic asks for a refresh with topic in it: the sender holds a batch
+// for the topic and knows no leader for it, perhaps because the topic went
+// idle (topicIdle) just as the record was produced.
+func (c *cluster) needTopic(topic string) {
+	c.addTopics(topic)
+	c.requestRefresh()
 }
 
 func (c *cluster) lastErr() error {
@@ -295,7 +339,22 @@ func (c *cluster) takeNewTopic() bool {
 func (c *cluster) refresh() (incomplete bool, err error) {
 	c.mu.Lock()
 	topics := make([]string, 0, len(c.mu.topics))
-	for t := range c.mu.topics {
+	last, now := c.snapshot(), c.now()
+	for t, used := range c.mu.topics {
+		if c.cfg.topicIdle > 0 {
+			if tm := last.topicMeta(t); tm != nil && tm.used.Swap(false) {
+				used = now
+				c.mu.topics[t] = now
+			}
+			if now.Sub(used) > c.cfg.topicIdle {
+				// A record produced on the snapshot after this
+				// look finds no leader for its batch; the
+				// sender then asks for the topic again.
+				delete(c.mu.topics, t)
+				c.log.Debug("topic idle for metadata.max.idle.ms; no longer asking for it", "topic", t)
+				continue
+			}
+		}
 		topics = append(topics, t)
 	}
 	c.mu.Unlock()

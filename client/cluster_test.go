@@ -51,7 +51,7 @@ func TestBackoffEndsForANewTopic(t *testing.T) {
 		c := &cluster{trigger: make(chan struct{}, 1)}
 		c.ctx, c.cancel = context.WithCancel(context.Background())
 		defer c.cancel()
-		c.mu.topics = map[string]bool{"orders": true}
+		c.mu.topics = map[string]time.Time{"orders": time.Now()}
 		start := time.Now()
 		done := make(chan bool, 1)
 		go func() {

@@ -69,6 +69,12 @@ type ProducerConfig struct {
 	// MetadataMaxAgeMs is metadata.max.age.ms: metadata is refreshed at
 	// least this often. 300000.
 	MetadataMaxAgeMs int
+	// MetadataMaxIdleMs is metadata.max.idle.ms: a topic not produced to
+	// for this long leaves the metadata requests, so that a producer that
+	// moves from topic to topic (one a day, say) does not ask for every
+	// one it ever used. The next record for it asks again. 300000, at
+	// least 5000, as in Java.
+	MetadataMaxIdleMs int
 	// MaxRequestSize is max.request.size: the largest Produce request, and
 	// so the largest record. 1048576.
 	MaxRequestSize int
@@ -94,6 +100,7 @@ func DefaultProducerConfig() ProducerConfig {
 		RequestTimeoutMs:                 30000,
 		Partitioner:                      "default",
 		MetadataMaxAgeMs:                 300000,
+		MetadataMaxIdleMs:                300000,
 		MaxRequestSize:                   1 << 20,
 	}
 }
@@ -164,6 +171,9 @@ func (c ProducerConfig) Validate() error {
 	}
 	if c.MetadataMaxAgeMs <= 0 {
 		bad("metadata.max.age.ms = %d: must be > 0", c.MetadataMaxAgeMs)
+	}
+	if c.MetadataMaxIdleMs < 5000 {
+		bad("metadata.max.idle.ms = %d: must be >= 5000", c.MetadataMaxIdleMs)
 	}
 	if c.MaxRequestSize <= batch.HeaderSize {
 		bad("max.request.size = %d: must be > %d", c.MaxRequestSize, batch.HeaderSize)

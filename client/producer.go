@@ -206,6 +206,8 @@ func NewProducer(cfg ProducerConfig, opts ...Option) (*Producer, error) {
 			maxResponseBytes: defaultMaxResponseBytes, log: o.log},
 		retryBackoff: batch.Millis(cfg.RetryBackoffMs),
 		maxAge:       batch.Millis(cfg.MetadataMaxAgeMs),
+		topicIdle:    batch.Millis(cfg.MetadataMaxIdleMs),
+		now:          o.now,
 		autoCreate:   true,
 	}, o.log)
 	p.snd = newSender(p)
@@ -298,6 +300,7 @@ func (p *Producer) produceWaiting(ctx context.Context, r *Record, cb func(Record
 
 // produce partitions r among t's partitions and appends it.
 func (p *Producer) produce(ctx context.Context, t *topicMeta, r *Record, cb func(RecordMetadata, error)) error {
+	t.markUsed()
 	ts := r.Timestamp
 	if ts.IsZero() {
 		ts = p.now()

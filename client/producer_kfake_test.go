@@ -662,10 +662,10 @@ func TestKfakeSenderSeesMetadataChangedDuringItsPass(t *testing.T) {
 			}
 			md := p.cl.snapshot()
 			moved := &metadata{brokers: md.brokers, topics: maps.Clone(md.topics)}
-			tm := *md.topics["wake"]
-			tm.parts = slices.Clone(tm.parts)
+			old := md.topics["wake"]
+			tm := &topicMeta{name: old.name, id: old.id, err: old.err, parts: slices.Clone(old.parts), writable: old.writable}
 			tm.parts[1].leader = y
-			moved.topics["wake"] = &tm
+			moved.topics["wake"] = tm
 			p.cl.publish(moved, nil)
 		}
 		close(sent[tp])
@@ -988,5 +988,92 @@ func TestKfakeUnsupportedProduceVersionFails(t *testing.T) {
 	}
 	if st := p.Stats(); st.Retries != 0 {
 		t.Fatalf("%d retries, want none", st.Retries)
+	}
+}
+
+// TestKfakeIdleTopicLeavesTheMetadataRequests: a topic no record was produced
+// to for metadata.max.idle.ms is no longer asked for, as Java's producer
+// forgets it, so a producer that moves from topic to topic does not ask for
+// every topic it ever used; a topic produced to stays, and the forgotten one
+// comes back with its next record.
+func TestKfakeIdleTopicLeavesTheMetadataRequests(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "busy", "idle"))
+	var asked atomic.Pointer[[]string]
+	c.ControlKey(kmsg.Metadata.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		var names []string
+		for _, rt := range r.(*kmsg.MetadataRequest).Topics {
+			if rt.Topic != nil {
+				names = append(names, *rt.Topic)
+			}
+		}
+		slices.Sort(names)
+		asked.Store(&names)
+		return nil, nil, false
+	})
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.MetadataMaxIdleMs = 5000
+	p := newTestProducer(t, cfg, WithClock(clock))
+	produce := func(topic string) {
+		t.Helper()
+		for _, r := range produceValues(t, p, topic, 1, nil, topic) {
+			if r.err != nil {
+				t.Fatalf("producing to %s: %v", topic, r.err)
+			}
+		}
+	}
+	// askedFor refreshes the metadata until a request asks for want, a
+	// few times at most: a refresh under way may have begun before the
+	// clock moved.
+	askedFor := func(want ...string) {
+		t.Helper()
+		for range 5 {
+			ch := p.cl.changedCh()
+			p.cl.requestRefresh()
+			select {
+			case <-ch:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no metadata refresh within 10s")
+			}
+			if got := asked.Load(); got != nil && slices.Equal(*got, want) {
+				return
+			}
+		}
+		t.Fatalf("metadata requests ask for %v, want %v", *asked.Load(), want)
+	}
+	produce("busy")
+	produce("idle")
+	askedFor("busy", "idle")
+	skew.Store(int64(6 * time.Second))
+	produce("busy")
+	askedFor("busy")
+	produce("idle")
+	askedFor("busy", "idle")
+}
+
+// TestKfakeBatchForAForgottenTopicAsksForIt: a record produced on the
+// metadata just before its topic went idle (the refresh that forgets it
+// runs between the lookup and the append) leaves a batch whose topic no
+// request asks for; the sender, finding no leader for it, asks again.
+func TestKfakeBatchForAForgottenTopicAsksForIt(t *testing.T) {
+	c := newFake(t, kfake.SeedTopics(1, "gone"))
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.LingerMs = 100
+	p := newTestProducer(t, cfg)
+	produceValues(t, p, "gone", 1, nil, "first")
+	res := newResults()
+	must(t, p.Produce(context.Background(), &Record{Topic: "gone", Value: []byte("v")}, res.callback(0, "v")))
+	// What the refresh that forgets the topic leaves, while the batch
+	// lingers.
+	p.cl.mu.Lock()
+	delete(p.cl.mu.topics, "gone")
+	p.cl.mu.Unlock()
+	md := p.cl.snapshot()
+	p.cl.publish(&metadata{brokers: md.brokers, topics: map[string]*topicMeta{}}, nil)
+	got := res.wait(t, 15*time.Second)
+	if len(got) != 1 || got[0].err != nil {
+		t.Fatalf("the batch for a forgotten topic: %+v, want it delivered", got)
 	}
 }

@@ -550,7 +550,7 @@ func (s *sender) sendAll(now time.Time) {
 			}
 			leader := md.leader(pe.Partition.Topic, pe.Partition.Partition)
 			if leader < 0 {
-				s.p.cl.requestRefresh()
+				s.p.cl.needTopic(pe.Partition.Topic)
 				continue
 			}
 			bs := s.broker(leader)
@@ -657,7 +657,7 @@ func (s *sender) collectRetries(md *metadata, now time.Time) {
 		}
 		leader := md.leader(ps.tp.Topic, ps.tp.Partition)
 		if leader < 0 {
-			s.p.cl.requestRefresh()
+			s.p.cl.needTopic(ps.tp.Topic)
 			continue
 		}
 		if bs := s.broker(leader); bs.inflight < s.maxInFlight {
