@@ -59,6 +59,12 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
 		f.send()
 		return
 	}
+	if !validIsolationLevel(req.IsolationLevel) {
+		rq.log().Info("refusing Fetch: isolation_level must be 0 (read_uncommitted) or 1 (read_committed)", "isolation_level", req.IsolationLevel)
+		f.failAll(kerr.UnknownServerError.Code)
+		f.send()
+		return
+	}
 	dedupeFetch(req)
 	f.read()
 	f.unknownAtStart = f.unknown
@@ -74,6 +80,25 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) {
 	// Waiting on appends, not on the broker: out of queued.max.requests.
 	rq.conn.Park()
 	go f.wait()
+}
+
+// failAll answers the whole request with one error, as Kafka's
+// FetchRequest.getErrorResponse does for a request it cannot serve (Kafka's
+// IsolationLevel.forId throws on an unknown level): at the top level and,
+// before v13, in every partition named, without offsets.
+func (f *fetch) failAll(code int16) {
+	f.resp.ErrorCode = code
+	if f.req.Version >= 13 {
+		return
+	}
+	for _, rt := range f.req.Topics {
+		ft := fetchTopic{Name: rt.Topic}
+		for _, rp := range rt.Partitions {
+			ft.Partitions = append(ft.Partitions, fetchPartition{Partition: rp.Partition, ErrorCode: code,
+				HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1})
+		}
+		f.resp.Topics = append(f.resp.Topics, ft)
+	}
 }
 
 // enough reports whether the fetch should be answered now.
@@ -300,7 +325,7 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 	// what Gregor serves.
 	p, _, kerrCode := f.b.leaderFor(im, topic, rp.Partition, currentEpoch)
 	if kerrCode != nil {
-		fp.ErrorCode = kerrCode.Code
+		fp.ErrorCode = f.storageErrorByVersion(kerrCode.Code)
 		return
 	}
 	if f.req.ReplicaID >= 0 {
@@ -328,14 +353,7 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 		if errors.Is(err, segment.ErrOffsetOutOfRange) {
 			fp.ErrorCode = kerr.OffsetOutOfRange.Code
 		} else {
-			fp.ErrorCode = errorCode(err)
-			if fp.ErrorCode == kerr.KafkaStorageError.Code && f.req.Version <= 5 {
-				// As Kafka answers: a client of Fetch v5 or older
-				// may not know KAFKA_STORAGE_ERROR and would give
-				// up, where NOT_LEADER_OR_FOLLOWER makes it
-				// refresh its metadata and retry.
-				fp.ErrorCode = kerr.NotLeaderForPartition.Code
-			}
+			fp.ErrorCode = f.storageErrorByVersion(errorCode(err))
 			f.b.logger.Warn("fetch read failed", "partition", p.TopicPartition(), "err", err)
 		}
 		return
@@ -361,6 +379,16 @@ func (f *fetch) readPartition(im *raft.Image, topic string, rp kmsg.FetchRequest
 	// Every readable partition is watched, not only the empty ones: min_bytes
 	// counts the whole response, so an append anywhere may complete it.
 	f.parkable = append(f.parkable, parked{p: p, seenHW: res.HighWatermark})
+}
+
+// storageErrorByVersion answers KAFKA_STORAGE_ERROR as Kafka does: a client
+// of Fetch v5 or older may not know it and would give up, where
+// NOT_LEADER_OR_FOLLOWER makes it refresh its metadata and retry.
+func (f *fetch) storageErrorByVersion(code int16) int16 {
+	if code == kerr.KafkaStorageError.Code && f.req.Version <= 5 {
+		return kerr.NotLeaderForPartition.Code
+	}
+	return code
 }
 
 // release gives back the regions of a response that will not be sent, and

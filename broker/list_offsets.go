@@ -24,6 +24,10 @@ const (
 func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	im := b.image()
+	badIsolation := req.Version >= 2 && !validIsolationLevel(req.IsolationLevel)
+	if badIsolation {
+		rq.log().Info("refusing ListOffsets: isolation_level must be 0 (read_uncommitted) or 1 (read_committed)", "isolation_level", req.IsolationLevel)
+	}
 	// Kafka answers every entry of a partition named twice INVALID_REQUEST.
 	named := make(map[segment.TopicPartition]int)
 	for _, rt := range req.Topics {
@@ -39,6 +43,10 @@ func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) {
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			switch {
+			case badIsolation:
+				// Kafka's IsolationLevel.forId throws on any other
+				// id, which fails the whole request so.
+				sp.ErrorCode = kerr.UnknownServerError.Code
 			case named[segment.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] > 1:
 				sp.ErrorCode = kerr.InvalidRequest.Code
 			case !timestampSupported(rp.Timestamp, req.Version):
@@ -54,6 +62,10 @@ func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) {
 	}
 	rq.reply(resp)
 }
+
+// validIsolationLevel reports whether level is one Kafka knows:
+// read_uncommitted (0) or read_committed (1).
+func validIsolationLevel(level int8) bool { return level == 0 || level == 1 }
 
 // timestampSupported reports whether ListOffsets version v knows the
 // special (negative) timestamp ts, as Kafka's ReplicaManager checks: -1 and

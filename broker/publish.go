@@ -292,6 +292,11 @@ func (b *Broker) leaderFor(im *raft.Image, topic string, partition, currentLeade
 		// retries after refreshing its metadata.
 		return nil, pi, kerr.NotLeaderForPartition
 	}
+	if h.p.Log().Failed() != nil {
+		// Kafka takes a partition whose log dir failed offline: every
+		// request for it, whatever it asks, is KAFKA_STORAGE_ERROR.
+		return nil, pi, kerr.KafkaStorageError
+	}
 	epoch, leader := h.p.Leader()
 	switch {
 	case !leader:

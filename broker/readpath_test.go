@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -403,6 +404,82 @@ func TestFetchStorageErrorByVersion(t *testing.T) {
 		if got := r.do(req).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; got != tc.want.Code {
 			t.Errorf("Fetch v%d on a failed log: %v, want %v", tc.version, kerr.ErrorForCode(got), tc.want)
 		}
+	}
+}
+
+// TestFailedLogAnswersStorageErrorEverywhere: a partition whose log failed
+// is offline, as Kafka takes a failed log dir's partitions offline: every
+// request for it is KAFKA_STORAGE_ERROR (Fetch before v6 excepted, above),
+// not only the reads that touch the log. ListOffsets and OffsetForLeaderEpoch
+// answered from the offsets the broker still held, so a consumer resetting
+// or validating its position was told the dead partition was fine.
+func TestFailedLogAnswersStorageErrorEverywhere(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "dead", 1, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	produceRaw(r, 9, 1, "dead", 0, recordBatch(t, 3, 10))
+	p, _ := c.Brokers[0].Partition("dead", 0)
+	p.Log().Fail(errors.New("injected I/O error"))
+	want := kerr.KafkaStorageError.Code
+	for _, tc := range []struct {
+		version int16
+		ts      int64
+	}{{0, -1}, {7, -1}, {7, -2}, {7, time.Now().Add(-time.Hour).UnixMilli()}} {
+		if sp := r.do(listOffsetsRequest(tc.version, "dead", 1, tc.ts)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]; sp.ErrorCode != want {
+			t.Errorf("ListOffsets v%d for %d: %v, offset %d %v; want %v", tc.version, tc.ts, kerr.ErrorForCode(sp.ErrorCode), sp.Offset, sp.OldStyleOffsets, kerr.ErrorForCode(want))
+		}
+	}
+	ofle := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	ofle.Version, ofle.ReplicaID = 4, -1
+	ot := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	ot.Topic = "dead"
+	op := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	op.CurrentLeaderEpoch, op.LeaderEpoch = -1, 0
+	ot.Partitions = append(ot.Partitions, op)
+	ofle.Topics = append(ofle.Topics, ot)
+	if got := r.do(ofle).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]; got.ErrorCode != want || got.EndOffset != -1 {
+		t.Errorf("OffsetForLeaderEpoch: %v, end offset %d; want %v, -1", kerr.ErrorForCode(got.ErrorCode), got.EndOffset, kerr.ErrorForCode(want))
+	}
+	if got := r.do(fetchRequest(12, "dead", 0)).(*kmsg.FetchResponse).Topics[0].Partitions[0]; got.ErrorCode != want || got.HighWatermark != -1 {
+		t.Errorf("Fetch v12: %v, high watermark %d; want %v, -1", kerr.ErrorForCode(got.ErrorCode), got.HighWatermark, kerr.ErrorForCode(want))
+	}
+	if got := produceRaw(r, 9, 1, "dead", 0, recordBatch(t, 1, 10)); got.ErrorCode != want {
+		t.Errorf("Produce: %v, want %v", kerr.ErrorForCode(got.ErrorCode), kerr.ErrorForCode(want))
+	}
+}
+
+// TestUnknownIsolationLevel: Fetch and ListOffsets (v2+) with an
+// isolation_level other than 0 and 1 fail as a whole, as in Kafka, whose
+// IsolationLevel.forId throws: UNKNOWN_SERVER_ERROR in every partition
+// (Fetch v13 at the top level only), no offsets. Before, the level was read
+// as read_uncommitted.
+func TestUnknownIsolationLevel(t *testing.T) {
+	c := testcluster.Start(t, 1, nil)
+	createTopic(t, c, "iso", 2, nil)
+	r := dialRaw(t, c.Addrs()[0])
+	produceRaw(r, 9, 1, "iso", 0, recordBatch(t, 3, 10))
+	want := kerr.UnknownServerError.Code
+	list := listOffsetsRequest(5, "iso", 1, -1)
+	list.IsolationLevel = 7
+	if sp := r.do(list).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]; sp.ErrorCode != want || sp.Offset != -1 {
+		t.Errorf("ListOffsets, isolation_level 7: %v, offset %d; want %v, -1", kerr.ErrorForCode(sp.ErrorCode), sp.Offset, kerr.ErrorForCode(want))
+	}
+	fetch := fetchRequest(12, "iso", 0, 1)
+	fetch.IsolationLevel = -1
+	resp := r.do(fetch).(*kmsg.FetchResponse)
+	if resp.ErrorCode != want || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 2 {
+		t.Fatalf("Fetch v12, isolation_level -1: %v with %d topics; want %v in each partition", kerr.ErrorForCode(resp.ErrorCode), len(resp.Topics), kerr.ErrorForCode(want))
+	}
+	for _, fp := range resp.Topics[0].Partitions {
+		if fp.ErrorCode != want || fp.HighWatermark != -1 || len(fp.RecordBatches) != 0 {
+			t.Errorf("Fetch v12, isolation_level -1, partition %d: %v, high watermark %d, %d bytes", fp.Partition, kerr.ErrorForCode(fp.ErrorCode), fp.HighWatermark, len(fp.RecordBatches))
+		}
+	}
+	fetch.Version = 13
+	tp, _ := c.Brokers[0].Image().Topic("iso")
+	fetch.Topics[0].TopicID = tp.ID
+	if resp := r.do(fetch).(*kmsg.FetchResponse); resp.ErrorCode != want || len(resp.Topics) != 0 {
+		t.Errorf("Fetch v13, isolation_level -1: %v with %d topics; want %v and none", kerr.ErrorForCode(resp.ErrorCode), len(resp.Topics), kerr.ErrorForCode(want))
 	}
 }
 

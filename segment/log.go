@@ -413,6 +413,15 @@ func (l *Log) usableLocked() error {
 	return nil
 }
 
+// Failed returns the storage error that failed the log, nil while it has
+// not failed (a closed log has not failed). It takes no lock.
+func (l *Log) Failed() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 func (l *Log) usable() error {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
