@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -316,5 +318,90 @@ func TestProduceToMissingTopicFails(t *testing.T) {
 	r := gregor(t, "a\n", append([]string{"produce", "--topic", "missing"}, b...)...).want(t, 1)
 	if !strings.Contains(r.stderr, "UNKNOWN_TOPIC_OR_PARTITION") || !strings.Contains(r.stderr, "1 of 1 records not delivered") {
 		t.Errorf("stderr = %q", r.stderr)
+	}
+}
+
+// TestProduceToAnUnreachableBrokerEnds: with no broker to reach, produce
+// gives up after --delivery-timeout-ms (delivery.timeout.ms, two minutes by
+// default, as the Java producer does) and says so, rather than waiting for
+// an interrupt.
+func TestProduceToAnUnreachableBrokerEnds(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	r := gregor(t, "a\n", "produce", "--topic", "t", "--delivery-timeout-ms", "1000", "--bootstrap", addr).want(t, 1)
+	if !strings.Contains(r.stderr, "1 of 1 records not delivered") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+}
+
+// TestProduceALineOfAMegabyte: a line of 1,000,000 bytes is under the Java
+// producer's max.request.size (1 MiB) and the broker's message.max.bytes,
+// so it goes out as Kafka's console producer sends it; franz-go's default
+// batch limit (1,000,012 bytes with the batch's header) had refused it.
+func TestProduceALineOfAMegabyte(t *testing.T) {
+	bs := testcluster.Start(t, 1, nil).Bootstrap()
+	gregor(t, "", "topic", "create", "big", "--bootstrap", bs).want(t, 0)
+	line := strings.Repeat("x", 1_000_000)
+	gregor(t, line+"\n", "produce", "--topic", "big", "--bootstrap", bs).want(t, 0)
+	r := gregor(t, "", "consume", "--topic", "big", "--from-beginning", "--max-messages", "1", "--timeout", "10s", "--bootstrap", bs).want(t, 0)
+	if r.stdout != line+"\n" {
+		t.Errorf("consumed %d bytes, want %d", len(r.stdout), len(line)+1)
+	}
+}
+
+// terminal is stdin as a terminal gives it: lines, then a read that waits
+// for more. asked is closed when that read comes, which is once the lines
+// before it have been handed on.
+type terminal struct {
+	lines string
+	asked chan struct{}
+	done  <-chan struct{}
+}
+
+func (r *terminal) Read(p []byte) (int, error) {
+	if r.lines != "" {
+		n := copy(p, r.lines)
+		r.lines = r.lines[n:]
+		return n, nil
+	}
+	select {
+	case <-r.asked:
+	default:
+		close(r.asked)
+	}
+	<-r.done
+	return 0, io.EOF
+}
+
+// TestProduceInterruptSendsTheLinesRead: an interrupt (Ctrl-C) while
+// lines wait out linger.ms sends them, as Kafka's console producer closes
+// its producer, which sends what it holds. Before, they were failed.
+func TestProduceInterruptSendsTheLinesRead(t *testing.T) {
+	bs := testcluster.Start(t, 1, nil).Bootstrap()
+	gregor(t, "", "topic", "create", "t", "--partitions", "1", "--bootstrap", bs).want(t, 0)
+	stdin := &terminal{lines: "a\nb\n", asked: make(chan struct{}), done: t.Context().Done()}
+	ctx, interrupt := context.WithCancel(t.Context())
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"produce", "--topic", "t", "--linger-ms", "60000", "--bootstrap", bs}, stdin, &stdout, &stderr)
+	}()
+	<-stdin.asked
+	interrupt()
+	select {
+	case code := <-done:
+		if code != 1 || !strings.Contains(stderr.String(), "interrupted after 2 records") {
+			t.Errorf("exit %d, stderr %q; want 1 and the interrupt reported", code, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("produce did not end within 20s of the interrupt")
+	}
+	r := gregor(t, "", "consume", "--topic", "t", "--from-beginning", "--max-messages", "2", "--timeout", "10s", "--bootstrap", bs)
+	if r.stdout != "a\nb\n" {
+		t.Errorf("after the interrupt, consumed %q, want \"a\\nb\\n\" (stderr %q)", r.stdout, r.stderr)
 	}
 }

@@ -25,10 +25,11 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 Reads lines from stdin and produces each as one record (without its line
 ending). With --key-separator, the text before the first separator on a line
 is the record key and the rest its value; a line without the separator is
-an error. At end of input all records are flushed; the command exits 1 if
-any record was not delivered. A topic that does not exist is created by the
-first record where the broker allows it (auto.create.topics.enable), as
-Kafka's console producer does.`, stderr)
+an error. At end of input, or on an interrupt (as Kafka's console producer
+closes its producer), the lines read are sent; the command exits 1 if any
+record was not delivered within --delivery-timeout-ms. A topic that does not
+exist is created by the first record where the broker allows it
+(auto.create.topics.enable), as Kafka's console producer does.`, stderr)
 	bootstrap := addBootstrapFlag(fs)
 	topic := fs.String("topic", "", "topic to produce to (required)")
 	keySep := fs.String("key-separator", "", "split each line into key and value at the first `SEP` (default: no key)")
@@ -37,6 +38,7 @@ Kafka's console producer does.`, stderr)
 	// Kafka 4.0 changed the producer's linger.ms default from 0 to 5.
 	lingerMs := fs.Int("linger-ms", 5, "how long a batch waits for more records before it is sent (linger.ms)")
 	maxLineBytes := fs.Int("max-line-bytes", 1<<20, "longest accepted input line, in bytes without its line ending; Kafka's default message.max.bytes is about 1 MiB")
+	deliveryTimeoutMs := fs.Int("delivery-timeout-ms", 120000, "how long a record may take to be delivered, retries included, before it fails (delivery.timeout.ms)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -53,6 +55,10 @@ Kafka's console producer does.`, stderr)
 	if *maxLineBytes <= 0 {
 		return usagef("--max-line-bytes must be positive, got %d", *maxLineBytes)
 	}
+	if *deliveryTimeoutMs <= 0 {
+		return usagef("--delivery-timeout-ms must be positive, got %d", *deliveryTimeoutMs)
+	}
+	deliveryTimeout := time.Duration(*deliveryTimeoutMs) * time.Millisecond
 	opts, err := clientOpts(*bootstrap)
 	if err != nil {
 		return err
@@ -75,6 +81,13 @@ Kafka's console producer does.`, stderr)
 		kgo.AllowAutoTopicCreation(),
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(time.Duration(*lingerMs)*time.Millisecond),
+		// The Java producer's max.request.size: franz-go's default,
+		// 1,000,012 bytes, refused records of about 1 MB that Kafka's
+		// console producer sends.
+		kgo.ProducerBatchMaxBytes(1<<20),
+		// Without it a record waits for ever for a broker that cannot
+		// be reached; Java's producer gives up after delivery.timeout.ms.
+		kgo.RecordDeliveryTimeout(deliveryTimeout),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -83,9 +96,14 @@ Kafka's console producer does.`, stderr)
 
 	p := &lineProducer{cl: cl, stderr: stderr}
 	readErr := p.produceLines(ctx, stdin, *keySep, *maxLineBytes)
-	// Flush even after a read error: lines read before it were accepted
-	// and the user should learn whether they were delivered.
-	flushErr := cl.Flush(ctx)
+	// Flush even after a read error or an interrupt: lines read before it
+	// were accepted, and Kafka's console producer closes its producer on
+	// an interrupt, which sends them. The flush runs past the interrupt,
+	// bounded by the delivery timeout; a second interrupt ends the
+	// process (main's signal handling).
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
+	flushErr := cl.Flush(flushCtx)
+	cancel()
 	// Close fails whatever Flush left buffered (after a cancel), so every
 	// promise has run once it returns and wg.Wait cannot hang.
 	cl.Close()
@@ -95,7 +113,7 @@ Kafka's console producer does.`, stderr)
 	if readErr != nil {
 		errs = append(errs, readErr)
 	}
-	if flushErr != nil && ctx.Err() == nil {
+	if flushErr != nil {
 		errs = append(errs, fmt.Errorf("flush: %w", flushErr))
 	}
 	if p.failed > 0 {
@@ -169,17 +187,7 @@ func (p *lineProducer) produceLines(ctx context.Context, r io.Reader, keySep str
 	}()
 
 	lineNo := 0
-	for {
-		var l line
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return nil // reported by the caller, after the flush
-		case l, ok = <-lines:
-		}
-		if !ok {
-			return nil
-		}
+	handle := func(l line) error {
 		if l.err != nil {
 			return fmt.Errorf("reading stdin after line %d: %w", lineNo, l.err)
 		}
@@ -192,18 +200,48 @@ func (p *lineProducer) produceLines(ctx context.Context, r io.Reader, keySep str
 			k, v, found := strings.Cut(l.text, keySep)
 			if !found {
 				p.fail(lineNo, fmt.Errorf("no key separator %q on this line", keySep))
-				continue
+				return nil
 			}
 			rec.Key, rec.Value = []byte(k), []byte(v)
 		}
 		p.wg.Add(1)
 		n := lineNo
-		p.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		// Not ctx: records handed over before an interrupt are sent.
+		p.cl.Produce(context.WithoutCancel(ctx), rec, func(_ *kgo.Record, err error) {
 			defer p.wg.Done()
 			if err != nil {
 				p.fail(n, err)
 			}
 		})
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			// Lines read before the interrupt go out with the rest:
+			// they were typed and entered. (The interrupt is reported
+			// by the caller, after the flush.)
+			for {
+				select {
+				case l, ok := <-lines:
+					if !ok {
+						return nil
+					}
+					if err := handle(l); err != nil {
+						return err
+					}
+				default:
+					return nil
+				}
+			}
+		case l, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			if err := handle(l); err != nil {
+				return err
+			}
+		}
 	}
 }
 

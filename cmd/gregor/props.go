@@ -112,6 +112,13 @@ func parseProperties(name string, data []byte) (map[string]string, error) {
 		s := logical.String()
 		if continues(s) { // continuation at end of input: Java drops the backslash
 			s = s[:len(s)-1]
+			if s == "" {
+				// A lone backslash on the last line adds nothing.
+				// (Java reads it as an empty key when the line ends
+				// in LF and as nothing when it ends in CRLF; an
+				// empty key is refused here anyway.)
+				continue
+			}
 		}
 
 		key, value, err := splitProperty(s)

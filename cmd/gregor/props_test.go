@@ -81,6 +81,8 @@ func TestParsePropertiesLines(t *testing.T) {
 		{"lone backslash before a blank line", "\\\n\na=b\n", map[string]string{"a": "b"}},
 		{"lone backslash before blanks", "\\\n \t\n", map[string]string{}},
 		{"lone backslashes before a key", "\\\n\\\n  a=b", map[string]string{"a": "b"}},
+		{"lone backslash on the last line, CRLF", "a=1\r\n\\\r\n", map[string]string{"a": "1"}},
+		{"lone indented backslash on the last line", "a=1\n  \\", map[string]string{"a": "1"}},
 		{"backslash after a key still joins a comment-like line", "a\\\n#x", map[string]string{"a#x": ""}},
 	}
 	for _, tt := range tests {
