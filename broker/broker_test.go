@@ -583,15 +583,7 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	}
 	endOf := func(epoch int32) [2]int64 {
 		t.Helper()
-		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
-		req.Version, req.ReplicaID = 4, -1
-		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
-		rt.Topic = "epochs"
-		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-		rp.CurrentLeaderEpoch, rp.LeaderEpoch = -1, epoch
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		p := dialRaw(t, c.Addrs()[0]).do(req).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+		p := dialRaw(t, c.Addrs()[0]).do(offsetForLeaderEpochRequest("epochs", -1, epoch)).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
 		if p.ErrorCode != 0 {
 			t.Fatalf("OffsetForLeaderEpoch(%d): %v", epoch, kerr.ErrorForCode(p.ErrorCode))
 		}

@@ -277,14 +277,7 @@ func fuzzSeedRequests() []kmsg.Request {
 	add(produceRequest(9, -1, producePart{"t", 1, idempotent}))
 	add(fetchRequest(12, "t", 0, 1, 2))
 	add(listOffsetsRequest(7, "t", 1, -1, -2, -3, 0))
-	oe := kmsg.NewPtrOffsetForLeaderEpochRequest()
-	ot := kmsg.NewOffsetForLeaderEpochRequestTopic()
-	ot.Topic = "t"
-	op := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-	op.CurrentLeaderEpoch, op.LeaderEpoch = -1, 0
-	ot.Partitions = append(ot.Partitions, op)
-	oe.Topics = append(oe.Topics, ot)
-	add(oe)
+	add(offsetForLeaderEpochRequest("t", -1, 0))
 	add(kmsg.NewPtrInitProducerIDRequest())
 	dc := kmsg.NewPtrDescribeConfigsRequest()
 	for _, rt := range []struct {

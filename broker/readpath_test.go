@@ -429,15 +429,7 @@ func TestFailedLogAnswersStorageErrorEverywhere(t *testing.T) {
 			t.Errorf("ListOffsets v%d for %d: %v, offset %d %v; want %v", tc.version, tc.ts, kerr.ErrorForCode(sp.ErrorCode), sp.Offset, sp.OldStyleOffsets, kerr.ErrorForCode(want))
 		}
 	}
-	ofle := kmsg.NewPtrOffsetForLeaderEpochRequest()
-	ofle.Version, ofle.ReplicaID = 4, -1
-	ot := kmsg.NewOffsetForLeaderEpochRequestTopic()
-	ot.Topic = "dead"
-	op := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-	op.CurrentLeaderEpoch, op.LeaderEpoch = -1, 0
-	ot.Partitions = append(ot.Partitions, op)
-	ofle.Topics = append(ofle.Topics, ot)
-	if got := r.do(ofle).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]; got.ErrorCode != want || got.EndOffset != -1 {
+	if got := r.do(offsetForLeaderEpochRequest("dead", -1, 0)).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]; got.ErrorCode != want || got.EndOffset != -1 {
 		t.Errorf("OffsetForLeaderEpoch: %v, end offset %d; want %v, -1", kerr.ErrorForCode(got.ErrorCode), got.EndOffset, kerr.ErrorForCode(want))
 	}
 	if got := r.do(fetchRequest(12, "dead", 0)).(*kmsg.FetchResponse).Topics[0].Partitions[0]; got.ErrorCode != want || got.HighWatermark != -1 {
@@ -511,14 +503,7 @@ func TestCurrentLeaderEpoch(t *testing.T) {
 		fetch.Topics[0].Partitions[0].CurrentLeaderEpoch = tc.current
 		list := listOffsetsRequest(7, "le", 1, -1)
 		list.Topics[0].Partitions[0].CurrentLeaderEpoch = tc.current
-		ofle := kmsg.NewPtrOffsetForLeaderEpochRequest()
-		ofle.Version, ofle.ReplicaID = 4, -1
-		ot := kmsg.NewOffsetForLeaderEpochRequestTopic()
-		ot.Topic = "le"
-		op := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-		op.CurrentLeaderEpoch, op.LeaderEpoch = tc.current, epoch
-		ot.Partitions = append(ot.Partitions, op)
-		ofle.Topics = append(ofle.Topics, ot)
+		ofle := offsetForLeaderEpochRequest("le", tc.current, epoch)
 		for api, got := range map[string]int16{
 			"Fetch":                r.do(fetch).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode,
 			"ListOffsets":          r.do(list).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode,
@@ -533,6 +518,20 @@ func TestCurrentLeaderEpoch(t *testing.T) {
 			}
 		}
 	}
+}
+
+// offsetForLeaderEpochRequest is a consumer's OffsetForLeaderEpoch v4 for
+// partition 0 of topic.
+func offsetForLeaderEpochRequest(topic string, currentEpoch, epoch int32) *kmsg.OffsetForLeaderEpochRequest {
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.Version, req.ReplicaID = 4, -1
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.CurrentLeaderEpoch, rp.LeaderEpoch = currentEpoch, epoch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
 }
 
 func listOffsetsRequest(version int16, topic string, maxNum int32, timestamps ...int64) *kmsg.ListOffsetsRequest {
