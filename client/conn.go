@@ -46,7 +46,7 @@ var (
 	ErrClosed = errors.New("client: closed")
 	// ErrCloseInCallback is returned by a Producer's Close called from a
 	// produce callback, which closes without waiting (see Close).
-	ErrCloseInCallback = errors.New("client: Close called from a callback: it did not wait, and records not yet acknowledged failed with ErrClosed")
+	ErrCloseInCallback = errors.New("client: Close called from a callback: it did not wait for the records not yet acknowledged")
 	// ErrFlushInCallback is returned by a Producer's Flush called from a
 	// produce callback, where it would wait on itself.
 	ErrFlushInCallback = errors.New("client: Flush called from a callback, where it would wait on itself")

@@ -382,8 +382,9 @@ func (p *Producer) Flush(ctx context.Context) error {
 // Called from a callback, Close cannot wait for the callbacks: it would wait
 // on itself. As Java's KafkaProducer overrides the timeout of such a close
 // to 0, it then waits for nothing: records not yet acknowledged fail with
-// ErrClosed, their callbacks run once the calling one returns, and Close
-// returns ErrCloseInCallback.
+// ErrClosed (unless a Close begun elsewhere is still delivering them), their
+// callbacks run once the calling one returns, and Close returns
+// ErrCloseInCallback.
 func (p *Producer) Close(ctx context.Context) error {
 	if p.inCallback() {
 		p.log.Warn("client: Close called from a produce callback: closing without waiting, as Java's producer does")
