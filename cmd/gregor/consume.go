@@ -82,11 +82,19 @@ Stopping at --timeout before --max-messages were read exits 1.`, stderr)
 		// offset leaves an out-of-range one to the reset offset instead,
 		// as Kafka's consumer does.
 		ids, err := topicPartitions(ctx, opts, *topic, *timeout)
-		if err != nil {
-			if ctx.Err() != nil {
-				fmt.Fprintf(stderr, "Processed a total of 0 messages\n")
-				return nil // Ctrl-C is how a console consumer is stopped
+		switch {
+		case err != nil && ctx.Err() != nil:
+			fmt.Fprintf(stderr, "Processed a total of 0 messages\n")
+			return nil // Ctrl-C is how a console consumer is stopped
+		case errors.Is(err, context.DeadlineExceeded):
+			// --timeout passed with nothing to read, as when no
+			// broker answers the consumer itself (consumeLoop).
+			fmt.Fprintf(stderr, "Processed a total of 0 messages\n")
+			if *maxMessages > 0 {
+				return fmt.Errorf("no record for %v; got 0 of %d", *timeout, *maxMessages)
 			}
+			return nil
+		case err != nil:
 			return err
 		}
 		for _, id := range ids {
@@ -117,8 +125,9 @@ Stopping at --timeout before --max-messages were read exits 1.`, stderr)
 }
 
 // topicPartitions lists the partitions of topic, none if it does not exist.
-// A non-zero idle timeout bounds the lookup too, so that an unreachable
-// cluster fails as it does when consuming.
+// While no broker answers it asks again, as the consumer itself would (and
+// Kafka's does), until ctx ends or the idle timeout, if not zero, passes:
+// so an unreachable cluster ends the command as it does when consuming.
 func topicPartitions(ctx context.Context, opts []kgo.Opt, topic string, timeout time.Duration) ([]int32, error) {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -130,9 +139,22 @@ func topicPartitions(ctx context.Context, opts []kgo.Opt, topic string, timeout 
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("looking up the partitions of %s: %w", topic, err)
+	adm := kadm.NewClient(cl)
+	var topics kadm.TopicDetails
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		if topics, err = adm.ListTopics(ctx, topic); err == nil {
+			break
+		}
+		if ctx.Err() == nil {
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		return nil, fmt.Errorf("looking up the partitions of %s: %w (last error: %v)", topic, ctx.Err(), err)
 	}
 	d, ok := topics[topic]
 	switch {

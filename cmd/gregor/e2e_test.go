@@ -405,3 +405,29 @@ func TestProduceInterruptSendsTheLinesRead(t *testing.T) {
 		t.Errorf("after the interrupt, consumed %q, want \"a\\nb\\n\" (stderr %q)", r.stdout, r.stderr)
 	}
 }
+
+// TestConsumeFromAnUnreachableBrokerEndsAlike: with no broker to reach,
+// consume stops after --timeout as it does when no record comes, whether or
+// not it was given --offset (which looks up the topic's partitions first):
+// "Processed a total of 0 messages", and exit 1 only if --max-messages was
+// not reached.
+func TestConsumeFromAnUnreachableBrokerEndsAlike(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	for _, from := range [][]string{nil, {"--offset", "0"}} {
+		for _, tc := range []struct {
+			max  string
+			code int
+		}{{"0", 0}, {"1", 1}} {
+			args := append([]string{"consume", "--topic", "t", "--timeout", "500ms", "--max-messages", tc.max, "--bootstrap", addr}, from...)
+			r := gregor(t, "", args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, "Processed a total of 0 messages") {
+				t.Errorf("gregor %q: exit %d, stderr %q; want %d and the count", args, r.code, r.stderr, tc.code)
+			}
+		}
+	}
+}
