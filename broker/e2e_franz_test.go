@@ -55,11 +55,16 @@ func consumeAll(t *testing.T, c *testcluster.Cluster, topic string, n int, opts 
 	return out
 }
 
+// engineCases are the clusters the clients' produce and consume tests run
+// on: one node and three with the default engine, and one node with netpoll,
+// whose reading and writing differ most from std's.
+var engineCases = []struct {
+	nodes  int
+	engine string
+}{{1, netio.EngineStd}, {3, netio.EngineStd}, {1, netio.EngineNetpoll}}
+
 func TestFranzProduceConsumeEveryCodecAndAcks(t *testing.T) {
-	for _, tc := range []struct {
-		nodes  int
-		engine string
-	}{{1, netio.EngineStd}, {3, netio.EngineStd}, {1, netio.EngineNetpoll}} {
+	for _, tc := range engineCases {
 		t.Run(fmt.Sprintf("nodes=%d/engine=%s", tc.nodes, tc.engine), func(t *testing.T) { testFranzEveryCodecAndAcks(t, tc.nodes, tc.engine) })
 	}
 }

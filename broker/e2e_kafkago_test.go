@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"gregor/broker"
 	"gregor/internal/testcluster"
 )
 
@@ -432,13 +433,13 @@ func TestKafkaGoAdminMetadataListOffsets(t *testing.T) {
 }
 
 func TestKafkaGoWriterReader(t *testing.T) {
-	for _, nodes := range []int{1, 3} {
-		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) { testKafkaGoWriterReader(t, nodes) })
+	for _, tc := range engineCases {
+		t.Run(fmt.Sprintf("nodes=%d/engine=%s", tc.nodes, tc.engine), func(t *testing.T) { testKafkaGoWriterReader(t, tc.nodes, tc.engine) })
 	}
 }
 
-func testKafkaGoWriterReader(t *testing.T, nodes int) {
-	c := testcluster.Start(t, nodes, nil)
+func testKafkaGoWriterReader(t *testing.T, nodes int, engine string) {
+	c := testcluster.Start(t, nodes, func(_ int, cfg *broker.Config) { cfg.Net.Engine = engine })
 	const n = 200
 	balancers := []struct {
 		name  string

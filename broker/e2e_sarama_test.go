@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"gregor/broker"
 	"gregor/internal/testcluster"
 	"gregor/raft"
 )
@@ -493,13 +494,13 @@ func TestSaramaAdminReadYourWrites(t *testing.T) {
 }
 
 func TestSaramaProduceConsume(t *testing.T) {
-	for _, nodes := range []int{1, 3} {
-		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) { testSaramaProduceConsume(t, nodes) })
+	for _, tc := range engineCases {
+		t.Run(fmt.Sprintf("nodes=%d/engine=%s", tc.nodes, tc.engine), func(t *testing.T) { testSaramaProduceConsume(t, tc.nodes, tc.engine) })
 	}
 }
 
-func testSaramaProduceConsume(t *testing.T, nodes int) {
-	c := testcluster.Start(t, nodes, nil)
+func testSaramaProduceConsume(t *testing.T, nodes int, engine string) {
+	c := testcluster.Start(t, nodes, func(_ int, cfg *broker.Config) { cfg.Net.Engine = engine })
 	const n = 200
 	type produceFunc func(*testing.T, sarama.Client, []*sarama.ProducerMessage, sarama.RequiredAcks) map[string]saramaProduced
 	producers := []struct {
