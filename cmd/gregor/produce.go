@@ -26,8 +26,9 @@ Reads lines from stdin and produces each as one record (without its line
 ending). With --key-separator, the text before the first separator on a line
 is the record key and the rest its value; a line without the separator is
 an error. At end of input, or on an interrupt (as Kafka's console producer
-closes its producer), the lines read are sent; the command exits 1 if any
-record was not delivered within --delivery-timeout-ms. A topic that does not
+closes its producer), the lines read are sent (a second interrupt stops at
+once); the command exits 1 if any record was not delivered within
+--delivery-timeout-ms. A topic that does not
 exist is created by the first record where the broker allows it
 (auto.create.topics.enable), as Kafka's console producer does.`, stderr)
 	bootstrap := addBootstrapFlag(fs)
