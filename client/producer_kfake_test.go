@@ -1025,11 +1025,12 @@ func TestKfakeIdleTopicLeavesTheMetadataRequests(t *testing.T) {
 		}
 	}
 	// askedFor refreshes the metadata until a request asks for want, a
-	// few times at most: a refresh under way may have begun before the
-	// clock moved.
-	askedFor := func(want ...string) {
+	// few times at most, running before first before each: a refresh
+	// under way may have begun before the clock moved.
+	askedFor := func(before func(), want ...string) {
 		t.Helper()
 		for range 5 {
+			before()
 			ch := p.cl.changedCh()
 			p.cl.requestRefresh()
 			select {
@@ -1043,14 +1044,13 @@ func TestKfakeIdleTopicLeavesTheMetadataRequests(t *testing.T) {
 		}
 		t.Fatalf("metadata requests ask for %v, want %v", *asked.Load(), want)
 	}
-	produce("busy")
+	busy := func() { produce("busy") }
 	produce("idle")
-	askedFor("busy", "idle")
+	askedFor(busy, "busy", "idle")
 	skew.Store(int64(6 * time.Second))
-	produce("busy")
-	askedFor("busy")
+	askedFor(busy, "busy")
 	produce("idle")
-	askedFor("busy", "idle")
+	askedFor(busy, "busy", "idle")
 }
 
 // TestKfakeBatchForAForgottenTopicAsksForIt: a record produced on the
