@@ -12,12 +12,16 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// Latencies are recorded in microseconds, from 1 µs to an hour, with 3
+// Latencies are recorded in microseconds, from 1 µs to a week, with 3
 // significant digits: the same resolution as the OpenMessaging Benchmark,
-// and small enough (about 200 KB) to keep one per scenario in memory.
+// and small enough (about 250 KB) to keep one per scenario in memory. A
+// week is more than any latency a scenario can see (its warmup and its
+// measured phase are at most a day each, and its drain has a deadline), so
+// no value is ever clamped: an hour, the bound before, silently cut a
+// consumer's catch-up after a long outage down to an hour.
 const (
 	histLowestUs  = 1
-	histHighestUs = int64(time.Hour / time.Microsecond)
+	histHighestUs = int64(7 * 24 * time.Hour / time.Microsecond)
 	histSigFigs   = 3
 )
 
@@ -43,9 +47,8 @@ func NewRecorder() *Recorder {
 	return r
 }
 
-// Record adds one latency. Values outside the histogram's range are
-// clamped to it rather than lost: a record that took longer than an hour
-// still counts, as the slowest.
+// Record adds one latency. Values outside the histogram's range (below
+// 1 µs; none above it can arise) are clamped to it rather than lost.
 func (r *Recorder) Record(d time.Duration) {
 	us := d.Microseconds()
 	us = min(max(us, histLowestUs), histHighestUs)
