@@ -23,6 +23,7 @@ func tinyWorkload(t *testing.T, extra string) *Workload {
 partitionsPerTopic: 2
 messageSize: 128
 producerRate: 200
+warmupDurationSeconds: 0
 testDurationSeconds: 1
 producer:
   linger.ms: 1
@@ -275,6 +276,9 @@ func runOneScenario(ctx context.Context, t *testing.T, yaml string, d Driver, ad
 // adm, in the caller's synctest bubble.
 func runFirstScenario(ctx context.Context, t *testing.T, yaml string, d Driver, adm scenarioAdmin, cfg Config) ScenarioResult {
 	t.Helper()
+	if !strings.Contains(yaml, "warmupDuration") {
+		yaml = "warmupDurationSeconds: 0\n" + yaml // not OMB's minute
+	}
 	w, err := ParseWorkload([]byte("name: unit\n"+yaml), "unit.yaml")
 	if err != nil {
 		t.Fatal(err)

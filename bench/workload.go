@@ -47,7 +47,8 @@ type Workload struct {
 	// second; 0 sends as fast as the producers are acknowledged.
 	ProducerRate float64 `json:"producerRate"`
 	// The durations appear in JSON as testDurationSeconds and
-	// warmupDurationSeconds (see MarshalJSON).
+	// warmupDurationSeconds (see MarshalJSON). Without either warmup
+	// field the warmup is a minute, as OMB's default.
 	TestDuration   time.Duration `json:"-"`
 	WarmupDuration time.Duration `json:"-"`
 
@@ -420,6 +421,13 @@ func ParseWorkload(data []byte, source string) (*Workload, error) {
 		p.errs = append(p.errs, errors.New("warmupDurationSeconds: given together with warmupDurationMinutes; use one"))
 	}
 	w.WarmupDuration = time.Duration(max(warmMinutes, 0))*time.Minute + time.Duration(max(warmSeconds, 0))*time.Second
+	if warmMinutes < 0 && warmSeconds < 0 {
+		// OMB's Workload.warmupDurationMinutes defaults to 1, and its
+		// shipped workloads leave it out: without the same default their
+		// cold start (connections, the first metadata, fresh page-cache
+		// pages) would be measured here and not there.
+		w.WarmupDuration = time.Minute
+	}
 
 	if sweepNode != nil {
 		p.sweep(w, sweepNode, producerSet, rfSet, minISRSet)

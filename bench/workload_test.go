@@ -20,12 +20,18 @@ func TestParseWorkloadDefaults(t *testing.T) {
 	}
 	if w.Name != "t" || w.Topics != 1 || w.PartitionsPerTopic != 1 || w.MessageSize != 1024 || w.KeyDistributor != NoKey ||
 		w.ProducersPerTopic != 1 || w.SubscriptionsPerTopic != 1 || w.ConsumerPerSubscription != 1 || w.ProducerRate != 0 ||
-		w.TestDuration != time.Second || w.WarmupDuration != 0 || w.ReplicationFactor != 1 || w.MinInsyncReplicas != 1 ||
+		w.TestDuration != time.Second || w.WarmupDuration != time.Minute || w.ReplicationFactor != 1 || w.MinInsyncReplicas != 1 ||
 		w.Payload != PayloadText {
 		t.Errorf("defaults: %+v", w)
 	}
 	if w.Producer != DefaultProducerSettings() {
 		t.Errorf("producer defaults: %+v", w.Producer)
+	}
+	// The warmup is OMB's minute only when no field gives one: 0 is 0.
+	if w, err := ParseWorkload([]byte(minimal+"warmupDurationMinutes: 0\n"), "w.yaml"); err != nil {
+		t.Error(err)
+	} else if w.WarmupDuration != 0 {
+		t.Errorf("warmupDurationMinutes: 0 gives a warmup of %v, want none", w.WarmupDuration)
 	}
 }
 
