@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -326,12 +325,7 @@ func TestProduceToMissingTopicFails(t *testing.T) {
 // default, as the Java producer does) and says so, rather than waiting for
 // an interrupt.
 func TestProduceToAnUnreachableBrokerEnds(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := deadAddr(t)
 	r := gregor(t, "a\n", "produce", "--topic", "t", "--delivery-timeout-ms", "1000", "--bootstrap", addr).want(t, 1)
 	if !strings.Contains(r.stderr, "1 of 1 records not delivered") {
 		t.Errorf("stderr = %q", r.stderr)
@@ -412,12 +406,7 @@ func TestProduceInterruptSendsTheLinesRead(t *testing.T) {
 // "Processed a total of 0 messages", and exit 1 only if --max-messages was
 // not reached.
 func TestConsumeFromAnUnreachableBrokerEndsAlike(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := deadAddr(t)
 	for _, from := range [][]string{nil, {"--offset", "0"}} {
 		for _, tc := range []struct {
 			max  string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -390,12 +389,7 @@ func TestParseTopicPartitions(t *testing.T) {
 // TestGroupUnreachableCluster: like the topic commands, a dead bootstrap
 // address ends in exit 1 within --timeout.
 func TestGroupUnreachableCluster(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now: connections are refused
+	addr := deadAddr(t)
 	for _, args := range [][]string{{"list"}, {"describe", "g"}, {"delete", "g"}} {
 		r := gregor(t, "", append(append([]string{"group"}, args...), "--bootstrap", addr, "--timeout", "300ms")...).want(t, 1)
 		if !strings.Contains(r.stderr, "gregor group: "+args[0]) {

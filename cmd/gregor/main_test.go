@@ -137,15 +137,23 @@ func TestParseFlagsInterspersed(t *testing.T) {
 	}
 }
 
-// TestUnreachableClusterFails checks that a dead bootstrap address ends in
-// exit code 1 within --timeout instead of retrying forever.
-func TestUnreachableClusterFails(t *testing.T) {
+// deadAddr is a loopback address where nothing listens: connections to it
+// are refused.
+func deadAddr(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close() // nothing listens there now: connections are refused
+	l.Close()
+	return addr
+}
+
+// TestUnreachableClusterFails checks that a dead bootstrap address ends in
+// exit code 1 within --timeout instead of retrying forever.
+func TestUnreachableClusterFails(t *testing.T) {
+	addr := deadAddr(t)
 
 	start := time.Now()
 	r := gregor(t, "", "topic", "list", "--bootstrap", addr, "--timeout", "300ms").want(t, 1)
