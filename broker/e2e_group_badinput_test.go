@@ -259,25 +259,34 @@ func TestGroupBadInput(t *testing.T) {
 		}
 	})
 
+	// Transactions are not supported: a transactional id is refused as
+	// InitProducerId refuses it, with an error Kafka's clients take as
+	// fatal; an unknown key type is a bad request.
 	t.Run("transactional coordinator", func(t *testing.T) {
-		for _, v := range []int16{1, 3} {
-			req := kmsg.NewPtrFindCoordinatorRequest()
-			req.Version, req.CoordinatorType, req.CoordinatorKey = v, 1, "a-transactional-id"
-			resp := r.do(req).(*kmsg.FindCoordinatorResponse)
-			if resp.ErrorCode != kerr.InvalidRequest.Code || resp.NodeID != -1 || resp.ErrorMessage == nil {
-				t.Errorf("FindCoordinator v%d for a transactional id: %s node %d message %v, want INVALID_REQUEST, -1, a message",
-					v, code(resp.ErrorCode), resp.NodeID, resp.ErrorMessage)
+		for _, c := range []struct {
+			keyType int8
+			want    int16
+		}{{1, kerr.TransactionalIDAuthorizationFailed.Code}, {2, kerr.InvalidRequest.Code}} {
+			for _, v := range []int16{1, 3} {
+				req := kmsg.NewPtrFindCoordinatorRequest()
+				req.Version, req.CoordinatorType, req.CoordinatorKey = v, c.keyType, "a-transactional-id"
+				resp := r.do(req).(*kmsg.FindCoordinatorResponse)
+				if resp.ErrorCode != c.want || resp.NodeID != -1 || resp.ErrorMessage == nil {
+					t.Errorf("FindCoordinator v%d for key type %d: %s node %d message %v, want %s, -1, a message",
+						v, c.keyType, code(resp.ErrorCode), resp.NodeID, resp.ErrorMessage, code(c.want))
+				}
 			}
-		}
-		req := kmsg.NewPtrFindCoordinatorRequest()
-		req.Version, req.CoordinatorType, req.CoordinatorKeys = 4, 1, []string{"txn-1", "txn-2"}
-		resp := r.do(req).(*kmsg.FindCoordinatorResponse)
-		if len(resp.Coordinators) != 2 {
-			t.Fatalf("FindCoordinator v4 for two transactional ids: %d answers", len(resp.Coordinators))
-		}
-		for i, c := range resp.Coordinators {
-			if c.Key != req.CoordinatorKeys[i] || c.ErrorCode != kerr.InvalidRequest.Code || c.NodeID != -1 {
-				t.Errorf("FindCoordinator v4 for %s: key %q %s node %d, want INVALID_REQUEST, -1", req.CoordinatorKeys[i], c.Key, code(c.ErrorCode), c.NodeID)
+			req := kmsg.NewPtrFindCoordinatorRequest()
+			req.Version, req.CoordinatorType, req.CoordinatorKeys = 4, c.keyType, []string{"txn-1", "txn-2"}
+			resp := r.do(req).(*kmsg.FindCoordinatorResponse)
+			if len(resp.Coordinators) != 2 {
+				t.Fatalf("FindCoordinator v4 for two keys of type %d: %d answers", c.keyType, len(resp.Coordinators))
+			}
+			for i, co := range resp.Coordinators {
+				if co.Key != req.CoordinatorKeys[i] || co.ErrorCode != c.want || co.NodeID != -1 || co.ErrorMessage == nil {
+					t.Errorf("FindCoordinator v4 for %s of type %d: key %q %s node %d, want %s, -1, a message",
+						req.CoordinatorKeys[i], c.keyType, co.Key, code(co.ErrorCode), co.NodeID, code(c.want))
+				}
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -814,9 +815,13 @@ func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) 
 
 // handleFindCoordinator answers where each group's coordinator is: the
 // leader of its partition of offsetsTopic, which is created on first use.
-// Transactions are not supported, so a transactional key gets
-// INVALID_REQUEST. On its own goroutine, since creating the topic waits on
-// the controller.
+// Transactions are not supported: a transactional key gets
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as InitProducerId answers a
+// transactional id, which Kafka's clients (Java, librdkafka) take as fatal
+// at once, where a retriable answer would leave their init_transactions
+// retrying until it times out. Other key types (share groups) get
+// INVALID_REQUEST, as from a Kafka broker without a share coordinator. On its
+// own goroutine, since creating the topic waits on the controller.
 func (b *Broker) handleFindCoordinator(rq *request, req *kmsg.FindCoordinatorRequest) {
 	keys := req.CoordinatorKeys
 	if req.Version < 4 {
@@ -851,10 +856,15 @@ func (b *Broker) handleFindCoordinator(rq *request, req *kmsg.FindCoordinatorReq
 				}
 			}
 		}
+	case 1:
+		for i := range answers {
+			answers[i] = answer{node: -1, port: -1, code: kerr.TransactionalIDAuthorizationFailed.Code,
+				errMessage: kmsg.StringPtr("Gregor does not support transactions: there is no transaction coordinator")}
+		}
 	default:
 		for i := range answers {
 			answers[i] = answer{node: -1, port: -1, code: kerr.InvalidRequest.Code,
-				errMessage: kmsg.StringPtr("Gregor has no transactions: no transaction coordinator")}
+				errMessage: kmsg.StringPtr(fmt.Sprintf("no coordinator of type %d: Gregor coordinates consumer groups (type 0) only", req.CoordinatorType))}
 		}
 	}
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)

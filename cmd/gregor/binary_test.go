@@ -66,16 +66,29 @@ func startProcess(t *testing.T, cmd *exec.Cmd) *gregorProcess {
 // kcat runs kcat with args and stdin, bounded by 60 s.
 func kcat(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
+	stdout, stderr, err := kcatOutputs(stdin, args...)
+	if err != nil {
+		t.Fatalf("kcat %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return stdout
+}
+
+// kcatRun runs kcat, bounded to a minute, and returns its standard error
+// and how it ended.
+func kcatRun(stdin string, args ...string) (stderr string, err error) {
+	_, stderr, err = kcatOutputs(stdin, args...)
+	return stderr, err
+}
+
+func kcatOutputs(stdin string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "kcat", args...)
 	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kcat %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String()
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
 }
 
 // TestBinaryWithKcatAndKill9 runs the real binary: kcat (librdkafka)
@@ -127,6 +140,15 @@ num.partitions=3
 	}
 	if got := consume(); !slices.Equal(got, want) {
 		t.Fatalf("kcat consumed %d records, want %d", len(got), len(want))
+	}
+
+	// Gregor has no transactions: a transactional producer is told so at
+	// once (librdkafka takes the answer as fatal) instead of retrying
+	// until init_transactions times out.
+	start := time.Now()
+	out, err := kcatRun("x\n", "-P", "-b", addr, "-t", "lines", "-X", "transactional.id=tx")
+	if err == nil || !strings.Contains(out, "Gregor does not support transactions") {
+		t.Errorf("transactional kcat producer: err %v after %v, want a failure naming Gregor's lack of transactions; stderr:\n%s", err, time.Since(start), out)
 	}
 
 	// SIGKILL: no controlled shutdown, no clean-shutdown marker.
